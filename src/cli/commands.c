@@ -1,0 +1,474 @@
+/*
+ * commands.c
+ *    The dispatch table of the pgmover client and its command handlers.
+ *
+ * One row per command: its name (also the protocol "cmd"), whether it takes
+ * a job, the options it allows, the handler and the human renderer of its
+ * result. Most commands are one request through cmd_daemon; create builds
+ * arguments, watch follows the event stream, plan and stand-alone verify run
+ * in-process through the pgmover library.
+ */
+#include <errno.h>
+#include <string.h>
+
+#if defined(__has_include)
+#if __has_include("pgm_config.h")
+#include "pgm_config.h"
+#endif
+#endif
+
+#include "cli.h"
+
+#ifndef PGM_VERSION
+#define PGM_VERSION "0.1.0"
+#endif
+
+static int	cmd_daemon(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int	cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int	cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int	cmd_verify(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int	cmd_plan(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int	cmd_help(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static void render_version(const pgm_cli_args_t *args, const cJSON *result);
+static void render_describe(const pgm_cli_args_t *args, const cJSON *result);
+static void render_jobs(const pgm_cli_args_t *args, const cJSON *result);
+static void render_status(const pgm_cli_args_t *args, const cJSON *result);
+static void render_state(const pgm_cli_args_t *args, const cJSON *result);
+static void render_created(const pgm_cli_args_t *args, const cJSON *result);
+
+const pgm_cli_command_t pgm_cli_commands[] = {
+	{"create", PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_CREATE, cmd_create, render_created,
+	"create JOB --source URL --target URL --method dump|pglogical [--set key=value ...]",
+	"create a migration job"},
+	{"start", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "start JOB",
+	"provision the target and start the initial sync"},
+	{"status", PGM_CLI_JOB_OPTIONAL, 0, cmd_daemon, render_status, "status [JOB]",
+	"show one job in detail, or a table of all jobs"},
+	{"watch", PGM_CLI_JOB_REQUIRED, 0, cmd_watch, NULL, "watch JOB",
+	"follow a job's transitions and progress until it ends"},
+	{"jobs", PGM_CLI_JOB_NONE, 0, cmd_daemon, render_jobs, "jobs", "list the jobs"},
+	{"freeze", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "freeze JOB",
+	"stop writes on the source and take the final sync"},
+	{"thaw", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "thaw JOB",
+	"allow writes on the source again"},
+	{"verify", PGM_CLI_JOB_OPTIONAL, PGM_CLI_OPT_COMPARE, cmd_verify, render_state,
+	"verify JOB\nverify --source URL --target URL [--tables a,b]",
+	"verify a frozen job, or compare two databases in-process"},
+	{"cutover", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "cutover JOB",
+	"switch to the target and open the rollback window"},
+	{"rollback", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "rollback JOB",
+	"switch back to the source within the rollback window"},
+	{"finish", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "finish JOB",
+	"close the rollback window and complete the job"},
+	{"abort", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "abort JOB",
+	"abort a job before cutover and drop what it created"},
+	{"retry", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "retry JOB",
+	"resume a failed job from its last durable step"},
+	{"plan", PGM_CLI_JOB_NONE, PGM_CLI_OPT_CREATE | PGM_CLI_OPT_BIT(PGM_CLI_OPT_TABLES), cmd_plan, NULL,
+	"plan --source URL --target URL", "check a migration in-process, touching nothing"},
+	{"describe", PGM_CLI_JOB_NONE, 0, cmd_daemon, render_describe, "describe",
+	"show the job state machine"},
+	{"version", PGM_CLI_JOB_NONE, 0, cmd_daemon, render_version, "version",
+	"show the client and daemon versions"},
+	{"help", PGM_CLI_JOB_OPTIONAL, 0, cmd_help, NULL, "help [COMMAND]", "show help"},
+	{NULL, PGM_CLI_JOB_NONE, 0, NULL, NULL, NULL, NULL}
+};
+
+/* States after which a job changes no more: watch stops there */
+static const char *const terminal_states[] = {"completed", "aborted", "rolled_back", NULL};
+
+/*
+ * pgm_cli_command_find looks a command word up in the dispatch table.
+ */
+const pgm_cli_command_t *
+pgm_cli_command_find(const char *name)
+{
+	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++)
+	{
+		if (strcmp(c->name, name) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+/*
+ * cli_request connects, sends one request and waits for the reply. With
+ * --json the reply line is printed unchanged; a refusal is reported (human
+ * mode) and gives PGM_CLI_EXIT_FAILED. Takes ownership of req_args.
+ */
+static int
+cli_request(const pgm_cli_args_t *args, pgm_cli_conn_t *client, const char *cmd,
+			cJSON *req_args, pgm_cli_reply_t *reply)
+{
+	int			rc;
+
+	memset(reply, 0, sizeof(*reply));
+	rc = pgm_cli_conn_open(client, args->socket);
+	if (rc != PGM_CLI_EXIT_OK)
+	{
+		cJSON_Delete(req_args);
+		return rc;
+	}
+	rc = pgm_cli_conn_call(client, cmd, args->job, req_args, reply);
+	if (rc != PGM_CLI_EXIT_OK)
+		return rc;
+	if (args->json)
+		printf("%s\n", reply->line);
+	if (!reply->ok)
+	{
+		if (!args->json)
+			pgm_cli_output_reply_error(reply->error);
+		return PGM_CLI_EXIT_FAILED;
+	}
+	return PGM_CLI_EXIT_OK;
+}
+
+/*
+ * cmd_daemon runs a command that is exactly one request with no arguments,
+ * rendering the result with the row's renderer.
+ */
+static int
+cmd_daemon(pgm_cli_args_t *args, const pgm_cli_command_t *command)
+{
+	pgm_cli_conn_t client;
+	pgm_cli_reply_t reply;
+	int			rc = cli_request(args, &client, command->name, NULL, &reply);
+
+	if (rc == PGM_CLI_EXIT_OK && !args->json)
+		command->render(args, reply.result);
+	pgm_cli_reply_free(&reply);
+	pgm_cli_conn_close(&client);
+	return rc;
+}
+
+/*
+ * cmd_create checks that --source, --target and --method are there, then
+ * sends them with the --set options. The daemon validates the values.
+ */
+static int
+cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command)
+{
+	pgm_cli_conn_t client;
+	pgm_cli_reply_t reply;
+	cJSON	   *req_args;
+	const char *missing = args->source == NULL ? "--source" :
+		args->target == NULL ? "--target" : args->method == NULL ? "--method" : NULL;
+	int			rc;
+
+	if (missing != NULL)
+	{
+		pgm_cli_output_error("missing %s for \"create\"", missing);
+		pgm_cli_usage_hint(command);
+		return PGM_CLI_EXIT_USAGE;
+	}
+	req_args = cJSON_CreateObject();
+	if (req_args == NULL ||
+		cJSON_AddStringToObject(req_args, "source", args->source) == NULL ||
+		cJSON_AddStringToObject(req_args, "target", args->target) == NULL ||
+		cJSON_AddStringToObject(req_args, "method", args->method) == NULL ||
+		!cJSON_AddItemReferenceToObject(req_args, "options", args->options))
+	{
+		cJSON_Delete(req_args);
+		pgm_cli_output_error("out of memory building the \"create\" request");
+		pgm_cli_output_hint("free some memory and retry the command");
+		return PGM_CLI_EXIT_FAILED;
+	}
+	rc = cli_request(args, &client, command->name, req_args, &reply);
+	if (rc == PGM_CLI_EXIT_OK && !args->json)
+		command->render(args, reply.result);
+	pgm_cli_reply_free(&reply);
+	pgm_cli_conn_close(&client);
+	return rc;
+}
+
+/*
+ * state_is_terminal tells whether watch should stop at this state.
+ */
+static bool
+state_is_terminal(const char *state)
+{
+	for (const char *const *t = terminal_states; state != NULL && *t != NULL; t++)
+	{
+		if (strcmp(*t, state) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * watch_on_sigint records Ctrl-C; SA_RESETHAND makes a second one kill.
+ */
+static void
+watch_on_sigint(int signo)
+{
+	pgm_cli_interrupted = 1;
+}
+
+/*
+ * event_state returns the job state an event reports, if any: the "to" of
+ * a transition, or the status "state" of a progress tick.
+ */
+static const char *
+event_state(const cJSON *event)
+{
+	const char *kind = pgm_cli_json_string(event, "event", "");
+
+	if (strcmp(kind, "transition") == 0)
+		return pgm_cli_json_string(event, "to", NULL);
+	if (strcmp(kind, "progress") == 0)
+		return pgm_cli_json_string(cJSON_GetObjectItemCaseSensitive(event, "status"), "state", NULL);
+	return NULL;
+}
+
+/*
+ * watch_follow reads event lines until the job reaches a terminal state or
+ * the daemon closes the connection (both exit 0), printing each line
+ * unchanged (--json) or as one human line. done says the job has already
+ * ended.
+ */
+static int
+watch_follow(const pgm_cli_args_t *args, pgm_cli_conn_t *client, bool done)
+{
+	char	   *line;
+	pgm_cli_read_t rc;
+
+	while (!done)
+	{
+		cJSON	   *event;
+
+		rc = pgm_cli_conn_read_line(client, &line);
+		if (rc != PGM_CLI_READ_LINE)
+			return rc == PGM_CLI_READ_ERROR ? PGM_CLI_EXIT_UNREACHABLE : PGM_CLI_EXIT_OK;
+		if (args->json)
+			printf("%s\n", line);
+		event = cJSON_Parse(line);
+		if (!cJSON_IsObject(event))
+		{
+			cJSON_Delete(event);
+			pgm_cli_output_error("pgmoverd at \"%s\" sent an event that is not a JSON object", args->socket);
+			pgm_cli_output_hint("check that client and daemon versions match (\"pgmover version\")");
+			return PGM_CLI_EXIT_UNREACHABLE;
+		}
+		done = state_is_terminal(event_state(event));
+		if (!args->json)
+			pgm_cli_output_event(stdout, event);
+		cJSON_Delete(event);
+		if (fflush(stdout) != 0)
+			return PGM_CLI_EXIT_FAILED;		/* reader went away, e.g. "| head" */
+	}
+	return PGM_CLI_EXIT_OK;
+}
+
+/*
+ * cmd_watch subscribes to a job's events. The ok reply carries the job's
+ * status; if the job has already ended there is nothing to wait for.
+ * Ctrl-C stops watching; main then re-raises SIGINT so that shells and
+ * scripts see the interruption.
+ */
+static int
+cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command)
+{
+	struct sigaction sa;
+	pgm_cli_conn_t client;
+	pgm_cli_reply_t reply;
+	const char *state;
+	int			rc;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = watch_on_sigint;
+	sa.sa_flags = SA_RESETHAND;		/* no SA_RESTART: read() must see EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+
+	rc = cli_request(args, &client, command->name, NULL, &reply);
+	if (rc == PGM_CLI_EXIT_OK)
+	{
+		state = pgm_cli_json_string(reply.result, "state", NULL);
+		if (!args->json && state != NULL)
+		{
+			cJSON	   *event = cJSON_CreateObject();
+
+			cJSON_AddStringToObject(event, "event", "progress");
+			cJSON_AddStringToObject(event, "job", pgm_cli_json_string(reply.result, "name", args->job));
+			cJSON_AddItemReferenceToObject(event, "status", (cJSON *) reply.result);
+			pgm_cli_output_event(stdout, event);
+			cJSON_Delete(event);
+		}
+		fflush(stdout);
+		rc = watch_follow(args, &client, state_is_terminal(state));
+	}
+	pgm_cli_reply_free(&reply);
+	pgm_cli_conn_close(&client);
+	return pgm_cli_interrupted ? PGM_CLI_EXIT_OK : rc;
+}
+
+/*
+ * cmd_verify is "verify JOB" through the daemon, or, without a job name,
+ * the in-process comparison of --source and --target.
+ */
+static int
+cmd_verify(pgm_cli_args_t *args, const pgm_cli_command_t *command)
+{
+	if (args->job != NULL && (args->given & PGM_CLI_OPT_COMPARE) != 0)
+	{
+		pgm_cli_output_error("\"verify JOB\" takes no --source, --target or --tables");
+		pgm_cli_output_hint("to compare two databases outside a job, leave out the job name");
+		return PGM_CLI_EXIT_USAGE;
+	}
+	if (args->job != NULL)
+		return cmd_daemon(args, command);
+	if (args->source == NULL || args->target == NULL)
+	{
+		pgm_cli_output_error("verify needs a job name, or --source and --target");
+		pgm_cli_usage_hint(command);
+		return PGM_CLI_EXIT_USAGE;
+	}
+	return pgm_cli_compare(args->rest_argc, args->rest_argv, args->json);
+}
+
+/*
+ * cmd_plan hands the command line to the in-process preflight.
+ */
+static int
+cmd_plan(pgm_cli_args_t *args, const pgm_cli_command_t *command)
+{
+	return pgm_cli_plan(args->rest_argc, args->rest_argv, args->json);
+}
+
+/*
+ * usage_print prints a command's usage, one form a line (forms are separated
+ * by newlines in the table), each line after the first indented by indent.
+ */
+static void
+usage_print(FILE *out, const char *usage, int indent)
+{
+	const char *nl;
+
+	while ((nl = strchr(usage, '\n')) != NULL)
+	{
+		fprintf(out, "pgmover %.*s\n%*s", (int) (nl - usage), usage, indent, "");
+		usage = nl + 1;
+	}
+	fprintf(out, "pgmover %s\n", usage);
+}
+
+/*
+ * pgm_cli_usage_hint ends a usage error with "hint: usage: pgmover ...".
+ */
+void
+pgm_cli_usage_hint(const pgm_cli_command_t *command)
+{
+	fputs("hint: usage: ", stderr);
+	usage_print(stderr, command->usage, (int) strlen("hint: usage: "));
+}
+
+/*
+ * pgm_cli_help_print prints the general help, or one command's when command is set.
+ */
+void
+pgm_cli_help_print(FILE *out, const pgm_cli_command_t *command)
+{
+	if (command != NULL)
+	{
+		fprintf(out, "%s\n\nUsage:\n  ", command->summary);
+		usage_print(out, command->usage, 2);
+		fprintf(out, "\nRun \"pgmover help\" for the global options.\n");
+		return;
+	}
+	fprintf(out, "pgmover is the command-line client of pgmoverd, the PostgreSQL migration daemon.\n\n"
+			"Usage:\n  pgmover [-s SOCKET] [--json] COMMAND [JOB] [options]\n\nCommands:\n");
+	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++)
+		fprintf(out, "  %-9s %s\n", c->name, c->summary);
+	fprintf(out, "\nOptions:\n"
+			"  -s, --socket=PATH  pgmoverd's control socket (default: $PGMOVER_SOCKET,\n"
+			"                     else " PGM_CLI_DEFAULT_SOCKET ")\n"
+			"  --json             print the daemon's replies unchanged, one JSON object a line\n"
+			"  -h, --help         show this help, or after a command that command's help\n"
+			"  --source=URL, --target=URL, --method=METHOD, --set KEY=VALUE, --tables=A,B\n"
+			"                     arguments of create, plan and verify; see \"pgmover help create\"\n"
+			"\nExit status: 0 success, 1 refused or failed, 2 usage error, 3 pgmoverd unreachable.\n");
+}
+
+/*
+ * cmd_help is "help [COMMAND]".
+ */
+static int
+cmd_help(pgm_cli_args_t *args, const pgm_cli_command_t *command)
+{
+	const pgm_cli_command_t *topic = args->job != NULL ? pgm_cli_command_find(args->job) : NULL;
+
+	if (args->job != NULL && topic == NULL)
+	{
+		pgm_cli_output_error("unknown command \"%s\"", args->job);
+		pgm_cli_output_hint("run \"pgmover help\" for the list of commands");
+		return PGM_CLI_EXIT_USAGE;
+	}
+	pgm_cli_help_print(stdout, topic);
+	return PGM_CLI_EXIT_OK;
+}
+
+/*
+ * render_version prints both versions and warns when the protocols differ.
+ */
+static void
+render_version(const pgm_cli_args_t *args, const cJSON *result)
+{
+	const cJSON *protocol = cJSON_GetObjectItemCaseSensitive(result, "protocol");
+
+	printf("pgmover %s (protocol %d)\n", PGM_VERSION, PGM_CLI_PROTOCOL);
+	printf("pgmoverd %s (protocol %d)\n", pgm_cli_json_string(result, "version", "?"),
+		   cJSON_IsNumber(protocol) ? protocol->valueint : 0);
+	if (!cJSON_IsNumber(protocol) || protocol->valueint != PGM_CLI_PROTOCOL)
+		fprintf(stderr, "pgmover: warning: pgmoverd speaks a different protocol than this client\n"
+				"hint: install matching versions of pgmover and pgmoverd\n");
+}
+
+/*
+ * render_describe prints the state machine, one transition per line.
+ */
+static void
+render_describe(const pgm_cli_args_t *args, const cJSON *result)
+{
+	pgm_cli_output_describe(stdout, result);
+}
+
+/*
+ * render_jobs prints the jobs table.
+ */
+static void
+render_jobs(const pgm_cli_args_t *args, const cJSON *result)
+{
+	pgm_cli_output_status_table(stdout, cJSON_GetObjectItemCaseSensitive(result, "jobs"));
+}
+
+/*
+ * render_status prints one job in detail, or the table of all jobs.
+ */
+static void
+render_status(const pgm_cli_args_t *args, const cJSON *result)
+{
+	if (args->job != NULL)
+		pgm_cli_output_status(stdout, result);
+	else
+		render_jobs(args, result);
+}
+
+/*
+ * render_state prints "job: state" after a command that starts a transition.
+ */
+static void
+render_state(const pgm_cli_args_t *args, const cJSON *result)
+{
+	printf("%s: %s\n", pgm_cli_json_string(result, "name", args->job),
+		   pgm_cli_json_string(result, "state", "ok"));
+}
+
+/*
+ * render_created confirms a new job.
+ */
+static void
+render_created(const pgm_cli_args_t *args, const cJSON *result)
+{
+	printf("created job %s (method %s)\n", pgm_cli_json_string(result, "name", args->job),
+		   pgm_cli_json_string(result, "method", args->method));
+}

@@ -1,0 +1,430 @@
+/*
+ * output.c
+ *    Human rendering of pgmoverd replies and watch events.
+ *
+ * The daemon only ever adds fields, so every renderer prints the fields it
+ * knows in a fixed, readable form and then whatever else it finds
+ * generically as indented "key: value" lines. Sizes are shown in binary
+ * units, durations as 1h02m / 1m20s / 850ms, times exactly as the daemon
+ * sent them (ISO-8601 UTC).
+ */
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+static void output_object_rest(FILE *out, int indent, const cJSON *object,
+							   const char *const *skip);
+
+/*
+ * pgm_cli_output_error prints "pgmover: error: MESSAGE" to stderr.
+ */
+void
+pgm_cli_output_error(const char *fmt,...)
+{
+	va_list		ap;
+
+	fflush(stdout);
+	fputs("pgmover: error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/*
+ * pgm_cli_output_hint prints "hint: HINT" to stderr, after an error.
+ */
+void
+pgm_cli_output_hint(const char *fmt,...)
+{
+	va_list		ap;
+
+	fputs("hint: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/*
+ * pgm_cli_output_reply_error prints the "error" member of an ok:false reply:
+ * message, then detail and hint when the daemon gave them.
+ */
+void
+pgm_cli_output_reply_error(const cJSON *error)
+{
+	const char *message = pgm_cli_json_string(error, "message", NULL);
+	const char *detail = pgm_cli_json_string(error, "detail", NULL);
+	const char *hint = pgm_cli_json_string(error, "hint", NULL);
+
+	if (message == NULL)
+		message = pgm_cli_json_string(error, "code", "pgmoverd refused the request without saying why");
+	pgm_cli_output_error("%s", message);
+	if (detail != NULL)
+		fprintf(stderr, "detail: %s\n", detail);
+	if (hint != NULL)
+		pgm_cli_output_hint("%s", hint);
+}
+
+/*
+ * array_is_scalar tells whether no element of an array is a container.
+ */
+static bool
+array_is_scalar(const cJSON *array)
+{
+	const cJSON *item;
+
+	cJSON_ArrayForEach(item, array)
+	{
+		if (cJSON_IsObject(item) || cJSON_IsArray(item))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * json_print_compact prints a container as one line of JSON.
+ */
+static void
+json_print_compact(FILE *out, const cJSON *value)
+{
+	char	   *text = cJSON_PrintUnformatted(value);
+
+	fputs(text != NULL ? text : "?", out);
+	cJSON_free(text);
+}
+
+/*
+ * object_print_inline prints an object on one line as "k=v k=v", nested
+ * containers as compact JSON; used for the rows of an array of objects.
+ */
+static void
+object_print_inline(FILE *out, const cJSON *object)
+{
+	const cJSON *item;
+	char		buf[128];
+
+	cJSON_ArrayForEach(item, object)
+	{
+		fprintf(out, "%s%s=", item == object->child ? "" : " ", item->string);
+		if (cJSON_IsObject(item) || cJSON_IsArray(item))
+			json_print_compact(out, item);
+		else
+			fputs(pgm_cli_scalar_format(item->string, item, buf, sizeof(buf)), out);
+	}
+}
+
+/*
+ * pgm_cli_output_value prints one field generically at the given indent:
+ * scalars as "key: value", objects as "key:" plus their fields indented
+ * further, arrays of scalars comma-joined, arrays of objects one per line.
+ * Null fields are left out; empty containers show as "(none)".
+ */
+void
+pgm_cli_output_value(FILE *out, int indent, const char *key, const cJSON *value)
+{
+	const cJSON *item;
+	char		buf[128];
+
+	if (value == NULL || cJSON_IsNull(value))
+		return;
+	if (!cJSON_IsObject(value) && !cJSON_IsArray(value))
+	{
+		fprintf(out, "%*s%s: %s\n", indent, "", key, pgm_cli_scalar_format(key, value, buf, sizeof(buf)));
+		return;
+	}
+	if (cJSON_GetArraySize(value) == 0)
+	{
+		fprintf(out, "%*s%s: (none)\n", indent, "", key);
+		return;
+	}
+	if (cJSON_IsArray(value) && array_is_scalar(value))
+	{
+		fprintf(out, "%*s%s: ", indent, "", key);
+		cJSON_ArrayForEach(item, value)
+			fprintf(out, "%s%s", item == value->child ? "" : ", ",
+					pgm_cli_scalar_format(key, item, buf, sizeof(buf)));
+		fputc('\n', out);
+		return;
+	}
+	fprintf(out, "%*s%s:\n", indent, "", key);
+	if (cJSON_IsObject(value))
+	{
+		output_object_rest(out, indent + 2, value, NULL);
+		return;
+	}
+	cJSON_ArrayForEach(item, value)
+	{
+		fprintf(out, "%*s- ", indent + 2, "");
+		if (cJSON_IsObject(item))
+			object_print_inline(out, item);
+		else if (cJSON_IsArray(item))
+			json_print_compact(out, item);
+		else
+			fputs(pgm_cli_scalar_format(key, item, buf, sizeof(buf)), out);
+		fputc('\n', out);
+	}
+}
+
+/*
+ * output_object_rest prints every field of object generically, except the
+ * NULL-terminated list of names in skip (those were rendered specially).
+ */
+static void
+output_object_rest(FILE *out, int indent, const cJSON *object, const char *const *skip)
+{
+	const cJSON *item;
+
+	cJSON_ArrayForEach(item, object)
+	{
+		bool		skipped = false;
+
+		for (const char *const *s = skip; s != NULL && *s != NULL; s++)
+			skipped = skipped || strcmp(*s, item->string) == 0;
+		if (!skipped)
+			pgm_cli_output_value(out, indent, item->string, item);
+	}
+}
+
+/*
+ * output_warning prints one entry of "warnings": a string, or an object
+ * with message and hint, or anything else generically.
+ */
+static void
+output_warning(FILE *out, const cJSON *warning)
+{
+	static const char *const known[] = {"message", "hint", NULL};
+
+	if (cJSON_IsString(warning))
+		fprintf(out, "  warning: %s\n", warning->valuestring);
+	else if (cJSON_IsObject(warning) && pgm_cli_json_string(warning, "message", NULL) != NULL)
+	{
+		fprintf(out, "  warning: %s\n", pgm_cli_json_string(warning, "message", ""));
+		if (pgm_cli_json_string(warning, "hint", NULL) != NULL)
+			fprintf(out, "    hint: %s\n", pgm_cli_json_string(warning, "hint", ""));
+		output_object_rest(out, 4, warning, known);
+	}
+	else
+		pgm_cli_output_value(out, 2, "warning", warning);
+}
+
+/*
+ * pgm_cli_output_status prints one job's status object as a readable summary:
+ * a headline, the DSNs, progress, lag, times, error and warnings, then
+ * every other field (options, facts, verify, ...) generically.
+ */
+void
+pgm_cli_output_status(FILE *out, const cJSON *status)
+{
+	static const char *const known[] = {
+		"name", "state", "method", "since", "source", "target", "step", "lag_bytes",
+		"lag_seconds", "freeze_started_at", "rollback_deadline", "error", "warnings", NULL
+	};
+	static const char *const error_known[] = {"message", "detail", "hint", NULL};
+	static const char *const step_known[] = {
+		"name", "tables_done", "tables_total", "bytes_done", "bytes_total",
+		"rate_bytes_per_sec", "eta_seconds", NULL
+	};
+	const cJSON *step = cJSON_GetObjectItemCaseSensitive(status, "step");
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(status, "error");
+	const cJSON *warnings = cJSON_GetObjectItemCaseSensitive(status, "warnings");
+	const cJSON *item;
+	char		buf[512];
+
+	fprintf(out, "%s  %s  (%s, since %s)\n",
+			pgm_cli_json_string(status, "name", "?"), pgm_cli_json_string(status, "state", "?"),
+			pgm_cli_json_string(status, "method", "?"), pgm_cli_json_string(status, "since", "?"));
+	pgm_cli_output_value(out, 2, "source", cJSON_GetObjectItemCaseSensitive(status, "source"));
+	pgm_cli_output_value(out, 2, "target", cJSON_GetObjectItemCaseSensitive(status, "target"));
+	if (cJSON_IsObject(step))
+	{
+		fprintf(out, "  %s\n", pgm_cli_progress_format(step, buf, sizeof(buf)));
+		output_object_rest(out, 4, step, step_known);
+	}
+	if (pgm_cli_lag_format(status, buf, sizeof(buf)) != NULL)
+		fprintf(out, "  lag: %s\n", buf);
+	pgm_cli_output_value(out, 2, "freeze started", cJSON_GetObjectItemCaseSensitive(status, "freeze_started_at"));
+	pgm_cli_output_value(out, 2, "rollback deadline", cJSON_GetObjectItemCaseSensitive(status, "rollback_deadline"));
+	if (cJSON_IsObject(error))
+	{
+		fprintf(out, "  error: %s\n", pgm_cli_json_string(error, "message", "(no message)"));
+		pgm_cli_output_value(out, 4, "detail", cJSON_GetObjectItemCaseSensitive(error, "detail"));
+		pgm_cli_output_value(out, 4, "hint", cJSON_GetObjectItemCaseSensitive(error, "hint"));
+		output_object_rest(out, 4, error, error_known);
+	}
+	else
+		pgm_cli_output_value(out, 2, "error", error);
+	if (cJSON_IsArray(warnings))
+	{
+		cJSON_ArrayForEach(item, warnings)
+			output_warning(out, item);
+	}
+	else
+		pgm_cli_output_value(out, 2, "warnings", warnings);
+	output_object_rest(out, 2, status, known);
+}
+
+/*
+ * pgm_cli_output_status_table prints a NAME STATE METHOD SINCE table, columns
+ * sized to their widest value, from an array of status or job objects.
+ */
+void
+pgm_cli_output_status_table(FILE *out, const cJSON *jobs)
+{
+	static const char *const columns[] = {"name", "state", "method", "since"};
+	static const char *const headers[] = {"NAME", "STATE", "METHOD", "SINCE"};
+	int			width[4];
+	const cJSON *job;
+
+	if (cJSON_GetArraySize(jobs) == 0)
+	{
+		fprintf(out, "no jobs\n");
+		return;
+	}
+	for (int c = 0; c < 4; c++)
+	{
+		width[c] = (int) strlen(headers[c]);
+		cJSON_ArrayForEach(job, jobs)
+		{
+			int			w = (int) strlen(pgm_cli_json_string(job, columns[c], "-"));
+
+			width[c] = w > width[c] ? w : width[c];
+		}
+	}
+	fprintf(out, "%-*s  %-*s  %-*s  %s\n", width[0], headers[0], width[1], headers[1],
+			width[2], headers[2], headers[3]);
+	cJSON_ArrayForEach(job, jobs)
+		fprintf(out, "%-*s  %-*s  %-*s  %s\n",
+				width[0], pgm_cli_json_string(job, "name", "-"),
+				width[1], pgm_cli_json_string(job, "state", "-"),
+				width[2], pgm_cli_json_string(job, "method", "-"),
+				pgm_cli_json_string(job, "since", "-"));
+}
+
+/*
+ * pgm_cli_output_describe prints the daemon's state machine, one transition per
+ * line: "from[,from...] --event--> to  (step)  comment", columns aligned.
+ */
+void
+pgm_cli_output_describe(FILE *out, const cJSON *machine)
+{
+	const cJSON *rows = cJSON_GetObjectItemCaseSensitive(machine, "transitions");
+	const cJSON *row;
+	char		arrow[1024];
+	char		step[256];
+	char		line[2048];
+	int			arrow_width = 0;
+	int			step_width = 0;
+
+	cJSON_ArrayForEach(row, rows)
+	{
+		int			a = (int) strlen(pgm_cli_transition_format(row, arrow, sizeof(arrow)));
+		int			s = (int) strlen(pgm_cli_json_string(row, "step", "")) + 2;
+
+		arrow_width = a > arrow_width ? a : arrow_width;
+		step_width = s > step_width ? s : step_width;
+	}
+	cJSON_ArrayForEach(row, rows)
+	{
+		const char *name = pgm_cli_json_string(row, "step", NULL);
+		const char *comment = pgm_cli_json_string(row, "comment", "");
+
+		size_t		len;
+
+		snprintf(step, sizeof(step), "(%s)", name != NULL ? name : "");
+		len = (size_t) snprintf(line, sizeof(line), "%-*s  %-*s  %s", arrow_width,
+								pgm_cli_transition_format(row, arrow, sizeof(arrow)), step_width,
+								name != NULL ? step : "", comment);
+		/* rows without step or comment would otherwise end in padding */
+		len = len < sizeof(line) ? len : sizeof(line) - 1;
+		while (len > 0 && line[len - 1] == ' ')
+			line[--len] = '\0';
+		fprintf(out, "%s\n", line);
+	}
+}
+
+/*
+ * event_clock returns the HH:MM:SS of the event's ISO-8601 "at", or the
+ * current UTC time for events that carry none (progress ticks).
+ */
+static const char *
+event_clock(const cJSON *event, char *buf, size_t size)
+{
+	const char *at = pgm_cli_json_string(event, "at", NULL);
+	const char *t = at != NULL ? strchr(at, 'T') : NULL;
+	time_t		now;
+	struct tm	tm;
+
+	if (t != NULL && strlen(t + 1) >= 8)
+		snprintf(buf, size, "%.8s", t + 1);
+	else if (at != NULL)
+		snprintf(buf, size, "%s", at);
+	else
+	{
+		now = time(NULL);
+		gmtime_r(&now, &tm);
+		strftime(buf, size, "%H:%M:%S", &tm);
+	}
+	return buf;
+}
+
+/*
+ * event_error_print prints an error carried by a watch event: message, then
+ * detail and hint lines when present.
+ */
+static void
+event_error_print(FILE *out, const char *clock, const char *job, const cJSON *error)
+{
+	fprintf(out, "%s %s: error: %s\n", clock, job, pgm_cli_json_string(error, "message", "(no message)"));
+	if (pgm_cli_json_string(error, "detail", NULL) != NULL)
+		fprintf(out, "detail: %s\n", pgm_cli_json_string(error, "detail", ""));
+	if (pgm_cli_json_string(error, "hint", NULL) != NULL)
+		fprintf(out, "hint: %s\n", pgm_cli_json_string(error, "hint", ""));
+}
+
+/*
+ * pgm_cli_output_event prints one watch event on one line (plus a hint line for
+ * errors): transitions, progress ticks, errors, and unknown events as JSON.
+ */
+void
+pgm_cli_output_event(FILE *out, const cJSON *event)
+{
+	const char *kind = pgm_cli_json_string(event, "event", "?");
+	const char *job = pgm_cli_json_string(event, "job", "?");
+	const cJSON *status = cJSON_GetObjectItemCaseSensitive(event, "status");
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(event, "error");
+	char		clock[64];
+	char		buf[512];
+
+	event_clock(event, clock, sizeof(clock));
+	if (strcmp(kind, "transition") == 0)
+	{
+		fprintf(out, "%s %s: %s -> %s\n", clock, job, pgm_cli_json_string(event, "from", "?"),
+				pgm_cli_json_string(event, "to", "?"));
+		/* a transition to failed carries the reason */
+		if (cJSON_IsObject(error))
+			event_error_print(out, clock, job, error);
+	}
+	else if (strcmp(kind, "progress") == 0)
+	{
+		const cJSON *step = cJSON_GetObjectItemCaseSensitive(status, "step");
+
+		fprintf(out, "%s %s: %s", clock, job, pgm_cli_json_string(status, "state", "?"));
+		if (cJSON_IsObject(step))
+			fprintf(out, "  %s", pgm_cli_progress_format(step, buf, sizeof(buf)));
+		if (pgm_cli_lag_format(status, buf, sizeof(buf)) != NULL)
+			fprintf(out, "  lag %s", buf);
+		fputc('\n', out);
+	}
+	else if (strcmp(kind, "error") == 0)
+		event_error_print(out, clock, job, cJSON_IsObject(error) ? error : event);
+	else
+	{
+		char	   *text = cJSON_PrintUnformatted(event);
+
+		fprintf(out, "%s %s: %s %s\n", clock, job, kind, text != NULL ? text : "");
+		cJSON_free(text);
+	}
+}

@@ -1,0 +1,186 @@
+/*
+ * commands.c — the control socket's commands: one table of
+ * {name, needs_job, handler} rows (like PgBouncer's admin console) and one
+ * handler signature.
+ */
+#include "common/log.h"
+#include "common/util.h"
+#include "daemon/control.h"
+#include "pgm_config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool
+fail(pgm_cmd_ctx_t *ctx, const char *code, char *message, char *hint)
+{
+	ctx->code = code;
+	ctx->message = message;
+	ctx->hint = hint;
+	return false;
+}
+
+/* the job the request names, or an error naming the jobs there are */
+static pgm_job_t *
+need_job(pgm_cmd_ctx_t *ctx)
+{
+	pgm_job_t *job = pgm_jobs_find(ctx->daemon, ctx->job);
+
+	if (job == NULL)
+		fail(ctx, "no_such_job", pgm_asprintf("no job named \"%s\"", ctx->job),
+		     pgm_strdup("list the jobs with \"pgmover jobs\", or create one with \"pgmover create\""));
+	return job;
+}
+
+static bool
+cmd_version(pgm_cmd_ctx_t *ctx)
+{
+	ctx->result = cJSON_CreateObject();
+	cJSON_AddStringToObject(ctx->result, "version", PGM_VERSION);
+	cJSON_AddNumberToObject(ctx->result, "protocol", PGM_PROTOCOL_VERSION);
+	return true;
+}
+
+static bool
+cmd_describe(pgm_cmd_ctx_t *ctx)
+{
+	cJSON *cmds;
+
+	ctx->result = pgm_fsm_describe();
+	cmds = cJSON_AddArrayToObject(ctx->result, "commands");
+	for (int i = 0; pgm_commands[i].name; i++) {
+		cJSON *c = cJSON_CreateObject();
+		cJSON_AddStringToObject(c, "name", pgm_commands[i].name);
+		cJSON_AddBoolToObject(c, "needs_job", pgm_commands[i].needs_job);
+		cJSON_AddStringToObject(c, "help", pgm_commands[i].help);
+		cJSON_AddItemToArray(cmds, c);
+	}
+	return true;
+}
+
+static bool
+cmd_jobs(pgm_cmd_ctx_t *ctx)
+{
+	cJSON *arr;
+	char ts[40];
+
+	ctx->result = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(ctx->result, "jobs");
+	for (pgm_job_t *j = ctx->daemon->jobs; j; j = j->next) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", j->name);
+		cJSON_AddStringToObject(o, "state", pgm_state_name(j->state));
+		cJSON_AddStringToObject(o, "method", j->method);
+		pgm_format_time(j->since_ms, ts, sizeof(ts));
+		cJSON_AddStringToObject(o, "since", ts);
+		cJSON_AddItemToArray(arr, o);
+	}
+	return true;
+}
+
+static bool
+cmd_status(pgm_cmd_ctx_t *ctx)
+{
+	pgm_job_t *job;
+
+	if (ctx->job == NULL) {
+		cJSON *arr;
+		ctx->result = cJSON_CreateObject();
+		arr = cJSON_AddArrayToObject(ctx->result, "jobs");
+		for (pgm_job_t *j = ctx->daemon->jobs; j; j = j->next)
+			cJSON_AddItemToArray(arr, pgm_job_status(j));
+		return true;
+	}
+	if ((job = need_job(ctx)) == NULL)
+		return false;
+	ctx->result = pgm_job_status(job);
+	return true;
+}
+
+static const char *
+arg_string(const cJSON *args, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool
+cmd_create(pgm_cmd_ctx_t *ctx)
+{
+	const char *code = NULL;
+	char *message = NULL, *hint = NULL;
+	const pgm_peer_t *peer = pgm_client_peer(ctx->client);
+	pgm_job_t *job;
+
+	if (ctx->daemon->stopping)
+		return fail(ctx, "shutting_down", pgm_strdup("pgmoverd is shutting down"),
+		            pgm_strdup("create the job once pgmoverd has restarted"));
+	job = pgm_jobs_create(ctx->daemon, ctx->job, arg_string(ctx->args, "source"),
+	                      arg_string(ctx->args, "target"), arg_string(ctx->args, "method"),
+	                      cJSON_GetObjectItemCaseSensitive(ctx->args, "options"), peer, &code, &message, &hint);
+	if (job == NULL)
+		return fail(ctx, code, message, hint);
+	ctx->result = pgm_job_status(job);
+	return true;
+}
+
+/* start, freeze, thaw, ...: one event for the driver */
+static bool
+cmd_event(pgm_cmd_ctx_t *ctx)
+{
+	pgm_job_t *job = need_job(ctx);
+	pgm_event_t ev;
+	const char *code = NULL;
+	char *message = NULL, *hint = NULL;
+
+	if (job == NULL)
+		return false;
+	if (!pgm_event_parse(ctx->cmd, &ev) || !pgm_event_is_command(ev))
+		return fail(ctx, "internal", pgm_asprintf("command \"%s\" has no event", ctx->cmd), NULL);
+	if (!pgm_job_fire(job, ev, pgm_client_peer(ctx->client), &code, &message, &hint))
+		return fail(ctx, code, message, hint);
+	ctx->result = pgm_job_status(job);
+	return true;
+}
+
+static bool
+cmd_watch(pgm_cmd_ctx_t *ctx)
+{
+	pgm_job_t *job = need_job(ctx);
+
+	if (job == NULL)
+		return false;
+	if (ctx->client)
+		pgm_client_watch(ctx->client, job->name);
+	pgm_job_audit(job, pgm_client_peer(ctx->client), "watch", NULL, NULL, "ok");
+	ctx->result = pgm_job_status(job);
+	return true;
+}
+
+const pgm_command_t pgm_commands[] = {
+	{"version", false, cmd_version, "daemon and protocol version"},
+	{"describe", false, cmd_describe, "the state machine as JSON"},
+	{"jobs", false, cmd_jobs, "list jobs"},
+	{"create", true, cmd_create, "create a job: args source, target, method, options"},
+	{"status", false, cmd_status, "status of one job, or of all"},
+	{"start", true, cmd_event, "start the job: preflight, provision, sync"},
+	{"freeze", true, cmd_event, "stop writes on the source and take the final copy or drain"},
+	{"thaw", true, cmd_event, "allow writes on the source again"},
+	{"verify", true, cmd_event, "compare source and target again"},
+	{"cutover", true, cmd_event, "switch traffic to the target"},
+	{"rollback", true, cmd_event, "switch traffic back to the source, with the writes made since"},
+	{"finish", true, cmd_event, "close the rollback window and clean up"},
+	{"abort", true, cmd_event, "give up before cutover: thaw the source and clean up"},
+	{"retry", true, cmd_event, "resume a failed job from its last durable step"},
+	{"watch", true, cmd_watch, "receive an event line per transition and progress tick"},
+	{NULL, false, NULL, NULL}};
+
+const pgm_command_t *
+pgm_command_find(const char *name)
+{
+	for (int i = 0; pgm_commands[i].name; i++)
+		if (strcmp(pgm_commands[i].name, name) == 0)
+			return &pgm_commands[i];
+	return NULL;
+}

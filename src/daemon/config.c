@@ -1,0 +1,444 @@
+/*
+ * config.c — one table of typed settings (like PgBouncer's) serves the
+ * daemon's file, the job defaults in it, and the options of each job.
+ */
+#include "daemon/config.h"
+#include "common/json.h"
+#include "common/util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const pgm_opt_def_t pgm_daemon_opts[] = {
+	{"socket_path", PGM_OPT_STRING, "/run/pgmover/pgmoverd.sock", 0, 0, NULL, false,
+	 "path of the control socket"},
+	{"socket_mode", PGM_OPT_MODE, "0660", 0, 0777, NULL, false,
+	 "file mode of the control socket"},
+	{"state_dir", PGM_OPT_STRING, "/var/lib/pgmover", 0, 0, NULL, false,
+	 "directory holding one folder per job (state.json, audit.jsonl)"},
+	{"log_level", PGM_OPT_ENUM, "info", 0, 0, "debug|info|notice|warning|error", true,
+	 "least important level written to the log"},
+	{"max_clients", PGM_OPT_INT, "4096", 1, 1000000, NULL, false,
+	 "control socket connections accepted at once"},
+	{NULL, 0, NULL, 0, 0, NULL, false, NULL}};
+
+/*
+ * Job options; in pgmoverd.conf they set the defaults for new jobs.
+ * Durations bound in milliseconds.
+ */
+const pgm_opt_def_t pgm_job_opts[] = {
+	{"rehearsal", PGM_OPT_BOOL, "on", 0, 0, NULL, true,
+	 "dump: take a full rehearsal copy while the source is writable"},
+	{"jobs", PGM_OPT_INT, "2", 1, 64, NULL, true,
+	 "parallel connections (or pg_dump/pg_restore -j) per side"},
+	{"overwrite_target", PGM_OPT_BOOL, "off", 0, 0, NULL, true,
+	 "allow a target database that already holds tables (they are replaced)"},
+	{"allow_no_pk", PGM_OPT_BOOL, "off", 0, 0, NULL, true,
+	 "pglogical: replicate tables without a primary key insert-only"},
+	{"freeze_mode", PGM_OPT_ENUM, "read_only", 0, 0, "read_only|command|both", true,
+	 "how writes are stopped on the source"},
+	{"freeze_command", PGM_OPT_STRING, "", 0, 0, NULL, true,
+	 "command run to stop writes (e.g. a maintenance mode switch)"},
+	{"thaw_command", PGM_OPT_STRING, "", 0, 0, NULL, true,
+	 "command run to allow writes again"},
+	{"cutover_command", PGM_OPT_STRING, "", 0, 0, NULL, true,
+	 "command run at cutover with PGMOVER_TARGET_URL in its environment"},
+	{"hook_timeout", PGM_OPT_DURATION, "60s", 100, 86400000, NULL, true,
+	 "how long a hook command may run"},
+	{"rollback_window", PGM_OPT_DURATION, "24h", 0, 2592000000LL, NULL, true,
+	 "how long rollback stays possible after cutover"},
+	{"pg_bindir", PGM_OPT_STRING, "", 0, 0, NULL, true,
+	 "directory of pg_dump and pg_restore (empty: found in PATH)"},
+	{"connect_timeout", PGM_OPT_DURATION, "15s", 100, 600000, NULL, true,
+	 "how long a connection attempt may take"},
+	{NULL, 0, NULL, 0, 0, NULL, false, NULL}};
+
+const pgm_opt_def_t *
+pgm_opt_find(const pgm_opt_def_t *table, const char *name)
+{
+	for (int i = 0; table[i].name; i++)
+		if (strcmp(table[i].name, name) == 0)
+			return &table[i];
+	return NULL;
+}
+
+bool
+pgm_parse_bool(const char *s, bool *out)
+{
+	static const char *yes[] = {"on", "true", "yes", "1", NULL};
+	static const char *no[] = {"off", "false", "no", "0", NULL};
+
+	for (int i = 0; yes[i]; i++)
+		if (strcasecmp(s, yes[i]) == 0)
+			return (*out = true), true;
+	for (int i = 0; no[i]; i++)
+		if (strcasecmp(s, no[i]) == 0)
+			return (*out = false), true;
+	return false;
+}
+
+static bool
+parse_int64(const char *s, int64_t *out, char **end_out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s)
+		return false;
+	*out = v;
+	*end_out = end;
+	return true;
+}
+
+bool
+pgm_parse_duration_ms(const char *s, int64_t *out)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {{"ms", 1}, {"s", 1000}, {"min", 60000}, {"m", 60000},
+	             {"h", 3600000}, {"d", 86400000}, {"", 1000}, {NULL, 0}};
+	int64_t v;
+	char *end;
+
+	if (!parse_int64(s, &v, &end) || v < 0)
+		return false;
+	while (*end == ' ')
+		end++;
+	for (int i = 0; units[i].unit; i++) {
+		if (strcmp(end, units[i].unit) == 0) {
+			if (v > INT64_MAX / units[i].ms)
+				return false;
+			*out = v * units[i].ms;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool
+pgm_opt_validate(const pgm_opt_def_t *def, const char *value, char **canon, char **err)
+{
+	int64_t v = 0;
+	char *end;
+	bool b;
+
+	*canon = NULL;
+	*err = NULL;
+	switch (def->type) {
+	case PGM_OPT_STRING:
+		*canon = pgm_strdup(value);
+		return true;
+	case PGM_OPT_BOOL:
+		if (!pgm_parse_bool(value, &b)) {
+			*err = pgm_asprintf("invalid value for %s: \"%s\" (expected on or off)", def->name, value);
+			return false;
+		}
+		*canon = pgm_strdup(b ? "on" : "off");
+		return true;
+	case PGM_OPT_INT:
+		if (!parse_int64(value, &v, &end) || *end != '\0') {
+			*err = pgm_asprintf("invalid value for %s: \"%s\" (expected an integer)", def->name, value);
+			return false;
+		}
+		break;
+	case PGM_OPT_DURATION:
+		if (!pgm_parse_duration_ms(value, &v)) {
+			*err = pgm_asprintf("invalid value for %s: \"%s\" (expected a duration like 500ms, 30s, 5min, 24h)",
+			                    def->name, value);
+			return false;
+		}
+		break;
+	case PGM_OPT_MODE:
+		errno = 0;
+		v = strtoll(value, &end, 8);
+		if (errno != 0 || end == value || *end != '\0' || v < 0 || v > 0777) {
+			*err = pgm_asprintf("invalid value for %s: \"%s\" (expected an octal mode like 0660)", def->name, value);
+			return false;
+		}
+		*canon = pgm_asprintf("0%03o", (unsigned) v);
+		return true;
+	case PGM_OPT_ENUM: {
+		const char *p = def->choices;
+		size_t n = strlen(value);
+		while (p && *p) {
+			size_t len = strcspn(p, "|");
+			if (len == n && strncmp(p, value, n) == 0) {
+				*canon = pgm_strdup(value);
+				return true;
+			}
+			p += len + (p[len] == '|');
+		}
+		*err = pgm_asprintf("invalid value for %s: \"%s\" (expected one of %s)", def->name, value, def->choices);
+		return false;
+	}
+	}
+	if ((def->min != 0 || def->max != 0) && (v < def->min || v > def->max)) {
+		if (def->type == PGM_OPT_DURATION)
+			*err = pgm_asprintf("value for %s out of range: \"%s\" (allowed %lldms to %lldms)", def->name, value,
+			                    (long long) def->min, (long long) def->max);
+		else
+			*err = pgm_asprintf("value for %s out of range: \"%s\" (allowed %lld to %lld)", def->name, value,
+			                    (long long) def->min, (long long) def->max);
+		return false;
+	}
+	*canon = def->type == PGM_OPT_DURATION ? pgm_asprintf("%lldms", (long long) v) : pgm_asprintf("%lld", (long long) v);
+	return true;
+}
+
+void
+pgm_config_init(pgm_config_t *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->socket_path = pgm_strdup(pgm_opt_find(pgm_daemon_opts, "socket_path")->dflt);
+	cfg->socket_mode = 0660;
+	cfg->state_dir = pgm_strdup(pgm_opt_find(pgm_daemon_opts, "state_dir")->dflt);
+	cfg->log_level = PGM_LOG_INFO;
+	cfg->max_clients = 4096;
+	cfg->job_defaults = cJSON_CreateObject();
+}
+
+void
+pgm_config_free(pgm_config_t *cfg)
+{
+	free(cfg->socket_path);
+	free(cfg->state_dir);
+	cJSON_Delete(cfg->job_defaults);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+/* store a validated daemon setting into the struct */
+static void
+config_apply(pgm_config_t *cfg, const char *name, const char *canon)
+{
+	if (strcmp(name, "socket_path") == 0) {
+		free(cfg->socket_path);
+		cfg->socket_path = pgm_strdup(canon);
+	} else if (strcmp(name, "socket_mode") == 0) {
+		cfg->socket_mode = (int) strtol(canon, NULL, 8);
+	} else if (strcmp(name, "state_dir") == 0) {
+		free(cfg->state_dir);
+		cfg->state_dir = pgm_strdup(canon);
+	} else if (strcmp(name, "log_level") == 0) {
+		pgm_log_level_parse(canon, &cfg->log_level);
+	} else if (strcmp(name, "max_clients") == 0) {
+		cfg->max_clients = (int) strtol(canon, NULL, 10);
+	}
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char) *s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char) e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+bool
+pgm_config_parse(pgm_config_t *out, const char *path, const char *text, char **err)
+{
+	pgm_config_t cfg;
+	char *copy = pgm_strdup(text);
+	char *save = NULL, *line;
+	int lineno = 0;
+	bool ok = true;
+
+	pgm_config_init(&cfg);
+	*err = NULL;
+	/* walk lines by hand: strtok_r would skip empty lines and miscount */
+	for (line = copy; line != NULL && ok; line = save) {
+		char *nl = strchr(line, '\n');
+		char *key, *val, *eq, *canon = NULL, *verr = NULL;
+		const pgm_opt_def_t *def;
+		size_t vlen;
+
+		save = nl ? nl + 1 : NULL;
+		if (nl)
+			*nl = '\0';
+		lineno++;
+		key = trim(line);
+		if (*key == '\0' || *key == '#' || *key == ';')
+			continue;
+		eq = strchr(key, '=');
+		if (eq == NULL) {
+			*err = pgm_asprintf("%s:%d: syntax error: expected \"key = value\"", path, lineno);
+			ok = false;
+			break;
+		}
+		*eq = '\0';
+		val = trim(eq + 1);
+		key = trim(key);
+		/* a trailing comment after the value, then optional quotes */
+		if (*val != '"' && *val != '\'') {
+			char *hash = strstr(val, " #");
+			if (hash) {
+				*hash = '\0';
+				val = trim(val);
+			}
+		}
+		vlen = strlen(val);
+		if (vlen >= 2 && (val[0] == '"' || val[0] == '\'') && val[vlen - 1] == val[0]) {
+			val[vlen - 1] = '\0';
+			val++;
+		}
+		def = pgm_opt_find(pgm_daemon_opts, key);
+		if (def == NULL)
+			def = pgm_opt_find(pgm_job_opts, key);
+		if (def == NULL) {
+			*err = pgm_asprintf("%s:%d: unknown setting \"%s\"; see conf/pgmoverd.conf for the settings pgmoverd knows",
+			                    path, lineno, key);
+			ok = false;
+			break;
+		}
+		if (!pgm_opt_validate(def, val, &canon, &verr)) {
+			*err = pgm_asprintf("%s:%d: %s", path, lineno, verr);
+			free(verr);
+			ok = false;
+			break;
+		}
+		if (pgm_opt_find(pgm_daemon_opts, key))
+			config_apply(&cfg, key, canon);
+		else {
+			cJSON_DeleteItemFromObject(cfg.job_defaults, key);
+			cJSON_AddStringToObject(cfg.job_defaults, key, canon);
+		}
+		free(canon);
+	}
+	free(copy);
+	if (!ok) {
+		pgm_config_free(&cfg);
+		return false;
+	}
+	pgm_config_free(out);
+	*out = cfg;
+	return true;
+}
+
+bool
+pgm_config_load(pgm_config_t *cfg, const char *path, char **err)
+{
+	size_t len;
+	char *text = pgm_file_read(path, 1 << 20, &len);
+	bool ok;
+
+	if (text == NULL) {
+		*err = pgm_asprintf("could not read configuration file \"%s\": %s", path, strerror(errno));
+		return false;
+	}
+	if (strlen(text) != len) {
+		free(text);
+		*err = pgm_asprintf("%s: contains a NUL byte; is this a text file?", path);
+		return false;
+	}
+	ok = pgm_config_parse(cfg, path, text, err);
+	free(text);
+	return ok;
+}
+
+cJSON *
+pgm_job_options_build(const pgm_config_t *cfg, const cJSON *given, char **err)
+{
+	cJSON *opts = cJSON_CreateObject();
+	const cJSON *item;
+
+	*err = NULL;
+	for (int i = 0; pgm_job_opts[i].name; i++) {
+		const pgm_opt_def_t *def = &pgm_job_opts[i];
+		const cJSON *d = cfg ? cJSON_GetObjectItemCaseSensitive(cfg->job_defaults, def->name) : NULL;
+		char *canon = NULL, *verr = NULL;
+
+		if (!pgm_opt_validate(def, cJSON_IsString(d) ? d->valuestring : def->dflt, &canon, &verr)) {
+			*err = verr;
+			cJSON_Delete(opts);
+			return NULL;
+		}
+		cJSON_AddStringToObject(opts, def->name, canon);
+		free(canon);
+	}
+	if (given == NULL)
+		return opts;
+	if (!cJSON_IsObject(given)) {
+		*err = pgm_strdup("options must be an object of \"name\": \"value\" pairs");
+		cJSON_Delete(opts);
+		return NULL;
+	}
+	cJSON_ArrayForEach(item, given)
+	{
+		const pgm_opt_def_t *def = pgm_opt_find(pgm_job_opts, item->string);
+		char *canon = NULL, *verr = NULL;
+		char numbuf[64];
+		const char *val;
+
+		if (def == NULL) {
+			*err = pgm_asprintf("unknown job option \"%s\"", item->string);
+			cJSON_Delete(opts);
+			return NULL;
+		}
+		if (cJSON_IsString(item))
+			val = item->valuestring;
+		else if (cJSON_IsBool(item))
+			val = cJSON_IsTrue(item) ? "on" : "off";
+		else if (cJSON_IsNumber(item)) {
+			snprintf(numbuf, sizeof(numbuf), "%lld", (long long) item->valuedouble);
+			val = numbuf;
+		} else {
+			*err = pgm_asprintf("job option \"%s\" must be a string", item->string);
+			cJSON_Delete(opts);
+			return NULL;
+		}
+		if (!pgm_opt_validate(def, val, &canon, &verr)) {
+			*err = verr;
+			cJSON_Delete(opts);
+			return NULL;
+		}
+		pgm_json_set_str(opts, def->name, canon);
+		free(canon);
+	}
+	return opts;
+}
+
+const char *
+pgm_jobopt_str(const cJSON *opts, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(opts, name);
+
+	const pgm_opt_def_t *def;
+
+	if (cJSON_IsString(v))
+		return v->valuestring;
+	def = pgm_opt_find(pgm_job_opts, name);
+	return def ? def->dflt : "";
+}
+
+bool
+pgm_jobopt_bool(const cJSON *opts, const char *name)
+{
+	bool b = false;
+
+	pgm_parse_bool(pgm_jobopt_str(opts, name), &b);
+	return b;
+}
+
+int64_t
+pgm_jobopt_int(const cJSON *opts, const char *name)
+{
+	const pgm_opt_def_t *def = pgm_opt_find(pgm_job_opts, name);
+	const char *s = pgm_jobopt_str(opts, name);
+	int64_t v = 0;
+
+	if (def && def->type == PGM_OPT_DURATION)
+		pgm_parse_duration_ms(s, &v);
+	else
+		v = strtoll(s, NULL, 10);
+	return v;
+}

@@ -1,0 +1,65 @@
+/*
+ * control.h — the control socket: a Unix stream socket speaking
+ * newline-delimited JSON (protocol version 1 of DESIGN.md).
+ */
+#ifndef PGM_CONTROL_H
+#define PGM_CONTROL_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
+#include "daemon/jobs.h"
+
+#define PGM_PROTOCOL_VERSION 1
+#define PGM_MAX_LINE (1024 * 1024)
+
+typedef struct pgm_control pgm_control_t;
+typedef struct pgm_client pgm_client_t;
+
+/* bind and listen; false (logged) when the socket cannot be created */
+bool pgm_control_start(pgm_daemon_t *d);
+/* stop accepting and drop every client; close_cb when all handles are closed */
+void pgm_control_stop(pgm_daemon_t *d);
+/* send an event line to every client watching the job */
+void pgm_control_broadcast(pgm_daemon_t *d, const char *job, const cJSON *event);
+int pgm_control_client_count(pgm_daemon_t *d);
+
+/* for command handlers */
+const pgm_peer_t *pgm_client_peer(const pgm_client_t *c);
+void pgm_client_watch(pgm_client_t *c, const char *job);
+
+/*
+ * A command handler: fills *result (success) or returns false with an
+ * error code, message and hint (malloc'd message/hint).
+ */
+typedef struct pgm_cmd_ctx {
+	pgm_daemon_t *daemon;
+	pgm_client_t *client;
+	const char *cmd;
+	const char *job;    /* NULL when the request has none */
+	const cJSON *args;  /* object (maybe empty) */
+	cJSON *result;      /* set by the handler */
+	const char *code;   /* set on error */
+	char *message;
+	char *hint;
+} pgm_cmd_ctx_t;
+
+typedef bool (*pgm_cmd_fn)(pgm_cmd_ctx_t *ctx);
+
+typedef struct pgm_command {
+	const char *name;
+	bool needs_job;
+	pgm_cmd_fn fn;
+	const char *help;
+} pgm_command_t;
+
+extern const pgm_command_t pgm_commands[];
+const pgm_command_t *pgm_command_find(const char *name);
+
+/*
+ * Handle one request line: parse, dispatch, and return the reply object
+ * (never NULL). Used by the socket and by unit tests.
+ */
+cJSON *pgm_control_handle_line(pgm_daemon_t *d, pgm_client_t *client, const char *line, size_t len);
+
+#endif

@@ -1,0 +1,241 @@
+/*
+ * main.c — pgmoverd: one libuv loop for every job, the control socket,
+ * signals (TERM/INT stop, HUP reloads) and systemd notification.
+ */
+#include "common/log.h"
+#include "common/util.h"
+#include "daemon/config.h"
+#include "daemon/control.h"
+#include "daemon/jobs.h"
+#include "daemon/notify.h"
+#include "pgm_config.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static pgm_daemon_t daemon_state;
+static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_timer_t tick_timer;
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	        "pgmoverd — the pgmover daemon: drives PostgreSQL migration jobs\n\n"
+	        "Usage: pgmoverd [-c FILE] [--check]\n\n"
+	        "  -c, --config FILE   configuration file (default %s)\n"
+	        "      --check         validate the configuration file and exit\n"
+	        "  -V, --version       print the version and exit\n"
+	        "  -h, --help          this help\n",
+	        PGM_DEFAULT_CONF);
+}
+
+/* a thousand control clients need a thousand descriptors: take the hard limit */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			pgm_warning("could not raise the open file limit");
+	}
+}
+
+static void
+update_systemd_status(pgm_daemon_t *d)
+{
+	int total = 0, running = 0;
+	char buf[256];
+
+	for (pgm_job_t *j = d->jobs; j; j = j->next) {
+		total++;
+		if (j->step)
+			running++;
+	}
+	snprintf(buf, sizeof(buf), "STATUS=%d job(s), %d step(s) running, %d control client(s)", total, running,
+	         pgm_control_client_count(d));
+	pgm_notify(buf);
+}
+
+/* once a second: progress events to watchers, status to systemd */
+static void
+tick_cb(uv_timer_t *t)
+{
+	pgm_daemon_t *d = t->data;
+
+	for (pgm_job_t *j = d->jobs; j; j = j->next) {
+		cJSON *ev;
+
+		if (j->step == NULL && j->progress == NULL)
+			continue;
+		ev = cJSON_CreateObject();
+		cJSON_AddStringToObject(ev, "event", "progress");
+		cJSON_AddStringToObject(ev, "job", j->name);
+		cJSON_AddItemToObject(ev, "status", pgm_job_status(j));
+		pgm_job_emit(j, ev);
+	}
+	update_systemd_status(d);
+}
+
+static void
+daemon_stop(pgm_daemon_t *d, const char *why)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	pgm_info("%s: stopping; running steps are checkpointed and resume at the next start", why);
+	pgm_notify("STOPPING=1");
+	pgm_control_stop(d);
+	pgm_jobs_shutdown(d);
+	uv_timer_stop(&tick_timer);
+	uv_close((uv_handle_t *) &tick_timer, NULL);
+	uv_close((uv_handle_t *) &sig_term, NULL);
+	uv_close((uv_handle_t *) &sig_int, NULL);
+	uv_close((uv_handle_t *) &sig_hup, NULL);
+}
+
+/* SIGHUP: re-read the file; what needs a restart is said, not silently ignored */
+static void
+daemon_reload(pgm_daemon_t *d)
+{
+	pgm_config_t cfg;
+	char *err = NULL;
+
+	pgm_notify("RELOADING=1");
+	pgm_config_init(&cfg);
+	if (!pgm_config_load(&cfg, d->config_path, &err)) {
+		pgm_error("reload failed, keeping the running configuration: %s", err);
+		free(err);
+		pgm_config_free(&cfg);
+		pgm_notify("READY=1");
+		return;
+	}
+	if (strcmp(cfg.socket_path, d->cfg.socket_path) != 0 || cfg.socket_mode != d->cfg.socket_mode)
+		pgm_warning("socket_path and socket_mode change only when pgmoverd restarts");
+	if (strcmp(cfg.state_dir, d->cfg.state_dir) != 0)
+		pgm_warning("state_dir changes only when pgmoverd restarts");
+	d->cfg.log_level = cfg.log_level;
+	d->cfg.max_clients = cfg.max_clients;
+	pgm_log_set_level(cfg.log_level);
+	cJSON_Delete(d->cfg.job_defaults);
+	d->cfg.job_defaults = cfg.job_defaults;
+	cfg.job_defaults = NULL;
+	pgm_config_free(&cfg);
+	pgm_info("configuration reloaded from \"%s\" (log_level %s; job defaults apply to new jobs)",
+	         d->config_path, pgm_log_level_name(d->cfg.log_level));
+	pgm_notify("READY=1");
+}
+
+static void
+signal_cb(uv_signal_t *h, int signum)
+{
+	pgm_daemon_t *d = h->data;
+
+	if (signum == SIGHUP)
+		daemon_reload(d);
+	else
+		daemon_stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+	                                         {"check", no_argument, NULL, 'C'},
+	                                         {"version", no_argument, NULL, 'V'},
+	                                         {"help", no_argument, NULL, 'h'},
+	                                         {NULL, 0, NULL, 0}};
+	pgm_daemon_t *d = &daemon_state;
+	const char *config_path = PGM_DEFAULT_CONF;
+	bool check_only = false;
+	char *err = NULL;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'C':
+			check_only = true;
+			break;
+		case 'V':
+			printf("pgmoverd %s (protocol %d)\n", PGM_VERSION, PGM_PROTOCOL_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "pgmoverd: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	memset(d, 0, sizeof(*d));
+	pgm_config_init(&d->cfg);
+	if (!pgm_config_load(&d->cfg, config_path, &err)) {
+		fprintf(stderr, "pgmoverd: %s\n", err);
+		free(err);
+		pgm_config_free(&d->cfg);
+		return 2;
+	}
+	if (check_only) {
+		printf("%s: configuration is valid\n", config_path);
+		pgm_config_free(&d->cfg);
+		return 0;
+	}
+	pgm_log_set_level(d->cfg.log_level);
+	d->config_path = pgm_strdup(config_path);
+	d->started_ms = pgm_now_ms();
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
+
+	d->loop = uv_default_loop();
+	if (!pgm_mkdir_p(d->cfg.state_dir, 0700)) {
+		pgm_error("could not create state_dir \"%s\"", d->cfg.state_dir);
+		return 1;
+	}
+	if (!pgm_control_start(d))
+		return 1;
+	if (!pgm_jobs_load_all(d)) {
+		pgm_control_stop(d);
+		uv_run(d->loop, UV_RUN_DEFAULT);
+		return 1;
+	}
+
+	uv_signal_init(d->loop, &sig_term);
+	uv_signal_init(d->loop, &sig_int);
+	uv_signal_init(d->loop, &sig_hup);
+	sig_term.data = sig_int.data = sig_hup.data = d;
+	uv_signal_start(&sig_term, signal_cb, SIGTERM);
+	uv_signal_start(&sig_int, signal_cb, SIGINT);
+	uv_signal_start(&sig_hup, signal_cb, SIGHUP);
+	uv_timer_init(d->loop, &tick_timer);
+	tick_timer.data = d;
+	uv_timer_start(&tick_timer, tick_cb, 1000, 1000);
+
+	pgm_notice("pgmoverd %s started (config \"%s\", state_dir \"%s\")", PGM_VERSION, config_path,
+	           d->cfg.state_dir);
+	pgm_notify("READY=1");
+	update_systemd_status(d);
+
+	uv_run(d->loop, UV_RUN_DEFAULT);
+
+	if (uv_loop_close(d->loop) != 0)
+		pgm_warning("some handles were still open at exit");
+	pgm_config_free(&d->cfg);
+	free(d->config_path);
+	pgm_notice("pgmoverd stopped");
+	return 0;
+}

@@ -1,0 +1,482 @@
+/*
+ * driver.c — the single driver of the state machine. It finds the row for
+ * an event, logs the row's comment, persists the new state, writes the
+ * audit line, tells the watchers, and starts the row's step from a fresh
+ * stack. Steps report back with pgm_step_done / pgm_step_fail; whatever a
+ * step opened is closed when it ends, so no callback outlives it.
+ */
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "daemon/jobs.h"
+#include "fsm/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void pgm_job_schedule_resume(pgm_job_t *job);
+void pgm_job_attach(pgm_job_t *job, pgm_daemon_t *d);
+
+static void kick_cb(uv_timer_t *t);
+
+static void
+free_timer_cb(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* close everything the step opened; no callback of theirs fires after this */
+static void
+step_release(pgm_step_t *s)
+{
+	for (int i = 0; i < PGM_STEP_MAX_RES; i++) {
+		if (s->conns[i]) {
+			pgm_pg_cancel(s->conns[i]);
+			pgm_pg_close(s->conns[i]);
+			s->conns[i] = NULL;
+		}
+		if (s->procs[i]) {
+			pgm_proc_detach(s->procs[i]);
+			s->procs[i] = NULL;
+		}
+		if (s->timers[i]) {
+			uv_timer_stop(s->timers[i]);
+			uv_close((uv_handle_t *) s->timers[i], free_timer_cb);
+			s->timers[i] = NULL;
+		}
+	}
+	for (int i = 0; i < PGM_STEP_MAX_RES; i++) {
+		if (s->owned[i]) {
+			void *p = s->owned[i];
+			s->owned[i] = NULL;
+			s->owned_free[i](p);
+		}
+	}
+}
+
+static void
+step_free(pgm_step_t *s)
+{
+	if (s == NULL)
+		return;
+	step_release(s);
+	if (s->priv && s->priv_free)
+		s->priv_free(s->priv);
+	free(s);
+}
+
+void
+pgm_job_attach(pgm_job_t *job, pgm_daemon_t *d)
+{
+	job->daemon = d;
+	job->pending = PGM_EV__NONE;
+	job->kick = pgm_malloc(sizeof(uv_timer_t));
+	uv_timer_init(d->loop, job->kick);
+	job->kick->data = job;
+	job->next = d->jobs;
+	d->jobs = job;
+}
+
+/* run the step of the row that led to the current state (after a restart) */
+void
+pgm_job_schedule_resume(pgm_job_t *job)
+{
+	if (job->last_row < 0 || pgm_state_is_terminal(job->state))
+		return;
+	job->kick_start_step = true;
+	uv_timer_start(job->kick, kick_cb, 0, 0);
+}
+
+static void
+step_start(pgm_job_t *job)
+{
+	const pgm_transition_t *t;
+	pgm_step_t *s;
+
+	if (job->last_row < 0 || job->daemon->stopping)
+		return;
+	t = &pgm_transitions[job->last_row];
+	s = pgm_calloc(1, sizeof(*s));
+	s->job = job;
+	s->row = job->last_row;
+	s->started_mono = pgm_mono_ms();
+	job->step = s;
+	pgm_debug("job %s: step %s starts in state %s", job->name, t->step_name, pgm_state_name(job->state));
+	t->step(s);
+}
+
+static void
+step_cancel(pgm_job_t *job)
+{
+	if (job->step) {
+		pgm_debug("job %s: cancelling step %s", job->name, pgm_transitions[job->step->row].step_name);
+		step_free(job->step);
+		job->step = NULL;
+	}
+}
+
+static void
+kick_cb(uv_timer_t *t)
+{
+	pgm_job_t *job = t->data;
+
+	if (job->ended) {
+		step_free(job->ended);
+		job->ended = NULL;
+	}
+	if (job->pending != PGM_EV__NONE) {
+		pgm_event_t ev = job->pending;
+		const char *code;
+		char *msg = NULL, *hint = NULL;
+
+		job->pending = PGM_EV__NONE;
+		if (!pgm_job_fire(job, ev, NULL, &code, &msg, &hint)) {
+			pgm_error("job %s: the step raised \"%s\" in state %s: %s", job->name, pgm_event_name(ev),
+			          pgm_state_name(job->state), msg);
+			free(msg);
+			free(hint);
+		}
+		return;
+	}
+	if (job->kick_start_step) {
+		job->kick_start_step = false;
+		step_start(job);
+	}
+}
+
+static void
+add_time_field(cJSON *o, const char *key, int64_t ms)
+{
+	char ts[40];
+
+	pgm_format_time(ms, ts, sizeof(ts));
+	cJSON_AddStringToObject(o, key, ts);
+}
+
+bool
+pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char **code, char **message,
+             char **hint)
+{
+	int row = pgm_fsm_decide(job->state, job->failed_from, ev);
+	const pgm_transition_t *t;
+	pgm_state_t from = job->state, to;
+	int step_row;
+	/* what to restore if the new state cannot be made durable */
+	pgm_state_t old_failed_from = job->failed_from;
+	int old_last_row = job->last_row, old_failed_row = job->failed_row;
+	int64_t old_since = job->since_ms;
+	cJSON *event;
+
+	*message = *hint = NULL;
+	if (row < 0) {
+		char *allowed = pgm_fsm_allowed_commands(job->state, job->failed_from);
+		*code = "invalid_state";
+		*message = pgm_asprintf("job \"%s\" is %s: %s is not possible now", job->name,
+		                        pgm_state_name(job->state), pgm_event_name(ev));
+		*hint = pgm_asprintf("commands accepted in state %s: %s", pgm_state_name(job->state), allowed);
+		free(allowed);
+		if (peer)
+			pgm_job_audit(job, peer, pgm_event_name(ev), pgm_state_name(from), NULL, "refused: invalid_state");
+		return false;
+	}
+	if (job->daemon->stopping) {
+		*code = "shutting_down";
+		*message = pgm_strdup("pgmoverd is shutting down");
+		*hint = pgm_strdup("send the command again once pgmoverd has restarted");
+		return false;
+	}
+	t = &pgm_transitions[row];
+	to = t->to;
+	step_row = row;
+	if (to == PGM_ST__PREVIOUS) {
+		to = job->failed_from;
+		step_row = job->failed_row;
+	}
+	if (ev == PGM_EV_ERROR) {
+		job->failed_from = from;
+		job->failed_row = job->last_row;
+	}
+	job->state = to;
+	job->since_ms = pgm_now_ms();
+	job->last_row = step_row;
+	if (!pgm_store_save(job)) {
+		job->state = from;
+		job->since_ms = old_since;
+		job->last_row = old_last_row;
+		job->failed_from = old_failed_from;
+		job->failed_row = old_failed_row;
+		*code = "internal";
+		*message = pgm_asprintf("could not persist the state of job \"%s\"", job->name);
+		*hint = pgm_strdup("check free space and permissions of state_dir; the job stays where it was");
+		return false;
+	}
+	/* the old step ends only once the new state is durable */
+	step_cancel(job);
+	if (ev != PGM_EV_ERROR && job->error && to != PGM_ST_FAILED && (ev == PGM_EV_RETRY || ev == PGM_EV_ABORT)) {
+		/* keep the reason in the facts; the job is moving on */
+		pgm_json_set(job->facts, "previous_error", job->error);
+		job->error = NULL;
+	}
+	cJSON_Delete(job->progress);
+	job->progress = NULL;
+	pgm_job_audit(job, peer, pgm_event_name(ev), pgm_state_name(from), pgm_state_name(to), "ok");
+	pgm_info("job %s: %s -> %s: %s", job->name, pgm_state_name(from), pgm_state_name(to), t->comment);
+
+	event = cJSON_CreateObject();
+	cJSON_AddStringToObject(event, "event", "transition");
+	cJSON_AddStringToObject(event, "job", job->name);
+	cJSON_AddStringToObject(event, "from", pgm_state_name(from));
+	cJSON_AddStringToObject(event, "to", pgm_state_name(to));
+	cJSON_AddStringToObject(event, "on", pgm_event_name(ev));
+	add_time_field(event, "at", job->since_ms);
+	if (to == PGM_ST_FAILED && job->error)
+		cJSON_AddItemToObject(event, "error", cJSON_Duplicate(job->error, 1));
+	pgm_job_emit(job, event);
+
+	if (step_row >= 0) {
+		job->kick_start_step = true;
+		uv_timer_start(job->kick, kick_cb, 0, 0);
+	}
+	return true;
+}
+
+bool
+pgm_job_save(pgm_job_t *job)
+{
+	return pgm_store_save(job);
+}
+
+/* the step ended: release its resources now, take the event from a fresh stack */
+void
+pgm_step_done(pgm_step_t *s, pgm_event_t ev)
+{
+	pgm_job_t *job = s->job;
+
+	if (s->finished || job->step != s)
+		return;
+	s->finished = true;
+	step_release(s);
+	job->step = NULL;
+	if (job->ended)
+		step_free(job->ended);
+	job->ended = s;
+	job->pending = ev;
+	uv_timer_start(job->kick, kick_cb, 0, 0);
+}
+
+void
+pgm_step_fail(pgm_step_t *s, const char *message, const char *detail, const char *hint)
+{
+	pgm_job_t *job = s->job;
+	char ts[40];
+
+	if (s->finished || job->step != s)
+		return;
+	cJSON_Delete(job->error);
+	job->error = cJSON_CreateObject();
+	cJSON_AddStringToObject(job->error, "message", message);
+	if (detail)
+		cJSON_AddStringToObject(job->error, "detail", detail);
+	if (hint)
+		cJSON_AddStringToObject(job->error, "hint", hint);
+	cJSON_AddStringToObject(job->error, "state", pgm_state_name(job->state));
+	cJSON_AddStringToObject(job->error, "step", pgm_transitions[s->row].step_name);
+	pgm_format_time(pgm_now_ms(), ts, sizeof(ts));
+	cJSON_AddStringToObject(job->error, "at", ts);
+	pgm_error("job %s: %s failed: %s%s%s%s%s", job->name, pgm_transitions[s->row].step_name, message,
+	          detail ? "; detail: " : "", detail ? detail : "", hint ? "; hint: " : "", hint ? hint : "");
+	pgm_step_done(s, PGM_EV_ERROR);
+}
+
+void
+pgm_step_fail_pg(pgm_step_t *s, const char *what, const pgm_pg_error_t *err, const char *hint)
+{
+	char *msg = pgm_asprintf("%s: %s", what, err->message);
+
+	pgm_step_fail(s, msg, err->detail, err->hint ? err->hint : hint);
+	free(msg);
+}
+
+static int
+conn_slot(pgm_step_t *s, const pgm_pg_conn_t *c)
+{
+	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
+		if (s->conns[i] == c)
+			return i;
+	return -1;
+}
+
+static void
+step_connect_cb(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
+{
+	pgm_step_t *s = data;
+	int i = conn_slot(s, conn);
+	pgm_pg_connect_cb cb;
+	void *cbdata;
+
+	if (i < 0)
+		return;
+	cb = s->conn_cb[i];
+	cbdata = s->conn_data[i];
+	if (err)
+		s->conns[i] = NULL; /* pgasync has closed it */
+	cb(conn, err, cbdata);
+}
+
+pgm_pg_conn_t *
+pgm_step_connect(pgm_step_t *s, bool source, const char *purpose, pgm_pg_connect_cb cb, void *data)
+{
+	pgm_job_t *job = s->job;
+	char *app = pgm_asprintf("pgmover:%s:%s", job->name, purpose);
+	int i = conn_slot(s, NULL);
+	pgm_pg_conn_t *c;
+
+	if (i < 0) {
+		pgm_error("internal error: step has too many connections");
+		abort();
+	}
+	s->conn_cb[i] = cb;
+	s->conn_data[i] = data;
+	c = pgm_pg_connect(job->daemon->loop, source ? job->source_dsn : job->target_dsn, app,
+	                   (int) pgm_jobopt_int(job->options, "connect_timeout"), step_connect_cb, s);
+	s->conns[i] = c;
+	free(app);
+	return c;
+}
+
+void
+pgm_step_close_conn(pgm_step_t *s, pgm_pg_conn_t *c)
+{
+	int i = conn_slot(s, c);
+
+	if (c == NULL)
+		return;
+	if (i >= 0)
+		s->conns[i] = NULL;
+	pgm_pg_close(c);
+}
+
+static void
+step_proc_exit_cb(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *tail, void *data)
+{
+	pgm_step_t *s = data;
+
+	for (int i = 0; i < PGM_STEP_MAX_RES; i++) {
+		if (s->procs[i] == p) {
+			s->procs[i] = NULL;
+			s->proc_cb[i](p, status, sig, timed_out, tail, s->proc_data[i]);
+			return;
+		}
+	}
+}
+
+static void
+step_proc_line_cb(pgm_proc_t *p, int stream, const char *line, void *data)
+{
+	pgm_step_t *s = data;
+
+	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
+		if (s->procs[i] == p && s->proc_line_cb[i])
+			s->proc_line_cb[i](p, stream, line, s->proc_data[i]);
+}
+
+pgm_proc_t *
+pgm_step_spawn(pgm_step_t *s, const char *const argv[], const char *const env[], int timeout_ms,
+               pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data, char **errmsg)
+{
+	int i;
+	pgm_proc_t *p;
+
+	for (i = 0; i < PGM_STEP_MAX_RES && s->procs[i]; i++)
+		;
+	if (i == PGM_STEP_MAX_RES) {
+		pgm_error("internal error: step has too many processes");
+		abort();
+	}
+	/* both callbacks find the caller's data through the step's slot */
+	p = pgm_proc_spawn(s->job->daemon->loop, argv, env, timeout_ms, step_proc_line_cb, step_proc_exit_cb, s,
+	                   errmsg);
+	if (p == NULL)
+		return NULL;
+	s->procs[i] = p;
+	s->proc_line_cb[i] = line_cb;
+	s->proc_cb[i] = exit_cb;
+	s->proc_data[i] = data;
+	return p;
+}
+
+uv_timer_t *
+pgm_step_timer(pgm_step_t *s)
+{
+	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
+		if (s->timers[i] == NULL) {
+			s->timers[i] = pgm_malloc(sizeof(uv_timer_t));
+			uv_timer_init(s->job->daemon->loop, s->timers[i]);
+			s->timers[i]->data = s;
+			return s->timers[i];
+		}
+	pgm_error("internal error: step has too many timers");
+	abort();
+}
+
+void
+pgm_step_own(pgm_step_t *s, void *p, void (*free_fn)(void *))
+{
+	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
+		if (s->owned[i] == NULL) {
+			s->owned[i] = p;
+			s->owned_free[i] = free_fn;
+			return;
+		}
+	pgm_error("internal error: step owns too much");
+	abort();
+}
+
+void
+pgm_step_disown(pgm_step_t *s, void *p)
+{
+	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
+		if (s->owned[i] == p)
+			s->owned[i] = NULL;
+}
+
+uv_loop_t *
+pgm_step_loop(pgm_step_t *s)
+{
+	return s->job->daemon->loop;
+}
+
+static void
+job_kick_closed(uv_handle_t *h)
+{
+	pgm_job_t *job = h->data;
+
+	free(h);
+	pgm_job_free(job);
+}
+
+void
+pgm_jobs_shutdown(pgm_daemon_t *d)
+{
+	pgm_job_t *job = d->jobs;
+
+	d->jobs = NULL;
+	while (job) {
+		pgm_job_t *next = job->next;
+
+		if (job->step) {
+			pgm_info("job %s: stopping step %s; it resumes when pgmoverd starts again", job->name,
+			         pgm_transitions[job->step->row].step_name);
+			step_cancel(job);
+		}
+		if (job->ended) {
+			step_free(job->ended);
+			job->ended = NULL;
+		}
+		if (!pgm_store_save(job))
+			pgm_error("job %s: could not save its state at shutdown", job->name);
+		uv_timer_stop(job->kick);
+		uv_close((uv_handle_t *) job->kick, job_kick_closed);
+		job = next;
+	}
+}

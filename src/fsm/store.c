@@ -1,0 +1,237 @@
+/*
+ * store.c — state.json is written new-file, fsync, rename, fsync(dir) on
+ * every transition and checkpoint, the way PostgreSQL writes pg_control.
+ * Passwords live apart in secrets.json, readable by the daemon's user only.
+ */
+#include "fsm/store.h"
+#include "common/log.h"
+#include "pg/dsn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+add_time(cJSON *o, const char *key, int64_t ms)
+{
+	char buf[40];
+
+	if (ms <= 0) {
+		cJSON_AddNullToObject(o, key);
+		return;
+	}
+	pgm_format_time(ms, buf, sizeof(buf));
+	cJSON_AddStringToObject(o, key, buf);
+}
+
+static void
+add_copy(cJSON *o, const char *key, const cJSON *v)
+{
+	cJSON_AddItemToObject(o, key, v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+}
+
+cJSON *
+pgm_store_job_json(const pgm_job_t *job)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "version", PGM_STATE_VERSION);
+	cJSON_AddStringToObject(o, "name", job->name);
+	cJSON_AddStringToObject(o, "method", job->method);
+	cJSON_AddStringToObject(o, "source", job->source_display);
+	cJSON_AddStringToObject(o, "target", job->target_display);
+	add_copy(o, "options", job->options);
+	cJSON_AddStringToObject(o, "state", pgm_state_name(job->state));
+	add_time(o, "created_at", job->created_ms);
+	add_time(o, "since", job->since_ms);
+	if (job->last_row >= 0) {
+		const pgm_transition_t *t = &pgm_transitions[job->last_row];
+		cJSON *lt = cJSON_AddObjectToObject(o, "last_transition");
+		cJSON_AddStringToObject(lt, "event", pgm_event_name(t->event));
+		cJSON_AddStringToObject(lt, "to", pgm_state_name(t->to));
+		cJSON_AddStringToObject(lt, "step", t->step_name);
+	} else {
+		cJSON_AddNullToObject(o, "last_transition");
+	}
+	if (job->state == PGM_ST_FAILED) {
+		cJSON *ff = cJSON_AddObjectToObject(o, "failed_in");
+		cJSON_AddStringToObject(ff, "state", pgm_state_name(job->failed_from));
+		if (job->failed_row >= 0) {
+			const pgm_transition_t *t = &pgm_transitions[job->failed_row];
+			cJSON_AddStringToObject(ff, "event", pgm_event_name(t->event));
+			cJSON_AddStringToObject(ff, "step", t->step_name);
+		}
+	}
+	add_copy(o, "facts", job->facts);
+	add_copy(o, "artifacts", job->artifacts);
+	add_copy(o, "progress", job->progress);
+	add_copy(o, "error", job->error);
+	add_copy(o, "verify", job->verify);
+	add_copy(o, "warnings", job->warnings);
+	add_time(o, "freeze_started_at", job->freeze_started_ms);
+	add_time(o, "rollback_deadline", job->rollback_deadline_ms);
+	return o;
+}
+
+bool
+pgm_store_save(const pgm_job_t *job)
+{
+	cJSON *o = pgm_store_job_json(job);
+	char *text = cJSON_Print(o);
+	char *path = pgm_asprintf("%s/state.json", job->dir);
+	bool ok = pgm_file_replace(path, text, strlen(text), 0600);
+
+	if (!ok)
+		pgm_error("could not write \"%s\": %s", path, strerror(errno));
+	free(path);
+	free(text);
+	cJSON_Delete(o);
+	return ok;
+}
+
+bool
+pgm_store_save_secrets(const pgm_job_t *job)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *text, *path = pgm_asprintf("%s/secrets.json", job->dir);
+	bool ok;
+
+	cJSON_AddStringToObject(o, "source", job->source_dsn);
+	cJSON_AddStringToObject(o, "target", job->target_dsn);
+	text = cJSON_Print(o);
+	ok = pgm_file_replace(path, text, strlen(text), 0600);
+	if (!ok)
+		pgm_error("could not write \"%s\": %s", path, strerror(errno));
+	/* scrub the copy that held passwords */
+	memset(text, 0, strlen(text));
+	free(text);
+	free(path);
+	cJSON_Delete(o);
+	return ok;
+}
+
+/* the row a stored {event, to, step} names, or -1 */
+static int
+find_row(const cJSON *lt)
+{
+	const char *ev = cJSON_GetStringValue(cJSON_GetObjectItem(lt, "event"));
+	const char *to = cJSON_GetStringValue(cJSON_GetObjectItem(lt, "to"));
+	const char *step = cJSON_GetStringValue(cJSON_GetObjectItem(lt, "step"));
+	pgm_event_t e;
+	pgm_state_t s;
+
+	if (!ev || !pgm_event_parse(ev, &e))
+		return -1;
+	if (to && !pgm_state_parse(to, &s))
+		return -1;
+	for (int i = 0; i < pgm_transitions_count; i++) {
+		const pgm_transition_t *t = &pgm_transitions[i];
+		if (t->event == e && (!to || t->to == s) && (!step || strcmp(step, t->step_name) == 0))
+			return i;
+	}
+	return -1;
+}
+
+static cJSON *
+take(cJSON *o, const char *key, bool want_array)
+{
+	cJSON *v = cJSON_DetachItemFromObject(o, key);
+
+	if (v == NULL || cJSON_IsNull(v)) {
+		cJSON_Delete(v);
+		return want_array ? cJSON_CreateArray() : NULL;
+	}
+	return v;
+}
+
+pgm_job_t *
+pgm_store_load(const char *dir, char **err)
+{
+	char *path = pgm_asprintf("%s/state.json", dir);
+	char *spath = pgm_asprintf("%s/secrets.json", dir);
+	char *text = pgm_file_read(path, 64 << 20, NULL);
+	char *stext = NULL;
+	cJSON *o = NULL, *so = NULL;
+	pgm_job_t *job = NULL;
+	const char *name, *method, *state, *src, *dst;
+
+	*err = NULL;
+	if (text == NULL) {
+		*err = pgm_asprintf("could not read \"%s\": %s", path, strerror(errno));
+		goto cleanup;
+	}
+	o = cJSON_Parse(text);
+	if (!cJSON_IsObject(o)) {
+		*err = pgm_asprintf("\"%s\" is not valid JSON", path);
+		goto cleanup;
+	}
+	if (cJSON_GetNumberValue(cJSON_GetObjectItem(o, "version")) != PGM_STATE_VERSION) {
+		*err = pgm_asprintf("\"%s\" has an unsupported version (expected %d)", path, PGM_STATE_VERSION);
+		goto cleanup;
+	}
+	stext = pgm_file_read(spath, 1 << 20, NULL);
+	so = stext ? cJSON_Parse(stext) : NULL;
+	name = cJSON_GetStringValue(cJSON_GetObjectItem(o, "name"));
+	method = cJSON_GetStringValue(cJSON_GetObjectItem(o, "method"));
+	state = cJSON_GetStringValue(cJSON_GetObjectItem(o, "state"));
+	src = cJSON_GetStringValue(cJSON_GetObjectItem(so, "source"));
+	dst = cJSON_GetStringValue(cJSON_GetObjectItem(so, "target"));
+	if (!name || !method || !state) {
+		*err = pgm_asprintf("\"%s\" lacks name, method or state", path);
+		goto cleanup;
+	}
+	if (!src || !dst) {
+		*err = pgm_asprintf("\"%s\" is missing or unreadable; the job's connection strings are lost", spath);
+		goto cleanup;
+	}
+	job = pgm_calloc(1, sizeof(*job));
+	job->name = pgm_strdup(name);
+	job->method = pgm_strdup(method);
+	job->source_dsn = pgm_strdup(src);
+	job->target_dsn = pgm_strdup(dst);
+	job->source_display = pgm_dsn_masked(src);
+	job->target_display = pgm_dsn_masked(dst);
+	if (!pgm_state_parse(state, &job->state)) {
+		*err = pgm_asprintf("\"%s\": unknown state \"%s\"", path, state);
+		pgm_job_free(job);
+		job = NULL;
+		goto cleanup;
+	}
+	job->created_ms = pgm_parse_time(cJSON_GetStringValue(cJSON_GetObjectItem(o, "created_at")));
+	job->since_ms = pgm_parse_time(cJSON_GetStringValue(cJSON_GetObjectItem(o, "since")));
+	job->freeze_started_ms = pgm_parse_time(cJSON_GetStringValue(cJSON_GetObjectItem(o, "freeze_started_at")));
+	job->rollback_deadline_ms = pgm_parse_time(cJSON_GetStringValue(cJSON_GetObjectItem(o, "rollback_deadline")));
+	job->last_row = find_row(cJSON_GetObjectItem(o, "last_transition"));
+	job->failed_row = -1;
+	job->failed_from = PGM_ST_CREATED;
+	{
+		cJSON *ff = cJSON_GetObjectItem(o, "failed_in");
+		const char *fs = cJSON_GetStringValue(cJSON_GetObjectItem(ff, "state"));
+		if (fs)
+			pgm_state_parse(fs, &job->failed_from);
+		if (ff)
+			job->failed_row = find_row(ff);
+	}
+	job->options = take(o, "options", false);
+	if (job->options == NULL)
+		job->options = cJSON_CreateObject();
+	job->facts = take(o, "facts", false);
+	if (job->facts == NULL)
+		job->facts = cJSON_CreateObject();
+	job->artifacts = take(o, "artifacts", true);
+	job->progress = take(o, "progress", false);
+	job->error = take(o, "error", false);
+	job->verify = take(o, "verify", false);
+	job->warnings = take(o, "warnings", true);
+	job->dir = pgm_strdup(dir);
+cleanup:
+	if (stext)
+		memset(stext, 0, strlen(stext));
+	free(stext);
+	cJSON_Delete(so);
+	cJSON_Delete(o);
+	free(text);
+	free(path);
+	free(spath);
+	return job;
+}

@@ -1,0 +1,23 @@
+/*
+ * store.h — durable job state: state.json (atomic replace) and
+ * secrets.json (0600, the DSNs with passwords, never shown).
+ */
+#ifndef PGM_STORE_H
+#define PGM_STORE_H
+
+#include "common/util.h"
+#include "daemon/jobs.h"
+
+#define PGM_STATE_VERSION 1
+
+/* the job as state.json holds it (no secrets) */
+cJSON *pgm_store_job_json(const pgm_job_t *job);
+bool pgm_store_save(const pgm_job_t *job) PGM_MUST_CHECK;
+bool pgm_store_save_secrets(const pgm_job_t *job) PGM_MUST_CHECK;
+/*
+ * Read state_dir/<name>: returns a job (runtime fields unset) or NULL with
+ * *err (malloc'd).
+ */
+pgm_job_t *pgm_store_load(const char *dir, char **err);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * dsn.h — connection strings (URIs like Heroku's DATABASE_URL or
+ * key=value conninfo) parsed by libpq, shown with the password masked.
+ */
+#ifndef PGM_DSN_H
+#define PGM_DSN_H
+
+#include <stdbool.h>
+
+typedef struct pgm_dsn {
+	char *host;     /* NULL when libpq's default applies */
+	char *port;
+	char *dbname;
+	char *user;
+	char *password; /* never logged */
+	char *sslmode;
+} pgm_dsn_t;
+
+/* parse; on failure returns false and *errmsg (malloc'd) says why */
+bool pgm_dsn_parse(const char *dsn, pgm_dsn_t *out, char **errmsg);
+void pgm_dsn_free(pgm_dsn_t *dsn);
+
+/* "postgres://user:****@host:port/db?sslmode=require" (malloc'd) */
+char *pgm_dsn_masked(const char *dsn);
+/* the same connection as key=value conninfo without the password (malloc'd) */
+char *pgm_dsn_without_password(const char *dsn);
+
+#endif

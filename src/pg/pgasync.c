@@ -1,0 +1,684 @@
+/*
+ * pgasync.c — libpq's asynchronous API driven by one uv_poll_t per
+ * connection (libuv forbids two handles on one fd).
+ *
+ * A connection is in one mode at a time: connecting, idle, running a
+ * query, streaming COPY OUT, or feeding COPY IN. The poll callback moves
+ * bytes and, when a statement is complete, calls the one callback of the
+ * operation. Callbacks may close the connection or start the next
+ * operation; memory is released only from uv_close's callback, so a
+ * handle stays valid until the loop comes round.
+ */
+#include "pg/pgasync.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum {
+	MODE_CONNECTING,
+	MODE_IDLE,
+	MODE_QUERY,
+	MODE_COPY_OUT,
+	MODE_COPY_IN,
+	MODE_CLOSED
+} conn_mode_t;
+
+struct pgm_pg_conn {
+	uv_loop_t *loop;
+	PGconn *pg;
+	uv_poll_t *poll;    /* NULL until the socket is known */
+	int poll_fd;
+	int poll_events;    /* events currently watched */
+	uv_timer_t *timer;  /* connect timeout */
+	conn_mode_t mode;
+	bool copy_paused;
+	bool copy_in_ready; /* COPY IN start callback delivered */
+	bool copy_started;  /* COPY OUT response received */
+	pgm_pg_connect_cb connect_cb;
+	pgm_pg_result_cb result_cb;
+	pgm_pg_copy_out_cb copy_out_cb;
+	void (*drain_cb)(pgm_pg_conn_t *, void *);
+	void *drain_data;
+	void *data;
+	PGresult *last;     /* last result of the running statement */
+	PGresult *error;    /* first error result of the running statement */
+};
+
+static void on_poll(uv_poll_t *h, int status, int events);
+static void on_connect_timeout(uv_timer_t *t);
+static void conn_fail(pgm_pg_conn_t *c, const char *fallback);
+
+static void
+free_handle_cb(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* the pg connection is finished only after its poll handle is closed */
+static void
+poll_closed_finish_cb(uv_handle_t *h)
+{
+	PGconn *pg = h->data;
+
+	free(h);
+	if (pg)
+		PQfinish(pg);
+}
+
+static void
+conn_free_cb(uv_handle_t *h)
+{
+	pgm_pg_conn_t *c = h->data;
+
+	free(h);
+	free(c);
+}
+
+static char *
+trim_dup(const char *s)
+{
+	char *d = pgm_strdup(s ? s : "");
+	size_t n = strlen(d);
+
+	while (n > 0 && (d[n - 1] == '\n' || d[n - 1] == ' ' || d[n - 1] == '\r'))
+		d[--n] = '\0';
+	return d;
+}
+
+static void
+error_from_result(pgm_pg_error_t *e, const PGresult *res, PGconn *pg)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+	const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+
+	memset(e, 0, sizeof(*e));
+	if (state)
+		snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", state);
+	e->message = trim_dup(msg ? msg : (PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
+	                                                               : PQerrorMessage(pg)));
+	if (e->message[0] == '\0') {
+		free(e->message);
+		e->message = pgm_strdup("query failed without an error message");
+	}
+	e->detail = detail ? pgm_strdup(detail) : NULL;
+	e->hint = hint ? pgm_strdup(hint) : NULL;
+}
+
+static void
+error_from_text(pgm_pg_error_t *e, const char *text)
+{
+	memset(e, 0, sizeof(*e));
+	e->message = trim_dup(text);
+	/* libpq connection errors start with the target; keep them whole */
+	if (e->message[0] == '\0') {
+		free(e->message);
+		e->message = pgm_strdup("connection failed");
+	}
+}
+
+static void
+error_clear(pgm_pg_error_t *e)
+{
+	free(e->message);
+	free(e->detail);
+	free(e->hint);
+	memset(e, 0, sizeof(*e));
+}
+
+char *
+pgm_pg_error_string(const pgm_pg_error_t *err)
+{
+	return pgm_asprintf("%s%s%s%s%s%s%s%s", err->message,
+		err->detail ? " (" : "", err->detail ? err->detail : "", err->detail ? ")" : "",
+		err->hint ? "; hint: " : "", err->hint ? err->hint : "",
+		err->sqlstate[0] ? " SQLSTATE " : "", err->sqlstate);
+}
+
+/* watch the connection's socket for events, creating or moving the poll handle */
+static bool
+conn_watch(pgm_pg_conn_t *c, int events)
+{
+	int fd = PQsocket(c->pg);
+
+	if (fd < 0)
+		return false;
+	if (c->poll && c->poll_fd != fd) {
+		uv_poll_stop(c->poll);
+		uv_close((uv_handle_t *) c->poll, free_handle_cb);
+		c->poll = NULL;
+	}
+	if (c->poll == NULL) {
+		c->poll = pgm_malloc(sizeof(uv_poll_t));
+		if (uv_poll_init(c->loop, c->poll, fd) != 0) {
+			free(c->poll);
+			c->poll = NULL;
+			return false;
+		}
+		c->poll->data = c;
+		c->poll_fd = fd;
+		c->poll_events = 0;
+	}
+	if (events != c->poll_events || !uv_is_active((uv_handle_t *) c->poll)) {
+		if (events == 0)
+			uv_poll_stop(c->poll);
+		else if (uv_poll_start(c->poll, events, on_poll) != 0)
+			return false;
+		c->poll_events = events;
+	}
+	return true;
+}
+
+pgm_pg_conn_t *
+pgm_pg_connect(uv_loop_t *loop, const char *dsn, const char *app_name, int timeout_ms,
+               pgm_pg_connect_cb cb, void *data)
+{
+	pgm_pg_conn_t *c = pgm_calloc(1, sizeof(*c));
+	const char *keys[] = {"dbname", "application_name", NULL};
+	const char *vals[] = {dsn, app_name ? app_name : "pgmover", NULL};
+
+	c->loop = loop;
+	c->connect_cb = cb;
+	c->data = data;
+	c->mode = MODE_CONNECTING;
+	c->poll_fd = -1;
+	c->timer = pgm_malloc(sizeof(uv_timer_t));
+	uv_timer_init(loop, c->timer);
+	c->timer->data = c;
+	uv_timer_start(c->timer, on_connect_timeout, (uint64_t) (timeout_ms > 0 ? timeout_ms : 15000), 0);
+	c->pg = PQconnectStartParams(keys, vals, 1);
+	if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD || !conn_watch(c, UV_WRITABLE)) {
+		/* report from the loop, never from inside the caller */
+		conn_fail(c, "could not start the connection");
+		return c;
+	}
+	return c;
+}
+
+static void
+on_connect_timeout(uv_timer_t *t)
+{
+	pgm_pg_conn_t *c = t->data;
+	pgm_pg_error_t e;
+	pgm_pg_connect_cb cb = c->connect_cb;
+
+	if (c->mode != MODE_CONNECTING)
+		return;
+	error_from_text(&e, "timeout expired while connecting");
+	e.hint = pgm_strdup("check that the server is up and reachable from this machine (host, port, firewall)");
+	c->connect_cb = NULL;
+	pgm_pg_close(c);
+	if (cb)
+		cb(c, &e, c->data);
+	error_clear(&e);
+}
+
+static void
+deferred_fail_cb(uv_timer_t *t)
+{
+	pgm_pg_conn_t *c = t->data;
+	pgm_pg_error_t e;
+	pgm_pg_connect_cb cb = c->connect_cb;
+	const char *msg = c->pg ? PQerrorMessage(c->pg) : "";
+
+	error_from_text(&e, msg[0] ? msg : "could not start the connection");
+	c->connect_cb = NULL;
+	pgm_pg_close(c);
+	if (cb)
+		cb(c, &e, c->data);
+	error_clear(&e);
+}
+
+/* a connection failed: deliver the error from the next loop iteration */
+static void
+conn_fail(pgm_pg_conn_t *c, const char *fallback)
+{
+	(void) fallback;
+	uv_timer_stop(c->timer);
+	uv_timer_start(c->timer, deferred_fail_cb, 0, 0);
+}
+
+static void
+connect_step(pgm_pg_conn_t *c)
+{
+	PostgresPollingStatusType st = PQconnectPoll(c->pg);
+
+	switch (st) {
+	case PGRES_POLLING_READING:
+		if (!conn_watch(c, UV_READABLE))
+			conn_fail(c, NULL);
+		return;
+	case PGRES_POLLING_WRITING:
+		if (!conn_watch(c, UV_WRITABLE))
+			conn_fail(c, NULL);
+		return;
+	case PGRES_POLLING_FAILED:
+		if (c->poll)
+			uv_poll_stop(c->poll);
+		conn_fail(c, NULL);
+		return;
+	case PGRES_POLLING_OK:
+	default:
+		break;
+	}
+	uv_timer_stop(c->timer);
+	PQsetnonblocking(c->pg, 1);
+	c->mode = MODE_IDLE;
+	conn_watch(c, 0);
+	if (c->connect_cb) {
+		pgm_pg_connect_cb cb = c->connect_cb;
+		c->connect_cb = NULL;
+		cb(c, NULL, c->data);
+	}
+}
+
+/* a statement finished: hand its last result or its error to the caller */
+static void
+deliver_result(pgm_pg_conn_t *c)
+{
+	pgm_pg_result_cb cb = c->result_cb;
+	PGresult *last = c->last, *error = c->error;
+	pgm_pg_error_t e;
+	bool has_err = error != NULL || last == NULL;
+
+	c->last = c->error = NULL;
+	c->result_cb = NULL;
+	c->mode = MODE_IDLE;
+	if (c->poll)
+		conn_watch(c, 0);
+	if (has_err) {
+		if (error)
+			error_from_result(&e, error, c->pg);
+		else
+			error_from_text(&e, PQerrorMessage(c->pg));
+	}
+	if (cb)
+		cb(c, has_err ? NULL : last, has_err ? &e : NULL, c->data);
+	if (has_err)
+		error_clear(&e);
+	PQclear(last);
+	PQclear(error);
+}
+
+/* read everything available; deliver when the statement is complete */
+static void
+drain_results(pgm_pg_conn_t *c)
+{
+	while (c->mode == MODE_QUERY || c->mode == MODE_COPY_IN) {
+		PGresult *r;
+
+		if (PQisBusy(c->pg))
+			return;
+		r = PQgetResult(c->pg);
+		if (r == NULL) {
+			deliver_result(c);
+			return;
+		}
+		switch (PQresultStatus(r)) {
+		case PGRES_COPY_IN:
+			/* COPY FROM STDIN is ready for data */
+			PQclear(r);
+			if (c->mode == MODE_COPY_IN && !c->copy_in_ready) {
+				pgm_pg_result_cb cb = c->result_cb;
+				c->copy_in_ready = true;
+				if (cb)
+					cb(c, NULL, NULL, c->data);
+			}
+			return;
+		case PGRES_COPY_OUT:
+		case PGRES_COPY_BOTH:
+			/* not expected from pgm_pg_query: end it as an error */
+			PQclear(r);
+			if (c->error == NULL)
+				c->error = PQmakeEmptyPGresult(c->pg, PGRES_FATAL_ERROR);
+			return;
+		case PGRES_BAD_RESPONSE:
+		case PGRES_NONFATAL_ERROR:
+		case PGRES_FATAL_ERROR:
+			if (c->error == NULL)
+				c->error = r;
+			else
+				PQclear(r);
+			break;
+		default:
+			PQclear(c->last);
+			c->last = r;
+			break;
+		}
+	}
+}
+
+/* end a COPY OUT: drain the results and report to the caller */
+static void
+copy_out_finish(pgm_pg_conn_t *c, PGresult *r)
+{
+	pgm_pg_copy_out_cb cb = c->copy_out_cb;
+	pgm_pg_error_t e;
+	bool failed = r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK;
+
+	if (failed) {
+		if (r)
+			error_from_result(&e, r, c->pg);
+		else
+			error_from_text(&e, PQerrorMessage(c->pg));
+	}
+	PQclear(r);
+	/* drain until NULL so the connection is idle again */
+	while (!PQisBusy(c->pg) && (r = PQgetResult(c->pg)) != NULL)
+		PQclear(r);
+	c->mode = MODE_IDLE;
+	c->copy_out_cb = NULL;
+	if (c->poll)
+		conn_watch(c, 0);
+	cb(c, NULL, 0, failed ? &e : NULL, c->data);
+	if (failed)
+		error_clear(&e);
+}
+
+static void
+copy_out_step(pgm_pg_conn_t *c)
+{
+	if (c->mode == MODE_COPY_OUT && !c->copy_started) {
+		PGresult *r;
+
+		if (PQisBusy(c->pg))
+			return;
+		r = PQgetResult(c->pg);
+		if (r == NULL || PQresultStatus(r) != PGRES_COPY_OUT) {
+			copy_out_finish(c, r);
+			return;
+		}
+		PQclear(r);
+		c->copy_started = true;
+	}
+	while (c->mode == MODE_COPY_OUT && !c->copy_paused) {
+		char *buf = NULL;
+		int n = PQgetCopyData(c->pg, &buf, 1);
+
+		if (n > 0) {
+			c->copy_out_cb(c, buf, n, NULL, c->data);
+			PQfreemem(buf);
+			continue;
+		}
+		if (n == 0)
+			return; /* wait for more */
+		/* -1: done, -2: error; the final result says which */
+		copy_out_finish(c, PQgetResult(c->pg));
+		return;
+	}
+}
+
+static void
+on_poll(uv_poll_t *h, int status, int events)
+{
+	pgm_pg_conn_t *c = h->data;
+
+	if (c == NULL || c->mode == MODE_CLOSED)
+		return;
+	if (c->mode == MODE_CONNECTING) {
+		connect_step(c);
+		return;
+	}
+	if (status < 0)
+		events = UV_READABLE | UV_WRITABLE; /* let libpq find the error */
+	if (events & UV_WRITABLE) {
+		int f = PQflush(c->pg);
+		if (f == 0) {
+			if (c->mode == MODE_COPY_IN && c->drain_cb) {
+				void (*dcb)(pgm_pg_conn_t *, void *) = c->drain_cb;
+				c->drain_cb = NULL;
+				conn_watch(c, UV_READABLE);
+				dcb(c, c->drain_data);
+				if (c->mode == MODE_CLOSED)
+					return;
+			} else if (c->mode != MODE_IDLE) {
+				conn_watch(c, UV_READABLE);
+			}
+		} else if (f < 0) {
+			events |= UV_READABLE;
+		}
+	}
+	if (events & UV_READABLE) {
+		if (!PQconsumeInput(c->pg)) {
+			/* connection lost: let PQgetResult report it */
+		}
+		if (c->mode == MODE_COPY_OUT)
+			copy_out_step(c);
+		else
+			drain_results(c);
+	}
+}
+
+static bool
+begin_op(pgm_pg_conn_t *c, conn_mode_t mode)
+{
+	if (c->mode != MODE_IDLE) {
+		pgm_error("internal error: connection busy (mode %d)", (int) c->mode);
+		return false;
+	}
+	c->mode = mode;
+	c->copy_paused = false;
+	c->copy_in_ready = false;
+	/* flush what was queued, then read */
+	return conn_watch(c, UV_READABLE | UV_WRITABLE);
+}
+
+bool
+pgm_pg_query(pgm_pg_conn_t *c, const char *sql, int nparams, const char *const *params,
+             pgm_pg_result_cb cb, void *data)
+{
+	int ok;
+
+	if (c->mode != MODE_IDLE)
+		return false;
+	c->data = data;
+	c->result_cb = cb;
+	if (nparams == 0)
+		ok = PQsendQuery(c->pg, sql);
+	else
+		ok = PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (!ok) {
+		/* report through the normal path so callers have one error shape */
+		c->mode = MODE_QUERY;
+		c->error = PQmakeEmptyPGresult(c->pg, PGRES_FATAL_ERROR);
+		conn_watch(c, UV_READABLE | UV_WRITABLE);
+		return true;
+	}
+	return begin_op(c, MODE_QUERY);
+}
+
+bool
+pgm_pg_copy_out(pgm_pg_conn_t *c, const char *sql, pgm_pg_copy_out_cb cb, void *data)
+{
+	if (c->mode != MODE_IDLE)
+		return false;
+	c->data = data;
+	c->copy_out_cb = cb;
+	c->copy_started = false;
+	if (!PQsendQuery(c->pg, sql))
+		return false;
+	return begin_op(c, MODE_COPY_OUT);
+}
+
+void
+pgm_pg_copy_out_pause(pgm_pg_conn_t *c, bool paused)
+{
+	if (c->mode != MODE_COPY_OUT)
+		return;
+	c->copy_paused = paused;
+	if (!paused) {
+		conn_watch(c, UV_READABLE);
+		copy_out_step(c);
+	} else {
+		conn_watch(c, 0);
+	}
+}
+
+bool
+pgm_pg_copy_in_start(pgm_pg_conn_t *c, const char *sql, pgm_pg_result_cb ready_cb, void *data)
+{
+	if (c->mode != MODE_IDLE)
+		return false;
+	c->data = data;
+	c->result_cb = ready_cb;
+	if (!PQsendQuery(c->pg, sql))
+		return false;
+	return begin_op(c, MODE_COPY_IN);
+}
+
+bool
+pgm_pg_copy_in_put(pgm_pg_conn_t *c, const char *buf, int len)
+{
+	int r;
+
+	if (c->mode != MODE_COPY_IN || !c->copy_in_ready)
+		return false;
+	r = PQputCopyData(c->pg, buf, len);
+	if (r < 0)
+		return false;
+	if (r == 0 || PQflush(c->pg) == 1)
+		conn_watch(c, UV_READABLE | UV_WRITABLE);
+	return true;
+}
+
+bool
+pgm_pg_copy_in_backlogged(pgm_pg_conn_t *c)
+{
+	return c->mode == MODE_COPY_IN && PQflush(c->pg) == 1;
+}
+
+void
+pgm_pg_copy_in_on_drain(pgm_pg_conn_t *c, void (*cb)(pgm_pg_conn_t *, void *), void *data)
+{
+	c->drain_cb = cb;
+	c->drain_data = data;
+	conn_watch(c, UV_READABLE | UV_WRITABLE);
+}
+
+bool
+pgm_pg_copy_in_end(pgm_pg_conn_t *c, const char *errmsg, pgm_pg_result_cb cb, void *data)
+{
+	if (c->mode != MODE_COPY_IN)
+		return false;
+	c->data = data;
+	c->result_cb = cb;
+	c->drain_cb = NULL;
+	if (PQputCopyEnd(c->pg, errmsg) < 0)
+		return false;
+	return conn_watch(c, UV_READABLE | UV_WRITABLE);
+}
+
+void
+pgm_pg_cancel(pgm_pg_conn_t *c)
+{
+	PGcancel *cancel;
+	char err[256];
+
+	if (c == NULL || c->pg == NULL || c->mode == MODE_IDLE || c->mode == MODE_CLOSED ||
+	    c->mode == MODE_CONNECTING)
+		return;
+	cancel = PQgetCancel(c->pg);
+	if (cancel) {
+		if (!PQcancel(cancel, err, sizeof(err)))
+			pgm_warning("could not cancel a running statement: %s", err);
+		PQfreeCancel(cancel);
+	}
+}
+
+void
+pgm_pg_close(pgm_pg_conn_t *c)
+{
+	if (c == NULL || c->mode == MODE_CLOSED)
+		return;
+	c->mode = MODE_CLOSED;
+	c->connect_cb = NULL;
+	c->result_cb = NULL;
+	c->copy_out_cb = NULL;
+	c->drain_cb = NULL;
+	PQclear(c->last);
+	PQclear(c->error);
+	c->last = c->error = NULL;
+	if (c->poll) {
+		uv_poll_stop(c->poll);
+		c->poll->data = c->pg;
+		uv_close((uv_handle_t *) c->poll, poll_closed_finish_cb);
+		c->poll = NULL;
+	} else if (c->pg) {
+		PQfinish(c->pg);
+	}
+	c->pg = NULL;
+	/* the timer's close callback frees the connection itself */
+	uv_timer_stop(c->timer);
+	c->timer->data = c;
+	uv_close((uv_handle_t *) c->timer, conn_free_cb);
+}
+
+bool
+pgm_pg_busy(const pgm_pg_conn_t *c)
+{
+	return c->mode != MODE_IDLE;
+}
+
+int
+pgm_pg_server_version(const pgm_pg_conn_t *c)
+{
+	return c->pg ? PQserverVersion(c->pg) : 0;
+}
+
+int
+pgm_pg_backend_pid(const pgm_pg_conn_t *c)
+{
+	return c->pg ? PQbackendPID(c->pg) : 0;
+}
+
+bool
+pgm_pg_ssl_in_use(const pgm_pg_conn_t *c)
+{
+	return c->pg && PQsslInUse(c->pg);
+}
+
+char *
+pgm_pg_quote_ident(pgm_pg_conn_t *c, const char *s)
+{
+	char *q = PQescapeIdentifier(c->pg, s, strlen(s));
+	char *out = pgm_strdup(q);
+
+	PQfreemem(q);
+	return out;
+}
+
+char *
+pgm_pg_quote_literal(pgm_pg_conn_t *c, const char *s)
+{
+	char *q = PQescapeLiteral(c->pg, s, strlen(s));
+	char *out = pgm_strdup(q);
+
+	PQfreemem(q);
+	return out;
+}
+
+const char *
+pgm_pg_value(const PGresult *res, int row, int col)
+{
+	if (res == NULL || row >= PQntuples(res) || col >= PQnfields(res) ||
+	    PQgetisnull(res, row, col))
+		return NULL;
+	return PQgetvalue(res, row, col);
+}
+
+int64_t
+pgm_pg_int64(const PGresult *res, int row, int col, int64_t dflt)
+{
+	const char *v = pgm_pg_value(res, row, col);
+
+	return v ? strtoll(v, NULL, 10) : dflt;
+}
+
+int
+pgm_pg_ntuples(const PGresult *res)
+{
+	return res ? PQntuples(res) : 0;
+}

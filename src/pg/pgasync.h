@@ -1,0 +1,86 @@
+/*
+ * pgasync.h — asynchronous libpq on the libuv loop.
+ *
+ * One uv_poll_t per PGconn. One callback shape for every query: the result,
+ * or an error carrying SQLSTATE, message, detail and hint. Nothing else in
+ * pgmover calls libpq's query functions directly.
+ */
+#ifndef PGM_PGASYNC_H
+#define PGM_PGASYNC_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct pgm_pg_error {
+	char sqlstate[6]; /* "" when the error is not from the server */
+	char *message;    /* primary message, never NULL in an error */
+	char *detail;
+	char *hint;
+} pgm_pg_error_t;
+
+typedef struct pgm_pg_conn pgm_pg_conn_t;
+
+/* err is NULL on success; conn is unusable after an error and is closed for you */
+typedef void (*pgm_pg_connect_cb)(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data);
+/*
+ * res is the last result of the statement(s) (NULL on error); it is freed
+ * when the callback returns. The callback may issue the next query or close
+ * the connection.
+ */
+typedef void (*pgm_pg_result_cb)(pgm_pg_conn_t *conn, const PGresult *res,
+                                 const pgm_pg_error_t *err, void *data);
+/* COPY OUT: one chunk of data, or (chunk == NULL) the end with err/NULL */
+typedef void (*pgm_pg_copy_out_cb)(pgm_pg_conn_t *conn, const char *chunk, int len,
+                                   const pgm_pg_error_t *err, void *data);
+
+/*
+ * Start connecting. timeout_ms bounds the whole connection attempt (0 means
+ * 15 s). Returns the handle at once; the callback tells the outcome. The
+ * application_name is set so the sessions are recognisable on the server.
+ */
+pgm_pg_conn_t *pgm_pg_connect(uv_loop_t *loop, const char *dsn, const char *app_name,
+                              int timeout_ms, pgm_pg_connect_cb cb, void *data);
+
+/* run one statement with parameters (or several without, when nparams == 0) */
+bool pgm_pg_query(pgm_pg_conn_t *conn, const char *sql, int nparams,
+                  const char *const *params, pgm_pg_result_cb cb, void *data);
+
+/* COPY ... TO STDOUT: chunks stream to cb; pause with pgm_pg_copy_out_pause */
+bool pgm_pg_copy_out(pgm_pg_conn_t *conn, const char *sql, pgm_pg_copy_out_cb cb, void *data);
+void pgm_pg_copy_out_pause(pgm_pg_conn_t *conn, bool paused);
+
+/* COPY ... FROM STDIN: start it; cb fires once the server is ready for data */
+bool pgm_pg_copy_in_start(pgm_pg_conn_t *conn, const char *sql, pgm_pg_result_cb ready_cb, void *data);
+/* queue data; returns false when the server refused (error reported at end) */
+bool pgm_pg_copy_in_put(pgm_pg_conn_t *conn, const char *buf, int len);
+/* bytes queued in libpq not yet sent (for back-pressure) */
+bool pgm_pg_copy_in_backlogged(pgm_pg_conn_t *conn);
+/* called when the backlog drains (for resuming a paused producer) */
+void pgm_pg_copy_in_on_drain(pgm_pg_conn_t *conn, void (*cb)(pgm_pg_conn_t *, void *), void *data);
+/* finish the COPY (errmsg != NULL aborts it); cb gets the final result */
+bool pgm_pg_copy_in_end(pgm_pg_conn_t *conn, const char *errmsg, pgm_pg_result_cb cb, void *data);
+
+/* ask the server to cancel the running statement (short blocking call) */
+void pgm_pg_cancel(pgm_pg_conn_t *conn);
+/* close: no callback fires after this; memory is released by the loop */
+void pgm_pg_close(pgm_pg_conn_t *conn);
+
+bool pgm_pg_busy(const pgm_pg_conn_t *conn);
+int pgm_pg_server_version(const pgm_pg_conn_t *conn);
+int pgm_pg_backend_pid(const pgm_pg_conn_t *conn);
+bool pgm_pg_ssl_in_use(const pgm_pg_conn_t *conn);
+/* quote an identifier or a literal with the connection's rules (malloc'd) */
+char *pgm_pg_quote_ident(pgm_pg_conn_t *conn, const char *s);
+char *pgm_pg_quote_literal(pgm_pg_conn_t *conn, const char *s);
+
+/* "message (detail) hint" style one-liner for logs (malloc'd) */
+char *pgm_pg_error_string(const pgm_pg_error_t *err);
+
+/* helpers to read a result */
+const char *pgm_pg_value(const PGresult *res, int row, int col); /* NULL if null */
+int64_t pgm_pg_int64(const PGresult *res, int row, int col, int64_t dflt);
+int pgm_pg_ntuples(const PGresult *res);
+
+#endif

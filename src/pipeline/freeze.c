@@ -1,0 +1,373 @@
+/*
+ * freeze.c — stop writes on the source, undo exactly that, and prove the
+ * freeze held.
+ *
+ * The read-only freeze works with the Heroku default credential (database
+ * owner, member of pg_signal_backend): ALTER DATABASE ... SET
+ * default_transaction_read_only = on makes new sessions read-only, and the
+ * sessions already open are terminated. A session can still override the
+ * default, so the freeze is checked afterwards: the row-change counters of
+ * every user table must not move while the source is frozen.
+ *
+ * Every change is recorded in the job's artifacts (and made durable)
+ * before it is made, so thaw and abort undo exactly what was done.
+ */
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "pipeline/pipeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define KIND_DB_SETTING "db_setting"
+#define KIND_HOOK "freeze_command"
+
+static bool
+artifact_active(const cJSON *a, const char *kind)
+{
+	return strcmp(pgm_json_str(a, "kind") ? pgm_json_str(a, "kind") : "", kind) == 0 &&
+	       !cJSON_IsTrue(cJSON_GetObjectItem(a, "undone"));
+}
+
+bool
+pgm_freeze_active(const pgm_job_t *job)
+{
+	const cJSON *a;
+
+	cJSON_ArrayForEach(a, job->artifacts)
+	{
+		if (artifact_active(a, KIND_DB_SETTING) || artifact_active(a, KIND_HOOK))
+			return true;
+	}
+	return false;
+}
+
+static cJSON *
+find_active(pgm_job_t *job, const char *kind)
+{
+	cJSON *a;
+
+	cJSON_ArrayForEach(a, job->artifacts)
+	{
+		if (artifact_active(a, kind))
+			return a;
+	}
+	return NULL;
+}
+
+/* ---- freeze ---- */
+
+typedef struct freeze {
+	void (*then)(pgm_step_t *s);
+} freeze_t;
+
+static const char *previous_sql =
+	"SELECT current_database(),"
+	"       (SELECT split_part(cfg, '=', 2) FROM pg_db_role_setting rs, unnest(rs.setconfig) cfg"
+	"         WHERE rs.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
+	"           AND rs.setrole = 0 AND cfg LIKE 'default\\_transaction\\_read\\_only=%'),"
+	"       (SELECT string_agg(r.rolname, ', ') FROM pg_db_role_setting rs JOIN pg_roles r ON r.oid = rs.setrole,"
+	"               unnest(rs.setconfig) cfg"
+	"         WHERE rs.setrole <> 0 AND cfg IN ('default_transaction_read_only=off',"
+	"                                          'default_transaction_read_only=false'))";
+
+/*
+ * Terminate the other client sessions of the database that we may signal:
+ * all non-superuser sessions when we are a member of pg_signal_backend (as
+ * Heroku's default credential is), our own roles' sessions otherwise.
+ */
+static const char *terminate_sql =
+	"WITH me AS (SELECT rolsuper AS su, pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') AS sig"
+	"              FROM pg_roles WHERE rolname = current_user),"
+	" s AS (SELECT a.pid, a.usename, r.rolsuper,"
+	"              (me.su OR (NOT r.rolsuper AND (me.sig OR pg_has_role(current_user, a.usesysid, 'MEMBER'))))"
+	"                AS may_signal"
+	"         FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid, me"
+	"        WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()"
+	"          AND a.backend_type = 'client backend')"
+	" SELECT count(*) FILTER (WHERE may_signal AND pg_terminate_backend(pid, 5000)) AS terminated,"
+	"        count(*) FILTER (WHERE NOT may_signal) AS untouchable,"
+	"        string_agg(DISTINCT usename, ', ') FILTER (WHERE NOT may_signal) AS untouchable_users"
+	"   FROM s";
+
+static const char *baseline_sql =
+	"SELECT pg_current_wal_lsn()::text,"
+	"       (SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables)::bigint";
+
+static void
+on_previous(pgm_step_t *s, const PGresult *res, void *data)
+{
+	pgm_job_t *job = s->job;
+	cJSON *a = cJSON_CreateObject();
+	const char *prev = pgm_pg_value(res, 0, 1);
+	const char *overriders = pgm_pg_value(res, 0, 2);
+
+	if (overriders)
+		pgm_job_warn(job, "some roles override default_transaction_read_only = off and will still be able to write",
+		             "ALTER ROLE ... RESET default_transaction_read_only for those roles, or use freeze_mode = both "
+		             "with a maintenance-mode freeze_command");
+	/* durable before the change, so thaw and abort find it after a crash */
+	pgm_json_set_str(a, "kind", KIND_DB_SETTING);
+	pgm_json_set_str(a, "side", "source");
+	pgm_json_set_str(a, "database", pgm_pg_value(res, 0, 0));
+	pgm_json_set_str(a, "setting", "default_transaction_read_only");
+	pgm_json_set_str(a, "previous", prev);
+	pgm_json_set_time(a, "at", pgm_now_ms());
+	cJSON_AddItemToArray(job->artifacts, a);
+	(void) pgm_job_save(job);
+}
+
+static void
+on_terminated(pgm_step_t *s, const PGresult *res, void *data)
+{
+	pgm_job_t *job = s->job;
+	cJSON *f = pgm_json_obj(job->facts, "freeze");
+	int64_t untouchable = pgm_pg_int64(res, 0, 1, 0);
+
+	pgm_json_set_num(f, "sessions_terminated", (double) pgm_pg_int64(res, 0, 0, 0));
+	if (untouchable > 0) {
+		char *msg = pgm_asprintf("%lld session(s) of %s could not be terminated (superuser)", (long long) untouchable,
+		                         pgm_pg_value(res, 0, 2));
+		pgm_job_warn(job, msg, "close them yourself; the freeze check will fail if they write");
+		free(msg);
+	}
+}
+
+static void
+on_baseline(pgm_step_t *s, const PGresult *res, void *data)
+{
+	cJSON *f = pgm_json_obj(s->job->facts, "freeze");
+
+	pgm_json_set_str(f, "lsn_at_freeze", pgm_pg_value(res, 0, 0));
+	pgm_json_set_num(f, "row_changes_at_freeze", (double) pgm_pg_int64(res, 0, 1, 0));
+}
+
+static void
+freeze_finished(pgm_step_t *s)
+{
+	pgm_job_t *job = s->job;
+	freeze_t *fz = s->priv;
+
+	job->freeze_started_ms = pgm_now_ms();
+	pgm_json_set_time(pgm_json_obj(job->facts, "freeze"), "started_at", job->freeze_started_ms);
+	(void) pgm_job_save(job);
+	pgm_notice("job %s: writes on the source are frozen", job->name);
+	fz->then(s);
+}
+
+static void
+freeze_read_only(pgm_step_t *s)
+{
+	pgm_job_t *job = s->job;
+	pgm_sql_t *q;
+	const char *mode = pgm_jobopt_str(job->options, "freeze_mode");
+
+	if (strcmp(mode, "command") == 0) {
+		freeze_finished(s);
+		return;
+	}
+	q = pgm_sql_begin(s, true, "freeze", "could not freeze writes on the source",
+	                  "the source role must own the database (ALTER DATABASE) and be a member of "
+	                  "pg_signal_backend to end other sessions");
+	if (find_active(job, KIND_DB_SETTING) == NULL)
+		pgm_sql_add(q, previous_sql, on_previous, NULL);
+	/* ALTER DATABASE takes a name, not current_database(): format() quotes it */
+	pgm_sql_add(q,
+	            "DO $pgm$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on',"
+	            " current_database()); END $pgm$",
+	            NULL, NULL);
+	pgm_sql_add(q, terminate_sql, on_terminated, NULL);
+	pgm_sql_add(q, baseline_sql, on_baseline, NULL);
+	pgm_sql_run(q, freeze_finished);
+}
+
+static void
+freeze_hook_done(pgm_step_t *s)
+{
+	freeze_read_only(s);
+}
+
+void
+pgm_freeze_source(pgm_step_t *s, void (*then)(pgm_step_t *s))
+{
+	pgm_job_t *job = s->job;
+	freeze_t *fz = pgm_calloc(1, sizeof(*fz));
+	const char *mode = pgm_jobopt_str(job->options, "freeze_mode");
+
+	fz->then = then;
+	s->priv = fz;
+	s->priv_free = free;
+	if (strcmp(mode, "read_only") != 0) {
+		if (pgm_jobopt_str(job->options, "freeze_command")[0] == '\0') {
+			pgm_step_fail(s, "freeze_mode needs a freeze_command", NULL,
+			              "set freeze_command (e.g. a maintenance-mode switch) or use freeze_mode = read_only");
+			return;
+		}
+		if (find_active(job, KIND_HOOK) == NULL) {
+			cJSON *a = cJSON_CreateObject();
+			pgm_json_set_str(a, "kind", KIND_HOOK);
+			pgm_json_set_str(a, "undo", "thaw_command");
+			pgm_json_set_time(a, "at", pgm_now_ms());
+			cJSON_AddItemToArray(job->artifacts, a);
+			(void) pgm_job_save(job);
+		}
+		pgm_hook_run(s, "freeze_command", "freeze", freeze_hook_done);
+		return;
+	}
+	freeze_read_only(s);
+}
+
+/* ---- thaw: undo in reverse order what freeze recorded ---- */
+
+typedef struct thaw {
+	void (*then)(pgm_step_t *s);
+	cJSON *current; /* the artifact being undone */
+} thaw_t;
+
+static void thaw_next(pgm_step_t *s);
+
+static void
+thaw_mark_undone(pgm_step_t *s)
+{
+	thaw_t *th = s->priv;
+
+	pgm_json_set(th->current, "undone", cJSON_CreateTrue());
+	pgm_json_set_time(th->current, "undone_at", pgm_now_ms());
+	(void) pgm_job_save(s->job);
+	thaw_next(s);
+}
+
+static void
+thaw_next(pgm_step_t *s)
+{
+	pgm_job_t *job = s->job;
+	thaw_t *th = s->priv;
+	int n = cJSON_GetArraySize(job->artifacts);
+
+	for (int i = n - 1; i >= 0; i--) {
+		cJSON *a = cJSON_GetArrayItem(job->artifacts, i);
+
+		if (artifact_active(a, KIND_DB_SETTING)) {
+			const char *prev = pgm_json_str(a, "previous");
+			char *db = pgm_quote_ident(pgm_json_str(a, "database"));
+			char *sql, *val = prev ? pgm_quote_literal(prev) : NULL;
+			pgm_sql_t *q = pgm_sql_begin(s, true, "thaw", "could not undo the freeze on the source",
+			                             "the source role must own the database");
+
+			/* a session that inherited the read-only default must lift it first */
+			pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
+			if (val)
+				sql = pgm_asprintf("ALTER DATABASE %s SET default_transaction_read_only = %s", db, val);
+			else
+				sql = pgm_asprintf("ALTER DATABASE %s RESET default_transaction_read_only", db);
+			pgm_sql_add(q, sql, NULL, NULL);
+			free(sql);
+			free(db);
+			free(val);
+			th->current = a;
+			pgm_sql_run(q, thaw_mark_undone);
+			return;
+		}
+		if (artifact_active(a, KIND_HOOK)) {
+			th->current = a;
+			pgm_hook_run(s, "thaw_command", "thaw", thaw_mark_undone);
+			return;
+		}
+	}
+	job->freeze_started_ms = 0;
+	(void) pgm_job_save(job);
+	pgm_notice("job %s: the source accepts writes again", job->name);
+	th->then(s);
+}
+
+void
+pgm_thaw_source(pgm_step_t *s, void (*then)(pgm_step_t *s))
+{
+	thaw_t *th = pgm_calloc(1, sizeof(*th));
+
+	th->then = then;
+	if (s->priv && s->priv_free)
+		s->priv_free(s->priv);
+	s->priv = th;
+	s->priv_free = free;
+	thaw_next(s);
+}
+
+/* ---- the proof: nothing was written while the source was frozen ---- */
+
+typedef struct check {
+	void (*then)(pgm_step_t *s);
+} check_t;
+
+static void
+on_check(pgm_step_t *s, const PGresult *res, void *data)
+{
+	pgm_job_t *job = s->job;
+	cJSON *f = pgm_json_obj(job->facts, "freeze");
+	cJSON *c = cJSON_CreateObject();
+	int64_t base = (int64_t) pgm_json_num(f, "row_changes_at_freeze", -1);
+	int64_t now = pgm_pg_int64(res, 0, 1, 0);
+	int64_t wal = pgm_pg_int64(res, 0, 2, 0);
+
+	pgm_json_set_str(c, "lsn", pgm_pg_value(res, 0, 0));
+	pgm_json_set_num(c, "wal_bytes_since_freeze", (double) wal);
+	pgm_json_set_num(c, "row_changes_since_freeze", (double) (base >= 0 ? now - base : 0));
+	pgm_json_set_num(c, "write_sessions", (double) pgm_pg_int64(res, 0, 3, 0));
+	pgm_json_set_time(c, "at", pgm_now_ms());
+	pgm_json_set(f, "check", c);
+	if (base >= 0 && now != base) {
+		char *msg = pgm_asprintf("writes reached the source while it was frozen: %lld row change(s)",
+		                         (long long) (now - base));
+		pgm_step_fail(s, msg,
+		              "a session overrode default_transaction_read_only or could not be terminated, so the "
+		              "copy may miss its writes",
+		              "find the writer (pg_stat_activity on the source), stop it, then \"pgmover thaw\" and "
+		              "\"pgmover freeze\" again for a new final copy");
+		free(msg);
+		return;
+	}
+	pgm_info("job %s: the freeze held: no row changed on the source, %lld bytes of WAL (checkpoints, "
+	         "autovacuum)", job->name, (long long) wal);
+}
+
+static void
+check_done(pgm_step_t *s)
+{
+	check_t *ck = s->priv;
+
+	ck->then(s);
+}
+
+void
+pgm_freeze_check(pgm_step_t *s, void (*then)(pgm_step_t *s))
+{
+	pgm_job_t *job = s->job;
+	check_t *ck = pgm_calloc(1, sizeof(*ck));
+	const char *lsn = pgm_json_str(cJSON_GetObjectItem(job->facts, "freeze"), "lsn_at_freeze");
+	const char *params[1] = {lsn ? lsn : "0/0"};
+	pgm_sql_t *q;
+
+	ck->then = then;
+	s->priv = ck;
+	s->priv_free = free;
+	if (!find_active(job, KIND_DB_SETTING)) {
+		/* freeze_mode = command: the hook is the operator's proof */
+		then(s);
+		return;
+	}
+	q = pgm_sql_begin(s, true, "freeze check", "could not check the freeze on the source", NULL);
+	/*
+	 * Statistics are flushed by backends up to a second after a commit:
+	 * the terminated sessions flushed theirs when they exited.
+	 */
+	pgm_sql_add_params(q,
+	                   "SELECT pg_current_wal_lsn()::text,"
+	                   "       (SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)"
+	                   "          FROM pg_stat_user_tables)::bigint,"
+	                   "       pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint,"
+	                   "       (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+	                   "           AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL)",
+	                   1, params, on_check, NULL);
+	pgm_sql_run(q, check_done);
+}

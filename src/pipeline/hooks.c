@@ -1,0 +1,111 @@
+/*
+ * hooks.c — operators' commands (maintenance mode switches, DATABASE_URL
+ * updates, DNS flips) run by the event loop through /bin/sh with the job's
+ * name, the phase and the target URL in their environment, and a timeout.
+ */
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "pipeline/pipeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct hook {
+	pgm_step_t *step;
+	char *option;
+	char *phase;
+	int64_t started;
+	void (*then)(pgm_step_t *s);
+} hook_t;
+
+static void
+hook_free(void *p)
+{
+	hook_t *h = p;
+
+	free(h->option);
+	free(h->phase);
+	free(h);
+}
+
+static void
+on_hook_line(pgm_proc_t *p, int stream, const char *line, void *data)
+{
+	hook_t *h = data;
+
+	pgm_info("job %s: hook %s: %s", h->step->job->name, h->option, line);
+}
+
+static void
+on_hook_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *tail, void *data)
+{
+	hook_t *h = data;
+	pgm_step_t *s = h->step;
+	cJSON *rec = cJSON_CreateObject();
+	int64_t ms = pgm_mono_ms() - h->started;
+	void (*then)(pgm_step_t *) = h->then;
+	char *msg = NULL;
+
+	pgm_json_set_str(rec, "command", pgm_jobopt_str(s->job->options, h->option));
+	pgm_json_set_num(rec, "exit_status", (double) status);
+	pgm_json_set_num(rec, "duration_ms", (double) ms);
+	pgm_json_set(pgm_json_obj(s->job->facts, "hooks"), h->phase, rec);
+	if (timed_out)
+		msg = pgm_asprintf("hook %s timed out after %lld ms and was stopped", h->option, (long long) ms);
+	else if (sig != 0)
+		msg = pgm_asprintf("hook %s was killed by signal %d", h->option, sig);
+	else if (status != 0)
+		msg = pgm_asprintf("hook %s exited with status %lld", h->option, (long long) status);
+	pgm_step_disown(s, h);
+	hook_free(h);
+	if (msg) {
+		char *detail = pgm_asprintf("it printed: %s", tail[0] ? tail : "(nothing)");
+		pgm_step_fail(s, msg, detail, "fix the command (or raise hook_timeout), then run \"pgmover retry\"");
+		free(detail);
+		free(msg);
+		return;
+	}
+	then(s);
+}
+
+void
+pgm_hook_run(pgm_step_t *s, const char *option, const char *phase, void (*then)(pgm_step_t *s))
+{
+	pgm_job_t *job = s->job;
+	const char *cmd = pgm_jobopt_str(job->options, option);
+	char *env[5], *err = NULL;
+	const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+	hook_t *h;
+
+	if (cmd == NULL || cmd[0] == '\0') {
+		then(s);
+		return;
+	}
+	h = pgm_calloc(1, sizeof(*h));
+	h->step = s;
+	h->option = pgm_strdup(option);
+	h->phase = pgm_strdup(phase);
+	h->then = then;
+	h->started = pgm_mono_ms();
+	pgm_step_own(s, h, hook_free);
+	env[0] = pgm_asprintf("PGMOVER_JOB=%s", job->name);
+	env[1] = pgm_asprintf("PGMOVER_PHASE=%s", phase);
+	env[2] = pgm_asprintf("PGMOVER_TARGET_URL=%s", job->target_dsn);
+	env[3] = pgm_asprintf("PGMOVER_SOURCE_URL=%s", job->source_dsn);
+	env[4] = NULL;
+	pgm_info("job %s: running hook %s for %s", job->name, option, phase);
+	if (pgm_step_spawn(s, argv, (const char *const *) env, (int) pgm_jobopt_int(job->options, "hook_timeout"),
+	                   on_hook_line, on_hook_exit, h, &err) == NULL) {
+		char *msg = pgm_asprintf("could not run hook %s", option);
+		pgm_step_disown(s, h);
+		hook_free(h);
+		pgm_step_fail(s, msg, err, "check the command and that /bin/sh exists");
+		free(msg);
+		free(err);
+	}
+	for (int i = 0; i < 4; i++) {
+		memset(env[i], 0, strlen(env[i]));
+		free(env[i]);
+	}
+}

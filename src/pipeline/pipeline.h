@@ -1,0 +1,61 @@
+/*
+ * pipeline.h — the work behind each step, per method. steps.c calls these;
+ * each ends with pgm_step_done or pgm_step_fail.
+ */
+#ifndef PGM_PIPELINE_H
+#define PGM_PIPELINE_H
+
+#include "daemon/jobs.h"
+
+/* dispatch by method (pipeline.c) */
+void pgm_pipeline_provision(pgm_step_t *s);
+void pgm_pipeline_sync(pgm_step_t *s);
+void pgm_pipeline_freeze(pgm_step_t *s);
+void pgm_pipeline_check_freeze(pgm_step_t *s);
+void pgm_pipeline_verify(pgm_step_t *s);
+void pgm_pipeline_thaw(pgm_step_t *s);
+void pgm_pipeline_cutover(pgm_step_t *s);
+void pgm_pipeline_finish(pgm_step_t *s);
+void pgm_pipeline_rollback(pgm_step_t *s);
+void pgm_pipeline_abort(pgm_step_t *s);
+
+/*
+ * dump.c: copy the source into a clean target with pg_dump/pg_restore.
+ * `label` names the copy in facts ("rehearsal" or "final"); then is called
+ * when it succeeded (the step fails by itself otherwise).
+ */
+void pgm_dump_copy(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s));
+/* drop everything pgmover restored into the target (abort) */
+void pgm_dump_clean_target(pgm_step_t *s, void (*then)(pgm_step_t *s));
+
+/* freeze.c: stop writes on the source / undo exactly that / prove it held */
+void pgm_freeze_source(pgm_step_t *s, void (*then)(pgm_step_t *s));
+void pgm_thaw_source(pgm_step_t *s, void (*then)(pgm_step_t *s));
+void pgm_freeze_check(pgm_step_t *s, void (*then)(pgm_step_t *s));
+/* true when the job holds a freeze that has not been undone */
+bool pgm_freeze_active(const pgm_job_t *job);
+
+/* counts.c: exact row counts per table on both sides, in one snapshot each */
+void pgm_counts_verify(pgm_step_t *s);
+
+/*
+ * hooks.c: run an operator's command with the job's name, phase and target
+ * URL in its environment; a non-zero exit fails the step naming the hook.
+ */
+void pgm_hook_run(pgm_step_t *s, const char *option, const char *phase, void (*then)(pgm_step_t *s));
+
+/*
+ * sql.c: run statements one after another on one connection of the step;
+ * results go to per-statement callbacks; any error fails the step with
+ * `what` and `hint`.
+ */
+typedef void (*pgm_sql_row_cb)(pgm_step_t *s, const PGresult *res, void *data);
+typedef struct pgm_sql pgm_sql_t;
+pgm_sql_t *pgm_sql_begin(pgm_step_t *s, bool source, const char *purpose, const char *what, const char *hint);
+void pgm_sql_add(pgm_sql_t *q, const char *sql, pgm_sql_row_cb cb, void *data);
+void pgm_sql_add_params(pgm_sql_t *q, const char *sql, int nparams, const char *const *params,
+                        pgm_sql_row_cb cb, void *data);
+/* run; then(s) after the last statement succeeded */
+void pgm_sql_run(pgm_sql_t *q, void (*then)(pgm_step_t *s));
+
+#endif

@@ -1,0 +1,96 @@
+# shellcheck shell=bash
+# lib.sh - tiny helpers for bash integration tests. Source it:
+#
+#   . "$(dirname "$0")/lib.sh"
+#   t_assert_eq "answer" 42 "$(compute)"
+#   t_wait_for 10 some_command args || t_fail "event" "did not happen within 10 s"
+#   t_summary        # prints "N passed, N failed"; non-zero if anything failed
+#
+# Every check prints one line ("ok - NAME" or "not ok - NAME: MSG") and returns 0 on
+# pass, 1 on failure. Under `set -e` a bare failing check therefore ends the script
+# (with status 1, without the summary); write `check || true` to go on, or run the
+# test without -e.
+
+T_PASSED=${T_PASSED:-0}
+T_FAILED=${T_FAILED:-0}
+
+# t_ok NAME
+t_ok() {
+    T_PASSED=$((T_PASSED + 1))
+    printf 'ok - %s\n' "$1"
+    return 0
+}
+
+# t_fail NAME MSG
+t_fail() {
+    T_FAILED=$((T_FAILED + 1))
+    printf 'not ok - %s: %s\n' "$1" "${2:-failed}"
+    return 1
+}
+
+# t_assert_eq NAME EXPECTED ACTUAL
+t_assert_eq() {
+    if [[ "$2" == "$3" ]]; then
+        t_ok "$1"
+    else
+        t_fail "$1" "expected [$2], got [$3]"
+    fi
+}
+
+# t_assert_contains NAME HAYSTACK NEEDLE   (fixed string match)
+t_assert_contains() {
+    if [[ "$2" == *"$3"* ]]; then
+        t_ok "$1"
+    else
+        t_fail "$1" "[$3] not found in [$2]"
+    fi
+}
+
+# t_wait_for TIMEOUT_SECONDS CMD [ARGS...]
+# Runs CMD (output discarded) every 0.2 s until it succeeds; returns 0 then, or 1 once
+# TIMEOUT_SECONDS (may be fractional) have passed. A bounded wait for an event, not a
+# performance assertion: pick generous timeouts.
+t_wait_for() {
+    local timeout=$1 now deadline
+    shift
+    if [[ ! $timeout =~ ^[0-9]+(\.[0-9]+)?$ || $# -eq 0 ]]; then
+        printf 't_wait_for: usage: t_wait_for TIMEOUT_SECONDS CMD [ARGS...]\n' >&2
+        return 2
+    fi
+    # Microseconds since the epoch, without forking.
+    now=${EPOCHREALTIME/[.,]/}
+    local whole=${timeout%%.*} frac=000000
+    if [[ $timeout == *.* ]]; then
+        frac=${timeout#*.}000000
+        frac=${frac:0:6}
+    fi
+    deadline=$((now + 10#$whole * 1000000 + 10#$frac))
+    while true; do
+        if "$@" >/dev/null 2>&1; then
+            return 0
+        fi
+        now=${EPOCHREALTIME/[.,]/}
+        if ((now >= deadline)); then
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+# t_summary: prints the closing line "N passed, N failed"; returns 1 if any failed.
+t_summary() {
+    printf '%d passed, %d failed\n' "$T_PASSED" "$T_FAILED"
+    [[ $T_FAILED -eq 0 ]]
+}
+
+# t_tmpdir: creates an empty directory under /tmp that the postgres user owns (when run
+# as root) and can traverse; prints its path.
+t_tmpdir() {
+    local d
+    d=$(mktemp -d /tmp/pgmover-test.XXXXXX) || return 1
+    chmod 0755 "$d" || return 1
+    if [[ $(id -u) -eq 0 ]]; then
+        chown postgres:postgres "$d" || return 1
+    fi
+    printf '%s\n' "$d"
+}
