@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# deps.sh — install what pgmover needs to build, test and run its demo, from
+# Debian's packages. Skips apt entirely when everything is there already.
+set -euo pipefail
+
+PACKAGES=(
+    build-essential meson ninja-build pkg-config   # the build
+    libpq-dev libuv1-dev libcjson-dev check        # libraries (check: unit tests)
+    postgresql-15 postgresql-15-pglogical          # servers for tests and the demo
+    postgresql-client-15 pgbouncer pgcopydb        # client tools, peers in bench/
+    openssl util-linux procps iproute2             # TLS certs, setpriv, pgrep, ss
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+    exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+    echo "deps.sh: missing packages: ${missing[*]}; run as root (or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+fi
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# the Debian package creates and starts a cluster of its own; pgmover's tests
+# and demo start their own clusters and do not need it
+if command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q "15 main .* online"; then
+    pg_ctlcluster 15 main stop || true
+fi
