@@ -32,7 +32,9 @@ const pgm_opt_def_t pgm_daemon_opts[] = {
 const pgm_opt_def_t pgm_job_opts[] = {
 	{"rehearsal", PGM_OPT_BOOL, "on", 0, 0, NULL, true,
 	 "dump: take a full rehearsal copy while the source is writable"},
-	{"jobs", PGM_OPT_INT, "2", 1, 64, NULL, true,
+	{"engine", PGM_OPT_ENUM, "copy", 0, 0, "copy|pg_dump", true,
+	 "dump: copy streams COPY over parallel connections in one snapshot; pg_dump uses pg_dump/pg_restore -j"},
+	{"jobs", PGM_OPT_INT, "2", 1, 32, NULL, true,
 	 "parallel connections (or pg_dump/pg_restore -j) per side"},
 	{"overwrite_target", PGM_OPT_BOOL, "off", 0, 0, NULL, true,
 	 "allow a target database that already holds tables (they are replaced)"},

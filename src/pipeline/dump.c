@@ -180,117 +180,6 @@ on_tool_line(pgm_proc_t *p, int stream, const char *line, void *data)
 	}
 }
 
-static const char *
-tool_path(dump_t *d, const char *tool, char *buf, size_t len)
-{
-	const char *dir = pgm_jobopt_str(d->step->job->options, "pg_bindir");
-
-	if (dir[0] == '\0')
-		return tool;
-	snprintf(buf, len, "%s/%s", dir, tool);
-	return buf;
-}
-
-/* run a PostgreSQL tool against one side, with its password in the environment */
-static bool
-spawn_tool(dump_t *d, const char *tool, const char *const *args, bool source, pgm_proc_exit_cb exit_cb)
-{
-	pgm_job_t *job = d->step->job;
-	const char *dsn = source ? job->source_dsn : job->target_dsn;
-	char *conninfo = pgm_dsn_without_password(dsn);
-	char *dbarg = pgm_asprintf("--dbname=%s", conninfo ? conninfo : "");
-	pgm_dsn_t parsed;
-	char *err = NULL, *env[3] = {NULL, NULL, NULL}, path[4096];
-	const char *argv[64];
-	int n = 0;
-	bool ok;
-
-	if (pgm_dsn_parse(dsn, &parsed, &err)) {
-		if (parsed.password)
-			env[0] = pgm_asprintf("PGPASSWORD=%s", parsed.password);
-		pgm_dsn_free(&parsed);
-	}
-	free(err);
-	err = NULL;
-	env[env[0] ? 1 : 0] = pgm_asprintf("PGAPPNAME=pgmover:%s:%s", job->name, tool);
-	/* the child dies with the daemon instead of racing its next attempt */
-	argv[n++] = "setpriv";
-	argv[n++] = "--pdeathsig";
-	argv[n++] = "KILL";
-	argv[n++] = "--";
-	argv[n++] = tool_path(d, tool, path, sizeof(path));
-	for (int i = 0; args[i] && n < 60; i++)
-		argv[n++] = args[i];
-	argv[n++] = dbarg;
-	argv[n] = NULL;
-	ok = pgm_step_spawn(d->step, argv, (const char *const *) env, 0, on_tool_line, exit_cb, d, &err) != NULL;
-	if (!ok) {
-		char *msg = pgm_asprintf("could not run %s", tool);
-		pgm_step_fail(d->step, msg, err, "install the PostgreSQL client tools or set pg_bindir");
-		free(msg);
-	}
-	free(err);
-	for (int i = 0; i < 2; i++)
-		if (env[i]) {
-			memset(env[i], 0, strlen(env[i]));
-			free(env[i]);
-		}
-	free(dbarg);
-	free(conninfo);
-	return ok;
-}
-
-/* the lines of a tool's output that explain a failure (error:, detail:, hint:) */
-static char *
-error_lines(const char *tail)
-{
-	size_t n = strlen(tail);
-	char *out = pgm_malloc(n + 1), *o = out;
-	const char *p = tail;
-
-	while (*p) {
-		const char *nl = strchr(p, '\n');
-		size_t len = nl ? (size_t) (nl - p) : strlen(p);
-		if (memmem(p, len, "error", 5) || memmem(p, len, "detail:", 7) || memmem(p, len, "hint:", 5) ||
-		    memmem(p, len, "FATAL", 5)) {
-			if (o != out)
-				*o++ = '\n';
-			memcpy(o, p, len);
-			o += len;
-		}
-		p += len + (nl ? 1 : 0);
-	}
-	*o = '\0';
-	if (out[0] == '\0') {
-		free(out);
-		return pgm_strdup(tail);
-	}
-	return out;
-}
-
-/* a tool failed: say which, with the lines that explain it, and what to do */
-static bool
-tool_failed(dump_t *d, const char *tool, int64_t status, int sig, const char *tail)
-{
-	char *msg, *why;
-
-	if (status == 0 && sig == 0)
-		return false;
-	if (sig)
-		msg = pgm_asprintf("%s was killed by signal %d during the %s copy", tool, sig, d->label);
-	else
-		msg = pgm_asprintf("%s failed during the %s copy (exit status %lld)", tool, d->label, (long long) status);
-	why = error_lines(tail ? tail : "");
-	pgm_step_fail(d->step, msg, why[0] ? why : NULL,
-	              strcmp(tool, "pg_dump") == 0
-	                  ? "check that the source role can read every table (GRANT SELECT) and the source is reachable; "
-	                    "then \"pgmover retry\""
-	                  : "check the target (extensions available, disk space, role privileges); then \"pgmover retry\"");
-	free(why);
-	free(msg);
-	return true;
-}
-
 static void
 on_restore_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *tail, void *data)
 {
@@ -299,8 +188,10 @@ on_restore_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const cha
 	pgm_job_t *job = s->job;
 	cJSON *rec;
 	int64_t total = pgm_mono_ms() - d->started_mono;
+	char during[64];
 
-	if (tool_failed(d, "pg_restore", status, sig, tail))
+	snprintf(during, sizeof(during), "%s copy", d->label);
+	if (pgm_tool_failed(s, "pg_restore", during, status, sig, tail))
 		return;
 	for (int i = 0; i < d->ntables; i++)
 		d->tables[i].done = true;
@@ -339,13 +230,16 @@ on_dump_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 	const char *args[] = {"--format=directory", "--jobs", jobs, "--verbose", "--no-owner", "--no-acl",
 	                      "--exit-on-error", d->workdir, NULL};
 
-	if (tool_failed(d, "pg_dump", status, sig, tail))
+	char during[64];
+
+	snprintf(during, sizeof(during), "%s copy", d->label);
+	if (pgm_tool_failed(d->step, "pg_dump", during, status, sig, tail))
 		return;
 	d->dump_ms = pgm_mono_ms() - d->phase_mono;
 	phase_reset(d, "restore");
 	progress_update(d, true);
 	snprintf(jobs, sizeof(jobs), "%d", d->jobs);
-	spawn_tool(d, "pg_restore", args, false, on_restore_exit);
+	pgm_tool_spawn(d->step, "pg_restore", args, false, NULL, on_tool_line, on_restore_exit, d);
 }
 
 static void
@@ -367,7 +261,7 @@ start_dump(pgm_step_t *s)
 	{
 		const char *args[] = {"--format=directory", "--jobs", jobs, "--verbose", "--compress=0", "--no-sync",
 		                      "--file", d->workdir, NULL};
-		spawn_tool(d, "pg_dump", args, true, on_dump_exit);
+		pgm_tool_spawn(s, "pg_dump", args, true, NULL, on_tool_line, on_dump_exit, d);
 	}
 }
 
@@ -387,23 +281,6 @@ on_sizes(pgm_step_t *s, const PGresult *res, void *data)
 	}
 }
 
-/* everything pgmover may have put into the target, dropped; the database stays */
-static const char *clean_sql =
-	"DO $pgm$ DECLARE r record; BEGIN"
-	"  FOR r IN SELECT nspname FROM pg_namespace"
-	"            WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
-	"              AND nspname !~ '^pg_temp_' AND nspname !~ '^pg_toast_temp_' LOOP"
-	"    EXECUTE format('DROP SCHEMA %I CASCADE', r.nspname);"
-	"  END LOOP;"
-	"  FOR r IN SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' LOOP"
-	"    EXECUTE format('DROP EXTENSION IF EXISTS %I CASCADE', r.extname);"
-	"  END LOOP;"
-	"  PERFORM lo_unlink(oid) FROM pg_largeobject_metadata;"
-	"  CREATE SCHEMA public AUTHORIZATION pg_database_owner;"
-	"  COMMENT ON SCHEMA public IS 'standard public schema';"
-	"  GRANT USAGE ON SCHEMA public TO PUBLIC;"
-	" END $pgm$";
-
 static const char *sizes_sql =
 	"SELECT n.nspname || '.' || c.relname, c.relname, pg_table_size(c.oid)"
 	"  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -412,21 +289,6 @@ static const char *sizes_sql =
 	"   AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_class'::regclass"
 	"                     AND dep.objid = c.oid AND dep.deptype = 'e')"
 	" ORDER BY 3 DESC";
-
-/* end sessions an earlier run of this job left on the target (a killed daemon's pg_restore) */
-static void
-add_terminate_leftovers(pgm_sql_t *q, pgm_job_t *job)
-{
-	char *prefix = pgm_asprintf("pgmover:%s:", job->name);
-	const char *params[1] = {prefix};
-
-	pgm_sql_add_params(q,
-	                   "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity"
-	                   " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-	                   "   AND left(application_name, length($1)) = $1",
-	                   1, params, NULL, NULL);
-	free(prefix);
-}
 
 static void
 after_clean(pgm_step_t *s)
@@ -462,8 +324,7 @@ pgm_dump_copy(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s))
 
 	q = pgm_sql_begin(s, false, "clean", "could not clean the target before the copy",
 	                  "the target role must own the target database and the objects in it");
-	add_terminate_leftovers(q, job);
-	pgm_sql_add(q, clean_sql, NULL, NULL);
+	pgm_target_clean(q, job);
 	pgm_sql_run(q, after_clean);
 }
 
@@ -494,7 +355,6 @@ pgm_dump_clean_target(pgm_step_t *s, void (*then)(pgm_step_t *s))
 	s->priv_free = free;
 	q = pgm_sql_begin(s, false, "clean", "could not drop what pgmover restored into the target",
 	                  "the target role must own the target database and the objects in it");
-	add_terminate_leftovers(q, s->job);
-	pgm_sql_add(q, clean_sql, NULL, NULL);
+	pgm_target_clean(q, s->job);
 	pgm_sql_run(q, clean_done);
 }

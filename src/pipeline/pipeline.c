@@ -40,6 +40,25 @@ pgm_pipeline_provision(pgm_step_t *s)
 	done(s);
 }
 
+/* the copy engine of the job; large objects need pg_dump's */
+static void
+copy_with_engine(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s))
+{
+	pgm_job_t *job = s->job;
+	const cJSON *src = cJSON_GetObjectItem(job->facts, "source");
+
+	if (strcmp(pgm_jobopt_str(job->options, "engine"), "copy") == 0) {
+		if (pgm_json_num(src, "large_objects", 0) > 0) {
+			pgm_job_warn(job, "the source has large objects, which only the pg_dump engine copies",
+			             "nothing to do: this job uses the pg_dump engine");
+		} else {
+			pgm_copy_run(s, label, then);
+			return;
+		}
+	}
+	pgm_dump_copy(s, label, then);
+}
+
 void
 pgm_pipeline_sync(pgm_step_t *s)
 {
@@ -49,13 +68,13 @@ pgm_pipeline_sync(pgm_step_t *s)
 		done(s);
 		return;
 	}
-	pgm_dump_copy(s, "rehearsal", done);
+	copy_with_engine(s, "rehearsal", done);
 }
 
 static void
 freeze_then_copy(pgm_step_t *s)
 {
-	pgm_dump_copy(s, "final", done);
+	copy_with_engine(s, "final", done);
 }
 
 void

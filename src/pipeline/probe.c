@@ -34,7 +34,8 @@ static const char *probe_sql =
 	"           AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.objid = c.oid"
 	"                             AND dep.deptype = 'e')) AS user_tables,"
 	"       current_setting('max_connections')::int AS max_connections,"
-	"       (SELECT count(*) FROM pg_stat_activity WHERE datname IS NOT NULL) AS connections"
+	"       (SELECT count(*) FROM pg_stat_activity WHERE datname IS NOT NULL) AS connections,"
+	"       (SELECT count(*) FROM pg_largeobject_metadata) AS large_objects"
 	"  FROM pg_database d, pg_roles r"
 	" WHERE d.datname = current_database() AND r.rolname = current_user";
 

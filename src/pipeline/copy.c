@@ -1,0 +1,846 @@
+/*
+ * copy.c — pgmover's own copy engine: COPY ... TO STDOUT on the source
+ * streamed into COPY ... FROM STDIN on the target over parallel
+ * connections, all reading one exported snapshot, with no temporary files.
+ *
+ *   1. the target is cleaned (tools.c) and a "holder" transaction on the
+ *      source exports a snapshot (pg_export_snapshot) and keeps it open;
+ *      the tables, their columns and sizes, and the sequences' values are
+ *      read inside it;
+ *   2. pre-data schema: pg_dump --schema-only --snapshot into a small
+ *      archive, pg_restore --section=pre-data (no indexes or constraints);
+ *   3. data: `jobs` workers, each a source connection in the snapshot
+ *      (SET TRANSACTION SNAPSHOT) and a target connection, take chunks from
+ *      one queue, largest first. Tables larger than a chunk are split into
+ *      ctid block ranges so that both cores work on a big table; a table
+ *      copied in one piece is truncated and loaded WITH (FREEZE) in the
+ *      same transaction. Binary format between equal major versions;
+ *   4. post-data (indexes, constraints, triggers) with pg_restore -j;
+ *   5. sequences set to the values read in the snapshot.
+ *
+ * Back-pressure: a worker stops reading the source while libpq holds
+ * unsent data for the target, and resumes when it drains.
+ */
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "pipeline/pipeline.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COPY_BUF (256 * 1024)
+#define MAX_WORKERS 32
+
+typedef struct ctable {
+	char *name;  /* schema.table as shown */
+	char *ident; /* "schema"."table" */
+	char *cols;  /* "(a, b)": quoted columns without generated ones, or "" */
+	int64_t bytes, blocks;
+	int chunks, chunks_done;
+} ctable_t;
+
+typedef struct chunk {
+	int table;
+	int64_t from, to; /* block range; to < 0: open-ended; from < 0: whole table */
+	int64_t est_bytes;
+} chunk_t;
+
+typedef struct copy_engine copy_engine_t;
+
+typedef struct worker {
+	copy_engine_t *cp;
+	int id;
+	pgm_pg_conn_t *src, *dst;
+	bool src_ready, dst_ready;
+	chunk_t *cur;
+	bool in_tx;      /* the target chunk runs in BEGIN ... COMMIT (FREEZE) */
+	bool copy_started;
+	bool paused;
+	bool ending;
+	char *buf;
+	size_t len;
+} worker_t;
+
+struct copy_engine {
+	pgm_step_t *step;
+	char *label;
+	void (*then)(pgm_step_t *s);
+	char *workdir, *archive;
+	pgm_pg_conn_t *holder;
+	char *snapshot;
+	bool binary;
+	ctable_t *tables;
+	int ntables;
+	chunk_t *chunks;
+	int nchunks, next_chunk, chunks_done;
+	char **seq_sql; /* setval statements for the target */
+	int nseq;
+	worker_t workers[MAX_WORKERS];
+	int nworkers, workers_idle;
+	int64_t bytes_total, bytes_done, bytes_streamed;
+	int64_t started_mono, phase_mono, data_ms, last_save;
+	const char *phase;
+	bool failed;
+};
+
+static void worker_next(worker_t *w);
+
+static void
+copy_free(void *p)
+{
+	copy_engine_t *cp = p;
+
+	for (int i = 0; i < cp->ntables; i++) {
+		free(cp->tables[i].name);
+		free(cp->tables[i].ident);
+		free(cp->tables[i].cols);
+	}
+	free(cp->tables);
+	free(cp->chunks);
+	for (int i = 0; i < cp->nseq; i++)
+		free(cp->seq_sql[i]);
+	free(cp->seq_sql);
+	for (int i = 0; i < cp->nworkers; i++)
+		free(cp->workers[i].buf);
+	if (cp->workdir && !pgm_rmtree(cp->workdir))
+		pgm_warning("could not remove \"%s\": %s", cp->workdir, strerror(errno));
+	free(cp->workdir);
+	free(cp->archive);
+	free(cp->snapshot);
+	free(cp->label);
+	free(cp);
+}
+
+static copy_engine_t *
+engine_of(pgm_step_t *s)
+{
+	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
+		if (s->owned[i] && s->owned_free[i] == copy_free)
+			return s->owned[i];
+	return NULL;
+}
+
+static void
+set_phase(copy_engine_t *cp, const char *phase)
+{
+	cp->phase = phase;
+	cp->phase_mono = pgm_mono_ms();
+	pgm_info("job %s: %s copy: %s", cp->step->job->name, cp->label, phase);
+}
+
+static void
+progress_update(copy_engine_t *cp, bool force_save)
+{
+	pgm_job_t *job = cp->step->job;
+	cJSON *p = cJSON_CreateObject();
+	int tables_done = 0;
+	int64_t elapsed = pgm_mono_ms() - cp->phase_mono;
+	double rate = 0;
+
+	for (int i = 0; i < cp->ntables; i++)
+		if (cp->tables[i].chunks_done == cp->tables[i].chunks)
+			tables_done++;
+	if (strcmp(cp->phase, "data") == 0 && elapsed > 0)
+		rate = (double) cp->bytes_done * 1000.0 / (double) elapsed;
+	pgm_json_set_str(p, "name", cp->label);
+	pgm_json_set_str(p, "phase", cp->phase);
+	pgm_json_set_str(p, "engine", "copy");
+	pgm_json_set_num(p, "tables_done", tables_done);
+	pgm_json_set_num(p, "tables_total", cp->ntables);
+	pgm_json_set_num(p, "chunks_done", cp->chunks_done);
+	pgm_json_set_num(p, "chunks_total", cp->nchunks);
+	pgm_json_set_num(p, "bytes_done", (double) cp->bytes_done);
+	pgm_json_set_num(p, "bytes_total", (double) cp->bytes_total);
+	pgm_json_set_num(p, "bytes_streamed", (double) cp->bytes_streamed);
+	pgm_json_set_num(p, "rate_bytes_per_sec", rate);
+	if (rate > 0)
+		pgm_json_set_num(p, "eta_seconds", (double) (cp->bytes_total - cp->bytes_done) / rate);
+	else
+		pgm_json_set(p, "eta_seconds", cJSON_CreateNull());
+	pgm_json_set_num(p, "elapsed_ms", (double) (pgm_mono_ms() - cp->started_mono));
+	cJSON_Delete(job->progress);
+	job->progress = p;
+	if (force_save || pgm_mono_ms() - cp->last_save > 5000) {
+		cp->last_save = pgm_mono_ms();
+		(void) pgm_job_save(job);
+	}
+}
+
+static void
+engine_fail_pg(copy_engine_t *cp, const char *what, const pgm_pg_error_t *err)
+{
+	if (cp->failed)
+		return;
+	cp->failed = true;
+	pgm_step_fail_pg(cp->step, what, err, "fix the cause, then \"pgmover retry\" starts the copy again");
+}
+
+/* ---- 5. sequences, then the end ---- */
+
+static void
+copy_finished(pgm_step_t *s)
+{
+	copy_engine_t *cp = engine_of(s);
+	pgm_job_t *job = s->job;
+	cJSON *rec = cJSON_CreateObject();
+	int64_t total = pgm_mono_ms() - cp->started_mono;
+	void (*then)(pgm_step_t *) = cp->then;
+
+	pgm_json_set_num(rec, "duration_ms", (double) total);
+	pgm_json_set_num(rec, "data_ms", (double) cp->data_ms);
+	pgm_json_set_num(rec, "tables", cp->ntables);
+	pgm_json_set_num(rec, "chunks", cp->nchunks);
+	pgm_json_set_num(rec, "bytes", (double) cp->bytes_total);
+	pgm_json_set_num(rec, "bytes_streamed", (double) cp->bytes_streamed);
+	pgm_json_set_num(rec, "sequences", cp->nseq);
+	pgm_json_set_num(rec, "jobs", cp->nworkers);
+	pgm_json_set_str(rec, "engine", "copy");
+	pgm_json_set_str(rec, "format", cp->binary ? "binary" : "text");
+	pgm_json_set_time(rec, "finished_at", pgm_now_ms());
+	pgm_json_set(pgm_json_obj(job->facts, "copies"), cp->label, rec);
+	if (strcmp(cp->label, "rehearsal") == 0)
+		pgm_json_set_num(job->facts, "expected_freeze_copy_seconds", (double) total / 1000.0);
+	cJSON_Delete(job->progress);
+	job->progress = NULL;
+	(void) pgm_job_save(job);
+	pgm_notice("job %s: %s copy finished in %.1f s (%d tables, %d chunks, %lld bytes streamed)", job->name,
+	           cp->label, (double) total / 1000.0, cp->ntables, cp->nchunks, (long long) cp->bytes_streamed);
+	pgm_step_disown(s, cp);
+	copy_free(cp);
+	then(s);
+}
+
+static void
+set_sequences(pgm_step_t *s)
+{
+	copy_engine_t *cp = engine_of(s);
+	pgm_sql_t *q;
+
+	if (cp->nseq == 0) {
+		copy_finished(s);
+		return;
+	}
+	set_phase(cp, "sequences");
+	q = pgm_sql_begin(s, false, "sequences", "could not set the sequences on the target", NULL);
+	/* one statement per batch keeps the script short */
+	for (int i = 0; i < cp->nseq; i += 200) {
+		size_t len = 0, cap = 1024;
+		char *sql = pgm_malloc(cap);
+
+		memcpy(sql, "SELECT ", 8);
+		len = 7;
+		for (int k = i; k < cp->nseq && k < i + 200; k++) {
+			size_t n = strlen(cp->seq_sql[k]);
+			if (len + n + 4 > cap) {
+				cap = (len + n + 4) * 2;
+				sql = pgm_realloc(sql, cap);
+			}
+			if (k > i)
+				sql[len++] = ',';
+			memcpy(sql + len, cp->seq_sql[k], n + 1);
+			len += n;
+		}
+		pgm_sql_add(q, sql, NULL, NULL);
+		free(sql);
+	}
+	pgm_sql_run(q, copy_finished);
+}
+
+/* ---- 4. post-data ---- */
+
+static void
+on_post_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *tail, void *data)
+{
+	copy_engine_t *cp = data;
+
+	if (pgm_tool_failed(cp->step, "pg_restore", "restore of indexes and constraints", status, sig, tail))
+		return;
+	set_sequences(cp->step);
+}
+
+static void
+on_tool_line(pgm_proc_t *p, int stream, const char *line, void *data)
+{
+	copy_engine_t *cp = data;
+
+	pgm_debug("job %s: %s", cp->step->job->name, line);
+}
+
+static void
+start_post_data(copy_engine_t *cp)
+{
+	char jobs[16];
+	const char *args[] = {"--section=post-data", "--jobs", jobs, "--no-owner", "--no-acl", "--exit-on-error",
+	                      cp->archive, NULL};
+
+	set_phase(cp, "post-data");
+	progress_update(cp, true);
+	snprintf(jobs, sizeof(jobs), "%d", cp->nworkers);
+	pgm_tool_spawn(cp->step, "pg_restore", args, false,
+	               "-c maintenance_work_mem=256MB -c synchronous_commit=off", on_tool_line, on_post_exit, cp);
+}
+
+/* ---- 3. data: workers and chunks ---- */
+
+static void
+worker_close(worker_t *w)
+{
+	pgm_step_close_conn(w->cp->step, w->src);
+	pgm_step_close_conn(w->cp->step, w->dst);
+	w->src = w->dst = NULL;
+}
+
+/* every chunk copied: the snapshot can go, the indexes come next */
+static void
+data_finished(copy_engine_t *cp)
+{
+	cp->data_ms = pgm_mono_ms() - cp->phase_mono;
+	for (int i = 0; i < cp->nworkers; i++)
+		worker_close(&cp->workers[i]);
+	pgm_step_close_conn(cp->step, cp->holder);
+	cp->holder = NULL;
+	pgm_info("job %s: %s copy: data copied in %.1f s (%lld bytes streamed)", cp->step->job->name, cp->label,
+	         (double) cp->data_ms / 1000.0, (long long) cp->bytes_streamed);
+	start_post_data(cp);
+}
+
+static void
+chunk_done(worker_t *w)
+{
+	copy_engine_t *cp = w->cp;
+	chunk_t *c = w->cur;
+
+	cp->tables[c->table].chunks_done++;
+	cp->chunks_done++;
+	cp->bytes_done += c->est_bytes;
+	w->cur = NULL;
+	progress_update(cp, false);
+	worker_next(w);
+}
+
+static void
+on_commit(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	worker_t *w = data;
+
+	if (err) {
+		engine_fail_pg(w->cp, "could not commit a copied table on the target", err);
+		return;
+	}
+	chunk_done(w);
+}
+
+static void
+on_dst_end(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	worker_t *w = data;
+	char *what;
+
+	if (err) {
+		what = pgm_asprintf("could not load %s into the target", w->cp->tables[w->cur->table].name);
+		engine_fail_pg(w->cp, what, err);
+		free(what);
+		return;
+	}
+	if (w->in_tx) {
+		pgm_pg_query(w->dst, "COMMIT", 0, NULL, on_commit, w);
+		return;
+	}
+	chunk_done(w);
+}
+
+static void
+flush_buf(worker_t *w)
+{
+	if (w->len == 0)
+		return;
+	if (!pgm_pg_copy_in_put(w->dst, w->buf, (int) w->len)) {
+		/* the target refused the data: ending the COPY brings its error */
+		w->ending = true;
+		pgm_pg_copy_out_pause(w->src, true);
+		pgm_pg_copy_in_end(w->dst, "pgmover: the target failed", on_dst_end, w);
+	}
+	w->len = 0;
+}
+
+static void
+on_dst_drained(pgm_pg_conn_t *conn, void *data)
+{
+	worker_t *w = data;
+
+	if (w->paused && !w->ending) {
+		w->paused = false;
+		pgm_pg_copy_out_pause(w->src, false);
+	}
+}
+
+static void
+on_src_data(pgm_pg_conn_t *conn, const char *chunk, int len, const pgm_pg_error_t *err, void *data)
+{
+	worker_t *w = data;
+	copy_engine_t *cp = w->cp;
+
+	if (w->ending)
+		return;
+	if (chunk == NULL) {
+		if (err) {
+			char *what = pgm_asprintf("could not read %s from the source", cp->tables[w->cur->table].name);
+			engine_fail_pg(cp, what, err);
+			free(what);
+			return;
+		}
+		flush_buf(w);
+		if (!w->ending) {
+			w->ending = true;
+			pgm_pg_copy_in_end(w->dst, NULL, on_dst_end, w);
+		}
+		return;
+	}
+	cp->bytes_streamed += len;
+	if (w->len + (size_t) len > COPY_BUF) {
+		flush_buf(w);
+		if (w->ending)
+			return;
+		if (pgm_pg_copy_in_backlogged(w->dst)) {
+			/* the target is slower: stop reading the source until it drains */
+			w->paused = true;
+			pgm_pg_copy_out_pause(w->src, true);
+			pgm_pg_copy_in_on_drain(w->dst, on_dst_drained, w);
+		}
+	}
+	if ((size_t) len > COPY_BUF) {
+		/* one row larger than the buffer goes straight through */
+		if (!pgm_pg_copy_in_put(w->dst, chunk, len)) {
+			w->len = 0;
+			flush_buf(w);
+		}
+		return;
+	}
+	memcpy(w->buf + w->len, chunk, (size_t) len);
+	w->len += (size_t) len;
+}
+
+static char *
+chunk_select(copy_engine_t *cp, chunk_t *c)
+{
+	ctable_t *t = &cp->tables[c->table];
+	const char *fmt = cp->binary ? "(FORMAT binary)" : "(FORMAT text)";
+	/* the select list is the column list without its parentheses */
+	char *list = t->cols[0] ? strndup(t->cols + 1, strlen(t->cols) - 2) : pgm_strdup("*");
+	char *out;
+
+	if (c->from < 0)
+		out = pgm_asprintf("COPY %s %s TO STDOUT %s", t->ident, t->cols, fmt);
+	else if (c->to < 0)
+		out = pgm_asprintf("COPY (SELECT %s FROM ONLY %s WHERE ctid >= '(%lld,0)'::tid) TO STDOUT %s", list,
+		                   t->ident, (long long) c->from, fmt);
+	else
+		out = pgm_asprintf("COPY (SELECT %s FROM ONLY %s WHERE ctid >= '(%lld,0)'::tid AND ctid < '(%lld,0)'::tid)"
+		                   " TO STDOUT %s",
+		                   list, t->ident, (long long) c->from, (long long) c->to, fmt);
+	free(list);
+	return out;
+}
+
+/* the target is ready for data: start reading the source */
+static void
+on_dst_ready(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	worker_t *w = data;
+	char *sql;
+
+	if (err) {
+		char *what = pgm_asprintf("could not start loading %s into the target", w->cp->tables[w->cur->table].name);
+		engine_fail_pg(w->cp, what, err);
+		free(what);
+		return;
+	}
+	sql = chunk_select(w->cp, w->cur);
+	pgm_pg_copy_out(w->src, sql, on_src_data, w);
+	free(sql);
+}
+
+static void
+start_copy_in(worker_t *w)
+{
+	copy_engine_t *cp = w->cp;
+	ctable_t *t = &cp->tables[w->cur->table];
+	char *sql = pgm_asprintf("COPY %s %s FROM STDIN WITH (FORMAT %s%s)", t->ident, t->cols,
+	                         cp->binary ? "binary" : "text", w->in_tx ? ", FREEZE" : "");
+
+	pgm_pg_copy_in_start(w->dst, sql, on_dst_ready, w);
+	free(sql);
+}
+
+static void
+on_truncated(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	worker_t *w = data;
+
+	if (err) {
+		engine_fail_pg(w->cp, "could not prepare a table on the target", err);
+		return;
+	}
+	start_copy_in(w);
+}
+
+static void
+worker_next(worker_t *w)
+{
+	copy_engine_t *cp = w->cp;
+	chunk_t *c;
+
+	if (cp->failed)
+		return;
+	if (cp->next_chunk == cp->nchunks) {
+		cp->workers_idle++;
+		if (cp->chunks_done == cp->nchunks && cp->workers_idle == cp->nworkers)
+			data_finished(cp);
+		return;
+	}
+	c = &cp->chunks[cp->next_chunk++];
+	w->cur = c;
+	w->len = 0;
+	w->paused = false;
+	w->ending = false;
+	/* a table in one piece: truncate and load WITH (FREEZE) in one transaction */
+	w->in_tx = c->from < 0;
+	if (w->in_tx) {
+		char *sql = pgm_asprintf("BEGIN; TRUNCATE ONLY %s", cp->tables[c->table].ident);
+		pgm_pg_query(w->dst, sql, 0, NULL, on_truncated, w);
+		free(sql);
+		return;
+	}
+	start_copy_in(w);
+}
+
+static void
+worker_maybe_start(worker_t *w)
+{
+	if (w->src_ready && w->dst_ready)
+		worker_next(w);
+}
+
+static void
+on_src_snapshot(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	worker_t *w = data;
+
+	if (err) {
+		engine_fail_pg(w->cp, "could not join the copy snapshot on the source", err);
+		return;
+	}
+	w->src_ready = true;
+	worker_maybe_start(w);
+}
+
+static void
+on_src_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
+{
+	worker_t *w = data;
+	char *sql;
+
+	if (err) {
+		w->src = NULL;
+		engine_fail_pg(w->cp, "could not connect to the source", err);
+		return;
+	}
+	sql = pgm_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '%s'",
+	                   w->cp->snapshot);
+	pgm_pg_query(conn, sql, 0, NULL, on_src_snapshot, w);
+	free(sql);
+}
+
+static void
+on_dst_session(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	worker_t *w = data;
+
+	if (err) {
+		engine_fail_pg(w->cp, "could not prepare a session on the target", err);
+		return;
+	}
+	w->dst_ready = true;
+	worker_maybe_start(w);
+}
+
+static void
+on_dst_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
+{
+	worker_t *w = data;
+
+	if (err) {
+		w->dst = NULL;
+		engine_fail_pg(w->cp, "could not connect to the target", err);
+		return;
+	}
+	/* the data is committed again by the final copy or verified: no need to wait for the disk */
+	pgm_pg_query(conn, "SET synchronous_commit = off", 0, NULL, on_dst_session, w);
+}
+
+static void
+start_data(copy_engine_t *cp)
+{
+	set_phase(cp, "data");
+	progress_update(cp, true);
+	if (cp->nchunks == 0) {
+		data_finished(cp);
+		return;
+	}
+	if (cp->nworkers > cp->nchunks)
+		cp->nworkers = cp->nchunks;
+	for (int i = 0; i < cp->nworkers; i++) {
+		worker_t *w = &cp->workers[i];
+		w->cp = cp;
+		w->id = i;
+		w->buf = pgm_malloc(COPY_BUF);
+		w->src = pgm_step_connect(cp->step, true, "copy", on_src_connect, w);
+		w->dst = pgm_step_connect(cp->step, false, "copy", on_dst_connect, w);
+	}
+}
+
+/* ---- 2. pre-data schema ---- */
+
+static void
+on_pre_restore_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *tail, void *data)
+{
+	copy_engine_t *cp = data;
+
+	if (pgm_tool_failed(cp->step, "pg_restore", "restore of the schema", status, sig, tail))
+		return;
+	start_data(cp);
+}
+
+static void
+on_schema_dump_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *tail, void *data)
+{
+	copy_engine_t *cp = data;
+	const char *args[] = {"--section=pre-data", "--no-owner", "--no-acl", "--exit-on-error", cp->archive, NULL};
+
+	if (pgm_tool_failed(cp->step, "pg_dump", "dump of the schema", status, sig, tail))
+		return;
+	pgm_tool_spawn(cp->step, "pg_restore", args, false, NULL, on_tool_line, on_pre_restore_exit, cp);
+}
+
+static void
+start_schema(copy_engine_t *cp)
+{
+	char *snap = pgm_asprintf("--snapshot=%s", cp->snapshot);
+	const char *args[] = {"--schema-only", "--format=custom", snap, "--file", cp->archive, NULL};
+
+	set_phase(cp, "schema");
+	progress_update(cp, true);
+	if (!pgm_mkdir_p(cp->workdir, 0700)) {
+		pgm_step_fail(cp->step, "could not create a work directory", cp->workdir, "check state_dir permissions");
+		free(snap);
+		return;
+	}
+	pgm_tool_spawn(cp->step, "pg_dump", args, true, NULL, on_tool_line, on_schema_dump_exit, cp);
+	free(snap);
+}
+
+/* ---- 1. the snapshot and the catalog ---- */
+
+static const char *tables_sql =
+	"SELECT n.nspname || '.' || c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname),"
+	"       (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a"
+	"         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),"
+	"       pg_relation_size(c.oid),"
+	"       pg_relation_size(c.oid) / current_setting('block_size')::bigint"
+	"  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+	" WHERE c.relkind = 'r' AND c.relpersistence <> 't'"
+	"   AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+	"   AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'"
+	"   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
+	"                     AND d.objid = c.oid AND d.deptype = 'e')"
+	" ORDER BY 4 DESC";
+
+static const char *seqlist_sql =
+	"SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c"
+	"  JOIN pg_namespace n ON n.oid = c.relnamespace"
+	" WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+	"   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
+	"                     AND d.objid = c.oid AND d.deptype = 'e')";
+
+/* split every table into chunks of about chunk_bytes, largest first */
+static void
+plan_chunks(copy_engine_t *cp)
+{
+	int64_t chunk_bytes = cp->bytes_total / (cp->nworkers * 4);
+
+	if (chunk_bytes < 32LL << 20)
+		chunk_bytes = 32LL << 20;
+	if (chunk_bytes > 1LL << 30)
+		chunk_bytes = 1LL << 30;
+	cp->nchunks = 0;
+	for (int i = 0; i < cp->ntables; i++) {
+		ctable_t *t = &cp->tables[i];
+		int64_t n = t->bytes > chunk_bytes ? (t->bytes + chunk_bytes - 1) / chunk_bytes : 1;
+		int64_t per = n > 1 ? (t->blocks + n - 1) / n : 0;
+
+		cp->chunks = pgm_realloc(cp->chunks, sizeof(chunk_t) * (size_t) (cp->nchunks + n));
+		t->chunks = (int) n;
+		for (int64_t k = 0; k < n; k++) {
+			chunk_t *c = &cp->chunks[cp->nchunks++];
+			c->table = i;
+			c->est_bytes = t->bytes / n;
+			if (n == 1) {
+				c->from = -1;
+				c->to = -1;
+			} else {
+				c->from = k * per;
+				/* the last range is open: it takes any block past the estimate */
+				c->to = k == n - 1 ? -1 : (k + 1) * per;
+			}
+		}
+	}
+}
+
+static void
+on_seq_values(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	copy_engine_t *cp = data;
+
+	if (err) {
+		engine_fail_pg(cp, "could not read the sequences of the source", err);
+		return;
+	}
+	cp->seq_sql = pgm_calloc((size_t) pgm_pg_ntuples(res) + 1, sizeof(char *));
+	for (int r = 0; r < pgm_pg_ntuples(res); r++) {
+		char *lit = pgm_quote_literal(pgm_pg_value(res, r, 0));
+		cp->seq_sql[cp->nseq++] = pgm_asprintf("setval(%s, %s, %s)", lit, pgm_pg_value(res, r, 1),
+		                                       strcmp(pgm_pg_value(res, r, 2), "t") == 0 ? "true" : "false");
+		free(lit);
+	}
+	start_schema(cp);
+}
+
+static void
+on_seq_list(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	copy_engine_t *cp = data;
+	int n = pgm_pg_ntuples(res);
+	size_t cap = 256, len = 0;
+	char *sql;
+
+	if (err) {
+		engine_fail_pg(cp, "could not list the sequences of the source", err);
+		return;
+	}
+	if (n == 0) {
+		start_schema(cp);
+		return;
+	}
+	sql = pgm_malloc(cap);
+	sql[0] = '\0';
+	for (int r = 0; r < n; r++) {
+		const char *ident = pgm_pg_value(res, r, 0);
+		char *lit = pgm_quote_literal(ident);
+		char *part = pgm_asprintf("%sSELECT %s::text, last_value, is_called FROM %s", r ? " UNION ALL " : "", lit,
+		                          ident);
+		size_t pl = strlen(part);
+		if (len + pl + 1 > cap) {
+			cap = (len + pl + 1) * 2;
+			sql = pgm_realloc(sql, cap);
+		}
+		memcpy(sql + len, part, pl + 1);
+		len += pl;
+		free(part);
+		free(lit);
+	}
+	pgm_pg_query(conn, sql, 0, NULL, on_seq_values, cp);
+	free(sql);
+}
+
+static void
+on_tables(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	copy_engine_t *cp = data;
+	int n = pgm_pg_ntuples(res);
+
+	if (err) {
+		engine_fail_pg(cp, "could not list the tables of the source", err);
+		return;
+	}
+	cp->tables = pgm_calloc((size_t) n + 1, sizeof(ctable_t));
+	cp->ntables = n;
+	for (int r = 0; r < n; r++) {
+		ctable_t *t = &cp->tables[r];
+		t->name = pgm_strdup(pgm_pg_value(res, r, 0));
+		t->ident = pgm_strdup(pgm_pg_value(res, r, 1));
+		t->cols = pgm_pg_value(res, r, 2) ? pgm_asprintf("(%s)", pgm_pg_value(res, r, 2)) : pgm_strdup("");
+		t->bytes = pgm_pg_int64(res, r, 3, 0);
+		t->blocks = pgm_pg_int64(res, r, 4, 0);
+		cp->bytes_total += t->bytes;
+	}
+	plan_chunks(cp);
+	pgm_pg_query(conn, seqlist_sql, 0, NULL, on_seq_list, cp);
+}
+
+static void
+on_snapshot(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	copy_engine_t *cp = data;
+
+	if (err) {
+		engine_fail_pg(cp, "could not export a snapshot on the source", err);
+		return;
+	}
+	cp->snapshot = pgm_strdup(pgm_pg_value(res, 0, 0));
+	pgm_pg_query(conn, tables_sql, 0, NULL, on_tables, cp);
+}
+
+static void
+on_holder_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
+{
+	copy_engine_t *cp = data;
+
+	if (err) {
+		cp->holder = NULL;
+		engine_fail_pg(cp, "could not connect to the source", err);
+		return;
+	}
+	cp->binary = pgm_pg_server_version(conn) / 10000 ==
+	             (int) pgm_json_num(cJSON_GetObjectItem(cp->step->job->facts, "target"), "server_version_num", 0) /
+	                 10000;
+	pgm_pg_query(conn,
+	             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot()", 0, NULL,
+	             on_snapshot, cp);
+}
+
+static void
+after_clean(pgm_step_t *s)
+{
+	copy_engine_t *cp = engine_of(s);
+
+	set_phase(cp, "snapshot");
+	cp->holder = pgm_step_connect(s, true, "snapshot", on_holder_connect, cp);
+}
+
+void
+pgm_copy_run(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s))
+{
+	pgm_job_t *job = s->job;
+	copy_engine_t *cp = pgm_calloc(1, sizeof(*cp));
+	pgm_sql_t *q;
+
+	cp->step = s;
+	cp->label = pgm_strdup(label);
+	cp->then = then;
+	cp->workdir = pgm_asprintf("%s/copy-%s", job->dir, label);
+	cp->archive = pgm_asprintf("%s/schema.dump", cp->workdir);
+	cp->nworkers = (int) pgm_jobopt_int(job->options, "jobs");
+	if (cp->nworkers > MAX_WORKERS)
+		cp->nworkers = MAX_WORKERS;
+	cp->started_mono = pgm_mono_ms();
+	cp->phase = "prepare";
+	cp->phase_mono = cp->started_mono;
+	pgm_step_own(s, cp, copy_free);
+	pgm_notice("job %s: %s copy starts (copy engine, %d parallel streams)", job->name, label, cp->nworkers);
+	q = pgm_sql_begin(s, false, "clean", "could not clean the target before the copy",
+	                  "the target role must own the target database and the objects in it");
+	pgm_target_clean(q, job);
+	pgm_sql_run(q, after_clean);
+}

@@ -1,0 +1,150 @@
+/*
+ * tools.c — what the copy engines share: running pg_dump and pg_restore as
+ * children of the loop (password in the environment, never on the command
+ * line; killed with the daemon), explaining their failures, and cleaning
+ * the target before a copy.
+ */
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "pg/dsn.h"
+#include "pipeline/pipeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+pgm_proc_t *
+pgm_tool_spawn(pgm_step_t *s, const char *tool, const char *const *args, bool source, const char *pgoptions,
+               pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data)
+{
+	pgm_job_t *job = s->job;
+	const char *dsn = source ? job->source_dsn : job->target_dsn;
+	const char *bindir = pgm_jobopt_str(job->options, "pg_bindir");
+	char *conninfo = pgm_dsn_without_password(dsn);
+	char *dbarg = pgm_asprintf("--dbname=%s", conninfo ? conninfo : "");
+	char *path = bindir[0] ? pgm_asprintf("%s/%s", bindir, tool) : pgm_strdup(tool);
+	pgm_dsn_t parsed;
+	char *err = NULL, *env[4] = {NULL, NULL, NULL, NULL};
+	const char *argv[64];
+	int n = 0, e = 0;
+	pgm_proc_t *p;
+
+	if (pgm_dsn_parse(dsn, &parsed, &err)) {
+		if (parsed.password)
+			env[e++] = pgm_asprintf("PGPASSWORD=%s", parsed.password);
+		pgm_dsn_free(&parsed);
+	}
+	free(err);
+	err = NULL;
+	env[e++] = pgm_asprintf("PGAPPNAME=pgmover:%s:%s", job->name, tool);
+	if (pgoptions)
+		env[e++] = pgm_asprintf("PGOPTIONS=%s", pgoptions);
+	/* the child dies with the daemon instead of racing its next attempt */
+	argv[n++] = "setpriv";
+	argv[n++] = "--pdeathsig";
+	argv[n++] = "KILL";
+	argv[n++] = "--";
+	argv[n++] = path;
+	for (int i = 0; args[i] && n < 60; i++)
+		argv[n++] = args[i];
+	argv[n++] = dbarg;
+	argv[n] = NULL;
+	p = pgm_step_spawn(s, argv, (const char *const *) env, 0, line_cb, exit_cb, data, &err);
+	if (p == NULL) {
+		char *msg = pgm_asprintf("could not run %s", tool);
+		pgm_step_fail(s, msg, err, "install the PostgreSQL client tools or set pg_bindir");
+		free(msg);
+	}
+	free(err);
+	for (int i = 0; i < e; i++) {
+		memset(env[i], 0, strlen(env[i]));
+		free(env[i]);
+	}
+	free(path);
+	free(dbarg);
+	free(conninfo);
+	return p;
+}
+
+/* the lines of a tool's output that explain a failure (error:, detail:, hint:) */
+static char *
+error_lines(const char *tail)
+{
+	size_t n = strlen(tail);
+	char *out = pgm_malloc(n + 1), *o = out;
+	const char *p = tail;
+
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t) (nl - p) : strlen(p);
+		if (memmem(p, len, "error", 5) || memmem(p, len, "detail:", 7) || memmem(p, len, "hint:", 5) ||
+		    memmem(p, len, "FATAL", 5)) {
+			if (o != out)
+				*o++ = '\n';
+			memcpy(o, p, len);
+			o += len;
+		}
+		p += len + (nl ? 1 : 0);
+	}
+	*o = '\0';
+	if (out[0] == '\0') {
+		free(out);
+		return pgm_strdup(tail);
+	}
+	return out;
+}
+
+bool
+pgm_tool_failed(pgm_step_t *s, const char *tool, const char *during, int64_t status, int sig, const char *tail)
+{
+	char *msg, *why;
+
+	if (status == 0 && sig == 0)
+		return false;
+	if (sig)
+		msg = pgm_asprintf("%s was killed by signal %d during the %s", tool, sig, during);
+	else
+		msg = pgm_asprintf("%s failed during the %s (exit status %lld)", tool, during, (long long) status);
+	why = error_lines(tail ? tail : "");
+	pgm_step_fail(s, msg, why[0] ? why : NULL,
+	              strcmp(tool, "pg_dump") == 0
+	                  ? "check that the source role can read every table (GRANT SELECT) and the source is reachable; "
+	                    "then \"pgmover retry\""
+	                  : "check the target (extensions available, disk space, role privileges); then \"pgmover retry\"");
+	free(why);
+	free(msg);
+	return true;
+}
+
+/* everything pgmover may have put into the target, dropped; the database stays */
+static const char *clean_sql =
+	"DO $pgm$ DECLARE r record; BEGIN"
+	"  FOR r IN SELECT nspname FROM pg_namespace"
+	"            WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
+	"              AND nspname !~ '^pg_temp_' AND nspname !~ '^pg_toast_temp_' LOOP"
+	"    EXECUTE format('DROP SCHEMA %I CASCADE', r.nspname);"
+	"  END LOOP;"
+	"  FOR r IN SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' LOOP"
+	"    EXECUTE format('DROP EXTENSION IF EXISTS %I CASCADE', r.extname);"
+	"  END LOOP;"
+	"  PERFORM lo_unlink(oid) FROM pg_largeobject_metadata;"
+	"  CREATE SCHEMA public AUTHORIZATION pg_database_owner;"
+	"  COMMENT ON SCHEMA public IS 'standard public schema';"
+	"  GRANT USAGE ON SCHEMA public TO PUBLIC;"
+	" END $pgm$";
+
+void
+pgm_target_clean(pgm_sql_t *q, pgm_job_t *job)
+{
+	char *prefix = pgm_asprintf("pgmover:%s:", job->name);
+	const char *params[1] = {prefix};
+
+	/* sessions an earlier run of this job left on the target (a killed daemon's copy) */
+	pgm_sql_add_params(q,
+	                   "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity"
+	                   " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+	                   "   AND left(application_name, length($1)) = $1",
+	                   1, params, NULL, NULL);
+	pgm_sql_add(q, clean_sql, NULL, NULL);
+	free(prefix);
+}
