@@ -17,26 +17,15 @@ done(pgm_step_t *s)
 	pgm_step_done(s, PGM_EV_DONE);
 }
 
-/* dump: the target must be empty unless the job allows overwriting it */
+/*
+ * dump: the preflight has checked that the target is empty (or may be
+ * overwritten); from here on, what is in the target is pgmover's to replace
+ */
 void
 pgm_pipeline_provision(pgm_step_t *s)
 {
-	pgm_job_t *job = s->job;
-	const cJSON *dst = cJSON_GetObjectItem(job->facts, "target");
-	int tables = (int) pgm_json_num(dst, "user_tables", 0);
-
-	if (tables > 0 && !pgm_jobopt_bool(job->options, "overwrite_target") &&
-	    !cJSON_IsTrue(cJSON_GetObjectItem(job->facts, "target_owned"))) {
-		char *msg = pgm_asprintf("the target database already holds %d table(s)", tables);
-		pgm_step_fail(s, msg, "pgmover copies into an empty database so that nothing there is lost",
-		              "point the job at an empty database, or create it again with --set overwrite_target=on "
-		              "to replace what is there");
-		free(msg);
-		return;
-	}
-	/* from here on, what is in the target is pgmover's to replace */
-	pgm_json_set(job->facts, "target_owned", cJSON_CreateTrue());
-	(void) pgm_job_save(job);
+	pgm_json_set(s->job->facts, "target_owned", cJSON_CreateTrue());
+	(void) pgm_job_save(s->job);
 	done(s);
 }
 

@@ -8,92 +8,71 @@
 #include "common/util.h"
 #include "daemon/jobs.h"
 #include "pipeline/pipeline.h"
-#include "pipeline/probe.h"
+#include "pipeline/plan.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- provision: preflight of both servers ---- */
-
-typedef struct provision {
-	pgm_step_t *step;
-	pgm_probe_t *probes[2];
-	int pending;
-	bool failed;
-} provision_t;
+/* ---- provision: the preflight of both servers, then the method's part ---- */
 
 static void
-provision_free(void *p)
+plan_cancel_cb(void *p)
 {
-	provision_t *pv = p;
-
-	for (int i = 0; i < 2; i++)
-		pgm_probe_cancel(pv->probes[i]);
-	free(pv);
+	pgm_plan_cancel(p);
 }
 
-/* both sides described: check what must hold before anything is changed */
 static void
-provision_checks(pgm_step_t *s)
+on_plan(pgm_plan_t *p, const cJSON *report, void *data)
 {
+	pgm_step_t *s = data;
 	pgm_job_t *job = s->job;
-	const cJSON *src = cJSON_GetObjectItem(job->facts, "source");
-	const cJSON *dst = cJSON_GetObjectItem(job->facts, "target");
-	int sv = (int) cJSON_GetNumberValue(cJSON_GetObjectItem(src, "server_version_num"));
-	int tv = (int) cJSON_GetNumberValue(cJSON_GetObjectItem(dst, "server_version_num"));
+	cJSON *pre = cJSON_CreateObject();
+	const cJSON *f, *first_error = NULL;
 
-	if (tv / 10000 < sv / 10000) {
-		char *msg = pgm_asprintf("the target runs PostgreSQL %d, older than the source's %d", tv / 10000,
-		                         sv / 10000);
-		pgm_step_fail(s, msg, NULL, "use a target of the same or a newer major version");
-		free(msg);
+	pgm_step_disown(s, p);
+	pgm_json_set(job->facts, "source", cJSON_Duplicate(cJSON_GetObjectItem(report, "source"), 1));
+	pgm_json_set(job->facts, "target", cJSON_Duplicate(cJSON_GetObjectItem(report, "target"), 1));
+	pgm_json_set(pre, "ok", cJSON_Duplicate(cJSON_GetObjectItem(report, "ok"), 0));
+	pgm_json_set(pre, "findings", cJSON_Duplicate(cJSON_GetObjectItem(report, "findings"), 1));
+	pgm_json_set(pre, "estimate", cJSON_Duplicate(cJSON_GetObjectItem(report, "estimate"), 1));
+	pgm_json_set(pre, "recommendation", cJSON_Duplicate(cJSON_GetObjectItem(report, "recommendation"), 1));
+	pgm_json_set(job->facts, "preflight", pre);
+	cJSON_ArrayForEach(f, cJSON_GetObjectItem(report, "findings"))
+	{
+		const char *status = pgm_json_str(f, "status");
+		if (strcmp(status, "warning") == 0)
+			pgm_job_warn(job, pgm_json_str(f, "finding"), pgm_json_str(f, "fix"));
+		else if (strcmp(status, "error") == 0 && first_error == NULL)
+			first_error = f;
+	}
+	(void) pgm_job_save(job);
+	if (first_error) {
+		char *detail = pgm_asprintf("preflight: %d check(s) failed; every finding is in facts.preflight "
+		                            "(or run \"pgmover plan\")",
+		                            (int) pgm_json_num(report, "errors", 1));
+		pgm_step_fail(s, pgm_json_str(first_error, "finding"), detail, pgm_json_str(first_error, "fix"));
+		free(detail);
 		return;
 	}
-	if (!cJSON_IsTrue(cJSON_GetObjectItem(src, "tls")))
-		pgm_job_warn(job, "the connection to the source does not use TLS",
-		             "add sslmode=require to the source URL (Heroku requires it)");
 	pgm_pipeline_provision(s);
-}
-
-static void
-on_provision_probe(pgm_probe_t *p, const cJSON *facts, const char *what, const pgm_pg_error_t *err,
-                   void *data)
-{
-	provision_t *pv = data;
-	int side = pv->probes[0] == p ? 0 : 1;
-
-	pv->probes[side] = NULL;
-	pv->pending--;
-	if (pv->failed)
-		return;
-	if (facts == NULL) {
-		pv->failed = true;
-		pgm_step_fail_pg(pv->step, what, err,
-		                 side == 0 ? "check the source URL: host, port, user, password and sslmode=require"
-		                           : "check the target URL: host, port, user, password and database name");
-		return;
-	}
-	pgm_json_set(pv->step->job->facts, side == 0 ? "source" : "target", cJSON_Duplicate(facts, 1));
-	if (pv->pending == 0) {
-		(void) pgm_job_save(pv->step->job);
-		provision_checks(pv->step);
-	}
 }
 
 void
 pgm_step_provision(pgm_step_t *s)
 {
-	provision_t *pv = pgm_calloc(1, sizeof(*pv));
-	int timeout = (int) pgm_jobopt_int(s->job->options, "connect_timeout");
+	pgm_job_t *job = s->job;
+	pgm_plan_opts_t o = {0};
+	char *app = pgm_asprintf("pgmover:%s:preflight", job->name);
+	pgm_plan_t *p;
 
-	pv->step = s;
-	pv->pending = 2;
-	s->priv = pv;
-	s->priv_free = provision_free;
-	pv->probes[0] = pgm_probe_start(pgm_step_loop(s), "source", s->job->source_dsn, timeout,
-	                                on_provision_probe, pv);
-	pv->probes[1] = pgm_probe_start(pgm_step_loop(s), "target", s->job->target_dsn, timeout,
-	                                on_provision_probe, pv);
+	o.source = job->source_dsn;
+	o.target = job->target_dsn;
+	o.options = job->options;
+	o.target_owned = cJSON_IsTrue(cJSON_GetObjectItem(job->facts, "target_owned"));
+	o.app_name = app;
+	p = pgm_plan_start(pgm_step_loop(s), &o, on_plan, s);
+	pgm_step_own(s, p, plan_cancel_cb);
+	free(app);
 }
 
 /* ---- the copy and the freeze ---- */

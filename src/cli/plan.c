@@ -1,0 +1,141 @@
+/*
+ * plan.c — `pgmover plan --source URL --target URL [--set key=value ...]`:
+ * the preflight run in-process (no daemon needed), read-only on both
+ * servers. Exit 0 when nothing blocks a migration, 1 when a check fails.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "cli.h"
+#include "daemon/config.h"
+#include "pipeline/plan.h"
+
+typedef struct plan_run {
+	cJSON *report;
+} plan_run_t;
+
+static void
+on_report(pgm_plan_t *p, const cJSON *report, void *data)
+{
+	plan_run_t *run = data;
+
+	run->report = cJSON_Duplicate(report, 1);
+}
+
+static void
+print_human(const cJSON *report)
+{
+	const cJSON *f, *rec = cJSON_GetObjectItem(report, "recommendation");
+
+	cJSON_ArrayForEach(f, cJSON_GetObjectItem(report, "findings"))
+	{
+		const char *status = cJSON_GetStringValue(cJSON_GetObjectItem(f, "status"));
+		const char *fix = cJSON_GetStringValue(cJSON_GetObjectItem(f, "fix"));
+		const char *mark = strcmp(status, "ok") == 0        ? "ok     "
+		                   : strcmp(status, "info") == 0    ? "info   "
+		                   : strcmp(status, "warning") == 0 ? "WARNING"
+		                                                    : "ERROR  ";
+
+		printf("%s  %s: %s\n", mark, cJSON_GetStringValue(cJSON_GetObjectItem(f, "check")),
+		       cJSON_GetStringValue(cJSON_GetObjectItem(f, "finding")));
+		if (fix && strcmp(status, "ok") != 0)
+			printf("         -> %s\n", fix);
+	}
+	if (rec)
+		printf("\nrecommended method: %s\n  %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(rec, "method")),
+		       cJSON_GetStringValue(cJSON_GetObjectItem(rec, "why")));
+	printf("\n%d error(s), %d warning(s)%s\n", (int) cJSON_GetNumberValue(cJSON_GetObjectItem(report, "errors")),
+	       (int) cJSON_GetNumberValue(cJSON_GetObjectItem(report, "warnings")),
+	       cJSON_IsTrue(cJSON_GetObjectItem(report, "ok")) ? ": ready to migrate" : "");
+}
+
+static int
+usage_error(const char *msg)
+{
+	pgm_cli_output_error("%s", msg);
+	pgm_cli_output_hint("usage: pgmover plan --source URL --target URL [--set key=value ...]");
+	return PGM_CLI_EXIT_USAGE;
+}
+
+/* the value of --name VALUE or --name=VALUE at argv[*i], advancing *i */
+static const char *
+option_value(int argc, char **argv, int *i, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(argv[*i], name, n) != 0)
+		return NULL;
+	if (argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (argv[*i][n] == '\0' && *i + 1 < argc)
+		return argv[++*i];
+	return NULL;
+}
+
+int
+pgm_cli_plan(int argc, char **argv, bool json)
+{
+	const char *source = NULL, *target = NULL, *v;
+	cJSON *given = cJSON_CreateObject(), *options;
+	char *err = NULL;
+	plan_run_t run = {0};
+	pgm_plan_opts_t o = {0};
+	uv_loop_t loop;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if ((v = option_value(argc, argv, &i, "--source")) != NULL)
+			source = v;
+		else if ((v = option_value(argc, argv, &i, "--target")) != NULL)
+			target = v;
+		else if ((v = option_value(argc, argv, &i, "--method")) != NULL)
+			; /* the plan recommends a method; it checks the same either way */
+		else if ((v = option_value(argc, argv, &i, "--set")) != NULL) {
+			char *key = strdup(v), *eq = strchr(key, '=');
+			if (eq == NULL) {
+				free(key);
+				cJSON_Delete(given);
+				return usage_error("--set needs key=value");
+			}
+			*eq = '\0';
+			cJSON_AddStringToObject(given, key, eq + 1);
+			free(key);
+		}
+	}
+	if (source == NULL || target == NULL) {
+		cJSON_Delete(given);
+		return usage_error("plan needs --source URL and --target URL");
+	}
+	options = pgm_job_options_build(NULL, given, &err);
+	cJSON_Delete(given);
+	if (options == NULL) {
+		pgm_cli_output_error("%s", err);
+		free(err);
+		return PGM_CLI_EXIT_USAGE;
+	}
+	uv_loop_init(&loop);
+	o.source = source;
+	o.target = target;
+	o.options = options;
+	o.app_name = "pgmover plan";
+	pgm_plan_start(&loop, &o, on_report, &run);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	cJSON_Delete(options);
+	if (run.report == NULL) {
+		pgm_cli_output_error("the preflight ended without a report");
+		return PGM_CLI_EXIT_FAILED;
+	}
+	if (json) {
+		char *text = cJSON_PrintUnformatted(run.report);
+		printf("%s\n", text);
+		free(text);
+	} else {
+		print_human(run.report);
+	}
+	rc = cJSON_IsTrue(cJSON_GetObjectItem(run.report, "ok")) ? PGM_CLI_EXIT_OK : PGM_CLI_EXIT_FAILED;
+	cJSON_Delete(run.report);
+	return rc;
+}

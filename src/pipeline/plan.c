@@ -1,0 +1,424 @@
+/*
+ * plan.c — the preflight. Two parts, kept apart so the deciding can be
+ * tested without a server: gathering (one connection per side, catalog
+ * queries and a short timed read, all read-only) and evaluating (a pure
+ * function from the gathered facts to findings and a recommendation).
+ */
+#include "pipeline/plan.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "daemon/config.h"
+#include "pg/pgasync.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- gathering ---- */
+
+typedef struct plan_side plan_side_t;
+typedef void (*side_handler)(plan_side_t *sd, const PGresult *res);
+
+typedef struct plan_query {
+	const char *sql;
+	side_handler handle;
+} plan_query_t;
+
+struct plan_side {
+	pgm_plan_t *plan;
+	bool source;
+	pgm_pg_conn_t *conn;
+	cJSON *facts;
+	const plan_query_t *queries;
+	int next;
+	bool done;
+	int64_t read_started;
+	int64_t read_bytes;
+};
+
+struct pgm_plan {
+	uv_loop_t *loop;
+	cJSON *options;
+	bool target_owned;
+	plan_side_t sides[2];
+	pgm_plan_cb cb;
+	void *data;
+	bool cancelled;
+	uv_timer_t *finish; /* reports from a fresh stack */
+};
+
+static const char *facts_sql =
+	"SELECT current_setting('server_version') AS server_version,"
+	"       current_setting('server_version_num')::int AS server_version_num,"
+	"       current_database() AS database,"
+	"       pg_database_size(current_database()) AS database_size,"
+	"       current_user AS \"user\","
+	"       r.rolsuper AS superuser,"
+	"       pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') AS can_signal_backends,"
+	"       pg_has_role(current_user, d.datdba, 'MEMBER') AS owns_database,"
+	"       pg_encoding_to_char(d.encoding) AS encoding,"
+	"       d.datcollate AS lc_collate, d.datctype AS lc_ctype,"
+	"       current_setting('wal_level') AS wal_level,"
+	"       (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+	"         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+	"           AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'"
+	"           AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_class'::regclass"
+	"                             AND dep.objid = c.oid AND dep.deptype = 'e')) AS user_tables,"
+	"       (SELECT count(*) FROM pg_largeobject_metadata) AS large_objects,"
+	"       current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+	"         - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS connections_free,"
+	"       r.rolconnlimit AS role_connection_limit,"
+	"       (SELECT count(*) FROM pg_stat_activity WHERE usename = current_user) AS role_connections,"
+	"       d.datconnlimit AS database_connection_limit,"
+	"       (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()) AS database_connections,"
+	"       CASE WHEN r.rolsuper OR pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER')"
+	"            THEN current_setting('shared_preload_libraries') END AS shared_preload_libraries"
+	"  FROM pg_database d, pg_roles r"
+	" WHERE d.datname = current_database() AND r.rolname = current_user";
+
+#define USER_RELS                                                                           \
+	" FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"                        \
+	" WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"                          \
+	"   AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'"                          \
+	"   AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_class'::regclass" \
+	"                     AND dep.objid = c.oid AND dep.deptype = 'e')"
+
+static const char *largest_sql =
+	"SELECT n.nspname || '.' || c.relname, pg_total_relation_size(c.oid), greatest(c.reltuples, 0)::bigint,"
+	"       EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p'),"
+	"       quote_ident(n.nspname) || '.' || quote_ident(c.relname),"
+	"       has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')" USER_RELS
+	"   AND c.relkind = 'r' ORDER BY 2 DESC LIMIT 10";
+
+static const char *unreadable_sql =
+	"SELECT n.nspname || '.' || c.relname" USER_RELS
+	"   AND c.relkind IN ('r', 'p', 'S', 'v', 'm')"
+	"   AND NOT (has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'))"
+	" ORDER BY 1";
+
+static const char *nopk_sql =
+	"SELECT n.nspname || '.' || c.relname" USER_RELS
+	"   AND c.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM pg_constraint k"
+	"                                        WHERE k.conrelid = c.oid AND k.contype = 'p')"
+	" ORDER BY 1";
+
+static const char *extensions_sql =
+	"SELECT e.extname, e.extversion, n.nspname FROM pg_extension e"
+	"  JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY 1";
+
+static const char *available_sql = "SELECT name, default_version FROM pg_available_extensions ORDER BY 1";
+
+static void next_query(plan_side_t *sd);
+
+static void
+handle_facts(plan_side_t *sd, const PGresult *res)
+{
+	for (int col = 0; col < PQnfields(res); col++) {
+		const char *name = PQfname(res, col);
+		const char *v = pgm_pg_value(res, 0, col);
+		Oid type = PQftype(res, col);
+
+		if (v == NULL)
+			pgm_json_set(sd->facts, name, cJSON_CreateNull());
+		else if (type == 16) /* bool */
+			pgm_json_set(sd->facts, name, cJSON_CreateBool(v[0] == 't'));
+		else if (type == 20 || type == 23 || type == 21) /* int8, int4, int2 */
+			pgm_json_set_num(sd->facts, name, (double) strtoll(v, NULL, 10));
+		else
+			pgm_json_set_str(sd->facts, name, v);
+	}
+	pgm_json_set(sd->facts, "tls", cJSON_CreateBool(pgm_pg_ssl_in_use(sd->conn)));
+}
+
+static void
+handle_largest(plan_side_t *sd, const PGresult *res)
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	for (int r = 0; r < pgm_pg_ntuples(res); r++) {
+		cJSON *t = cJSON_CreateObject();
+		pgm_json_set_str(t, "table", pgm_pg_value(res, r, 0));
+		pgm_json_set_num(t, "bytes", (double) pgm_pg_int64(res, r, 1, 0));
+		pgm_json_set_num(t, "rows_estimate", (double) pgm_pg_int64(res, r, 2, 0));
+		pgm_json_set(t, "primary_key", cJSON_CreateBool(pgm_pg_value(res, r, 3)[0] == 't'));
+		pgm_json_set_str(t, "ident", pgm_pg_value(res, r, 4));
+		pgm_json_set(t, "readable", cJSON_CreateBool(pgm_pg_value(res, r, 5)[0] == 't'));
+		cJSON_AddItemToArray(arr, t);
+	}
+	pgm_json_set(sd->facts, "largest_tables", arr);
+}
+
+/* a list of names: the count, and the first 20 */
+static void
+set_name_list(plan_side_t *sd, const char *key, const PGresult *res)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON *names = cJSON_AddArrayToObject(o, "names");
+	int n = pgm_pg_ntuples(res);
+
+	pgm_json_set_num(o, "count", n);
+	for (int r = 0; r < n && r < 20; r++)
+		cJSON_AddItemToArray(names, cJSON_CreateString(pgm_pg_value(res, r, 0)));
+	pgm_json_set(sd->facts, key, o);
+}
+
+static void
+handle_unreadable(plan_side_t *sd, const PGresult *res)
+{
+	set_name_list(sd, "unreadable", res);
+}
+
+static void
+handle_nopk(plan_side_t *sd, const PGresult *res)
+{
+	set_name_list(sd, "tables_without_primary_key", res);
+}
+
+static void
+handle_extensions(plan_side_t *sd, const PGresult *res)
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	for (int r = 0; r < pgm_pg_ntuples(res); r++) {
+		cJSON *e = cJSON_CreateObject();
+		pgm_json_set_str(e, "name", pgm_pg_value(res, r, 0));
+		pgm_json_set_str(e, "version", pgm_pg_value(res, r, 1));
+		pgm_json_set_str(e, "schema", pgm_pg_value(res, r, 2));
+		cJSON_AddItemToArray(arr, e);
+	}
+	pgm_json_set(sd->facts, "extensions", arr);
+}
+
+static void
+handle_available(plan_side_t *sd, const PGresult *res)
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	for (int r = 0; r < pgm_pg_ntuples(res); r++)
+		cJSON_AddItemToArray(arr, cJSON_CreateString(pgm_pg_value(res, r, 0)));
+	pgm_json_set(sd->facts, "available_extensions", arr);
+}
+
+static const plan_query_t source_queries[] = {
+	{NULL, handle_facts}, /* facts_sql: set at run time (string constants are not constant expressions) */
+	{NULL, handle_largest},
+	{NULL, handle_unreadable},
+	{NULL, handle_nopk},
+	{NULL, handle_extensions},
+	{NULL, NULL}};
+
+static const plan_query_t target_queries[] = {
+	{NULL, handle_facts},
+	{NULL, handle_extensions},
+	{NULL, handle_available},
+	{NULL, NULL}};
+
+static const char *
+query_sql(const plan_side_t *sd, int i)
+{
+	static const char *const *src[] = {&facts_sql, &largest_sql, &unreadable_sql, &nopk_sql, &extensions_sql};
+	static const char *const *dst[] = {&facts_sql, &extensions_sql, &available_sql};
+
+	return sd->source ? *src[i] : *dst[i];
+}
+
+static void
+plan_free(pgm_plan_t *p)
+{
+	for (int i = 0; i < 2; i++) {
+		pgm_pg_close(p->sides[i].conn);
+		cJSON_Delete(p->sides[i].facts);
+	}
+	cJSON_Delete(p->options);
+	free(p);
+}
+
+static void
+finish_closed_cb(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void
+plan_report(uv_timer_t *t)
+{
+	pgm_plan_t *p = t->data;
+	cJSON *gathered = cJSON_CreateObject();
+	cJSON *report;
+
+	uv_close((uv_handle_t *) p->finish, finish_closed_cb);
+	p->finish = NULL;
+	cJSON_AddItemToObject(gathered, "source", cJSON_Duplicate(p->sides[0].facts, 1));
+	cJSON_AddItemToObject(gathered, "target", cJSON_Duplicate(p->sides[1].facts, 1));
+	report = pgm_plan_evaluate(gathered, p->options, p->target_owned);
+	cJSON_Delete(gathered);
+	p->cb(p, report, p->data);
+	cJSON_Delete(report);
+	plan_free(p);
+}
+
+static void
+side_done(plan_side_t *sd)
+{
+	pgm_plan_t *p = sd->plan;
+
+	sd->done = true;
+	pgm_pg_close(sd->conn);
+	sd->conn = NULL;
+	if (p->sides[0].done && p->sides[1].done && p->finish == NULL) {
+		p->finish = pgm_malloc(sizeof(uv_timer_t));
+		uv_timer_init(p->loop, p->finish);
+		p->finish->data = p;
+		uv_timer_start(p->finish, plan_report, 0, 0);
+	}
+}
+
+static void
+side_error(plan_side_t *sd, const char *what, const pgm_pg_error_t *err)
+{
+	cJSON *e = cJSON_CreateObject();
+
+	pgm_json_set_str(e, "what", what);
+	pgm_json_set_str(e, "message", err->message);
+	if (err->detail)
+		pgm_json_set_str(e, "detail", err->detail);
+	if (err->hint)
+		pgm_json_set_str(e, "hint", err->hint);
+	if (err->sqlstate[0])
+		pgm_json_set_str(e, "sqlstate", err->sqlstate);
+	pgm_json_set(sd->facts, "error", e);
+	side_done(sd);
+}
+
+/* the read sample: how fast one stream reads the largest table */
+static void
+on_sample(pgm_pg_conn_t *conn, const char *chunk, int len, const pgm_pg_error_t *err, void *data)
+{
+	plan_side_t *sd = data;
+	cJSON *s;
+
+	if (chunk) {
+		sd->read_bytes += len;
+		return;
+	}
+	if (err) {
+		/* the sample is an estimate's input, not a check: note and go on */
+		pgm_json_set_str(sd->facts, "read_sample_error", err->message);
+		side_done(sd);
+		return;
+	}
+	s = cJSON_CreateObject();
+	pgm_json_set_num(s, "bytes", (double) sd->read_bytes);
+	pgm_json_set_num(s, "ms", (double) (pgm_mono_ms() - sd->read_started));
+	pgm_json_set(sd->facts, "read_sample", s);
+	side_done(sd);
+}
+
+static void
+start_sample(plan_side_t *sd)
+{
+	const cJSON *largest = cJSON_GetArrayItem(cJSON_GetObjectItem(sd->facts, "largest_tables"), 0);
+	char *sql;
+
+	if (largest == NULL || !cJSON_IsTrue(cJSON_GetObjectItem(largest, "readable"))) {
+		side_done(sd);
+		return;
+	}
+	/* up to 200 000 rows in binary: long enough to time, short enough for a preflight */
+	sql = pgm_asprintf("COPY (SELECT * FROM %s LIMIT 200000) TO STDOUT (FORMAT binary)",
+	                   pgm_json_str(largest, "ident"));
+	sd->read_started = pgm_mono_ms();
+	pgm_pg_copy_out(sd->conn, sql, on_sample, sd);
+	free(sql);
+}
+
+static void
+on_query(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	plan_side_t *sd = data;
+
+	if (err) {
+		side_error(sd, sd->source ? "could not inspect the source" : "could not inspect the target", err);
+		return;
+	}
+	sd->queries[sd->next - 1].handle(sd, res);
+	next_query(sd);
+}
+
+static void
+next_query(plan_side_t *sd)
+{
+	if (sd->queries[sd->next].handle == NULL) {
+		if (sd->source)
+			start_sample(sd);
+		else
+			side_done(sd);
+		return;
+	}
+	pgm_pg_query(sd->conn, query_sql(sd, sd->next), 0, NULL, on_query, sd);
+	sd->next++;
+}
+
+static void
+on_session(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	plan_side_t *sd = data;
+
+	if (err) {
+		side_error(sd, sd->source ? "could not inspect the source" : "could not inspect the target", err);
+		return;
+	}
+	next_query(sd);
+}
+
+static void
+on_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
+{
+	plan_side_t *sd = data;
+
+	if (err) {
+		sd->conn = NULL;
+		side_error(sd, sd->source ? "could not connect to the source" : "could not connect to the target", err);
+		return;
+	}
+	/* a preflight touches nothing: make that a property of the session */
+	pgm_pg_query(conn, "SET default_transaction_read_only = on", 0, NULL, on_session, sd);
+}
+
+pgm_plan_t *
+pgm_plan_start(uv_loop_t *loop, const pgm_plan_opts_t *o, pgm_plan_cb cb, void *data)
+{
+	pgm_plan_t *p = pgm_calloc(1, sizeof(*p));
+
+	p->loop = loop;
+	p->cb = cb;
+	p->data = data;
+	p->options = o->options ? cJSON_Duplicate(o->options, 1) : cJSON_CreateObject();
+	p->target_owned = o->target_owned;
+	for (int i = 0; i < 2; i++) {
+		plan_side_t *sd = &p->sides[i];
+		sd->plan = p;
+		sd->source = i == 0;
+		sd->facts = cJSON_CreateObject();
+		sd->queries = sd->source ? source_queries : target_queries;
+	}
+	for (int i = 0; i < 2; i++) {
+		plan_side_t *sd = &p->sides[i];
+		sd->conn = pgm_pg_connect(loop, sd->source ? o->source : o->target,
+		                          o->app_name ? o->app_name : "pgmover:plan",
+		                          (int) pgm_jobopt_int(p->options, "connect_timeout"), on_connect, sd);
+	}
+	return p;
+}
+
+void
+pgm_plan_cancel(pgm_plan_t *p)
+{
+	if (p == NULL)
+		return;
+	if (p->finish) {
+		uv_timer_stop(p->finish);
+		uv_close((uv_handle_t *) p->finish, finish_closed_cb);
+	}
+	plan_free(p);
+}
