@@ -8,6 +8,7 @@
 #include "daemon/control.h"
 #include "daemon/jobs.h"
 #include "daemon/notify.h"
+#include "fsm/fsm.h"
 #include "pgm_config.h"
 
 #include <getopt.h>
@@ -29,6 +30,7 @@ usage(FILE *out)
 	        "Usage: pgmoverd [-c FILE] [--check]\n\n"
 	        "  -c, --config FILE   configuration file (default %s)\n"
 	        "      --check         validate the configuration file and exit\n"
+	        "      --describe[=dot] print the job state machine (text or graphviz) and exit\n"
 	        "  -V, --version       print the version and exit\n"
 	        "  -h, --help          this help\n",
 	        PGM_DEFAULT_CONF);
@@ -89,7 +91,7 @@ daemon_stop(pgm_daemon_t *d, const char *why)
 	if (d->stopping)
 		return;
 	d->stopping = true;
-	pgm_info("%s: stopping; running steps are checkpointed and resume at the next start", why);
+	pgm_notice("%s: stopping; running steps are checkpointed and resume at the next start", why);
 	pgm_notify("STOPPING=1");
 	pgm_control_stop(d);
 	pgm_jobs_shutdown(d);
@@ -127,8 +129,8 @@ daemon_reload(pgm_daemon_t *d)
 	d->cfg.job_defaults = cfg.job_defaults;
 	cfg.job_defaults = NULL;
 	pgm_config_free(&cfg);
-	pgm_info("configuration reloaded from \"%s\" (log_level %s; job defaults apply to new jobs)",
-	         d->config_path, pgm_log_level_name(d->cfg.log_level));
+	pgm_notice("configuration reloaded from \"%s\" (log_level %s; job defaults apply to new jobs)",
+	           d->config_path, pgm_log_level_name(d->cfg.log_level));
 	pgm_notify("READY=1");
 }
 
@@ -148,6 +150,7 @@ main(int argc, char **argv)
 {
 	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
 	                                         {"check", no_argument, NULL, 'C'},
+	                                         {"describe", optional_argument, NULL, 'D'},
 	                                         {"version", no_argument, NULL, 'V'},
 	                                         {"help", no_argument, NULL, 'h'},
 	                                         {NULL, 0, NULL, 0}};
@@ -165,6 +168,13 @@ main(int argc, char **argv)
 		case 'C':
 			check_only = true;
 			break;
+		case 'D': {
+			/* the state machine, straight from the transition table */
+			char *text = optarg && strcmp(optarg, "dot") == 0 ? pgm_fsm_describe_dot() : pgm_fsm_describe_text();
+			fputs(text, stdout);
+			free(text);
+			return 0;
+		}
 		case 'V':
 			printf("pgmoverd %s (protocol %d)\n", PGM_VERSION, PGM_PROTOCOL_VERSION);
 			return 0;

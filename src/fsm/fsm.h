@@ -89,6 +89,11 @@ int pgm_fsm_decide(pgm_state_t state, pgm_state_t failed_from, pgm_event_t event
 /* the commands accepted in a state, as "start, abort" (malloc'd) */
 char *pgm_fsm_allowed_commands(pgm_state_t state, pgm_state_t failed_from);
 
+/* the table as text, one row a line, for the README (malloc'd) */
+char *pgm_fsm_describe_text(void);
+/* the table as a graphviz digraph (malloc'd) */
+char *pgm_fsm_describe_dot(void);
+
 /* {"states": [...], "events": [...], "transitions": [...]} */
 cJSON *pgm_fsm_describe(void);
 
