@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void pgm_job_schedule_resume(pgm_job_t *job); /* driver.c */
 void pgm_job_attach(pgm_job_t *job, pgm_daemon_t *d); /* driver.c */
@@ -38,6 +39,72 @@ same_database(const pgm_dsn_t *a, const pgm_dsn_t *b)
 	return strcmp(ha, hb) == 0 && strcmp(pa, pb) == 0 && strcmp(da, db) == 0;
 }
 
+/* "file:/path" or "/path": a pg_dump archive (heroku pg:backups:download) */
+static bool
+source_is_file(const char *source)
+{
+	return strncmp(source, "file:", 5) == 0 || source[0] == '/';
+}
+
+static const char *
+file_path(const char *source)
+{
+	if (strncmp(source, "file://", 7) == 0)
+		return source + 7;
+	if (strncmp(source, "file:", 5) == 0)
+		return source + 5;
+	return source;
+}
+
+static pgm_job_t *job_new(pgm_daemon_t *d, const char *name, const char *source, const char *target,
+                          const char *method, cJSON *opts, const pgm_peer_t *peer, const char **code,
+                          char **message, char **hint);
+
+static pgm_job_t *
+create_from_file(pgm_daemon_t *d, const char *name, const char *source, const char *target, const char *method,
+                 const cJSON *options, const pgm_peer_t *peer, const char **code, char **message, char **hint)
+{
+	const char *path = file_path(source);
+	pgm_dsn_t td;
+	char *err = NULL;
+	cJSON *opts;
+	struct stat st;
+
+	if (strcmp(method, "dump") != 0) {
+		*message = pgm_strdup("a backup file can only be restored with method dump");
+		*hint = pgm_strdup("use --method dump with a file source");
+		return NULL;
+	}
+	errno = 0;
+	if (path[0] != '/' || stat(path, &st) != 0 || !S_ISREG(st.st_mode) || access(path, R_OK) != 0) {
+		*message = pgm_asprintf("cannot read the source file \"%s\"%s%s", path, errno ? ": " : "",
+		                        errno ? strerror(errno) : "");
+		*hint = pgm_strdup("give the absolute path of a pg_dump archive readable by pgmoverd, e.g. "
+		                   "file:/var/backups/latest.dump from heroku pg:backups:download");
+		return NULL;
+	}
+	if (!target || !pgm_dsn_parse(target, &td, &err)) {
+		*message = pgm_asprintf("invalid target connection string: %s", err ? err : "missing");
+		*hint = pgm_strdup("give a URI like postgres://user:password@host:5432/dbname");
+		free(err);
+		return NULL;
+	}
+	pgm_dsn_free(&td);
+	opts = pgm_job_options_build(&d->cfg, options, &err);
+	if (opts == NULL) {
+		*message = err;
+		*hint = pgm_strdup("see conf/pgmoverd.conf for the job options and their values");
+		return NULL;
+	}
+	return job_new(d, name, source, target, method, opts, peer, code, message, hint);
+}
+
+char *
+pgm_source_display(const char *source)
+{
+	return source_is_file(source) ? pgm_asprintf("file:%s", file_path(source)) : pgm_dsn_masked(source);
+}
+
 pgm_job_t *
 pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const char *target,
                 const char *method, const cJSON *options, const pgm_peer_t *peer, const char **code,
@@ -46,7 +113,6 @@ pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const cha
 	pgm_dsn_t sd, td;
 	char *err = NULL;
 	cJSON *opts;
-	pgm_job_t *job;
 
 	*code = "invalid_argument";
 	if (!pgm_name_valid(name)) {
@@ -72,6 +138,8 @@ pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const cha
 		*hint = pgm_strdup("use --method dump; it works with any source, Heroku's default credential included");
 		return NULL;
 	}
+	if (source && source_is_file(source))
+		return create_from_file(d, name, source, target, method, options, peer, code, message, hint);
 	if (!source || !pgm_dsn_parse(source, &sd, &err)) {
 		*message = pgm_asprintf("invalid source connection string: %s", err ? err : "missing");
 		*hint = pgm_strdup("give a URI like postgres://user:password@host:5432/dbname?sslmode=require");
@@ -100,13 +168,22 @@ pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const cha
 		*hint = pgm_strdup("see conf/pgmoverd.conf for the job options and their values");
 		return NULL;
 	}
+	return job_new(d, name, source, target, method, opts, peer, code, message, hint);
+}
+
+/* a validated job: made durable, then registered */
+static pgm_job_t *
+job_new(pgm_daemon_t *d, const char *name, const char *source, const char *target, const char *method,
+        cJSON *opts, const pgm_peer_t *peer, const char **code, char **message, char **hint)
+{
+	pgm_job_t *job;
 
 	job = pgm_calloc(1, sizeof(*job));
 	job->name = pgm_strdup(name);
 	job->method = pgm_strdup(method);
 	job->source_dsn = pgm_strdup(source);
 	job->target_dsn = pgm_strdup(target);
-	job->source_display = pgm_dsn_masked(source);
+	job->source_display = pgm_source_display(source);
 	job->target_display = pgm_dsn_masked(target);
 	job->options = opts;
 	job->state = PGM_ST_CREATED;

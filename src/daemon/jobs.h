@@ -98,6 +98,9 @@ struct pgm_daemon {
 	int64_t started_ms;
 };
 
+/* how a source is shown: masked DSN, or file:PATH for a backup file (malloc'd) */
+char *pgm_source_display(const char *source);
+
 /* registry */
 pgm_job_t *pgm_jobs_find(pgm_daemon_t *d, const char *name);
 /*

@@ -189,7 +189,7 @@ pgm_store_load(const char *dir, char **err)
 	job->method = pgm_strdup(method);
 	job->source_dsn = pgm_strdup(src);
 	job->target_dsn = pgm_strdup(dst);
-	job->source_display = pgm_dsn_masked(src);
+	job->source_display = pgm_source_display(src);
 	job->target_display = pgm_dsn_masked(dst);
 	if (!pgm_state_parse(state, &job->state)) {
 		*err = pgm_asprintf("\"%s\": unknown state \"%s\"", path, state);

@@ -21,6 +21,7 @@ struct pgm_proc {
 	uv_timer_t timer;
 	char *linebuf[2];
 	size_t linelen[2];
+	size_t linecap[2];
 	char tail[TAIL_MAX];
 	size_t taillen;
 	int open_handles;     /* closed by uv_close when this reaches 0 */
@@ -105,17 +106,27 @@ read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	int idx = (s == (uv_stream_t *) &p->out[0]) ? 0 : 1;
 
 	if (nread > 0) {
-		for (ssize_t i = 0; i < nread; i++) {
-			char c = buf->base[i];
-			if (c == '\n') {
-				p->linebuf[idx] = pgm_realloc(p->linebuf[idx], p->linelen[idx] + 1);
-				p->linebuf[idx][p->linelen[idx]] = '\0';
-				emit_line(p, idx, p->linebuf[idx]);
-				p->linelen[idx] = 0;
-			} else if (p->linelen[idx] < 65536) {
-				p->linebuf[idx] = pgm_realloc(p->linebuf[idx], p->linelen[idx] + 2);
-				p->linebuf[idx][p->linelen[idx]++] = c;
+		const char *q = buf->base, *end = buf->base + nread;
+
+		/* whole lines go out from the read buffer; a partial tail waits in linebuf */
+		while (q < end) {
+			const char *nl = memchr(q, '\n', (size_t) (end - q));
+			size_t n = (size_t) ((nl ? nl : end) - q);
+			size_t room = p->linelen[idx] < 65536 ? 65536 - p->linelen[idx] : 0;
+			size_t take = n < room ? n : room; /* lines are cut at 64 KiB */
+
+			if (p->linelen[idx] + take + 1 > p->linecap[idx]) {
+				p->linecap[idx] = (p->linelen[idx] + take + 1) * 2;
+				p->linebuf[idx] = pgm_realloc(p->linebuf[idx], p->linecap[idx]);
 			}
+			memcpy(p->linebuf[idx] + p->linelen[idx], q, take);
+			p->linelen[idx] += take;
+			p->linebuf[idx][p->linelen[idx]] = '\0';
+			if (nl == NULL)
+				break;
+			emit_line(p, idx, p->linebuf[idx]);
+			p->linelen[idx] = 0;
+			q = nl + 1;
 		}
 	}
 	free(buf->base);

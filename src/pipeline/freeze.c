@@ -58,6 +58,13 @@ find_active(pgm_job_t *job, const char *kind)
 
 /* ---- freeze ---- */
 
+/* a backup file as the source has nothing to make read-only: only the hook */
+static const char *
+freeze_mode(const pgm_job_t *job)
+{
+	return pgm_job_source_file(job) ? "command" : pgm_jobopt_str(job->options, "freeze_mode");
+}
+
 typedef struct freeze {
 	void (*then)(pgm_step_t *s);
 } freeze_t;
@@ -161,7 +168,7 @@ freeze_read_only(pgm_step_t *s)
 {
 	pgm_job_t *job = s->job;
 	pgm_sql_t *q;
-	const char *mode = pgm_jobopt_str(job->options, "freeze_mode");
+	const char *mode = freeze_mode(job);
 
 	if (strcmp(mode, "command") == 0) {
 		freeze_finished(s);
@@ -193,7 +200,7 @@ pgm_freeze_source(pgm_step_t *s, void (*then)(pgm_step_t *s))
 {
 	pgm_job_t *job = s->job;
 	freeze_t *fz = pgm_calloc(1, sizeof(*fz));
-	const char *mode = pgm_jobopt_str(job->options, "freeze_mode");
+	const char *mode = freeze_mode(job);
 
 	fz->then = then;
 	s->priv = fz;

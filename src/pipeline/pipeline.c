@@ -51,6 +51,11 @@ copy_with_engine(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s))
 void
 pgm_pipeline_sync(pgm_step_t *s)
 {
+	if (pgm_job_source_file(s->job)) {
+		/* a backup file does not change: the restore is the copy */
+		pgm_archive_restore(s, "restore", done);
+		return;
+	}
 	if (!pgm_jobopt_bool(s->job->options, "rehearsal")) {
 		pgm_info("job %s: rehearsal copy skipped (rehearsal = off)", s->job->name);
 		pgm_json_set_str(pgm_json_obj(s->job->facts, "copies"), "rehearsal", "skipped");
@@ -69,18 +74,40 @@ freeze_then_copy(pgm_step_t *s)
 void
 pgm_pipeline_freeze(pgm_step_t *s)
 {
+	pgm_job_t *job = s->job;
+
+	if (pgm_job_source_file(job)) {
+		/* no live source: only the operator's hook can stop the application */
+		pgm_job_warn(job, "the source is a backup file: writes made after the backup was taken are not in it",
+		             "stop the application's writes before taking the backup (heroku maintenance:on), or use "
+		             "a live source");
+		if (pgm_jobopt_str(job->options, "freeze_command")[0] == '\0') {
+			done(s);
+			return;
+		}
+		pgm_freeze_source(s, done);
+		return;
+	}
 	pgm_freeze_source(s, freeze_then_copy);
 }
 
 void
 pgm_pipeline_check_freeze(pgm_step_t *s)
 {
+	if (pgm_job_source_file(s->job)) {
+		done(s);
+		return;
+	}
 	pgm_freeze_check(s, done);
 }
 
 void
 pgm_pipeline_verify(pgm_step_t *s)
 {
+	if (pgm_job_source_file(s->job)) {
+		pgm_archive_verify(s);
+		return;
+	}
 	pgm_counts_verify(s);
 }
 

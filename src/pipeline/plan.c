@@ -404,6 +404,12 @@ pgm_plan_start(uv_loop_t *loop, const pgm_plan_opts_t *o, pgm_plan_cb cb, void *
 	}
 	for (int i = 0; i < 2; i++) {
 		plan_side_t *sd = &p->sides[i];
+		if (sd->source && o->source == NULL) {
+			/* a backup file: nothing to connect to; archive.c inspects it */
+			pgm_json_set(sd->facts, "backup_file", cJSON_CreateTrue());
+			side_done(sd);
+			continue;
+		}
 		sd->conn = pgm_pg_connect(loop, sd->source ? o->source : o->target,
 		                          o->app_name ? o->app_name : "pgmover:plan",
 		                          (int) pgm_jobopt_int(p->options, "connect_timeout"), on_connect, sd);

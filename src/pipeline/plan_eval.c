@@ -362,7 +362,13 @@ pgm_plan_evaluate(const cJSON *gathered, const cJSON *options, bool target_owned
 
 	ev.report = cJSON_CreateObject();
 	ev.findings = cJSON_AddArrayToObject(ev.report, "findings");
-	src_ok = check_reachable(&ev, src, "source");
+	if (flag(src, "backup_file")) {
+		/* the source is a backup file: only the target is checked here */
+		src_ok = false;
+		add(&ev, "source", "info", NULL, "the source is a backup file; pg_restore --list checks it next");
+	} else {
+		src_ok = check_reachable(&ev, src, "source");
+	}
 	dst_ok = check_reachable(&ev, dst, "target");
 	if (src_ok && dst_ok) {
 		check_versions(&ev, src, dst);

@@ -45,6 +45,8 @@ on_plan(pgm_plan_t *p, const cJSON *report, void *data)
 		else if (strcmp(status, "error") == 0 && first_error == NULL)
 			first_error = f;
 	}
+	if (pgm_job_source_file(job))
+		pgm_json_set(job->facts, "source", cJSON_CreateObject()); /* archive.c fills it */
 	(void) pgm_job_save(job);
 	if (first_error) {
 		char *detail = pgm_asprintf("preflight: %d check(s) failed; every finding is in facts.preflight "
@@ -52,6 +54,10 @@ on_plan(pgm_plan_t *p, const cJSON *report, void *data)
 		                            (int) pgm_json_num(report, "errors", 1));
 		pgm_step_fail(s, pgm_json_str(first_error, "finding"), detail, pgm_json_str(first_error, "fix"));
 		free(detail);
+		return;
+	}
+	if (pgm_job_source_file(job)) {
+		pgm_archive_inspect(s, pgm_pipeline_provision);
 		return;
 	}
 	pgm_pipeline_provision(s);
@@ -65,7 +71,7 @@ pgm_step_provision(pgm_step_t *s)
 	char *app = pgm_asprintf("pgmover:%s:preflight", job->name);
 	pgm_plan_t *p;
 
-	o.source = job->source_dsn;
+	o.source = pgm_job_source_file(job) ? NULL : job->source_dsn;
 	o.target = job->target_dsn;
 	o.options = job->options;
 	o.target_owned = cJSON_IsTrue(cJSON_GetObjectItem(job->facts, "target_owned"));

@@ -18,10 +18,19 @@ pgm_tool_spawn(pgm_step_t *s, const char *tool, const char *const *args, bool so
                pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data)
 {
 	pgm_job_t *job = s->job;
-	const char *dsn = source ? job->source_dsn : job->target_dsn;
+
+	return pgm_tool_spawn_dsn(s, tool, args, source ? job->source_dsn : job->target_dsn, pgoptions, line_cb,
+	                          exit_cb, data);
+}
+
+pgm_proc_t *
+pgm_tool_spawn_dsn(pgm_step_t *s, const char *tool, const char *const *args, const char *dsn,
+                   const char *pgoptions, pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data)
+{
+	pgm_job_t *job = s->job;
 	const char *bindir = pgm_jobopt_str(job->options, "pg_bindir");
-	char *conninfo = pgm_dsn_without_password(dsn);
-	char *dbarg = pgm_asprintf("--dbname=%s", conninfo ? conninfo : "");
+	char *conninfo = dsn ? pgm_dsn_without_password(dsn) : NULL;
+	char *dbarg = dsn ? pgm_asprintf("--dbname=%s", conninfo ? conninfo : "") : NULL;
 	char *path = bindir[0] ? pgm_asprintf("%s/%s", bindir, tool) : pgm_strdup(tool);
 	pgm_dsn_t parsed;
 	char *err = NULL, *env[4] = {NULL, NULL, NULL, NULL};
@@ -29,7 +38,7 @@ pgm_tool_spawn(pgm_step_t *s, const char *tool, const char *const *args, bool so
 	int n = 0, e = 0;
 	pgm_proc_t *p;
 
-	if (pgm_dsn_parse(dsn, &parsed, &err)) {
+	if (dsn && pgm_dsn_parse(dsn, &parsed, &err)) {
 		if (parsed.password)
 			env[e++] = pgm_asprintf("PGPASSWORD=%s", parsed.password);
 		pgm_dsn_free(&parsed);
@@ -47,7 +56,8 @@ pgm_tool_spawn(pgm_step_t *s, const char *tool, const char *const *args, bool so
 	argv[n++] = path;
 	for (int i = 0; args[i] && n < 60; i++)
 		argv[n++] = args[i];
-	argv[n++] = dbarg;
+	if (dbarg)
+		argv[n++] = dbarg;
 	argv[n] = NULL;
 	p = pgm_step_spawn(s, argv, (const char *const *) env, 0, line_cb, exit_cb, data, &err);
 	if (p == NULL) {

@@ -1,0 +1,362 @@
+/*
+ * archive.c — a backup file as the source: `heroku pg:backups:download`
+ * gives latest.dump, a pg_dump custom-format archive. The job's source is
+ * then "file:/path/latest.dump" (or an absolute path).
+ *
+ *   provisioning  pg_restore --list proves the file is an archive and
+ *                 records what it holds (database, versions, tables);
+ *   syncing       pg_restore -j into the cleaned target;
+ *   freezing      there is no live source to freeze: freeze_command runs if
+ *                 set (writes made after the backup are not in the file);
+ *   verifying     rows per table in the archive, counted by streaming
+ *                 pg_restore --data-only through the loop, against
+ *                 count(*) on the target, inside one snapshot.
+ */
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "pipeline/pipeline.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *
+pgm_job_source_file(const pgm_job_t *job)
+{
+	const char *src = job->source_dsn;
+
+	if (strncmp(src, "file://", 7) == 0)
+		return src + 7;
+	if (strncmp(src, "file:", 5) == 0)
+		return src + 5;
+	if (src[0] == '/')
+		return src;
+	return NULL;
+}
+
+typedef struct archive {
+	pgm_step_t *step;
+	void (*then)(pgm_step_t *s);
+	char *label;
+	cJSON *facts;    /* what --list says */
+	cJSON *counts;   /* table -> rows in the archive */
+	char *current;   /* table whose COPY block is being read */
+	int64_t rows;
+	int tables_done, tables_total;
+	int64_t started;
+} archive_t;
+
+static void
+archive_free(void *p)
+{
+	archive_t *a = p;
+
+	cJSON_Delete(a->facts);
+	cJSON_Delete(a->counts);
+	free(a->current);
+	free(a->label);
+	free(a);
+}
+
+static archive_t *
+archive_new(pgm_step_t *s, void (*then)(pgm_step_t *s))
+{
+	archive_t *a = pgm_calloc(1, sizeof(*a));
+
+	a->step = s;
+	a->then = then;
+	a->facts = cJSON_CreateObject();
+	a->counts = cJSON_CreateObject();
+	a->started = pgm_mono_ms();
+	if (s->priv && s->priv_free)
+		s->priv_free(s->priv);
+	s->priv = a;
+	s->priv_free = archive_free;
+	return a;
+}
+
+static bool
+archive_failed(archive_t *a, const char *during, int64_t status, int sig, const char *tail)
+{
+	return pgm_tool_failed(a->step, "pg_restore", during, status, sig, tail);
+}
+
+/* ---- inspect: pg_restore --list ---- */
+
+/* ";     dbname: appdb" -> facts.dbname = "appdb" */
+static void
+on_list_line(pgm_proc_t *p, int stream, const char *line, void *data)
+{
+	archive_t *a = data;
+	static const char *const keys[][2] = {{";     dbname: ", "dbname"},
+	                                      {"; Archive created at ", "created_at"},
+	                                      {";     Format: ", "format"},
+	                                      {";     Dumped from database version: ", "dumped_from"},
+	                                      {";     Dumped by pg_dump version: ", "dumped_by"}};
+
+	if (stream != 1)
+		return;
+	for (size_t i = 0; i < PGM_ARRAY_LEN(keys); i++)
+		if (strncmp(line, keys[i][0], strlen(keys[i][0])) == 0)
+			pgm_json_set_str(a->facts, keys[i][1], line + strlen(keys[i][0]));
+	if (line[0] != ';' && strstr(line, " TABLE DATA "))
+		a->tables_total++;
+}
+
+static void
+on_list_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *tail, void *data)
+{
+	archive_t *a = data;
+	pgm_step_t *s = a->step;
+	pgm_job_t *job = s->job;
+	const char *path = pgm_job_source_file(job);
+	struct stat st;
+
+	if (status != 0 || sig != 0) {
+		char *msg = pgm_asprintf("\"%s\" is not a pg_dump archive pg_restore can read", path);
+		pgm_step_fail(s, msg, tail && tail[0] ? tail : NULL,
+		              "give the custom-format file of heroku pg:backups:download (latest.dump), or a file of "
+		              "pg_dump -Fc");
+		free(msg);
+		return;
+	}
+	if (strcmp(pgm_json_str(a->facts, "format") ? pgm_json_str(a->facts, "format") : "", "CUSTOM") != 0)
+		pgm_job_warn(job, "the archive is not in custom format: pg_restore cannot restore it in parallel",
+		             "take the backup with pg_dump -Fc (Heroku's backups are)");
+	pgm_json_set_str(a->facts, "file", path);
+	if (stat(path, &st) == 0)
+		pgm_json_set_num(a->facts, "file_bytes", (double) st.st_size);
+	pgm_json_set_num(a->facts, "tables", a->tables_total);
+	pgm_json_set(job->facts, "source", cJSON_Duplicate(a->facts, 1));
+	(void) pgm_job_save(job);
+	pgm_info("job %s: source archive %s: database %s, %d table(s), created %s", job->name, path,
+	         pgm_json_str(a->facts, "dbname"), a->tables_total, pgm_json_str(a->facts, "created_at"));
+	a->then(s);
+}
+
+void
+pgm_archive_inspect(pgm_step_t *s, void (*then)(pgm_step_t *s))
+{
+	archive_t *a = archive_new(s, then);
+	const char *path = pgm_job_source_file(s->job);
+	const char *args[] = {"--list", path, NULL};
+
+	if (access(path, R_OK) != 0) {
+		char *msg = pgm_asprintf("cannot read the source file \"%s\": %s", path, strerror(errno));
+		pgm_step_fail(s, msg, NULL, "check the path and that pgmoverd's user may read the file");
+		free(msg);
+		return;
+	}
+	pgm_tool_spawn_dsn(s, "pg_restore", args, NULL, NULL, on_list_line, on_list_exit, a);
+}
+
+/* ---- restore: pg_restore -j into the cleaned target ---- */
+
+static void
+on_restore_line(pgm_proc_t *p, int stream, const char *line, void *data)
+{
+	archive_t *a = data;
+	pgm_job_t *job = a->step->job;
+
+	pgm_debug("job %s: %s", job->name, line);
+	if (strstr(line, "processing data for table ")) {
+		cJSON *pr = cJSON_CreateObject();
+		a->tables_done++;
+		pgm_json_set_str(pr, "name", a->label);
+		pgm_json_set_str(pr, "phase", "restore");
+		pgm_json_set_str(pr, "engine", "pg_restore");
+		pgm_json_set_num(pr, "tables_done", a->tables_done);
+		pgm_json_set_num(pr, "tables_total", a->tables_total);
+		pgm_json_set_num(pr, "elapsed_ms", (double) (pgm_mono_ms() - a->started));
+		cJSON_Delete(job->progress);
+		job->progress = pr;
+	}
+}
+
+static void
+on_restore_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *tail, void *data)
+{
+	archive_t *a = data;
+	pgm_step_t *s = a->step;
+	pgm_job_t *job = s->job;
+	cJSON *rec;
+	int64_t total = pgm_mono_ms() - a->started;
+
+	if (archive_failed(a, "restore of the backup file", status, sig, tail))
+		return;
+	rec = cJSON_CreateObject();
+	pgm_json_set_num(rec, "duration_ms", (double) total);
+	pgm_json_set_num(rec, "tables", a->tables_total);
+	pgm_json_set_str(rec, "engine", "pg_restore");
+	pgm_json_set_str(rec, "file", pgm_job_source_file(job));
+	pgm_json_set_time(rec, "finished_at", pgm_now_ms());
+	pgm_json_set(pgm_json_obj(job->facts, "copies"), a->label, rec);
+	cJSON_Delete(job->progress);
+	job->progress = NULL;
+	(void) pgm_job_save(job);
+	pgm_notice("job %s: backup file restored in %.1f s", job->name, (double) total / 1000.0);
+	a->then(s);
+}
+
+static void
+restore_after_clean(pgm_step_t *s)
+{
+	archive_t *a = s->priv;
+	char jobs[16];
+	const char *args[] = {"--jobs", jobs, "--verbose", "--no-owner", "--no-acl", "--exit-on-error",
+	                      pgm_job_source_file(s->job), NULL};
+
+	snprintf(jobs, sizeof(jobs), "%d", (int) pgm_jobopt_int(s->job->options, "jobs"));
+	a->tables_total = (int) pgm_json_num(cJSON_GetObjectItem(s->job->facts, "source"), "tables", 0);
+	pgm_tool_spawn(s, "pg_restore", args, false, "-c maintenance_work_mem=256MB -c synchronous_commit=off",
+	               on_restore_line, on_restore_exit, a);
+}
+
+void
+pgm_archive_restore(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s))
+{
+	archive_t *a = archive_new(s, then);
+	pgm_sql_t *q;
+
+	a->label = pgm_strdup(label);
+	pgm_notice("job %s: restoring the backup file %s", s->job->name, pgm_job_source_file(s->job));
+	q = pgm_sql_begin(s, false, "clean", "could not clean the target before the restore",
+	                  "the target role must own the target database and the objects in it");
+	pgm_target_clean(q, s->job);
+	pgm_sql_run(q, restore_after_clean);
+}
+
+/* ---- verify: rows in the archive against rows on the target ---- */
+
+static void
+on_data_line(pgm_proc_t *p, int stream, const char *line, void *data)
+{
+	archive_t *a = data;
+	size_t n;
+
+	if (stream != 1)
+		return;
+	if (a->current == NULL) {
+		/* COPY schema.table (a, b) FROM stdin; */
+		n = strlen(line);
+		if (strncmp(line, "COPY ", 5) == 0 && n > 12 && strcmp(line + n - 12, " FROM stdin;") == 0) {
+			const char *paren = strstr(line, " (");
+			size_t len = paren ? (size_t) (paren - line - 5) : n - 5 - 12;
+			a->current = strndup(line + 5, len);
+			a->rows = 0;
+		}
+		return;
+	}
+	/* one line per row in COPY text format: newlines inside values are escaped */
+	if (strcmp(line, "\\.") == 0) {
+		pgm_json_set_num(a->counts, a->current, (double) a->rows);
+		free(a->current);
+		a->current = NULL;
+		return;
+	}
+	a->rows++;
+}
+
+static void
+on_target_counts(pgm_step_t *s, const PGresult *res, void *data)
+{
+	archive_t *a = data;
+	pgm_job_t *job = s->job;
+	cJSON *report = cJSON_CreateObject(), *tables = cJSON_AddArrayToObject(report, "tables");
+	cJSON *target = cJSON_CreateObject();
+	const cJSON *it;
+	int mismatches = 0;
+
+	for (int r = 0; r < pgm_pg_ntuples(res); r++)
+		pgm_json_set_num(target, pgm_pg_value(res, r, 0), (double) pgm_pg_int64(res, r, 1, 0));
+	cJSON_ArrayForEach(it, a->counts)
+	{
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(target, it->string);
+		cJSON *row = cJSON_CreateObject();
+		bool match = t && t->valuedouble == it->valuedouble;
+
+		pgm_json_set_str(row, "table", it->string);
+		pgm_json_set_num(row, "source_rows", it->valuedouble);
+		pgm_json_set(row, "target_rows", t ? cJSON_CreateNumber(t->valuedouble) : cJSON_CreateNull());
+		pgm_json_set(row, "match", cJSON_CreateBool(match));
+		if (!match) {
+			mismatches++;
+			pgm_json_set_str(row, "problem", t ? "row counts differ" : "missing on the target");
+		}
+		cJSON_AddItemToArray(tables, row);
+	}
+	cJSON_Delete(target);
+	pgm_json_set_str(report, "method", "archive_row_counts");
+	pgm_json_set_str(report, "source", pgm_job_source_file(job));
+	pgm_json_set_num(report, "tables_compared", cJSON_GetArraySize(tables));
+	pgm_json_set_num(report, "mismatches", mismatches);
+	pgm_json_set(report, "ok", cJSON_CreateBool(mismatches == 0));
+	pgm_json_set_num(report, "duration_ms", (double) (pgm_mono_ms() - a->started));
+	pgm_json_set_time(report, "at", pgm_now_ms());
+	cJSON_Delete(job->verify);
+	job->verify = report;
+	(void) pgm_job_save(job);
+}
+
+static void
+verify_finished(pgm_step_t *s)
+{
+	pgm_step_done(s, cJSON_IsTrue(cJSON_GetObjectItem(s->job->verify, "ok")) ? PGM_EV_DONE : PGM_EV_VERIFY_FAILED);
+}
+
+/* every table of the archive counted on the target, in one snapshot */
+static void
+on_data_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *tail, void *data)
+{
+	archive_t *a = data;
+	pgm_step_t *s = a->step;
+	const cJSON *it;
+	size_t len = 0, cap = 256;
+	char *sql;
+	pgm_sql_t *q;
+	int n = 0;
+
+	if (archive_failed(a, "count of the rows in the backup file", status, sig, tail))
+		return;
+	sql = pgm_malloc(cap);
+	sql[0] = '\0';
+	cJSON_ArrayForEach(it, a->counts)
+	{
+		char *lit = pgm_quote_literal(it->string);
+		/* the name is as pg_dump wrote it: already quoted where needed */
+		char *part = pgm_asprintf("%sSELECT %s::text, (SELECT count(*) FROM ONLY %s)", n++ ? " UNION ALL " : "", lit,
+		                          it->string);
+		size_t pl = strlen(part);
+		if (len + pl + 1 > cap) {
+			cap = (len + pl + 1) * 2;
+			sql = pgm_realloc(sql, cap);
+		}
+		memcpy(sql + len, part, pl + 1);
+		len += pl;
+		free(part);
+		free(lit);
+	}
+	if (n == 0) {
+		free(sql);
+		sql = pgm_strdup("SELECT NULL::text, 0::bigint WHERE false");
+	}
+	q = pgm_sql_begin(s, false, "verify", "could not count the rows on the target",
+	                  "a table of the backup may be missing on the target: see the error");
+	pgm_sql_add(q, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL, NULL);
+	pgm_sql_add(q, sql, on_target_counts, a);
+	pgm_sql_add(q, "COMMIT", NULL, NULL);
+	free(sql);
+	pgm_sql_run(q, verify_finished);
+}
+
+void
+pgm_archive_verify(pgm_step_t *s)
+{
+	archive_t *a = archive_new(s, NULL);
+	const char *args[] = {"--data-only", "--file=-", pgm_job_source_file(s->job), NULL};
+
+	pgm_tool_spawn_dsn(s, "pg_restore", args, NULL, NULL, on_data_line, on_data_exit, a);
+}
