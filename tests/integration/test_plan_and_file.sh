@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# test_plan_and_file.sh — the preflight (pgmover plan) on real servers, each
+# blocker with its finding and fix, and a backup file (pg_dump -Fc, as
+# heroku pg:backups:download gives) as a job's source, end to end.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+. tests/integration/lib.sh
+. tests/integration/pgmd.sh
+
+work=$(t_tmpdir)
+bed="$work/bed"
+cleanup() {
+    pgmd_stop >/dev/null 2>&1
+    tests/testbed/testbed.sh stop "$bed" >/dev/null 2>&1
+    rm -rf "$work"
+}
+trap cleanup EXIT
+tests/testbed/testbed.sh start "$bed" >/dev/null || { t_fail "test bed" "could not start"; t_summary; exit 1; }
+. "$bed/env"
+tb() { tests/testbed/testbed.sh "$@"; }
+dst_url() { echo "postgres://tgt_admin:$TARGET_ADMIN_PASSWORD@127.0.0.1:$TARGET_PORT/$1"; }
+P="$PGM_BUILD/pgmover"
+
+psql -X -q "$SOURCE_URL" -v ON_ERROR_STOP=1 <<'SQL'
+CREATE TABLE items (id bigserial PRIMARY KEY, name text, price numeric(10,2));
+INSERT INTO items (name, price) SELECT 'item ' || g, g / 7.0 FROM generate_series(1, 50000) g;
+CREATE TABLE "Audit Log" (at timestamptz DEFAULT now(), what text);
+INSERT INTO "Audit Log" (what) SELECT 'event ' || g FROM generate_series(1, 1000) g;
+SQL
+
+# ---- plan: a clean pair passes, read-only ----
+tb createdb "$bed" dst plan_ok >/dev/null
+out=$("$P" plan --source "$SOURCE_URL" --target "$(dst_url plan_ok)")
+rc=$?
+t_assert_eq "plan on a good pair exits 0" 0 "$rc"
+t_assert_contains "plan reports TLS to the source" "$out" "TLS to the source: the connection to the source is encrypted"
+t_assert_contains "plan recommends dump for a small database" "$out" "recommended method: dump"
+t_assert_contains "plan lists the largest tables" "$out" "public.items"
+json=$("$P" plan --json --source "$SOURCE_URL" --target "$(dst_url plan_ok)")
+t_assert_contains "plan --json has the estimate" "$json" '"estimate"'
+t_assert_eq "plan touched nothing on the target" 0 \
+    "$($TARGET_PSQL -d plan_ok -Atc "select count(*) from pg_class where relkind = 'r' and relnamespace = 'public'::regnamespace")"
+
+# ---- plan: blockers ----
+$TARGET_PSQL -d plan_ok -c "create table leftover (x int)" >/dev/null
+out=$("$P" plan --source "$SOURCE_URL" --target "$(dst_url plan_ok)")
+t_assert_eq "non-empty target exits 1" 1 "$?"
+t_assert_contains "non-empty target is named with a fix" "$out" "the target database already holds 1 table(s)"
+out=$("$P" plan --source "$SOURCE_URL" --target "$(dst_url plan_ok)" --set overwrite_target=on)
+t_assert_eq "overwrite_target=on turns it into a warning" 0 "$?"
+
+psql -X -q "$SOURCE_ADMIN_URL" -c "create table secret (x int)" >/dev/null
+tb createdb "$bed" dst plan_two >/dev/null
+out=$("$P" plan --source "$SOURCE_URL" --target "$(dst_url plan_two)")
+t_assert_eq "an unreadable table exits 1" 1 "$?"
+t_assert_contains "the unreadable table is named" "$out" "cannot read 1 object(s): public.secret"
+psql -X -q "$SOURCE_ADMIN_URL" -c "drop table secret" >/dev/null
+
+psql -X -q "$SOURCE_ADMIN_URL" -c "create extension pgcrypto" >/dev/null
+tb createdb "$bed" dst plan_three >/dev/null
+out=$("$P" plan --source "$SOURCE_URL" --target "$(dst_url plan_three)")
+t_assert_contains "extensions used on the source are listed" "$out" "extensions used on the source: pgcrypto"
+# an extension the target cannot provide: pretend with one only the source knows
+psql -X -q "$SOURCE_ADMIN_URL" -c "drop extension pgcrypto" >/dev/null
+
+out=$("$P" plan --source "postgres://app_owner:wrong@127.0.0.1:$SOURCE_PORT/appdb?sslmode=require" \
+    --target "postgres://nobody@127.0.0.1:1/x")
+t_assert_eq "unreachable servers exit 1" 1 "$?"
+t_assert_contains "a wrong password is said" "$out" "password authentication failed"
+t_assert_contains "a closed port is said" "$out" "Connection refused"
+out=$("$P" plan --source "${SOURCE_URL/sslmode=require/sslmode=disable}" --target "$(dst_url plan_three)" 2>&1)
+t_assert_contains "a non-TLS connection to the Heroku-like source is refused and said" "$out" "no encryption"
+"$P" plan --target x >/dev/null 2>&1
+t_assert_eq "plan without --source is a usage error" 2 "$?"
+
+# ---- a backup file as the source ----
+dump="$work/latest.dump"
+PGPASSWORD=$SOURCE_OWNER_PASSWORD "$TB_PGBIN/pg_dump" -Fc -f "$dump" "$SOURCE_URL"
+pgmd_start "$work/daemon" || { t_fail "daemon" "did not start"; t_summary; exit 1; }
+tb createdb "$bed" dst from_file >/dev/null
+pgm create hk --source "file:$dump" --target "$(dst_url from_file)" --method dump >/dev/null
+t_assert_eq "a job with a file source is created" created "$(pgmd_state hk)"
+pgm create bad --source "file:$work/nope.dump" --target "$(dst_url from_file)" --method dump >/dev/null 2>&1
+t_assert_eq "a missing file is refused at create" 1 "$?"
+echo "not a dump" > "$work/junk.dump"
+tb createdb "$bed" dst from_junk >/dev/null
+pgm create junk --source "file:$work/junk.dump" --target "$(dst_url from_junk)" --method dump >/dev/null
+pgm start junk >/dev/null
+pgmd_wait_state junk failed 60 || t_fail "junk file" "did not fail"
+t_assert_contains "a file that is no archive fails with a clear message" "$(pgm status junk)" "is not a pg_dump archive"
+
+pgm start hk >/dev/null
+pgmd_wait_state hk synced 120 || t_fail "file restore" "did not reach synced: $(pgm status hk | head -20)"
+t_assert_contains "status shows the archive's database" "$(pgm status hk)" "dbname: appdb"
+pgm freeze hk >/dev/null
+pgmd_wait_state hk verified 120 || t_fail "file verify" "did not reach verified: $(pgm status hk | head -30)"
+t_assert_eq "rows restored from the file" 50000 "$($TARGET_PSQL -d from_file -Atc 'select count(*) from items')"
+t_assert_eq "quoted table restored from the file" 1000 "$($TARGET_PSQL -d from_file -Atc 'select count(*) from "Audit Log"')"
+t_assert_contains "verification counted the archive's rows" "$(pgm --json status hk)" '"method":"archive_row_counts"'
+
+# a difference planted on the target is found by counting the archive again
+$TARGET_PSQL -d from_file -c "delete from items where id <= 3" >/dev/null
+pgm verify hk >/dev/null
+pgmd_wait_state hk verify_failed 120 || t_fail "file verify_failed" "not found: $(pgm status hk | head -30)"
+t_assert_contains "the differing table is named" "$(pgm --json status hk)" '"table":"public.items","source_rows":50000,"target_rows":49997'
+pgm abort hk >/dev/null
+pgmd_wait_state hk aborted 60 || t_fail "abort" "did not abort"
+t_assert_eq "abort cleaned the target" 0 \
+    "$($TARGET_PSQL -d from_file -Atc "select count(*) from pg_class where relkind = 'r' and relnamespace = 'public'::regnamespace")"
+
+t_summary
