@@ -36,7 +36,7 @@ fi
 ninja -C build-asan >/dev/null || { ninja -C build-asan; exit 1; }
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-if meson test -C build-asan --suite pgmover:unit --print-errorlogs >"$logdir/unit.log" 2>&1; then
+if meson test -C build-asan --suite unit --print-errorlogs >"$logdir/unit.log" 2>&1; then
     :
 else
     failures+=("unit tests (see $logdir/unit.log)")

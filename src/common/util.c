@@ -119,16 +119,21 @@ char *
 pgm_asprintf(const char *fmt, ...)
 {
 	va_list ap;
-	char *out;
+	char *out = NULL;
 	int n;
 
+	/*
+	 * vasprintf, not vsnprintf(NULL, 0, ...) twice: GCC 12 under
+	 * -fsanitize=undefined flags the NULL buffer as a "null format string"
+	 * (-Wformat-truncation), which breaks the sanitizer build with werror.
+	 */
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vasprintf(&out, fmt, ap);
 	va_end(ap);
-	out = pgm_malloc((size_t) n + 1);
-	va_start(ap, fmt);
-	vsnprintf(out, (size_t) n + 1, fmt, ap);
-	va_end(ap);
+	if (n < 0) {
+		pgm_error("out of memory formatting a message");
+		abort();
+	}
 	return out;
 }
 

@@ -287,6 +287,15 @@ pgm_config_parse(pgm_config_t *out, const char *path, const char *text, char **e
 				*hash = '\0';
 				val = trim(val);
 			}
+		} else {
+			/* "a # b" # comment: the comment starts after the closing quote */
+			char *close = strchr(val + 1, *val);
+			char *rest = close ? close + 1 : NULL;
+
+			while (rest && (*rest == ' ' || *rest == '\t'))
+				rest++;
+			if (rest && *rest == '#')
+				close[1] = '\0';
 		}
 		vlen = strlen(val);
 		if (vlen >= 2 && (val[0] == '"' || val[0] == '\'') && val[vlen - 1] == val[0]) {
@@ -391,7 +400,16 @@ pgm_job_options_build(const pgm_config_t *cfg, const cJSON *given, char **err)
 		else if (cJSON_IsBool(item))
 			val = cJSON_IsTrue(item) ? "on" : "off";
 		else if (cJSON_IsNumber(item)) {
-			snprintf(numbuf, sizeof(numbuf), "%lld", (long long) item->valuedouble);
+			double dv = item->valuedouble;
+
+			/*
+			 * Only whole numbers in range convert; anything else keeps its
+			 * text and fails validation (casting 1e30 is undefined, 2.5 is not 2).
+			 */
+			if (dv > -9e18 && dv < 9e18 && dv == (double) (long long) dv)
+				snprintf(numbuf, sizeof(numbuf), "%lld", (long long) dv);
+			else
+				snprintf(numbuf, sizeof(numbuf), "%.17g", dv);
 			val = numbuf;
 		} else {
 			*err = pgm_asprintf("job option \"%s\" must be a string", item->string);

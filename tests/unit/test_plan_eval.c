@@ -1,0 +1,230 @@
+/*
+ * test_plan_eval.c — the preflight's decisions (src/pipeline/plan_eval.c)
+ * from fixtures of gathered facts: each blocker gives an error with a fix,
+ * and the recommendation follows the size and what the source allows.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/config.h"
+#include "pipeline/plan.h"
+
+/* a healthy Heroku-like source and an empty target */
+static cJSON *
+fixture(void)
+{
+	const char *text =
+		"{\"source\": {\"server_version\": \"15.20\", \"server_version_num\": 150020, \"database\": \"appdb\","
+		"  \"database_size\": 1000000000, \"user\": \"app_owner\", \"superuser\": false,"
+		"  \"can_signal_backends\": true, \"owns_database\": true, \"encoding\": \"UTF8\","
+		"  \"lc_collate\": \"en_US.UTF-8\", \"lc_ctype\": \"en_US.UTF-8\", \"wal_level\": \"replica\","
+		"  \"user_tables\": 3, \"large_objects\": 0, \"connections_free\": 15, \"role_connection_limit\": -1,"
+		"  \"role_connections\": 1, \"database_connection_limit\": -1, \"database_connections\": 1,"
+		"  \"shared_preload_libraries\": null, \"tls\": true,"
+		"  \"largest_tables\": [{\"table\": \"public.orders\", \"bytes\": 800000000}],"
+		"  \"unreadable\": {\"count\": 0, \"names\": []},"
+		"  \"tables_without_primary_key\": {\"count\": 0, \"names\": []},"
+		"  \"extensions\": [{\"name\": \"plpgsql\", \"version\": \"1.0\", \"schema\": \"pg_catalog\"},"
+		"                  {\"name\": \"pgcrypto\", \"version\": \"1.3\", \"schema\": \"heroku_ext\"}],"
+		"  \"read_sample\": {\"bytes\": 20971520, \"ms\": 200}},"
+		" \"target\": {\"server_version\": \"16.4\", \"server_version_num\": 160004, \"database\": \"app\","
+		"  \"user\": \"admin\", \"superuser\": true, \"encoding\": \"UTF8\", \"lc_collate\": \"en_US.UTF-8\","
+		"  \"lc_ctype\": \"en_US.UTF-8\", \"user_tables\": 0, \"connections_free\": 90,"
+		"  \"role_connection_limit\": -1, \"database_connection_limit\": -1, \"tls\": false,"
+		"  \"available_extensions\": [\"plpgsql\", \"pgcrypto\", \"uuid-ossp\"]}}";
+
+	return cJSON_Parse(text);
+}
+
+static cJSON *
+options(const char *key, const char *value)
+{
+	cJSON *given = cJSON_CreateObject(), *opts;
+	char *err = NULL;
+
+	if (key)
+		cJSON_AddStringToObject(given, key, value);
+	opts = pgm_job_options_build(NULL, given, &err);
+	cJSON_Delete(given);
+	ck_assert_ptr_nonnull(opts);
+	return opts;
+}
+
+/* the finding of a check, or NULL */
+static const cJSON *
+finding(const cJSON *report, const char *check)
+{
+	const cJSON *f;
+
+	cJSON_ArrayForEach(f, cJSON_GetObjectItem(report, "findings"))
+	{
+		if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(f, "check")), check) == 0)
+			return f;
+	}
+	return NULL;
+}
+
+static const char *
+status_of(const cJSON *report, const char *check)
+{
+	const cJSON *f = finding(report, check);
+
+	return f ? cJSON_GetStringValue(cJSON_GetObjectItem(f, "status")) : "(missing)";
+}
+
+static cJSON *
+evaluate(cJSON *g, cJSON *opts, bool owned)
+{
+	cJSON *r = pgm_plan_evaluate(g, opts, owned);
+
+	cJSON_Delete(g);
+	cJSON_Delete(opts);
+	return r;
+}
+
+START_TEST(test_healthy_pair)
+{
+	cJSON *r = evaluate(fixture(), options(NULL, NULL), false);
+
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
+	ck_assert_int_eq((int) cJSON_GetNumberValue(cJSON_GetObjectItem(r, "errors")), 0);
+	ck_assert_str_eq(status_of(r, "server versions"), "ok");
+	ck_assert_str_eq(status_of(r, "TLS to the source"), "ok");
+	ck_assert_str_eq(status_of(r, "source privileges: freeze"), "ok");
+	ck_assert_str_eq(status_of(r, "extensions: heroku_ext"), "info");
+	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"), "method")),
+	                 "dump");
+	/* 20 MiB in 200 ms = 100 MiB/s; 1 GB over 2 streams is about 4.8 s */
+	ck_assert_double_eq_tol(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "estimate"),
+	                                                                 "copy_seconds")),
+	                        1000000000.0 / (104857600.0 * 2), 0.01);
+	cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(test_blockers)
+{
+	cJSON *g = fixture();
+	cJSON *src = cJSON_GetObjectItem(g, "source"), *dst = cJSON_GetObjectItem(g, "target");
+	cJSON *r;
+
+	cJSON_ReplaceItemInObject(dst, "server_version_num", cJSON_CreateNumber(140010));
+	cJSON_ReplaceItemInObject(dst, "user_tables", cJSON_CreateNumber(2));
+	cJSON_ReplaceItemInObject(dst, "encoding", cJSON_CreateString("LATIN1"));
+	cJSON_ReplaceItemInObject(dst, "available_extensions", cJSON_Parse("[\"plpgsql\"]"));
+	cJSON_ReplaceItemInObject(src, "owns_database", cJSON_CreateFalse());
+	cJSON_ReplaceItemInObject(src, "unreadable", cJSON_Parse("{\"count\": 1, \"names\": [\"x.secret\"]}"));
+	cJSON_ReplaceItemInObject(src, "tls", cJSON_CreateFalse());
+	cJSON_ReplaceItemInObject(src, "connections_free", cJSON_CreateNumber(2));
+	r = evaluate(g, options(NULL, NULL), false);
+
+	ck_assert(!cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
+	ck_assert_str_eq(status_of(r, "server versions"), "error");
+	ck_assert_str_eq(status_of(r, "target empty"), "error");
+	ck_assert_str_eq(status_of(r, "encoding"), "error");
+	ck_assert_str_eq(status_of(r, "extension pgcrypto"), "error");
+	ck_assert_str_eq(status_of(r, "source privileges: read"), "error");
+	ck_assert_str_eq(status_of(r, "source privileges: freeze"), "error");
+	ck_assert_str_eq(status_of(r, "TLS to the source"), "warning");
+	ck_assert_str_eq(status_of(r, "source connections"), "error");
+	ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "source privileges: read"),
+	                                                                      "finding")),
+	                             "x.secret"));
+	/* every error says what to do */
+	{
+		const cJSON *f;
+		cJSON_ArrayForEach(f, cJSON_GetObjectItem(r, "findings"))
+		{
+			if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(f, "status")), "error") == 0)
+				ck_assert_ptr_nonnull(cJSON_GetStringValue(cJSON_GetObjectItem(f, "fix")));
+		}
+	}
+	ck_assert_int_eq((int) cJSON_GetNumberValue(cJSON_GetObjectItem(r, "errors")), 7);
+	cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(test_options_change_findings)
+{
+	cJSON *g = fixture(), *r;
+
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "target"), "user_tables", cJSON_CreateNumber(2));
+	r = evaluate(g, options("overwrite_target", "on"), false);
+	ck_assert_str_eq(status_of(r, "target empty"), "warning");
+	cJSON_Delete(r);
+
+	g = fixture();
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "target"), "user_tables", cJSON_CreateNumber(2));
+	r = evaluate(g, options(NULL, NULL), true);
+	ck_assert_str_eq(status_of(r, "target empty"), "ok");
+	cJSON_Delete(r);
+
+	/* freeze by command only: owning the database no longer matters */
+	g = fixture();
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "source"), "owns_database", cJSON_CreateFalse());
+	r = evaluate(g, options("freeze_mode", "command"), false);
+	ck_assert_str_ne(status_of(r, "source privileges: freeze"), "error");
+	cJSON_Delete(r);
+
+	/* a role connection limit counts */
+	g = fixture();
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "source"), "role_connection_limit", cJSON_CreateNumber(3));
+	r = evaluate(g, options("jobs", "4"), false);
+	ck_assert_str_eq(status_of(r, "source connections"), "error");
+	cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(test_unreachable_and_recommendations)
+{
+	cJSON *g = fixture(), *r;
+
+	cJSON_ReplaceItemInObject(g, "target",
+	                          cJSON_Parse("{\"error\": {\"what\": \"could not connect to the target\","
+	                                      " \"message\": \"Connection refused\"}}"));
+	r = evaluate(g, options(NULL, NULL), false);
+	ck_assert_str_eq(status_of(r, "target reachable"), "error");
+	ck_assert_ptr_null(finding(r, "server versions")); /* needs both sides */
+	cJSON_Delete(r);
+
+	/* big and logical-capable: pglogical; big on Heroku: dump with a long freeze */
+	g = fixture();
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "source"), "database_size", cJSON_CreateNumber(50e9));
+	r = evaluate(cJSON_Duplicate(g, 1), options(NULL, NULL), false);
+	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"), "method")),
+	                 "dump");
+	ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"),
+	                                                                     "why")),
+	                             "Heroku"));
+	cJSON_Delete(r);
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "source"), "superuser", cJSON_CreateTrue());
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "source"), "wal_level", cJSON_CreateString("logical"));
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "source"), "shared_preload_libraries",
+	                          cJSON_CreateString("pglogical"));
+	r = evaluate(g, options(NULL, NULL), false);
+	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"), "method")),
+	                 "pglogical");
+	cJSON_Delete(r);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("plan_eval");
+	TCase *tc = tcase_create("core");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, test_healthy_pair);
+	tcase_add_test(tc, test_blockers);
+	tcase_add_test(tc, test_options_change_findings);
+	tcase_add_test(tc, test_unreachable_and_recommendations);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
