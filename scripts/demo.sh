@@ -74,7 +74,8 @@ build/pgmover create shop --source "$SOURCE_URL" --target "$TARGET_URL" --method
 build/pgmover start shop
 wait_state synced
 say "synced: the rehearsal copy is done, the source is still writable"
-build/pgmover status shop | head -4
+status=$(build/pgmover status shop)
+head -3 <<<"$status"
 build/pgmover --json status shop | sed -n 's/.*"expected_freeze_copy_seconds":\([0-9.]*\).*/expected copy time during the freeze: \1 s/p'
 
 say "freeze: writes stop on the source, the final copy runs, then verification"
@@ -85,7 +86,8 @@ if psql -X -q "$SOURCE_URL" -c "insert into pgbench_history (tid, bid, aid, delt
     exit 1
 fi
 echo "the source refuses writes while frozen (cannot execute INSERT in a read-only transaction)"
-build/pgmover status shop | sed -n '1,3p'
+status=$(build/pgmover status shop)
+head -3 <<<"$status"
 
 say "cutover"
 build/pgmover cutover shop

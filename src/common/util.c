@@ -137,6 +137,35 @@ pgm_asprintf(const char *fmt, ...)
 	return out;
 }
 
+void
+pgm_buf_append(pgm_buf_t *b, const char *text)
+{
+	size_t n = strlen(text);
+
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->s = pgm_realloc(b->s, b->cap);
+	}
+	memcpy(b->s + b->len, text, n + 1);
+	b->len += n;
+}
+
+void
+pgm_buf_appendf(pgm_buf_t *b, const char *fmt, ...)
+{
+	va_list ap;
+	char *text;
+
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0) {
+		pgm_error("out of memory formatting a string");
+		abort();
+	}
+	va_end(ap);
+	pgm_buf_append(b, text);
+	free(text);
+}
+
 /* double every quote character and wrap the text in it */
 static char *
 quote_with(const char *s, char q)

@@ -28,6 +28,14 @@ void *pgm_realloc(void *p, size_t n);
 char *pgm_strdup(const char *s);
 char *pgm_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* a growing string (s is NUL-terminated, or NULL before the first append) */
+typedef struct pgm_buf {
+	char *s;
+	size_t len, cap;
+} pgm_buf_t;
+void pgm_buf_append(pgm_buf_t *b, const char *text);
+void pgm_buf_appendf(pgm_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* SQL quoting for names and values built into statements (malloc'd) */
 char *pgm_quote_ident(const char *s);
 char *pgm_quote_literal(const char *s);

@@ -193,27 +193,8 @@ pgm_fsm_describe(void)
 	return root;
 }
 
-/* a growing text buffer for the describe outputs */
-typedef struct textbuf {
-	char *s;
-	size_t len, cap;
-} textbuf_t;
-
 static void
-tb_add(textbuf_t *b, const char *text)
-{
-	size_t n = strlen(text);
-
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->s = pgm_realloc(b->s, b->cap);
-	}
-	memcpy(b->s + b->len, text, n + 1);
-	b->len += n;
-}
-
-static void
-tb_from(textbuf_t *b, uint32_t mask, const char *sep)
+tb_from(pgm_buf_t *b, uint32_t mask, const char *sep)
 {
 	bool first = true;
 
@@ -221,8 +202,8 @@ tb_from(textbuf_t *b, uint32_t mask, const char *sep)
 		if (!(mask & PGM_S(s)))
 			continue;
 		if (!first)
-			tb_add(b, sep);
-		tb_add(b, state_names[s]);
+			pgm_buf_append(b, sep);
+		pgm_buf_append(b, state_names[s]);
 		first = false;
 	}
 }
@@ -230,9 +211,9 @@ tb_from(textbuf_t *b, uint32_t mask, const char *sep)
 char *
 pgm_fsm_describe_text(void)
 {
-	textbuf_t b = {0};
+	pgm_buf_t b = {0};
 
-	tb_add(&b, "");
+	pgm_buf_append(&b, "");
 	for (int i = 0; i < pgm_transitions_count; i++) {
 		const pgm_transition_t *t = &pgm_transitions[i];
 		char line[512];
@@ -241,7 +222,7 @@ pgm_fsm_describe_text(void)
 		/* operators' commands bare, events the daemon takes in parentheses */
 		snprintf(line, sizeof(line), pgm_event_is_command(t->event) ? " -%s-> %s  [%s]  %s\n" : " -(%s)-> %s  [%s]  %s\n",
 		         event_names[t->event], pgm_state_name(t->to), t->step_name, t->comment);
-		tb_add(&b, line);
+		pgm_buf_append(&b, line);
 	}
 	return b.s;
 }
@@ -249,9 +230,9 @@ pgm_fsm_describe_text(void)
 char *
 pgm_fsm_describe_dot(void)
 {
-	textbuf_t b = {0};
+	pgm_buf_t b = {0};
 
-	tb_add(&b, "digraph pgmover {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n");
+	pgm_buf_append(&b, "digraph pgmover {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n");
 	for (int i = 0; i < pgm_transitions_count; i++) {
 		const pgm_transition_t *t = &pgm_transitions[i];
 		char line[256];
@@ -262,9 +243,9 @@ pgm_fsm_describe_dot(void)
 			snprintf(line, sizeof(line), "  %s -> %s [label=\"%s\"%s];\n", state_names[s],
 			         t->to == PGM_ST__PREVIOUS ? "previous" : pgm_state_name(t->to), event_names[t->event],
 			         pgm_event_is_command(t->event) ? ", style=bold" : "");
-			tb_add(&b, line);
+			pgm_buf_append(&b, line);
 		}
 	}
-	tb_add(&b, "}\n");
+	pgm_buf_append(&b, "}\n");
 	return b.s;
 }

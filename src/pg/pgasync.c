@@ -56,6 +56,23 @@ free_handle_cb(uv_handle_t *h)
 	free(h);
 }
 
+/*
+ * Server notices (e.g. "drop cascades to ...") go to the daemon's log with a
+ * priority, not to stderr raw through libpq's default processor.
+ */
+static void
+notice_receiver(void *arg, const PGresult *res)
+{
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorMessage(res);
+	size_t n = msg ? strlen(msg) : 0;
+
+	while (n > 0 && msg[n - 1] == '\n')
+		n--;
+	pgm_log(sev && strcmp(sev, "WARNING") == 0 ? PGM_LOG_WARNING : PGM_LOG_DEBUG, "postgres: %.*s", (int) n,
+	        msg ? msg : "");
+}
+
 /* the pg connection is finished only after its poll handle is closed */
 static void
 poll_closed_finish_cb(uv_handle_t *h)
@@ -190,6 +207,8 @@ pgm_pg_connect(uv_loop_t *loop, const char *dsn, const char *app_name, int timeo
 	c->timer->data = c;
 	uv_timer_start(c->timer, on_connect_timeout, (uint64_t) (timeout_ms > 0 ? timeout_ms : 15000), 0);
 	c->pg = PQconnectStartParams(keys, vals, 1);
+	if (c->pg != NULL)
+		PQsetNoticeReceiver(c->pg, notice_receiver, NULL);
 	if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD || !conn_watch(c, UV_WRITABLE)) {
 		/* report from the loop, never from inside the caller */
 		conn_fail(c, "could not start the connection");
@@ -466,6 +485,31 @@ begin_op(pgm_pg_conn_t *c, conn_mode_t mode)
 	return conn_watch(c, UV_READABLE | UV_WRITABLE);
 }
 
+static void
+deferred_result_cb(uv_timer_t *t)
+{
+	pgm_pg_conn_t *c = t->data;
+
+	if (c->mode == MODE_COPY_OUT)
+		copy_out_finish(c, NULL);
+	else if (c->mode == MODE_QUERY || c->mode == MODE_COPY_IN)
+		deliver_result(c);
+}
+
+/* a statement could not be sent (the connection is gone): report it from the loop */
+static bool
+send_failed(pgm_pg_conn_t *c, conn_mode_t mode)
+{
+	c->mode = mode;
+	if (mode != MODE_COPY_OUT)
+		c->error = PQmakeEmptyPGresult(c->pg, PGRES_FATAL_ERROR);
+	if (c->poll)
+		conn_watch(c, 0);
+	uv_timer_stop(c->timer);
+	uv_timer_start(c->timer, deferred_result_cb, 0, 0);
+	return true;
+}
+
 bool
 pgm_pg_query(pgm_pg_conn_t *c, const char *sql, int nparams, const char *const *params,
              pgm_pg_result_cb cb, void *data)
@@ -480,13 +524,8 @@ pgm_pg_query(pgm_pg_conn_t *c, const char *sql, int nparams, const char *const *
 		ok = PQsendQuery(c->pg, sql);
 	else
 		ok = PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
-	if (!ok) {
-		/* report through the normal path so callers have one error shape */
-		c->mode = MODE_QUERY;
-		c->error = PQmakeEmptyPGresult(c->pg, PGRES_FATAL_ERROR);
-		conn_watch(c, UV_READABLE | UV_WRITABLE);
-		return true;
-	}
+	if (!ok)
+		return send_failed(c, MODE_QUERY);
 	return begin_op(c, MODE_QUERY);
 }
 
@@ -499,7 +538,7 @@ pgm_pg_copy_out(pgm_pg_conn_t *c, const char *sql, pgm_pg_copy_out_cb cb, void *
 	c->copy_out_cb = cb;
 	c->copy_started = false;
 	if (!PQsendQuery(c->pg, sql))
-		return false;
+		return send_failed(c, MODE_COPY_OUT);
 	return begin_op(c, MODE_COPY_OUT);
 }
 
@@ -525,7 +564,7 @@ pgm_pg_copy_in_start(pgm_pg_conn_t *c, const char *sql, pgm_pg_result_cb ready_c
 	c->data = data;
 	c->result_cb = ready_cb;
 	if (!PQsendQuery(c->pg, sql))
-		return false;
+		return send_failed(c, MODE_COPY_IN);
 	return begin_op(c, MODE_COPY_IN);
 }
 
@@ -638,26 +677,6 @@ bool
 pgm_pg_ssl_in_use(const pgm_pg_conn_t *c)
 {
 	return c->pg && PQsslInUse(c->pg);
-}
-
-char *
-pgm_pg_quote_ident(pgm_pg_conn_t *c, const char *s)
-{
-	char *q = PQescapeIdentifier(c->pg, s, strlen(s));
-	char *out = pgm_strdup(q);
-
-	PQfreemem(q);
-	return out;
-}
-
-char *
-pgm_pg_quote_literal(pgm_pg_conn_t *c, const char *s)
-{
-	char *q = PQescapeLiteral(c->pg, s, strlen(s));
-	char *out = pgm_strdup(q);
-
-	PQfreemem(q);
-	return out;
 }
 
 const char *

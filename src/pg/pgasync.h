@@ -71,9 +71,6 @@ bool pgm_pg_busy(const pgm_pg_conn_t *conn);
 int pgm_pg_server_version(const pgm_pg_conn_t *conn);
 int pgm_pg_backend_pid(const pgm_pg_conn_t *conn);
 bool pgm_pg_ssl_in_use(const pgm_pg_conn_t *conn);
-/* quote an identifier or a literal with the connection's rules (malloc'd) */
-char *pgm_pg_quote_ident(pgm_pg_conn_t *conn, const char *s);
-char *pgm_pg_quote_literal(pgm_pg_conn_t *conn, const char *s);
 
 /* "message (detail) hint" style one-liner for logs (malloc'd) */
 char *pgm_pg_error_string(const pgm_pg_error_t *err);

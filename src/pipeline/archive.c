@@ -314,41 +314,27 @@ on_data_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 	archive_t *a = data;
 	pgm_step_t *s = a->step;
 	const cJSON *it;
-	size_t len = 0, cap = 256;
-	char *sql;
+	pgm_buf_t sql = {0};
 	pgm_sql_t *q;
-	int n = 0;
 
 	if (archive_failed(a, "count of the rows in the backup file", status, sig, tail))
 		return;
-	sql = pgm_malloc(cap);
-	sql[0] = '\0';
 	cJSON_ArrayForEach(it, a->counts)
 	{
 		char *lit = pgm_quote_literal(it->string);
 		/* the name is as pg_dump wrote it: already quoted where needed */
-		char *part = pgm_asprintf("%sSELECT %s::text, (SELECT count(*) FROM ONLY %s)", n++ ? " UNION ALL " : "", lit,
-		                          it->string);
-		size_t pl = strlen(part);
-		if (len + pl + 1 > cap) {
-			cap = (len + pl + 1) * 2;
-			sql = pgm_realloc(sql, cap);
-		}
-		memcpy(sql + len, part, pl + 1);
-		len += pl;
-		free(part);
+		pgm_buf_appendf(&sql, "%sSELECT %s::text, (SELECT count(*) FROM ONLY %s)", sql.len ? " UNION ALL " : "",
+		                lit, it->string);
 		free(lit);
 	}
-	if (n == 0) {
-		free(sql);
-		sql = pgm_strdup("SELECT NULL::text, 0::bigint WHERE false");
-	}
+	if (sql.len == 0)
+		pgm_buf_append(&sql, "SELECT NULL::text, 0::bigint WHERE false");
 	q = pgm_sql_begin(s, false, "verify", "could not count the rows on the target",
 	                  "a table of the backup may be missing on the target: see the error");
 	pgm_sql_add(q, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL, NULL);
-	pgm_sql_add(q, sql, on_target_counts, a);
+	pgm_sql_add(q, sql.s, on_target_counts, a);
 	pgm_sql_add(q, "COMMIT", NULL, NULL);
-	free(sql);
+	free(sql.s);
 	pgm_sql_run(q, verify_finished);
 }
 

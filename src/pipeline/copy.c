@@ -224,26 +224,18 @@ set_sequences(pgm_step_t *s)
 	}
 	set_phase(cp, "sequences");
 	q = pgm_sql_begin(s, false, "sequences", "could not set the sequences on the target", NULL);
-	/* one statement per batch keeps the script short */
+	/* one statement per batch of 200 keeps the script short */
 	for (int i = 0; i < cp->nseq; i += 200) {
-		size_t len = 0, cap = 1024;
-		char *sql = pgm_malloc(cap);
+		pgm_buf_t sql = {0};
 
-		memcpy(sql, "SELECT ", 8);
-		len = 7;
+		pgm_buf_append(&sql, "SELECT ");
 		for (int k = i; k < cp->nseq && k < i + 200; k++) {
-			size_t n = strlen(cp->seq_sql[k]);
-			if (len + n + 4 > cap) {
-				cap = (len + n + 4) * 2;
-				sql = pgm_realloc(sql, cap);
-			}
 			if (k > i)
-				sql[len++] = ',';
-			memcpy(sql + len, cp->seq_sql[k], n + 1);
-			len += n;
+				pgm_buf_append(&sql, ", ");
+			pgm_buf_append(&sql, cp->seq_sql[k]);
 		}
-		pgm_sql_add(q, sql, NULL, NULL);
-		free(sql);
+		pgm_sql_add(q, sql.s, NULL, NULL);
+		free(sql.s);
 	}
 	pgm_sql_run(q, copy_finished);
 }
@@ -721,37 +713,24 @@ static void
 on_seq_list(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
 {
 	copy_engine_t *cp = data;
-	int n = pgm_pg_ntuples(res);
-	size_t cap = 256, len = 0;
-	char *sql;
+	pgm_buf_t sql = {0};
 
 	if (err) {
 		engine_fail_pg(cp, "could not list the sequences of the source", err);
 		return;
 	}
-	if (n == 0) {
+	if (pgm_pg_ntuples(res) == 0) {
 		start_schema(cp);
 		return;
 	}
-	sql = pgm_malloc(cap);
-	sql[0] = '\0';
-	for (int r = 0; r < n; r++) {
+	for (int r = 0; r < pgm_pg_ntuples(res); r++) {
 		const char *ident = pgm_pg_value(res, r, 0);
 		char *lit = pgm_quote_literal(ident);
-		char *part = pgm_asprintf("%sSELECT %s::text, last_value, is_called FROM %s", r ? " UNION ALL " : "", lit,
-		                          ident);
-		size_t pl = strlen(part);
-		if (len + pl + 1 > cap) {
-			cap = (len + pl + 1) * 2;
-			sql = pgm_realloc(sql, cap);
-		}
-		memcpy(sql + len, part, pl + 1);
-		len += pl;
-		free(part);
+		pgm_buf_appendf(&sql, "%sSELECT %s::text, last_value, is_called FROM %s", r ? " UNION ALL " : "", lit, ident);
 		free(lit);
 	}
-	pgm_pg_query(conn, sql, 0, NULL, on_seq_values, cp);
-	free(sql);
+	pgm_pg_query(conn, sql.s, 0, NULL, on_seq_values, cp);
+	free(sql.s);
 }
 
 static void
