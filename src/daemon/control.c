@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 /* a client whose unread replies pile up past this is dropped */
-#define MAX_PENDING_WRITE (64 * 1024 * 1024)
+#define MAX_PENDING_WRITE (8 * 1024 * 1024)
 
 struct pgm_client {
 	uv_pipe_t pipe;

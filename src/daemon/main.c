@@ -9,6 +9,7 @@
 #include "daemon/jobs.h"
 #include "daemon/notify.h"
 #include "fsm/fsm.h"
+#include "pg/proc.h"
 #include "pgm_config.h"
 
 #include <getopt.h>
@@ -159,6 +160,10 @@ main(int argc, char **argv)
 	bool check_only = false;
 	char *err = NULL;
 	int opt;
+
+	/* guard mode: run a child that must die with the daemon (see proc.h) */
+	if (argc > 1 && strcmp(argv[1], PGM_PROC_GUARD_FLAG) == 0)
+		return pgm_proc_guard_main(argc - 2, argv + 2);
 
 	while ((opt = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
 		switch (opt) {

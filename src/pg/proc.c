@@ -6,7 +6,12 @@
 #include "common/log.h"
 #include "common/util.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,4 +270,82 @@ int
 pgm_proc_pid(const pgm_proc_t *p)
 {
 	return p->proc.pid;
+}
+
+const char *
+pgm_proc_self_exe(void)
+{
+	static char path[PATH_MAX];
+
+	if (path[0] == '\0') {
+		ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+		if (n <= 0)
+			return NULL;
+		path[n] = '\0';
+	}
+	return path;
+}
+
+static volatile sig_atomic_t guard_stop;
+
+static void
+guard_signal(int sig)
+{
+	(void) sig;
+	guard_stop = 1;
+}
+
+int
+pgm_proc_guard_main(int argc, char **argv)
+{
+	struct sigaction sa;
+	const char *want = getenv("PGMOVER_DAEMON_PID");
+	pid_t child, parent = want ? (pid_t) atoi(want) : getppid();
+	int status = 0;
+
+	if (argc < 1) {
+		fprintf(stderr, "pgmoverd %s: no program to run\n", PGM_PROC_GUARD_FLAG);
+		return 2;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = guard_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	/* the daemon dying is announced as SIGTERM; it may already be gone */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+		return 1;
+	/* lead a process group of our own unless the spawner made us a leader */
+	if (getpgrp() != getpid())
+		setpgid(0, 0);
+	child = fork();
+	if (child < 0) {
+		fprintf(stderr, "pgmoverd %s: fork: %s\n", PGM_PROC_GUARD_FLAG, strerror(errno));
+		return 1;
+	}
+	if (child == 0) {
+		sa.sa_handler = SIG_DFL;
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+		execvp(argv[0], argv);
+		fprintf(stderr, "pgmoverd %s: could not run \"%s\": %s\n", PGM_PROC_GUARD_FLAG, argv[0], strerror(errno));
+		_exit(127);
+	}
+	for (;;) {
+		pid_t r = waitpid(child, &status, 0);
+
+		if (r == child)
+			break;
+		if (r < 0 && errno != EINTR)
+			return 1;
+		if (guard_stop) {
+			/* the whole group: the child and every worker it forked */
+			signal(SIGTERM, SIG_IGN);
+			kill(0, SIGKILL);
+		}
+	}
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
 }

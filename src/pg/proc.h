@@ -34,4 +34,17 @@ void pgm_proc_kill(pgm_proc_t *p, int sig);
 void pgm_proc_detach(pgm_proc_t *p);
 int pgm_proc_pid(const pgm_proc_t *p);
 
+/*
+ * Children that must not outlive the daemon (pg_dump -j, pg_restore -j and
+ * the workers they fork) run under a guard: the daemon's own executable in
+ * guard mode, `pgmoverd --run-child PROGRAM ARGS...`. The guard leads the
+ * child's process group, asks the kernel for a signal when the daemon dies
+ * (PR_SET_PDEATHSIG), and then kills the whole group, workers included.
+ */
+#define PGM_PROC_GUARD_FLAG "--run-child"
+/* the daemon's executable, for argv[0] of a guarded child */
+const char *pgm_proc_self_exe(void);
+/* main() of guard mode: argv[0] is the program to run; returns its exit status */
+int pgm_proc_guard_main(int argc, char **argv);
+
 #endif

@@ -8,7 +8,7 @@
  * earlier run of this job are ended and every schema, extension and large
  * object of the target is dropped (never the database). The provisioning
  * step only lets a job get here when the target was empty or the job says
- * it may be overwritten. The children run under setpriv --pdeathsig, so a
+ * it may be overwritten. The children run under the guard of proc.h, so a
  * daemon killed with SIGKILL does not leave them writing behind the next
  * attempt.
  */

@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 pgm_proc_t *
 pgm_tool_spawn(pgm_step_t *s, const char *tool, const char *const *args, bool source, const char *pgoptions,
@@ -33,7 +34,7 @@ pgm_tool_spawn_dsn(pgm_step_t *s, const char *tool, const char *const *args, con
 	char *dbarg = dsn ? pgm_asprintf("--dbname=%s", conninfo ? conninfo : "") : NULL;
 	char *path = bindir[0] ? pgm_asprintf("%s/%s", bindir, tool) : pgm_strdup(tool);
 	pgm_dsn_t parsed;
-	char *err = NULL, *env[4] = {NULL, NULL, NULL, NULL};
+	char *err = NULL, *env[5] = {NULL, NULL, NULL, NULL, NULL};
 	const char *argv[64];
 	int n = 0, e = 0;
 	pgm_proc_t *p;
@@ -46,13 +47,13 @@ pgm_tool_spawn_dsn(pgm_step_t *s, const char *tool, const char *const *args, con
 	free(err);
 	err = NULL;
 	env[e++] = pgm_asprintf("PGAPPNAME=pgmover:%s:%s", job->name, tool);
+	/* the guard checks that the daemon that started it is still its parent */
+	env[e++] = pgm_asprintf("PGMOVER_DAEMON_PID=%d", (int) getpid());
 	if (pgoptions)
 		env[e++] = pgm_asprintf("PGOPTIONS=%s", pgoptions);
-	/* the child dies with the daemon instead of racing its next attempt */
-	argv[n++] = "setpriv";
-	argv[n++] = "--pdeathsig";
-	argv[n++] = "KILL";
-	argv[n++] = "--";
+	/* the child and its workers die with the daemon instead of racing its next attempt */
+	argv[n++] = pgm_proc_self_exe();
+	argv[n++] = PGM_PROC_GUARD_FLAG;
 	argv[n++] = path;
 	for (int i = 0; args[i] && n < 60; i++)
 		argv[n++] = args[i];
