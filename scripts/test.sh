@@ -30,10 +30,16 @@ logdir=$(mktemp -d /tmp/pgmover-tests.XXXXXX)
 chmod 755 "$logdir"
 
 echo "== unit tests under ASan + UBSan"
-if [[ ! -d build-asan ]]; then
-    meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug >/dev/null || exit 1
-fi
-ninja -C build-asan >/dev/null || { ninja -C build-asan; exit 1; }
+# set up (once) and build, showing the output only when something fails
+build_dir() {
+    local dir=$1
+    shift
+    if [[ ! -f "$dir/build.ninja" ]]; then
+        meson setup "$dir" "$@" >"$logdir/setup-$dir.log" 2>&1 || { cat "$logdir/setup-$dir.log"; exit 1; }
+    fi
+    ninja -C "$dir" >"$logdir/build-$dir.log" 2>&1 || { cat "$logdir/build-$dir.log"; exit 1; }
+}
+build_dir build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 if meson test -C build-asan --suite unit --print-errorlogs >"$logdir/unit.log" 2>&1; then
@@ -49,10 +55,7 @@ failed=$((failed + ${ko:-0}))
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 echo "== integration tests"
-if [[ ! -d build ]]; then
-    meson setup build >/dev/null || exit 1
-fi
-ninja -C build >/dev/null || { ninja -C build; exit 1; }
+build_dir build
 export PGM_BUILD=build
 for t in tests/integration/test_*.sh; do
     name=$(basename "$t" .sh)

@@ -10,8 +10,7 @@
 
 #include "daemon/jobs.h"
 
-#define PGM_PROTOCOL_VERSION 1
-#define PGM_MAX_LINE (1024 * 1024)
+#include "pgmover/protocol.h"
 
 typedef struct pgm_control pgm_control_t;
 typedef struct pgm_client pgm_client_t;
