@@ -465,8 +465,9 @@ pgm_jobs_shutdown(pgm_daemon_t *d)
 		pgm_job_t *next = job->next;
 
 		if (job->step) {
-			pgm_info("job %s: stopping step %s; it resumes when pgmoverd starts again", job->name,
-			         pgm_transitions[job->step->row].step_name);
+			if (!pgm_state_is_terminal(job->state))
+				pgm_info("job %s: stopping step %s; it resumes when pgmoverd starts again", job->name,
+				         pgm_transitions[job->step->row].step_name);
 			step_cancel(job);
 		}
 		if (job->ended) {

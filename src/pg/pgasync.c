@@ -93,14 +93,24 @@ conn_free_cb(uv_handle_t *h)
 	free(c);
 }
 
+/* one line: libpq's "...failed: X\n\tIs the server running...?" reads as one sentence */
 static char *
 trim_dup(const char *s)
 {
 	char *d = pgm_strdup(s ? s : "");
-	size_t n = strlen(d);
+	size_t n = strlen(d), o = 0;
 
 	while (n > 0 && (d[n - 1] == '\n' || d[n - 1] == ' ' || d[n - 1] == '\r'))
 		d[--n] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (d[i] == '\n' || d[i] == '\r' || d[i] == '\t') {
+			if (o > 0 && d[o - 1] != ' ')
+				d[o++] = ' ';
+			continue;
+		}
+		d[o++] = d[i];
+	}
+	d[o] = '\0';
 	return d;
 }
 

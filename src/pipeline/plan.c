@@ -106,6 +106,9 @@ static const char *extensions_sql =
 	"SELECT e.extname, e.extversion, n.nspname FROM pg_extension e"
 	"  JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY 1";
 
+static const char *existing_sql =
+	"SELECT n.nspname || '.' || c.relname" USER_RELS "   AND c.relkind IN ('r', 'p') ORDER BY 1 LIMIT 21";
+
 static const char *available_sql = "SELECT name, default_version FROM pg_available_extensions ORDER BY 1";
 
 static void next_query(plan_side_t *sd);
@@ -190,6 +193,15 @@ handle_extensions(plan_side_t *sd, const PGresult *res)
 }
 
 static void
+handle_existing(plan_side_t *sd, const PGresult *res)
+{
+	set_name_list(sd, "existing_tables", res);
+	/* the list is capped: the count is the facts' user_tables */
+	pgm_json_set_num(cJSON_GetObjectItem(sd->facts, "existing_tables"), "count",
+	                 pgm_json_num(sd->facts, "user_tables", 0));
+}
+
+static void
 handle_available(plan_side_t *sd, const PGresult *res)
 {
 	cJSON *arr = cJSON_CreateArray();
@@ -211,13 +223,14 @@ static const plan_query_t target_queries[] = {
 	{NULL, handle_facts},
 	{NULL, handle_extensions},
 	{NULL, handle_available},
+	{NULL, handle_existing},
 	{NULL, NULL}};
 
 static const char *
 query_sql(const plan_side_t *sd, int i)
 {
 	static const char *const *src[] = {&facts_sql, &largest_sql, &unreadable_sql, &nopk_sql, &extensions_sql};
-	static const char *const *dst[] = {&facts_sql, &extensions_sql, &available_sql};
+	static const char *const *dst[] = {&facts_sql, &extensions_sql, &available_sql, &existing_sql};
 
 	return sd->source ? *src[i] : *dst[i];
 }

@@ -96,8 +96,9 @@ check_reachable(eval_t *ev, const cJSON *side, const char *name)
 	}
 	add(ev, check, "error",
 	    pgm_json_str(err, "hint") ? pgm_json_str(err, "hint")
-	                              : "check host, port, user, password and database name in the URL (and "
-	                                "sslmode=require for Heroku)",
+	    : strcmp(name, "source") == 0
+	        ? "check host, port, user, password and database name in the source URL (Heroku needs sslmode=require)"
+	        : "check host, port, user, password and database name in the target URL",
 	    "%s: %s", str(err, "what"), str(err, "message"));
 	return false;
 }
@@ -162,10 +163,13 @@ check_target_empty(eval_t *ev, const cJSON *dst, const cJSON *options, bool targ
 		add(ev, "target empty", "warning", NULL,
 		    "the target database holds %d table(s); overwrite_target = on: they will be dropped and replaced",
 		    tables);
-	else
+	else {
+		char names[1024];
+		join_names(cJSON_GetObjectItem(dst, "existing_tables"), names, sizeof(names));
 		add(ev, "target empty", "error",
 		    "point the job at an empty database, or set overwrite_target = on to replace what is there",
-		    "the target database already holds %d table(s)", tables);
+		    "the target database already holds %d table(s): %s", tables, names);
+	}
 }
 
 static bool
