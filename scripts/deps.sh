@@ -8,7 +8,7 @@ PACKAGES=(
     libpq-dev libuv1-dev libcjson-dev check        # libraries (check: unit tests)
     postgresql-15 postgresql-15-pglogical          # servers for tests and the demo
     postgresql-client-15 pgbouncer pgcopydb        # client tools, peers in bench/
-    openssl procps iproute2 jq bc                  # TLS certs, pgrep, ss; jq and bc for tests and bench
+    openssl procps iproute2 jq bc python3          # TLS certs, pgrep, ss; jq, bc, python3 (a loopback DNS server) for tests and bench
 )
 
 missing=()

@@ -65,7 +65,7 @@ const pgm_cli_command_t pgm_cli_commands[] = {
 	{"retry", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "retry JOB",
 	"resume a failed job from its last durable step"},
 	{"plan", PGM_CLI_JOB_NONE, PGM_CLI_OPT_CREATE | PGM_CLI_OPT_BIT(PGM_CLI_OPT_TABLES), cmd_plan, NULL,
-	"plan --source URL --target URL", "check a migration in-process, touching nothing"},
+	"plan --source URL --target URL [--method dump|pglogical]", "check a migration in-process, touching nothing"},
 	{"describe", PGM_CLI_JOB_NONE, 0, cmd_daemon, render_describe, "describe",
 	"show the job state machine"},
 	{"version", PGM_CLI_JOB_NONE, 0, cmd_daemon, render_version, "version",

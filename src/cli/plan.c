@@ -1,5 +1,5 @@
 /*
- * plan.c — `pgmover plan --source URL --target URL [--set key=value ...]`:
+ * plan.c — `pgmover plan --source URL --target URL [--method M] [--set key=value ...]`:
  * the preflight run in-process (no daemon needed), read-only on both
  * servers. Exit 0 when nothing blocks a migration, 1 when a check fails.
  */
@@ -55,7 +55,7 @@ static int
 usage_error(const char *msg)
 {
 	pgm_cli_output_error("%s", msg);
-	pgm_cli_output_hint("usage: pgmover plan --source URL --target URL [--set key=value ...]");
+	pgm_cli_output_hint("usage: pgmover plan --source URL --target URL [--method dump|pglogical] [--set key=value ...]");
 	return PGM_CLI_EXIT_USAGE;
 }
 
@@ -77,7 +77,7 @@ option_value(int argc, char **argv, int *i, const char *name)
 int
 pgm_cli_plan(int argc, char **argv, bool json)
 {
-	const char *source = NULL, *target = NULL, *v;
+	const char *source = NULL, *target = NULL, *method = NULL, *v;
 	cJSON *given = cJSON_CreateObject(), *options;
 	char *err = NULL;
 	plan_run_t run = {0};
@@ -91,7 +91,7 @@ pgm_cli_plan(int argc, char **argv, bool json)
 		else if ((v = option_value(argc, argv, &i, "--target")) != NULL)
 			target = v;
 		else if ((v = option_value(argc, argv, &i, "--method")) != NULL)
-			; /* the plan recommends a method; it checks the same either way */
+			method = v; /* pglogical adds the logical replication checks */
 		else if ((v = option_value(argc, argv, &i, "--set")) != NULL) {
 			char *key = strdup(v), *eq = strchr(key, '=');
 			if (eq == NULL) {
@@ -108,6 +108,10 @@ pgm_cli_plan(int argc, char **argv, bool json)
 		cJSON_Delete(given);
 		return usage_error("plan needs --source URL and --target URL");
 	}
+	if (method && strcmp(method, "dump") != 0 && strcmp(method, "pglogical") != 0) {
+		cJSON_Delete(given);
+		return usage_error("--method must be dump or pglogical");
+	}
 	options = pgm_job_options_build(NULL, given, &err);
 	cJSON_Delete(given);
 	if (options == NULL) {
@@ -120,6 +124,7 @@ pgm_cli_plan(int argc, char **argv, bool json)
 	o.target = target;
 	o.options = options;
 	o.app_name = "pgmover plan";
+	o.method = method;
 	pgm_plan_start(&loop, &o, on_report, &run);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);

@@ -5,6 +5,7 @@
 #include "daemon/config.h"
 #include "common/json.h"
 #include "common/util.h"
+#include "pg/dsn.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -40,6 +41,8 @@ const pgm_opt_def_t pgm_job_opts[] = {
 	 "allow a target database that already holds tables (they are replaced)"},
 	{"allow_no_pk", PGM_OPT_BOOL, "off", 0, 0, NULL, true,
 	 "pglogical: replicate tables without a primary key insert-only"},
+	{"drain_timeout", PGM_OPT_DURATION, "5min", 1000, 86400000, NULL, true,
+	 "pglogical: how long the frozen source waits for the target to catch up"},
 	{"freeze_mode", PGM_OPT_ENUM, "read_only", 0, 0, "read_only|command|both", true,
 	 "how writes are stopped on the source"},
 	{"freeze_command", PGM_OPT_STRING, "", 0, 0, NULL, true,
@@ -48,8 +51,27 @@ const pgm_opt_def_t pgm_job_opts[] = {
 	 "command run to allow writes again"},
 	{"cutover_command", PGM_OPT_STRING, "", 0, 0, NULL, true,
 	 "command run at cutover with PGMOVER_TARGET_URL in its environment"},
+	{"post_cutover_command", PGM_OPT_STRING, "", 0, 0, NULL, true,
+	 "command run once traffic is on the target (e.g. maintenance mode off)"},
+	{"rollback_command", PGM_OPT_STRING, "", 0, 0, NULL, true,
+	 "command run at rollback before traffic returns to the source"},
 	{"hook_timeout", PGM_OPT_DURATION, "60s", 100, 86400000, NULL, true,
 	 "how long a hook command may run"},
+	{"pgbouncer_admin", PGM_OPT_CONNINFO, "", 0, 0, NULL, true,
+	 "URL of pgbouncer's admin console (postgres://admin@host:6432/pgbouncer?passfile=...), without a password; "
+	 "empty: no pgbouncer switch"},
+	{"pgbouncer_database", PGM_OPT_STRING, "", 0, 0, NULL, true,
+	 "the [databases] entry the application connects through"},
+	{"pgbouncer_include", PGM_OPT_STRING, "", 0, 0, NULL, true,
+	 "absolute path of the file, %include'd by pgbouncer.ini, that holds that entry"},
+	{"pgbouncer_pause_timeout", PGM_OPT_DURATION, "30s", 100, 3600000, NULL, true,
+	 "how long PAUSE may wait for running transactions before cutover gives up"},
+	{"dns_record", PGM_OPT_STRING, "", 0, 0, NULL, true,
+	 "the application's DNS name: its TTL is checked before cutover (warning above 60 s)"},
+	{"dns_server", PGM_OPT_STRING, "", 0, 0, NULL, true,
+	 "IPv4[:port] of the DNS server to ask (the zone's authoritative one); empty: the system resolver"},
+	{"reverse_interval", PGM_OPT_DURATION, "1s", 50, 60000, NULL, true,
+	 "how often the rollback window carries the target's writes back to the source"},
 	{"rollback_window", PGM_OPT_DURATION, "24h", 0, 2592000000LL, NULL, true,
 	 "how long rollback stays possible after cutover"},
 	{"pg_bindir", PGM_OPT_STRING, "", 0, 0, NULL, true,
@@ -136,6 +158,32 @@ pgm_opt_validate(const pgm_opt_def_t *def, const char *value, char **canon, char
 	case PGM_OPT_STRING:
 		*canon = pgm_strdup(value);
 		return true;
+	case PGM_OPT_CONNINFO: {
+		pgm_dsn_t d;
+		char *perr = NULL;
+		bool has_password;
+
+		if (value[0] == '\0') {
+			*canon = pgm_strdup(value);
+			return true;
+		}
+		if (!pgm_dsn_parse(value, &d, &perr)) {
+			*err = pgm_asprintf("invalid value for %s: %s", def->name, perr);
+			free(perr);
+			return false;
+		}
+		has_password = d.password != NULL;
+		pgm_dsn_free(&d);
+		if (has_password) {
+			*err = pgm_asprintf("%s must not hold a password (options are kept in state.json): put it in a "
+			                    "passfile, e.g. ?passfile=/etc/pgmover/pgpass (host:port:database:user:password, "
+			                    "mode 0600)",
+			                    def->name);
+			return false;
+		}
+		*canon = pgm_strdup(value);
+		return true;
+	}
 	case PGM_OPT_BOOL:
 		if (!pgm_parse_bool(value, &b)) {
 			*err = pgm_asprintf("invalid value for %s: \"%s\" (expected on or off)", def->name, value);

@@ -18,6 +18,7 @@ typedef enum pgm_opt_type {
 	PGM_OPT_DURATION, /* stored in milliseconds: 500ms, 30s, 5m, 24h, 2d */
 	PGM_OPT_MODE,     /* octal file mode */
 	PGM_OPT_ENUM,     /* one of a '|' separated list */
+	PGM_OPT_CONNINFO, /* a libpq URL or conninfo without a password (it would reach state.json) */
 } pgm_opt_type_t;
 
 /* a row of the settings table */

@@ -132,12 +132,6 @@ pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const cha
 		                   "(logical replication, needs a superuser on the source)");
 		return NULL;
 	}
-	if (strcmp(method, "pglogical") == 0) {
-		*code = "not_available";
-		*message = pgm_strdup("method pglogical is not available in this version of pgmover");
-		*hint = pgm_strdup("use --method dump; it works with any source, Heroku's default credential included");
-		return NULL;
-	}
 	if (source && source_is_file(source))
 		return create_from_file(d, name, source, target, method, options, peer, code, message, hint);
 	if (!source || !pgm_dsn_parse(source, &sd, &err)) {

@@ -84,23 +84,49 @@ static const char *previous_sql =
  * all non-superuser sessions when we are a member of pg_signal_backend (as
  * Heroku's default credential is), our own roles' sessions otherwise.
  */
-static const char *terminate_sql =
-	"WITH me AS (SELECT rolsuper AS su, pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') AS sig"
-	"              FROM pg_roles WHERE rolname = current_user),"
-	" s AS (SELECT a.pid, a.usename, r.rolsuper,"
-	"              (me.su OR (NOT r.rolsuper AND (me.sig OR pg_has_role(current_user, a.usesysid, 'MEMBER'))))"
-	"                AS may_signal"
-	"         FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid, me"
-	"        WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()"
+#define SIGNALLABLE_SESSIONS                                                                       \
+	"WITH me AS (SELECT rolsuper AS su, pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') AS sig" \
+	"              FROM pg_roles WHERE rolname = current_user),"                                     \
+	" s AS (SELECT a.pid, a.usename, r.rolsuper,"                                                    \
+	"              (me.su OR (NOT r.rolsuper AND (me.sig OR pg_has_role(current_user, a.usesysid, 'MEMBER'))))" \
+	"                AS may_signal"                                                                  \
+	"         FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid, me"                     \
+	"        WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()"                    \
 	"          AND a.backend_type = 'client backend')"
-	" SELECT count(*) FILTER (WHERE may_signal AND pg_terminate_backend(pid, 5000)) AS terminated,"
+
+/* signal every session at once (waiting for each in turn took 100 ms a session) */
+static const char *terminate_sql =
+	SIGNALLABLE_SESSIONS
+	" SELECT count(*) FILTER (WHERE may_signal AND pg_terminate_backend(pid)) AS terminated,"
 	"        count(*) FILTER (WHERE NOT may_signal) AS untouchable,"
 	"        string_agg(DISTINCT usename, ', ') FILTER (WHERE NOT may_signal) AS untouchable_users"
 	"   FROM s";
 
-static const char *baseline_sql =
-	"SELECT pg_current_wal_lsn()::text,"
-	"       (SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables)::bigint";
+/*
+ * then wait, up to 5 s, until they are gone (their statistics are flushed
+ * when they exit, which the baseline that follows relies on)
+ */
+static const char *terminate_wait_sql =
+	"DO $pgm$ DECLARE deadline timestamptz := clock_timestamp() + interval '5 s'; BEGIN"
+	"  LOOP"
+	"    PERFORM pg_stat_clear_snapshot();"
+	"    EXIT WHEN clock_timestamp() > deadline OR NOT EXISTS ("
+	"      " SIGNALLABLE_SESSIONS " SELECT 1 FROM s WHERE may_signal);"
+	"    PERFORM pg_sleep(0.01);"
+	"  END LOOP;"
+	" END $pgm$";
+
+/*
+ * The row changes of the user's tables; tables of extensions are left out:
+ * pglogical's own (pglogical.queue) take writes from its workers while the
+ * source is frozen, which are not the application's.
+ */
+#define USER_ROW_CHANGES                                                                           \
+	"(SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables t"        \
+	"  WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"          \
+	"                      AND d.objid = t.relid AND d.deptype = 'e'))::bigint"
+
+static const char *baseline_sql = "SELECT pg_current_wal_lsn()::text, " USER_ROW_CHANGES;
 
 static void
 on_previous(pgm_step_t *s, const PGresult *res, void *data)
@@ -185,6 +211,7 @@ freeze_read_only(pgm_step_t *s)
 	            " current_database()); END $pgm$",
 	            NULL, NULL);
 	pgm_sql_add(q, terminate_sql, on_terminated, NULL);
+	pgm_sql_add(q, terminate_wait_sql, NULL, NULL);
 	pgm_sql_add(q, baseline_sql, on_baseline, NULL);
 	pgm_sql_run(q, freeze_finished);
 }
@@ -369,9 +396,7 @@ pgm_freeze_check(pgm_step_t *s, void (*then)(pgm_step_t *s))
 	 * the terminated sessions flushed theirs when they exited.
 	 */
 	pgm_sql_add_params(q,
-	                   "SELECT pg_current_wal_lsn()::text,"
-	                   "       (SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)"
-	                   "          FROM pg_stat_user_tables)::bigint,"
+	                   "SELECT pg_current_wal_lsn()::text, " USER_ROW_CHANGES ","
 	                   "       pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint,"
 	                   "       (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
 	                   "           AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL)",

@@ -17,6 +17,8 @@ typedef struct hook {
 	char *phase;
 	int64_t started;
 	void (*then)(pgm_step_t *s);
+	pgm_hook_failed_cb failed; /* NULL: fail the step */
+	void *failed_data;
 } hook_t;
 
 static void
@@ -45,6 +47,8 @@ on_hook_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 	cJSON *rec = cJSON_CreateObject();
 	int64_t ms = pgm_mono_ms() - h->started;
 	void (*then)(pgm_step_t *) = h->then;
+	pgm_hook_failed_cb failed = h->failed;
+	void *failed_data = h->failed_data;
 	char *msg = NULL;
 
 	pgm_json_set_str(rec, "command", pgm_jobopt_str(s->job->options, h->option));
@@ -61,7 +65,10 @@ on_hook_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 	hook_free(h);
 	if (msg) {
 		char *detail = pgm_asprintf("it printed: %s", tail[0] ? tail : "(nothing)");
-		pgm_step_fail(s, msg, detail, "fix the command (or raise hook_timeout), then run \"pgmover retry\"");
+		if (failed)
+			failed(s, msg, detail, failed_data);
+		else
+			pgm_step_fail(s, msg, detail, "fix the command (or raise hook_timeout), then run \"pgmover retry\"");
 		free(detail);
 		free(msg);
 		return;
@@ -71,6 +78,13 @@ on_hook_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 
 void
 pgm_hook_run(pgm_step_t *s, const char *option, const char *phase, void (*then)(pgm_step_t *s))
+{
+	pgm_hook_run_ex(s, option, phase, then, NULL, NULL);
+}
+
+void
+pgm_hook_run_ex(pgm_step_t *s, const char *option, const char *phase, void (*then)(pgm_step_t *s),
+                pgm_hook_failed_cb failed, void *failed_data)
 {
 	pgm_job_t *job = s->job;
 	const char *cmd = pgm_jobopt_str(job->options, option);
@@ -87,6 +101,8 @@ pgm_hook_run(pgm_step_t *s, const char *option, const char *phase, void (*then)(
 	h->option = pgm_strdup(option);
 	h->phase = pgm_strdup(phase);
 	h->then = then;
+	h->failed = failed;
+	h->failed_data = failed_data;
 	h->started = pgm_mono_ms();
 	pgm_step_own(s, h, hook_free);
 	env[0] = pgm_asprintf("PGMOVER_JOB=%s", job->name);
@@ -100,7 +116,10 @@ pgm_hook_run(pgm_step_t *s, const char *option, const char *phase, void (*then)(
 		char *msg = pgm_asprintf("could not run hook %s", option);
 		pgm_step_disown(s, h);
 		hook_free(h);
-		pgm_step_fail(s, msg, err, "check the command and that /bin/sh exists");
+		if (failed)
+			failed(s, msg, err, failed_data);
+		else
+			pgm_step_fail(s, msg, err, "check the command and that /bin/sh exists");
 		free(msg);
 		free(err);
 	}

@@ -1,12 +1,13 @@
 /*
- * pipeline.c — which work each step does for each method. The dump method
- * is built; pglogical is refused when the job is created, so only dump
- * jobs reach these functions.
+ * pipeline.c — which work each step does for each method: dump here and in
+ * the files it names, pglogical in pglogical*.c (a branch at the top of
+ * each function; verify, thaw and the freeze check are shared).
  */
 #include "pipeline/pipeline.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "pipeline/cutover.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,12 @@ done(pgm_step_t *s)
 	pgm_step_done(s, PGM_EV_DONE);
 }
 
+static bool
+pglogical(const pgm_step_t *s)
+{
+	return strcmp(s->job->method, "pglogical") == 0;
+}
+
 /*
  * dump: the preflight has checked that the target is empty (or may be
  * overwritten); from here on, what is in the target is pgmover's to replace
@@ -24,6 +31,11 @@ done(pgm_step_t *s)
 void
 pgm_pipeline_provision(pgm_step_t *s)
 {
+	if (pglogical(s)) {
+		/* extension, nodes, schema, replication sets */
+		pgm_pglogical_provision(s);
+		return;
+	}
 	pgm_json_set(s->job->facts, "target_owned", cJSON_CreateTrue());
 	(void) pgm_job_save(s->job);
 	done(s);
@@ -51,6 +63,11 @@ copy_with_engine(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s))
 void
 pgm_pipeline_sync(pgm_step_t *s)
 {
+	if (pglogical(s)) {
+		/* the subscription and its initial copy, followed until every table is ready */
+		pgm_pglogical_sync(s);
+		return;
+	}
 	if (pgm_job_source_file(s->job)) {
 		/* a backup file does not change: the restore is the copy */
 		pgm_archive_restore(s, "restore", done);
@@ -71,11 +88,26 @@ freeze_then_copy(pgm_step_t *s)
 	copy_with_engine(s, "final", done);
 }
 
+/* synced: dump waits for the operator; pglogical keeps following the lag */
+void
+pgm_pipeline_synced(pgm_step_t *s)
+{
+	if (pglogical(s)) {
+		pgm_pglogical_synced(s);
+		return;
+	}
+}
+
 void
 pgm_pipeline_freeze(pgm_step_t *s)
 {
 	pgm_job_t *job = s->job;
 
+	if (pglogical(s)) {
+		/* freeze, then drain the stream to a sentinel and set the sequences */
+		pgm_pglogical_freeze(s);
+		return;
+	}
 	if (pgm_job_source_file(job)) {
 		/* no live source: only the operator's hook can stop the application */
 		pgm_job_warn(job, "the source is a backup file: writes made after the backup was taken are not in it",
@@ -108,7 +140,8 @@ pgm_pipeline_verify(pgm_step_t *s)
 		pgm_archive_verify(s);
 		return;
 	}
-	pgm_counts_verify(s);
+	/* row counts and checksums of every table, bisected down to the keys that differ */
+	pgm_verify_step(s);
 }
 
 void
@@ -117,40 +150,53 @@ pgm_pipeline_thaw(pgm_step_t *s)
 	pgm_thaw_source(s, done);
 }
 
-static void
-after_cutover_hook(pgm_step_t *s)
-{
-	pgm_json_set_time(s->job->facts, "cutover_at", pgm_now_ms());
-	done(s);
-}
-
+/* cutover, the rollback window, rollback and finish of a dump job: cutover.c, rollback.c */
 void
 pgm_pipeline_cutover(pgm_step_t *s)
 {
-	/* the source stays frozen: a forgotten writer fails loudly */
-	pgm_hook_run(s, "cutover_command", "cutover", after_cutover_hook);
+	if (pglogical(s)) {
+		/* the target becomes independent (subscription and slot dropped) before the hook runs */
+		pgm_pglogical_detach(s, pgm_cutover_run);
+		return;
+	}
+	pgm_cutover_run(s);
+}
+
+void
+pgm_pipeline_window(pgm_step_t *s)
+{
+	pgm_window_run(s);
 }
 
 void
 pgm_pipeline_finish(pgm_step_t *s)
 {
-	/* dump mode leaves nothing running on either server: no stream to tear down */
-	done(s);
+	if (pglogical(s)) {
+		/* the nodes, replication sets and extensions pgmover created go first */
+		pgm_pglogical_remove(s, pgm_finish_run);
+		return;
+	}
+	pgm_finish_run(s);
 }
 
 void
 pgm_pipeline_rollback(pgm_step_t *s)
 {
-	pgm_step_fail(s, "rollback of a dump job is not available yet",
-	              "writes made on the target since cutover would have to be carried back to the source, "
-	              "and the reverse stream that does it is not built yet",
-	              "the source is still frozen and unchanged: to return to it by hand, point the application "
-	              "back at the source and run ALTER DATABASE <name> RESET default_transaction_read_only on it");
+	if (pglogical(s)) {
+		pgm_pglogical_remove(s, pgm_rollback_run);
+		return;
+	}
+	pgm_rollback_run(s);
 }
 
 static void
 abort_clean(pgm_step_t *s)
 {
+	if (pglogical(s)) {
+		/* subscription, slot, nodes, sets, extensions, then the target's contents */
+		pgm_pglogical_abort(s, done);
+		return;
+	}
 	if (cJSON_IsTrue(cJSON_GetObjectItem(s->job->facts, "target_owned")))
 		pgm_dump_clean_target(s, done);
 	else
@@ -164,4 +210,12 @@ pgm_pipeline_abort(pgm_step_t *s)
 		pgm_thaw_source(s, abort_clean);
 	else
 		abort_clean(s);
+}
+
+/* failed: a pglogical job lets go of the source's WAL (retry creates the stream again) */
+void
+pgm_pipeline_failed(pgm_step_t *s)
+{
+	if (pglogical(s))
+		pgm_pglogical_failed(s);
 }

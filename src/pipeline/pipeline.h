@@ -18,6 +18,26 @@ void pgm_pipeline_cutover(pgm_step_t *s);
 void pgm_pipeline_finish(pgm_step_t *s);
 void pgm_pipeline_rollback(pgm_step_t *s);
 void pgm_pipeline_abort(pgm_step_t *s);
+/* rollback_window: carry writes made on the target back to the source */
+void pgm_pipeline_window(pgm_step_t *s);
+/* synced: keep following (pglogical: lag); failed: release what holds the source */
+void pgm_pipeline_synced(pgm_step_t *s);
+void pgm_pipeline_failed(pgm_step_t *s);
+
+/*
+ * pglogical*.c: the pglogical method (pglogical.h has its internals).
+ * detach drops the subscription and its slot; remove everything pgmover
+ * created on the servers; abort that and the target's contents; failed
+ * drops the subscription and slot of a failed job (warning, retried).
+ */
+void pgm_pglogical_provision(pgm_step_t *s);
+void pgm_pglogical_sync(pgm_step_t *s);
+void pgm_pglogical_synced(pgm_step_t *s);
+void pgm_pglogical_freeze(pgm_step_t *s);
+void pgm_pglogical_detach(pgm_step_t *s, void (*then)(pgm_step_t *s));
+void pgm_pglogical_remove(pgm_step_t *s, void (*then)(pgm_step_t *s));
+void pgm_pglogical_abort(pgm_step_t *s, void (*then)(pgm_step_t *s));
+void pgm_pglogical_failed(pgm_step_t *s);
 
 /*
  * dump.c: copy the source into a clean target with pg_dump/pg_restore.
@@ -61,14 +81,22 @@ void pgm_freeze_check(pgm_step_t *s, void (*then)(pgm_step_t *s));
 /* true when the job holds a freeze that has not been undone */
 bool pgm_freeze_active(const pgm_job_t *job);
 
-/* counts.c: exact row counts per table on both sides, in one snapshot each */
-void pgm_counts_verify(pgm_step_t *s);
+/*
+ * verify_step.c: row counts and checksums of every table on both sides,
+ * bisected down to the keys that differ (the engine of verify.h); the
+ * report goes to job->verify, any difference ends with verify_failed
+ */
+void pgm_verify_step(pgm_step_t *s);
 
 /*
  * hooks.c: run an operator's command with the job's name, phase and target
  * URL in its environment; a non-zero exit fails the step naming the hook.
  */
 void pgm_hook_run(pgm_step_t *s, const char *option, const char *phase, void (*then)(pgm_step_t *s));
+/* the same; a failure goes to `failed` (which must end the step) instead */
+typedef void (*pgm_hook_failed_cb)(pgm_step_t *s, const char *message, const char *detail, void *data);
+void pgm_hook_run_ex(pgm_step_t *s, const char *option, const char *phase, void (*then)(pgm_step_t *s),
+                     pgm_hook_failed_cb failed, void *failed_data);
 
 /*
  * sql.c: run statements one after another on one connection of the step;
@@ -83,5 +111,12 @@ void pgm_sql_add_params(pgm_sql_t *q, const char *sql, int nparams, const char *
                         pgm_sql_row_cb cb, void *data);
 /* run; then(s) after the last statement succeeded */
 void pgm_sql_run(pgm_sql_t *q, void (*then)(pgm_step_t *s));
+/*
+ * Instead of failing the step, hand an error to cb (the script is over and
+ * its connection closed); cb must end the step or go on with its work.
+ */
+typedef void (*pgm_sql_error_cb)(pgm_step_t *s, const char *what, const char *hint, const pgm_pg_error_t *err,
+                                 void *data);
+void pgm_sql_on_error(pgm_sql_t *q, pgm_sql_error_cb cb, void *data);
 
 #endif

@@ -40,6 +40,7 @@ struct pgm_plan {
 	uv_loop_t *loop;
 	cJSON *options;
 	bool target_owned;
+	char *method;
 	plan_side_t sides[2];
 	pgm_plan_cb cb;
 	void *data;
@@ -72,7 +73,27 @@ static const char *facts_sql =
 	"       d.datconnlimit AS database_connection_limit,"
 	"       (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()) AS database_connections,"
 	"       CASE WHEN r.rolsuper OR pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER')"
-	"            THEN current_setting('shared_preload_libraries') END AS shared_preload_libraries"
+	"            THEN current_setting('shared_preload_libraries') END AS shared_preload_libraries,"
+	/* what logical replication with pglogical needs (method pglogical) */
+	"       current_setting('max_replication_slots')::int AS max_replication_slots,"
+	"       (SELECT count(*) FROM pg_replication_slots) AS replication_slots_used,"
+	"       current_setting('max_wal_senders')::int AS max_wal_senders,"
+	"       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender') AS wal_senders_used,"
+	"       current_setting('max_worker_processes')::int AS max_worker_processes,"
+	"       (SELECT count(*) FROM pg_stat_activity WHERE backend_type NOT IN ('client backend', 'walsender',"
+	"          'walreceiver', 'autovacuum launcher', 'autovacuum worker', 'background writer', 'checkpointer',"
+	"          'walwriter', 'archiver', 'startup', 'logger', 'standalone backend')) AS worker_processes_used,"
+	/* hidden (NULL) from roles that may not read it, and absent before the 2026 fix */
+	"       (SELECT setting FROM pg_settings WHERE name = 'output_plugin_libraries') AS output_plugin_libraries,"
+	"       EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pglogical') AS pglogical_available,"
+	"       (SELECT extversion FROM pg_extension WHERE extname = 'pglogical') AS pglogical_version,"
+	/* an existing pglogical node of this database (CASE: the catalog may not exist) */
+	"       CASE WHEN to_regclass('pglogical.local_node') IS NULL THEN NULL"
+	"            WHEN NOT has_table_privilege('pglogical.local_node', 'SELECT')"
+	"              OR NOT has_table_privilege('pglogical.node', 'SELECT') THEN NULL"
+	"            ELSE (xpath('/row/n/text()', query_to_xml('SELECT n.node_name AS n FROM pglogical.local_node l"
+	"                   JOIN pglogical.node n ON n.node_id = l.node_id', false, true, '')))[1]::text"
+	"       END AS pglogical_node"
 	"  FROM pg_database d, pg_roles r"
 	" WHERE d.datname = current_database() AND r.rolname = current_user";
 
@@ -100,6 +121,20 @@ static const char *nopk_sql =
 	"SELECT n.nspname || '.' || c.relname" USER_RELS
 	"   AND c.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM pg_constraint k"
 	"                                        WHERE k.conrelid = c.oid AND k.contype = 'p')"
+	" ORDER BY 1";
+
+/*
+ * Tables pglogical cannot replicate every change of: no replica identity
+ * index (the primary key under REPLICA IDENTITY DEFAULT, or the USING INDEX
+ * one) -- pglogical refuses them in a set that replicates UPDATE/DELETE --
+ * and unlogged tables, which logical decoding does not see at all.
+ */
+static const char *identity_sql =
+	"SELECT n.nspname || '.' || c.relname, c.relpersistence = 'u'" USER_RELS
+	"   AND c.relkind = 'r' AND (c.relpersistence = 'u' OR NOT ("
+	"        (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))"
+	"     OR (c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i"
+	"                                         WHERE i.indrelid = c.oid AND i.indisreplident))))"
 	" ORDER BY 1";
 
 static const char *extensions_sql =
@@ -177,6 +212,28 @@ handle_nopk(plan_side_t *sd, const PGresult *res)
 	set_name_list(sd, "tables_without_primary_key", res);
 }
 
+/* the logged tables without a replica identity, and the unlogged ones */
+static void
+handle_identity(plan_side_t *sd, const PGresult *res)
+{
+	cJSON *lists[2] = {cJSON_CreateObject(), cJSON_CreateObject()};
+	int counts[2] = {0, 0};
+
+	for (int i = 0; i < 2; i++)
+		cJSON_AddArrayToObject(lists[i], "names");
+	for (int r = 0; r < pgm_pg_ntuples(res); r++) {
+		int which = pgm_pg_value(res, r, 1)[0] == 't' ? 1 : 0;
+
+		if (counts[which]++ < 20)
+			cJSON_AddItemToArray(cJSON_GetObjectItem(lists[which], "names"),
+			                     cJSON_CreateString(pgm_pg_value(res, r, 0)));
+	}
+	for (int i = 0; i < 2; i++)
+		pgm_json_set_num(lists[i], "count", counts[i]);
+	pgm_json_set(sd->facts, "tables_without_replica_identity", lists[0]);
+	pgm_json_set(sd->facts, "unlogged_tables", lists[1]);
+}
+
 static void
 handle_extensions(plan_side_t *sd, const PGresult *res)
 {
@@ -216,6 +273,7 @@ static const plan_query_t source_queries[] = {
 	{NULL, handle_largest},
 	{NULL, handle_unreadable},
 	{NULL, handle_nopk},
+	{NULL, handle_identity},
 	{NULL, handle_extensions},
 	{NULL, NULL}};
 
@@ -229,7 +287,8 @@ static const plan_query_t target_queries[] = {
 static const char *
 query_sql(const plan_side_t *sd, int i)
 {
-	static const char *const *src[] = {&facts_sql, &largest_sql, &unreadable_sql, &nopk_sql, &extensions_sql};
+	static const char *const *src[] = {&facts_sql, &largest_sql, &unreadable_sql, &nopk_sql, &identity_sql,
+	                                   &extensions_sql};
 	static const char *const *dst[] = {&facts_sql, &extensions_sql, &available_sql, &existing_sql};
 
 	return sd->source ? *src[i] : *dst[i];
@@ -243,6 +302,7 @@ plan_free(pgm_plan_t *p)
 		cJSON_Delete(p->sides[i].facts);
 	}
 	cJSON_Delete(p->options);
+	free(p->method);
 	free(p);
 }
 
@@ -263,7 +323,7 @@ plan_report(uv_timer_t *t)
 	p->finish = NULL;
 	cJSON_AddItemToObject(gathered, "source", cJSON_Duplicate(p->sides[0].facts, 1));
 	cJSON_AddItemToObject(gathered, "target", cJSON_Duplicate(p->sides[1].facts, 1));
-	report = pgm_plan_evaluate(gathered, p->options, p->target_owned);
+	report = pgm_plan_evaluate_method(gathered, p->options, p->target_owned, p->method);
 	cJSON_Delete(gathered);
 	p->cb(p, report, p->data);
 	cJSON_Delete(report);
@@ -408,6 +468,7 @@ pgm_plan_start(uv_loop_t *loop, const pgm_plan_opts_t *o, pgm_plan_cb cb, void *
 	p->data = data;
 	p->options = o->options ? cJSON_Duplicate(o->options, 1) : cJSON_CreateObject();
 	p->target_owned = o->target_owned;
+	p->method = o->method ? pgm_strdup(o->method) : NULL;
 	for (int i = 0; i < 2; i++) {
 		plan_side_t *sd = &p->sides[i];
 		sd->plan = p;

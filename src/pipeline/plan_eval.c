@@ -274,6 +274,171 @@ check_connections(eval_t *ev, const cJSON *side, const char *name, int needed)
 		add(ev, check, "ok", NULL, "the %s has room for the %d connections the copy uses", name, needed);
 }
 
+/* ---- method pglogical: logical replication from the source to the target ---- */
+
+/* "a, b" lists hold items like "pgoutput" or "'pgoutput'": look for one */
+static bool
+list_has(const char *list, const char *item)
+{
+	size_t n = strlen(item);
+
+	for (const char *p = list; (p = strstr(p, item)) != NULL; p += n) {
+		bool start = p == list || strchr(" ,'\"", p[-1]) != NULL;
+		bool end = p[n] == '\0' || strchr(" ,'\"", p[n]) != NULL;
+		if (start && end)
+			return true;
+	}
+	return false;
+}
+
+static const char *const not_possible =
+	"use --method dump: it works with the database owner's credential (Heroku's default one)";
+
+/* the role creates nodes, slots and subscriptions: only a superuser may */
+static bool
+check_pgl_role(eval_t *ev, const cJSON *side, const char *name)
+{
+	char check[64];
+
+	snprintf(check, sizeof(check), "pglogical: %s role", name);
+	if (flag(side, "superuser")) {
+		add(ev, check, "ok", NULL, "role %s is a superuser on the %s", str(side, "user"), name);
+		return true;
+	}
+	if (strcmp(name, "source") == 0)
+		add(ev, check, "error", not_possible,
+		    "role %s is not a superuser: pglogical needs one on the source to create its node and replication "
+		    "slot, so this source cannot be migrated with pglogical (Heroku's default credential is not a "
+		    "superuser and Heroku offers no logical replication)",
+		    str(side, "user"));
+	else
+		add(ev, check, "error", "use a superuser of the target in the target URL, or --method dump",
+		    "role %s is not a superuser: pglogical needs one on the target to create its node and subscription",
+		    str(side, "user"));
+	return false;
+}
+
+/* pglogical preloaded and installable */
+static void
+check_pgl_library(eval_t *ev, const cJSON *side, const char *name)
+{
+	const char *preload = pgm_json_str(side, "shared_preload_libraries");
+	char check[64];
+
+	snprintf(check, sizeof(check), "pglogical on the %s", name);
+	if (!flag(side, "pglogical_available"))
+		add(ev, check, "error",
+		    "install pglogical 2 for this PostgreSQL version (Debian: postgresql-15-pglogical), or --method dump",
+		    "the pglogical extension is not installed on the %s server", name);
+	else if (preload && !list_has(preload, "pglogical"))
+		add(ev, check, "error",
+		    "add pglogical to shared_preload_libraries (ALTER SYSTEM SET shared_preload_libraries = ..., "
+		    "then restart the server)",
+		    "pglogical is not in shared_preload_libraries on the %s (\"%s\"): its workers cannot run", name,
+		    preload);
+	else
+		add(ev, check, "ok", NULL, "pglogical is available and preloaded on the %s%s%s", name,
+		    pgm_json_str(side, "pglogical_version") ? ", extension installed, version " : "",
+		    pgm_json_str(side, "pglogical_version") ? pgm_json_str(side, "pglogical_version") : "");
+}
+
+/* free replication slots, wal senders and background workers */
+static void
+check_pgl_capacity(eval_t *ev, const cJSON *side, const char *name, int slots, int senders, int workers)
+{
+	int free_slots = (int) (pgm_json_num(side, "max_replication_slots", 0) -
+	                        pgm_json_num(side, "replication_slots_used", 0));
+	int free_senders = (int) (pgm_json_num(side, "max_wal_senders", 0) - pgm_json_num(side, "wal_senders_used", 0));
+	int free_workers = (int) (pgm_json_num(side, "max_worker_processes", 0) -
+	                          pgm_json_num(side, "worker_processes_used", 0));
+	char check[64];
+
+	snprintf(check, sizeof(check), "pglogical: %s capacity", name);
+	if (free_slots < slots)
+		add(ev, check, "error", "raise max_replication_slots (restart needed) or drop unused slots",
+		    "the %s has %d free replication slot(s) of %d; pglogical needs %d", name, free_slots,
+		    (int) pgm_json_num(side, "max_replication_slots", 0), slots);
+	else if (free_senders < senders)
+		add(ev, check, "error", "raise max_wal_senders (restart needed)",
+		    "the %s has %d free WAL sender(s) of %d; pglogical needs %d (the stream and the initial copy)", name,
+		    free_senders, (int) pgm_json_num(side, "max_wal_senders", 0), senders);
+	else if (free_workers < workers)
+		add(ev, check, "error", "raise max_worker_processes (restart needed)",
+		    "the %s has %d free background worker(s) of %d; pglogical needs %d", name, free_workers,
+		    (int) pgm_json_num(side, "max_worker_processes", 0), workers);
+	else
+		add(ev, check, "ok", NULL,
+		    "the %s has room: %d free replication slot(s), %d WAL sender(s), %d background worker(s)", name,
+		    free_slots, free_senders, free_workers);
+}
+
+static void
+check_pglogical(eval_t *ev, const cJSON *src, const cJSON *dst, const cJSON *options, bool src_ok, bool dst_ok,
+                bool src_super)
+{
+	const char *opl = pgm_json_str(src, "output_plugin_libraries");
+	const cJSON *noid = cJSON_GetObjectItem(src, "tables_without_replica_identity");
+	const cJSON *unlogged = cJSON_GetObjectItem(src, "unlogged_tables");
+	char names[1024];
+
+	if (src_ok && src_super) {
+		if (strcmp(str(src, "wal_level"), "logical") != 0)
+			add(ev, "pglogical: wal_level", "error",
+			    "ALTER SYSTEM SET wal_level = logical and restart the source (impossible on Heroku: use --method dump)",
+			    "the source has wal_level = %s: logical decoding needs wal_level = logical", str(src, "wal_level"));
+		else
+			add(ev, "pglogical: wal_level", "ok", NULL, "the source has wal_level = logical");
+		check_pgl_library(ev, src, "source");
+		if (opl && !list_has(opl, "pglogical_output"))
+			add(ev, "pglogical: output plugin", "error",
+			    "ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding, pglogical_output; then "
+			    "SELECT pg_reload_conf() on the source",
+			    "the source's output_plugin_libraries (\"%s\") does not list pglogical_output: the subscription "
+			    "could not create its replication slot",
+			    opl);
+		check_pgl_capacity(ev, src, "source", 1, 2, 1);
+		if (pgm_json_str(src, "pglogical_node"))
+			add(ev, "pglogical: source node", "info", NULL,
+			    "the source already is pglogical node %s: pgmover adds its own replication sets to it and leaves "
+			    "the node in place",
+			    pgm_json_str(src, "pglogical_node"));
+	}
+	if (src_ok) {
+		if (pgm_json_num(unlogged, "count", 0) > 0) {
+			join_names(unlogged, names, sizeof(names));
+			add(ev, "pglogical: unlogged tables", "error",
+			    "ALTER TABLE ... SET LOGGED on them, or use --method dump",
+			    "%d unlogged table(s) are invisible to logical decoding, so their rows would not reach the "
+			    "target: %s",
+			    (int) pgm_json_num(unlogged, "count", 0), names);
+		}
+		if (pgm_json_num(noid, "count", 0) == 0) {
+			add(ev, "pglogical: replica identity", "ok", NULL,
+			    "every table has a primary key (or a replica identity index): all changes replicate");
+		} else if (pgm_jobopt_bool(options, "allow_no_pk")) {
+			join_names(noid, names, sizeof(names));
+			add(ev, "pglogical: replica identity", "warning",
+			    "make sure the application only inserts into them, or add primary keys",
+			    "%d table(s) without a primary key or replica identity index go to an insert-only replication "
+			    "set (allow_no_pk = on): their UPDATEs and DELETEs are NOT replicated: %s",
+			    (int) pgm_json_num(noid, "count", 0), names);
+		} else {
+			join_names(noid, names, sizeof(names));
+			add(ev, "pglogical: replica identity", "error",
+			    "add a primary key (or ALTER TABLE ... REPLICA IDENTITY USING INDEX a unique index) to each; or "
+			    "set allow_no_pk = on if they are only ever inserted into; or use --method dump",
+			    "%d table(s) have no primary key or replica identity index, so pglogical cannot replicate their "
+			    "UPDATEs and DELETEs: %s",
+			    (int) pgm_json_num(noid, "count", 0), names);
+		}
+	}
+	if (dst_ok && check_pgl_role(ev, dst, "target")) {
+		check_pgl_library(ev, dst, "target");
+		/* the manager of the database, the apply worker and one sync worker */
+		check_pgl_capacity(ev, dst, "target", 0, 0, 3);
+	}
+}
+
 /* size, largest tables, and a rough copy time from the timed read */
 static double
 estimate(eval_t *ev, const cJSON *src, const cJSON *options)
@@ -357,6 +522,13 @@ recommend(eval_t *ev, const cJSON *src, double seconds)
 cJSON *
 pgm_plan_evaluate(const cJSON *gathered, const cJSON *options, bool target_owned)
 {
+	return pgm_plan_evaluate_method(gathered, options, target_owned, NULL);
+}
+
+cJSON *
+pgm_plan_evaluate_method(const cJSON *gathered, const cJSON *options, bool target_owned, const char *method)
+{
+	bool pglogical = method && strcmp(method, "pglogical") == 0, src_super = false;
 	const cJSON *src = cJSON_GetObjectItem(gathered, "source");
 	const cJSON *dst = cJSON_GetObjectItem(gathered, "target");
 	eval_t ev = {0};
@@ -374,6 +546,9 @@ pgm_plan_evaluate(const cJSON *gathered, const cJSON *options, bool target_owned
 		src_ok = check_reachable(&ev, src, "source");
 	}
 	dst_ok = check_reachable(&ev, dst, "target");
+	/* first: without a superuser on the source pglogical is out of the question */
+	if (pglogical && src_ok)
+		src_super = check_pgl_role(&ev, src, "source");
 	if (src_ok && dst_ok) {
 		check_versions(&ev, src, dst);
 		check_encoding(&ev, src, dst);
@@ -394,7 +569,7 @@ pgm_plan_evaluate(const cJSON *gathered, const cJSON *options, bool target_owned
 		{
 			const cJSON *nopk = cJSON_GetObjectItem(src, "tables_without_primary_key");
 			char names[1024];
-			if (pgm_json_num(nopk, "count", 0) > 0) {
+			if (pgm_json_num(nopk, "count", 0) > 0 && !pglogical) {
 				join_names(nopk, names, sizeof(names));
 				add(&ev, "primary keys", "info",
 				    "nothing for dump; logical replication would need a primary key or allow_no_pk",
@@ -409,6 +584,9 @@ pgm_plan_evaluate(const cJSON *gathered, const cJSON *options, bool target_owned
 		check_target_empty(&ev, dst, options, target_owned);
 		check_connections(&ev, dst, "target", jobs + 1);
 	}
+	if (pglogical && !flag(src, "backup_file"))
+		check_pglogical(&ev, src, dst, options, src_ok, dst_ok, src_super);
+	pgm_json_set_str(ev.report, "method", pglogical ? "pglogical" : "dump");
 	cJSON_AddItemToObject(ev.report, "source", cJSON_Duplicate(src, 1));
 	cJSON_AddItemToObject(ev.report, "target", cJSON_Duplicate(dst, 1));
 	pgm_json_set(ev.report, "ok", cJSON_CreateBool(ev.errors == 0));

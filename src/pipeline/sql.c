@@ -28,6 +28,8 @@ struct pgm_sql {
 	int n, next;
 	pgm_pg_conn_t *conn;
 	void (*then)(pgm_step_t *s);
+	pgm_sql_error_cb on_error; /* instead of failing the step */
+	void *on_error_data;
 };
 
 static void
@@ -101,10 +103,15 @@ sql_fail(pgm_sql_t *q, const char *what, const pgm_pg_error_t *err)
 {
 	pgm_step_t *s = q->step;
 	char *w = pgm_strdup(what), *hint = q->hint ? pgm_strdup(q->hint) : NULL;
+	pgm_sql_error_cb on_error = q->on_error;
+	void *data = q->on_error_data;
 
 	pgm_step_close_conn(s, q->conn);
 	sql_free(q);
-	pgm_step_fail_pg(s, w, err, hint);
+	if (on_error)
+		on_error(s, w, hint, err, data);
+	else
+		pgm_step_fail_pg(s, w, err, hint);
 	free(w);
 	free(hint);
 }
@@ -159,6 +166,13 @@ on_sql_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 		return;
 	}
 	sql_next(q);
+}
+
+void
+pgm_sql_on_error(pgm_sql_t *q, pgm_sql_error_cb cb, void *data)
+{
+	q->on_error = cb;
+	q->on_error_data = data;
 }
 
 void

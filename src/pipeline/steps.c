@@ -76,6 +76,7 @@ pgm_step_provision(pgm_step_t *s)
 	o.options = job->options;
 	o.target_owned = cJSON_IsTrue(cJSON_GetObjectItem(job->facts, "target_owned"));
 	o.app_name = app;
+	o.method = job->method;
 	p = pgm_plan_start(pgm_step_loop(s), &o, on_plan, s);
 	pgm_step_own(s, p, plan_cancel_cb);
 	free(app);
@@ -92,8 +93,8 @@ pgm_step_sync(pgm_step_t *s)
 void
 pgm_step_synced(pgm_step_t *s)
 {
-	/* dump: nothing runs until the operator freezes */
-	(void) s;
+	/* dump: nothing runs until the operator freezes; pglogical follows the lag */
+	pgm_pipeline_synced(s);
 }
 
 void
@@ -153,6 +154,8 @@ pgm_step_window(pgm_step_t *s)
 	}
 	left = job->rollback_deadline_ms - pgm_now_ms();
 	uv_timer_start(pgm_step_timer(s), on_window_deadline, (uint64_t) (left > 0 ? left : 0), 0);
+	/* meanwhile, writes made on the target flow back to the source */
+	pgm_pipeline_window(s);
 }
 
 void
@@ -190,6 +193,9 @@ pgm_step_settle(pgm_step_t *s)
 void
 pgm_step_failed(pgm_step_t *s)
 {
-	/* the reason is in job->error; retry or abort is the operator's call */
-	(void) s;
+	/*
+	 * The reason is in job->error; retry or abort is the operator's call.
+	 * A pglogical job drops its subscription and slot meanwhile.
+	 */
+	pgm_pipeline_failed(s);
 }

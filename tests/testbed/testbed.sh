@@ -373,7 +373,7 @@ tb_start() {
     if locale -a 2>/dev/null | grep -qixE 'C\.utf-?8'; then locale=C.UTF-8; fi
 
     _TB_HAS_OPL=0
-    if _tb_as_pg "$pgbin/postgres" --describe-config 2>/dev/null | grep -q '^output_plugin_libraries[[:space:]]'; then
+    if _tb_as_pg "$pgbin/postgres" --describe-config 2>/dev/null | grep '^output_plugin_libraries[[:space:]]' >/dev/null; then
         _TB_HAS_OPL=1
     fi
     if ! { _TB_PW_OWNER=$(openssl rand -hex 12) && _TB_PW_APP=$(openssl rand -hex 12) &&

@@ -422,7 +422,10 @@ START_TEST(test_create_refused)
 	create_fails("", SOURCE, TARGET, "dump", NULL, "invalid_argument", "invalid job name");
 	create_fails("shop", SOURCE, TARGET, "rsync", NULL, "invalid_argument", "unknown method \"rsync\"");
 	create_fails("shop", SOURCE, TARGET, "", NULL, "invalid_argument", "unknown method");
-	create_fails("shop", SOURCE, TARGET, "pglogical", NULL, "not_available", "pglogical");
+	/* a backup file is restored, never replicated */
+	create_fails("shop", "file:/etc/hostname", TARGET, "pglogical", NULL, "invalid_argument", "method dump");
+	create_fails("shop", "file:/nonexistent/latest.dump", TARGET, "dump", NULL, "invalid_argument",
+	             "cannot read the source file");
 	create_fails("shop", "host=h bogus_key=1 password=secret", TARGET, "dump", NULL, "invalid_argument",
 	             "invalid source connection string");
 	create_fails("shop", "", TARGET, "dump", NULL, "invalid_argument", "invalid source connection string");

@@ -1,0 +1,568 @@
+/*
+ * pglogical.c — the shared parts of the pglogical method: the names of the
+ * objects a job creates, their artifacts, the step context with one
+ * connection per side, and making sure the subscription exists.
+ *
+ * Every object is recorded in job->artifacts with status "creating" and
+ * made durable before it is created, so that abort, finish and a failure
+ * drop exactly what pgmover made, even after a SIGKILL between the record
+ * and the creation (dropping is idempotent: IF EXISTS everywhere).
+ */
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "pipeline/pglogical.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- names ---- */
+
+/*
+ * A short tag for the job: the job name itself when it is at most 8
+ * characters of [a-z0-9_], else 3 of its characters and a hash of it, so
+ * that two jobs never share a tag and every name stays within 16 characters.
+ */
+static void
+job_tag(const char *job, char *tag, size_t len)
+{
+	size_t n = strlen(job);
+	bool clean = n <= 8;
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (size_t i = 0; i < n; i++) {
+		char c = job[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+			clean = false;
+		h = (h ^ (uint8_t) c) * 16777619u;
+	}
+	if (clean) {
+		snprintf(tag, len, "%s", job);
+		return;
+	}
+	{
+		char head[4] = "";
+		int k = 0;
+
+		for (size_t i = 0; i < n && k < 3; i++) {
+			char c = job[i];
+			if (c >= 'A' && c <= 'Z')
+				c = (char) (c - 'A' + 'a');
+			head[k++] = ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) ? c : '_';
+		}
+		head[k] = '\0';
+		snprintf(tag, len, "%s%05x", head, (unsigned) (h & 0xfffff));
+	}
+}
+
+void
+pgl_names(const pgm_job_t *job, pgl_names_t *out)
+{
+	char tag[16];
+
+	job_tag(job->name, tag, sizeof(tag));
+	snprintf(out->sub, sizeof(out->sub), "pgm_%s", tag);
+	snprintf(out->src_node, sizeof(out->src_node), "pgm_%s_src", tag);
+	snprintf(out->dst_node, sizeof(out->dst_node), "pgm_%s_dst", tag);
+	snprintf(out->set, sizeof(out->set), "pgm_%s", tag);
+	snprintf(out->set_io, sizeof(out->set_io), "pgm_%s_io", tag);
+}
+
+const char *
+pgl_provider_node(const pgm_job_t *job)
+{
+	const char *n = pgm_json_str(cJSON_GetObjectItem(job->facts, "pglogical"), "provider_node");
+
+	return n ? n : "";
+}
+
+/* ---- artifacts ---- */
+
+static bool
+str_eq(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
+cJSON *
+pgl_artifact_find(pgm_job_t *job, const char *kind, const char *side, const char *name)
+{
+	cJSON *a, *found = NULL;
+
+	cJSON_ArrayForEach(a, job->artifacts)
+	{
+		if (str_eq(pgm_json_str(a, "kind"), kind) && str_eq(pgm_json_str(a, "side"), side) &&
+		    (name == NULL || str_eq(pgm_json_str(a, "name"), name)))
+			found = a;
+	}
+	return found;
+}
+
+cJSON *
+pgl_artifact_add(pgm_job_t *job, const char *kind, const char *side, const char *name)
+{
+	cJSON *a = cJSON_CreateObject();
+
+	pgm_json_set_str(a, "kind", kind);
+	pgm_json_set_str(a, "side", side);
+	if (name)
+		pgm_json_set_str(a, "name", name);
+	pgm_json_set_str(a, "status", PGL_CREATING);
+	pgm_json_set_time(a, "at", pgm_now_ms());
+	cJSON_AddItemToArray(job->artifacts, a);
+	return a;
+}
+
+void
+pgl_artifact_set(pgm_job_t *job, cJSON *a, const char *status)
+{
+	char key[32];
+
+	pgm_json_set_str(a, "status", status);
+	snprintf(key, sizeof(key), "%s_at", status);
+	pgm_json_set_time(a, key, pgm_now_ms());
+	(void) pgm_job_save(job);
+}
+
+const char *
+pgl_artifact_status(const cJSON *a)
+{
+	const char *st = pgm_json_str(a, "status");
+
+	return st ? st : "";
+}
+
+bool
+pgl_artifact_live(const cJSON *a)
+{
+	const char *st = pgl_artifact_status(a);
+
+	return strcmp(st, PGL_CREATING) == 0 || strcmp(st, PGL_CREATED) == 0 || strcmp(st, PGL_DROPPING) == 0;
+}
+
+/* ---- the step context ---- */
+
+static void
+pgl_free(void *p)
+{
+	pgl_t *x = p;
+
+	for (int i = 0; i < 2; i++) {
+		free(x->pending_sql[i]);
+		for (int k = 0; k < 4; k++)
+			free(x->pending_params[i][k]);
+		free(x->what[i]);
+	}
+	if (x->phase && x->phase_free)
+		x->phase_free(x->phase);
+	free(x->ensure);
+	free(x);
+}
+
+pgl_t *
+pgl_get(pgm_step_t *s)
+{
+	pgl_t *x;
+
+	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
+		if (s->owned[i] && s->owned_free[i] == pgl_free)
+			return s->owned[i];
+	x = pgm_calloc(1, sizeof(*x));
+	x->step = s;
+	pgl_names(s->job, &x->names);
+	x->on_error = pgl_fail;
+	pgm_step_own(s, x, pgl_free);
+	return x;
+}
+
+uv_timer_t *
+pgl_timer(pgl_t *x)
+{
+	if (x->timer == NULL)
+		x->timer = pgm_step_timer(x->step);
+	uv_timer_stop(x->timer);
+	return x->timer;
+}
+
+void
+pgl_set_phase(pgl_t *x, void *phase, void (*free_fn)(void *))
+{
+	if (x->phase && x->phase_free)
+		x->phase_free(x->phase);
+	x->phase = phase;
+	x->phase_free = free_fn;
+}
+
+void
+pgl_fail(pgl_t *x, bool source, const char *what, const pgm_pg_error_t *err)
+{
+	pgm_step_fail_pg(x->step, what, err,
+	                 x->hint ? x->hint
+	                         : (source ? "check the source (reachable, pglogical installed, superuser), then "
+	                                     "\"pgmover retry\""
+	                                   : "check the target (reachable, pglogical installed, superuser), then "
+	                                     "\"pgmover retry\""));
+}
+
+static void
+clear_pending(pgl_t *x, int i)
+{
+	free(x->pending_sql[i]);
+	x->pending_sql[i] = NULL;
+	for (int k = 0; k < 4; k++) {
+		free(x->pending_params[i][k]);
+		x->pending_params[i][k] = NULL;
+	}
+	x->pending_nparams[i] = 0;
+}
+
+void
+pgl_close(pgl_t *x, bool source)
+{
+	int i = source ? 0 : 1;
+
+	if (x->conn[i])
+		pgm_step_close_conn(x->step, x->conn[i]);
+	x->conn[i] = NULL;
+	x->ready[i] = false;
+	x->busy[i] = false;
+	clear_pending(x, i);
+}
+
+static int
+side_of(pgl_t *x, const pgm_pg_conn_t *c)
+{
+	return c == x->conn[0] ? 0 : c == x->conn[1] ? 1 : -1;
+}
+
+bool
+pgl_connection_lost(const pgm_pg_error_t *err)
+{
+	return err->sqlstate[0] == '\0' || strncmp(err->sqlstate, "08", 2) == 0 || strncmp(err->sqlstate, "57P", 3) == 0;
+}
+
+static void
+on_result(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	pgl_t *x = data;
+	int i = side_of(x, conn);
+	pgl_result_cb cb;
+	char *what;
+
+	if (i < 0)
+		return;
+	cb = x->cb[i];
+	what = x->what[i];
+	x->what[i] = NULL;
+	x->busy[i] = false;
+	if (err) {
+		if (pgl_connection_lost(err))
+			pgl_close(x, i == 0);
+		x->on_error(x, i == 0, what ? what : "query failed", err);
+	} else if (cb) {
+		cb(x, res);
+	}
+	free(what);
+}
+
+static void
+send_pending(pgl_t *x, int i)
+{
+	char *sql = x->pending_sql[i];
+	int n = x->pending_nparams[i];
+	const char *params[4];
+
+	for (int k = 0; k < n; k++)
+		params[k] = x->pending_params[i][k];
+	pgm_pg_query(x->conn[i], sql, n, params, on_result, x);
+	clear_pending(x, i);
+}
+
+static void
+on_session(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	pgl_t *x = data;
+	int i = side_of(x, conn);
+
+	if (i < 0)
+		return;
+	if (err) {
+		char *what = x->what[i];
+		x->what[i] = NULL;
+		pgl_close(x, i == 0);
+		x->on_error(x, i == 0, what ? what : "could not set up the session", err);
+		free(what);
+		return;
+	}
+	x->ready[i] = true;
+	send_pending(x, i);
+}
+
+static void
+on_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
+{
+	pgl_t *x = data;
+	int i = side_of(x, conn);
+
+	if (i < 0)
+		return;
+	if (err) {
+		char *what = pgm_asprintf("could not connect to the %s", i == 0 ? "source" : "target");
+
+		/* the step has forgotten the connection already */
+		x->conn[i] = NULL;
+		x->busy[i] = false;
+		clear_pending(x, i);
+		free(x->what[i]);
+		x->what[i] = NULL;
+		x->on_error(x, i == 0, what, err);
+		free(what);
+		return;
+	}
+	/*
+	 * A frozen source makes new sessions read-only by default; pgmover's
+	 * own work on it (its objects, the drain) must still be possible.
+	 */
+	pgm_pg_query(conn, "SET default_transaction_read_only = off; SET statement_timeout = 0", 0, NULL, on_session, x);
+}
+
+void
+pgl_query(pgl_t *x, bool source, const char *what, const char *sql, int nparams, const char *const *params,
+          pgl_result_cb cb)
+{
+	int i = source ? 0 : 1;
+
+	if (x->busy[i] || nparams > 4) {
+		pgm_error("internal error: pglogical query on a busy connection: %s", sql);
+		abort();
+	}
+	x->busy[i] = true;
+	x->cb[i] = cb;
+	free(x->what[i]);
+	x->what[i] = pgm_strdup(what);
+	clear_pending(x, i);
+	x->pending_sql[i] = pgm_strdup(sql);
+	for (int k = 0; k < nparams; k++)
+		x->pending_params[i][k] = pgm_strdup(params[k]);
+	x->pending_nparams[i] = nparams;
+	if (x->ready[i]) {
+		send_pending(x, i);
+		return;
+	}
+	if (x->conn[i] == NULL)
+		x->conn[i] = pgm_step_connect(x->step, source, "pglogical", on_connect, x);
+}
+
+/* ---- the subscription ---- */
+
+typedef struct ensure {
+	void (*then)(pgl_t *x);
+	cJSON *art;
+} ensure_t;
+
+static ensure_t *
+ensure_of(pgl_t *x)
+{
+	return x->ensure;
+}
+
+/* the subscription is there: go on with what the caller does next */
+static void
+ensure_done(pgl_t *x)
+{
+	void (*then)(pgl_t *) = ensure_of(x)->then;
+
+	free(x->ensure);
+	x->ensure = NULL;
+	then(x);
+}
+
+static void ensure_create(pgl_t *x);
+
+static void
+on_slot_name(pgl_t *x, const PGresult *res)
+{
+	pgm_job_t *job = x->step->job;
+	ensure_t *e = ensure_of(x);
+	cJSON *pgl = pgm_json_obj(job->facts, "pglogical");
+
+	if (pgm_pg_ntuples(res) == 1 && pgm_pg_value(res, 0, 0))
+		pgm_json_set_str(e->art, "slot", pgm_pg_value(res, 0, 0));
+	pgm_json_set_num(pgl, "sync_started_ms", (double) pgm_now_ms());
+	pgm_json_set(pgl, "sync_ms", cJSON_CreateNull());
+	pgl_artifact_set(job, e->art, PGL_CREATED);
+	pgm_notice("job %s: subscription %s created on the target (slot %s on the source)", job->name, x->names.sub,
+	           pgm_json_str(e->art, "slot") ? pgm_json_str(e->art, "slot") : "?");
+	ensure_done(x);
+}
+
+static void
+on_created(pgl_t *x, const PGresult *res)
+{
+	const char *params[1] = {x->names.sub};
+
+	pgl_query(x, false, "could not read the subscription's slot name",
+	          "SELECT sub_slot_name FROM pglogical.subscription WHERE sub_name = $1", 1, params, on_slot_name);
+}
+
+/* the replication sets pgmover made on the source, as a text[] literal */
+static char *
+sets_literal(pgl_t *x)
+{
+	pgm_job_t *job = x->step->job;
+	const char *names[2] = {x->names.set, x->names.set_io};
+	char buf[128] = "{";
+
+	for (int i = 0; i < 2; i++) {
+		const cJSON *a = pgl_artifact_find(job, PGL_KIND_SET, "source", names[i]);
+		if (a && strcmp(pgl_artifact_status(a), PGL_CREATED) == 0) {
+			if (buf[1])
+				strcat(buf, ",");
+			strcat(buf, names[i]);
+		}
+	}
+	strcat(buf, "}");
+	return pgm_strdup(buf);
+}
+
+static void
+on_truncated(pgl_t *x, const PGresult *res)
+{
+	char *sets = sets_literal(x);
+	const char *params[3] = {x->names.sub, x->step->job->source_dsn, sets};
+
+	/*
+	 * The schema is pgmover's copy (synchronize_structure off); the data
+	 * comes with the subscription, in the snapshot of its slot.
+	 */
+	pgl_query(x, false, "could not create the subscription on the target",
+	          "SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2,"
+	          " replication_sets := $3::text[], synchronize_structure := false, synchronize_data := true)",
+	          3, params, on_created);
+	free(sets);
+}
+
+/*
+ * Empty the target's replicated tables before the initial copy: a copy
+ * started earlier (a subscription dropped after a failure) left rows.
+ */
+static void
+ensure_create(pgl_t *x)
+{
+	pgm_job_t *job = x->step->job;
+	const cJSON *tables = cJSON_GetObjectItem(cJSON_GetObjectItem(job->facts, "pglogical"), "tables");
+	const cJSON *t;
+	size_t len = 80;
+	char *sql;
+
+	cJSON_ArrayForEach(t, tables)
+	    len += strlen(pgm_json_str(t, "table") ? pgm_json_str(t, "table") : "") + 2;
+	sql = pgm_malloc(len);
+	strcpy(sql, "TRUNCATE ");
+	cJSON_ArrayForEach(t, tables)
+	{
+		if (pgm_json_str(t, "table") == NULL)
+			continue;
+		if (sql[9])
+			strcat(sql, ", ");
+		strcat(sql, pgm_json_str(t, "table"));
+	}
+	if (sql[9] == '\0') {
+		free(sql);
+		on_truncated(x, NULL);
+		return;
+	}
+	strcat(sql, " CASCADE");
+	pgl_query(x, false, "could not empty the target's tables before the initial copy", sql, 0, NULL, on_truncated);
+	free(sql);
+}
+
+static void
+on_dropped_stale(pgl_t *x, const PGresult *res)
+{
+	ensure_create(x);
+}
+
+static void
+on_subscription(pgl_t *x, const PGresult *res)
+{
+	pgm_job_t *job = x->step->job;
+	ensure_t *e = ensure_of(x);
+	const char *status = pgl_artifact_status(e->art);
+	bool exists = pgm_pg_ntuples(res) == 1;
+
+	if (exists && (strcmp(status, PGL_CREATED) == 0 || strcmp(status, PGL_CREATING) == 0)) {
+		/* ours (a SIGKILL may have come between creating it and saying so) */
+		if (pgm_pg_value(res, 0, 0))
+			pgm_json_set_str(e->art, "slot", pgm_pg_value(res, 0, 0));
+		if (strcmp(status, PGL_CREATING) == 0) {
+			cJSON *pgl = pgm_json_obj(job->facts, "pglogical");
+			if (!cJSON_IsNumber(cJSON_GetObjectItem(pgl, "sync_started_ms")))
+				pgm_json_set_num(pgl, "sync_started_ms", (double) pgm_now_ms());
+			pgl_artifact_set(job, e->art, PGL_CREATED);
+		}
+		ensure_done(x);
+		return;
+	}
+	if (!exists && strcmp(status, PGL_CREATED) == 0) {
+		char *msg = pgm_asprintf("the subscription %s is gone from the target", x->names.sub);
+		pgm_step_fail(x->step, msg, "pgmover created it and did not drop it: someone else did",
+		              "\"pgmover retry\" creates it again and copies the data anew");
+		free(msg);
+		return;
+	}
+	/* never created, or dropped (or being dropped) after a failure: make it anew */
+	pgm_json_set(e->art, "slot", cJSON_CreateNull());
+	pgl_artifact_set(job, e->art, PGL_CREATING);
+	if (exists) {
+		const char *params[1] = {x->names.sub};
+		pgl_query(x, false, "could not drop the stale subscription on the target",
+		          "SELECT pglogical.drop_subscription($1, true)", 1, params, on_dropped_stale);
+		return;
+	}
+	ensure_create(x);
+}
+
+void
+pgl_ensure_subscription(pgl_t *x, void (*then)(pgl_t *x))
+{
+	pgm_job_t *job = x->step->job;
+	ensure_t *e = pgm_calloc(1, sizeof(*e));
+	const char *params[1] = {x->names.sub};
+
+	e->then = then;
+	e->art = pgl_artifact_find(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub);
+	if (e->art == NULL) {
+		/* recorded before anything can create it */
+		e->art = pgl_artifact_add(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub);
+		pgm_json_set_str(e->art, "provider_node", pgl_provider_node(job));
+		pgm_json_set(e->art, "slot", cJSON_CreateNull());
+		(void) pgm_job_save(job);
+	}
+	free(x->ensure);
+	x->ensure = e;
+	pgl_query(x, false, "could not look for the subscription on the target",
+	          "SELECT sub_slot_name FROM pglogical.subscription WHERE sub_name = $1", 1, params, on_subscription);
+}
+
+/*
+ * Everything pgmover may have restored into the target, dropped; the
+ * database stays, and so does a pglogical extension (pgmover's own is
+ * dropped by the teardown before this runs, another one is not pgmover's).
+ */
+const char *const pgl_clean_target_sql =
+	"DO $pgm$ DECLARE r record; BEGIN"
+	"  FOR r IN SELECT nspname FROM pg_namespace"
+	"            WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'pglogical')"
+	"              AND nspname !~ '^pg_temp_' AND nspname !~ '^pg_toast_temp_' LOOP"
+	"    EXECUTE format('DROP SCHEMA %I CASCADE', r.nspname);"
+	"  END LOOP;"
+	"  FOR r IN SELECT extname FROM pg_extension WHERE extname NOT IN ('plpgsql', 'pglogical') LOOP"
+	"    EXECUTE format('DROP EXTENSION IF EXISTS %I CASCADE', r.extname);"
+	"  END LOOP;"
+	"  PERFORM lo_unlink(oid) FROM pg_largeobject_metadata;"
+	"  CREATE SCHEMA public AUTHORIZATION pg_database_owner;"
+	"  COMMENT ON SCHEMA public IS 'standard public schema';"
+	"  GRANT USAGE ON SCHEMA public TO PUBLIC;"
+	" END $pgm$";

@@ -1,0 +1,147 @@
+/*
+ * pglogical.h — what the files of the pglogical method share: the names
+ * of the objects pgmover creates for a job, the job's artifacts of those
+ * objects, and a step context with one connection per side.
+ *
+ *   pglogical.c            names, artifacts, context and queries, ensuring
+ *                          the subscription exists
+ *   pglogical_provision.c  extension, nodes, schema, replication sets
+ *   pglogical_monitor.c    following the subscription: sync state, lag,
+ *                          warnings (syncing, synced, and before a drain)
+ *   pglogical_drain.c      freezing: freeze, drain to a sentinel, sequences
+ *   pglogical_teardown.c   dropping exactly what the artifacts record
+ */
+#ifndef PGM_PGLOGICAL_H
+#define PGM_PGLOGICAL_H
+
+#include "pipeline/pipeline.h"
+
+/* artifact kinds */
+#define PGL_KIND_EXTENSION "pglogical_extension"
+#define PGL_KIND_NODE "pglogical_node"
+#define PGL_KIND_SET "replication_set"
+#define PGL_KIND_SUBSCRIPTION "subscription"
+
+/*
+ * Artifact status: "creating" is recorded (and made durable) before the
+ * object is created, "created" after; "found" is an object that existed
+ * before pgmover and is never dropped; "dropping" before a drop, "dropped"
+ * after.
+ */
+#define PGL_CREATING "creating"
+#define PGL_CREATED "created"
+#define PGL_FOUND "found"
+#define PGL_DROPPING "dropping"
+#define PGL_DROPPED "dropped"
+
+/*
+ * The names of a job's objects. pglogical shortens names longer than 16
+ * characters with a hash when it builds the slot name (pgl_DB_NODE_SUB),
+ * so every name here stays within 16 to keep the slot name predictable.
+ */
+typedef struct pgl_names {
+	char sub[32];      /* subscription, on the target */
+	char src_node[32]; /* provider node */
+	char dst_node[32]; /* subscriber node */
+	char set[32];      /* tables with a replica identity: every change */
+	char set_io[32];   /* tables without: inserts only (allow_no_pk) */
+} pgl_names_t;
+
+void pgl_names(const pgm_job_t *job, pgl_names_t *out);
+/* the provider node actually used (an existing node of the source is reused) */
+const char *pgl_provider_node(const pgm_job_t *job);
+
+/* artifacts */
+cJSON *pgl_artifact_find(pgm_job_t *job, const char *kind, const char *side, const char *name);
+/* append {kind, side, name, status: creating, at}; the caller saves */
+cJSON *pgl_artifact_add(pgm_job_t *job, const char *kind, const char *side, const char *name);
+/* set the status (and its time) and make it durable */
+void pgl_artifact_set(pgm_job_t *job, cJSON *a, const char *status);
+const char *pgl_artifact_status(const cJSON *a);
+/* created by pgmover and not dropped yet (creating counts: it may exist) */
+bool pgl_artifact_live(const cJSON *a);
+
+/*
+ * The step context: one lazily opened connection per side, each running
+ * one statement at a time. Sessions lift the read-only default at once, so
+ * pgmover can work on a frozen source.
+ */
+typedef struct pgl pgl_t;
+typedef void (*pgl_result_cb)(pgl_t *x, const PGresult *res);
+/* a statement or a connection failed; the context stays usable */
+typedef void (*pgl_error_cb)(pgl_t *x, bool source, const char *what, const pgm_pg_error_t *err);
+
+struct pgl {
+	pgm_step_t *step;
+	pgl_names_t names;
+	pgm_pg_conn_t *conn[2];      /* [0] source, [1] target */
+	bool ready[2];               /* connected and set up */
+	bool busy[2];                /* a statement runs */
+	char *pending_sql[2];        /* waiting for the connection */
+	char *pending_params[2][4];
+	int pending_nparams[2];
+	pgl_result_cb cb[2];
+	char *what[2];
+	pgl_error_cb on_error;       /* default: fail the step */
+	const char *hint;            /* for the default error handler */
+	void *ensure;                /* pgl_ensure_subscription's state */
+	int errors;                  /* errors a tolerant phase (teardown) met */
+	int64_t mark_ms;             /* a time mark that outlives a phase (the freeze) */
+	uv_timer_t *timer;           /* pgl_timer: one timer for the phases that wait */
+	void *phase;                 /* the running phase's own state */
+	void (*phase_free)(void *);
+	void (*then)(pgm_step_t *s); /* what follows the phase */
+};
+
+/* the step's context, created on first use and freed with the step */
+pgl_t *pgl_get(pgm_step_t *s);
+/* run one statement on a side (at most 4 parameters) */
+void pgl_query(pgl_t *x, bool source, const char *what, const char *sql, int nparams, const char *const *params,
+               pgl_result_cb cb);
+/* close a side's connection (the next query reconnects) */
+void pgl_close(pgl_t *x, bool source);
+/* the context's timer (data: the step), created once */
+uv_timer_t *pgl_timer(pgl_t *x);
+/* replace the running phase's state */
+void pgl_set_phase(pgl_t *x, void *phase, void (*free_fn)(void *));
+/* an error that means the session is gone (the next query reconnects) */
+bool pgl_connection_lost(const pgm_pg_error_t *err);
+/* the default error handler: fail the step with what and the server's error */
+void pgl_fail(pgl_t *x, bool source, const char *what, const pgm_pg_error_t *err);
+
+/*
+ * Make sure the job's subscription exists on the target: created (with
+ * the target's replicated tables emptied first) when it never was or was
+ * dropped; fails the step when it vanished behind pgmover's back. Then
+ * `then` runs.
+ */
+void pgl_ensure_subscription(pgl_t *x, void (*then)(pgl_t *x));
+
+/* empty the target but keep a pglogical extension (pgmover's is gone by then) */
+extern const char *const pgl_clean_target_sql;
+
+/* pglogical_monitor.c: follow the subscription every second */
+typedef enum pgl_follow_mode {
+	PGL_FOLLOW_SYNC,   /* syncing: done once the subscription and every table are ready */
+	PGL_FOLLOW_WATCH,  /* synced: never done; lag and warnings */
+	PGL_FOLLOW_READY,  /* freezing: call then(s) once ready */
+} pgl_follow_mode_t;
+void pgl_follow(pgl_t *x, pgl_follow_mode_t mode, void (*ready)(pgm_step_t *s));
+
+/* pglogical_drain.c: the drain after the freeze */
+void pgl_drain(pgm_step_t *s);
+
+/*
+ * pglogical_teardown.c: drop what the artifacts record, in reverse order.
+ * scope: PGL_DROP_STREAM drops the subscription and its slot only;
+ * PGL_DROP_ALL also the nodes, replication sets and extensions pgmover
+ * created. strict: any error fails the step; otherwise errors become
+ * warnings and the caller retries.
+ */
+typedef enum pgl_drop_scope {
+	PGL_DROP_STREAM,
+	PGL_DROP_ALL,
+} pgl_drop_scope_t;
+void pgl_teardown(pgm_step_t *s, pgl_drop_scope_t scope, bool strict, void (*then)(pgm_step_t *s));
+
+#endif

@@ -1,0 +1,331 @@
+/*
+ * rollback.c — return the application to the source during the rollback
+ * window, with every write made on the target since cutover.
+ *
+ *   pgbouncer:pause      clients wait
+ *   target:freeze        the target read-only (an artifact, like the
+ *                        source's freeze), its other sessions ended: no
+ *                        write can land after the drain
+ *   reverse:drain        the source gets every change committed on the target
+ *   sequences            the source's sequences raised to the target's
+ *   hook:rollback_command   e.g. DATABASE_URL back to the source
+ *   source:thaw          undo exactly what freeze recorded (pgm_thaw_source)
+ *   pgbouncer:switch     the original include file back; RELOAD
+ *   pgbouncer:resume     traffic flows to the source
+ *   reverse:teardown     slot and publication dropped on the target, the
+ *                        progress table on the source; the backup of the
+ *                        include file removed
+ *
+ * The target is frozen before the drain, not after: a writer that does not
+ * go through pgbouncer could otherwise commit between the two and be lost.
+ * A failure before the thaw undoes the rollback (target writable again,
+ * RESUME): traffic stays on the target, whose writes the slot still keeps,
+ * and `retry` starts over. After the thaw it only resumes pgbouncer, and
+ * `retry` runs the stages left. The target stays frozen afterwards, as the
+ * source does after completed.
+ */
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "pipeline/cutover.h"
+#include "pipeline/pipeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define KIND_TARGET_FREEZE "target_db_setting"
+
+/* ---- the target's read-only freeze ---- */
+
+static const char *previous_sql =
+	"SELECT current_database(),"
+	"       (SELECT split_part(cfg, '=', 2) FROM pg_db_role_setting rs, unnest(rs.setconfig) cfg"
+	"         WHERE rs.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
+	"           AND rs.setrole = 0 AND cfg LIKE 'default\\_transaction\\_read\\_only=%')";
+
+/* every other client session of the database, except this job's own */
+static const char *terminate_sql =
+	"SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity"
+	" WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+	"   AND application_name NOT LIKE $1";
+
+typedef struct tf {
+	pgm_flow_t *f;
+	void (*then)(pgm_flow_t *f);
+	cJSON *artifact;
+} tf_t;
+
+static void
+tf_free(void *p)
+{
+	free(p);
+}
+
+static tf_t *
+tf_of(pgm_step_t *s)
+{
+	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
+		if (s->owned[i] && s->owned_free[i] == tf_free)
+			return s->owned[i];
+	return NULL;
+}
+
+static tf_t *
+tf_new(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
+{
+	tf_t *t = pgm_calloc(1, sizeof(*t));
+
+	t->f = f;
+	t->then = then;
+	pgm_step_own(f->step, t, tf_free);
+	return t;
+}
+
+static void
+tf_done(pgm_step_t *s)
+{
+	tf_t *t = tf_of(s);
+	pgm_flow_t *f = t->f;
+	void (*then)(pgm_flow_t *) = t->then;
+
+	pgm_step_disown(s, t);
+	tf_free(t);
+	then(f);
+}
+
+static void
+on_previous(pgm_step_t *s, const PGresult *res, void *data)
+{
+	cJSON *a;
+
+	if (pgm_artifact_find(s->job, KIND_TARGET_FREEZE, NULL))
+		return;
+	/* durable before the change */
+	a = pgm_artifact_add(s->job, KIND_TARGET_FREEZE, "target", pgm_pg_value(res, 0, 0));
+	pgm_json_set_str(a, "setting", "default_transaction_read_only");
+	if (pgm_pg_value(res, 0, 1))
+		pgm_json_set_str(a, "previous", pgm_pg_value(res, 0, 1));
+	(void) pgm_job_save(s->job);
+}
+
+static void
+on_terminated(pgm_step_t *s, const PGresult *res, void *data)
+{
+	tf_t *t = data;
+
+	pgm_json_set_num(pgm_flow_facts(t->f), "target_sessions_terminated", (double) pgm_pg_int64(res, 0, 0, 0));
+}
+
+void
+pgm_target_freeze(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
+{
+	tf_t *t = tf_new(f, then);
+	char *mine = pgm_asprintf("pgmover:%s:%%", f->job->name);
+	const char *params[1] = {mine};
+	pgm_sql_t *q = pgm_flow_sql(f, false, "rollback", "could not make the target read-only",
+	                            "the target role must own the database (ALTER DATABASE) and may end sessions");
+
+	pgm_sql_add(q, previous_sql, on_previous, t);
+	pgm_sql_add(q, "DO $pgm$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on',"
+	               " current_database()); END $pgm$",
+	            NULL, NULL);
+	pgm_sql_add_params(q, terminate_sql, 1, params, on_terminated, t);
+	pgm_sql_run(q, tf_done);
+	free(mine);
+}
+
+static void
+on_thawed(pgm_step_t *s, const PGresult *res, void *data)
+{
+	tf_t *t = data;
+
+	pgm_artifact_undone(s->job, t->artifact);
+}
+
+void
+pgm_target_thaw(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
+{
+	cJSON *a = pgm_artifact_find(f->job, KIND_TARGET_FREEZE, NULL);
+	tf_t *t;
+	char *db, *sql, *val;
+	pgm_sql_t *q;
+
+	if (a == NULL) {
+		then(f);
+		return;
+	}
+	t = tf_new(f, then);
+	t->artifact = a;
+	db = pgm_quote_ident(pgm_json_str(a, "name"));
+	val = pgm_json_str(a, "previous") ? pgm_quote_literal(pgm_json_str(a, "previous")) : NULL;
+	if (val)
+		sql = pgm_asprintf("ALTER DATABASE %s SET default_transaction_read_only = %s", db, val);
+	else
+		sql = pgm_asprintf("ALTER DATABASE %s RESET default_transaction_read_only", db);
+	q = pgm_flow_sql(f, false, "rollback", "could not make the target writable again", NULL);
+	/* the session may have inherited the read-only default it is about to lift */
+	pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
+	pgm_sql_add(q, sql, on_thawed, t);
+	pgm_sql_run(q, tf_done);
+	free(sql);
+	free(db);
+	free(val);
+}
+
+/* ---- the rollback flow ---- */
+
+static bool
+want_hook(pgm_job_t *job)
+{
+	return pgm_jobopt_str(job->options, "rollback_command")[0] != '\0';
+}
+
+static void
+stage_next(pgm_flow_t *f)
+{
+	pgm_flow_next(f);
+}
+
+static void
+st_pause(pgm_flow_t *f)
+{
+	pgm_pgb_pause(f, stage_next);
+}
+
+static void
+st_freeze_target(pgm_flow_t *f)
+{
+	pgm_target_freeze(f, stage_next);
+}
+
+static void
+st_drain(pgm_flow_t *f)
+{
+	pgm_reverse_drain(f, stage_next);
+}
+
+static void
+st_sequences(pgm_flow_t *f)
+{
+	pgm_sequences_sync(f, false);
+}
+
+static void
+hook_ok(pgm_step_t *s)
+{
+	pgm_flow_next(pgm_flow_of(s));
+}
+
+static void
+hook_failed(pgm_step_t *s, const char *message, const char *detail, void *data)
+{
+	pgm_flow_fail(data, message, detail,
+	              "traffic stays on the target, which takes writes again; fix the command (or raise "
+	              "hook_timeout), then \"pgmover retry\" runs the rollback again");
+}
+
+static void
+st_hook(pgm_flow_t *f)
+{
+	pgm_hook_run_ex(f->step, "rollback_command", "rollback", hook_ok, hook_failed, f);
+}
+
+static void
+thawed(pgm_step_t *s)
+{
+	pgm_flow_next(pgm_flow_of(s));
+}
+
+static void
+st_thaw_source(pgm_flow_t *f)
+{
+	pgm_thaw_source(f->step, thawed);
+}
+
+static void
+st_switch(pgm_flow_t *f)
+{
+	pgm_pgb_switch(f, false, stage_next);
+}
+
+static void
+st_resume(pgm_flow_t *f)
+{
+	pgm_pgb_resume(f, stage_next);
+}
+
+static void
+st_teardown(pgm_flow_t *f)
+{
+	pgm_reverse_teardown(f, stage_next);
+}
+
+static void
+st_cleanup(pgm_flow_t *f)
+{
+	pgm_pgb_cleanup(f);
+	pgm_flow_next(f);
+}
+
+static const pgm_stage_t rollback_stages[] = {
+	{"pgbouncer:pause", st_pause, pgm_pgb_configured},
+	{"target:freeze", st_freeze_target, NULL},
+	{"reverse:drain", st_drain, NULL},
+	{"sequences", st_sequences, NULL},
+	{"hook:rollback_command", st_hook, want_hook},
+	{"source:thaw", st_thaw_source, NULL},
+	{"pgbouncer:switch", st_switch, pgm_pgb_configured},
+	{"pgbouncer:resume", st_resume, pgm_pgb_configured},
+	{"reverse:teardown", st_teardown, NULL},
+	{"pgbouncer:cleanup", st_cleanup, NULL},
+	{NULL, NULL, NULL}};
+
+static void
+undone(pgm_flow_t *f)
+{
+	pgm_flow_reset(f->job, "rollback");
+	pgm_flow_audit(f, "undone", "ok: traffic stays on the target, which takes writes again");
+	pgm_flow_fail_now(f);
+}
+
+static void
+undo_resume(pgm_flow_t *f)
+{
+	if (pgm_pgb_paused(f))
+		pgm_pgb_restore(f, false, undone);
+	else
+		undone(f);
+}
+
+static void
+rollback_undo(pgm_flow_t *f)
+{
+	if (pgm_flow_done(f->job, "rollback", "source:thaw")) {
+		/* the source takes writes: only make sure clients are not left waiting */
+		if (pgm_pgb_paused(f))
+			pgm_pgb_restore(f, true, pgm_flow_fail_now);
+		else
+			pgm_flow_fail_now(f);
+		return;
+	}
+	pgm_target_thaw(f, undo_resume);
+}
+
+static void
+rollback_finished(pgm_step_t *s)
+{
+	pgm_job_t *job = s->job;
+
+	pgm_json_set_time(job->facts, "rolled_back_at", pgm_now_ms());
+	(void) pgm_job_save(job);
+	pgm_notice("job %s: rolled back: traffic is on the source with every write made on the target; the target is "
+	           "read-only",
+	           job->name);
+	pgm_step_done(s, PGM_EV_DONE);
+}
+
+void
+pgm_rollback_run(pgm_step_t *s)
+{
+	pgm_flow_start(s, "rollback", rollback_stages, rollback_undo, rollback_finished);
+}

@@ -1,0 +1,494 @@
+#!/usr/bin/env bash
+# Integration test of cutover, the rollback window, rollback and finish (method dump),
+# black-box: the CLI, the documented status fields, SQL on both servers, a real
+# pgbouncer (Debian's) and pgbench.
+#
+#   1. pgbench runs through pgbouncer (transaction pooling, %include of the file pgmover
+#      owns) against the Heroku-like source; the job freezes the source and verifies
+#   2. from then on pgbench runs a script that writes whenever its server takes writes
+#      (it only reads while the source is frozen) and keeps running to the end
+#   3. a cutover whose PAUSE times out (a transaction held open through pgbouncer), then
+#      one whose hook fails: each stops, says why (the hook: which and what it printed),
+#      traffic stays on the source, no reverse slot or publication is left
+#   4. retry: traffic moves to the target with zero failed transactions and the pause
+#      length reported; the DNS TTL check warns (a loopback DNS server says 300 s)
+#   5. writes on the target (pgbench and by hand: keyed, identity, key-less, TOAST,
+#      truncate) flow back to the source during the window; the reverse lag is reported
+#   6. a rollback whose hook fails is undone (traffic stays on the target, which takes
+#      writes again); retry: the writes are on the source, pgbench traffic is back on the
+#      source with zero failed transactions, the target is read-only, no pgmover object left
+#   7. a second job (hooks only): writes during the window, pgmoverd killed with SIGKILL
+#      and restarted (exactly once), then finish: completed, the source still frozen, no
+#      pgmover object on either side, replica identities back as they were
+#
+#   PGM_BUILD=/tmp/bd bash tests/integration/test_cutover.sh   (as root or postgres)
+# PGM_TEST_KEEP=1 keeps the work directory.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+TB=$ROOT/tests/testbed/testbed.sh
+. "$HERE/lib.sh"
+. "$HERE/pgmd.sh"
+
+PGM_BUILD=$(cd "$PGM_BUILD" 2>/dev/null && pwd) || {
+    echo "test_cutover: no build directory (set PGM_BUILD)" >&2
+    exit 1
+}
+PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
+for b in "$PGM_BUILD/pgmoverd" "$PGM_BUILD/pgmover" "$PGBOUNCER"; do
+    [[ -x $b ]] || {
+        echo "test_cutover: $b not found" >&2
+        exit 1
+    }
+done
+command -v jq >/dev/null || {
+    echo "test_cutover: jq is needed" >&2
+    exit 1
+}
+
+WORK=$(t_tmpdir) || exit 1
+BED=$WORK/bed
+DMN=$WORK/daemon
+PGB=$WORK/pgb
+PGB_PID=
+BENCH_PID=
+DNS_PID=
+T0=$(date +%s)
+
+as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+cleanup() {
+    local i
+    [[ -n $BENCH_PID ]] && kill "$BENCH_PID" 2>/dev/null
+    [[ -n $DNS_PID ]] && kill "$DNS_PID" 2>/dev/null
+    if [[ -n ${PGMD_PID:-} ]]; then
+        kill -TERM "$PGMD_PID" 2>/dev/null
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$PGMD_PID" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -9 "$PGMD_PID" 2>/dev/null
+    fi
+    if [[ -f $PGB/pgbouncer.pid ]]; then
+        PGB_PID=$(<"$PGB/pgbouncer.pid")
+        kill "$PGB_PID" 2>/dev/null
+    fi
+    wait 2>/dev/null
+    if [[ ${T_FAILED:-0} -gt 0 && -f $DMN/pgmoverd.log ]]; then
+        echo "--- last lines of the daemon log ---" >&2
+        grep -v ' debug: ' "$DMN/pgmoverd.log" | tail -n 40 >&2
+    fi
+    if [[ ${PGM_TEST_KEEP:-0} == 1 ]]; then
+        TB_KEEP=1 "$TB" stop "$BED" >/dev/null 2>&1
+        echo "kept $WORK" >&2
+    else
+        "$TB" stop "$BED" >/dev/null 2>&1 || "$TB" stop "$BED"
+        rm -rf -- "$WORK"
+    fi
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------------------------------
+# helpers
+
+q() { "$TB_PGBIN/psql" "$1" -X -q -tA -v ON_ERROR_STOP=1 -c "$2" 2>&1; }
+sq() { $SOURCE_PSQL -d "$1" -tA -c "$2" 2>&1; }
+tq() { $TARGET_PSQL -d "$1" -tA -c "$2" 2>&1; }
+src_url() { printf '%s' "${SOURCE_URL/\/appdb\?//$1?}"; }
+tgt_url() { printf '%s' "${TARGET_URL%/appdb}/$1"; }
+jst() { pgm --json status "$1" 2>/dev/null | jq -r ".result | $2" 2>/dev/null; }
+fail_detail() {
+    pgm --json status "$1" 2>/dev/null | jq -c '.result | {state, error: (.error.message // null), detail: (.error.detail // null)}'
+}
+_state_or_failed() {
+    local s
+    s=$(pgmd_state "$1")
+    [[ $s == "$2" || $s == failed ]]
+}
+wait_state() {
+    local name=$1 job=$2 want=$3 timeout=$4 got
+    t_wait_for "$timeout" _state_or_failed "$job" "$want"
+    got=$(pgmd_state "$job")
+    if [[ $got == "$want" ]]; then t_ok "$name"; else
+        t_fail "$name" "job $job is '$got' after up to ${timeout}s, not '$want': $(fail_detail "$job")"
+    fi
+}
+cmd() {
+    local name=$1 out rc
+    shift
+    out=$(pgm "$@" 2>&1)
+    rc=$?
+    if [[ $rc -eq 0 ]]; then t_ok "$name"; else t_fail "$name" "pgmover $* exited $rc: $out"; fi
+}
+free_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((33000 + (RANDOM % 2000)))
+        if ! ss -Hlntu "( sport = :$p )" 2>/dev/null | grep -q .; then
+            printf '%s' "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+# the pgbouncer admin console
+admin() { PGPASSWORD=adminpw "$TB_PGBIN/psql" -h 127.0.0.1 -p "$PGB_PORT" -U pgbadmin -X -q -tA pgbouncer -c "$1" 2>&1; }
+# "host:port paused" of the shop entry
+pgb_entry() { admin "SHOW DATABASES" | awk -F'|' '$1 == "shop" { print $2 ":" $3 " " $12 }'; }
+# pgmover objects left on the target (slots, publications) and the source (schemas)
+target_leftovers() {
+    {
+        tq postgres "SELECT string_agg(slot_name, ',') FROM pg_replication_slots WHERE slot_name LIKE 'pgmover%'"
+        tq "$1" "SELECT string_agg(pubname, ',') FROM pg_publication WHERE pubname LIKE 'pgmover%'"
+    } | tr -d '\n'
+}
+source_leftovers() { sq "$1" "SELECT coalesce(string_agg(nspname, ','), '') FROM pg_namespace WHERE nspname LIKE 'pgmover%'"; }
+# pgbench's stderr: progress lines, and an error line per failed or aborted client
+bench_failed() {
+    awk '/^progress:/ && match($0, /[0-9]+ failed/) { s += substr($0, RSTART, RLENGTH - 7) } END { print s + 0 }' "$WORK/bench.err"
+}
+bench_errors() { grep -v '^progress:' "$WORK/bench.err" | grep -ci 'error\|abort'; }
+# rows changed by pgbench on a side so far
+history_count() { if [[ $1 == src ]]; then sq shop "SELECT count(*) FROM pgbench_history"; else tq t_shop "SELECT count(*) FROM pgbench_history"; fi; }
+_grows() {
+    local side=$1 before=$2 now
+    now=$(history_count "$side")
+    [[ $now =~ ^[0-9]+$ && $now -gt $before ]]
+}
+SESSION_SQL="SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET bytea_output = 'hex';"
+rows_sig() { # SIDE DB TABLE
+    local sql="$SESSION_SQL SELECT count(*) || ' ' || coalesce(md5(string_agg(row(t.*)::text, '|' ORDER BY row(t.*)::text COLLATE \"C\")), '-') FROM $3 t"
+    if [[ $1 == src ]]; then sq "$2" "$sql"; else tq "$2" "$sql"; fi
+}
+same_rows() { [[ $(rows_sig src "$1" "$3") == "$(rows_sig dst "$2" "$3")" ]]; }
+
+# ---------------------------------------------------------------------------------------
+# the bed: clusters, data, pgbouncer, a DNS server, the daemon
+
+if ! "$TB" start "$BED" >"$WORK/testbed.log" 2>&1; then
+    cat "$WORK/testbed.log" >&2
+    t_fail "testbed" "could not start"
+    t_summary
+    exit 1
+fi
+. "$BED/env"
+
+setup_ok=1
+for db in shop second; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
+for db in t_shop t_second; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
+"$TB_PGBIN/pgbench" -i -s 1 -q "$(src_url shop)" >"$WORK/pgbench-init.log" 2>&1 || setup_ok=0
+APP_SQL="CREATE TABLE public.kv (id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text, j jsonb,
+           t timestamptz, big text);
+         CREATE TABLE public.nopk (a integer, b text, p point);
+         CREATE TABLE public.scratch (id serial PRIMARY KEY, note text);
+         INSERT INTO public.kv (v, j, t) SELECT 'v' || i, jsonb_build_object('i', i), '2024-01-01 00:00:00+00'
+           FROM generate_series(1, 50) i;
+         INSERT INTO public.nopk SELECT i, 'b' || i, point(i, i) FROM generate_series(1, 20) i;
+         INSERT INTO public.nopk VALUES (7, 'b7', point(7, 7));
+         INSERT INTO public.scratch (note) SELECT 'n' || i FROM generate_series(1, 10) i;"
+for db in shop second; do q "$(src_url "$db")" "$APP_SQL" >/dev/null || setup_ok=0; done
+if [[ $setup_ok == 1 ]]; then t_ok "setup: databases, pgbench data, app tables"; else
+    t_fail "setup" "see $WORK"
+    t_summary
+    exit 1
+fi
+
+PGB_PORT=$(free_port)
+mkdir -p "$PGB"
+cat >"$PGB/pgbouncer.ini" <<EOF
+[databases]
+%include $PGB/pgmover-shop.ini
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = plain
+auth_file = $PGB/userlist.txt
+admin_users = pgbadmin
+pool_mode = transaction
+default_pool_size = 10
+server_tls_sslmode = prefer
+logfile = $PGB/pgbouncer.log
+pidfile = $PGB/pgbouncer.pid
+EOF
+printf '[databases]\nshop = host=127.0.0.1 port=%s dbname=shop user=app_owner password=%s pool_size=10\n' \
+    "$SOURCE_PORT" "$SOURCE_OWNER_PASSWORD" >"$PGB/pgmover-shop.ini"
+printf '"pgbadmin" "adminpw"\n"app_owner" "%s"\n' "$SOURCE_OWNER_PASSWORD" >"$PGB/userlist.txt"
+chmod 0600 "$PGB"/*.ini "$PGB/userlist.txt"
+[[ $(id -u) -eq 0 ]] && chown -R postgres:postgres "$PGB"
+ORIGINAL_INCLUDE=$(cat "$PGB/pgmover-shop.ini")
+if as_pg "$PGBOUNCER" -d "$PGB/pgbouncer.ini" >"$WORK/pgbouncer.start.log" 2>&1 &&
+    t_wait_for 10 admin "SHOW VERSION"; then
+    t_ok "pgbouncer starts (transaction pooling, %include of the entry file)"
+else
+    t_fail "pgbouncer starts" "$(cat "$WORK/pgbouncer.start.log" "$PGB/pgbouncer.log" 2>/dev/null | tail -5)"
+    t_summary
+    exit 1
+fi
+BOUNCER_URL="postgres://app_owner:$SOURCE_OWNER_PASSWORD@127.0.0.1:$PGB_PORT/shop"
+# the admin console's password goes in a passfile: job options are kept in state.json
+printf '127.0.0.1:%s:pgbouncer:pgbadmin:adminpw\n' "$PGB_PORT" >"$WORK/pgpass"
+chmod 0600 "$WORK/pgpass"
+ADMIN_URL="postgres://pgbadmin@127.0.0.1:$PGB_PORT/pgbouncer?passfile=$WORK/pgpass"
+
+DNS_PORT=$(free_port)
+if command -v python3 >/dev/null; then
+    python3 "$HERE/fakedns.py" "$DNS_PORT" 300 600 >"$WORK/dns.log" 2>&1 &
+    DNS_PID=$!
+    t_wait_for 10 grep -q ready "$WORK/dns.log" || echo "# fake DNS server did not start" >&2
+fi
+
+if ! pgmd_start "$DMN" "pg_bindir = $TB_PGBIN"; then
+    t_fail "pgmoverd starts" "see $DMN/pgmoverd.log"
+    t_summary
+    exit 1
+fi
+t_ok "pgmoverd starts"
+
+# ---------------------------------------------------------------------------------------
+echo "# 1. pgbench through pgbouncer against the source; the job freezes and verifies"
+
+out=$("$TB_PGBIN/pgbench" -n -c 2 -T 3 "$BOUNCER_URL" 2>&1)
+t_assert_contains "pgbench through pgbouncer on the writable source" "$out" "number of failed transactions: 0"
+t_assert_eq "pgbouncer reaches the source" "127.0.0.1:$SOURCE_PORT 0" "$(pgb_entry)"
+
+HOOK_FAIL=$WORK/hook-fail
+touch "$HOOK_FAIL"
+out=$(pgm create nopw --source "$(src_url shop)" --target "$(tgt_url t_shop)" --method dump \
+    --set pgbouncer_admin="postgres://pgbadmin:adminpw@127.0.0.1:$PGB_PORT/pgbouncer" 2>&1)
+t_assert_contains "an admin URL with a password is refused at create" "$out" "passfile"
+# shellcheck disable=SC2016
+cmd "shop: create" create shop --source "$(src_url shop)" --target "$(tgt_url t_shop)" --method dump \
+    --set pgbouncer_admin="$ADMIN_URL" --set pgbouncer_pause_timeout=2s \
+    --set pgbouncer_database=shop --set pgbouncer_include="$PGB/pgmover-shop.ini" \
+    --set cutover_command='if test -e '"$HOOK_FAIL"'; then echo "dns provider said no"; exit 3; fi; echo "$PGMOVER_PHASE" > '"$WORK/hook.phase" \
+    --set post_cutover_command='echo "$PGMOVER_PHASE $PGMOVER_JOB" > '"$WORK/post.out" \
+    --set rollback_command='if test -e '"$WORK/rollback-fail"'; then echo "not yet"; exit 4; fi; echo "$PGMOVER_PHASE" > '"$WORK/rollback.out" \
+    --set dns_record=app.shop.test --set dns_server="127.0.0.1:$DNS_PORT" \
+    --set reverse_interval=300ms --set rehearsal=off
+cmd "shop: start" start shop
+wait_state "shop: synced" shop synced 120
+cmd "shop: freeze" freeze shop
+wait_state "shop: verified" shop verified 120
+[[ $(pgmd_state shop) == verified ]] || {
+    t_summary
+    exit 1
+}
+
+# ---------------------------------------------------------------------------------------
+echo "# 2. pgbench (writes whenever its server takes them) from now to the end"
+cat >"$WORK/rw.sql" <<'EOF'
+\set aid random(1, 100000)
+\set tid random(1, 10)
+\set delta random(-5000, 5000)
+BEGIN;
+SELECT CASE WHEN current_setting('transaction_read_only') = 'off' THEN 1 ELSE 0 END AS w \gset
+\if :w
+UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;
+INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (:tid, 1, :aid, :delta, CURRENT_TIMESTAMP);
+\else
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
+\endif
+END;
+EOF
+"$TB_PGBIN/pgbench" -n -c 4 -j 2 -T 900 -P 1 -R 400 -f "$WORK/rw.sql" "$BOUNCER_URL" >"$WORK/bench.out" 2>"$WORK/bench.err" &
+BENCH_PID=$!
+t_wait_for 20 grep -q '^progress:' "$WORK/bench.err" && t_ok "pgbench runs through pgbouncer (reads only: the source is frozen)" ||
+    t_fail "pgbench runs" "$(cat "$WORK/bench.err")"
+
+# ---------------------------------------------------------------------------------------
+echo "# 3. a PAUSE that times out, then a failing cutover hook"
+"$TB_PGBIN/psql" "$BOUNCER_URL" -X -q -c "BEGIN" -c "SELECT pg_sleep(20)" -c "COMMIT" >/dev/null 2>&1 &
+holder=$!
+_holding() { [[ $(sq shop "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%'") == 1 ]]; }
+t_wait_for 10 _holding || echo "# the open transaction did not show up" >&2
+cmd "timeout: cutover accepted" cutover shop
+wait_state "timeout: the cutover fails" shop failed 60
+t_assert_contains "timeout: the error says PAUSE timed out" "$(jst shop '.error.message')" "PAUSE timed out"
+t_assert_eq "timeout: pgbouncer resumed, still on the source" "127.0.0.1:$SOURCE_PORT 0" "$(pgb_entry)"
+t_assert_eq "timeout: no reverse slot or publication left on the target" "" "$(target_leftovers t_shop)"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+t_assert_eq "timeout: pgbench waited but saw no failure" "0 0" "$(bench_failed) $(bench_errors)"
+cmd "hook: retry accepted" retry shop
+wait_state "hook: the cutover fails" shop failed 60
+t_assert_contains "hook: the error names the hook" "$(jst shop '.error.message')" "cutover_command"
+t_assert_contains "hook: the error says what it printed" "$(jst shop '.error.detail')" "dns provider said no"
+t_assert_contains "hook: the hint says traffic stays on the source" "$(jst shop '.error.hint')" "stays on the source"
+t_assert_eq "hook: pgbouncer still points at the source, not paused" "127.0.0.1:$SOURCE_PORT 0" "$(pgb_entry)"
+t_assert_eq "hook: the include file is the original" "$ORIGINAL_INCLUDE" "$(cat "$PGB/pgmover-shop.ini")"
+t_assert_eq "hook: no reverse slot or publication left on the target" "" "$(target_leftovers t_shop)"
+t_assert_eq "hook: no progress table left on the source" "" "$(source_leftovers shop)"
+grep -q '"cutover:hook:cutover_command".*failed' "$DMN/state/shop/audit.jsonl" &&
+    t_ok "hook: the failure is in the audit log" || t_fail "hook: audit" "$(tail -5 "$DMN/state/shop/audit.jsonl")"
+t_assert_eq "hook: pgbench saw no failure" "0 0" "$(bench_failed) $(bench_errors)"
+
+# ---------------------------------------------------------------------------------------
+echo "# 4. retry: cutover to the target"
+rm -f "$HOOK_FAIL"
+before=$(history_count dst)
+cmd "cutover: retry accepted" retry shop
+wait_state "cutover: rollback_window" shop rollback_window 60
+t_assert_eq "cutover: pgbouncer points at the target" "127.0.0.1:$TARGET_PORT 0" "$(pgb_entry)"
+pause=$(jst shop '.facts.cutover.pause_ms')
+if [[ $pause =~ ^[0-9]+$ ]]; then t_ok "cutover: pause length reported: $pause ms"; else
+    t_fail "cutover: pause length reported" "facts.cutover.pause_ms = $pause"
+fi
+echo "# pause: ${pause} ms (PAUSE itself waited $(jst shop '.facts.cutover.pgbouncer.pause_wait_ms') ms)"
+t_wait_for 20 _grows dst "$before" && t_ok "cutover: pgbench writes on the target" ||
+    t_fail "cutover: pgbench writes on the target" "history on the target stays at $(history_count dst)"
+t_assert_eq "cutover: zero failed pgbench transactions across the switch" "0 0" "$(bench_failed) $(bench_errors)"
+t_assert_eq "cutover: the hook ran with PGMOVER_PHASE" "cutover" "$(cat "$WORK/hook.phase" 2>/dev/null)"
+t_assert_eq "cutover: the post-cutover hook ran" "post_cutover shop" "$(cat "$WORK/post.out" 2>/dev/null)"
+for st in dns:check pgbouncer:check sequences reverse:setup pgbouncer:pause hook:cutover_command pgbouncer:switch \
+    pgbouncer:resume hook:post_cutover_command; do
+    grep -q "\"cutover:$st\"" "$DMN/state/shop/audit.jsonl" || t_fail "cutover: audit has $st" "missing"
+done
+t_ok "cutover: every stage is in the audit log"
+q "$(src_url shop)" "INSERT INTO public.scratch (note) VALUES ('x')" >"$WORK/frozen.out" 2>&1
+t_assert_contains "cutover: the source stays frozen" "$(cat "$WORK/frozen.out")" "read-only transaction"
+if [[ -n $DNS_PID ]]; then
+    t_assert_eq "dns: the TTL is reported" "300" "$(jst shop '.facts.dns.ttl')"
+    t_assert_contains "dns: a TTL above 60 s is a warning" "$(jst shop '[.warnings[].message] | join(";")')" "TTL of 300 s"
+fi
+
+# ---------------------------------------------------------------------------------------
+echo "# 5. writes on the target flow back to the source"
+T="$(tgt_url t_shop)"
+q "$T" "INSERT INTO public.kv (v, j, t, big) VALUES ('new', '{\"a\": [1, 2]}', '2025-06-01 12:00:00.123456+02', repeat('x', 100000));
+        UPDATE public.kv SET v = 'changed', j = j || '{\"u\": true}' WHERE id <= 5;
+        DELETE FROM public.kv WHERE id BETWEEN 10 AND 12;
+        UPDATE public.nopk SET b = 'renamed' WHERE a = 3;
+        DELETE FROM public.nopk WHERE a = 4;
+        UPDATE public.nopk SET b = 'one of two' WHERE ctid = (SELECT ctid FROM public.nopk WHERE a = 7 LIMIT 1);
+        INSERT INTO public.nopk VALUES (NULL, NULL, NULL);
+        TRUNCATE public.scratch;
+        INSERT INTO public.scratch (note) VALUES ('after truncate');
+        UPDATE public.scratch SET id = 5000 WHERE note = 'after truncate';" >"$WORK/target-writes.log" 2>&1 ||
+    t_fail "window: writes on the target" "$(cat "$WORK/target-writes.log")"
+q "$T" "UPDATE public.kv SET v = 'toast kept' WHERE v = 'new'" >/dev/null
+_caught_up() { same_rows shop t_shop public.kv && same_rows shop t_shop public.nopk && same_rows shop t_shop public.scratch; }
+t_wait_for 30 _caught_up && t_ok "window: the target's writes are on the source (keyed, identity, key-less, TOAST, truncate)" ||
+    t_fail "window: the target's writes are on the source" "kv [$(rows_sig src shop public.kv)] vs [$(rows_sig dst t_shop public.kv)]; nopk [$(rows_sig src shop public.nopk)] vs [$(rows_sig dst t_shop public.nopk)]"
+t_assert_eq "window: reverse lag reported (bytes, seconds)" "number number" "$(jst shop '.facts.reverse_lag | "\(.bytes | type) \(.seconds | type)"')"
+t_assert_eq "window: REPLICA IDENTITY FULL on the key-less tables of the target" "f" \
+    "$(tq t_shop "SELECT relreplident FROM pg_class WHERE oid = 'public.nopk'::regclass")"
+
+# ---------------------------------------------------------------------------------------
+echo "# 6. rollback"
+touch "$WORK/rollback-fail"
+cmd "rollback hook: rollback accepted" rollback shop
+wait_state "rollback hook: the rollback fails" shop failed 60
+t_assert_contains "rollback hook: the error names the hook" "$(jst shop '.error.message')" "rollback_command"
+t_assert_eq "rollback hook: pgbouncer still on the target, not paused" "127.0.0.1:$TARGET_PORT 0" "$(pgb_entry)"
+before=$(history_count dst)
+t_wait_for 20 _grows dst "$before" && t_ok "rollback hook: the target takes pgbench writes again" ||
+    t_fail "rollback hook: the target takes writes again" "history stays at $before"
+q "$(src_url shop)" "INSERT INTO public.scratch (note) VALUES ('x')" >"$WORK/frozen2.out" 2>&1
+t_assert_contains "rollback hook: the source is still frozen" "$(cat "$WORK/frozen2.out")" "read-only transaction"
+t_assert_eq "rollback hook: pgbench saw no failure" "0 0" "$(bench_failed) $(bench_errors)"
+rm -f "$WORK/rollback-fail"
+q "$T" "INSERT INTO public.kv (v) VALUES ('while failed')" >/dev/null
+cmd "rollback: retry accepted" retry shop
+wait_state "rollback: rolled_back" shop rolled_back 60
+t_assert_eq "rollback: pgbouncer points at the source again" "127.0.0.1:$SOURCE_PORT 0" "$(pgb_entry)"
+t_assert_eq "rollback: the include file is the original again" "$ORIGINAL_INCLUDE" "$(cat "$PGB/pgmover-shop.ini")"
+before=$(history_count src)
+t_wait_for 20 _grows src "$before" && t_ok "rollback: pgbench traffic is back on the source (writes)" ||
+    t_fail "rollback: pgbench traffic back on the source" "history on the source stays at $before"
+t_assert_eq "rollback: zero failed pgbench transactions across the way back" "0 0" "$(bench_failed) $(bench_errors)"
+echo "# rollback pause: $(jst shop '.facts.rollback.pause_ms') ms"
+for t in public.kv public.nopk public.scratch; do
+    s=$(rows_sig src shop "$t")
+    t_assert_eq "rollback: $t on the source equals the target" "$(rows_sig dst t_shop "$t")" "$s"
+done
+t_assert_eq "rollback: the rollback hook ran" "rollback" "$(cat "$WORK/rollback.out" 2>/dev/null)"
+t_assert_eq "rollback: no slot or publication left on the target" "" "$(target_leftovers t_shop)"
+t_assert_eq "rollback: no progress table left on the source" "" "$(source_leftovers shop)"
+t_assert_eq "rollback: no include backup left" "" "$(ls "$PGB" | grep pgmover-orig)"
+out=$(q "$T" "INSERT INTO public.scratch (note) VALUES ('late')")
+t_assert_contains "rollback: the target is read-only" "$out" "read-only transaction"
+sv=$(sq shop "SELECT last_value FROM pg_sequences WHERE sequencename = 'kv_id_seq'")
+tv=$(tq t_shop "SELECT last_value FROM pg_sequences WHERE sequencename = 'kv_id_seq'")
+[[ $sv =~ ^[0-9]+$ && $tv =~ ^[0-9]+$ && $sv -ge $tv ]] && t_ok "rollback: source sequences at least the target's ($sv >= $tv)" ||
+    t_fail "rollback: source sequences raised" "source $sv, target $tv"
+out=$(q "$(src_url shop)" "INSERT INTO public.kv (v) VALUES ('after rollback') RETURNING id")
+[[ $out =~ ^[0-9]+$ && $out -gt $tv ]] && t_ok "rollback: a new row on the source gets a fresh identity ($out)" ||
+    t_fail "rollback: fresh identity on the source" "$out"
+
+# pgbench's writes: every history row the target had is on the source, and no account
+# update was lost (TPC-B keeps sum(abalance) = sum(delta))
+kill "$BENCH_PID" 2>/dev/null
+wait "$BENCH_PID" 2>/dev/null
+BENCH_PID=
+tq t_shop "COPY (SELECT tid, bid, aid, delta, mtime FROM pgbench_history) TO STDOUT" >"$WORK/history.tsv"
+chmod 0644 "$WORK/history.tsv"
+missing=$($SOURCE_PSQL -d shop -tA -c "CREATE TEMP TABLE h (LIKE pgbench_history)" -c "\\copy h (tid, bid, aid, delta, mtime) FROM '$WORK/history.tsv'" \
+    -c "SELECT count(*) FROM (SELECT tid, bid, aid, delta, mtime FROM h EXCEPT ALL SELECT tid, bid, aid, delta, mtime FROM pgbench_history) x" 2>&1)
+t_assert_eq "rollback: every pgbench row written on the target is on the source" "0" "$missing"
+t_assert_eq "rollback: no pgbench account update lost" "t" \
+    "$(sq shop "SELECT (SELECT sum(abalance) FROM pgbench_accounts) = (SELECT sum(delta) FROM pgbench_history)")"
+echo "# pgbench: $(grep -c '^progress:' "$WORK/bench.err") s of progress, $(history_count src) history rows"
+
+# ---------------------------------------------------------------------------------------
+echo "# 7. second job: SIGKILL in the window, then finish"
+pgmd_stop
+t_assert_eq "pgmoverd stops cleanly on SIGTERM" "0" "$?"
+pgmd_start "$DMN" && t_assert_eq "pgmoverd restarts; the rolled back job stays so" "rolled_back" "$(pgmd_state shop)"
+cmd "second: create" create second --source "$(src_url second)" --target "$(tgt_url t_second)" --method dump \
+    --set rehearsal=off --set reverse_interval=200ms
+cmd "second: start" start second
+wait_state "second: synced" second synced 120
+cmd "second: freeze" freeze second
+wait_state "second: verified" second verified 120
+cmd "second: cutover" cutover second
+wait_state "second: rollback_window" second rollback_window 60
+T2="$(tgt_url t_second)"
+# one transaction of 2500 rows: applied in blocks of 1000 within one source transaction
+q "$T2" "INSERT INTO public.scratch (note) SELECT 'w' || i FROM generate_series(1, 2500) i" >/dev/null
+_second_has() { [[ $(sq second "SELECT count(*) FROM public.scratch") == "$1" ]]; }
+t_wait_for 20 _second_has 2510 && t_ok "second: a 2500-row transaction reaches the source" ||
+    t_fail "second: a 2500-row transaction reaches the source" "$(sq second 'SELECT count(*) FROM public.scratch')"
+# a table made on the target after cutover: the stream stops on it, says so, and goes on
+# once the table exists on the source too
+q "$T2" "CREATE TABLE public.added (id integer PRIMARY KEY, v text); INSERT INTO public.added VALUES (1, 'one')" >/dev/null
+_stream_error() { [[ $(jst second '.facts.reverse.error // ""') == *added* ]]; }
+t_wait_for 20 _stream_error && t_ok "second: a change the source cannot take is reported" ||
+    t_fail "second: the stream error is reported" "$(jst second '.facts.reverse')"
+t_assert_contains "second: ... as a warning too" "$(jst second '[.warnings[].message] | join(";")')" "added"
+$SOURCE_PSQL -d second -c "SET default_transaction_read_only = off" \
+    -c "CREATE TABLE public.added (id integer PRIMARY KEY, v text)" -c "ALTER TABLE public.added OWNER TO app_owner" >/dev/null
+_stream_ok() { same_rows second t_second public.added && [[ $(jst second '.facts.reverse.error // ""') == "" ]]; }
+t_wait_for 30 _stream_ok && t_ok "second: the stream goes on once the source has the table" ||
+    t_fail "second: the stream goes on" "$(jst second '.facts.reverse')"
+# a stream of small transactions while the daemon dies
+(for i in $(seq 1 60); do q "$T2" "INSERT INTO public.scratch (note) VALUES ('k$i'); UPDATE public.kv SET v = 'k$i' WHERE id = 1" >/dev/null; sleep 0.02; done) &
+writer=$!
+sleep 0.4
+pgmd_kill9
+wait "$writer"
+pgmd_start "$DMN" && t_ok "second: pgmoverd restarts after SIGKILL" || t_fail "second: restart" "see log"
+t_assert_eq "second: still in the window" "rollback_window" "$(pgmd_state second)"
+t_wait_for 30 same_rows second t_second public.scratch && t_ok "second: every write arrived exactly once after the kill" ||
+    t_fail "second: exactly once" "source [$(rows_sig src second public.scratch)] target [$(rows_sig dst t_second public.scratch)]"
+t_wait_for 10 same_rows second t_second public.kv && t_ok "second: updates arrived in order" ||
+    t_fail "second: updates" "$(sq second 'SELECT v FROM public.kv WHERE id = 1')"
+cmd "second: finish" finish second
+wait_state "second: completed" second completed 60
+t_assert_eq "second: no slot or publication left on the target" "" "$(target_leftovers t_second)"
+t_assert_eq "second: no progress table left on the source" "" "$(source_leftovers second)"
+t_assert_eq "second: replica identity of the key-less table back to default" "d" \
+    "$(tq t_second "SELECT relreplident FROM pg_class WHERE oid = 'public.nopk'::regclass")"
+out=$(q "$(src_url second)" "INSERT INTO public.scratch (note) VALUES ('x')")
+t_assert_contains "second: the source stays frozen after completed" "$out" "read-only transaction"
+out=$(q "$T2" "INSERT INTO public.scratch (note) VALUES ('x') RETURNING 'ok'")
+t_assert_eq "second: the target takes writes" "ok" "$out"
+
+leaks=$(grep -rlF -e "$SOURCE_OWNER_PASSWORD" -e "$TARGET_ADMIN_PASSWORD" -e adminpw "$DMN" 2>/dev/null | grep -v '/secrets\.json$' || true)
+t_assert_eq "no password in state.json, audit.jsonl or the log" "" "$leaks"
+pgmd_stop
+t_assert_eq "pgmoverd stops cleanly" "0" "$?"
+echo "# run time: $(($(date +%s) - T0)) s"
+t_summary

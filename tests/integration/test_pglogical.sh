@@ -1,0 +1,437 @@
+#!/usr/bin/env bash
+# Integration test of method = pglogical, black-box: the CLI, the documented status
+# fields, and SQL on both servers.
+#
+#   1. preconditions that stop in provisioning with a clear message: a source with
+#      wal_level = replica (a second test bed), a table without a primary key, and the
+#      non-superuser database owner (Heroku's kind of credential): dump is the way
+#   2. a job from created to completed while pgbench writes to the source the whole
+#      time; pgmoverd killed with SIGKILL during syncing and during freezing; rows
+#      identical on both sides and no committed transaction lost; nothing of
+#      pglogical's or pgmover's left on either side afterwards
+#   3. a failure (the subscription dropped behind pgmover's back): the failed job
+#      keeps no slot on the source; retry creates the subscription again; abort drops
+#      every pglogical object and slot and empties the target
+#
+# Run from the source tree as root (or postgres):
+#   PGM_BUILD=/tmp/bp bash tests/integration/test_pglogical.sh
+# PGM_TEST_KEEP=1 keeps the work directory (daemon log, server logs).
+set -uo pipefail # no -e: each check reports and the summary decides the exit status
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+TB=$ROOT/tests/testbed/testbed.sh
+# shellcheck source=tests/integration/lib.sh
+. "$HERE/lib.sh"
+# shellcheck source=tests/integration/pgmd.sh
+. "$HERE/pgmd.sh"
+
+PGM_BUILD=$(cd "$PGM_BUILD" 2>/dev/null && pwd) || {
+    echo "test_pglogical: no build directory (set PGM_BUILD)" >&2
+    exit 1
+}
+for b in pgmoverd pgmover; do
+    [[ -x $PGM_BUILD/$b ]] || {
+        echo "test_pglogical: $PGM_BUILD/$b not built" >&2
+        exit 1
+    }
+done
+command -v jq >/dev/null || {
+    echo "test_pglogical: jq is needed" >&2
+    exit 1
+}
+
+WORK=$(t_tmpdir) || exit 1
+BED=$WORK/bed       # wal_level = logical (the default)
+BED2=$WORK/bed2     # wal_level = replica
+DMN=$WORK/daemon
+PGBENCH_PID=
+T0=$SECONDS
+
+cleanup() {
+    local i
+    if [[ -n $PGBENCH_PID ]]; then
+        kill "$PGBENCH_PID" 2>/dev/null
+        wait "$PGBENCH_PID" 2>/dev/null
+    fi
+    if [[ -n ${PGMD_PID:-} ]]; then
+        kill -TERM "$PGMD_PID" 2>/dev/null
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$PGMD_PID" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -9 "$PGMD_PID" 2>/dev/null
+        wait "$PGMD_PID" 2>/dev/null
+        PGMD_PID=
+    fi
+    if [[ ${T_FAILED:-0} -gt 0 && -f $DMN/pgmoverd.log ]]; then
+        echo "--- last lines of the daemon log ($DMN/pgmoverd.log) ---" >&2
+        grep -v ' debug: ' "$DMN/pgmoverd.log" | tail -n 40 >&2
+    fi
+    if [[ ${PGM_TEST_KEEP:-0} == 1 ]]; then
+        TB_KEEP=1 "$TB" stop "$BED" >/dev/null 2>&1
+        TB_KEEP=1 "$TB" stop "$BED2" >/dev/null 2>&1
+        echo "kept $WORK" >&2
+    else
+        "$TB" stop "$BED" >/dev/null 2>&1 || "$TB" stop "$BED"
+        "$TB" stop "$BED2" >/dev/null 2>&1 || "$TB" stop "$BED2"
+        rm -rf -- "$WORK"
+    fi
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------------------------------
+# helpers
+
+q() { "$TB_PGBIN/psql" "$1" -X -q -tA -v ON_ERROR_STOP=1 -c "$2" 2>&1; }
+sq() { $SOURCE_PSQL -d "$1" -tA -c "$2" 2>&1; }
+tq() { $TARGET_PSQL -d "$1" -tA -c "$2" 2>&1; }
+
+# URLs of a database: the owner (app_owner), the source superuser, the target superuser
+src_url() { printf '%s' "${SOURCE_URL/\/appdb\?//$1?}"; }
+admin_url() { printf '%s' "${SOURCE_ADMIN_URL/\/appdb\?//$1?}"; }
+tgt_url() { printf '%s' "${TARGET_URL%/appdb}/$1"; }
+
+jst() { pgm --json status "$1" 2>/dev/null | jq -r ".result | $2" 2>/dev/null; }
+fail_detail() {
+    pgm --json status "$1" 2>/dev/null |
+        jq -c '.result | {state, error: (.error.message // null), hint: (.error.hint // null)}' 2>/dev/null
+}
+
+_state_or_failed() {
+    local s
+    s=$(pgmd_state "$1")
+    [[ $s == "$2" || $s == failed || $s == aborted ]]
+}
+
+# wait_state NAME JOB STATE TIMEOUT: a check; stops early when the job fails
+wait_state() {
+    local name=$1 job=$2 want=$3 timeout=$4 got
+    t_wait_for "$timeout" _state_or_failed "$job" "$want"
+    got=$(pgmd_state "$job")
+    if [[ $got == "$want" ]]; then
+        t_ok "$name"
+    else
+        t_fail "$name" "job $job is '$got' after up to ${timeout}s, not '$want': $(fail_detail "$job")"
+    fi
+}
+
+cmd() {
+    local name=$1 out rc
+    shift
+    out=$(pgm "$@" 2>&1)
+    rc=$?
+    if [[ $rc -eq 0 ]]; then t_ok "$name"; else t_fail "$name" "pgmover $* exited $rc: $out"; fi
+}
+
+# the pglogical objects and slots on one side of a database: "slots/nodes/subscriptions/ext"
+pgl_objects() { # SIDE DB
+    local side=$1 db=$2 run=sq slots ext
+    [[ $side == src ]] || run=tq
+    slots=$($run "$db" "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()")
+    ext=$($run "$db" "SELECT count(*) FROM pg_extension WHERE extname = 'pglogical'")
+    if [[ $ext == 1 ]]; then
+        printf '%s/%s/1' "$slots" "$($run "$db" "SELECT (SELECT count(*) FROM pglogical.node) || '/' ||
+            (SELECT count(*) FROM pglogical.subscription)")"
+    else
+        printf '%s/0/0/%s' "$slots" "$ext"
+    fi
+}
+
+LIST_TABLES_SQL="SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname !~ '^pg_' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+       AND d.objid = c.oid AND d.deptype = 'e') ORDER BY 1"
+
+# rows_sig SIDE DB RELATION ORDER: "count md5" of the relation's rows in ORDER
+rows_sig() {
+    local sql="SET TimeZone = 'UTC'; SET extra_float_digits = 3;
+      SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, '|' ORDER BY $4)), '-') FROM $3 t"
+    if [[ $1 == src ]]; then sq "$2" "$sql"; else tq "$2" "$sql"; fi
+}
+
+# compare_rows LABEL SRCDB DSTDB: same tables, and for each the same count and md5 of its
+# rows ordered by the primary key (all columns when there is none)
+compare_rows() {
+    local label=$1 sdb=$2 ddb=$3 stables rel s d order n=0
+    stables=$(sq "$sdb" "$LIST_TABLES_SQL")
+    t_assert_eq "$label: the target has the same tables" "$stables" "$(tq "$ddb" "$LIST_TABLES_SQL")"
+    while IFS= read -r rel; do
+        [[ -n $rel ]] || continue
+        n=$((n + 1))
+        order=$(sq "$sdb" "SELECT coalesce(string_agg(format('t.%I', a.attname), ', ' ORDER BY k.ord), 't::text')
+              FROM pg_index i CROSS JOIN unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE i.indrelid = '$rel'::regclass AND i.indisprimary")
+        s=$(rows_sig src "$sdb" "$rel" "$order")
+        d=$(rows_sig dst "$ddb" "$rel" "$order")
+        if [[ $s == "$d" && $s =~ ^[0-9]+\ ([0-9a-f]{32}|-)$ ]]; then
+            t_ok "$label: rows of $rel equal ($s)"
+        else
+            t_fail "$label: rows of $rel equal" "source [$s], target [$d]"
+        fi
+    done <<<"$stables"
+    [[ $n -gt 0 ]] || t_fail "$label: tables to compare" "none found on the source"
+}
+
+# precondition NAME JOB MSG HINT create-args...: start fails in provisioning with MSG/HINT;
+# nothing of pglogical's is created; abort ends it
+precondition() {
+    local name=$1 job=$2 needle=$3 hint=$4 sdb=$5 bedenv=$6 msg h st
+    shift 6
+    cmd "$name: create" create "$job" "$@" --method pglogical
+    cmd "$name: start" start "$job"
+    wait_state "$name: job fails" "$job" failed 60
+    msg=$(jst "$job" '.error.message // ""')
+    h=$(jst "$job" '.error.hint // ""')
+    st=$(jst "$job" '.error.state // ""')
+    t_assert_eq "$name: failed in provisioning" "provisioning" "$st"
+    t_assert_contains "$name: error message" "$msg" "$needle"
+    t_assert_contains "$name: hint" "$h" "$hint"
+    t_assert_contains "$name: status shows the error" "$(pgm status "$job" 2>&1)" "$needle"
+    t_assert_eq "$name: no pglogical object created on the source" "0/0/0/0" \
+        "$(. "$bedenv"; $SOURCE_PSQL -d "$sdb" -tA -c "SELECT (SELECT count(*) FROM pg_replication_slots)
+            || '/' || (SELECT count(*) FROM pg_extension WHERE extname = 'pglogical') || '/0/0'")"
+    cmd "$name: abort" abort "$job"
+    wait_state "$name: aborted" "$job" aborted 60
+}
+
+# ---------------------------------------------------------------------------------------
+# the beds, the databases, the daemon
+
+TB_SOURCE_WAL_LEVEL=replica "$TB" start "$BED2" >"$WORK/testbed2.log" 2>&1 &
+bed2_pid=$!
+if ! "$TB" start "$BED" >"$WORK/testbed.log" 2>&1; then
+    cat "$WORK/testbed.log" >&2
+    t_fail "testbed" "could not start the test bed"
+    t_summary
+    exit 1
+fi
+if ! wait "$bed2_pid"; then
+    cat "$WORK/testbed2.log" >&2
+    t_fail "testbed" "could not start the wal_level = replica test bed"
+    t_summary
+    exit 1
+fi
+# shellcheck source=/dev/null
+. "$BED2/env"
+REPLICA_ADMIN_URL=${SOURCE_ADMIN_URL/\/appdb\?//wal?}
+REPLICA_TARGET_URL=${TARGET_URL%/appdb}/t_wal
+setup_ok=1
+"$TB" createdb "$BED2" src wal >/dev/null || setup_ok=0
+"$TB" createdb "$BED2" dst t_wal >/dev/null || setup_ok=0
+q "$REPLICA_ADMIN_URL" "CREATE TABLE public.t (id int PRIMARY KEY)" >/dev/null || setup_ok=0
+# shellcheck source=/dev/null
+. "$BED/env"
+
+for db in nopk heroku bench small; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
+for db in t_nopk t_heroku t_bench t_small; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
+q "$(admin_url nopk)" "CREATE TABLE public.ok (id int PRIMARY KEY); CREATE TABLE public.no_key (v text)" >/dev/null ||
+    setup_ok=0
+# owned by the database owner, as on Heroku: readable, but the owner is no superuser
+q "$(src_url heroku)" "CREATE TABLE public.items (id serial PRIMARY KEY, v text)" >/dev/null || setup_ok=0
+q "$(admin_url small)" "CREATE TABLE public.items (id bigserial PRIMARY KEY, v text, at timestamptz DEFAULT now());
+    INSERT INTO public.items (v) SELECT 'v' || i FROM generate_series(1, 5000) i;
+    CREATE TABLE public.tags (item bigint REFERENCES public.items, tag text, PRIMARY KEY (item, tag));
+    INSERT INTO public.tags SELECT id, 'x' FROM public.items WHERE id % 3 = 0" >/dev/null || setup_ok=0
+"$TB_PGBIN/pgbench" -i -s 20 -q -n "$(admin_url bench)" >"$WORK/pgbench-init.log" 2>&1 || setup_ok=0
+q "$(admin_url bench)" "CREATE TABLE public.events (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())" \
+    >/dev/null || setup_ok=0
+echo "INSERT INTO public.events DEFAULT VALUES;" >"$WORK/events.sql"
+if [[ $setup_ok == 1 ]]; then t_ok "setup: test beds and databases"; else
+    t_fail "setup" "creating the databases failed"
+    t_summary
+    exit 1
+fi
+
+if ! pgmd_start "$DMN" "pg_bindir = $TB_PGBIN"; then
+    t_fail "pgmoverd starts" "see $DMN/pgmoverd.log"
+    t_summary
+    exit 1
+fi
+t_ok "pgmoverd starts"
+
+# ---------------------------------------------------------------------------------------
+echo "# 1. preconditions"
+
+precondition "wal_level = replica" walrep "wal_level = replica" "wal_level = logical" wal "$BED2/env" \
+    --source "$REPLICA_ADMIN_URL" --target "$REPLICA_TARGET_URL"
+precondition "table without a primary key" nopk "have no primary key" "allow_no_pk" nopk "$BED/env" \
+    --source "$(admin_url nopk)" --target "$(tgt_url t_nopk)"
+t_assert_contains "table without a primary key: the table is named" "$(jst nopk '.facts.previous_error.message')" \
+    "public.no_key"
+precondition "non-superuser owner" owner "not a superuser" "--method dump" heroku "$BED/env" \
+    --source "$(src_url heroku)" --target "$(tgt_url t_heroku)"
+out=$(pgm plan --source "$(src_url heroku)" --target "$(tgt_url t_heroku)" --method pglogical 2>&1)
+t_assert_contains "plan --method pglogical says the owner cannot" "$out" "cannot be migrated with pglogical"
+out=$(pgm plan --source "$(src_url heroku)" --target "$(tgt_url t_heroku)" 2>&1)
+if [[ $out != *"pglogical: source role"* ]]; then t_ok "plan for dump leaves the pglogical checks out"; else
+    t_fail "plan for dump leaves the pglogical checks out" "$out"
+fi
+
+# ---------------------------------------------------------------------------------------
+echo "# 2. created -> completed under pgbench, SIGKILL in syncing and in freezing"
+
+# TPC-B (every committed transaction inserts one pgbench_history row) and, one time in
+# ten, a row in events (a bigserial: its sequence must not be behind on the target)
+"$TB_PGBIN/pgbench" -c 2 -j 2 -T 600 -n -b tpcb-like@9 -f "$WORK/events.sql@1" "$(admin_url bench)" \
+    >"$WORK/pgbench.log" 2>&1 &
+PGBENCH_PID=$!
+_history_grows() { [[ $(sq bench "SELECT count(*) > 100 FROM pgbench_history") == t ]]; }
+if t_wait_for 30 _history_grows; then t_ok "pgbench writes to the source"; else
+    t_fail "pgbench writes to the source" "$(tail -3 "$WORK/pgbench.log")"
+fi
+
+_in_syncing() { [[ $(pgmd_state bench) == syncing ]]; }
+main_job() {
+    local before after lag
+    # freeze_command makes freezing last long enough to be interrupted
+    cmd "bench: create" create bench --source "$(admin_url bench)" --target "$(tgt_url t_bench)" \
+        --method pglogical --set allow_no_pk=on --set freeze_mode=both --set freeze_command='sleep 3' \
+        --set thaw_command=true
+    cmd "bench: start" start bench
+    if t_wait_for 60 _in_syncing; then t_ok "bench: syncing"; else
+        t_fail "bench: syncing" "$(fail_detail bench)"
+        return 1
+    fi
+    before=$(pgmd_state bench)
+    pgmd_kill9
+    t_assert_eq "bench: killed while syncing" "syncing" "$before"
+    if ! pgmd_start "$DMN"; then
+        t_fail "bench: pgmoverd restarts" "see $DMN/pgmoverd.log"
+        return 1
+    fi
+    wait_state "bench: synced after the restart" bench synced 180
+    [[ $(pgmd_state bench) == synced ]] || return 1
+    t_assert_eq "bench: one subscription on the target" "1" "$(tq t_bench "SELECT count(*) FROM pglogical.subscription")"
+    t_assert_eq "bench: every table ready" "5/5" "$(jst bench '"\(.facts.pglogical.sync.tables_ready)/\(.facts.pglogical.sync.tables_total)"')"
+    # lag is followed while synced, with pgbench still writing
+    sleep 3
+    lag=$(jst bench '"\(.lag_bytes|type) \(.lag_seconds|type)"')
+    t_assert_eq "bench: status has lag_bytes and lag_seconds" "number number" "$lag"
+    t_assert_eq "bench: pgbench still runs" "0" "$(kill -0 "$PGBENCH_PID" 2>/dev/null; echo $?)"
+
+    cmd "bench: freeze" freeze bench
+    t_wait_for 10 _state_or_failed bench freezing
+    sleep 1 # inside freeze_command (sleep 3)
+    before=$(pgmd_state bench)
+    pgmd_kill9
+    t_assert_eq "bench: killed while freezing" "freezing" "$before"
+    if ! pgmd_start "$DMN"; then
+        t_fail "bench: pgmoverd restarts again" "see $DMN/pgmoverd.log"
+        return 1
+    fi
+    wait_state "bench: verified after the restart" bench verified 180
+    [[ $(pgmd_state bench) == verified ]] || return 1
+    t_assert_eq "bench: verify report ok" "true" "$(jst bench '.verify.ok')"
+    after=$(jst bench '.facts.freeze.freeze_to_drained_ms | type')
+    t_assert_eq "bench: freeze-to-drained time recorded" "number" "$after"
+    echo "# freeze to drained (after a restart in freezing): $(jst bench '.facts.freeze.freeze_to_drained_ms') ms," \
+        "initial sync: $(jst bench '.facts.pglogical.sync_ms') ms"
+    # the freeze ended pgbench's sessions: it stops with errors, as expected
+    if t_wait_for 30 eval '! kill -0 '"$PGBENCH_PID"' 2>/dev/null'; then t_ok "bench: pgbench ended by the freeze"; else
+        t_fail "bench: pgbench ended by the freeze" "still running"
+    fi
+    wait "$PGBENCH_PID" 2>/dev/null
+    PGBENCH_PID=
+    compare_rows "bench" bench t_bench
+    local done_tx src_hist dst_hist src_ev dst_ev seqs
+    done_tx=$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' "$WORK/pgbench.log")
+    src_hist=$(sq bench "SELECT count(*) FROM pgbench_history")
+    dst_hist=$(tq t_bench "SELECT count(*) FROM pgbench_history")
+    src_ev=$(sq bench "SELECT count(*) FROM public.events")
+    dst_ev=$(tq t_bench "SELECT count(*) FROM public.events")
+    echo "# pgbench committed $done_tx transaction(s); rows of history + events: source $src_hist + $src_ev," \
+        "target $dst_hist + $dst_ev"
+    t_assert_eq "bench: every committed TPC-B transaction is on the target" "$src_hist" "$dst_hist"
+    t_assert_eq "bench: every committed insert into events is on the target" "$src_ev" "$dst_ev"
+    if [[ $done_tx =~ ^[0-9]+$ && $((src_hist + src_ev)) -ge $done_tx && $done_tx -gt 0 ]]; then
+        t_ok "bench: no transaction pgbench saw committed is missing ($done_tx <= $((src_hist + src_ev)))"
+    else
+        t_fail "bench: no transaction pgbench saw committed is missing" "pgbench $done_tx, rows $src_hist + $src_ev"
+    fi
+    seqs="$(sq bench "SELECT last_value FROM public.events_id_seq") $(tq t_bench "SELECT last_value FROM public.events_id_seq")"
+    if [[ $seqs =~ ^([0-9]+)\ ([0-9]+)$ ]] && ((BASH_REMATCH[2] >= BASH_REMATCH[1])); then
+        t_ok "bench: the target's sequence is not behind the source's ($seqs)"
+    else
+        t_fail "bench: the target's sequence is not behind the source's" "source target: $seqs"
+    fi
+    t_assert_eq "bench: the drain set the sequences" "true" "$(jst bench '.facts.freeze.drain.sequences >= 1')"
+
+    cmd "bench: cutover" cutover bench
+    wait_state "bench: rollback_window" bench rollback_window 60
+    t_assert_eq "bench: the target is independent after cutover (no subscription)" "0" \
+        "$(tq t_bench "SELECT count(*) FROM pglogical.subscription")"
+    t_assert_eq "bench: no pglogical slot on the source after cutover" "0" \
+        "$(sq bench "SELECT count(*) FROM pg_replication_slots WHERE plugin = 'pglogical_output'")"
+    cmd "bench: finish" finish bench
+    wait_state "bench: completed" bench completed 60
+    t_assert_eq "bench: no pglogical object or slot left on the source" "0/0/0/0" \
+        "$(pgl_objects src bench)"
+    t_assert_eq "bench: no pglogical extension left on the target" "0" \
+        "$(tq t_bench "SELECT count(*) FROM pg_extension WHERE extname = 'pglogical'")"
+    t_assert_eq "bench: the target keeps its rows" "$src_hist" "$(tq t_bench "SELECT count(*) FROM pgbench_history")"
+}
+main_job
+
+# ---------------------------------------------------------------------------------------
+echo "# 3. a failure keeps no slot; retry; abort drops everything"
+
+small_job() {
+    local rc
+    cmd "small: create" create small --source "$(admin_url small)" --target "$(tgt_url t_small)" --method pglogical
+    cmd "small: start" start small
+    wait_state "small: synced" small synced 120
+    [[ $(pgmd_state small) == synced ]] || return 1
+    t_assert_eq "small: one slot on the source" "1" \
+        "$(sq small "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()")"
+    # an apply worker that fails on every start: a constraint only the target has
+    tq t_small "ALTER TABLE public.items ADD CONSTRAINT target_only CHECK (v <> 'boom')" >/dev/null
+    q "$(admin_url small)" "INSERT INTO public.items (v) VALUES ('boom')" >/dev/null
+    _crash_warned() { [[ $(jst small '[.warnings[].message | select(test("keeps failing"))] | length') -ge 1 ]]; }
+    if t_wait_for 90 _crash_warned; then t_ok "small: a crash-looping apply worker is reported"; else
+        t_fail "small: a crash-looping apply worker is reported" "$(jst small '[.warnings[].message]')"
+    fi
+    t_assert_contains "small: its hint points at the target's log" \
+        "$(jst small '[.warnings[] | select(.message | test("keeps failing")) | .hint] | first')" "server log"
+    t_assert_eq "small: lag is visible meanwhile" "true" "$(jst small '.lag_bytes > 0')"
+    t_assert_eq "small: a failing worker is a warning, not a failure" "synced" "$(pgmd_state small)"
+    # pglogical retries the worker after a minute by now; the next part starts over anyway
+    tq t_small "ALTER TABLE public.items DROP CONSTRAINT target_only" >/dev/null
+    # behind pgmover's back
+    tq t_small "SELECT pglogical.drop_subscription('$(jst small '.facts.pglogical.subscription')')" >/dev/null
+    wait_state "small: fails when its subscription vanishes" small failed 30
+    t_assert_contains "small: the error says so" "$(jst small '.error.message')" "is gone from the target"
+    _no_slot() { [[ $(sq small "SELECT count(*) FROM pg_replication_slots") == 0 ]]; }
+    if t_wait_for 30 _no_slot; then t_ok "small: a failed job keeps no slot on the source"; else
+        t_fail "small: a failed job keeps no slot on the source" "$(sq small "SELECT slot_name FROM pg_replication_slots")"
+    fi
+    q "$(admin_url small)" "INSERT INTO public.items (v) VALUES ('after the failure')" >/dev/null
+    cmd "small: retry" retry small
+    wait_state "small: synced again" small synced 120
+    _has_late() { [[ $(tq t_small "SELECT count(*) FROM public.items WHERE v IN ('after the failure', 'boom')") == 2 ]]; }
+    if t_wait_for 30 _has_late; then t_ok "small: the new subscription copied the data anew"; else
+        t_fail "small: the new subscription copied the data anew" "row missing on the target"
+    fi
+    t_assert_eq "small: no duplicate rows after the new copy" \
+        "$(sq small "SELECT count(*) FROM public.items")" "$(tq t_small "SELECT count(*) FROM public.items")"
+    cmd "small: abort" abort small
+    wait_state "small: aborted" small aborted 60
+    t_assert_eq "small: no slot, node, subscription or extension on the source" "0/0/0/0" "$(pgl_objects src small)"
+    t_assert_eq "small: no slot, node, subscription or extension on the target" "0/0/0/0" "$(pgl_objects dst t_small)"
+    t_assert_eq "small: abort emptied the target" "" "$(tq t_small "$LIST_TABLES_SQL")"
+    rc=$(q "$(src_url small)" "SELECT 1" 2>&1)
+    t_assert_eq "small: the source is untouched and reachable" "1" "$rc"
+}
+small_job
+
+# ---------------------------------------------------------------------------------------
+
+leaks=$(grep -rlF -e "$SOURCE_ADMIN_PASSWORD" -e "$TARGET_ADMIN_PASSWORD" "$DMN" 2>/dev/null |
+    grep -v '/secrets\.json$' || true)
+t_assert_eq "no password in state.json, audit.jsonl or the log" "" "$leaks"
+pgmd_stop
+t_assert_eq "pgmoverd stops cleanly on SIGTERM" "0" "$?"
+echo "# run time: $((SECONDS - T0)) s"
+t_summary
