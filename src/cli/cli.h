@@ -7,7 +7,7 @@
  * speaks the control socket protocol (newline-delimited JSON), format.c and
  * output.c render replies for humans.
  * Only libc and cJSON are needed here; the in-process commands (plan and
- * stand-alone verify) are provided by the pgmover library.
+ * stand-alone verify) run the pgmover library in-process (plan.c, compare.c).
  */
 #ifndef PGM_CLI_H
 #define PGM_CLI_H
@@ -162,8 +162,8 @@ extern void pgm_cli_output_describe(FILE *out, const cJSON *machine);
 extern void pgm_cli_output_event(FILE *out, const cJSON *event);
 
 /*
- * In-process commands, provided by the pgmover library. main.c holds weak
- * defaults that report the library is missing. argv[0] is the command word
+ * In-process commands: plan.c and compare.c run the pgmover library's
+ * preflight and verification engine on a loop of their own. argv[0] is the command word
  * ("plan" or "verify"), followed by the remaining arguments in their
  * original order with the global options (-s, --json, -h) removed; argv is
  * NULL-terminated. The CLI has already checked that only the options its

@@ -5,7 +5,7 @@
  * Every command is one request on the daemon's control socket, looked up in
  * one dispatch table (like PgBouncer's admin console). Options may come
  * before or after the command. plan and stand-alone verify run in-process
- * through pgm_cli_plan / pgm_cli_compare, which the pgmover library provides.
+ * through pgm_cli_plan (plan.c) and pgm_cli_compare (compare.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -33,31 +33,6 @@ static const cli_option_t cli_options[] = {
 	{"tables", 0, true, PGM_CLI_OPT_TABLES},
 	{NULL, 0, false, 0}
 };
-
-/*
- * Weak defaults for the in-process commands, overridden by the pgmover
- * library. The linker does not pull an archive member in just to replace a
- * weak definition, so the object defining the real ones must be linked as
- * an object (listed in the executable's sources, or link_whole).
- */
-__attribute__((weak)) int
-pgm_cli_plan(int argc, char **argv, bool json)
-{
-	pgm_cli_output_error("plan needs the pgmover library built in");
-	pgm_cli_output_hint("build pgmover with meson from the full source tree");
-	return PGM_CLI_EXIT_FAILED;
-}
-
-/*
- * Weak default of stand-alone verify; see pgm_cli_plan.
- */
-__attribute__((weak)) int
-pgm_cli_compare(int argc, char **argv, bool json)
-{
-	pgm_cli_output_error("verify needs the pgmover library built in");
-	pgm_cli_output_hint("build pgmover with meson from the full source tree");
-	return PGM_CLI_EXIT_FAILED;
-}
 
 /*
  * option_find looks an option up by long name (name_len bytes of name) or,
