@@ -45,6 +45,8 @@ const pgm_opt_def_t pgm_job_opts[] = {
 	 "pglogical: how long the frozen source waits for the target to catch up"},
 	{"freeze_mode", PGM_OPT_ENUM, "read_only", 0, 0, "read_only|command|both", true,
 	 "how writes are stopped on the source"},
+	{"freeze_roles", PGM_OPT_STRING, "", 0, 0, NULL, true,
+	 "application roles also frozen with ALTER ROLE ... IN DATABASE (comma-separated)"},
 	{"freeze_command", PGM_OPT_STRING, "", 0, 0, NULL, true,
 	 "command run to stop writes (e.g. a maintenance mode switch)"},
 	{"thaw_command", PGM_OPT_STRING, "", 0, 0, NULL, true,

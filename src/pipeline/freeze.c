@@ -21,6 +21,7 @@
 #include <string.h>
 
 #define KIND_DB_SETTING "db_setting"
+#define KIND_ROLE_SETTING "role_setting"
 #define KIND_HOOK "freeze_command"
 
 static bool
@@ -37,7 +38,8 @@ pgm_freeze_active(const pgm_job_t *job)
 
 	cJSON_ArrayForEach(a, job->artifacts)
 	{
-		if (artifact_active(a, KIND_DB_SETTING) || artifact_active(a, KIND_HOOK))
+		if (artifact_active(a, KIND_DB_SETTING) || artifact_active(a, KIND_ROLE_SETTING) ||
+		    artifact_active(a, KIND_HOOK))
 			return true;
 	}
 	return false;
@@ -176,6 +178,82 @@ on_baseline(pgm_step_t *s, const PGresult *res, void *data)
 	pgm_json_set_num(f, "row_changes_at_freeze", (double) pgm_pg_int64(res, 0, 1, 0));
 }
 
+/* the role's own setting in this database, before freeze sets it */
+static const char *role_previous_sql =
+	"SELECT $1::text, current_database(),"
+	"       (SELECT split_part(cfg, '=', 2) FROM pg_db_role_setting rs, unnest(rs.setconfig) cfg"
+	"         WHERE rs.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
+	"           AND rs.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1)"
+	"           AND cfg LIKE 'default\\_transaction\\_read\\_only=%'),"
+	"       EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)";
+
+static bool
+role_frozen(const pgm_job_t *job, const char *role)
+{
+	const cJSON *a;
+
+	cJSON_ArrayForEach(a, job->artifacts)
+	{
+		const char *r = pgm_json_str(a, "role");
+		if (artifact_active(a, KIND_ROLE_SETTING) && r && strcmp(r, role) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+on_role_previous(pgm_step_t *s, const PGresult *res, void *data)
+{
+	pgm_job_t *job = s->job;
+	cJSON *a;
+
+	if (strcmp(pgm_pg_value(res, 0, 3), "t") != 0) {
+		char *msg = pgm_asprintf("role \"%s\" of freeze_roles does not exist on the source", pgm_pg_value(res, 0, 0));
+		pgm_step_fail(s, msg, NULL, "list the application's roles in freeze_roles, comma-separated");
+		free(msg);
+		return;
+	}
+	/* durable before the change, like the database setting */
+	a = cJSON_CreateObject();
+	pgm_json_set_str(a, "kind", KIND_ROLE_SETTING);
+	pgm_json_set_str(a, "side", "source");
+	pgm_json_set_str(a, "role", pgm_pg_value(res, 0, 0));
+	pgm_json_set_str(a, "database", pgm_pg_value(res, 0, 1));
+	pgm_json_set_str(a, "setting", "default_transaction_read_only");
+	pgm_json_set_str(a, "previous", pgm_pg_value(res, 0, 2));
+	pgm_json_set_time(a, "at", pgm_now_ms());
+	cJSON_AddItemToArray(job->artifacts, a);
+	(void) pgm_job_save(job);
+}
+
+/*
+ * freeze_roles: ALTER ROLE r IN DATABASE db SET default_transaction_read_only
+ * = on for each application role listed (the most specific setting, which a
+ * role's own "off" cannot override). A role may change its own settings;
+ * changing another's needs CREATEROLE.
+ */
+static void
+add_role_freezes(pgm_sql_t *q, pgm_job_t *job)
+{
+	char *list = pgm_strdup(pgm_jobopt_str(job->options, "freeze_roles"));
+	char *save = NULL;
+
+	for (char *role = strtok_r(list, ", ", &save); role; role = strtok_r(NULL, ", ", &save)) {
+		const char *params[1] = {role};
+		char *lit = pgm_quote_literal(role), *sql;
+
+		if (!role_frozen(job, role))
+			pgm_sql_add_params(q, role_previous_sql, 1, params, on_role_previous, NULL);
+		sql = pgm_asprintf("DO $pgm$ BEGIN EXECUTE format('ALTER ROLE %%I IN DATABASE %%I SET "
+		                   "default_transaction_read_only = on', %s, current_database()); END $pgm$",
+		                   lit);
+		pgm_sql_add(q, sql, NULL, NULL);
+		free(sql);
+		free(lit);
+	}
+	free(list);
+}
+
 static void
 freeze_finished(pgm_step_t *s)
 {
@@ -210,6 +288,7 @@ freeze_read_only(pgm_step_t *s)
 	            "DO $pgm$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on',"
 	            " current_database()); END $pgm$",
 	            NULL, NULL);
+	add_role_freezes(q, job);
 	pgm_sql_add(q, terminate_sql, on_terminated, NULL);
 	pgm_sql_add(q, terminate_wait_sql, NULL, NULL);
 	pgm_sql_add(q, baseline_sql, on_baseline, NULL);
@@ -297,6 +376,50 @@ thaw_next(pgm_step_t *s)
 				sql = pgm_asprintf("ALTER DATABASE %s RESET default_transaction_read_only", db);
 			pgm_sql_add(q, sql, NULL, NULL);
 			free(sql);
+			free(db);
+			free(val);
+			th->current = a;
+			pgm_sql_run(q, thaw_mark_undone);
+			return;
+		}
+		if (artifact_active(a, KIND_ROLE_SETTING)) {
+			const char *prev = pgm_json_str(a, "previous");
+			char *role = pgm_quote_ident(pgm_json_str(a, "role"));
+			char *db = pgm_quote_ident(pgm_json_str(a, "database"));
+			char *sql, *val = prev ? pgm_quote_literal(prev) : NULL;
+			pgm_sql_t *q = pgm_sql_begin(s, true, "thaw", "could not undo the freeze of a role on the source",
+			                             "the source role may change its own settings; another role's need "
+			                             "CREATEROLE");
+
+			pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
+			if (val)
+				sql = pgm_asprintf("ALTER ROLE %s IN DATABASE %s SET default_transaction_read_only = %s", role, db,
+				                   val);
+			else
+				sql = pgm_asprintf("ALTER ROLE %s IN DATABASE %s RESET default_transaction_read_only", role, db);
+			/*
+			 * The artifact is recorded before the ALTER: if that ALTER never
+			 * happened (it failed, or the daemon died first), there is
+			 * nothing to undo, and trying could fail for want of privilege.
+			 */
+			{
+				char *rlit = pgm_quote_literal(pgm_json_str(a, "role"));
+				char *dlit = pgm_quote_literal(pgm_json_str(a, "database"));
+				char *slit = pgm_quote_literal(sql);
+				char *guarded = pgm_asprintf(
+					"DO $pgm$ BEGIN IF EXISTS (SELECT 1 FROM pg_db_role_setting rs, unnest(rs.setconfig) cfg"
+					" WHERE rs.setdatabase = (SELECT oid FROM pg_database WHERE datname = %s)"
+					" AND rs.setrole = (SELECT oid FROM pg_roles WHERE rolname = %s)"
+					" AND cfg = 'default_transaction_read_only=on') THEN EXECUTE %s; END IF; END $pgm$",
+					dlit, rlit, slit);
+				pgm_sql_add(q, guarded, NULL, NULL);
+				free(guarded);
+				free(slit);
+				free(dlit);
+				free(rlit);
+			}
+			free(sql);
+			free(role);
 			free(db);
 			free(val);
 			th->current = a;

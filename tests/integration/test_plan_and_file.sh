@@ -108,4 +108,38 @@ pgmd_wait_state hk aborted 60 || t_fail "abort" "did not abort"
 t_assert_eq "abort cleaned the target" 0 \
     "$($TARGET_PSQL -d from_file -Atc "select count(*) from pg_class where relkind = 'r' and relnamespace = 'public'::regnamespace")"
 
+# ---- freeze_roles: the application's role is frozen too, and thawed exactly ----
+tb createdb "$bed" dst roles >/dev/null
+pgm create rj --source "$SOURCE_URL" --target "$(dst_url roles)" --method dump --set rehearsal=off \
+    --set freeze_roles=app_owner >/dev/null
+pgm start rj >/dev/null
+pgmd_wait_state rj synced 120 || t_fail "freeze_roles job" "not synced: $(pgm status rj | head -20)"
+role_settings() {
+    $SOURCE_PSQL -Atc "select coalesce(r.rolname, '(database)') || ':' || array_to_string(s.setconfig, ',')
+                       from pg_db_role_setting s left join pg_roles r on r.oid = s.setrole
+                       where s.setdatabase = (select oid from pg_database where datname = 'appdb') order by 1"
+}
+pgm freeze rj >/dev/null
+pgmd_wait_state rj verified 120 || t_fail "freeze_roles freeze" "not verified: $(pgm status rj | head -30)"
+t_assert_eq "freeze sets the database and the listed role read-only" \
+    "(database):default_transaction_read_only=on app_owner:default_transaction_read_only=on" \
+    "$(role_settings | tr '\n' ' ' | sed 's/ $//')"
+pgm thaw rj >/dev/null
+pgmd_wait_state rj synced 60 || t_fail "freeze_roles thaw" "not synced"
+t_assert_eq "thaw removes both settings" "" "$(role_settings)"
+psql -X -q "$SOURCE_URL" -c "insert into items (name) values ('after thaw')" >/dev/null
+t_assert_eq "the source is writable after thaw" 0 "$?"
+# another role's settings need CREATEROLE, which Heroku's credential lacks: a clear failure, nothing left behind
+tb createdb "$bed" dst roles2 >/dev/null
+pgm create rk --source "$SOURCE_URL" --target "$(dst_url roles2)" --method dump --set rehearsal=off \
+    --set freeze_roles=app_user >/dev/null
+pgm start rk >/dev/null
+pgmd_wait_state rk synced 120 || t_fail "freeze_roles other" "not synced"
+pgm freeze rk >/dev/null
+pgmd_wait_state rk failed 60 || t_fail "freeze_roles other" "did not fail: $(pgm status rk | head -20)"
+t_assert_contains "a role the credential may not alter is said" "$(pgm status rk)" "permission denied"
+pgm abort rk >/dev/null
+pgmd_wait_state rk aborted 60 || t_fail "abort after a failed freeze" "not aborted"
+t_assert_eq "abort undid the database setting" "" "$(role_settings)"
+
 t_summary
