@@ -171,6 +171,8 @@ extern void pgm_cli_output_event(FILE *out, const cJSON *event);
  * Return an exit code: 0, 1 (the check found problems or failed), 2 (usage).
  */
 extern int	pgm_cli_plan(int argc, char **argv, bool json);
+/* the value of --name VALUE or --name=VALUE at argv[*i], advancing *i; NULL if another option */
+extern const char *pgm_cli_option_value(int argc, char **argv, int *i, const char *name);
 extern int	pgm_cli_compare(int argc, char **argv, bool json);
 
 #endif							/* PGM_CLI_H */

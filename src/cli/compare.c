@@ -53,21 +53,6 @@ usage_error(const char *msg)
 	return PGM_CLI_EXIT_USAGE;
 }
 
-/* the value of --name VALUE or --name=VALUE at argv[*i], advancing *i */
-static const char *
-option_value(int argc, char **argv, int *i, const char *name)
-{
-	size_t n = strlen(name);
-
-	if (strncmp(argv[*i], name, n) != 0)
-		return NULL;
-	if (argv[*i][n] == '=')
-		return argv[*i] + n + 1;
-	if (argv[*i][n] == '\0' && *i + 1 < argc)
-		return argv[++*i];
-	return NULL;
-}
-
 /* "a, b,c" -> {"a", "b", "c", NULL}; NULL when a name is empty */
 static char **
 split_tables(const char *list)
@@ -223,11 +208,11 @@ pgm_cli_compare(int argc, char **argv, bool json)
 	int rc;
 
 	for (int i = 1; i < argc; i++) {
-		if ((v = option_value(argc, argv, &i, "--source")) != NULL)
+		if ((v = pgm_cli_option_value(argc, argv, &i, "--source")) != NULL)
 			source = v;
-		else if ((v = option_value(argc, argv, &i, "--target")) != NULL)
+		else if ((v = pgm_cli_option_value(argc, argv, &i, "--target")) != NULL)
 			target = v;
-		else if ((v = option_value(argc, argv, &i, "--tables")) != NULL) {
+		else if ((v = pgm_cli_option_value(argc, argv, &i, "--tables")) != NULL) {
 			if ((tables = split_tables(v)) == NULL)
 				return usage_error("--tables needs at least one table name");
 		} else {

@@ -238,3 +238,17 @@ pgm_cli_transition_format(const cJSON *row, char *buf, size_t size)
 		snprintf(buf + len, size - len, " --> %s", pgm_cli_json_string(row, "to", "?"));
 	return buf;
 }
+
+const char *
+pgm_cli_option_value(int argc, char **argv, int *i, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(argv[*i], name, n) != 0)
+		return NULL;
+	if (argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (argv[*i][n] == '\0' && *i + 1 < argc)
+		return argv[++*i];
+	return NULL;
+}

@@ -59,21 +59,6 @@ usage_error(const char *msg)
 	return PGM_CLI_EXIT_USAGE;
 }
 
-/* the value of --name VALUE or --name=VALUE at argv[*i], advancing *i */
-static const char *
-option_value(int argc, char **argv, int *i, const char *name)
-{
-	size_t n = strlen(name);
-
-	if (strncmp(argv[*i], name, n) != 0)
-		return NULL;
-	if (argv[*i][n] == '=')
-		return argv[*i] + n + 1;
-	if (argv[*i][n] == '\0' && *i + 1 < argc)
-		return argv[++*i];
-	return NULL;
-}
-
 int
 pgm_cli_plan(int argc, char **argv, bool json)
 {
@@ -86,13 +71,13 @@ pgm_cli_plan(int argc, char **argv, bool json)
 	int rc;
 
 	for (int i = 1; i < argc; i++) {
-		if ((v = option_value(argc, argv, &i, "--source")) != NULL)
+		if ((v = pgm_cli_option_value(argc, argv, &i, "--source")) != NULL)
 			source = v;
-		else if ((v = option_value(argc, argv, &i, "--target")) != NULL)
+		else if ((v = pgm_cli_option_value(argc, argv, &i, "--target")) != NULL)
 			target = v;
-		else if ((v = option_value(argc, argv, &i, "--method")) != NULL)
+		else if ((v = pgm_cli_option_value(argc, argv, &i, "--method")) != NULL)
 			method = v; /* pglogical adds the logical replication checks */
-		else if ((v = option_value(argc, argv, &i, "--set")) != NULL) {
+		else if ((v = pgm_cli_option_value(argc, argv, &i, "--set")) != NULL) {
 			char *key = strdup(v), *eq = strchr(key, '=');
 			if (eq == NULL) {
 				free(key);
