@@ -31,11 +31,14 @@
 
 #define TICK_MS 1000
 #define HISTORY 900                          /* one sample a second: 15 minutes */
-#define STALL_MS 30000                       /* confirmed position still for this long */
-#define MISSING_MS 15000                     /* sync catalog incomplete for this long */
+/*
+ * How long the slot's confirmed position may stand still while the source
+ * writes, how long the sync catalog may miss a table, and the window over
+ * which retained WAL must grow: the job option stall_warning (30 s).
+ */
 #define DOWN_MS 15000                        /* down this long: disable + enable */
 #define LOOP_MS 180000                       /* the window in which failures count */
-#define RETAINED_WARN (1024.0 * 1024 * 1024) /* retained WAL worth a warning */
+/* retained WAL worth a warning: the job option retained_wal_warning (1 GiB) */
 
 typedef struct sample {
 	int64_t mono;
@@ -487,7 +490,7 @@ on_target(pgl_t *x, const PGresult *res)
 
 	looping = watch_apply(x, res, now);
 	ready = all_ready(f, expected, &done, &missing, missing_names, sizeof(missing_names));
-	if (f->sub_sync == 'r' && missing > 0 && now - f->sub_ready_at > MISSING_MS) {
+	if (f->sub_sync == 'r' && missing > 0 && now - f->sub_ready_at > pgm_jobopt_int(job->options, "stall_warning")) {
 		char *msg = pgm_asprintf("%d table(s) are missing from pglogical's sync catalog of subscription %s: %s",
 		                         missing, x->names.sub, missing_names);
 		char *hint = pgm_asprintf("their rows may never have been copied: on the target run SELECT "
@@ -525,6 +528,7 @@ on_source(pgl_t *x, const PGresult *res)
 	const char *wal_status;
 	sample_t *smp;
 	cJSON *lag;
+	int window;
 
 	if (f->finished) {
 		follow_complete(x);
@@ -560,11 +564,17 @@ on_source(pgl_t *x, const PGresult *res)
 	pgm_json_set_time(lag, "at", pgm_now_ms());
 	pgm_json_set(job->facts, "lag", lag);
 
+	window = (int) (pgm_jobopt_int(job->options, "stall_warning") / TICK_MS);
+	if (window < 1)
+		window = 1;
+	if (window >= HISTORY)
+		window = HISTORY - 1;
 	/* the confirmed position must move while the source writes */
 	if (!f->have_source || confirmed != f->confirmed) {
 		f->confirmed = confirmed;
 		f->confirmed_moved = now;
-	} else if (f->sub_sync == 'r' && cur > confirmed && now - f->confirmed_moved > STALL_MS) {
+	} else if (f->sub_sync == 'r' && cur > confirmed &&
+	           now - f->confirmed_moved > pgm_jobopt_int(job->options, "stall_warning")) {
 		char *msg = pgm_asprintf("replication is stalled: the slot of subscription %s has not confirmed anything "
 		                         "for a while although the source writes",
 		                         x->names.sub);
@@ -574,8 +584,9 @@ on_source(pgl_t *x, const PGresult *res)
 		free(msg);
 	}
 	f->have_source = true;
-	/* retained WAL: big and still growing a minute later */
-	if (retained > RETAINED_WARN && f->nhist > 60 && retained > sample_at(f, 60)->retained) {
+	/* retained WAL: big, and still growing over the stall_warning window (one sample a second) */
+	if (retained > pgm_jobopt_int(job->options, "retained_wal_warning") && f->nhist > window &&
+	    retained > sample_at(f, window)->retained) {
 		char *msg = pgm_asprintf("the replication slot of job %s retains more and more WAL on the source", job->name);
 		pgm_job_warn(job, msg,
 		             "the subscription does not keep up or is stuck; the source's disk fills until it catches up "

@@ -380,7 +380,9 @@ echo "# 3. a failure keeps no slot; retry; abort drops everything"
 
 small_job() {
     local rc
-    cmd "small: create" create small --source "$(admin_url small)" --target "$(tgt_url t_small)" --method pglogical
+    # short thresholds, so the stall and retained-WAL warnings show within seconds
+    cmd "small: create" create small --source "$(admin_url small)" --target "$(tgt_url t_small)" --method pglogical \
+        --set stall_warning=3s --set retained_wal_warning=1
     cmd "small: start" start small
     wait_state "small: synced" small synced 120
     [[ $(pgmd_state small) == synced ]] || return 1
@@ -397,6 +399,27 @@ small_job() {
         "$(jst small '[.warnings[] | select(.message | test("keeps failing")) | .hint] | first')" "server log"
     t_assert_eq "small: lag is visible meanwhile" "true" "$(jst small '.lag_bytes > 0')"
     t_assert_eq "small: a failing worker is a warning, not a failure" "synced" "$(pgmd_state small)"
+    # the source keeps writing while nothing is applied: the slot stalls and its WAL grows
+    (for i in $(seq 50); do q "$(admin_url small)" "INSERT INTO public.items (v) VALUES ('w$i')" >/dev/null; sleep 0.2; done) &
+    local writer=$!
+    _warned() { [[ $(jst small "[.warnings[].message | select(test(\"$1\"))] | length") -ge 1 ]]; }
+    if t_wait_for 60 _warned "replication is stalled"; then t_ok "small: a stalled slot is reported"; else
+        t_fail "small: a stalled slot is reported" "$(jst small '[.warnings[].message]')"
+    fi
+    if t_wait_for 60 _warned "retains more and more WAL"; then t_ok "small: growing retained WAL is reported"; else
+        t_fail "small: growing retained WAL is reported" "$(jst small '[.warnings[].message]')"
+    fi
+    wait "$writer"
+    # a table that vanished from pglogical's sync catalog
+    tq t_small "DELETE FROM pglogical.local_sync_status WHERE sync_relname = 'items'" >/dev/null
+    if t_wait_for 60 _warned "missing from pglogical's sync catalog"; then
+        t_ok "small: a table missing from the sync catalog is reported"
+    else
+        t_fail "small: a table missing from the sync catalog is reported" "$(jst small '[.warnings[].message]')"
+    fi
+    t_assert_contains "small: its hint says how to resynchronize" \
+        "$(jst small '[.warnings[] | select(.message | test("sync catalog")) | .hint] | first')" \
+        "alter_subscription_resynchronize_table"
     # pglogical retries the worker after a minute by now; the next part starts over anyway
     tq t_small "ALTER TABLE public.items DROP CONSTRAINT target_only" >/dev/null
     # behind pgmover's back
