@@ -30,6 +30,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 TB=$ROOT/tests/testbed/testbed.sh
 . "$HERE/lib.sh"
 . "$HERE/pgmd.sh"
+# shellcheck source=tests/integration/jobs.sh
+. "$HERE/jobs.sh"
 
 PGM_BUILD=$(cd "$PGM_BUILD" 2>/dev/null && pwd) || {
     echo "test_cutover: no build directory (set PGM_BUILD)" >&2
@@ -92,12 +94,6 @@ trap cleanup EXIT
 # ---------------------------------------------------------------------------------------
 # helpers
 
-q() { "$TB_PGBIN/psql" "$1" -X -q -tA -v ON_ERROR_STOP=1 -c "$2" 2>&1; }
-sq() { $SOURCE_PSQL -d "$1" -tA -c "$2" 2>&1; }
-tq() { $TARGET_PSQL -d "$1" -tA -c "$2" 2>&1; }
-src_url() { printf '%s' "${SOURCE_URL/\/appdb\?//$1?}"; }
-tgt_url() { printf '%s' "${TARGET_URL%/appdb}/$1"; }
-jst() { pgm --json status "$1" 2>/dev/null | jq -r ".result | $2" 2>/dev/null; }
 fail_detail() {
     pgm --json status "$1" 2>/dev/null | jq -c '.result | {state, error: (.error.message // null), detail: (.error.detail // null)}'
 }
@@ -113,13 +109,6 @@ wait_state() {
     if [[ $got == "$want" ]]; then t_ok "$name"; else
         t_fail "$name" "job $job is '$got' after up to ${timeout}s, not '$want': $(fail_detail "$job")"
     fi
-}
-cmd() {
-    local name=$1 out rc
-    shift
-    out=$(pgm "$@" 2>&1)
-    rc=$?
-    if [[ $rc -eq 0 ]]; then t_ok "$name"; else t_fail "$name" "pgmover $* exited $rc: $out"; fi
 }
 free_port() {
     local p i

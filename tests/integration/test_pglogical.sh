@@ -25,6 +25,8 @@ TB=$ROOT/tests/testbed/testbed.sh
 . "$HERE/lib.sh"
 # shellcheck source=tests/integration/pgmd.sh
 . "$HERE/pgmd.sh"
+# shellcheck source=tests/integration/jobs.sh
+. "$HERE/jobs.sh"
 
 PGM_BUILD=$(cd "$PGM_BUILD" 2>/dev/null && pwd) || {
     echo "test_pglogical: no build directory (set PGM_BUILD)" >&2
@@ -83,46 +85,12 @@ trap cleanup EXIT
 # ---------------------------------------------------------------------------------------
 # helpers
 
-q() { "$TB_PGBIN/psql" "$1" -X -q -tA -v ON_ERROR_STOP=1 -c "$2" 2>&1; }
-sq() { $SOURCE_PSQL -d "$1" -tA -c "$2" 2>&1; }
-tq() { $TARGET_PSQL -d "$1" -tA -c "$2" 2>&1; }
 
-# URLs of a database: the owner (app_owner), the source superuser, the target superuser
-src_url() { printf '%s' "${SOURCE_URL/\/appdb\?//$1?}"; }
 admin_url() { printf '%s' "${SOURCE_ADMIN_URL/\/appdb\?//$1?}"; }
-tgt_url() { printf '%s' "${TARGET_URL%/appdb}/$1"; }
 
-jst() { pgm --json status "$1" 2>/dev/null | jq -r ".result | $2" 2>/dev/null; }
-fail_detail() {
-    pgm --json status "$1" 2>/dev/null |
-        jq -c '.result | {state, error: (.error.message // null), hint: (.error.hint // null)}' 2>/dev/null
-}
 
-_state_or_failed() {
-    local s
-    s=$(pgmd_state "$1")
-    [[ $s == "$2" || $s == failed || $s == aborted ]]
-}
 
-# wait_state NAME JOB STATE TIMEOUT: a check; stops early when the job fails
-wait_state() {
-    local name=$1 job=$2 want=$3 timeout=$4 got
-    t_wait_for "$timeout" _state_or_failed "$job" "$want"
-    got=$(pgmd_state "$job")
-    if [[ $got == "$want" ]]; then
-        t_ok "$name"
-    else
-        t_fail "$name" "job $job is '$got' after up to ${timeout}s, not '$want': $(fail_detail "$job")"
-    fi
-}
 
-cmd() {
-    local name=$1 out rc
-    shift
-    out=$(pgm "$@" 2>&1)
-    rc=$?
-    if [[ $rc -eq 0 ]]; then t_ok "$name"; else t_fail "$name" "pgmover $* exited $rc: $out"; fi
-}
 
 # the pglogical objects and slots on one side of a database: "slots/nodes/subscriptions/ext"
 pgl_objects() { # SIDE DB

@@ -27,6 +27,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 TB=$ROOT/tests/testbed/testbed.sh
 # shellcheck source=tests/integration/lib.sh
 . "$HERE/lib.sh"
+# shellcheck source=tests/integration/jobs.sh
+. "$HERE/jobs.sh"
 
 PGM_BUILD=$(cd "${PGM_BUILD:-}" 2>/dev/null && pwd) || {
     echo "test_verify: no build directory (set PGM_BUILD)" >&2
@@ -62,9 +64,6 @@ trap cleanup EXIT
 # shellcheck disable=SC1091
 . "$BED/env"
 
-# q URL SQL: statements over TCP as the URL's role; tuples only, unaligned
-q() { "$TB_PGBIN/psql" "$1" -X -q -tA -v ON_ERROR_STOP=1 -c "$2" 2>&1; }
-tgt_url() { printf '%s' "${TARGET_URL%/appdb}/$1"; }
 
 # verify NAME ARGS...: run pgmover verify --json; the report in $WORK/NAME.json, exit in RC
 verify() {
