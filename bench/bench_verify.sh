@@ -9,12 +9,17 @@
 #   (c) pgmover verify --source --target (JOBS connections per side)
 # and prints the ratios (c)/(a) and (b)/(a). Target: (c) within 2x of (a).
 # No limit is enforced: this measures, it does not pass or fail.
+# JOBS defaults to half the cores: both clusters run on this machine and share
+# them, as the floor's two sessions (one per side) do; on a 2-core machine a
+# second connection per side only makes the servers take turns, and costs
+# pgmover block ranges, which scan slower than one sequential scan (see
+# pgm_vplan_block_chunks in src/pipeline/verify_plan.c). Pass JOBS to see it.
 # Usage: bench/bench_verify.sh [SCALE] [JOBS] [ROUNDS]
 #   BUILD=DIR picks the build directory (default: build, set up if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=${1:-50}
-JOBS=${2:-2}
+JOBS=${2:-$(($(nproc) / 2 > 0 ? $(nproc) / 2 : 1))}
 ROUNDS=${3:-3}
 BUILD=${BUILD:-build}
 

@@ -6,7 +6,9 @@
  * Exit 0 only when everything matches, 1 on any difference or error, 2 on
  * a usage error. PGMOVER_VERIFY_JOBS=N sets the connections per side
  * (default 2, as the daemon's `jobs` option; the command line has no room
- * for it: its options are the CLI's table, shared with every command).
+ * for it: its options are the CLI's table, shared with every command), and
+ * PGMOVER_VERIFY_RANGE_MB=N the smallest block range a heap larger than a
+ * connection's share is cut into (default 64).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,6 +234,13 @@ pgm_cli_compare(int argc, char **argv, bool json)
 		if (*end != '\0' || jobs < 1 || jobs > 32)
 			return usage_error("PGMOVER_VERIFY_JOBS must be a number of connections from 1 to 32");
 		o.jobs = (int) jobs;
+	}
+	if ((v = getenv("PGMOVER_VERIFY_RANGE_MB")) != NULL && *v) {
+		char *end;
+		long mb = strtol(v, &end, 10);
+		if (*end != '\0' || mb < 1 || mb > 1048576)
+			return usage_error("PGMOVER_VERIFY_RANGE_MB must be a size in MB from 1 to 1048576");
+		o.chunk_bytes = (int64_t) mb << 20;
 	}
 	pgm_log_set_level(PGM_LOG_ERROR); /* warnings are in the report */
 	o.tables = (const char *const *) tables;

@@ -38,7 +38,7 @@ typedef struct pgm_verify_options {
 	int connect_timeout_ms;    /* per connection attempt (0: 15 s) */
 	const char *app_name;      /* application_name prefix (NULL: "pgmover") */
 	/* tuning; 0 takes the default (measured on pgbench, see verify.c) */
-	int64_t chunk_bytes;       /* heap read per query by the first pass */
+	int64_t chunk_bytes;       /* the smallest block range the first pass cuts a heap into */
 	int64_t chunk_rows;        /* rows per key-range chunk of a table found different */
 	int leaf_rows;             /* ranges this small are fetched key by key */
 } pgm_verify_options_t;

@@ -103,6 +103,7 @@ table_describe(pgm_vtable_t *t, const rawtab_t *s, const rawtab_t *d, bool float
 		col->type = pgm_strdup(type);
 		col->builtin = dup_or_null(builtin);
 		col->same_type = strcmp(type, cJSON_GetStringValue(cJSON_GetArrayItem(o, 1))) == 0;
+		col->not_null = cJSON_IsTrue(cJSON_GetArrayItem(c, 3)) && cJSON_IsTrue(cJSON_GetArrayItem(o, 3));
 	}
 	n = cJSON_GetArraySize(s->key);
 	if (n > 0) {
@@ -141,13 +142,13 @@ size_order(const void *x, const void *y)
 
 /*
  * The first pass of a table: count and checksum of each side's heap, in
- * block ranges when it is large and the side has TID range scans (14+).
+ * block ranges when it is large for its side (pgm_vplan_block_chunks) and
+ * the side has TID range scans (14+).
  */
 static void
-queue_first_pass(struct pgm_verify *v, int ti)
+queue_first_pass(struct pgm_verify *v, int ti, const int64_t side_blocks[2])
 {
 	pgm_vtable_t *t = &v->tables[ti];
-	int64_t chunk_blocks = v->opts.chunk_bytes / 8192;
 	cmp_t *c;
 
 	if (!(t->present[0] && t->present[1])) {
@@ -160,13 +161,17 @@ queue_first_pass(struct pgm_verify *v, int ti)
 	c = verify_cmp_new(v, TK_SUMS, ti, NULL, NULL);
 	c->first_pass = true;
 	for (int side = 0; side < 2; side++) {
-		int n = v->sides[side].server_version >= 140000 ? pgm_vplan_block_chunks(t->blocks[side], chunk_blocks) : 1;
+		int n = v->sides[side].server_version < 140000
+		            ? 1
+		            : pgm_vplan_block_chunks(t->blocks[side], side_blocks[side], v->opts.jobs,
+		                                     v->opts.chunk_bytes / 8192);
+		int64_t width = (t->blocks[side] + n - 1) / n;
 
 		t->scan_chunks[side] = n;
 		c->need += n;
 		v->chunks_total += n;
 		for (int i = 0; i < n; i++) {
-			int64_t from = n == 1 ? -1 : i * chunk_blocks, to = i == n - 1 ? -1 : (i + 1) * chunk_blocks;
+			int64_t from = n == 1 ? -1 : i * width, to = i == n - 1 ? -1 : (i + 1) * width;
 			verify_queue(v, verify_task_new(TK_SUMS, side, ti, c, pgm_vsql_sums_blocks(t, from, to), false),
 			             false);
 		}
@@ -179,6 +184,7 @@ verify_plan_tables(struct pgm_verify *v)
 	side_t *s = &v->sides[0], *d = &v->sides[1];
 	bool float_bits = s->server_version < 120000 || d->server_version < 120000;
 	pgm_vtable_t **order;
+	int64_t side_blocks[2] = {0, 0};
 	int i = 0, j = 0;
 
 	qsort(s->raw, (size_t) s->nraw, sizeof(rawtab_t), raw_cmp);
@@ -214,11 +220,14 @@ verify_plan_tables(struct pgm_verify *v)
 	/* largest first: the longest scans start at once */
 	v->phase = "data";
 	order = pgm_calloc((size_t) v->ntables + 1, sizeof(*order));
-	for (int k = 0; k < v->ntables; k++)
+	for (int k = 0; k < v->ntables; k++) {
 		order[k] = &v->tables[k];
+		side_blocks[0] += v->tables[k].blocks[0];
+		side_blocks[1] += v->tables[k].blocks[1];
+	}
 	qsort(order, (size_t) v->ntables, sizeof(*order), size_order);
 	for (int k = 0; k < v->ntables; k++)
-		queue_first_pass(v, (int) (order[k] - v->tables));
+		queue_first_pass(v, (int) (order[k] - v->tables), side_blocks);
 	free(order);
 }
 

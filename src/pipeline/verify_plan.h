@@ -22,6 +22,7 @@ typedef struct pgm_vcol {
 	char *type;      /* format_type() */
 	char *builtin;   /* typname when a base type of pg_catalog, else NULL */
 	bool same_type;  /* the target's column has the same type */
+	bool not_null;   /* NOT NULL on both sides: its hash needs no NULL case */
 } pgm_vcol_t;
 
 /* one key value: the text of each key column (nkey strings) */
@@ -93,8 +94,12 @@ double pgm_vplan_sample_pct(double rows, int nchunks);
  * to nparts - 1 increasing row indexes into idx and returns how many.
  */
 int pgm_vplan_pick(int n, int nparts, int *idx);
-/* how many block ranges a heap of `blocks` is read in by the first pass (1: one scan) */
-int pgm_vplan_block_chunks(int64_t blocks, int64_t chunk_blocks);
+/*
+ * How many block ranges the first pass reads a heap of `blocks` in (1: one
+ * sequential scan), its side's heaps being side_blocks in all, read by
+ * `jobs` connections; ranges are at least min_blocks.
+ */
+int pgm_vplan_block_chunks(int64_t blocks, int64_t side_blocks, int jobs, int64_t min_blocks);
 
 /* ---- bisection ---- */
 

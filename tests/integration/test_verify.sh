@@ -4,8 +4,9 @@
 #   1. usage errors (exit 2) and unreachable or refused servers (exit 1, an error that
 #      says what to do), before anything else
 #   2. a copy (pg_dump | pg_restore) of tests/integration/fixtures/rich.sql plus tables
-#      made for this test compares equal, with 1 and 2 connections per side, and under a
-#      connection limit on the source smaller than the connections asked for
+#      made for this test compares equal, with 1 and 2 connections per side, with its
+#      largest heap read whole or in block ranges, and under a connection limit on the
+#      source smaller than the connections asked for
 #   3. every kind of difference planted on the target is found and located: a changed
 #      value in a text, numeric (scale only), float, timestamptz, jsonb, bytea and array
 #      column, a NULL turned into an empty string, a deleted row, an extra row (all by
@@ -154,6 +155,19 @@ t_assert_contains "equal, human: masks the password" "$out" "app_owner:****@"
 
 PGMOVER_VERIFY_JOBS=1 verify equal1 --source "$SOURCE_URL" --target "$T1"
 t_assert_eq "equal with 1 connection per side" "0 true 1" "$RC $(r equal1 .ok) $(r equal1 .jobs)"
+t_assert_eq "1 connection per side: the largest heap is read in one scan" "[1,1]" \
+    "$(r equal1 '.tables[] | select(.table == "shop.big") | .scan_chunks | tojson')"
+# a heap larger than a connection's share is read in block ranges by all the connections
+PGMOVER_VERIFY_JOBS=2 PGMOVER_VERIFY_RANGE_MB=1 verify ranges --source "$SOURCE_URL" --target "$T1"
+t_assert_eq "block ranges: equal" "0 true" "$RC $(r ranges .ok)"
+t_assert_eq "block ranges: shop.big read in several ranges on each side" "true" \
+    "$(r ranges '.tables[] | select(.table == "shop.big") | .scan_chunks[0] > 1 and .scan_chunks[1] > 1')"
+t_assert_eq "block ranges: the ranges add up to the one-scan checksum" \
+    "$(r equal1 '.tables[] | select(.table == "shop.big") | .source_checksum')" \
+    "$(r ranges '.tables[] | select(.table == "shop.big") | .source_checksum')"
+out=$(PGMOVER_VERIFY_RANGE_MB=0 "$PGMOVER" verify --source "$SOURCE_URL" --target "$T1" 2>&1)
+t_assert_eq "PGMOVER_VERIFY_RANGE_MB=0: usage error" 2 $?
+t_assert_contains "PGMOVER_VERIFY_RANGE_MB=0: says what it takes" "$out" "size in MB"
 
 # a connection limit below what is asked for (Heroku's small plans): fewer connections, same answer
 $SOURCE_PSQL -c "ALTER ROLE app_owner CONNECTION LIMIT 2" >/dev/null
@@ -202,6 +216,11 @@ t_assert_eq "planted: big located through the bisection" "123456:changed,200000:
     "$(diffs planted shop.big)"
 t_assert_eq "planted: big was cut into key-range chunks" "true" \
     "$(r planted '.tables[] | select(.table == "shop.big") | .chunks > 1 and .chunks_differ >= 1')"
+PGMOVER_VERIFY_JOBS=2 PGMOVER_VERIFY_RANGE_MB=1 verify planted_ranges --source "$SOURCE_URL" --target "$T1" \
+    --tables shop.big
+t_assert_eq "planted, read in block ranges: big located the same" \
+    "1 true 123456:changed,200000:missing,250001:extra" \
+    "$RC $(r planted_ranges '.tables[0].scan_chunks[0] > 1') $(diffs planted_ranges shop.big)"
 t_assert_eq "planted: uuid key located" "$(q "$SOURCE_URL" "SELECT md5('777')::uuid"):changed" \
     "$(diffs planted shop.uuids)"
 t_assert_eq "planted: composite key located" "(7,k107):changed" "$(diffs planted shop.pairs)"

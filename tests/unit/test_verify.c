@@ -98,10 +98,20 @@ END_TEST
 
 START_TEST(test_block_chunks)
 {
-	ck_assert_int_eq(pgm_vplan_block_chunks(0, 8192), 1);
-	ck_assert_int_eq(pgm_vplan_block_chunks(8192, 8192), 1);
-	ck_assert_int_eq(pgm_vplan_block_chunks(81968, 8192), 11);
-	ck_assert_int_eq(pgm_vplan_block_chunks(81968, 0), 1);
+	/* one connection per side: never cut (a sequential scan is cheaper) */
+	ck_assert_int_eq(pgm_vplan_block_chunks(81968, 81968, 1, 8192), 1);
+	/* empty */
+	ck_assert_int_eq(pgm_vplan_block_chunks(0, 0, 2, 8192), 1);
+	/* no more than a connection's share: read whole, beside the others */
+	ck_assert_int_eq(pgm_vplan_block_chunks(40000, 80000, 2, 8192), 1);
+	/* pgbench_accounts at scale 50, alone on its side, 2 connections: halves of the share */
+	ck_assert_int_eq(pgm_vplan_block_chunks(81968, 82000, 2, 8192), 4);
+	/* 8 connections: ranges of half a share (5124 blocks) would be under the minimum */
+	ck_assert_int_eq(pgm_vplan_block_chunks(81968, 82000, 8, 8192), 11);
+	/* larger than its share but no larger than one range */
+	ck_assert_int_eq(pgm_vplan_block_chunks(8000, 10000, 4, 8192), 1);
+	/* a tiny minimum: still ranges of half a share, two per connection */
+	ck_assert_int_eq(pgm_vplan_block_chunks(10000000, 10000000, 32, 1), 64);
 }
 END_TEST
 
@@ -272,12 +282,12 @@ START_TEST(test_row_hash)
 {
 	pgm_vtable_t t = table_fixture(1);
 	pgm_vcol_t cols[] = {
-		{"id", "integer", "int4", true},
-		{"name", "text", "text", true},
-		{"price", "numeric(12,2)", "numeric", true},
-		{"ratio", "double precision", "float8", true},
-		{"moved", "bigint", "int8", false}, /* another type on the target */
-		{"mood", "shop.mood", NULL, true},
+		{"id", "integer", "int4", true, true}, /* NOT NULL on both sides */
+		{"name", "text", "text", true, false},
+		{"price", "numeric(12,2)", "numeric", true, false},
+		{"ratio", "double precision", "float8", true, false},
+		{"moved", "bigint", "int8", false, false}, /* another type on the target */
+		{"mood", "shop.mood", NULL, true, false},
 	};
 	char *h;
 
@@ -285,7 +295,7 @@ START_TEST(test_row_hash)
 	t.cols = cols;
 	t.ncols = 6;
 	h = pgm_vsql_row_hash(&t, false);
-	ck_assert_str_eq(h, "coalesce(hashint4extended(t.\"id\", 1), 1)"
+	ck_assert_str_eq(h, "hashint4extended(t.\"id\", 1)"
 	                    " # coalesce(hashtextextended(t.\"name\" COLLATE \"C\", 2), 2)"
 	                    " # coalesce(hashtextextended(t.\"price\"::text COLLATE \"C\", 3), 3)"
 	                    " # coalesce(hashtextextended(t.\"ratio\"::text COLLATE \"C\", 4), 4)"
