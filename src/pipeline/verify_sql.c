@@ -15,24 +15,33 @@
  * measured on pgbench_accounts (5 M rows, bench/bench_verify.sh):
  *   - integers, oid, uuid, bool: the type's own hash (hashint4extended ...):
  *     for these equality is identity, and it is as cheap as reading the row;
+ *   - timestamp, time, timetz: the type's own hash, for the same reason (a
+ *     microsecond count, and a zone), 8 times cheaper than hashing their
+ *     text; timestamptz: the same, through ::timestamp in the session's
+ *     TimeZone, pinned to UTC, where the conversion changes nothing (twice
+ *     as cheap as its text). date stays text: its way to a timestamp fails
+ *     on dates past 294276 AD;
  *   - text, varchar: hashtextextended(c COLLATE "C"): the bytes, whatever
  *     the column's collation (a nondeterministic one would hash equal
  *     strings alike); char(n): hashbpcharextended (trailing blanks are
  *     insignificant in char(n), as in its equality);
- *   - everything else (numeric, floats, timestamps, json, jsonb, bytea,
+ *   - everything else (numeric, floats, date, interval, json, jsonb, bytea,
  *     arrays, enums, domains, ...): hashtextextended of the value's text,
  *     with every setting that shapes that text pinned by pgm_vsql_session.
  *     Type hashes would not do: numeric 1.0 and 1.00 hash alike, as do
  *     float 0 and -0, interval '1 day' and '24 hours', jsonb numbers; json
  *     has no hash at all, and an enum's hash is its OID;
  *   - a column whose type differs between the sides goes by its text.
- * On pgbench_accounts, one backend, no JIT: count(*) 210 ms; these typed
- * column hashes 595 ms; hashtextextended(row(t.*)::text) 1540-1730 ms;
- * hash_record_extended(t) 1300 ms (and type-based); md5 of the row text
- * about 10 s. Half of the 595 ms is reading the columns and hashing the
- * 84-byte blank-padded filler, which no exact checksum avoids. The XOR of
- * per-column hashes costs what chaining them through the seed costs, and
- * JIT gains nothing (its compilation eats what it saves).
+ * On pgbench_accounts, one backend: count(*) 210 ms; these typed column
+ * hashes 573 ms interpreted, 502 ms compiled (JIT, see pgm_vsql_session);
+ * hashtextextended(row(t.*)::text) 1540-1730 ms; hash_record_extended(t)
+ * 1300 ms (and type-based); md5 of the row text about 10 s. 150 ms of the
+ * 502 is hashbpcharextended finding where the 84 blanks of the filler
+ * column end: every way SQL has to read a char(n) trims it so, but its
+ * output function (textin(bpcharout(c)): dearer still), and reading the
+ * column alone is 75 ms more. Packing int columns into one
+ * hashint8extended, chaining the hashes through the seed instead of the
+ * XOR, or bit_xor() instead of sum() all cost the same, give or take 5%.
  * Floats print differently before PostgreSQL 12 (extra_float_digits = 3
  * meant 17 digits, not the shortest exact form): when a side is older,
  * float columns hash their binary form (float8send) instead.
@@ -176,6 +185,14 @@ column_hash(pgm_buf_t *b, const pgm_vcol_t *col, int i, bool float_bits)
 		pgm_buf_appendf(b, "hashtextextended(t.%s::text COLLATE \"C\", %d)", id, seed);
 	else if (strcmp(bt, "bpchar") == 0)
 		pgm_buf_appendf(b, "hashbpcharextended(t.%s COLLATE \"C\", %d)", id, seed);
+	else if (strcmp(bt, "timestamp") == 0)
+		pgm_buf_appendf(b, "timestamp_hash_extended(t.%s, %d)", id, seed);
+	else if (strcmp(bt, "timestamptz") == 0)
+		pgm_buf_appendf(b, "timestamp_hash_extended(t.%s::timestamp, %d)", id, seed);
+	else if (strcmp(bt, "time") == 0)
+		pgm_buf_appendf(b, "time_hash_extended(t.%s, %d)", id, seed);
+	else if (strcmp(bt, "timetz") == 0)
+		pgm_buf_appendf(b, "timetz_hash_extended(t.%s, %d)", id, seed);
 	else if (float_bits && (strcmp(bt, "float4") == 0 || strcmp(bt, "float8") == 0))
 		pgm_buf_appendf(b, "hashtextextended(%ssend(t.%s)::text, %d)", bt, id, seed);
 	else

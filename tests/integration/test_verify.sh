@@ -8,10 +8,11 @@
 #      largest heap read whole or in block ranges, and under a connection limit on the
 #      source smaller than the connections asked for
 #   3. every kind of difference planted on the target is found and located: a changed
-#      value in a text, numeric (scale only), float, timestamptz, jsonb, bytea and array
-#      column, a NULL turned into an empty string, a deleted row, an extra row (all by
-#      key and kind), changes deep in a 250,000-row table and in tables keyed by uuid and
-#      by two columns, an emptied table, rows of a table without a primary key (by their
+#      value in a text, numeric (scale only), float, timestamptz, timestamp, time, timetz
+#      (the same time in another zone), jsonb, bytea and array column, a NULL turned into
+#      an empty string, a deleted row, an extra row (all by key and kind), changes deep
+#      in a 250,000-row table (read whole and in block ranges) and in tables keyed by uuid
+#      and by two columns, an emptied table, rows of a table without a primary key (by their
 #      text), a sequence behind the source; schema differences (an index missing, an
 #      extra column) too; --tables restricts the report
 #   4. identical databases whose sessions default to different TimeZone, DateStyle,
@@ -108,12 +109,13 @@ q "$SOURCE_URL" "
 SET TimeZone = 'UTC';
 CREATE TABLE shop.verify_types (
     id int PRIMARY KEY, t text, n numeric, f float8, ts timestamptz, j jsonb, b bytea, arr int[],
-    note text, iv interval, d date);
+    note text, iv interval, d date, lt timestamp, tm time, tz timetz);
 INSERT INTO shop.verify_types
 SELECT i, 'text ' || i, i * 1.50, i / 10.0, '2024-03-01 12:00:00+00'::timestamptz + i * interval '1 minute',
        jsonb_build_object('i', i, 'tags', jsonb_build_array('a', i)), decode(md5(i::text), 'hex'),
        ARRAY[i, i + 1], CASE WHEN i % 2 = 0 THEN NULL ELSE 'n' || i END, i * interval '90 minutes',
-       date '2024-01-01' + i
+       date '2024-01-01' + i, '2024-03-01 12:00:00'::timestamp + i * interval '1 second',
+       '08:00'::time + i * interval '1 second', ('08:00+02'::timetz + i * interval '1 second')
   FROM generate_series(1, 40) AS i;
 CREATE TABLE shop.big (id bigint PRIMARY KEY, v text, w int);
 INSERT INTO shop.big SELECT i, md5(i::text), i % 1000 FROM generate_series(1, 250000) AS i;
@@ -188,6 +190,9 @@ UPDATE shop.verify_types SET j = jsonb_set(j, '{tags,1}', '6') WHERE id = 5;
 UPDATE shop.verify_types SET b = b || '\x00'::bytea WHERE id = 6;
 UPDATE shop.verify_types SET arr = ARRAY[8, 7] WHERE id = 7;
 UPDATE shop.verify_types SET note = '' WHERE id = 8;              -- was NULL
+UPDATE shop.verify_types SET lt = lt + interval '1 microsecond' WHERE id = 10;
+UPDATE shop.verify_types SET tm = tm - interval '1 microsecond' WHERE id = 11;
+UPDATE shop.verify_types SET tz = '09:00:12+03' WHERE id = 12;    -- was 08:00:12+02: another zone
 DELETE FROM shop.verify_types WHERE id = 9;
 INSERT INTO shop.verify_types (id, t) VALUES (1000, 'extra');
 UPDATE shop.big SET w = w + 1 WHERE id = 123456;
@@ -206,12 +211,12 @@ verify planted --source "$SOURCE_URL" --target "$T1"
 t_assert_eq "planted: exit 1" 1 "$RC"
 t_assert_eq "planted: report not ok" "false" "$(r planted .ok)"
 t_assert_eq "planted: verify_types located by key and kind" \
-    "1:changed,2:changed,3:changed,4:changed,5:changed,6:changed,7:changed,8:changed,9:missing,1000:extra" \
+    "1:changed,2:changed,3:changed,4:changed,5:changed,6:changed,7:changed,8:changed,9:missing,10:changed,11:changed,12:changed,1000:extra" \
     "$(diffs planted shop.verify_types)"
-t_assert_eq "planted: verify_types counts" "10 1 1 8" \
+t_assert_eq "planted: verify_types counts" "13 1 1 11" \
     "$(r planted '.tables[] | select(.table == "shop.verify_types") | .differences | "\(.count) \(.missing) \(.extra) \(.changed)"')"
 t_assert_contains "planted: verify_types problem says how many" \
-    "$(r planted '.tables[] | select(.table == "shop.verify_types") | .problem')" "10 rows differ"
+    "$(r planted '.tables[] | select(.table == "shop.verify_types") | .problem')" "13 rows differ"
 t_assert_eq "planted: big located through the bisection" "123456:changed,200000:missing,250001:extra" \
     "$(diffs planted shop.big)"
 t_assert_eq "planted: big was cut into key-range chunks" "true" \
@@ -264,7 +269,7 @@ $SOURCE_PSQL -d postgres -c "ALTER DATABASE appdb SET TimeZone = 'America/Los_An
     -c "ALTER DATABASE appdb SET DateStyle = 'German'" -c "ALTER DATABASE appdb SET IntervalStyle = 'sql_standard'" \
     -c "ALTER DATABASE appdb SET extra_float_digits = 1" >/dev/null
 T2=$(tgt_url copy2)
-row="SELECT ts::text || f::text || b::text || iv::text || d::text FROM shop.verify_types WHERE id = 3"
+row="SELECT ts::text || f::text || b::text || iv::text || d::text || lt::text FROM shop.verify_types WHERE id = 3"
 if [[ $(q "$SOURCE_URL" "$row") != "$(q "$T2" "$row")" ]]; then
     t_ok "settings: the same row reads differently on the two sides"
 else

@@ -288,19 +288,25 @@ START_TEST(test_row_hash)
 		{"ratio", "double precision", "float8", true, false},
 		{"moved", "bigint", "int8", false, false}, /* another type on the target */
 		{"mood", "shop.mood", NULL, true, false},
+		{"at", "timestamp with time zone", "timestamptz", true, false},
+		{"local", "timestamp without time zone", "timestamp", true, false},
+		{"day", "date", "date", true, false},
 	};
 	char *h;
 
 	free(t.hash_sql);
 	t.cols = cols;
-	t.ncols = 6;
+	t.ncols = 9;
 	h = pgm_vsql_row_hash(&t, false);
 	ck_assert_str_eq(h, "hashint4extended(t.\"id\", 1)"
 	                    " # coalesce(hashtextextended(t.\"name\" COLLATE \"C\", 2), 2)"
 	                    " # coalesce(hashtextextended(t.\"price\"::text COLLATE \"C\", 3), 3)"
 	                    " # coalesce(hashtextextended(t.\"ratio\"::text COLLATE \"C\", 4), 4)"
 	                    " # coalesce(hashtextextended(t.\"moved\"::text COLLATE \"C\", 5), 5)"
-	                    " # coalesce(hashtextextended(t.\"mood\"::text COLLATE \"C\", 6), 6)");
+	                    " # coalesce(hashtextextended(t.\"mood\"::text COLLATE \"C\", 6), 6)"
+	                    " # coalesce(timestamp_hash_extended(t.\"at\"::timestamp, 7), 7)"
+	                    " # coalesce(timestamp_hash_extended(t.\"local\", 8), 8)"
+	                    " # coalesce(hashtextextended(t.\"day\"::text COLLATE \"C\", 9), 9)");
 	free(h);
 	/* a side older than 12 prints floats differently: their bits are hashed */
 	h = pgm_vsql_row_hash(&t, true);
