@@ -177,6 +177,15 @@ void pgm_pgo_free(pgm_pgo_t *p);
  * and 1 is returned; 0 when more is needed; -1 with *err on a malformed message.
  */
 int pgm_pgo_feed(pgm_pgo_t *p, const uint8_t *msg, size_t len, pgm_pgo_txn_t *txn, char **err);
+/*
+ * A large transaction need not be held whole: the first of its chunks
+ * already complete (malloc'd), NULL when none is; what is left goes into
+ * the txn at its Commit.
+ */
+char *pgm_pgo_take_chunk(pgm_pgo_t *p);
+int pgm_pgo_chunks_ready(const pgm_pgo_t *p);
+/* the transaction being read, from its Begin message; false between transactions */
+bool pgm_pgo_current(const pgm_pgo_t *p, uint64_t *commit_lsn, int64_t *commit_time, uint32_t *xid);
 /* bytea text output ("\x0a1b...") to bytes (malloc'd); NULL when malformed */
 uint8_t *pgm_pgo_unhex(const char *text, size_t *len);
 /* "16/B374D848" */

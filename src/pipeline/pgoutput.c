@@ -78,6 +78,9 @@ struct pgm_pgo {
 	int changes;
 	sb_t body;       /* the statements of the chunk being built */
 	int body_changes;
+	uint32_t ins_relid; /* the body ends with an INSERT into this relation (0: it does not), */
+	int ins_ncols;      /* of so many columns, */
+	size_t ins_end;     /* whose last row's ")" ends here */
 	char **chunks;   /* the chunks of the transaction so far */
 	int nchunks, cap_chunks;
 };
@@ -111,6 +114,7 @@ chunk_close(pgm_pgo_t *p)
 	p->body.n = 0;
 	p->body.d[0] = '\0';
 	p->body_changes = 0;
+	p->ins_relid = 0;
 }
 
 static void
@@ -144,6 +148,36 @@ pgm_pgo_free(pgm_pgo_t *p)
 	free(p->rels);
 	free(p->body.d);
 	free(p);
+}
+
+char *
+pgm_pgo_take_chunk(pgm_pgo_t *p)
+{
+	char *c;
+
+	if (!p->in_txn || p->nchunks == 0)
+		return NULL;
+	c = p->chunks[0];
+	memmove(p->chunks, p->chunks + 1, (size_t) (p->nchunks - 1) * sizeof(char *));
+	p->nchunks--;
+	return c;
+}
+
+int
+pgm_pgo_chunks_ready(const pgm_pgo_t *p)
+{
+	return p->in_txn ? p->nchunks : 0;
+}
+
+bool
+pgm_pgo_current(const pgm_pgo_t *p, uint64_t *commit_lsn, int64_t *commit_time, uint32_t *xid)
+{
+	if (!p->in_txn)
+		return false;
+	*commit_lsn = p->commit_lsn;
+	*commit_time = p->commit_time;
+	*xid = p->xid;
+	return true;
 }
 
 static rel_t *
@@ -322,14 +356,27 @@ change_insert(pgm_pgo_t *p, rel_t *rel, rd_t *r, char **err)
 	int n;
 	val_t *v;
 	sb_t *b = &p->body;
-	bool first = true;
+	bool first = true, whole = true;
 
 	if (rd_int(r, 1) != 'N') {
 		*err = pgm_strdup("malformed Insert message");
 		return -1;
 	}
 	v = rd_tuple(r, &n);
-	if (!r->bad) {
+	for (int i = 0; i < n && !r->bad; i++)
+		whole = whole && v[i].kind != 'u';
+	if (!r->bad && whole && p->ins_relid == rel->relid && p->ins_ncols == n && b->n == p->ins_end + 2) {
+		/* the row after the last one inserted into the same table: one more row of that INSERT */
+		b->n = p->ins_end;
+		sb_str(b, ",\n(");
+		for (int i = 0; i < n && i < rel->ncols; i++) {
+			sb_str(b, i ? ", " : "");
+			put_value(b, &v[i]);
+		}
+		sb_str(b, ")");
+		p->ins_end = b->n;
+		sb_str(b, ";\n");
+	} else if (!r->bad) {
 		sb_str(b, "INSERT INTO ");
 		sb_str(b, rel->qname);
 		sb_str(b, " (");
@@ -349,7 +396,12 @@ change_insert(pgm_pgo_t *p, rel_t *rel, rd_t *r, char **err)
 			put_value(b, &v[i]);
 			first = false;
 		}
-		sb_str(b, ");\n");
+		sb_str(b, ")");
+		/* the next row into the same table, all its columns given, can join this INSERT */
+		p->ins_relid = whole ? rel->relid : 0;
+		p->ins_ncols = n;
+		p->ins_end = b->n;
+		sb_str(b, ";\n");
 	}
 	tuple_free(v, n);
 	return 0;
@@ -492,6 +544,7 @@ msg_relation(pgm_pgo_t *p, rd_t *r)
 	} else {
 		rel_clear(rel);
 	}
+	p->ins_relid = 0; /* its columns may have changed: no INSERT of before takes more rows */
 	qn = pgm_quote_ident(nsp[0] ? nsp : "pg_catalog");
 	qr = pgm_quote_ident(name);
 	rel->relid = relid;
@@ -542,6 +595,7 @@ pgm_pgo_feed(pgm_pgo_t *p, const uint8_t *msg, size_t len, pgm_pgo_txn_t *txn, c
 		p->xid = (uint32_t) rd_int(&r, 4);
 		p->in_txn = true;
 		p->changes = p->body_changes = 0;
+		p->ins_relid = 0;
 		p->body.n = 0;
 		if (p->body.d)
 			p->body.d[0] = '\0';

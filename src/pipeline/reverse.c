@@ -21,6 +21,13 @@
  * Only then does the slot advance (pg_replication_slot_advance), so the
  * target keeps every change until the source has it.
  *
+ * Memory stays bounded whatever the size of a target transaction: the
+ * slot's changes are read through a cursor, FETCH_ROWS at a time (the
+ * server keeps what the peek decoded in a tuplestore, on disk past
+ * work_mem), and a transaction of more than PGM_PGO_CHUNK changes is
+ * applied chunk by chunk as they are decoded, inside one source
+ * transaction opened at its first chunk and committed at its Commit.
+ *
  * Lag is reported like the forward lag: facts.reverse_lag = {bytes,
  * seconds}: target WAL not yet applied to the source, and the age of the
  * oldest target commit not yet applied, measured each round before
@@ -37,6 +44,7 @@
 #include <string.h>
 
 #define BATCH 5000          /* rows of changes asked for per round */
+#define FETCH_ROWS 1000     /* rows of them read at a time */
 #define RETRY_MS 5000       /* the window retries after an error */
 #define SAVE_EVERY_MS 10000
 #define PG_EPOCH_MS INT64_C(946684800000)
@@ -54,7 +62,7 @@ typedef struct pgm_reverse {
 	pgm_step_t *s;
 	pgm_flow_t *f;                 /* drain: the rollback flow; NULL: follow the window */
 	void (*drained)(pgm_flow_t *f);
-	char *slot, *progress, *job_lit;
+	char *slot, *slot_lit, *progress, *job_lit;
 	char batch[16];
 	pgm_pg_conn_t *tgt, *src;
 	int ready;                     /* sessions set up; 2 = both */
@@ -65,10 +73,18 @@ typedef struct pgm_reverse {
 	uint64_t flush;                /* the target's flush LSN before this round's read */
 	uint64_t drain_to;             /* drain: the target's flush LSN once writes stopped */
 	uint64_t advance_to;
-	pgm_pgo_txn_t *txns;
-	int ntxn, next;
-	int chunk;                     /* of a large transaction: the block being applied */
+	uint8_t **msgs;                /* the messages of the last FETCH, */
+	size_t *lens;
+	int nmsgs, pos;                /* how many, and the next to decode */
+	int64_t rows_read;             /* this round */
+	bool cursor_done;              /* the last FETCH came back short */
 	bool truncated;                /* the read hit BATCH: more is waiting */
+	pgm_pgo_txn_t cur;             /* a transaction read to its Commit */
+	uint64_t cur_commit;           /* the transaction being applied: commit LSN and xid */
+	uint32_t cur_xid;
+	enum { TX_NONE, TX_STREAM, TX_SKIP } tx; /* a large one, applied or skipped chunk by chunk */
+	int chunk;                     /* of cur's chunks: the next to apply */
+	int64_t oldest_ms;             /* commit time of this round's first transaction the source lacks */
 	int64_t lag_bytes, lag_ms;
 	int64_t txn_total, change_total, last_save;
 } pgm_reverse_t;
@@ -77,13 +93,23 @@ static void rev_connect(pgm_reverse_t *r);
 static void rev_round(pgm_reverse_t *r);
 
 static void
-txns_clear(pgm_reverse_t *r)
+msgs_clear(pgm_reverse_t *r)
 {
-	for (int i = 0; i < r->ntxn; i++)
-		pgm_pgo_txn_clear(&r->txns[i]);
-	free(r->txns);
-	r->txns = NULL;
-	r->ntxn = r->next = 0;
+	for (int i = 0; i < r->nmsgs; i++)
+		free(r->msgs[i]);
+	free(r->msgs);
+	free(r->lens);
+	r->msgs = NULL;
+	r->lens = NULL;
+	r->nmsgs = r->pos = 0;
+}
+
+static void
+cur_clear(pgm_reverse_t *r)
+{
+	pgm_pgo_txn_clear(&r->cur);
+	memset(&r->cur, 0, sizeof(r->cur));
+	r->tx = TX_NONE;
 }
 
 static void
@@ -91,9 +117,11 @@ rev_free(void *p)
 {
 	pgm_reverse_t *r = p;
 
-	txns_clear(r);
+	msgs_clear(r);
+	cur_clear(r);
 	pgm_pgo_free(r->pgo);
 	free(r->slot);
+	free(r->slot_lit);
 	free(r->progress);
 	free(r->job_lit);
 	free(r);
@@ -125,7 +153,8 @@ rev_error(pgm_reverse_t *r, const char *what, const char *message, const char *d
 	char *msg = pgm_asprintf("reverse stream: %s: %s", what, message);
 
 	rev_close_conns(r);
-	txns_clear(r);
+	msgs_clear(r);
+	cur_clear(r);
 	if (r->f) {
 		pgm_flow_fail(r->f, msg, detail,
 		              "fix the cause (the message names the statement); \"pgmover retry\" resumes the rollback");
@@ -221,7 +250,6 @@ advance(pgm_reverse_t *r)
 	/* nothing held back: every commit up to the flush LSN read at the start is in */
 	if (!r->truncated && r->flush > r->advance_to)
 		r->advance_to = r->flush;
-	txns_clear(r);
 	if (r->advance_to <= r->confirmed) {
 		round_end(r);
 		return;
@@ -230,30 +258,40 @@ advance(pgm_reverse_t *r)
 	pgm_pg_query(r->tgt, "SELECT pg_replication_slot_advance($1, $2::pg_lsn)", 2, params, on_advanced, r);
 }
 
-static void apply_next(pgm_reverse_t *r);
+static void process(pgm_reverse_t *r);
+
+/* the first transaction of the round the source does not have yet: how far behind it is */
+static void
+lag_note(pgm_reverse_t *r, int64_t commit_time)
+{
+	if (r->oldest_ms != 0)
+		return;
+	r->oldest_ms = commit_time / 1000 + PG_EPOCH_MS;
+	r->lag_ms = pgm_now_ms() - r->oldest_ms;
+	if (r->lag_ms < 0)
+		r->lag_ms = 0;
+	r->lag_bytes = r->flush > r->confirmed ? (int64_t) (r->flush - r->confirmed) : 0;
+}
 
 /* the source committed the transaction (or had it already) */
 static void
 txn_applied(pgm_reverse_t *r)
 {
-	pgm_pgo_txn_t *t = &r->txns[r->next];
-
-	r->applied = t->commit_lsn;
-	r->advance_to = t->end_lsn;
+	r->applied = r->cur.commit_lsn;
+	r->advance_to = r->cur.end_lsn;
 	r->txn_total++;
-	r->change_total += t->changes;
-	r->next++;
-	apply_next(r);
+	r->change_total += r->cur.changes;
+	cur_clear(r);
+	process(r);
 }
 
 static void
 apply_failed(pgm_reverse_t *r, const pgm_pg_error_t *err)
 {
-	pgm_pgo_txn_t *t = &r->txns[r->next];
 	char what[96], lsn[32];
 
-	pgm_lsn_format(t->commit_lsn, lsn, sizeof(lsn));
-	snprintf(what, sizeof(what), "could not apply target transaction %u (commit %s) to the source", t->xid, lsn);
+	pgm_lsn_format(r->cur_commit, lsn, sizeof(lsn));
+	snprintf(what, sizeof(what), "could not apply target transaction %u (commit %s) to the source", r->cur_xid, lsn);
 	rev_error_pg(r, what, err);
 }
 
@@ -283,70 +321,97 @@ progress_update(pgm_reverse_t *r, const pgm_pgo_txn_t *t)
 	                    r->progress, lsn, end, t->xid, (long long) t->commit_time, r->job_lit);
 }
 
+/* the chunks of cur not applied yet, one DO block each, then its progress and COMMIT */
 static void
-on_chunk(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void *data)
+on_tail(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void *data)
 {
 	pgm_reverse_t *r = data;
-	pgm_pgo_txn_t *t = &r->txns[r->next];
 	char *sql, *post;
 
 	if (err) {
 		apply_failed(r, err);
 		return;
 	}
-	if (r->chunk == 0 && strcmp(pgm_pg_value(res, 0, 0) ? pgm_pg_value(res, 0, 0) : "", "t") == 0) {
-		/* BEGIN found it applied already: nothing to do in this transaction */
-		pgm_pg_query(r->src, "ROLLBACK", 0, NULL, on_applied, r);
-		return;
-	}
-	if (r->chunk < t->nchunks) {
-		sql = pgm_pgo_do_block("", t->chunks[r->chunk++], "");
-		pgm_pg_query(r->src, sql, 0, NULL, on_chunk, r);
+	if (r->chunk < r->cur.nchunks) {
+		sql = pgm_pgo_do_block("", r->cur.chunks[r->chunk++], "");
+		pgm_pg_query(r->src, sql, 0, NULL, on_tail, r);
 		free(sql);
 		return;
 	}
-	post = progress_update(r, t);
+	post = progress_update(r, &r->cur);
 	sql = pgm_asprintf("%sCOMMIT", post);
 	pgm_pg_query(r->src, sql, 0, NULL, on_applied, r);
 	free(sql);
 	free(post);
 }
 
+static void
+on_stream_sent(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	pgm_reverse_t *r = data;
+
+	if (err) {
+		apply_failed(r, err);
+		return;
+	}
+	process(r);
+}
+
+/* BEGIN and the progress row, locked: does the source have this transaction already? */
+static void
+on_stream_begun(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	pgm_reverse_t *r = data;
+
+	if (err) {
+		apply_failed(r, err);
+		return;
+	}
+	if (strcmp(pgm_pg_value(res, 0, 0) ? pgm_pg_value(res, 0, 0) : "", "t") == 0) {
+		r->tx = TX_SKIP; /* applied by an earlier run: read past it */
+		pgm_pg_query(r->src, "ROLLBACK", 0, NULL, on_stream_sent, r);
+		return;
+	}
+	r->tx = TX_STREAM;
+	process(r);
+}
+
 /*
  * One target transaction = one source transaction, which also moves the
  * progress row, locked first: a transaction the row says is applied is
- * skipped. A small one is one DO block (one round trip); a large one is
- * BEGIN, the check, one DO block per PGM_PGO_CHUNK changes, then COMMIT.
+ * skipped. A small one (up to PGM_PGO_CHUNK changes, read whole) is one DO
+ * block, one round trip; a large one is BEGIN and the check as soon as its
+ * first chunk is decoded, a DO block per chunk as they come, and at its
+ * Commit the rest, the progress row and COMMIT.
  */
 static void
-apply_next(pgm_reverse_t *r)
+stream_begin(pgm_reverse_t *r)
 {
-	pgm_pgo_txn_t *t;
-	char lsn[32], *pre, *post, *sql;
+	char lsn[32], *sql;
 
-	while (r->next < r->ntxn && r->txns[r->next].nchunks == 0) {
-		r->advance_to = r->txns[r->next].end_lsn; /* nothing of it is published */
-		r->next++;
-	}
-	if (r->next == r->ntxn) {
-		advance(r);
-		return;
-	}
-	t = &r->txns[r->next];
-	pgm_lsn_format(t->commit_lsn, lsn, sizeof(lsn));
-	if (t->nchunks > 1) {
-		r->chunk = 0;
-		sql = pgm_asprintf("BEGIN; SELECT commit_lsn >= '%s' FROM %s WHERE job = %s FOR UPDATE", lsn, r->progress,
-		                   r->job_lit);
-		pgm_pg_query(r->src, sql, 0, NULL, on_chunk, r);
-		free(sql);
-		return;
-	}
+	pgm_lsn_format(r->cur_commit, lsn, sizeof(lsn));
+	sql = pgm_asprintf("BEGIN; SELECT commit_lsn >= '%s' FROM %s WHERE job = %s FOR UPDATE", lsn, r->progress,
+	                   r->job_lit);
+	pgm_pg_query(r->src, sql, 0, NULL, on_stream_begun, r);
+	free(sql);
+}
+
+/* a transaction read whole (its chunks were never ready before its Commit: one, as a rule) */
+static void
+apply_whole(pgm_reverse_t *r)
+{
+	char lsn[32], *pre, *post, *sql;
+	pgm_buf_t body = {0};
+
+	pgm_lsn_format(r->cur.commit_lsn, lsn, sizeof(lsn));
 	pre = pgm_asprintf("SELECT commit_lsn INTO pgm_done FROM %s WHERE job = %s FOR UPDATE;\n"
 	                   "IF pgm_done >= '%s' THEN RETURN; END IF;\n",
 	                   r->progress, r->job_lit, lsn);
-	post = progress_update(r, t);
-	sql = pgm_pgo_do_block(pre, t->chunks[0], post);
+	post = progress_update(r, &r->cur);
+	for (int i = 0; i < r->cur.nchunks; i++)
+		pgm_buf_append(&body, r->cur.chunks[i]);
+	sql = pgm_pgo_do_block(pre, body.s, post);
+	free(body.s);
 	pgm_pg_query(r->src, sql, 0, NULL, on_applied, r);
 	free(sql);
 	free(pre);
@@ -354,58 +419,147 @@ apply_next(pgm_reverse_t *r)
 }
 
 static void
-on_peek(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void *data)
+on_fetch(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void *data);
+
+static void
+on_read_closed(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void *data)
 {
 	pgm_reverse_t *r = data;
-	int n = pgm_pg_ntuples(res), cap = 0;
-	int64_t oldest = 0;
+
+	if (err) {
+		rev_error_pg(r, "could not end the read on the target", err);
+		return;
+	}
+	advance(r);
+}
+
+/* the read of this round is over: the lag it found, close the cursor, then advance the slot */
+static void
+read_done(pgm_reverse_t *r)
+{
+	uint64_t lsn;
+	int64_t at;
+	uint32_t xid;
+
+	if (pgm_pgo_current(r->pgo, &lsn, &at, &xid)) {
+		rev_error(r, "the slot's changes end inside a transaction", "no Commit after the last change read", NULL);
+		return;
+	}
+	if (r->oldest_ms == 0) {
+		r->lag_ms = 0;
+		r->lag_bytes = r->truncated && r->flush > r->confirmed ? (int64_t) (r->flush - r->confirmed) : 0;
+	}
+	pgm_pg_query(r->tgt, "COMMIT", 0, NULL, on_read_closed, r);
+}
+
+/* decode the messages read and apply what they make, one round trip at a time */
+static void
+process(pgm_reverse_t *r)
+{
+	for (;;) {
+		char *chunk, *perr = NULL;
+		uint64_t lsn;
+		int64_t at;
+		int rc;
+
+		if (r->tx != TX_NONE && (chunk = pgm_pgo_take_chunk(r->pgo)) != NULL) {
+			char *sql;
+
+			if (r->tx == TX_SKIP) {
+				free(chunk);
+				continue;
+			}
+			sql = pgm_pgo_do_block("", chunk, "");
+			free(chunk);
+			pgm_pg_query(r->src, sql, 0, NULL, on_stream_sent, r);
+			free(sql);
+			return;
+		}
+		if (r->pos == r->nmsgs)
+			break;
+		rc = pgm_pgo_feed(r->pgo, r->msgs[r->pos], r->lens[r->pos], &r->cur, &perr);
+		free(r->msgs[r->pos]);
+		r->msgs[r->pos++] = NULL;
+		if (rc < 0) {
+			rev_error(r, "could not decode a change", perr, NULL);
+			free(perr);
+			return;
+		}
+		if (rc == 0) {
+			/* a large transaction: its first chunk is ready */
+			if (r->tx == TX_NONE && pgm_pgo_chunks_ready(r->pgo) > 0 &&
+			    pgm_pgo_current(r->pgo, &r->cur_commit, &at, &r->cur_xid)) {
+				if (r->cur_commit <= r->applied) {
+					r->tx = TX_SKIP; /* the source has it (a crash before the slot moved) */
+					continue;
+				}
+				lag_note(r, at);
+				stream_begin(r);
+				return;
+			}
+			continue;
+		}
+		/* a transaction read to its Commit */
+		r->cur_commit = r->cur.commit_lsn;
+		r->cur_xid = r->cur.xid;
+		if (r->tx == TX_STREAM) {
+			r->chunk = 0;
+			on_tail(r->src, NULL, NULL, r);
+			return;
+		}
+		lsn = r->cur.commit_lsn;
+		if (r->tx == TX_SKIP || lsn <= r->applied || r->cur.nchunks == 0) {
+			/* the source has it already, or nothing of it is published */
+			r->advance_to = r->cur.end_lsn;
+			cur_clear(r);
+			continue;
+		}
+		lag_note(r, r->cur.commit_time);
+		apply_whole(r);
+		return;
+	}
+	if (!r->cursor_done) {
+		char sql[64];
+
+		snprintf(sql, sizeof(sql), "FETCH %d FROM pgm_reverse", FETCH_ROWS);
+		pgm_pg_query(r->tgt, sql, 0, NULL, on_fetch, r);
+		return;
+	}
+	read_done(r);
+}
+
+static void
+on_fetch(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	pgm_reverse_t *r = data;
+	int n = pgm_pg_ntuples(res);
 
 	if (err) {
 		rev_error_pg(r, "could not read the slot on the target", err);
 		return;
 	}
-	r->truncated = n >= BATCH;
+	msgs_clear(r);
+	r->msgs = pgm_calloc((size_t) n + 1, sizeof(*r->msgs));
+	r->lens = pgm_calloc((size_t) n + 1, sizeof(*r->lens));
 	for (int i = 0; i < n; i++) {
-		size_t len;
-		uint8_t *msg = pgm_pgo_unhex(pgm_pg_value(res, i, 0), &len);
-		pgm_pgo_txn_t t = {0};
-		char *perr = NULL;
-		int rc = msg ? pgm_pgo_feed(r->pgo, msg, len, &t, &perr) : -1;
-
-		free(msg);
-		if (rc < 0) {
-			rev_error(r, "could not decode a change", perr ? perr : "not a bytea value", NULL);
-			free(perr);
+		r->msgs[i] = pgm_pgo_unhex(pgm_pg_value(res, i, 0), &r->lens[i]);
+		r->nmsgs = i + 1;
+		if (r->msgs[i] == NULL) {
+			rev_error(r, "could not decode a change", "not a bytea value", NULL);
 			return;
 		}
-		if (rc == 0)
-			continue;
-		if (t.commit_lsn <= r->applied) {
-			pgm_pgo_txn_clear(&t); /* the source has it already (a crash before the slot moved) */
-			r->advance_to = t.end_lsn;
-			continue;
-		}
-		if (r->ntxn == cap) {
-			cap = cap ? cap * 2 : 16;
-			r->txns = pgm_realloc(r->txns, (size_t) cap * sizeof(*r->txns));
-		}
-		r->txns[r->ntxn++] = t;
-		if (oldest == 0 && t.nchunks > 0)
-			oldest = t.commit_time / 1000 + PG_EPOCH_MS;
 	}
-	r->lag_ms = oldest ? pgm_now_ms() - oldest : 0;
-	if (r->lag_ms < 0)
-		r->lag_ms = 0;
-	r->lag_bytes = (oldest == 0 && !r->truncated) || r->flush <= r->confirmed ? 0 : (int64_t) (r->flush - r->confirmed);
-	r->next = 0;
-	apply_next(r);
+	r->rows_read += n;
+	r->cursor_done = n < FETCH_ROWS;
+	r->truncated = r->rows_read >= BATCH;
+	process(r);
 }
 
 static void
 on_positions(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void *data)
 {
 	pgm_reverse_t *r = data;
-	const char *params[3] = {r->slot, r->batch, r->slot};
+	char *sql;
 
 	if (err) {
 		rev_error_pg(r, "could not read the positions on the target", err);
@@ -423,10 +577,16 @@ on_positions(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, v
 	if (r->f && r->drain_to == 0)
 		r->drain_to = r->flush;
 	r->advance_to = r->confirmed;
-	pgm_pg_query(r->tgt,
-	             "SELECT data FROM pg_logical_slot_peek_binary_changes($1, NULL, $2::int, 'proto_version', '1',"
-	             " 'publication_names', quote_ident($3))",
-	             3, params, on_peek, r);
+	r->rows_read = 0;
+	r->oldest_ms = 0;
+	r->cursor_done = r->truncated = false;
+	/* peek: the slot only moves once the source has the changes (advance) */
+	sql = pgm_asprintf("BEGIN; DECLARE pgm_reverse NO SCROLL CURSOR FOR SELECT data"
+	                   " FROM pg_logical_slot_peek_binary_changes(%s, NULL, %d, 'proto_version', '1',"
+	                   " 'publication_names', quote_ident(%s)); FETCH %d FROM pgm_reverse",
+	                   r->slot_lit, BATCH, r->slot_lit, FETCH_ROWS);
+	pgm_pg_query(r->tgt, sql, 0, NULL, on_fetch, r);
+	free(sql);
 }
 
 static void
@@ -529,6 +689,7 @@ rev_start(pgm_step_t *s, pgm_flow_t *f, void (*drained)(pgm_flow_t *f))
 	r->f = f;
 	r->drained = drained;
 	r->slot = pgm_reverse_slot_name(s->job);
+	r->slot_lit = pgm_quote_literal(r->slot);
 	r->progress = pgm_reverse_progress_table(s->job);
 	r->job_lit = pgm_quote_literal(s->job->name);
 	snprintf(r->batch, sizeof(r->batch), "%d", BATCH);

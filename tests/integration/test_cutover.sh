@@ -17,7 +17,8 @@
 #   6. a rollback whose hook fails is undone (traffic stays on the target, which takes
 #      writes again); retry: the writes are on the source, pgbench traffic is back on the
 #      source with zero failed transactions, the target is read-only, no pgmover object left
-#   7. a second job (hooks only): writes during the window, pgmoverd killed with SIGKILL
+#   7. a second job (hooks only): writes during the window (one of 100,000 rows, with
+#      pgmoverd's memory bounded), pgmoverd killed with SIGKILL
 #      and restarted (exactly once), then finish: completed, the source still frozen, no
 #      pgmover object on either side, replica identities back as they were
 #
@@ -440,6 +441,19 @@ q "$T2" "INSERT INTO public.scratch (note) SELECT 'w' || i FROM generate_series(
 _second_has() { [[ $(sq second "SELECT count(*) FROM public.scratch") == "$1" ]]; }
 t_wait_for 20 _second_has 2510 && t_ok "second: a 2500-row transaction reaches the source" ||
     t_fail "second: a 2500-row transaction reaches the source" "$(sq second 'SELECT count(*) FROM public.scratch')"
+# one transaction of 100,000 rows of 512 bytes: read through a cursor and applied chunk by
+# chunk inside one source transaction, so pgmoverd's memory does not grow with its size
+# (read whole, the slot's output alone is ~100 MB of hex text)
+peak_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$PGMD_PID/status"; }
+peak0=$(peak_kb)
+t_big=$(date +%s%N)
+q "$T2" "INSERT INTO public.scratch (note) SELECT repeat(md5(i::text), 16) FROM generate_series(1, 100000) i" >/dev/null
+t_wait_for 120 _second_has 102510 && t_ok "second: a 100,000-row transaction reaches the source" ||
+    t_fail "second: a 100,000-row transaction reaches the source" "$(sq second 'SELECT count(*) FROM public.scratch')"
+echo "# 100,000 rows written on the target and on the source $((($(date +%s%N) - t_big) / 1000000)) ms later"
+grown=$((($(peak_kb) - peak0) / 1024))
+((grown < 24)) && t_ok "second: pgmoverd's peak memory grew by $grown MB for it (bounded)" ||
+    t_fail "second: pgmoverd's memory stays bounded" "its peak grew by $grown MB"
 # a table made on the target after cutover: the stream stops on it, says so, and goes on
 # once the table exists on the source too
 q "$T2" "CREATE TABLE public.added (id integer PRIMARY KEY, v text); INSERT INTO public.added VALUES (1, 'one')" >/dev/null

@@ -1,0 +1,284 @@
+/*
+ * test_pgoutput.c
+ *    Unit tests of the pgoutput decoder (src/pipeline/pgoutput.c), fed
+ *    protocol version 1 messages built here byte by byte: the SQL a
+ *    transaction becomes for the source (rows into one table one after the
+ *    other join one INSERT; an UPDATE or a new Relation message ends it),
+ *    and a large transaction handed over chunk by chunk before its Commit.
+ *    No server needed.
+ */
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline/cutover.h"
+
+typedef struct msg {
+	uint8_t d[512];
+	size_t n;
+} msg_t;
+
+static void
+put_int(msg_t *m, uint64_t v, int bytes)
+{
+	for (int i = bytes - 1; i >= 0; i--)
+		m->d[m->n++] = (uint8_t) (v >> (8 * i));
+}
+
+static void
+put_str(msg_t *m, const char *s)
+{
+	size_t len = strlen(s) + 1;
+
+	memcpy(m->d + m->n, s, len);
+	m->n += len;
+}
+
+/* a TupleData of text values (NULL: a null) */
+static void
+put_tuple(msg_t *m, int n, const char *const *vals)
+{
+	put_int(m, (uint64_t) n, 2);
+	for (int i = 0; i < n; i++) {
+		if (vals[i] == NULL) {
+			put_int(m, 'n', 1);
+			continue;
+		}
+		put_int(m, 't', 1);
+		put_int(m, strlen(vals[i]), 4);
+		memcpy(m->d + m->n, vals[i], strlen(vals[i]));
+		m->n += strlen(vals[i]);
+	}
+}
+
+/* feed one message; returns what pgm_pgo_feed returned, and fails on an error */
+static int
+feed(pgm_pgo_t *p, const msg_t *m, pgm_pgo_txn_t *txn)
+{
+	char *err = NULL;
+	int rc = pgm_pgo_feed(p, m->d, m->n, txn, &err);
+
+	ck_assert_msg(rc >= 0, "feed: %s", err ? err : "?");
+	return rc;
+}
+
+static void
+begin(pgm_pgo_t *p, uint64_t commit_lsn, uint32_t xid)
+{
+	msg_t m = {.n = 0};
+	pgm_pgo_txn_t t = {0};
+
+	put_int(&m, 'B', 1);
+	put_int(&m, commit_lsn, 8);
+	put_int(&m, 1000000, 8);
+	put_int(&m, xid, 4);
+	ck_assert_int_eq(feed(p, &m, &t), 0);
+}
+
+/* relation relid: public.<name> (id integer, the replica identity; v text) */
+static void
+relation(pgm_pgo_t *p, uint32_t relid, const char *name)
+{
+	msg_t m = {.n = 0};
+	pgm_pgo_txn_t t = {0};
+
+	put_int(&m, 'R', 1);
+	put_int(&m, relid, 4);
+	put_str(&m, "public");
+	put_str(&m, name);
+	put_int(&m, 'd', 1);
+	put_int(&m, 2, 2);
+	put_int(&m, 1, 1);
+	put_str(&m, "id");
+	put_int(&m, 23, 4);
+	put_int(&m, (uint64_t) -1, 4);
+	put_int(&m, 0, 1);
+	put_str(&m, "v");
+	put_int(&m, 25, 4);
+	put_int(&m, (uint64_t) -1, 4);
+	ck_assert_int_eq(feed(p, &m, &t), 0);
+}
+
+static void
+insert(pgm_pgo_t *p, uint32_t relid, const char *id, const char *v)
+{
+	msg_t m = {.n = 0};
+	pgm_pgo_txn_t t = {0};
+	const char *vals[] = {id, v};
+
+	put_int(&m, 'I', 1);
+	put_int(&m, relid, 4);
+	put_int(&m, 'N', 1);
+	put_tuple(&m, 2, vals);
+	ck_assert_int_eq(feed(p, &m, &t), 0);
+}
+
+static void
+update(pgm_pgo_t *p, uint32_t relid, const char *id, const char *v)
+{
+	msg_t m = {.n = 0};
+	pgm_pgo_txn_t t = {0};
+	const char *vals[] = {id, v};
+
+	put_int(&m, 'U', 1);
+	put_int(&m, relid, 4);
+	put_int(&m, 'N', 1);
+	put_tuple(&m, 2, vals);
+	ck_assert_int_eq(feed(p, &m, &t), 0);
+}
+
+static void
+commit(pgm_pgo_t *p, uint64_t commit_lsn, pgm_pgo_txn_t *txn)
+{
+	msg_t m = {.n = 0};
+
+	put_int(&m, 'C', 1);
+	put_int(&m, 0, 1);
+	put_int(&m, commit_lsn, 8);
+	put_int(&m, commit_lsn + 48, 8);
+	put_int(&m, 1000000, 8);
+	ck_assert_int_eq(feed(p, &m, txn), 1);
+}
+
+static int
+count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *s = hay; (s = strstr(s, needle)) != NULL; s++)
+		n++;
+	return n;
+}
+
+START_TEST(test_inserts_join)
+{
+	pgm_pgo_t *p = pgm_pgo_new();
+	pgm_pgo_txn_t t = {0};
+
+	begin(p, 0x100, 7);
+	relation(p, 1, "t");
+	relation(p, 2, "u");
+	insert(p, 1, "1", "a");
+	insert(p, 1, "2", NULL);
+	insert(p, 1, "3", "it's");
+	update(p, 1, "1", "b");
+	insert(p, 1, "4", "d");
+	insert(p, 2, "1", "other table");
+	insert(p, 1, "5", "e");
+	relation(p, 1, "t"); /* described again: its columns may differ */
+	insert(p, 1, "6", "f");
+	commit(p, 0x100, &t);
+	ck_assert_int_eq(t.nchunks, 1);
+	ck_assert_int_eq(t.changes, 8);
+	ck_assert_uint_eq(t.xid, 7);
+	ck_assert_ptr_nonnull(strstr(t.chunks[0],
+	                             "INSERT INTO \"public\".\"t\" (\"id\", \"v\") OVERRIDING SYSTEM VALUE VALUES ('1', 'a'),\n"
+	                             "('2', NULL),\n('3', 'it''s');\nUPDATE \"public\".\"t\" SET \"v\" = 'b' WHERE \"id\" = '1';\n"));
+	/* rows 1-3, then 4, 5 and 6 alone (after the UPDATE, the other table, the Relation message) */
+	ck_assert_int_eq(count(t.chunks[0], "INSERT INTO \"public\".\"t\""), 4);
+	ck_assert_int_eq(count(t.chunks[0], "INSERT INTO \"public\".\"u\""), 1);
+	ck_assert_ptr_nonnull(strstr(t.chunks[0], "VALUES ('6', 'f');\n"));
+	pgm_pgo_txn_clear(&t);
+	pgm_pgo_free(p);
+}
+END_TEST
+
+START_TEST(test_large_transaction_in_chunks)
+{
+	pgm_pgo_t *p = pgm_pgo_new();
+	pgm_pgo_txn_t t = {0};
+	uint64_t lsn = 0;
+	int64_t at = 0;
+	uint32_t xid = 0;
+	char id[16], *c;
+	int taken = 0;
+
+	ck_assert(!pgm_pgo_current(p, &lsn, &at, &xid));
+	begin(p, 0xABCDEF, 42);
+	ck_assert(pgm_pgo_current(p, &lsn, &at, &xid));
+	ck_assert_uint_eq(lsn, 0xABCDEF);
+	ck_assert_uint_eq(xid, 42);
+	ck_assert_int_eq(at, 1000000);
+	relation(p, 1, "t");
+	for (int i = 1; i <= 2 * PGM_PGO_CHUNK + 500; i++) {
+		snprintf(id, sizeof(id), "%d", i);
+		insert(p, 1, id, "x");
+		if (i % PGM_PGO_CHUNK == 0) {
+			/* a chunk is complete: it can be applied before the transaction ends */
+			ck_assert_int_eq(pgm_pgo_chunks_ready(p), 1);
+			c = pgm_pgo_take_chunk(p);
+			ck_assert_ptr_nonnull(c);
+			ck_assert_int_eq(count(c, "INSERT INTO"), 1);
+			ck_assert_int_eq(count(c, "'x')"), PGM_PGO_CHUNK);
+			free(c);
+			taken++;
+		} else {
+			ck_assert_int_eq(pgm_pgo_chunks_ready(p), 0);
+		}
+	}
+	ck_assert_int_eq(taken, 2);
+	ck_assert_ptr_null(pgm_pgo_take_chunk(p));
+	commit(p, 0xABCDEF, &t);
+	/* the Commit hands over the rest */
+	ck_assert_int_eq(t.nchunks, 1);
+	ck_assert_int_eq(count(t.chunks[0], "'x')"), 500);
+	ck_assert_ptr_nonnull(strstr(t.chunks[0], "('2001', 'x')"));
+	ck_assert_int_eq(t.changes, 2 * PGM_PGO_CHUNK + 500);
+	ck_assert(!pgm_pgo_current(p, &lsn, &at, &xid));
+	ck_assert_int_eq(pgm_pgo_chunks_ready(p), 0);
+	ck_assert_ptr_null(pgm_pgo_take_chunk(p));
+	pgm_pgo_txn_clear(&t);
+	pgm_pgo_free(p);
+}
+END_TEST
+
+START_TEST(test_malformed)
+{
+	pgm_pgo_t *p = pgm_pgo_new();
+	pgm_pgo_txn_t t = {0};
+	msg_t m = {.n = 0};
+	char *err = NULL;
+
+	/* a change before any Begin */
+	put_int(&m, 'I', 1);
+	put_int(&m, 1, 4);
+	ck_assert_int_eq(pgm_pgo_feed(p, m.d, m.n, &t, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "outside a transaction"));
+	free(err);
+	/* a truncated Begin */
+	m.n = 0;
+	put_int(&m, 'B', 1);
+	put_int(&m, 1, 4);
+	ck_assert_int_eq(pgm_pgo_feed(p, m.d, m.n, &t, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "malformed"));
+	free(err);
+	pgm_pgo_free(p);
+}
+END_TEST
+
+static Suite *
+pgoutput_suite(void)
+{
+	Suite *s = suite_create("pgoutput");
+	TCase *tc = tcase_create("decode");
+
+	tcase_add_test(tc, test_inserts_join);
+	tcase_add_test(tc, test_large_transaction_in_chunks);
+	tcase_add_test(tc, test_malformed);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(pgoutput_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
