@@ -15,11 +15,14 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <cJSON.h>
 
 #define PGM_CLI_DEFAULT_SOCKET "/run/pgmover/pgmoverd.sock"
+/* how long a reply may take: pgmoverd answers at once and works on afterwards */
+#define PGM_CLI_DEFAULT_TIMEOUT_MS 30000
 #define PGM_CLI_PROTOCOL 1
 #define PGM_CLI_MAX_LINE (16 * 1024 * 1024)	/* largest reply or event line */
 
@@ -38,7 +41,8 @@ typedef enum pgm_cli_read_e
 	PGM_CLI_READ_LINE,				/* a complete line is available */
 	PGM_CLI_READ_EOF,				/* the daemon closed the connection */
 	PGM_CLI_READ_ERROR,				/* I/O or size error, already reported */
-	PGM_CLI_READ_INTERRUPTED		/* SIGINT arrived while waiting */
+	PGM_CLI_READ_INTERRUPTED,		/* SIGINT arrived while waiting */
+	PGM_CLI_READ_TIMEOUT			/* the deadline passed first */
 } pgm_cli_read_t;
 
 /* One connection to pgmoverd's control socket */
@@ -52,6 +56,8 @@ typedef struct pgm_cli_conn_s
 	size_t		cap;				/* allocated size of buf */
 	size_t		consumed;			/* bytes of buf already returned as lines */
 	size_t		scanned;			/* bytes searched for a newline so far */
+	int			timeout_ms;			/* for a reply (0: wait as long as it takes) */
+	int64_t		deadline_ms;		/* monotonic; 0: none (watch events) */
 } pgm_cli_conn_t;
 
 /* A parsed reply: {"id", "ok", "result"} or {"id", "ok": false, "error"} */
@@ -68,7 +74,7 @@ typedef struct pgm_cli_reply_s
 typedef enum pgm_cli_option_id_e
 {
 	/* global: valid with every command */
-	PGM_CLI_OPT_SOCKET, PGM_CLI_OPT_JSON, PGM_CLI_OPT_HELP,
+	PGM_CLI_OPT_SOCKET, PGM_CLI_OPT_JSON, PGM_CLI_OPT_HELP, PGM_CLI_OPT_TIMEOUT,
 	/* per command, as its table row allows */
 	PGM_CLI_OPT_SOURCE, PGM_CLI_OPT_TARGET, PGM_CLI_OPT_METHOD, PGM_CLI_OPT_SET, PGM_CLI_OPT_TABLES
 } pgm_cli_option_id_t;
@@ -76,7 +82,7 @@ typedef enum pgm_cli_option_id_e
 #define PGM_CLI_OPT_BIT(id) (1u << (id))
 #define PGM_CLI_OPT_GLOBAL \
 	(PGM_CLI_OPT_BIT(PGM_CLI_OPT_SOCKET) | PGM_CLI_OPT_BIT(PGM_CLI_OPT_JSON) | \
-	 PGM_CLI_OPT_BIT(PGM_CLI_OPT_HELP))
+	 PGM_CLI_OPT_BIT(PGM_CLI_OPT_HELP) | PGM_CLI_OPT_BIT(PGM_CLI_OPT_TIMEOUT))
 #define PGM_CLI_OPT_CREATE \
 	(PGM_CLI_OPT_BIT(PGM_CLI_OPT_SOURCE) | PGM_CLI_OPT_BIT(PGM_CLI_OPT_TARGET) | \
 	 PGM_CLI_OPT_BIT(PGM_CLI_OPT_METHOD) | PGM_CLI_OPT_BIT(PGM_CLI_OPT_SET))
@@ -88,6 +94,7 @@ typedef enum pgm_cli_option_id_e
 typedef struct pgm_cli_args_s
 {
 	const char *socket;				/* -s, else $PGMOVER_SOCKET, else default */
+	int			timeout_ms;			/* --timeout, else $PGMOVER_TIMEOUT, else 30 s; 0: none */
 	bool		json;				/* --json: print replies unchanged */
 	bool		help;				/* -h / --help */
 	const char *command;			/* first positional argument */

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -22,6 +23,39 @@
 volatile sig_atomic_t pgm_cli_interrupted = 0;
 
 static bool socket_wait_connected(int fd);
+
+static int64_t
+monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * wait_readable waits for the socket until the deadline: true when it can
+ * be read, false on timeout or on SIGINT (pgm_cli_interrupted).
+ */
+static bool
+wait_readable(pgm_cli_conn_t *client)
+{
+	struct pollfd pfd = {.fd = client->fd,.events = POLLIN};
+
+	for (;;)
+	{
+		int64_t		left = client->deadline_ms - monotonic_ms();
+		int			n;
+
+		if (left <= 0)
+			return false;
+		n = poll(&pfd, 1, left > 1000000 ? 1000000 : (int) left);
+		if (n > 0)
+			return true;
+		if (n < 0 && errno == EINTR && pgm_cli_interrupted)
+			return false;
+	}
+}
 static bool socket_write_all(pgm_cli_conn_t *client, const char *data, size_t len);
 
 /*
@@ -204,6 +238,8 @@ pgm_cli_conn_read_line(pgm_cli_conn_t *client, char **line)
 			return PGM_CLI_READ_INTERRUPTED;
 		if (!buffer_reserve(client))
 			return PGM_CLI_READ_ERROR;
+		if (client->deadline_ms != 0 && !wait_readable(client))
+			return pgm_cli_interrupted ? PGM_CLI_READ_INTERRUPTED : PGM_CLI_READ_TIMEOUT;
 
 		n = read(client->fd, client->buf + client->len, client->cap - client->len);
 		if (n < 0 && errno == EINTR)
@@ -319,9 +355,19 @@ pgm_cli_conn_call(pgm_cli_conn_t *client, const char *cmd, const char *job,
 	if (!sent)
 		return PGM_CLI_EXIT_UNREACHABLE;
 
+	client->deadline_ms = client->timeout_ms > 0 ? monotonic_ms() + client->timeout_ms : 0;
 	rc = pgm_cli_conn_read_line(client, &line);
+	client->deadline_ms = 0;
 	if (rc == PGM_CLI_READ_INTERRUPTED)
 		return PGM_CLI_EXIT_FAILED;
+	if (rc == PGM_CLI_READ_TIMEOUT)
+	{
+		pgm_cli_output_error("pgmoverd at \"%s\" did not reply to \"%s\" within %.3g s", client->path, cmd,
+						 client->timeout_ms / 1000.0);
+		pgm_cli_output_hint("the request may still take effect: check \"pgmover status\" before sending it again;"
+						" is pgmoverd stopped or overloaded? (its log; --timeout SECONDS waits longer, 0 for ever)");
+		return PGM_CLI_EXIT_UNREACHABLE;
+	}
 	if (rc == PGM_CLI_READ_EOF)
 	{
 		pgm_cli_output_error("pgmoverd at \"%s\" closed the connection before replying to \"%s\"",

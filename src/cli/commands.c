@@ -109,6 +109,7 @@ cli_request(const pgm_cli_args_t *args, pgm_cli_conn_t *client, const char *cmd,
 		cJSON_Delete(req_args);
 		return rc;
 	}
+	client->timeout_ms = args->timeout_ms;
 	rc = pgm_cli_conn_call(client, cmd, args->job, req_args, reply);
 	if (rc != PGM_CLI_EXIT_OK)
 		return rc;
@@ -376,13 +377,15 @@ pgm_cli_help_print(FILE *out, const pgm_cli_command_t *command)
 		return;
 	}
 	fprintf(out, "pgmover is the command-line client of pgmoverd, the PostgreSQL migration daemon.\n\n"
-			"Usage:\n  pgmover [-s SOCKET] [--json] COMMAND [JOB] [options]\n\nCommands:\n");
+			"Usage:\n  pgmover [-s SOCKET] [--json] [--timeout SECONDS] COMMAND [JOB] [options]\n\nCommands:\n");
 	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++)
 		fprintf(out, "  %-9s %s\n", c->name, c->summary);
 	fprintf(out, "\nOptions:\n"
 			"  -s, --socket=PATH  pgmoverd's control socket (default: $PGMOVER_SOCKET,\n"
 			"                     else " PGM_CLI_DEFAULT_SOCKET ")\n"
 			"  --json             print the daemon's replies unchanged, one JSON object a line\n"
+			"  --timeout=SECONDS  how long to wait for pgmoverd's reply (default: $PGMOVER_TIMEOUT,\n"
+			"                     else 30; 0: no limit; watch's events are never timed out)\n"
 			"  -h, --help         show this help, or after a command that command's help\n"
 			"  --source=URL, --target=URL, --method=METHOD, --set KEY=VALUE, --tables=A,B\n"
 			"                     arguments of create, plan and verify; see \"pgmover help create\"\n"

@@ -25,6 +25,7 @@ typedef struct cli_option_s
 static const cli_option_t cli_options[] = {
 	{"socket", 's', true, PGM_CLI_OPT_SOCKET},
 	{"json", 0, false, PGM_CLI_OPT_JSON},
+	{"timeout", 0, true, PGM_CLI_OPT_TIMEOUT},
 	{"help", 'h', false, PGM_CLI_OPT_HELP},
 	{"source", 0, true, PGM_CLI_OPT_SOURCE},
 	{"target", 0, true, PGM_CLI_OPT_TARGET},
@@ -51,6 +52,28 @@ option_find(const char *name, size_t name_len, char short_name)
 }
 
 /*
+ * timeout_parse reads a number of seconds (fractions allowed; 0: no limit)
+ * for how long a reply may take.
+ */
+static bool
+timeout_parse(pgm_cli_args_t *args, const char *value, const char *what)
+{
+	char	   *end;
+	double		s = strtod(value, &end);
+
+	if (end == value || *end != '\0' || !(s >= 0) || s > 86400)
+	{
+		pgm_cli_output_error("invalid %s \"%s\"", what, value);
+		pgm_cli_output_hint("give the seconds to wait for pgmoverd's reply, from 0 (no limit) to 86400");
+		return false;
+	}
+	args->timeout_ms = (int) (s * 1000 + 0.5);
+	if (s > 0 && args->timeout_ms == 0)
+		args->timeout_ms = 1;
+	return true;
+}
+
+/*
  * option_apply stores one option's value; --set must be key=value, and a
  * key given twice keeps the last value.
  */
@@ -66,6 +89,7 @@ option_apply(pgm_cli_args_t *args, const cli_option_t *option, const char *value
 	{
 		case PGM_CLI_OPT_SOCKET: args->socket = value; break;
 		case PGM_CLI_OPT_JSON: args->json = true; break;
+		case PGM_CLI_OPT_TIMEOUT: return timeout_parse(args, value, "--timeout");
 		case PGM_CLI_OPT_HELP: args->help = true; break;
 		case PGM_CLI_OPT_SOURCE: args->source = value; break;
 		case PGM_CLI_OPT_TARGET: args->target = value; break;
@@ -103,7 +127,11 @@ static bool
 args_parse(pgm_cli_args_t *args, int argc, char **argv)
 {
 	bool		options_done = false;
+	const char *env = getenv("PGMOVER_TIMEOUT");
 
+	args->timeout_ms = PGM_CLI_DEFAULT_TIMEOUT_MS;
+	if (env != NULL && env[0] != '\0' && !timeout_parse(args, env, "PGMOVER_TIMEOUT"))
+		return false;
 	args->options = cJSON_CreateObject();
 	args->rest_argv = calloc((size_t) argc + 1, sizeof(char *));
 	if (args->options == NULL || args->rest_argv == NULL)

@@ -3,7 +3,7 @@
 #   - configuration errors (--check), socket modes, syslog priority prefixes
 #   - the control protocol under abuse (sockstress: 1000 clients at once, a line over
 #     1 MiB, half requests, a client that never reads) and the daemon's fds/RSS after it
-#   - CLI exit codes and --json, the audit trail (SO_PEERCRED uid/pid), watch events
+#   - CLI exit codes and --json, --timeout against a stopped daemon, the audit trail (SO_PEERCRED uid/pid), watch events
 #   - SIGHUP reload (good and broken file), SIGTERM (exit 0, steps checkpointed)
 #   - three dump jobs against a Heroku-like test bed, SIGKILL with one of them mid-copy,
 #     restart: same states and facts, the interrupted copy resumes; freeze holds,
@@ -295,6 +295,20 @@ t_assert_eq "CLI refusal: invalid job option: exit 1" 1 "$RC"
 t_assert_contains "CLI refusal: invalid job option says which" "$ERR" "value for jobs out of range"
 run pgm create same --source "$FAKE_SRC" --target "$FAKE_SRC" --method dump
 t_assert_eq "CLI refusal: source = target: exit 1" 1 "$RC"
+run env PGMOVER_TIMEOUT=soon "$PGMOVER" version
+t_assert_eq "CLI usage: PGMOVER_TIMEOUT not a number: exit 2" 2 "$RC"
+t_assert_contains "CLI usage: PGMOVER_TIMEOUT says what it takes" "$ERR" "seconds to wait"
+run pgm --timeout -1 version
+t_assert_eq "CLI usage: negative --timeout: exit 2" 2 "$RC"
+# a daemon that stopped answering (SIGSTOP: its socket still accepts): the CLI gives up
+kill -STOP "$D1_PID"
+run pgm --timeout 0.5 status fj
+kill -CONT "$D1_PID"
+t_assert_eq "CLI: no reply within --timeout: exit 3" 3 "$RC"
+t_assert_contains "CLI: the timeout says which request" "$ERR" "did not reply to \"status\" within 0.5 s"
+t_assert_contains "CLI: the timeout says the request may still take effect" "$ERR" "may still take effect"
+run pgm --timeout 0 version
+t_assert_eq "CLI: --timeout 0 waits as long as it takes: exit 0" 0 "$RC"
 run pgm version
 t_assert_eq "CLI success: version: exit 0" 0 "$RC"
 t_assert_contains "CLI version shows the daemon" "$OUT" "pgmoverd 0.1.0 (protocol 1)"
