@@ -101,33 +101,23 @@ relation(pgm_pgo_t *p, uint32_t relid, const char *name)
 	ck_assert_int_eq(feed(p, &m, &t), 0);
 }
 
+/* an Insert ('I') or an Update with the new tuple only ('U': the key did not change) */
 static void
-insert(pgm_pgo_t *p, uint32_t relid, const char *id, const char *v)
+change(pgm_pgo_t *p, char kind, uint32_t relid, const char *id, const char *v)
 {
 	msg_t m = {.n = 0};
 	pgm_pgo_txn_t t = {0};
 	const char *vals[] = {id, v};
 
-	put_int(&m, 'I', 1);
+	put_int(&m, (uint64_t) kind, 1);
 	put_int(&m, relid, 4);
 	put_int(&m, 'N', 1);
 	put_tuple(&m, 2, vals);
 	ck_assert_int_eq(feed(p, &m, &t), 0);
 }
 
-static void
-update(pgm_pgo_t *p, uint32_t relid, const char *id, const char *v)
-{
-	msg_t m = {.n = 0};
-	pgm_pgo_txn_t t = {0};
-	const char *vals[] = {id, v};
-
-	put_int(&m, 'U', 1);
-	put_int(&m, relid, 4);
-	put_int(&m, 'N', 1);
-	put_tuple(&m, 2, vals);
-	ck_assert_int_eq(feed(p, &m, &t), 0);
-}
+#define insert(p, relid, id, v) change(p, 'I', relid, id, v)
+#define update(p, relid, id, v) change(p, 'U', relid, id, v)
 
 static void
 commit(pgm_pgo_t *p, uint64_t commit_lsn, pgm_pgo_txn_t *txn)
