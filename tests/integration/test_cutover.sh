@@ -18,7 +18,8 @@
 #      writes again); retry: the writes are on the source, pgbench traffic is back on the
 #      source with zero failed transactions, the target is read-only, no pgmover object left
 #   7. a second job (hooks only): writes during the window (one of 100,000 rows, with
-#      pgmoverd's memory bounded), pgmoverd killed with SIGKILL
+#      pgmoverd's memory bounded; another with pgmoverd killed while applying it),
+#      pgmoverd killed with SIGKILL
 #      and restarted (exactly once), then finish: completed, the source still frozen, no
 #      pgmover object on either side, replica identities back as they were
 #
@@ -454,6 +455,21 @@ echo "# 100,000 rows written on the target and on the source $((($(date +%s%N) -
 grown=$((($(peak_kb) - peak0) / 1024))
 ((grown < 24)) && t_ok "second: pgmoverd's peak memory grew by $grown MB for it (bounded)" ||
     t_fail "second: pgmoverd's memory stays bounded" "its peak grew by $grown MB"
+# another, with pgmoverd killed while it is being applied: the half-applied source
+# transaction dies with the connection, and the restarted daemon applies it whole, once
+q "$T2" "INSERT INTO public.scratch (note) SELECT 'killed ' || i FROM generate_series(1, 100000) i" >/dev/null
+_applying() { [[ $(sq second "SELECT count(*) FROM pg_stat_activity WHERE datname = 'second'
+    AND application_name LIKE '%reverse-apply%' AND state <> 'idle'") != 0 ]]; }
+t_wait_for 10 _applying
+pgmd_kill9
+t_assert_eq "second: killed in the middle of it: none of it on the source yet" "102510" \
+    "$(sq second 'SELECT count(*) FROM public.scratch')"
+pgmd_start "$DMN" && t_ok "second: pgmoverd restarts after SIGKILL in a large transaction" ||
+    t_fail "second: restart" "see log"
+t_wait_for 120 _second_has 202510 && t_ok "second: the large transaction arrived once, whole, after the kill" ||
+    t_fail "second: the large transaction arrived once, whole" "$(sq second 'SELECT count(*) FROM public.scratch')"
+t_assert_eq "second: ... and no row of it twice" "100000" \
+    "$(sq second "SELECT count(DISTINCT note) FROM public.scratch WHERE note LIKE 'killed %'")"
 # a table made on the target after cutover: the stream stops on it, says so, and goes on
 # once the table exists on the source too
 q "$T2" "CREATE TABLE public.added (id integer PRIMARY KEY, v text); INSERT INTO public.added VALUES (1, 'one')" >/dev/null
