@@ -94,3 +94,39 @@ t_tmpdir() {
     fi
     printf '%s\n' "$d"
 }
+
+# t_prereq NAME FILE...: PGM_BUILD made absolute; each FILE (relative to PGM_BUILD unless
+# absolute) executable; jq installed. Otherwise says what is missing, as NAME, and exits 1.
+t_prereq() {
+    local name=$1 f
+    shift
+    PGM_BUILD=$(cd "${PGM_BUILD:-}" 2>/dev/null && pwd) || {
+        echo "$name: no build directory (set PGM_BUILD)" >&2
+        exit 1
+    }
+    for f in "$@"; do
+        [[ $f == /* ]] || f=$PGM_BUILD/$f
+        [[ -x $f ]] || {
+            echo "$name: $f not built or not installed" >&2
+            exit 1
+        }
+    done
+    command -v jq >/dev/null || {
+        echo "$name: jq is needed" >&2
+        exit 1
+    }
+}
+
+# t_bed_remove WORK BED...: stop the test beds (tests/testbed/testbed.sh, in $TB) and remove
+# WORK; with PGM_TEST_KEEP=1 stop the servers and keep it all for a post-mortem
+t_bed_remove() {
+    local work=$1 bed
+    shift
+    if [[ ${PGM_TEST_KEEP:-0} == 1 ]]; then
+        for bed in "$@"; do TB_KEEP=1 "$TB" stop "$bed" >/dev/null 2>&1; done
+        echo "kept $work" >&2
+    else
+        for bed in "$@"; do "$TB" stop "$bed" >/dev/null 2>&1 || "$TB" stop "$bed"; done
+        rm -rf -- "$work"
+    fi
+}

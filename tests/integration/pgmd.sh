@@ -8,6 +8,7 @@
 #   pgm status shop                          # the CLI against that daemon
 #   pgmd_wait_state JOB STATE [TIMEOUT]      # poll status until the job is in STATE
 #   pgmd_kill9 / pgmd_stop                   # SIGKILL, or SIGTERM and wait for exit 0
+#   pgmd_cleanup                             # for a test's EXIT trap
 #
 # PGMD_PID holds the daemon's pid, PGMOVER_SOCKET its socket.
 
@@ -76,4 +77,24 @@ pgmd_stop() {
     rc=$?
     PGMD_PID=
     return "$rc"
+}
+
+# pgmd_cleanup : for a test's EXIT trap: stop the daemon if it runs (SIGTERM, SIGKILL after
+# 20 s), and when a check failed show the last lines of its log
+pgmd_cleanup() {
+    local i
+    if [[ -n ${PGMD_PID:-} ]]; then
+        kill -TERM "$PGMD_PID" 2>/dev/null
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$PGMD_PID" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -9 "$PGMD_PID" 2>/dev/null
+        wait "$PGMD_PID" 2>/dev/null
+        PGMD_PID=
+    fi
+    if [[ ${T_FAILED:-0} -gt 0 && -n $PGMD_DIR && -f $PGMD_DIR/pgmoverd.log ]]; then
+        echo "--- last lines of the daemon log ($PGMD_DIR/pgmoverd.log) ---" >&2
+        grep -v ' debug: ' "$PGMD_DIR/pgmoverd.log" | tail -n 40 >&2
+    fi
 }

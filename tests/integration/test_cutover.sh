@@ -35,21 +35,8 @@ TB=$ROOT/tests/testbed/testbed.sh
 # shellcheck source=tests/integration/jobs.sh
 . "$HERE/jobs.sh"
 
-PGM_BUILD=$(cd "$PGM_BUILD" 2>/dev/null && pwd) || {
-    echo "test_cutover: no build directory (set PGM_BUILD)" >&2
-    exit 1
-}
 PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
-for b in "$PGM_BUILD/pgmoverd" "$PGM_BUILD/pgmover" "$PGBOUNCER"; do
-    [[ -x $b ]] || {
-        echo "test_cutover: $b not found" >&2
-        exit 1
-    }
-done
-command -v jq >/dev/null || {
-    echo "test_cutover: jq is needed" >&2
-    exit 1
-}
+t_prereq test_cutover pgmoverd pgmover "$PGBOUNCER"
 
 WORK=$(t_tmpdir) || exit 1
 BED=$WORK/bed
@@ -63,33 +50,15 @@ T0=$(date +%s)
 as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 cleanup() {
-    local i
     [[ -n $BENCH_PID ]] && kill "$BENCH_PID" 2>/dev/null
     [[ -n $DNS_PID ]] && kill "$DNS_PID" 2>/dev/null
-    if [[ -n ${PGMD_PID:-} ]]; then
-        kill -TERM "$PGMD_PID" 2>/dev/null
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$PGMD_PID" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -9 "$PGMD_PID" 2>/dev/null
-    fi
+    pgmd_cleanup
     if [[ -f $PGB/pgbouncer.pid ]]; then
         PGB_PID=$(<"$PGB/pgbouncer.pid")
         kill "$PGB_PID" 2>/dev/null
     fi
     wait 2>/dev/null
-    if [[ ${T_FAILED:-0} -gt 0 && -f $DMN/pgmoverd.log ]]; then
-        echo "--- last lines of the daemon log ---" >&2
-        grep -v ' debug: ' "$DMN/pgmoverd.log" | tail -n 40 >&2
-    fi
-    if [[ ${PGM_TEST_KEEP:-0} == 1 ]]; then
-        TB_KEEP=1 "$TB" stop "$BED" >/dev/null 2>&1
-        echo "kept $WORK" >&2
-    else
-        "$TB" stop "$BED" >/dev/null 2>&1 || "$TB" stop "$BED"
-        rm -rf -- "$WORK"
-    fi
+    t_bed_remove "$WORK" "$BED"
 }
 trap cleanup EXIT
 

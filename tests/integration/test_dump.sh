@@ -31,20 +31,7 @@ FIXTURES=$HERE/fixtures
 # shellcheck source=tests/integration/jobs.sh
 . "$HERE/jobs.sh"
 
-PGM_BUILD=$(cd "$PGM_BUILD" 2>/dev/null && pwd) || {
-    echo "test_dump: no build directory (set PGM_BUILD)" >&2
-    exit 1
-}
-for b in pgmoverd pgmover; do
-    [[ -x $PGM_BUILD/$b ]] || {
-        echo "test_dump: $PGM_BUILD/$b not built" >&2
-        exit 1
-    }
-done
-command -v jq >/dev/null || {
-    echo "test_dump: jq is needed" >&2
-    exit 1
-}
+t_prereq test_dump pgmoverd pgmover
 
 # PGM_TEST_ENGINE=NAME runs every job with --set engine=NAME (default: the daemon's own)
 ENGINE_SET=()
@@ -66,45 +53,18 @@ kill_leftovers() {
 }
 
 cleanup() {
-    local i
     if [[ -n $BIG_LOADER_PID ]]; then
         kill "$BIG_LOADER_PID" 2>/dev/null
         wait "$BIG_LOADER_PID" 2>/dev/null
     fi
-    if [[ -n ${PGMD_PID:-} ]]; then
-        kill -TERM "$PGMD_PID" 2>/dev/null
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$PGMD_PID" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -9 "$PGMD_PID" 2>/dev/null
-        wait "$PGMD_PID" 2>/dev/null
-        PGMD_PID=
-    fi
+    pgmd_cleanup
     kill_leftovers
-    if [[ ${T_FAILED:-0} -gt 0 && -f $DMN/pgmoverd.log ]]; then
-        echo "--- last lines of the daemon log ($DMN/pgmoverd.log) ---" >&2
-        grep -v ' debug: ' "$DMN/pgmoverd.log" | tail -n 40 >&2
-    fi
-    if [[ ${PGM_TEST_KEEP:-0} == 1 ]]; then
-        TB_KEEP=1 "$TB" stop "$BED" >/dev/null 2>&1
-        echo "kept $WORK" >&2
-    else
-        "$TB" stop "$BED" >/dev/null 2>&1 || "$TB" stop "$BED"
-        rm -rf -- "$WORK"
-    fi
+    t_bed_remove "$WORK" "$BED"
 }
 trap cleanup EXIT
 
 # ---------------------------------------------------------------------------------------
 # helpers
-
-
-
-
-
-
-
 
 # the database-level default_transaction_read_only settings left on the source for DB
 ro_setting() {

@@ -28,20 +28,7 @@ TB=$ROOT/tests/testbed/testbed.sh
 # shellcheck source=tests/integration/jobs.sh
 . "$HERE/jobs.sh"
 
-PGM_BUILD=$(cd "$PGM_BUILD" 2>/dev/null && pwd) || {
-    echo "test_pglogical: no build directory (set PGM_BUILD)" >&2
-    exit 1
-}
-for b in pgmoverd pgmover; do
-    [[ -x $PGM_BUILD/$b ]] || {
-        echo "test_pglogical: $PGM_BUILD/$b not built" >&2
-        exit 1
-    }
-done
-command -v jq >/dev/null || {
-    echo "test_pglogical: jq is needed" >&2
-    exit 1
-}
+t_prereq test_pglogical pgmoverd pgmover
 
 WORK=$(t_tmpdir) || exit 1
 BED=$WORK/bed       # wal_level = logical (the default)
@@ -51,34 +38,12 @@ PGBENCH_PID=
 T0=$SECONDS
 
 cleanup() {
-    local i
     if [[ -n $PGBENCH_PID ]]; then
         kill "$PGBENCH_PID" 2>/dev/null
         wait "$PGBENCH_PID" 2>/dev/null
     fi
-    if [[ -n ${PGMD_PID:-} ]]; then
-        kill -TERM "$PGMD_PID" 2>/dev/null
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$PGMD_PID" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -9 "$PGMD_PID" 2>/dev/null
-        wait "$PGMD_PID" 2>/dev/null
-        PGMD_PID=
-    fi
-    if [[ ${T_FAILED:-0} -gt 0 && -f $DMN/pgmoverd.log ]]; then
-        echo "--- last lines of the daemon log ($DMN/pgmoverd.log) ---" >&2
-        grep -v ' debug: ' "$DMN/pgmoverd.log" | tail -n 40 >&2
-    fi
-    if [[ ${PGM_TEST_KEEP:-0} == 1 ]]; then
-        TB_KEEP=1 "$TB" stop "$BED" >/dev/null 2>&1
-        TB_KEEP=1 "$TB" stop "$BED2" >/dev/null 2>&1
-        echo "kept $WORK" >&2
-    else
-        "$TB" stop "$BED" >/dev/null 2>&1 || "$TB" stop "$BED"
-        "$TB" stop "$BED2" >/dev/null 2>&1 || "$TB" stop "$BED2"
-        rm -rf -- "$WORK"
-    fi
+    pgmd_cleanup
+    t_bed_remove "$WORK" "$BED" "$BED2"
 }
 trap cleanup EXIT
 

@@ -32,31 +32,12 @@ TB=$ROOT/tests/testbed/testbed.sh
 # shellcheck source=tests/integration/jobs.sh
 . "$HERE/jobs.sh"
 
-PGM_BUILD=$(cd "${PGM_BUILD:-}" 2>/dev/null && pwd) || {
-    echo "test_verify: no build directory (set PGM_BUILD)" >&2
-    exit 1
-}
+t_prereq test_verify pgmover
 PGMOVER=$PGM_BUILD/pgmover
-[[ -x $PGMOVER ]] || {
-    echo "test_verify: $PGMOVER not built" >&2
-    exit 1
-}
-command -v jq >/dev/null || {
-    echo "test_verify: jq is needed" >&2
-    exit 1
-}
 
 WORK=$(t_tmpdir) || exit 1
 BED=$WORK/bed
-cleanup() {
-    if [[ ${PGM_TEST_KEEP:-0} == 1 ]]; then
-        TB_KEEP=1 "$TB" stop "$BED" >/dev/null 2>&1
-        echo "kept $WORK" >&2
-    else
-        "$TB" stop "$BED" >/dev/null 2>&1 || "$TB" stop "$BED"
-        rm -rf -- "$WORK"
-    fi
-}
+cleanup() { t_bed_remove "$WORK" "$BED"; }
 trap cleanup EXIT
 
 "$TB" start "$BED" 2>"$WORK/testbed.log" || {
