@@ -14,9 +14,10 @@
  *   3. The first pass, both sides at the same time, largest tables first:
  *      count(*) and sum(row hash) of every table (verify_sql.c says how a
  *      row hashes). A side reads a heap in one sequential scan, or, when
- *      the heap alone is more than a connection's share of the side, in
- *      block ranges (TID range scans, PostgreSQL 14+) that its connections
- *      read in parallel (pgm_vplan_block_chunks); the ranges add up to the
+ *      the heap alone is more than a connection's share of the side or
+ *      more than 4 GB, in block ranges (TID range scans, PostgreSQL 14+)
+ *      that its connections read in parallel (pgm_vplan_block_chunks),
+ *      and progress is counted in; the ranges add up to the
  *      table's checksum, so each side cuts its own heap and nothing but one
  *      scan is paid for a table that matches.
  *   4. A keyed table that differs is cut into key-range chunks of about

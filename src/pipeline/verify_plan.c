@@ -13,6 +13,7 @@
 #include <string.h>
 
 #define MAX_CHUNKS 4096
+#define MAX_RANGE_BLOCKS ((INT64_C(4) << 30) / 8192) /* 4 GB of heap */
 #define SAMPLE_ROWS_PER_CHUNK 16
 
 int
@@ -67,26 +68,33 @@ pgm_vplan_pick(int n, int nparts, int *idx)
  * it has no ring buffer (every block goes through shared_buffers' clock)
  * and checks each tuple's TID; measured on pgbench_accounts at scale 50,
  * one connection per side (bench/bench_verify.sh): one scan 0.65 s, eleven
- * 64 MB ranges 0.73 s. So a heap is cut only when it alone is more than a
+ * 64 MB ranges 0.73 s. So a heap is cut when it alone is more than a
  * connection's share of its side (all the side's heaps over the
  * connections) -- smaller ones are spread whole over the connections,
- * largest first -- and then into ranges of half a share, at least
- * min_blocks each.
+ * largest first -- into ranges of half a share, at least min_blocks each;
+ * and a heap of more than MAX_RANGE_BLOCKS (4 GB) is cut anyway, into
+ * ranges of at most that: progress is counted in ranges done, and an
+ * operator waiting inside the write freeze should see it move at least
+ * every few seconds, not once at the end of a 500 GB table.
  */
 int
 pgm_vplan_block_chunks(int64_t blocks, int64_t side_blocks, int jobs, int64_t min_blocks)
 {
-	int64_t share, size, n;
+	int64_t share, size, n = 1;
 
-	if (jobs <= 1 || blocks <= 0 || side_blocks <= 0)
+	if (blocks <= 0)
 		return 1;
-	share = side_blocks / jobs;
-	if (blocks <= share || blocks <= min_blocks)
-		return 1;
-	size = share / 2 > min_blocks ? share / 2 : min_blocks;
-	if (size < 1)
-		size = 1;
-	n = (blocks + size - 1) / size;
+	if (jobs > 1 && side_blocks > 0) {
+		share = side_blocks / jobs;
+		if (blocks > share && blocks > min_blocks) {
+			size = share / 2 > min_blocks ? share / 2 : min_blocks;
+			if (size < 1)
+				size = 1;
+			n = (blocks + size - 1) / size;
+		}
+	}
+	if (blocks > MAX_RANGE_BLOCKS && n < (blocks + MAX_RANGE_BLOCKS - 1) / MAX_RANGE_BLOCKS)
+		n = (blocks + MAX_RANGE_BLOCKS - 1) / MAX_RANGE_BLOCKS;
 	return n > MAX_CHUNKS ? MAX_CHUNKS : (int) n;
 }
 

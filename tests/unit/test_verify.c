@@ -112,6 +112,12 @@ START_TEST(test_block_chunks)
 	ck_assert_int_eq(pgm_vplan_block_chunks(8000, 10000, 4, 8192), 1);
 	/* a tiny minimum: still ranges of half a share, two per connection */
 	ck_assert_int_eq(pgm_vplan_block_chunks(10000000, 10000000, 32, 1), 64);
+	/* past 4 GB (524288 blocks) a heap is cut however many connections read it, for progress */
+	ck_assert_int_eq(pgm_vplan_block_chunks(524288, 524288, 1, 8192), 1);
+	ck_assert_int_eq(pgm_vplan_block_chunks(524289, 524289, 1, 8192), 2);
+	ck_assert_int_eq(pgm_vplan_block_chunks(64000000, 64000000, 1, 8192), 123);  /* 500 GB */
+	ck_assert_int_eq(pgm_vplan_block_chunks(64000000, 64000000, 4, 8192), 123);
+	ck_assert_int_eq(pgm_vplan_block_chunks(64000000, 64000000, 512, 8192), 1024); /* half a share */
 }
 END_TEST
 
