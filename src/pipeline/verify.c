@@ -206,7 +206,8 @@ void
 verify_progress(struct pgm_verify *v, bool force)
 {
 	cJSON *p;
-	int64_t now = pgm_mono_ms();
+	int64_t now = pgm_mono_ms(), data_ms = v->catalog_mono ? now - v->catalog_mono : 0;
+	double rate = data_ms > 0 ? (double) v->blocks_done * 8192.0 * 1000.0 / (double) data_ms : 0;
 
 	if (v->progress_cb == NULL || (!force && now - v->last_progress < 1000))
 		return;
@@ -218,6 +219,14 @@ verify_progress(struct pgm_verify *v, bool force)
 	pgm_json_set_num(p, "tables_total", v->ntables);
 	pgm_json_set_num(p, "chunks_done", v->chunks_done);
 	pgm_json_set_num(p, "chunks_total", v->chunks_total);
+	/* the first pass's heaps, both sides, in 8 kB blocks: what the time goes into */
+	pgm_json_set_num(p, "bytes_done", (double) v->blocks_done * 8192.0);
+	pgm_json_set_num(p, "bytes_total", (double) v->blocks_total * 8192.0);
+	pgm_json_set_num(p, "rate_bytes_per_sec", rate);
+	if (rate > 0 && v->blocks_done < v->blocks_total)
+		pgm_json_set_num(p, "eta_seconds", (double) (v->blocks_total - v->blocks_done) * 8192.0 / rate);
+	else
+		pgm_json_set(p, "eta_seconds", cJSON_CreateNull());
 	pgm_json_set_num(p, "rows_compared", (double) v->rows_compared);
 	pgm_json_set_num(p, "elapsed_ms", (double) (now - v->started_mono));
 	v->progress_cb(v, p, v->data);

@@ -262,6 +262,7 @@ verify_handle_result(struct pgm_verify *v, task_t *tk, const PGresult *res)
 	case TK_COUNT:
 		t->rows[s] = pgm_pg_int64(res, 0, 0, 0);
 		v->chunks_done++;
+		v->blocks_done += tk->blocks;
 		if (--t->pending == 0)
 			verify_table_finish(v, t);
 		return;
@@ -278,8 +279,10 @@ verify_handle_result(struct pgm_verify *v, task_t *tk, const PGresult *res)
 			c->rows[s][b] += pgm_pg_int64(res, r, 1, 0);
 			c->sums[s][b] += pgm_vsum_parse(pgm_pg_value(res, r, 2));
 		}
-		if (c->first_pass)
+		if (c->first_pass) {
 			v->chunks_done++;
+			v->blocks_done += tk->blocks;
+		}
 		break;
 	case TK_SAMPLE: {
 		int *idx = pgm_calloc((size_t) c->parts + 1, sizeof(int));

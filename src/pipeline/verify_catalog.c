@@ -153,9 +153,13 @@ queue_first_pass(struct pgm_verify *v, int ti, const int64_t side_blocks[2])
 
 	if (!(t->present[0] && t->present[1])) {
 		int side = t->present[0] ? PGM_V_SOURCE : PGM_V_TARGET;
+		task_t *tk = verify_task_new(TK_COUNT, side, ti, NULL, pgm_vsql_count(t), false);
+
 		t->pending++;
 		v->chunks_total++;
-		verify_queue(v, verify_task_new(TK_COUNT, side, ti, NULL, pgm_vsql_count(t), false), false);
+		tk->blocks = t->blocks[side];
+		v->blocks_total += tk->blocks;
+		verify_queue(v, tk, false);
 		return;
 	}
 	c = verify_cmp_new(v, TK_SUMS, ti, NULL, NULL);
@@ -172,8 +176,11 @@ queue_first_pass(struct pgm_verify *v, int ti, const int64_t side_blocks[2])
 		v->chunks_total += n;
 		for (int i = 0; i < n; i++) {
 			int64_t from = n == 1 ? -1 : i * width, to = i == n - 1 ? -1 : (i + 1) * width;
-			verify_queue(v, verify_task_new(TK_SUMS, side, ti, c, pgm_vsql_sums_blocks(t, from, to), false),
-			             false);
+			task_t *tk = verify_task_new(TK_SUMS, side, ti, c, pgm_vsql_sums_blocks(t, from, to), false);
+
+			tk->blocks = i == n - 1 ? t->blocks[side] - i * width : width;
+			v->blocks_total += tk->blocks;
+			verify_queue(v, tk, false);
 		}
 	}
 }

@@ -52,6 +52,7 @@ typedef struct task {
 	cmp_t *cmp;             /* NULL for TK_COUNT */
 	char *sql;
 	bool ranged;            /* index range scan: the session runs with enable_seqscan off */
+	int64_t blocks;         /* first pass: the heap blocks it reads (progress) */
 	struct task *next;
 } task_t;
 
@@ -100,6 +101,7 @@ struct pgm_verify {
 	pgm_vtable_t *tables;
 	int ntables, tables_done;
 	int chunks_total, chunks_done;
+	int64_t blocks_total, blocks_done; /* of the first pass, both sides: progress by size */
 	int64_t rows_compared;
 	cmp_t *cmps;            /* every comparison in flight */
 	const char *phase;

@@ -474,10 +474,22 @@ kill_job() {
     t_assert_eq "big: aborted job reloaded" "aborted" "$(pgmd_state full)"
     wait_state "big: synced after the restart" big synced 180
     [[ $(pgmd_state big) == synced ]] || return 1
+    # the verifying step's progress, polled while it runs: sizes, a rate and an ETA
+    (while :; do
+        pgm --json status big 2>/dev/null | jq -c '.result | select(.state == "verifying") | .step // empty'
+        [[ $(pgmd_state big) == @(verified|verify_failed|failed) ]] && break
+        sleep 0.05
+    done >"$WORK/verify-steps.jsonl") &
+    local poller=$!
     cmd "big: freeze" freeze big
     wait_state "big: verified" big verified 180
+    wait "$poller"
     [[ $(pgmd_state big) == verified ]] || return 1
     t_assert_eq "big: verify report ok" "true" "$(jst big '.verify.ok')"
+    t_assert_eq "big: verifying reports its progress by size (bytes done of total, rate, ETA)" "true" \
+        "$(jq -s 'map(select(.name == "verify" and .bytes_total > 0 and .bytes_done <= .bytes_total
+            and (.rate_bytes_per_sec | type) == "number" and has("eta_seconds"))) | length > 0' "$WORK/verify-steps.jsonl")"
+    echo "# verifying, last progress seen: $(tail -n 1 "$WORK/verify-steps.jsonl")"
     compare_rows "big" big t_big "t.id"
     compare_sequences "big" big t_big
     cmd "big: abort (source back to writable)" abort big
