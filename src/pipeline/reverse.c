@@ -403,12 +403,11 @@ on_stream_begun(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err
 }
 
 /*
- * One target transaction = one source transaction, which also moves the
- * progress row, locked first: a transaction the row says is applied is
- * skipped. A small one (up to PGM_PGO_CHUNK changes, read whole) is one DO
- * block, one round trip; a large one is BEGIN and the check as soon as its
- * first chunk is decoded, a DO block per chunk as they come, and at its
- * Commit the rest, the progress row and COMMIT.
+ * A large target transaction (more than PGM_PGO_CHUNK changes) is a source
+ * transaction of its own: BEGIN and the progress row, locked, as soon as
+ * its first chunk is decoded (the row may say it is applied already: then
+ * it is read past), a DO block per chunk as they come, and at its Commit
+ * the rest, the progress row moved and COMMIT.
  */
 static void
 stream_begin(pgm_reverse_t *r)
