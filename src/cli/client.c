@@ -9,11 +9,11 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -23,6 +23,7 @@
 volatile sig_atomic_t pgm_cli_interrupted = 0;
 
 static bool socket_wait_connected(int fd);
+static bool socket_write_all(pgm_cli_conn_t *client, const char *data, size_t len);
 
 static int64_t
 monotonic_ms(void)
@@ -56,7 +57,6 @@ wait_readable(pgm_cli_conn_t *client)
 			return false;
 	}
 }
-static bool socket_write_all(pgm_cli_conn_t *client, const char *data, size_t len);
 
 /*
  * pgm_cli_conn_open connects to the daemon's Unix socket at path. Returns
