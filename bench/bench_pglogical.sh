@@ -19,31 +19,10 @@ LOAD=${2:-20}
 ROUNDS=${3:-3}
 RATE=${4:-500}
 
-if [[ -n ${PGM_BUILD:-} ]]; then
-    BUILD=$PGM_BUILD
-else
-    scripts/deps.sh
-    [[ -d build ]] || meson setup build >/dev/null
-    ninja -C build >/dev/null
-    BUILD=build
-fi
-
-work=$(mktemp -d /tmp/pgmover-bench.XXXXXX)
-chmod 755 "$work"
-bed="$work/bed"
-daemon_pid=
-load_pid=
-cleanup() {
-    [[ -n "$load_pid" ]] && kill "$load_pid" 2>/dev/null && wait "$load_pid" 2>/dev/null
-    [[ -n "$daemon_pid" ]] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
-    tests/testbed/testbed.sh stop "$bed" >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-tests/testbed/testbed.sh start "$bed" >/dev/null 2>&1
-# shellcheck disable=SC1091
-. "$bed/env"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_build
+bench_bed
 tests/testbed/testbed.sh createdb "$bed" src bench >/dev/null
 tests/testbed/testbed.sh createdb "$bed" dst bench >/dev/null
 SRC=${SOURCE_ADMIN_URL/\/appdb\?//bench?}
@@ -53,27 +32,8 @@ echo "building a pgbench database of scale $SCALE on the source..."
 size=$("$TB_PGBIN/psql" -X -qAt "$SRC" -c "SELECT pg_size_pretty(pg_database_size(current_database()))")
 echo "source database: $size; load: pgbench TPC-B, 2 clients, $RATE tx/s; $(nproc) cores"
 
-cat > "$work/pgmoverd.conf" <<CONF
-socket_path = $work/sock
-state_dir = $work/state
-log_level = notice
-pg_bindir = $TB_PGBIN
-CONF
-"$BUILD/pgmoverd" -c "$work/pgmoverd.conf" 2>"$work/pgmoverd.log" &
-daemon_pid=$!
-export PGMOVER_SOCKET="$work/sock"
-for _ in $(seq 50); do "$BUILD/pgmover" version >/dev/null 2>&1 && break; sleep 0.1; done
+bench_daemon
 
-st() { "$BUILD/pgmover" --json status bench | jq -r ".result | $1"; }
-wait_for() { # STATE
-    local s
-    while :; do
-        s=$(st .state)
-        [[ $s == "$1" ]] && return 0
-        if [[ $s == failed ]]; then "$BUILD/pgmover" status bench >&2; exit 1; fi
-        sleep 0.1
-    done
-}
 start_load() {
     "$TB_PGBIN/pgbench" -c 2 -j 2 -R "$RATE" -T 3600 -n "$SRC" >"$work/pgbench.log" 2>&1 &
     load_pid=$!

@@ -21,31 +21,10 @@ LOAD=${2:-20}
 CLIENTS=${3:-4}
 RATE=${4:-}
 
-if [[ -n ${PGM_BUILD:-} ]]; then
-    BUILD=$PGM_BUILD
-else
-    scripts/deps.sh
-    [[ -d build ]] || meson setup build >/dev/null
-    ninja -C build >/dev/null
-    BUILD=build
-fi
-
-work=$(mktemp -d /tmp/pgmover-bench.XXXXXX)
-chmod 755 "$work"
-bed="$work/bed"
-daemon_pid=
-load_pid=
-cleanup() {
-    [[ -n "$load_pid" ]] && kill "$load_pid" 2>/dev/null && wait "$load_pid" 2>/dev/null
-    [[ -n "$daemon_pid" ]] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
-    tests/testbed/testbed.sh stop "$bed" >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-tests/testbed/testbed.sh start "$bed" >/dev/null 2>&1
-# shellcheck disable=SC1091
-. "$bed/env"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_build
+bench_bed
 tests/testbed/testbed.sh createdb "$bed" src bench >/dev/null
 tests/testbed/testbed.sh createdb "$bed" dst bench >/dev/null
 SRC=${SOURCE_URL/\/appdb\?//bench?}
@@ -53,28 +32,7 @@ DST=${TARGET_URL%/appdb}/bench
 echo "building a pgbench database of scale $SCALE on the source..."
 "$TB_PGBIN/pgbench" -i -q -s "$SCALE" "$SRC" 2>&1 | tail -1
 
-cat > "$work/pgmoverd.conf" <<CONF
-socket_path = $work/sock
-state_dir = $work/state
-log_level = notice
-pg_bindir = $TB_PGBIN
-CONF
-"$BUILD/pgmoverd" -c "$work/pgmoverd.conf" 2>"$work/pgmoverd.log" &
-daemon_pid=$!
-export PGMOVER_SOCKET="$work/sock"
-for _ in $(seq 50); do "$BUILD/pgmover" version >/dev/null 2>&1 && break; sleep 0.1; done
-
-st() { "$BUILD/pgmover" --json status bench | jq -r ".result | $1"; }
-wait_for() { # STATE
-    local s
-    while :; do
-        s=$(st .state)
-        [[ $s == "$1" ]] && return 0
-        if [[ $s == failed ]]; then "$BUILD/pgmover" status bench >&2; exit 1; fi
-        sleep 0.1
-    done
-}
-now() { date +%s.%N; }
+bench_daemon
 
 "$BUILD/pgmover" create bench --source "$SRC" --target "$DST" --method dump --set rehearsal=off \
     --set cutover_command=true --set reverse_interval=100ms >/dev/null
