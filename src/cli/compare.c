@@ -87,7 +87,10 @@ str(const cJSON *o, const char *key)
 	return s ? s : "";
 }
 
-/* "1200 rows", or "1200 / 1199 rows" when the sides differ, "- / 5 rows" when one lacks the table */
+/*
+ * "1200 rows", or "1200 / 1199 rows" when the sides differ, "- / 5 rows"
+ * when one lacks the table, "- / - rows" when both do
+ */
 static void
 format_rows(const cJSON *t, char *buf, size_t len)
 {
@@ -99,8 +102,10 @@ format_rows(const cJSON *t, char *buf, size_t len)
 		snprintf(buf, len, "%.0f / %.0f rows", s->valuedouble, d->valuedouble);
 	else if (cJSON_IsNumber(s))
 		snprintf(buf, len, "%.0f / - rows", s->valuedouble);
+	else if (cJSON_IsNumber(d))
+		snprintf(buf, len, "- / %.0f rows", d->valuedouble);
 	else
-		snprintf(buf, len, "- / %.0f rows", cJSON_GetNumberValue(d));
+		snprintf(buf, len, "- / - rows");
 }
 
 static void
@@ -179,8 +184,8 @@ print_error(const compare_run_t *run, bool json)
 				cJSON_AddStringToObject(e, "sqlstate", run->err.sqlstate);
 			if (run->err.detail)
 				cJSON_AddStringToObject(e, "detail", run->err.detail);
-			if (run->err.hint)
-				cJSON_AddStringToObject(e, "hint", run->err.hint);
+			if (run->err.hint || pgm_pg_error_advice(&run->err))
+				cJSON_AddStringToObject(e, "hint", run->err.hint ? run->err.hint : pgm_pg_error_advice(&run->err));
 		}
 		text = cJSON_PrintUnformatted(o);
 		printf("%s\n", text);
@@ -193,7 +198,11 @@ print_error(const compare_run_t *run, bool json)
 		                     run->err.sqlstate, run->err.sqlstate[0] ? ")" : "");
 		if (run->err.detail)
 			fprintf(stderr, "detail: %s\n", run->err.detail);
-		pgm_cli_output_hint("%s", run->err.hint ? run->err.hint : "check both URLs and that the servers are reachable");
+		const char *advice = pgm_pg_error_advice(&run->err);
+
+		pgm_cli_output_hint("%s", run->err.hint ? run->err.hint
+		                          : advice      ? advice
+		                                        : "check both URLs and that the servers are reachable");
 	} else {
 		pgm_cli_output_error("%s", run->what);
 	}

@@ -292,8 +292,11 @@ void
 pgm_step_fail_pg(pgm_step_t *s, const char *what, const pgm_pg_error_t *err, const char *hint)
 {
 	char *msg = pgm_asprintf("%s: %s", what, err->message);
+	const char *advice = pgm_pg_error_advice(err);
+	char *both = advice && hint ? pgm_asprintf("%s; %s", advice, hint) : NULL;
 
-	pgm_step_fail(s, msg, err->detail, err->hint ? err->hint : hint);
+	pgm_step_fail(s, msg, err->detail, err->hint ? err->hint : both ? both : advice ? advice : hint);
+	free(both);
 	free(msg);
 }
 

@@ -165,6 +165,55 @@ pgm_pg_error_string(const pgm_pg_error_t *err)
 		err->sqlstate[0] ? " SQLSTATE " : "", err->sqlstate);
 }
 
+/*
+ * libpq gives no SQLSTATE for a failed connection, only the text: the
+ * server's message (in English, as Heroku sends it) after libpq's own
+ * "connection to server at ... failed:". So the SQLSTATE when there is one,
+ * else the words, first match wins.
+ */
+const char *
+pgm_pg_error_advice(const pgm_pg_error_t *err)
+{
+	static const struct {
+		const char *sqlstate; /* exact, or a class ("08") */
+		const char *words[4];
+		const char *advice;
+	} causes[] = {
+		{"42501", {"permission denied", NULL},
+		 "the role lacks a privilege this needs: connect as the database owner (on Heroku, the default "
+		 "credential), or GRANT the privilege to the role"},
+		{"28P01", {"password authentication failed", "no password supplied", "password is required", NULL},
+		 "check the user and password in the URL (or the passfile it names)"},
+		{"28000", {"pg_hba.conf", NULL},
+		 "the server's pg_hba.conf lets no such connection in: check the user, the database and sslmode "
+		 "(Heroku needs sslmode=require)"},
+		{"", {"role \"", NULL},
+		 "check the user name in the URL: the role must exist on that server and be allowed to log in"},
+		{"3D000", {"database \"", NULL}, "check the database name in the URL"},
+		{"53300", {"too many connections", "too many clients", "connection slots are reserved", NULL},
+		 "the server has no connection slot left: lower jobs, or close other sessions (Heroku plans allow "
+		 "20 to 500 connections)"},
+		{"", {"server does not support SSL", "SSL connection is required", "SSL off", NULL},
+		 "the URL's sslmode and the server's TLS setting disagree: Heroku needs sslmode=require"},
+		{"08",
+		 {"Connection refused", "could not translate host name", "timeout expired", "No such file or directory"},
+		 "check the host and port in the URL, and that the server is up and reachable from here"},
+	};
+
+	if (err == NULL || err->hint)
+		return NULL;
+	for (size_t i = 0; i < sizeof(causes) / sizeof(causes[0]); i++) {
+		size_t n = strlen(causes[i].sqlstate);
+
+		if (n > 0 && err->sqlstate[0] && strncmp(err->sqlstate, causes[i].sqlstate, n) == 0)
+			return causes[i].advice;
+		for (int w = 0; w < 4 && causes[i].words[w]; w++)
+			if (err->sqlstate[0] == '\0' && err->message && strstr(err->message, causes[i].words[w]))
+				return causes[i].advice;
+	}
+	return NULL;
+}
+
 /* watch the connection's socket for events, creating or moving the poll handle */
 static bool
 conn_watch(pgm_pg_conn_t *c, int events)

@@ -75,6 +75,14 @@ bool pgm_pg_ssl_in_use(const pgm_pg_conn_t *conn);
 /* "message (detail) hint" style one-liner for logs (malloc'd) */
 char *pgm_pg_error_string(const pgm_pg_error_t *err);
 
+/*
+ * What to do about an error the server gave no hint for, when its cause is
+ * a common one: a missing privilege, a wrong password, a database that does
+ * not exist, no connection slot left, a server not reachable, TLS refused.
+ * NULL when there is nothing more specific to say than the caller's own hint.
+ */
+const char *pgm_pg_error_advice(const pgm_pg_error_t *err);
+
 /* helpers to read a result */
 const char *pgm_pg_value(const PGresult *res, int row, int col); /* NULL if null */
 int64_t pgm_pg_int64(const PGresult *res, int row, int col, int64_t dflt);

@@ -355,8 +355,8 @@ side_error(plan_side_t *sd, const char *what, const pgm_pg_error_t *err)
 	pgm_json_set_str(e, "message", err->message);
 	if (err->detail)
 		pgm_json_set_str(e, "detail", err->detail);
-	if (err->hint)
-		pgm_json_set_str(e, "hint", err->hint);
+	if (err->hint || pgm_pg_error_advice(err))
+		pgm_json_set_str(e, "hint", err->hint ? err->hint : pgm_pg_error_advice(err));
 	if (err->sqlstate[0])
 		pgm_json_set_str(e, "sqlstate", err->sqlstate);
 	pgm_json_set(sd->facts, "error", e);

@@ -600,7 +600,8 @@ build_report(struct pgm_verify *v)
 		pgm_json_set(t, "source_rows", cJSON_CreateNull());
 		pgm_json_set(t, "target_rows", cJSON_CreateNull());
 		pgm_json_set(t, "match", cJSON_CreateFalse());
-		pgm_json_set_str(t, "problem", "on neither side");
+		pgm_json_set_str(t, "problem", "no such table on either side: check the name (\"table\" matches it "
+		                               "in any schema, \"schema.table\" in one)");
 		cJSON_AddItemToArray(tables, t);
 		mismatches++;
 	}

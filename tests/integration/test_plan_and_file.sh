@@ -67,9 +67,12 @@ out=$("$P" plan --source "postgres://app_owner:wrong@127.0.0.1:$SOURCE_PORT/appd
     --target "postgres://nobody@127.0.0.1:1/x")
 t_assert_eq "unreachable servers exit 1" 1 "$?"
 t_assert_contains "a wrong password is said" "$out" "password authentication failed"
+t_assert_contains "a wrong password: the fix names user and password" "$out" "check the user and password"
 t_assert_contains "a closed port is said" "$out" "Connection refused"
+t_assert_contains "a closed port: the fix names host and port" "$out" "check the host and port"
 out=$("$P" plan --source "${SOURCE_URL/sslmode=require/sslmode=disable}" --target "$(dst_url plan_three)" 2>&1)
 t_assert_contains "a non-TLS connection to the Heroku-like source is refused and said" "$out" "no encryption"
+t_assert_contains "a non-TLS connection: the fix names sslmode" "$out" "Heroku needs sslmode=require"
 "$P" plan --target x >/dev/null 2>&1
 t_assert_eq "plan without --source is a usage error" 2 "$?"
 

@@ -75,11 +75,16 @@ verify unreachable --source "$SOURCE_URL" --target "postgres://tgt_admin:x@127.0
 t_assert_eq "unreachable target: exit 1" 1 "$RC"
 t_assert_eq "unreachable target: error names the side" "could not connect to the target" "$(r unreachable .error.what)"
 t_assert_eq "unreachable target: report not ok" "false" "$(r unreachable .ok)"
+t_assert_contains "unreachable target: the hint says what to check" "$(r unreachable .error.hint)" \
+    "check the host and port"
 out=$("$PGMOVER" verify --source "${SOURCE_URL/app_owner:/app_owner:wrong}" --target "$TARGET_URL" 2>&1)
 rc=$?
 t_assert_eq "wrong source password: exit 1" 1 "$rc"
 t_assert_contains "wrong source password: human error names the source" "$out" "could not connect to the source"
-t_assert_contains "wrong source password: human error has a hint" "$out" "hint:"
+t_assert_contains "wrong source password: the hint says what to check" "$out" \
+    "hint: check the user and password in the URL"
+verify nodb --source "$SOURCE_URL" --target "${TARGET_URL%/appdb}/no_such_db"
+t_assert_contains "no such target database: the hint says so" "$(r nodb .error.hint)" "check the database name"
 
 # ---------------------------------------------------------------------------------------
 echo "# 2. a copy compares equal"
@@ -160,6 +165,13 @@ t_assert_eq "connection limit: still equal" "0 true" "$RC $(r limited .ok)"
 t_assert_contains "connection limit: a warning says so" "$(r limited '.warnings | join(";")')" \
     "the source accepts fewer connections"
 
+# a role that may connect but not read the tables (not the owner, no GRANT): an error saying what to do
+verify noselect --source "$SOURCE_APP_URL" --target "$T1"
+t_assert_eq "no SELECT privilege: exit 1, no report" "1 false" "$RC $(r noselect .ok)"
+t_assert_eq "no SELECT privilege: SQLSTATE 42501" "42501" "$(r noselect .error.sqlstate)"
+t_assert_contains "no SELECT privilege: the hint says what to do" "$(r noselect .error.hint)" \
+    "connect as the database owner"
+
 # ---------------------------------------------------------------------------------------
 echo "# 3. planted differences are found and located"
 q "$T1" "
@@ -237,8 +249,10 @@ t_assert_eq "--tables: only those tables" "shop.big,shop.pairs" "$(r filtered '[
 t_assert_eq "--tables: no schema difference of other tables" "0" "$(r filtered '.schema.differences | length')"
 t_assert_eq "--tables: exit 1 on their differences" 1 "$RC"
 verify unknown --source "$SOURCE_URL" --target "$T1" --tables "shop.customers,shop.no_such_table"
-t_assert_eq "--tables: a table on neither side is a difference" "1 false on neither side" \
-    "$RC $(r unknown .ok) $(r unknown '.tables[] | select(.table == "shop.no_such_table") | .problem')"
+t_assert_eq "--tables: a table on neither side is a difference" "1 false no such table on either side" \
+    "$RC $(r unknown .ok) $(r unknown '.tables[] | select(.table == "shop.no_such_table") | .problem | split(":")[0]')"
+out=$("$PGMOVER" verify --source "$SOURCE_URL" --target "$T1" --tables shop.no_such_table 2>&1)
+t_assert_contains "--tables: a table on neither side, human: no rows on either side" "$out" "- / - rows"
 
 # ---------------------------------------------------------------------------------------
 echo "# 4. sessions that default to other settings compare equal"

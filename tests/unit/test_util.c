@@ -3,9 +3,11 @@
  *    Unit tests of the small shared helpers: SQL quoting, time stamps and
  *    job names (src/common/util.c), connection strings and their masking
  *    (src/pg/dsn.c), and the cJSON replace-or-add helpers
- *    (src/common/json.c).
+ *    (src/common/json.c), and the advice given for common connection and
+ *    privilege errors (pgm_pg_error_advice, src/pg/pgasync.c).
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +15,7 @@
 #include "common/json.h"
 #include "common/util.h"
 #include "pg/dsn.h"
+#include "pg/pgasync.h"
 
 START_TEST(test_quote_ident)
 {
@@ -395,6 +398,68 @@ START_TEST(test_strings)
 }
 END_TEST
 
+/* the advice for an error: by SQLSTATE when the server sent one, else by libpq's words */
+static const char *
+advice(const char *sqlstate, const char *message, const char *hint)
+{
+	pgm_pg_error_t e = {.message = (char *) message, .hint = (char *) hint};
+
+	snprintf(e.sqlstate, sizeof(e.sqlstate), "%s", sqlstate);
+	return pgm_pg_error_advice(&e);
+}
+
+static void
+assert_advice(const char *sqlstate, const char *message, const char *expect)
+{
+	const char *a = advice(sqlstate, message, NULL);
+
+	ck_assert_msg(a && strstr(a, expect), "advice for [%s] %s: %s (expected ...%s...)", sqlstate, message,
+	              a ? a : "none", expect);
+}
+
+START_TEST(test_error_advice)
+{
+	const char *at = "connection to server at \"127.0.0.1\", port 5432 failed: ";
+	char msg[512];
+
+	assert_advice("42501", "permission denied for table t", "GRANT");
+	snprintf(msg, sizeof(msg), "%sFATAL:  password authentication failed for user \"u\"", at);
+	assert_advice("", msg, "user and password");
+	snprintf(msg, sizeof(msg), "%sfe_sendauth: no password supplied", at);
+	assert_advice("", msg, "user and password");
+	snprintf(msg, sizeof(msg), "%sFATAL:  database \"nope\" does not exist", at);
+	assert_advice("", msg, "database name");
+	assert_advice("3D000", "database \"nope\" does not exist", "database name");
+	snprintf(msg, sizeof(msg), "%sFATAL:  role \"nope\" does not exist", at);
+	assert_advice("", msg, "user name");
+	/* names the database, but the cause is pg_hba.conf */
+	snprintf(msg, sizeof(msg),
+	         "%sFATAL:  pg_hba.conf rejects connection for host \"127.0.0.1\", user \"u\", database \"d\", "
+	         "no encryption",
+	         at);
+	assert_advice("", msg, "sslmode=require");
+	snprintf(msg, sizeof(msg), "%sFATAL:  sorry, too many clients already", at);
+	assert_advice("", msg, "lower jobs");
+	snprintf(msg, sizeof(msg), "%sFATAL:  remaining connection slots are reserved for non-replication superuser "
+	         "connections", at);
+	assert_advice("", msg, "lower jobs");
+	assert_advice("53300", "too many connections for role \"u\"", "lower jobs");
+	snprintf(msg, sizeof(msg), "%sserver does not support SSL, but SSL was required", at);
+	assert_advice("", msg, "sslmode");
+	snprintf(msg, sizeof(msg), "%sConnection refused Is the server running on that host?", at);
+	assert_advice("", msg, "host and port");
+	assert_advice("", "could not translate host name \"nohost\" to address: Name or service not known",
+	              "host and port");
+	assert_advice("08006", "server closed the connection unexpectedly", "host and port");
+
+	/* the server's own hint wins; an unknown cause has no advice */
+	ck_assert_ptr_null(advice("42501", "permission denied for table t", "ask the owner"));
+	ck_assert_ptr_null(advice("23505", "duplicate key value violates unique constraint", NULL));
+	ck_assert_ptr_null(advice("", "something else entirely", NULL));
+	ck_assert_ptr_null(pgm_pg_error_advice(NULL));
+}
+END_TEST
+
 static Suite *
 util_suite(void)
 {
@@ -416,6 +481,7 @@ util_suite(void)
 	tcase_add_test(dsn, test_dsn_invalid);
 	tcase_add_test(dsn, test_dsn_masked);
 	tcase_add_test(dsn, test_dsn_without_password);
+	tcase_add_test(dsn, test_error_advice);
 	suite_add_tcase(s, dsn);
 
 	tcase_add_test(json, test_json_set);
