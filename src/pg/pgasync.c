@@ -739,6 +739,27 @@ pgm_pg_ssl_in_use(const pgm_pg_conn_t *c)
 }
 
 const char *
+pgm_pg_host(const pgm_pg_conn_t *c)
+{
+	const char *h = c->pg ? PQhost(c->pg) : NULL;
+
+	return h ? h : "";
+}
+
+char *
+pgm_pg_conn_option(const pgm_pg_conn_t *c, const char *keyword)
+{
+	PQconninfoOption *opts = c->pg ? PQconninfo(c->pg) : NULL;
+	char *v = NULL;
+
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, keyword) == 0 && o->val && o->val[0])
+			v = pgm_strdup(o->val);
+	PQconninfoFree(opts);
+	return v;
+}
+
+const char *
 pgm_pg_value(const PGresult *res, int row, int col)
 {
 	if (res == NULL || row >= PQntuples(res) || col >= PQnfields(res) ||

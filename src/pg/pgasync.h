@@ -71,6 +71,10 @@ bool pgm_pg_busy(const pgm_pg_conn_t *conn);
 int pgm_pg_server_version(const pgm_pg_conn_t *conn);
 int pgm_pg_backend_pid(const pgm_pg_conn_t *conn);
 bool pgm_pg_ssl_in_use(const pgm_pg_conn_t *conn);
+/* the host the connection went to (a directory for a Unix socket); "" when closed */
+const char *pgm_pg_host(const pgm_pg_conn_t *conn);
+/* a connection option as libpq resolved it ("sslmode" -> "require"), malloc'd; NULL when unset */
+char *pgm_pg_conn_option(const pgm_pg_conn_t *conn, const char *keyword);
 
 /* "message (detail) hint" style one-liner for logs (malloc'd) */
 char *pgm_pg_error_string(const pgm_pg_error_t *err);

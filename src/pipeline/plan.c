@@ -148,6 +148,14 @@ static const char *available_sql = "SELECT name, default_version FROM pg_availab
 
 static void next_query(plan_side_t *sd);
 
+/* a Unix socket, or the loopback: nothing the connection carries crosses a network */
+static bool
+host_is_local(const char *host)
+{
+	return host[0] == '/' || host[0] == '@' || strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+	       strcmp(host, "::1") == 0;
+}
+
 static void
 handle_facts(plan_side_t *sd, const PGresult *res)
 {
@@ -166,6 +174,15 @@ handle_facts(plan_side_t *sd, const PGresult *res)
 			pgm_json_set_str(sd->facts, name, v);
 	}
 	pgm_json_set(sd->facts, "tls", cJSON_CreateBool(pgm_pg_ssl_in_use(sd->conn)));
+	{
+		const char *host = pgm_pg_host(sd->conn);
+		char *sslmode = pgm_pg_conn_option(sd->conn, "sslmode");
+
+		pgm_json_set_str(sd->facts, "host", host);
+		pgm_json_set(sd->facts, "local", cJSON_CreateBool(host_is_local(host)));
+		pgm_json_set_str(sd->facts, "sslmode", sslmode ? sslmode : "prefer");
+		free(sslmode);
+	}
 }
 
 static void

@@ -81,6 +81,37 @@ join_names(const cJSON *list, char *buf, size_t len)
 		strcat(buf, ", ...");
 }
 
+/*
+ * The target gets every row of the source: over a network that must be
+ * encrypted (Heroku Shield's health data above all), and the server's
+ * certificate checked if the connection is to be trusted. A target on this
+ * machine (loopback, Unix socket) needs neither.
+ */
+static void
+check_target_tls(eval_t *ev, const cJSON *dst)
+{
+	const char *mode = str(dst, "sslmode");
+	bool verified = strcmp(mode, "verify-ca") == 0 || strcmp(mode, "verify-full") == 0;
+
+	if (flag(dst, "tls") && verified)
+		add(ev, "TLS to the target", "ok", NULL,
+		    "the connection to the target is encrypted and the server's certificate checked (sslmode=%s)", mode);
+	else if (flag(dst, "tls"))
+		add(ev, "TLS to the target", "info",
+		    "use sslmode=verify-full and sslrootcert=FILE (the CA of the target's certificate) in the target URL",
+		    "the connection to the target is encrypted, but the server's certificate is not checked (sslmode=%s)",
+		    mode);
+	else if (flag(dst, "local"))
+		add(ev, "TLS to the target", "ok", NULL, "the target is on this machine (%s): the copy crosses no network",
+		    str(dst, "host"));
+	else
+		add(ev, "TLS to the target", "warning",
+		    "add sslmode=verify-full and sslrootcert=FILE to the target URL (sslmode=require at the least)",
+		    "the connection to the target (%s) is not encrypted: every row would cross the network in clear "
+		    "(Heroku Shield data must stay encrypted in transit)",
+		    str(dst, "host"));
+}
+
 /* reachable: a side that could not be inspected stops its checks */
 static bool
 check_reachable(eval_t *ev, const cJSON *side, const char *name)
@@ -581,6 +612,7 @@ pgm_plan_evaluate_method(const cJSON *gathered, const cJSON *options, bool targe
 		recommend(&ev, src, seconds);
 	}
 	if (dst_ok) {
+		check_target_tls(&ev, dst);
 		check_target_empty(&ev, dst, options, target_owned);
 		check_connections(&ev, dst, "target", jobs + 1);
 	}

@@ -73,6 +73,17 @@ t_assert_contains "a closed port: the fix names host and port" "$out" "check the
 out=$("$P" plan --source "${SOURCE_URL/sslmode=require/sslmode=disable}" --target "$(dst_url plan_three)" 2>&1)
 t_assert_contains "a non-TLS connection to the Heroku-like source is refused and said" "$out" "no encryption"
 t_assert_contains "a non-TLS connection: the fix names sslmode" "$out" "Heroku needs sslmode=require"
+# TLS to the target: the loopback needs none; over TLS, whether the certificate is checked
+out=$("$P" plan --source "$SOURCE_URL" --target "$(dst_url plan_three)" 2>&1)
+t_assert_contains "a target on the loopback: no TLS needed" "$out" "TLS to the target: the target is on this machine"
+tls_target="${SOURCE_ADMIN_URL%%\?*}?sslmode=verify-full&sslrootcert=$SOURCE_SSLROOTCERT"
+out=$("$P" plan --source "$SOURCE_URL" --target "$tls_target" 2>&1)
+t_assert_contains "a target over verify-full: encrypted and checked" "$out" \
+    "TLS to the target: the connection to the target is encrypted and the server's certificate checked"
+out=$("$P" plan --source "$SOURCE_URL" --target "$SOURCE_ADMIN_URL" 2>&1)
+t_assert_contains "a target over sslmode=require: the unchecked certificate is said" "$out" \
+    "the server's certificate is not checked (sslmode=require)"
+t_assert_contains "a target over sslmode=require: the fix names verify-full" "$out" "sslmode=verify-full"
 "$P" plan --target x >/dev/null 2>&1
 t_assert_eq "plan without --source is a usage error" 2 "$?"
 

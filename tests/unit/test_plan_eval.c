@@ -32,6 +32,7 @@ fixture(void)
 		"  \"user\": \"admin\", \"superuser\": true, \"encoding\": \"UTF8\", \"lc_collate\": \"en_US.UTF-8\","
 		"  \"lc_ctype\": \"en_US.UTF-8\", \"user_tables\": 0, \"connections_free\": 90,"
 		"  \"role_connection_limit\": -1, \"database_connection_limit\": -1, \"tls\": false,"
+		"  \"host\": \"127.0.0.1\", \"local\": true, \"sslmode\": \"prefer\","
 		"  \"available_extensions\": [\"plpgsql\", \"pgcrypto\", \"uuid-ossp\"]}}";
 
 	return cJSON_Parse(text);
@@ -91,6 +92,7 @@ START_TEST(test_healthy_pair)
 	ck_assert_int_eq((int) cJSON_GetNumberValue(cJSON_GetObjectItem(r, "errors")), 0);
 	ck_assert_str_eq(status_of(r, "server versions"), "ok");
 	ck_assert_str_eq(status_of(r, "TLS to the source"), "ok");
+	ck_assert_str_eq(status_of(r, "TLS to the target"), "ok"); /* on the loopback */
 	ck_assert_str_eq(status_of(r, "source privileges: freeze"), "ok");
 	ck_assert_str_eq(status_of(r, "extensions: heroku_ext"), "info");
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"), "method")),
@@ -142,6 +144,43 @@ START_TEST(test_blockers)
 	}
 	ck_assert_int_eq((int) cJSON_GetNumberValue(cJSON_GetObjectItem(r, "errors")), 7);
 	cJSON_Delete(r);
+}
+END_TEST
+
+/* the target gets every row: over a network, in clear is a warning; unchecked certificates are said */
+START_TEST(test_target_tls)
+{
+	static const struct {
+		bool tls, local;
+		const char *sslmode, *status, *words;
+	} cases[] = {
+		{false, false, "disable", "warning", "in clear"},
+		{false, false, "prefer", "warning", "Heroku Shield"},
+		{true, false, "require", "info", "certificate is not checked"},
+		{true, false, "verify-full", "ok", "certificate checked"},
+		{false, true, "disable", "ok", "on this machine"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cJSON *g = fixture(), *dst = cJSON_GetObjectItem(g, "target"), *r;
+		const cJSON *f;
+
+		cJSON_ReplaceItemInObject(dst, "tls", cJSON_CreateBool(cases[i].tls));
+		cJSON_ReplaceItemInObject(dst, "local", cJSON_CreateBool(cases[i].local));
+		cJSON_ReplaceItemInObject(dst, "host", cJSON_CreateString(cases[i].local ? "/run/postgresql" : "db.internal"));
+		cJSON_ReplaceItemInObject(dst, "sslmode", cJSON_CreateString(cases[i].sslmode));
+		r = evaluate(g, options(NULL, NULL), false);
+		f = finding(r, "TLS to the target");
+		ck_assert_msg(f != NULL, "case %zu: no TLS finding", i);
+		ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(f, "status")), cases[i].status);
+		ck_assert_msg(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(f, "finding")), cases[i].words),
+		              "case %zu: %s", i, cJSON_GetStringValue(cJSON_GetObjectItem(f, "finding")));
+		if (strcmp(cases[i].status, "ok") != 0)
+			ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(f, "fix")), "verify-full"));
+		/* a warning does not block */
+		ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
+		cJSON_Delete(r);
+	}
 }
 END_TEST
 
@@ -219,6 +258,7 @@ main(void)
 
 	tcase_add_test(tc, test_healthy_pair);
 	tcase_add_test(tc, test_blockers);
+	tcase_add_test(tc, test_target_tls);
 	tcase_add_test(tc, test_options_change_findings);
 	tcase_add_test(tc, test_unreachable_and_recommendations);
 	suite_add_tcase(s, tc);
