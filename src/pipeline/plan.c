@@ -111,10 +111,17 @@ static const char *largest_sql =
 	"       has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')" USER_RELS
 	"   AND c.relkind = 'r' ORDER BY 2 DESC LIMIT 10";
 
+/* relations, then large objects (lo_get() needs SELECT on each: its owner's, or a grant) */
 static const char *unreadable_sql =
 	"SELECT n.nspname || '.' || c.relname" USER_RELS
 	"   AND c.relkind IN ('r', 'p', 'S', 'v', 'm')"
 	"   AND NOT (has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'))"
+	" UNION ALL SELECT 'large object ' || m.oid FROM pg_largeobject_metadata m"
+	"  WHERE NOT current_setting('lo_compat_privileges')::bool"
+	"    AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)"
+	"    AND NOT pg_has_role(m.lomowner, 'USAGE')"
+	"    AND NOT EXISTS (SELECT 1 FROM aclexplode(m.lomacl) a WHERE a.privilege_type = 'SELECT'"
+	"                      AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE')))"
 	" ORDER BY 1";
 
 static const char *nopk_sql =

@@ -158,11 +158,12 @@ check_source_role(eval_t *ev, const cJSON *src, const cJSON *options)
 	if (pgm_json_num(unreadable, "count", 0) > 0) {
 		join_names(unreadable, names, sizeof(names));
 		add(ev, "source privileges: read", "error",
-		    "GRANT SELECT on them (and USAGE on their schemas) to this role, or use the database owner's credential",
+		    "GRANT SELECT on them (and USAGE on their schemas; GRANT SELECT ON LARGE OBJECT n for a large "
+		    "object) to this role, or use the credential that owns them (on Heroku, the default credential)",
 		    "role %s cannot read %d object(s): %s", str(src, "user"), (int) pgm_json_num(unreadable, "count", 0),
 		    names);
 	} else {
-		add(ev, "source privileges: read", "ok", NULL, "role %s can read every table, view and sequence",
+		add(ev, "source privileges: read", "ok", NULL, "role %s can read every table, view, sequence and large object",
 		    str(src, "user"));
 	}
 	if (strcmp(mode, "command") != 0 && !su && !flag(src, "owns_database"))
@@ -520,8 +521,10 @@ recommend(eval_t *ev, const cJSON *src, double seconds)
 	double bytes = pgm_json_num(src, "database_size", 0);
 	cJSON *rec = cJSON_CreateObject();
 	char why[1024], eta[64] = "";
+	/* large objects: logical replication does not carry them */
 	bool logical_ok = flag(src, "superuser") && strcmp(str(src, "wal_level"), "logical") == 0 &&
-	                  strstr(str(src, "shared_preload_libraries"), "pglogical") != NULL;
+	                  strstr(str(src, "shared_preload_libraries"), "pglogical") != NULL &&
+	                  pgm_json_num(src, "large_objects", 0) == 0;
 
 	if (seconds >= 0)
 		snprintf(eta, sizeof(eta), " (about %.0f s here)", seconds);
@@ -593,9 +596,17 @@ pgm_plan_evaluate_method(const cJSON *gathered, const cJSON *options, bool targe
 			    "the connection to the source does not use TLS");
 		check_source_role(&ev, src, options);
 		check_connections(&ev, src, "source", jobs + 2);
-		if (pgm_json_num(src, "large_objects", 0) > 0)
+		if (pgm_json_num(src, "large_objects", 0) > 0 && pglogical)
+			add(&ev, "large objects", "error",
+			    "use --method dump (its pg_dump engine carries large objects), or move them into bytea columns "
+			    "first",
+			    "the source holds %d large object(s): logical replication does not carry them, so the target "
+			    "would lack them and the verification fail",
+			    (int) pgm_json_num(src, "large_objects", 0));
+		else if (pgm_json_num(src, "large_objects", 0) > 0)
 			add(&ev, "large objects", "info", NULL,
-			    "the source holds %d large object(s): the copy uses the pg_dump engine, which carries them",
+			    "the source holds %d large object(s): the copy uses the pg_dump engine, which carries them, and "
+			    "the verification compares them by OID and content",
 			    (int) pgm_json_num(src, "large_objects", 0));
 		{
 			const cJSON *nopk = cJSON_GetObjectItem(src, "tables_without_primary_key");

@@ -56,6 +56,7 @@ typedef struct pgm_vtable {
 	int nkey;
 	int nchunks;          /* key-range chunks of a table found different (0: none) */
 	char *hash_sql;       /* the row hash expression over alias t */
+	bool large_objects;   /* the large objects: pg_largeobject_metadata's OIDs, lo_get()'s bytes */
 
 	/* results */
 	int64_t rows[2];

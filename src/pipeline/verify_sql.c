@@ -107,7 +107,13 @@ const char *const pgm_vsql_tables =
 	"          generate_series(0, k.indnkeyatts - 1) AS g(i),"
 	"          pg_attribute a WHERE a.attrelid = c.oid AND a.attnum = k.indkey[g.i])"
 	"  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-	" WHERE c.relkind = 'r' AND" USER_RELS " ORDER BY 1, 2";
+	" WHERE c.relkind = 'r' AND" USER_RELS
+	/* large objects, when there are any: compared as a table keyed by OID (see pgm_vsql_row_hash) */
+	" UNION ALL SELECT 'pg_catalog', 'pg_largeobject',"
+	"  pg_relation_size('pg_catalog.pg_largeobject') / current_setting('block_size')::int8,"
+	"  '[[\"oid\", \"oid\", \"oid\", true]]'::json, '[[\"oid\", \"oid\"]]'::json"
+	" WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_largeobject_metadata)"
+	" ORDER BY 1, 2";
 
 /*
  * The schema inventory: kind, owning table, identity, definition. An
@@ -214,6 +220,16 @@ pgm_vsql_row_hash(const pgm_vtable_t *t, bool float_bits)
 			pgm_buf_append(&b, " # ");
 		column_hash(&b, &t->cols[i], i, float_bits);
 	}
+	/*
+	 * A large object: its OID (the key, kept by pg_dump and pg_restore)
+	 * and its content, read whole by lo_get() (the owner's privilege, no
+	 * superuser's: pg_largeobject itself is closed to other roles) and
+	 * hashed by md5(), which reads bytes as they are, whatever
+	 * bytea_output. Its owner and ACL are not compared: a restore with
+	 * --no-owner changes them.
+	 */
+	if (t->large_objects)
+		pgm_buf_appendf(&b, " # hashtextextended(md5(lo_get(t.oid)), %d)", t->ncols + 1);
 	return b.s;
 }
 

@@ -208,6 +208,11 @@ for db in rich thaw; do
         setup_ok=0
     fi
 done
+# large objects in one source, made by its owner as a Heroku app would: the copy must
+# carry them (only the pg_dump engine does) and the verification compare them
+"$TB_PGBIN/psql" "$(src_url thaw)" -X -q -v ON_ERROR_STOP=1 -c "
+    SELECT lo_from_bytea(0, convert_to(repeat('large object ' || i, 1000 * i), 'UTF8'))
+      FROM generate_series(1, 3) AS i" >"$WORK/lo.log" 2>&1 || { cat "$WORK/lo.log" >&2; setup_ok=0; }
 # the non-empty target
 for db in t_full t_full2; do
     tq "$db" "CREATE TABLE public.precious (id int PRIMARY KEY); INSERT INTO public.precious VALUES (1), (2)" >/dev/null ||
@@ -512,6 +517,17 @@ thaw_job() {
     wait_state "thaw: verified" thawjob verified 120
     [[ $(pgmd_state thawjob) == verified ]] || return 1
     assert_frozen "thaw: first freeze" thaw
+    t_assert_eq "thaw: the large objects are verified" "true 3 3" \
+        "$(jst thawjob '.verify.tables[] | select(.table == "pg_catalog.pg_largeobject") | "\(.match) \(.source_rows) \(.target_rows)"')"
+    t_assert_eq "thaw: the large objects are on the target, byte for byte" \
+        "$(sq thaw "SELECT string_agg(oid || ':' || md5(lo_get(oid)), ',' ORDER BY oid) FROM pg_largeobject_metadata")" \
+        "$(tq t_thaw "SELECT string_agg(oid || ':' || md5(lo_get(oid)), ',' ORDER BY oid) FROM pg_largeobject_metadata")"
+    t_assert_eq "thaw: large objects are copied by the pg_dump engine" "pg_dump" \
+        "$(jst thawjob '.facts.copies.rehearsal.engine')"
+    if [[ ${PGM_TEST_ENGINE:-copy} == copy ]]; then
+        t_assert_contains "thaw: ... and a warning says so when the job asked for the copy engine" \
+            "$(jst thawjob '[.warnings[].message] | join(";")')" "only the pg_dump engine copies"
+    fi
 
     cmd "thaw: thaw" thaw thawjob
     wait_state "thaw: back to synced" thawjob synced 60
@@ -530,13 +546,18 @@ thaw_job() {
     compare_rows "thaw" thaw t_thaw
     compare_sequences "thaw" thaw t_thaw
 
-    # 5. a difference planted on the target is found
+    # 5. differences planted on the target are found: a row, and a large object's bytes
     tq t_thaw "DELETE FROM shop.events_log WHERE ctid = (SELECT ctid FROM shop.events_log WHERE kind = 'tick' LIMIT 1)" >/dev/null
+    lo=$(tq t_thaw "SELECT max(oid) FROM pg_largeobject_metadata")
+    tq t_thaw "SELECT lo_put($lo, 5, 'X')" >/dev/null
     cmd "verify_failed: verify accepted" verify thawjob
     wait_state "verify_failed: verify finds the difference" thawjob verify_failed 120
     [[ $(pgmd_state thawjob) == verify_failed ]] || return 1
     out=$(jst thawjob '[.verify.tables[] | select(.match == false) | .table] | join(",")')
-    t_assert_eq "verify_failed: the report names the table" "shop.events_log" "$out"
+    t_assert_eq "verify_failed: the report names the table and the large objects" \
+        "pg_catalog.pg_largeobject,shop.events_log" "$out"
+    t_assert_eq "verify_failed: the changed large object is named by its OID" "$lo:changed" \
+        "$(jst thawjob '.verify.tables[] | select(.table == "pg_catalog.pg_largeobject") | .differences.keys[] | "\(.key):\(.kind)"')"
     t_assert_eq "verify_failed: report not ok" "false" "$(jst thawjob '.verify.ok')"
     t_assert_contains "verify_failed: human status names the table" "$(pgm status thawjob 2>&1)" "shop.events_log"
     assert_frozen "verify_failed: the source stays frozen" thaw
@@ -546,6 +567,8 @@ thaw_job() {
     wait_state "verify_failed: aborted" thawjob aborted 60
     assert_writable "verify_failed: after abort" thaw
     t_assert_eq "verify_failed: abort cleaned the target (no user tables)" "" "$(tq t_thaw "$LIST_TABLES_SQL")"
+    t_assert_eq "verify_failed: abort cleaned the target (no large objects)" "0" \
+        "$(tq t_thaw "SELECT count(*) FROM pg_largeobject_metadata")"
     t_assert_eq "verify_failed: abort left no pgmover session on the target" "0" \
         "$(tq t_thaw "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgmover%'")"
 }

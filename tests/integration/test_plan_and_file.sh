@@ -55,6 +55,17 @@ out=$("$P" plan --source "$SOURCE_URL" --target "$(dst_url plan_two)")
 t_assert_eq "an unreadable table exits 1" 1 "$?"
 t_assert_contains "the unreadable table is named" "$out" "cannot read 1 object(s): public.secret"
 psql -X -q "$SOURCE_ADMIN_URL" -c "drop table secret" >/dev/null
+# a large object of another role: pg_dump and the verification could not read it
+lo=$(psql -X -qAt "$SOURCE_ADMIN_URL" -c "select lo_from_bytea(0, 'not yours')")
+out=$("$P" plan --source "$SOURCE_URL" --target "$(dst_url plan_two)")
+t_assert_eq "an unreadable large object exits 1" 1 "$?"
+t_assert_contains "the unreadable large object is named" "$out" "cannot read 1 object(s): large object $lo"
+t_assert_contains "the unreadable large object: the fix says how" "$out" "GRANT SELECT ON LARGE OBJECT"
+psql -X -q "$SOURCE_ADMIN_URL" -c "grant select on large object $lo to app_owner" >/dev/null
+out=$("$P" plan --source "$SOURCE_URL" --target "$(dst_url plan_two)")
+t_assert_eq "a large object granted: readable, exit 0" 0 "$?"
+t_assert_contains "a large object: said in the plan" "$out" "the source holds 1 large object(s)"
+psql -X -q "$SOURCE_ADMIN_URL" -c "select lo_unlink($lo)" >/dev/null
 
 psql -X -q "$SOURCE_ADMIN_URL" -c "create extension pgcrypto" >/dev/null
 tb createdb "$bed" dst plan_three >/dev/null

@@ -111,6 +111,7 @@ CREATE TABLE shop.wiped (id int PRIMARY KEY, v text);
 INSERT INTO shop.wiped SELECT i, 'w' || i FROM generate_series(1, 20000) AS i;
 CREATE TABLE shop.pairs (a int, b text, v text, PRIMARY KEY (a, b));
 INSERT INTO shop.pairs SELECT i % 50, 'k' || i, 'v' || i FROM generate_series(1, 5000) AS i;
+SELECT lo_from_bytea(0, convert_to(repeat('large object ' || i, 100 * i), 'UTF8')) FROM generate_series(1, 4) AS i;
 ANALYZE;" >"$WORK/extra.log" || t_fail "load the tables of this test" "$(tail -5 "$WORK/extra.log")"
 
 "$TB" createdb "$BED" dst copy1 && "$TB" createdb "$BED" dst copy2 || exit 1
@@ -124,9 +125,12 @@ verify equal --source "$SOURCE_URL" --target "$T1"
 t_assert_eq "equal: exit 0" 0 "$RC"
 t_assert_eq "equal: report ok" "true" "$(r equal .ok)"
 t_assert_eq "equal: no mismatch" "0" "$(r equal .mismatches)"
-t_assert_eq "equal: every table compared" \
-    "$(q "$SOURCE_URL" "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE relkind = 'r' AND nspname NOT IN ('pg_catalog', 'information_schema')")" "$(r equal .tables_compared)"
+t_assert_eq "equal: every table compared, and the large objects" \
+    "$(echo "$(q "$SOURCE_URL" "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE relkind = 'r' AND nspname NOT IN ('pg_catalog', 'information_schema')") + 1" | bc)" \
+    "$(r equal .tables_compared)"
+t_assert_eq "equal: the large objects compared as one more table, keyed by OID" "true 4 4 [\"oid\"]" \
+    "$(r equal '.tables[] | select(.table == "pg_catalog.pg_largeobject") | "\(.match) \(.source_rows) \(.target_rows) \(.key | tojson)"')"
 t_assert_eq "equal: row counts of the copy" "250000 250000" "$(r equal '.tables[] | select(.table == "shop.big") | "\(.source_rows) \(.target_rows)"')"
 t_assert_eq "equal: checksums agree" "0" \
     "$(r equal '[.tables[] | select(.source_checksum != .target_checksum)] | length')"
@@ -198,7 +202,10 @@ INSERT INTO shop.events_log VALUES ('2024-01-01 00:00:00+00', 'login', '{\"user\
 UPDATE shop.events_log SET kind = 'TICK' WHERE payload = '{\"i\": 42}';
 SELECT setval('shop.invoice_no', 10);
 DROP INDEX shop.orders_customer_idx;
-ALTER TABLE shop.orders ADD COLUMN audit_note text;" >"$WORK/plant.log" || t_fail "plant differences" "$(cat "$WORK/plant.log")"
+ALTER TABLE shop.orders ADD COLUMN audit_note text;
+SELECT lo_put(oid, 3, 'X') FROM pg_largeobject_metadata ORDER BY oid LIMIT 1;
+SELECT lo_unlink(oid) FROM pg_largeobject_metadata ORDER BY oid DESC LIMIT 1;
+SELECT lo_from_bytea(0, 'an extra large object');" >"$WORK/plant.log" || t_fail "plant differences" "$(cat "$WORK/plant.log")"
 
 verify planted --source "$SOURCE_URL" --target "$T1"
 t_assert_eq "planted: exit 1" 1 "$RC"
@@ -237,12 +244,18 @@ t_assert_eq "planted: schema: the missing index" "missing on the target orders_c
     "$(r planted '.schema.differences[] | select(.kind == "index") | "\(.problem) \(.source)"')"
 t_assert_eq "planted: schema: the extra column" "only on the target text" \
     "$(r planted '.schema.differences[] | select(.kind == "column" and .object == "shop.orders.audit_note") | "\(.problem) \(.target)"')"
-t_assert_eq "planted: mismatches add up (6 tables, 1 sequence, 2 schema)" "9" "$(r planted .mismatches)"
+mapfile -t los < <(q "$SOURCE_URL" "SELECT oid FROM pg_largeobject_metadata ORDER BY oid")
+lo_extra=$(q "$T1" "SELECT oid FROM pg_largeobject_metadata WHERE oid NOT IN ($(IFS=,; echo "${los[*]}"))")
+t_assert_eq "planted: large objects located by OID (bytes changed, unlinked, extra)" \
+    "$(printf '%s\n' "${los[0]}:changed" "${los[3]}:missing" "$lo_extra:extra" | sort -n | paste -sd,)" \
+    "$(diffs planted pg_catalog.pg_largeobject)"
+t_assert_eq "planted: mismatches add up (7 tables with the large objects, 1 sequence, 2 schema)" "10" \
+    "$(r planted .mismatches)"
 out=$("$PGMOVER" verify --source "$SOURCE_URL" --target "$T1" 2>&1)
 t_assert_eq "planted, human: exit 1" 1 $?
 t_assert_contains "planted, human: names the table" "$out" "DIFFERS  shop.verify_types"
 t_assert_contains "planted, human: lists a key" "$out" "missing  9"
-t_assert_contains "planted, human: the verdict" "$out" "verification FAILED: 9 difference(s)"
+t_assert_contains "planted, human: the verdict" "$out" "verification FAILED: 10 difference(s)"
 
 verify filtered --source "$SOURCE_URL" --target "$T1" --tables "shop.pairs, big"
 t_assert_eq "--tables: only those tables" "shop.big,shop.pairs" "$(r filtered '[.tables[].table] | join(",")')"

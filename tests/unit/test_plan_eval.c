@@ -217,7 +217,7 @@ END_TEST
 
 START_TEST(test_unreachable_and_recommendations)
 {
-	cJSON *g = fixture(), *r;
+	cJSON *g = fixture(), *r, *opts;
 
 	cJSON_ReplaceItemInObject(g, "target",
 	                          cJSON_Parse("{\"error\": {\"what\": \"could not connect to the target\","
@@ -241,10 +241,27 @@ START_TEST(test_unreachable_and_recommendations)
 	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "source"), "wal_level", cJSON_CreateString("logical"));
 	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "source"), "shared_preload_libraries",
 	                          cJSON_CreateString("pglogical"));
-	r = evaluate(g, options(NULL, NULL), false);
+	r = evaluate(cJSON_Duplicate(g, 1), options(NULL, NULL), false);
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"), "method")),
 	                 "pglogical");
 	cJSON_Delete(r);
+
+	/* large objects: logical replication does not carry them, so dump, and pglogical is an error */
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "source"), "large_objects", cJSON_CreateNumber(3));
+	r = evaluate(cJSON_Duplicate(g, 1), options(NULL, NULL), false);
+	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"), "method")),
+	                 "dump");
+	ck_assert_str_eq(status_of(r, "large objects"), "info");
+	cJSON_Delete(r);
+	opts = options(NULL, NULL);
+	r = pgm_plan_evaluate_method(g, opts, false, "pglogical");
+	cJSON_Delete(opts);
+	ck_assert_str_eq(status_of(r, "large objects"), "error");
+	ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "large objects"), "fix")),
+	                             "--method dump"));
+	ck_assert(!cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
+	cJSON_Delete(r);
+	cJSON_Delete(g);
 }
 END_TEST
 

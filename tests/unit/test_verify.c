@@ -318,6 +318,15 @@ START_TEST(test_row_hash)
 	h = pgm_vsql_row_hash(&t, true);
 	ck_assert_ptr_nonnull(strstr(h, "hashtextextended(float8send(t.\"ratio\")::text, 4)"));
 	free(h);
+	/* the large objects: the OID, and the content read by lo_get() */
+	{
+		pgm_vcol_t oid = {.name = "oid", .type = "oid", .builtin = "oid", .same_type = true, .not_null = true};
+		pgm_vtable_t lo = {.cols = &oid, .ncols = 1, .large_objects = true};
+
+		h = pgm_vsql_row_hash(&lo, false);
+		ck_assert_str_eq(h, "hashoidextended(t.\"oid\", 1) # hashtextextended(md5(lo_get(t.oid)), 2)");
+		free(h);
+	}
 	t.ncols = 0;
 	h = pgm_vsql_row_hash(&t, false);
 	ck_assert_str_eq(h, "0::int8");
