@@ -112,6 +112,12 @@ INSERT INTO shop.wiped SELECT i, 'w' || i FROM generate_series(1, 20000) AS i;
 CREATE TABLE shop.pairs (a int, b text, v text, PRIMARY KEY (a, b));
 INSERT INTO shop.pairs SELECT i % 50, 'k' || i, 'v' || i FROM generate_series(1, 5000) AS i;
 SELECT lo_from_bytea(0, convert_to(repeat('large object ' || i, 100 * i), 'UTF8')) FROM generate_series(1, 4) AS i;
+-- keys width_bucket() places (besides shop.big's bigint and shop.uuids' uuid)
+CREATE TABLE shop.ticks (at timestamptz PRIMARY KEY, v int);
+INSERT INTO shop.ticks SELECT '2024-01-01 00:00:00+00'::timestamptz + i * interval '1 second', i
+  FROM generate_series(1, 30000) AS i;
+CREATE TABLE shop.prices (p numeric(12,2) PRIMARY KEY, v int);
+INSERT INTO shop.prices SELECT i * 0.25, i FROM generate_series(1, 30000) AS i;
 ANALYZE;" >"$WORK/extra.log" || t_fail "load the tables of this test" "$(tail -5 "$WORK/extra.log")"
 
 "$TB" createdb "$BED" dst copy1 && "$TB" createdb "$BED" dst copy2 || exit 1
@@ -203,6 +209,8 @@ UPDATE shop.events_log SET kind = 'TICK' WHERE payload = '{\"i\": 42}';
 SELECT setval('shop.invoice_no', 10);
 DROP INDEX shop.orders_customer_idx;
 ALTER TABLE shop.orders ADD COLUMN audit_note text;
+UPDATE shop.ticks SET v = -v WHERE at = '2024-01-01 05:00:00+00';
+DELETE FROM shop.prices WHERE p = 777.25;
 SELECT lo_put(oid, 3, 'X') FROM pg_largeobject_metadata ORDER BY oid LIMIT 1;
 SELECT lo_unlink(oid) FROM pg_largeobject_metadata ORDER BY oid DESC LIMIT 1;
 SELECT lo_from_bytea(0, 'an extra large object');" >"$WORK/plant.log" || t_fail "plant differences" "$(cat "$WORK/plant.log")"
@@ -249,13 +257,18 @@ lo_extra=$(q "$T1" "SELECT oid FROM pg_largeobject_metadata WHERE oid NOT IN ($(
 t_assert_eq "planted: large objects located by OID (bytes changed, unlinked, extra)" \
     "$(printf '%s\n' "${los[0]}:changed" "${los[3]}:missing" "$lo_extra:extra" | sort -n | paste -sd,)" \
     "$(diffs planted pg_catalog.pg_largeobject)"
-t_assert_eq "planted: mismatches add up (7 tables with the large objects, 1 sequence, 2 schema)" "10" \
+t_assert_eq "planted: timestamptz key located through the bisection" "2024-01-01 05:00:00+00:changed" \
+    "$(diffs planted shop.ticks)"
+t_assert_eq "planted: numeric key located through the bisection" "777.25:missing" "$(diffs planted shop.prices)"
+t_assert_eq "planted: ... both cut into key-range chunks" "true true" \
+    "$(r planted '[.tables[] | select(.table == "shop.ticks" or .table == "shop.prices") | .chunks > 1] | join(" ")')"
+t_assert_eq "planted: mismatches add up (9 tables with the large objects, 1 sequence, 2 schema)" "12" \
     "$(r planted .mismatches)"
 out=$("$PGMOVER" verify --source "$SOURCE_URL" --target "$T1" 2>&1)
 t_assert_eq "planted, human: exit 1" 1 $?
 t_assert_contains "planted, human: names the table" "$out" "DIFFERS  shop.verify_types"
 t_assert_contains "planted, human: lists a key" "$out" "missing  9"
-t_assert_contains "planted, human: the verdict" "$out" "verification FAILED: 10 difference(s)"
+t_assert_contains "planted, human: the verdict" "$out" "verification FAILED: 12 difference(s)"
 
 verify filtered --source "$SOURCE_URL" --target "$T1" --tables "shop.pairs, big"
 t_assert_eq "--tables: only those tables" "shop.big,shop.pairs" "$(r filtered '[.tables[].table] | join(",")')"
