@@ -10,7 +10,10 @@
  *                 set (writes made after the backup are not in the file);
  *   verifying     rows per table in the archive, counted by streaming
  *                 pg_restore --data-only through the loop, against
- *                 count(*) on the target, inside one snapshot.
+ *                 count(*) on the target, inside one snapshot; large
+ *                 objects by OID and size (the bytes of their lowrite()
+ *                 calls in the script, octet_length(lo_get()) on the
+ *                 target). There is no live source to checksum against.
  */
 #include "common/json.h"
 #include "common/log.h"
@@ -45,6 +48,10 @@ typedef struct archive {
 	cJSON *counts;   /* table -> rows in the archive */
 	char *current;   /* table whose COPY block is being read */
 	int64_t rows;
+	cJSON *los;      /* large object OID -> bytes in the archive */
+	cJSON *target_los; /* the same, on the target */
+	char *lo;        /* large object whose lowrite() calls are being read */
+	int64_t lo_bytes;
 	int tables_done, tables_total;
 	int64_t started;
 } archive_t;
@@ -56,6 +63,9 @@ archive_free(void *p)
 
 	cJSON_Delete(a->facts);
 	cJSON_Delete(a->counts);
+	cJSON_Delete(a->los);
+	cJSON_Delete(a->target_los);
+	free(a->lo);
 	free(a->current);
 	free(a->label);
 	free(a);
@@ -70,6 +80,8 @@ archive_new(pgm_step_t *s, void (*then)(pgm_step_t *s))
 	a->then = then;
 	a->facts = cJSON_CreateObject();
 	a->counts = cJSON_CreateObject();
+	a->los = cJSON_CreateObject();
+	a->target_los = cJSON_CreateObject();
 	a->started = pgm_mono_ms();
 	if (s->priv && s->priv_free)
 		s->priv_free(s->priv);
@@ -231,6 +243,43 @@ pgm_archive_restore(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s
 
 /* ---- verify: rows in the archive against rows on the target ---- */
 
+/*
+ * A large object in the script: lo_open('OID', ...), lowrite(0, '\x<hex>')
+ * per 16 KB of it (E'\\x<hex>' without standard_conforming_strings),
+ * lo_close(0).
+ */
+static bool
+on_lo_line(archive_t *a, const char *line)
+{
+	static const char open_call[] = "SELECT pg_catalog.lo_open('", write_call[] = "SELECT pg_catalog.lowrite(0, ";
+
+	if (strncmp(line, open_call, sizeof(open_call) - 1) == 0) {
+		const char *oid = line + sizeof(open_call) - 1;
+
+		free(a->lo);
+		a->lo = strndup(oid, strspn(oid, "0123456789"));
+		a->lo_bytes = 0;
+		return true;
+	}
+	if (a->lo == NULL)
+		return false;
+	if (strncmp(line, write_call, sizeof(write_call) - 1) == 0) {
+		/* the hex digits after the literal's backslash-x (one backslash or two) */
+		const char *hex = strstr(line, "\\x");
+
+		if (hex)
+			a->lo_bytes += (int64_t) (strspn(hex + 2, "0123456789abcdefABCDEF") / 2);
+		return true;
+	}
+	if (strcmp(line, "SELECT pg_catalog.lo_close(0);") == 0) {
+		pgm_json_set_num(a->los, a->lo, (double) a->lo_bytes);
+		free(a->lo);
+		a->lo = NULL;
+		return true;
+	}
+	return false;
+}
+
 static void
 on_data_line(pgm_proc_t *p, int stream, const char *line, void *data)
 {
@@ -238,6 +287,8 @@ on_data_line(pgm_proc_t *p, int stream, const char *line, void *data)
 	size_t n;
 
 	if (stream != 1)
+		return;
+	if (a->current == NULL && on_lo_line(a, line))
 		return;
 	if (a->current == NULL) {
 		/* COPY schema.table (a, b) FROM stdin; */
@@ -258,6 +309,67 @@ on_data_line(pgm_proc_t *p, int stream, const char *line, void *data)
 		return;
 	}
 	a->rows++;
+}
+
+static void
+on_target_los(pgm_step_t *s, const PGresult *res, void *data)
+{
+	archive_t *a = data;
+
+	for (int r = 0; r < pgm_pg_ntuples(res); r++)
+		pgm_json_set_num(a->target_los, pgm_pg_value(res, r, 0), (double) pgm_pg_int64(res, r, 1, 0));
+}
+
+static void
+lo_diff(cJSON *keys, int *count, const char *oid, const char *kind)
+{
+	cJSON *k;
+
+	if ((*count)++ >= 20)
+		return;
+	k = cJSON_CreateObject();
+	pgm_json_set_str(k, "key", oid);
+	pgm_json_set_str(k, "kind", kind);
+	cJSON_AddItemToArray(keys, k);
+}
+
+/* the large objects as one more row of the report, keyed by OID, as the live verification has them */
+static cJSON *
+lo_report(const archive_t *a)
+{
+	cJSON *row = cJSON_CreateObject(), *d = cJSON_CreateObject(), *keys = cJSON_AddArrayToObject(d, "keys");
+	const cJSON *it;
+	int count = 0, missing = 0, extra = 0;
+
+	cJSON_ArrayForEach(it, a->los)
+	{
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(a->target_los, it->string);
+
+		if (t == NULL)
+			missing++, lo_diff(keys, &count, it->string, "missing");
+		else if (t->valuedouble != it->valuedouble)
+			lo_diff(keys, &count, it->string, "changed");
+	}
+	cJSON_ArrayForEach(it, a->target_los)
+		if (cJSON_GetObjectItemCaseSensitive(a->los, it->string) == NULL)
+			extra++, lo_diff(keys, &count, it->string, "extra");
+	pgm_json_set_str(row, "table", "pg_catalog.pg_largeobject");
+	pgm_json_set_num(row, "source_rows", cJSON_GetArraySize(a->los));
+	pgm_json_set_num(row, "target_rows", cJSON_GetArraySize(a->target_los));
+	pgm_json_set(row, "match", cJSON_CreateBool(count == 0));
+	if (count > 0) {
+		char *problem = pgm_asprintf("%d large object(s) differ: %d missing on the target, %d extra, %d of "
+		                             "another size",
+		                             count, missing, extra, count - missing - extra);
+		pgm_json_set_str(row, "problem", problem);
+		free(problem);
+		pgm_json_set_num(d, "count", count);
+		pgm_json_set_num(d, "listed", cJSON_GetArraySize(keys));
+		pgm_json_set(row, "differences", d);
+	} else {
+		cJSON_Delete(d);
+	}
+	return row;
 }
 
 static void
@@ -289,6 +401,12 @@ on_target_counts(pgm_step_t *s, const PGresult *res, void *data)
 		cJSON_AddItemToArray(tables, row);
 	}
 	cJSON_Delete(target);
+	if (cJSON_GetArraySize(a->los) > 0 || cJSON_GetArraySize(a->target_los) > 0) {
+		cJSON *row = lo_report(a);
+
+		mismatches += !cJSON_IsTrue(cJSON_GetObjectItem(row, "match"));
+		cJSON_AddItemToArray(tables, row);
+	}
 	pgm_json_set_str(report, "method", "archive_row_counts");
 	pgm_json_set_str(report, "source", pgm_job_source_file(job));
 	pgm_json_set_num(report, "tables_compared", cJSON_GetArraySize(tables));
@@ -332,6 +450,8 @@ on_data_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 	q = pgm_sql_begin(s, false, "verify", "could not count the rows on the target",
 	                  "a table of the backup may be missing on the target: see the error");
 	pgm_sql_add(q, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL, NULL);
+	pgm_sql_add(q, "SELECT m.oid::text, octet_length(lo_get(m.oid)) FROM pg_catalog.pg_largeobject_metadata m",
+	            on_target_los, a);
 	pgm_sql_add(q, sql.s, on_target_counts, a);
 	pgm_sql_add(q, "COMMIT", NULL, NULL);
 	free(sql.s);

@@ -100,7 +100,11 @@ t_assert_eq "plan without --source is a usage error" 2 "$?"
 
 # ---- a backup file as the source ----
 dump="$work/latest.dump"
+# large objects in the backup: one of several 16 KB lowrite() calls, one small
+mapfile -t los < <(psql -X -qAt "$SOURCE_URL" -c "select lo_from_bytea(0, decode(repeat('ab', 40000), 'hex'))
+    union all select lo_from_bytea(0, 'small') order by 1")
 PGPASSWORD=$SOURCE_OWNER_PASSWORD "$TB_PGBIN/pg_dump" -Fc -f "$dump" "$SOURCE_URL"
+psql -X -q "$SOURCE_URL" -c "select lo_unlink(oid) from pg_largeobject_metadata" >/dev/null
 pgmd_start "$work/daemon" || { t_fail "daemon" "did not start"; t_summary; exit 1; }
 tb createdb "$bed" dst from_file >/dev/null
 pgm create hk --source "file:$dump" --target "$(dst_url from_file)" --method dump >/dev/null
@@ -122,12 +126,17 @@ pgmd_wait_state hk verified 120 || t_fail "file verify" "did not reach verified:
 t_assert_eq "rows restored from the file" 50000 "$($TARGET_PSQL -d from_file -Atc 'select count(*) from items')"
 t_assert_eq "quoted table restored from the file" 1000 "$($TARGET_PSQL -d from_file -Atc 'select count(*) from "Audit Log"')"
 t_assert_contains "verification counted the archive's rows" "$(pgm --json status hk)" '"method":"archive_row_counts"'
+t_assert_eq "the archive's large objects restored and checked by OID and size" "true 2 2" \
+    "$(pgm --json status hk | jq -r '.result.verify.tables[] | select(.table == "pg_catalog.pg_largeobject") | "\(.match) \(.source_rows) \(.target_rows)"')"
 
 # a difference planted on the target is found by counting the archive again
-$TARGET_PSQL -d from_file -c "delete from items where id <= 3" >/dev/null
+$TARGET_PSQL -d from_file -c "delete from items where id <= 3" -c "select lo_unlink(${los[1]})" \
+    -c "select lo_put(${los[0]}, 80000, 'more')" >/dev/null
 pgm verify hk >/dev/null
 pgmd_wait_state hk verify_failed 120 || t_fail "file verify_failed" "not found: $(pgm status hk | head -30)"
 t_assert_contains "the differing table is named" "$(pgm --json status hk)" '"table":"public.items","source_rows":50000,"target_rows":49997'
+t_assert_eq "the differing large objects are named by OID" "${los[0]}:changed ${los[1]}:missing" \
+    "$(pgm --json status hk | jq -r '[.result.verify.tables[] | select(.table == "pg_catalog.pg_largeobject") | .differences.keys[] | "\(.key):\(.kind)"] | sort | join(" ")')"
 pgm abort hk >/dev/null
 pgmd_wait_state hk aborted 60 || t_fail "abort" "did not abort"
 t_assert_eq "abort cleaned the target" 0 \
