@@ -142,6 +142,10 @@ on_previous(pgm_step_t *s, const PGresult *res, void *data)
 		pgm_job_warn(job, "some roles override default_transaction_read_only = off and will still be able to write",
 		             "ALTER ROLE ... RESET default_transaction_read_only for those roles, or use freeze_mode = both "
 		             "with a maintenance-mode freeze_command");
+	if (prev && (strcmp(prev, "on") == 0 || strcmp(prev, "true") == 0))
+		pgm_job_warn(job, "the source database was read-only before this freeze (default_transaction_read_only = on)",
+		             "thaw and abort put back what was there, so they leave it read-only: ALTER DATABASE ... RESET "
+		             "default_transaction_read_only (or SET it off) once writes should resume");
 	/* durable before the change, so thaw and abort find it after a crash */
 	pgm_json_set_str(a, "kind", KIND_DB_SETTING);
 	pgm_json_set_str(a, "side", "source");
@@ -281,6 +285,12 @@ freeze_read_only(pgm_step_t *s)
 	q = pgm_sql_begin(s, true, "freeze", "could not freeze writes on the source",
 	                  "the source role must own the database (ALTER DATABASE) and be a member of "
 	                  "pg_signal_backend to end other sessions");
+	/*
+	 * This session writes (ALTER DATABASE) even when the database is read-only
+	 * already -- left frozen by an earlier job, or by its DBA: the setting is
+	 * then recorded as it was, and thaw puts it back.
+	 */
+	pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
 	if (find_active(job, KIND_DB_SETTING) == NULL)
 		pgm_sql_add(q, previous_sql, on_previous, NULL);
 	/* ALTER DATABASE takes a name, not current_database(): format() quotes it */

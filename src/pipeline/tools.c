@@ -127,9 +127,43 @@ pgm_tool_failed(pgm_step_t *s, const char *tool, const char *during, int64_t sta
 	return true;
 }
 
-/* everything pgmover may have put into the target, dropped; the database stays */
+/*
+ * Everything pgmover may have put into the target, dropped; the database
+ * stays. Each dropped object holds a lock until its transaction ends, and
+ * the lock table has room for max_locks_per_transaction (64) times
+ * max_connections in all: one DROP SCHEMA ... CASCADE of 3,000 tables (with
+ * their indexes and TOAST tables) fails with "out of shared memory". So the
+ * relations go first, 100 to a transaction (a DO block outside a
+ * transaction block may COMMIT), then the large objects, 500 to one, then
+ * the schemas and extensions with what is left in them. Relations another
+ * one owns (owned and identity sequences, partitions) and those of
+ * extensions go with their owner.
+ */
 static const char *clean_sql =
-	"DO $pgm$ DECLARE r record; BEGIN"
+	"DO $pgm$ DECLARE r record; n int := 0; BEGIN"
+	"  FOR r IN SELECT c.relkind, format('%I.%I', s.nspname, c.relname) AS name"
+	"             FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace"
+	"            WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')"
+	"              AND s.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
+	"              AND s.nspname !~ '^pg_temp_' AND s.nspname !~ '^pg_toast_temp_'"
+	"              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
+	"                                AND d.objid = c.oid AND d.deptype IN ('e', 'i', 'a'))"
+	"              AND NOT c.relispartition"
+	"            ORDER BY c.relkind = 'S', c.oid LOOP"
+	"    EXECUTE format('DROP %s IF EXISTS %s CASCADE', CASE r.relkind WHEN 'v' THEN 'VIEW'"
+	"      WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' WHEN 'S' THEN 'SEQUENCE'"
+	"      ELSE 'TABLE' END, r.name);"
+	"    n := n + 1;"
+	"    IF n % 100 = 0 THEN COMMIT; END IF;"
+	"  END LOOP;"
+	"  COMMIT;"
+	"  n := 0;"
+	"  FOR r IN SELECT oid FROM pg_largeobject_metadata LOOP"
+	"    PERFORM lo_unlink(r.oid);"
+	"    n := n + 1;"
+	"    IF n % 500 = 0 THEN COMMIT; END IF;"
+	"  END LOOP;"
+	"  COMMIT;"
 	"  FOR r IN SELECT nspname FROM pg_namespace"
 	"            WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
 	"              AND nspname !~ '^pg_temp_' AND nspname !~ '^pg_toast_temp_' LOOP"
@@ -138,7 +172,6 @@ static const char *clean_sql =
 	"  FOR r IN SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' LOOP"
 	"    EXECUTE format('DROP EXTENSION IF EXISTS %I CASCADE', r.extname);"
 	"  END LOOP;"
-	"  PERFORM lo_unlink(oid) FROM pg_largeobject_metadata;"
 	"  CREATE SCHEMA public AUTHORIZATION pg_database_owner;"
 	"  COMMENT ON SCHEMA public IS 'standard public schema';"
 	"  GRANT USAGE ON SCHEMA public TO PUBLIC;"
