@@ -11,11 +11,14 @@
 # its rehearsal copy as the job records it (facts.copies.rehearsal.duration_ms),
 # the same work the final copy does inside the write freeze.
 # Usage: bench/bench_dump.sh [SCALE] [JOBS] [ROUNDS]   (prints a table and ratios)
+#   TABLES=N instead copies N small tables (a primary key, a unique key, a text
+#   column, 20 rows each): the per-table costs of a schema of thousands of tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=${1:-50}
 JOBS=${2:-2}
 ROUNDS=${3:-1}
+TABLES=${TABLES:-}
 
 scripts/deps.sh
 [[ -d build ]] || meson setup build >/dev/null
@@ -35,8 +38,19 @@ trap cleanup EXIT
 tests/testbed/testbed.sh start "$bed" >/dev/null
 # shellcheck disable=SC1091
 . "$bed/env"
-echo "building a pgbench database of scale $SCALE on the source..."
-"$TB_PGBIN/pgbench" -i -q -s "$SCALE" "$SOURCE_URL" 2>&1 | tail -1
+if [[ -n $TABLES ]]; then
+    echo "building $TABLES small tables on the source..."
+    "$TB_PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$SOURCE_URL" -c "DO \$\$ BEGIN FOR i IN 1..$TABLES LOOP
+        EXECUTE format('CREATE TABLE public.t%s (id int PRIMARY KEY, v text, u int UNIQUE)', i);
+        EXECUTE format('INSERT INTO public.t%s SELECT g, ''v'' || g, g FROM generate_series(1, 20) g', i);
+        IF i % 200 = 0 THEN COMMIT; END IF;
+      END LOOP; END \$\$"
+    what="$TABLES small tables"
+else
+    echo "building a pgbench database of scale $SCALE on the source..."
+    "$TB_PGBIN/pgbench" -i -q -s "$SCALE" "$SOURCE_URL" 2>&1 | tail -1
+    what="pgbench scale $SCALE"
+fi
 "$TB_PGBIN/psql" -X -q "$SOURCE_URL" -c "VACUUM ANALYZE" 
 size=$("$TB_PGBIN/psql" -X -qAt "$SOURCE_URL" -c "SELECT pg_size_pretty(pg_database_size(current_database()))")
 echo "source database: $size; $JOBS parallel jobs; $(nproc) cores"
@@ -138,7 +152,7 @@ for p in "${peers[@]}"; do
     if [[ -z "$fastest" ]] || (($(echo "${best[$p]} < ${best[$fastest]}" | bc))); then fastest=$p; fi
 done
 echo
-echo "best of $ROUNDS round(s), pgbench scale $SCALE ($size), $JOBS jobs:"
+echo "best of $ROUNDS round(s), $what ($size), $JOBS jobs:"
 for name in "${peers[@]}" "pgmover (engine pg_dump)" "pgmover (engine copy)"; do
     printf '  %-32s %8.2f s   %5.2fx the fastest peer\n' "$name" "${best[$name]}" \
         "$(echo "scale=4; ${best[$name]} / ${best[$fastest]}" | bc)"
