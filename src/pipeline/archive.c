@@ -40,6 +40,36 @@ pgm_job_source_file(const pgm_job_t *job)
 	return NULL;
 }
 
+/* large objects: OID and size, as many as there are (millions, in some applications) */
+typedef struct lo_size {
+	uint32_t oid;
+	int64_t bytes;
+} lo_size_t;
+
+typedef struct lo_list {
+	lo_size_t *v;
+	size_t n, cap;
+} lo_list_t;
+
+static lo_size_t *
+lo_push(lo_list_t *l, uint32_t oid)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->v = pgm_realloc(l->v, l->cap * sizeof(lo_size_t));
+	}
+	l->v[l->n] = (lo_size_t){.oid = oid, .bytes = 0};
+	return &l->v[l->n++];
+}
+
+static int
+lo_cmp(const void *x, const void *y)
+{
+	uint32_t a = ((const lo_size_t *) x)->oid, b = ((const lo_size_t *) y)->oid;
+
+	return a < b ? -1 : a > b;
+}
+
 typedef struct archive {
 	pgm_step_t *step;
 	void (*then)(pgm_step_t *s);
@@ -48,10 +78,8 @@ typedef struct archive {
 	cJSON *counts;   /* table -> rows in the archive */
 	char *current;   /* table whose COPY block is being read */
 	int64_t rows;
-	cJSON *los;      /* large object OID -> bytes in the archive */
-	cJSON *target_los; /* the same, on the target */
-	char *lo;        /* large object whose lowrite() calls are being read */
-	int64_t lo_bytes;
+	lo_list_t los[2]; /* large objects in the archive [0], on the target [1] */
+	bool in_lo;       /* between a large object's lo_open() and lo_close() */
 	int tables_done, tables_total;
 	int64_t started;
 } archive_t;
@@ -63,9 +91,8 @@ archive_free(void *p)
 
 	cJSON_Delete(a->facts);
 	cJSON_Delete(a->counts);
-	cJSON_Delete(a->los);
-	cJSON_Delete(a->target_los);
-	free(a->lo);
+	free(a->los[0].v);
+	free(a->los[1].v);
 	free(a->current);
 	free(a->label);
 	free(a);
@@ -80,8 +107,6 @@ archive_new(pgm_step_t *s, void (*then)(pgm_step_t *s))
 	a->then = then;
 	a->facts = cJSON_CreateObject();
 	a->counts = cJSON_CreateObject();
-	a->los = cJSON_CreateObject();
-	a->target_los = cJSON_CreateObject();
 	a->started = pgm_mono_ms();
 	if (s->priv && s->priv_free)
 		s->priv_free(s->priv);
@@ -254,27 +279,22 @@ on_lo_line(archive_t *a, const char *line)
 	static const char open_call[] = "SELECT pg_catalog.lo_open('", write_call[] = "SELECT pg_catalog.lowrite(0, ";
 
 	if (strncmp(line, open_call, sizeof(open_call) - 1) == 0) {
-		const char *oid = line + sizeof(open_call) - 1;
-
-		free(a->lo);
-		a->lo = strndup(oid, strspn(oid, "0123456789"));
-		a->lo_bytes = 0;
+		lo_push(&a->los[0], (uint32_t) strtoul(line + sizeof(open_call) - 1, NULL, 10));
+		a->in_lo = true;
 		return true;
 	}
-	if (a->lo == NULL)
+	if (!a->in_lo)
 		return false;
 	if (strncmp(line, write_call, sizeof(write_call) - 1) == 0) {
 		/* the hex digits after the literal's backslash-x (one backslash or two) */
 		const char *hex = strstr(line, "\\x");
 
 		if (hex)
-			a->lo_bytes += (int64_t) (strspn(hex + 2, "0123456789abcdefABCDEF") / 2);
+			a->los[0].v[a->los[0].n - 1].bytes += (int64_t) (strspn(hex + 2, "0123456789abcdefABCDEF") / 2);
 		return true;
 	}
 	if (strcmp(line, "SELECT pg_catalog.lo_close(0);") == 0) {
-		pgm_json_set_num(a->los, a->lo, (double) a->lo_bytes);
-		free(a->lo);
-		a->lo = NULL;
+		a->in_lo = false;
 		return true;
 	}
 	return false;
@@ -317,45 +337,54 @@ on_target_los(pgm_step_t *s, const PGresult *res, void *data)
 	archive_t *a = data;
 
 	for (int r = 0; r < pgm_pg_ntuples(res); r++)
-		pgm_json_set_num(a->target_los, pgm_pg_value(res, r, 0), (double) pgm_pg_int64(res, r, 1, 0));
+		lo_push(&a->los[1], (uint32_t) pgm_pg_int64(res, r, 0, 0))->bytes = pgm_pg_int64(res, r, 1, 0);
 }
 
 static void
-lo_diff(cJSON *keys, int *count, const char *oid, const char *kind)
+lo_diff(cJSON *keys, int *count, uint32_t oid, const char *kind)
 {
 	cJSON *k;
+	char text[16];
 
 	if ((*count)++ >= 20)
 		return;
+	snprintf(text, sizeof(text), "%u", oid);
 	k = cJSON_CreateObject();
-	pgm_json_set_str(k, "key", oid);
+	pgm_json_set_str(k, "key", text);
 	pgm_json_set_str(k, "kind", kind);
 	cJSON_AddItemToArray(keys, k);
 }
 
-/* the large objects as one more row of the report, keyed by OID, as the live verification has them */
+/*
+ * The large objects as one more row of the report, keyed by OID, as the
+ * live verification has them: both lists sorted, then merged.
+ */
 static cJSON *
-lo_report(const archive_t *a)
+lo_report(archive_t *a)
 {
 	cJSON *row = cJSON_CreateObject(), *d = cJSON_CreateObject(), *keys = cJSON_AddArrayToObject(d, "keys");
-	const cJSON *it;
+	const lo_list_t *src = &a->los[0], *dst = &a->los[1];
+	size_t i = 0, j = 0;
 	int count = 0, missing = 0, extra = 0;
 
-	cJSON_ArrayForEach(it, a->los)
-	{
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(a->target_los, it->string);
-
-		if (t == NULL)
-			missing++, lo_diff(keys, &count, it->string, "missing");
-		else if (t->valuedouble != it->valuedouble)
-			lo_diff(keys, &count, it->string, "changed");
+	qsort(a->los[0].v, a->los[0].n, sizeof(lo_size_t), lo_cmp);
+	qsort(a->los[1].v, a->los[1].n, sizeof(lo_size_t), lo_cmp);
+	while (i < src->n || j < dst->n) {
+		if (j == dst->n || (i < src->n && src->v[i].oid < dst->v[j].oid)) {
+			missing++;
+			lo_diff(keys, &count, src->v[i++].oid, "missing");
+		} else if (i == src->n || dst->v[j].oid < src->v[i].oid) {
+			extra++;
+			lo_diff(keys, &count, dst->v[j++].oid, "extra");
+		} else {
+			if (src->v[i].bytes != dst->v[j].bytes)
+				lo_diff(keys, &count, src->v[i].oid, "changed");
+			i++, j++;
+		}
 	}
-	cJSON_ArrayForEach(it, a->target_los)
-		if (cJSON_GetObjectItemCaseSensitive(a->los, it->string) == NULL)
-			extra++, lo_diff(keys, &count, it->string, "extra");
 	pgm_json_set_str(row, "table", "pg_catalog.pg_largeobject");
-	pgm_json_set_num(row, "source_rows", cJSON_GetArraySize(a->los));
-	pgm_json_set_num(row, "target_rows", cJSON_GetArraySize(a->target_los));
+	pgm_json_set_num(row, "source_rows", (double) src->n);
+	pgm_json_set_num(row, "target_rows", (double) dst->n);
 	pgm_json_set(row, "match", cJSON_CreateBool(count == 0));
 	if (count > 0) {
 		char *problem = pgm_asprintf("%d large object(s) differ: %d missing on the target, %d extra, %d of "
@@ -401,7 +430,7 @@ on_target_counts(pgm_step_t *s, const PGresult *res, void *data)
 		cJSON_AddItemToArray(tables, row);
 	}
 	cJSON_Delete(target);
-	if (cJSON_GetArraySize(a->los) > 0 || cJSON_GetArraySize(a->target_los) > 0) {
+	if (a->los[0].n > 0 || a->los[1].n > 0) {
 		cJSON *row = lo_report(a);
 
 		mismatches += !cJSON_IsTrue(cJSON_GetObjectItem(row, "match"));
@@ -450,7 +479,7 @@ on_data_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 	q = pgm_sql_begin(s, false, "verify", "could not count the rows on the target",
 	                  "a table of the backup may be missing on the target: see the error");
 	pgm_sql_add(q, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL, NULL);
-	pgm_sql_add(q, "SELECT m.oid::text, octet_length(lo_get(m.oid)) FROM pg_catalog.pg_largeobject_metadata m",
+	pgm_sql_add(q, "SELECT m.oid, octet_length(lo_get(m.oid)) FROM pg_catalog.pg_largeobject_metadata m",
 	            on_target_los, a);
 	pgm_sql_add(q, sql.s, on_target_counts, a);
 	pgm_sql_add(q, "COMMIT", NULL, NULL);
