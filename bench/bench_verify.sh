@@ -17,7 +17,7 @@
 # them, as the floor's two sessions (one per side) do; on a 2-core machine a
 # second connection per side only makes the servers take turns, and costs
 # pgmover block ranges, which scan slower than one sequential scan (see
-# pgm_vplan_block_chunks in src/pipeline/verify_plan.c). Pass JOBS to see it.
+# pgm_vplan_block_chunks in src/pipeline/verify/verify_plan.c). Pass JOBS to see it.
 # Usage: bench/bench_verify.sh [SCALE] [JOBS] [ROUNDS]
 #   BUILD=DIR picks the build directory (default: build, set up if missing).
 set -euo pipefail

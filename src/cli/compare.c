@@ -1,6 +1,6 @@
 /*
  * compare.c — `pgmover verify --source URL --target URL [--tables a,b]`:
- * the verification engine (src/pipeline/verify.h) run in-process on its
+ * the verification engine (src/pipeline/verify/verify.h) run in-process on its
  * own loop, no daemon needed, read-only on both servers. Prints the report
  * (--json: the report object itself, or {"ok": false, "error": {...}}).
  * Exit 0 only when everything matches, 1 on any difference or error, 2 on
@@ -18,7 +18,7 @@
 #include "cli.h"
 #include "common/log.h"
 #include "pg/dsn.h"
-#include "pipeline/verify.h"
+#include "pipeline/verify/verify.h"
 
 #define USAGE "usage: pgmover verify --source URL --target URL [--tables schema.table,...] [--json]"
 

@@ -10,7 +10,7 @@
 
 #include "cli.h"
 #include "daemon/config.h"
-#include "pipeline/plan.h"
+#include "pipeline/plan/plan.h"
 
 typedef struct plan_run {
 	cJSON *report;

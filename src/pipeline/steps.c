@@ -8,7 +8,7 @@
 #include "common/util.h"
 #include "daemon/jobs.h"
 #include "pipeline/pipeline.h"
-#include "pipeline/plan.h"
+#include "pipeline/plan/plan.h"
 
 #include <stdlib.h>
 #include <string.h>

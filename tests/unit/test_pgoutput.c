@@ -1,6 +1,6 @@
 /*
  * test_pgoutput.c
- *    Unit tests of the pgoutput decoder (src/pipeline/pgoutput.c), fed
+ *    Unit tests of the pgoutput decoder (src/pg/pgoutput.c), fed
  *    protocol version 1 messages built here byte by byte: the SQL a
  *    transaction becomes for the source (rows into one table one after the
  *    other join one INSERT; an UPDATE or a new Relation message ends it),
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/cutover.h"
+#include "pipeline/cutover/cutover.h"
 
 typedef struct msg {
 	uint8_t d[512];

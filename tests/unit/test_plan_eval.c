@@ -1,5 +1,5 @@
 /*
- * test_plan_eval.c — the preflight's decisions (src/pipeline/plan_eval.c)
+ * test_plan_eval.c — the preflight's decisions (src/pipeline/plan/plan_eval.c)
  * from fixtures of gathered facts: each blocker gives an error with a fix,
  * and the recommendation follows the size and what the source allows.
  */
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "daemon/config.h"
-#include "pipeline/plan.h"
+#include "pipeline/plan/plan.h"
 
 /* a healthy Heroku-like source and an empty target */
 static cJSON *

@@ -1,7 +1,7 @@
 /*
  * test_verify.c
  *    Unit tests of the verification engine's pure parts
- *    (src/pipeline/verify_plan.c, verify_sql.c, verify_report.c): chunk
+ *    (src/pipeline/verify/verify_plan.c, verify_sql.c, verify_report.c): chunk
  *    planning, the bisection's decisions and bookkeeping (sums mod 2^64,
  *    merging fetched rows into missing / extra / changed, reconciling keys
  *    two chunks disagree on), the SQL built for a table, and the report.
@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "common/util.h"
-#include "pipeline/verify.h"
-#include "pipeline/verify_plan.h"
+#include "pipeline/verify/verify.h"
+#include "pipeline/verify/verify_plan.h"
 
 /* a table "s"."t" keyed by the listed columns of type integer (nkey 0: no key) */
 static pgm_vtable_t

@@ -4,7 +4,7 @@
  * queries and a short timed read, all read-only) and evaluating (a pure
  * function from the gathered facts to findings and a recommendation).
  */
-#include "pipeline/plan.h"
+#include "pipeline/plan/plan.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"

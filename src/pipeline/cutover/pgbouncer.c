@@ -17,7 +17,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pg/dsn.h"
-#include "pipeline/cutover.h"
+#include "pipeline/cutover/cutover.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -12,7 +12,7 @@
  * on one row picked by ctid (duplicates are legal there).
  */
 #include "common/util.h"
-#include "pipeline/cutover.h"
+#include "pipeline/cutover/cutover.h"
 
 #include <stdarg.h>
 #include <stdio.h>

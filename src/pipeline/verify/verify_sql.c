@@ -47,7 +47,7 @@
  * float columns hash their binary form (float8send) instead.
  */
 #include "common/util.h"
-#include "pipeline/verify_plan.h"
+#include "pipeline/verify/verify_plan.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -23,7 +23,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "pipeline/pglogical.h"
+#include "pipeline/pglogical/pglogical.h"
 
 #include <stdio.h>
 #include <stdlib.h>

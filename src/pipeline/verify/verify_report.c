@@ -8,7 +8,7 @@
  */
 #include "common/json.h"
 #include "common/util.h"
-#include "pipeline/verify_plan.h"
+#include "pipeline/verify/verify_plan.h"
 
 #include <inttypes.h>
 #include <stdio.h>

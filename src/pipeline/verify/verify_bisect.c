@@ -14,7 +14,7 @@
  * log32(rows / leaf_rows) levels lead to the rows.
  */
 #include "common/util.h"
-#include "pipeline/verify_engine.h"
+#include "pipeline/verify/verify_engine.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -38,7 +38,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "pipeline/verify_engine.h"
+#include "pipeline/verify/verify_engine.h"
 
 #include <stdlib.h>
 #include <string.h>

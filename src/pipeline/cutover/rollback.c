@@ -27,7 +27,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "pipeline/cutover.h"
+#include "pipeline/cutover/cutover.h"
 #include "pipeline/pipeline.h"
 
 #include <stdlib.h>

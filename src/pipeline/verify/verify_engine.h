@@ -7,8 +7,8 @@
 #ifndef PGM_VERIFY_ENGINE_H
 #define PGM_VERIFY_ENGINE_H
 
-#include "pipeline/verify.h"
-#include "pipeline/verify_plan.h"
+#include "pipeline/verify/verify.h"
+#include "pipeline/verify/verify_plan.h"
 
 #define VERIFY_MAX_JOBS 32
 

@@ -10,7 +10,7 @@
 #include "common/util.h"
 #include "daemon/jobs.h"
 #include "pipeline/pipeline.h"
-#include "pipeline/verify.h"
+#include "pipeline/verify/verify.h"
 
 #include <stdlib.h>
 

@@ -6,7 +6,7 @@
 #include "common/json.h"
 #include "common/util.h"
 #include "daemon/config.h"
-#include "pipeline/plan.h"
+#include "pipeline/plan/plan.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
  * over each, largest tables first so that the longest scans start at once.
  */
 #include "common/util.h"
-#include "pipeline/verify_engine.h"
+#include "pipeline/verify/verify_engine.h"
 
 #include <stdlib.h>
 #include <string.h>

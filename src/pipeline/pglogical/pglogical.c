@@ -11,7 +11,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "pipeline/pglogical.h"
+#include "pipeline/pglogical/pglogical.h"
 
 #include <stdio.h>
 #include <stdlib.h>

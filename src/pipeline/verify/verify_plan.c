@@ -4,7 +4,7 @@
  * mismatching range is split or fetched, and how fetched rows turn into
  * missing, extra and changed keys.
  */
-#include "pipeline/verify_plan.h"
+#include "pipeline/verify/verify_plan.h"
 #include "common/util.h"
 
 #include <ctype.h>
