@@ -66,7 +66,7 @@ cmd_jobs(pgm_cmd_ctx_t *ctx)
 
 	ctx->result = cJSON_CreateObject();
 	arr = cJSON_AddArrayToObject(ctx->result, "jobs");
-	for (pgm_job_t *j = ctx->daemon->jobs; j; j = j->next) {
+	for (pgm_job_t *j = ctx->daemon->host.jobs; j; j = j->next) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "name", j->name);
 		cJSON_AddStringToObject(o, "state", pgm_state_name(j->state));
@@ -87,7 +87,7 @@ cmd_status(pgm_cmd_ctx_t *ctx)
 		cJSON *arr;
 		ctx->result = cJSON_CreateObject();
 		arr = cJSON_AddArrayToObject(ctx->result, "jobs");
-		for (pgm_job_t *j = ctx->daemon->jobs; j; j = j->next)
+		for (pgm_job_t *j = ctx->daemon->host.jobs; j; j = j->next)
 			cJSON_AddItemToArray(arr, pgm_job_status(j));
 		return true;
 	}
@@ -113,7 +113,7 @@ cmd_create(pgm_cmd_ctx_t *ctx)
 	const pgm_peer_t *peer = pgm_client_peer(ctx->client);
 	pgm_job_t *job;
 
-	if (ctx->daemon->stopping)
+	if (ctx->daemon->host.stopping)
 		return fail(ctx, "shutting_down", pgm_strdup("pgmoverd is shutting down"),
 		            pgm_strdup("create the job once pgmoverd has restarted"));
 	job = pgm_jobs_create(ctx->daemon, ctx->job, arg_string(ctx->args, "source"),

@@ -328,7 +328,7 @@ on_connection(uv_stream_t *server, int status)
 	}
 	c = pgm_calloc(1, sizeof(*c));
 	c->ctl = ctl;
-	uv_pipe_init(ctl->d->loop, &c->pipe, 0);
+	uv_pipe_init(ctl->d->host.loop, &c->pipe, 0);
 	c->pipe.data = c;
 	if (uv_accept(server, (uv_stream_t *) &c->pipe) != 0) {
 		uv_close((uv_handle_t *) &c->pipe, client_closed_cb);
@@ -412,7 +412,7 @@ pgm_control_start(pgm_daemon_t *d)
 		}
 		unlink(path);
 	}
-	uv_pipe_init(d->loop, &ctl->server, 0);
+	uv_pipe_init(d->host.loop, &ctl->server, 0);
 	ctl->server.data = ctl;
 	rc = uv_pipe_bind(&ctl->server, path);
 	if (rc == 0)
@@ -420,7 +420,7 @@ pgm_control_start(pgm_daemon_t *d)
 	if (rc != 0) {
 		pgm_error("could not listen on control socket \"%s\": %s", path, uv_strerror(rc));
 		uv_close((uv_handle_t *) &ctl->server, NULL);
-		uv_run(d->loop, UV_RUN_NOWAIT);
+		uv_run(d->host.loop, UV_RUN_NOWAIT);
 		goto fail;
 	}
 	if (chmod(path, (mode_t) d->cfg.socket_mode) != 0)

@@ -4,7 +4,6 @@
 #include "daemon/jobs.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "daemon/control.h"
 #include "fsm/store.h"
 #include "pg/dsn.h"
 
@@ -15,13 +14,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-void pgm_job_schedule_resume(pgm_job_t *job); /* driver.c */
-void pgm_job_attach(pgm_job_t *job, pgm_daemon_t *d); /* driver.c */
-
 pgm_job_t *
 pgm_jobs_find(pgm_daemon_t *d, const char *name)
 {
-	for (pgm_job_t *j = d->jobs; j; j = j->next)
+	for (pgm_job_t *j = d->host.jobs; j; j = j->next)
 		if (strcmp(j->name, name) == 0)
 			return j;
 	return NULL;
@@ -39,23 +35,6 @@ same_database(const pgm_dsn_t *a, const pgm_dsn_t *b)
 	return strcmp(ha, hb) == 0 && strcmp(pa, pb) == 0 && strcmp(da, db) == 0;
 }
 
-/* "file:/path" or "/path": a pg_dump archive (heroku pg:backups:download) */
-static bool
-source_is_file(const char *source)
-{
-	return strncmp(source, "file:", 5) == 0 || source[0] == '/';
-}
-
-static const char *
-file_path(const char *source)
-{
-	if (strncmp(source, "file://", 7) == 0)
-		return source + 7;
-	if (strncmp(source, "file:", 5) == 0)
-		return source + 5;
-	return source;
-}
-
 static pgm_job_t *job_new(pgm_daemon_t *d, const char *name, const char *source, const char *target,
                           const char *method, cJSON *opts, const pgm_peer_t *peer, const char **code,
                           char **message, char **hint);
@@ -64,7 +43,7 @@ static pgm_job_t *
 create_from_file(pgm_daemon_t *d, const char *name, const char *source, const char *target, const char *method,
                  const cJSON *options, const pgm_peer_t *peer, const char **code, char **message, char **hint)
 {
-	const char *path = file_path(source);
+	const char *path = pgm_source_file(source);
 	pgm_dsn_t td;
 	char *err = NULL;
 	cJSON *opts;
@@ -99,12 +78,6 @@ create_from_file(pgm_daemon_t *d, const char *name, const char *source, const ch
 	return job_new(d, name, source, target, method, opts, peer, code, message, hint);
 }
 
-char *
-pgm_source_display(const char *source)
-{
-	return source_is_file(source) ? pgm_asprintf("file:%s", file_path(source)) : pgm_dsn_masked(source);
-}
-
 pgm_job_t *
 pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const char *target,
                 const char *method, const cJSON *options, const pgm_peer_t *peer, const char **code,
@@ -132,7 +105,7 @@ pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const cha
 		                   "(logical replication, needs a superuser on the source)");
 		return NULL;
 	}
-	if (source && source_is_file(source))
+	if (source && pgm_source_file(source))
 		return create_from_file(d, name, source, target, method, options, peer, code, message, hint);
 	if (!source || !pgm_dsn_parse(source, &sd, &err)) {
 		*message = pgm_asprintf("invalid source connection string: %s", err ? err : "missing");
@@ -196,7 +169,7 @@ job_new(pgm_daemon_t *d, const char *name, const char *source, const char *targe
 		pgm_job_free(job);
 		return NULL;
 	}
-	pgm_job_attach(job, d);
+	pgm_job_attach(job, &d->host);
 	pgm_job_audit(job, peer, "create", NULL, "created", "ok");
 	pgm_info("job %s: created (method %s, source %s, target %s)", name, method, job->source_display,
 	         job->target_display);
@@ -238,7 +211,7 @@ pgm_jobs_load_all(pgm_daemon_t *d)
 			free(err);
 			continue;
 		}
-		pgm_job_attach(job, d);
+		pgm_job_attach(job, &d->host);
 		n++;
 		pgm_info("job %s: loaded in state %s", job->name, pgm_state_name(job->state));
 		pgm_job_audit(job, NULL, "resume", pgm_state_name(job->state), pgm_state_name(job->state), "ok");
@@ -249,80 +222,3 @@ pgm_jobs_load_all(pgm_daemon_t *d)
 	return true;
 }
 
-cJSON *
-pgm_job_status(const pgm_job_t *job)
-{
-	cJSON *o = pgm_store_job_json(job);
-	cJSON *progress = cJSON_DetachItemFromObject(o, "progress");
-	const cJSON *lag = cJSON_GetObjectItem(job->facts, "lag");
-	char *allowed = pgm_fsm_allowed_commands(job->state, job->failed_from);
-
-	cJSON_DeleteItemFromObject(o, "version");
-	cJSON_AddItemToObject(o, "step", progress ? progress : cJSON_CreateNull());
-	cJSON_AddItemToObject(o, "lag_bytes",
-	                      cJSON_Duplicate(cJSON_GetObjectItem(lag, "bytes"), 1) ?: cJSON_CreateNull());
-	cJSON_AddItemToObject(o, "lag_seconds",
-	                      cJSON_Duplicate(cJSON_GetObjectItem(lag, "seconds"), 1) ?: cJSON_CreateNull());
-	cJSON_AddStringToObject(o, "allowed_commands", allowed);
-	free(allowed);
-	return o;
-}
-
-void
-pgm_job_emit(pgm_job_t *job, cJSON *event)
-{
-	if (job->daemon && job->daemon->control)
-		pgm_control_broadcast(job->daemon, job->name, event);
-	cJSON_Delete(event);
-}
-
-void
-pgm_job_warn(pgm_job_t *job, const char *message, const char *hint)
-{
-	cJSON *w = cJSON_CreateObject();
-	char ts[40];
-	const cJSON *it;
-
-	/* the same warning twice is noise: keep the first */
-	cJSON_ArrayForEach(it, job->warnings)
-	{
-		const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(it, "message"));
-		if (m && strcmp(m, message) == 0) {
-			cJSON_Delete(w);
-			return;
-		}
-	}
-	pgm_format_time(pgm_now_ms(), ts, sizeof(ts));
-	cJSON_AddStringToObject(w, "message", message);
-	if (hint)
-		cJSON_AddStringToObject(w, "hint", hint);
-	cJSON_AddStringToObject(w, "at", ts);
-	cJSON_AddItemToArray(job->warnings, w);
-	pgm_warning("job %s: %s%s%s", job->name, message, hint ? "; hint: " : "", hint ? hint : "");
-}
-
-void
-pgm_job_free(pgm_job_t *job)
-{
-	if (job == NULL)
-		return;
-	free(job->name);
-	free(job->method);
-	if (job->source_dsn)
-		memset(job->source_dsn, 0, strlen(job->source_dsn));
-	if (job->target_dsn)
-		memset(job->target_dsn, 0, strlen(job->target_dsn));
-	free(job->source_dsn);
-	free(job->target_dsn);
-	free(job->source_display);
-	free(job->target_display);
-	free(job->dir);
-	cJSON_Delete(job->options);
-	cJSON_Delete(job->facts);
-	cJSON_Delete(job->artifacts);
-	cJSON_Delete(job->progress);
-	cJSON_Delete(job->error);
-	cJSON_Delete(job->verify);
-	cJSON_Delete(job->warnings);
-	free(job);
-}

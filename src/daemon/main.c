@@ -56,7 +56,7 @@ update_systemd_status(pgm_daemon_t *d)
 	int total = 0, running = 0;
 	char buf[256];
 
-	for (pgm_job_t *j = d->jobs; j; j = j->next) {
+	for (pgm_job_t *j = d->host.jobs; j; j = j->next) {
 		total++;
 		if (j->step)
 			running++;
@@ -72,7 +72,7 @@ tick_cb(uv_timer_t *t)
 {
 	pgm_daemon_t *d = t->data;
 
-	for (pgm_job_t *j = d->jobs; j; j = j->next) {
+	for (pgm_job_t *j = d->host.jobs; j; j = j->next) {
 		cJSON *ev;
 
 		if (j->step == NULL && j->progress == NULL)
@@ -86,16 +86,23 @@ tick_cb(uv_timer_t *t)
 	update_systemd_status(d);
 }
 
+/* the jobs' events go to the clients watching them */
+static void
+forward_event(pgm_host_t *h, const pgm_job_t *job, const cJSON *event)
+{
+	pgm_control_broadcast(h->data, job->name, event);
+}
+
 static void
 daemon_stop(pgm_daemon_t *d, const char *why)
 {
-	if (d->stopping)
+	if (d->host.stopping)
 		return;
-	d->stopping = true;
+	d->host.stopping = true;
 	pgm_notice("%s: stopping; running steps are checkpointed and resume at the next start", why);
 	pgm_notify("STOPPING=1");
 	pgm_control_stop(d);
-	pgm_jobs_shutdown(d);
+	pgm_jobs_shutdown(&d->host);
 	uv_timer_stop(&tick_timer);
 	uv_close((uv_handle_t *) &tick_timer, NULL);
 	uv_close((uv_handle_t *) &sig_term, NULL);
@@ -216,27 +223,29 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 
-	d->loop = uv_default_loop();
+	d->host.loop = uv_default_loop();
 	if (!pgm_mkdir_p(d->cfg.state_dir, 0700)) {
 		pgm_error("could not create state_dir \"%s\"", d->cfg.state_dir);
 		return 1;
 	}
 	if (!pgm_control_start(d))
 		return 1;
+	d->host.on_event = forward_event;
+	d->host.data = d;
 	if (!pgm_jobs_load_all(d)) {
 		pgm_control_stop(d);
-		uv_run(d->loop, UV_RUN_DEFAULT);
+		uv_run(d->host.loop, UV_RUN_DEFAULT);
 		return 1;
 	}
 
-	uv_signal_init(d->loop, &sig_term);
-	uv_signal_init(d->loop, &sig_int);
-	uv_signal_init(d->loop, &sig_hup);
+	uv_signal_init(d->host.loop, &sig_term);
+	uv_signal_init(d->host.loop, &sig_int);
+	uv_signal_init(d->host.loop, &sig_hup);
 	sig_term.data = sig_int.data = sig_hup.data = d;
 	uv_signal_start(&sig_term, signal_cb, SIGTERM);
 	uv_signal_start(&sig_int, signal_cb, SIGINT);
 	uv_signal_start(&sig_hup, signal_cb, SIGHUP);
-	uv_timer_init(d->loop, &tick_timer);
+	uv_timer_init(d->host.loop, &tick_timer);
 	tick_timer.data = d;
 	uv_timer_start(&tick_timer, tick_cb, 1000, 1000);
 
@@ -245,9 +254,9 @@ main(int argc, char **argv)
 	pgm_notify("READY=1");
 	update_systemd_status(d);
 
-	uv_run(d->loop, UV_RUN_DEFAULT);
+	uv_run(d->host.loop, UV_RUN_DEFAULT);
 
-	if (uv_loop_close(d->loop) != 0)
+	if (uv_loop_close(d->host.loop) != 0)
 		pgm_warning("some handles were still open at exit");
 	pgm_config_free(&d->cfg);
 	free(d->config_path);

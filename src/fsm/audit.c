@@ -5,7 +5,7 @@
  */
 #include "common/log.h"
 #include "common/util.h"
-#include "daemon/jobs.h"
+#include "fsm/job.h"
 
 #include <errno.h>
 #include <stdlib.h>

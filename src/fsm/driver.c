@@ -8,73 +8,25 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "daemon/jobs.h"
+#include "fsm/job.h"
+#include "fsm/step.h"
 #include "fsm/store.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-void pgm_job_schedule_resume(pgm_job_t *job);
-void pgm_job_attach(pgm_job_t *job, pgm_daemon_t *d);
-
 static void kick_cb(uv_timer_t *t);
 
-static void
-free_timer_cb(uv_handle_t *h)
-{
-	free(h);
-}
-
-/* close everything the step opened; no callback of theirs fires after this */
-static void
-step_release(pgm_step_t *s)
-{
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++) {
-		if (s->conns[i]) {
-			pgm_pg_cancel(s->conns[i]);
-			pgm_pg_close(s->conns[i]);
-			s->conns[i] = NULL;
-		}
-		if (s->procs[i]) {
-			pgm_proc_detach(s->procs[i]);
-			s->procs[i] = NULL;
-		}
-		if (s->timers[i]) {
-			uv_timer_stop(s->timers[i]);
-			uv_close((uv_handle_t *) s->timers[i], free_timer_cb);
-			s->timers[i] = NULL;
-		}
-	}
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++) {
-		if (s->owned[i]) {
-			void *p = s->owned[i];
-			s->owned[i] = NULL;
-			s->owned_free[i](p);
-		}
-	}
-}
-
-static void
-step_free(pgm_step_t *s)
-{
-	if (s == NULL)
-		return;
-	step_release(s);
-	if (s->priv && s->priv_free)
-		s->priv_free(s->priv);
-	free(s);
-}
-
 void
-pgm_job_attach(pgm_job_t *job, pgm_daemon_t *d)
+pgm_job_attach(pgm_job_t *job, pgm_host_t *h)
 {
-	job->daemon = d;
+	job->host = h;
 	job->pending = PGM_EV__NONE;
 	job->kick = pgm_malloc(sizeof(uv_timer_t));
-	uv_timer_init(d->loop, job->kick);
+	uv_timer_init(h->loop, job->kick);
 	job->kick->data = job;
-	job->next = d->jobs;
-	d->jobs = job;
+	job->next = h->jobs;
+	h->jobs = job;
 }
 
 /* run the step of the row that led to the current state (after a restart) */
@@ -93,7 +45,7 @@ step_start(pgm_job_t *job)
 	const pgm_transition_t *t;
 	pgm_step_t *s;
 
-	if (job->last_row < 0 || job->daemon->stopping)
+	if (job->last_row < 0 || job->host->stopping)
 		return;
 	t = &pgm_transitions[job->last_row];
 	s = pgm_calloc(1, sizeof(*s));
@@ -110,7 +62,7 @@ step_cancel(pgm_job_t *job)
 {
 	if (job->step) {
 		pgm_debug("job %s: cancelling step %s", job->name, pgm_transitions[job->step->row].step_name);
-		step_free(job->step);
+		pgm_step_free(job->step);
 		job->step = NULL;
 	}
 }
@@ -121,7 +73,7 @@ kick_cb(uv_timer_t *t)
 	pgm_job_t *job = t->data;
 
 	if (job->ended) {
-		step_free(job->ended);
+		pgm_step_free(job->ended);
 		job->ended = NULL;
 	}
 	if (job->pending != PGM_EV__NONE) {
@@ -179,7 +131,7 @@ pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char 
 			pgm_job_audit(job, peer, pgm_event_name(ev), pgm_state_name(from), NULL, "refused: invalid_state");
 		return false;
 	}
-	if (job->daemon->stopping) {
+	if (job->host->stopping) {
 		*code = "shutting_down";
 		*message = pgm_strdup("pgmoverd is shutting down");
 		*hint = pgm_strdup("send the command again once pgmoverd has restarted");
@@ -255,10 +207,10 @@ pgm_step_done(pgm_step_t *s, pgm_event_t ev)
 	if (s->finished || job->step != s)
 		return;
 	s->finished = true;
-	step_release(s);
+	pgm_step_release(s);
 	job->step = NULL;
 	if (job->ended)
-		step_free(job->ended);
+		pgm_step_free(job->ended);
 	job->ended = s;
 	job->pending = ev;
 	uv_timer_start(job->kick, kick_cb, 0, 0);
@@ -300,155 +252,6 @@ pgm_step_fail_pg(pgm_step_t *s, const char *what, const pgm_pg_error_t *err, con
 	free(msg);
 }
 
-static int
-conn_slot(pgm_step_t *s, const pgm_pg_conn_t *c)
-{
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
-		if (s->conns[i] == c)
-			return i;
-	return -1;
-}
-
-static void
-step_connect_cb(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
-{
-	pgm_step_t *s = data;
-	int i = conn_slot(s, conn);
-	pgm_pg_connect_cb cb;
-	void *cbdata;
-
-	if (i < 0)
-		return;
-	cb = s->conn_cb[i];
-	cbdata = s->conn_data[i];
-	if (err)
-		s->conns[i] = NULL; /* pgasync has closed it */
-	cb(conn, err, cbdata);
-}
-
-pgm_pg_conn_t *
-pgm_step_connect(pgm_step_t *s, bool source, const char *purpose, pgm_pg_connect_cb cb, void *data)
-{
-	pgm_job_t *job = s->job;
-	char *app = pgm_asprintf("pgmover:%s:%s", job->name, purpose);
-	int i = conn_slot(s, NULL);
-	pgm_pg_conn_t *c;
-
-	if (i < 0) {
-		pgm_error("internal error: step has too many connections");
-		abort();
-	}
-	s->conn_cb[i] = cb;
-	s->conn_data[i] = data;
-	c = pgm_pg_connect(job->daemon->loop, source ? job->source_dsn : job->target_dsn, app,
-	                   (int) pgm_jobopt_int(job->options, "connect_timeout"), step_connect_cb, s);
-	s->conns[i] = c;
-	free(app);
-	return c;
-}
-
-void
-pgm_step_close_conn(pgm_step_t *s, pgm_pg_conn_t *c)
-{
-	int i = conn_slot(s, c);
-
-	if (c == NULL)
-		return;
-	if (i >= 0)
-		s->conns[i] = NULL;
-	pgm_pg_close(c);
-}
-
-static void
-step_proc_exit_cb(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *tail, void *data)
-{
-	pgm_step_t *s = data;
-
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++) {
-		if (s->procs[i] == p) {
-			s->procs[i] = NULL;
-			s->proc_cb[i](p, status, sig, timed_out, tail, s->proc_data[i]);
-			return;
-		}
-	}
-}
-
-static void
-step_proc_line_cb(pgm_proc_t *p, int stream, const char *line, void *data)
-{
-	pgm_step_t *s = data;
-
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
-		if (s->procs[i] == p && s->proc_line_cb[i])
-			s->proc_line_cb[i](p, stream, line, s->proc_data[i]);
-}
-
-pgm_proc_t *
-pgm_step_spawn(pgm_step_t *s, const char *const argv[], const char *const env[], int timeout_ms,
-               pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data, char **errmsg)
-{
-	int i;
-	pgm_proc_t *p;
-
-	for (i = 0; i < PGM_STEP_MAX_RES && s->procs[i]; i++)
-		;
-	if (i == PGM_STEP_MAX_RES) {
-		pgm_error("internal error: step has too many processes");
-		abort();
-	}
-	/* both callbacks find the caller's data through the step's slot */
-	p = pgm_proc_spawn(s->job->daemon->loop, argv, env, timeout_ms, step_proc_line_cb, step_proc_exit_cb, s,
-	                   errmsg);
-	if (p == NULL)
-		return NULL;
-	s->procs[i] = p;
-	s->proc_line_cb[i] = line_cb;
-	s->proc_cb[i] = exit_cb;
-	s->proc_data[i] = data;
-	return p;
-}
-
-uv_timer_t *
-pgm_step_timer(pgm_step_t *s)
-{
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
-		if (s->timers[i] == NULL) {
-			s->timers[i] = pgm_malloc(sizeof(uv_timer_t));
-			uv_timer_init(s->job->daemon->loop, s->timers[i]);
-			s->timers[i]->data = s;
-			return s->timers[i];
-		}
-	pgm_error("internal error: step has too many timers");
-	abort();
-}
-
-void
-pgm_step_own(pgm_step_t *s, void *p, void (*free_fn)(void *))
-{
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
-		if (s->owned[i] == NULL) {
-			s->owned[i] = p;
-			s->owned_free[i] = free_fn;
-			return;
-		}
-	pgm_error("internal error: step owns too much");
-	abort();
-}
-
-void
-pgm_step_disown(pgm_step_t *s, void *p)
-{
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
-		if (s->owned[i] == p)
-			s->owned[i] = NULL;
-}
-
-uv_loop_t *
-pgm_step_loop(pgm_step_t *s)
-{
-	return s->job->daemon->loop;
-}
-
 static void
 job_kick_closed(uv_handle_t *h)
 {
@@ -459,11 +262,11 @@ job_kick_closed(uv_handle_t *h)
 }
 
 void
-pgm_jobs_shutdown(pgm_daemon_t *d)
+pgm_jobs_shutdown(pgm_host_t *h)
 {
-	pgm_job_t *job = d->jobs;
+	pgm_job_t *job = h->jobs;
 
-	d->jobs = NULL;
+	h->jobs = NULL;
 	while (job) {
 		pgm_job_t *next = job->next;
 
@@ -474,7 +277,7 @@ pgm_jobs_shutdown(pgm_daemon_t *d)
 			step_cancel(job);
 		}
 		if (job->ended) {
-			step_free(job->ended);
+			pgm_step_free(job->ended);
 			job->ended = NULL;
 		}
 		if (!pgm_store_save(job))

@@ -249,3 +249,20 @@ pgm_fsm_describe_dot(void)
 	pgm_buf_append(&b, "}\n");
 	return b.s;
 }
+
+/* {event, to, step} of a row, or null for none (-1) */
+cJSON *
+pgm_fsm_row_json(int row)
+{
+	const pgm_transition_t *t;
+	cJSON *o;
+
+	if (row < 0 || row >= pgm_transitions_count)
+		return cJSON_CreateNull();
+	t = &pgm_transitions[row];
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "event", pgm_event_name(t->event));
+	cJSON_AddStringToObject(o, "to", pgm_state_name(t->to));
+	cJSON_AddStringToObject(o, "step", t->step_name);
+	return o;
+}

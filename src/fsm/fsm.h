@@ -89,6 +89,9 @@ int pgm_fsm_decide(pgm_state_t state, pgm_state_t failed_from, pgm_event_t event
 /* the commands accepted in a state, as "start, abort" (malloc'd) */
 char *pgm_fsm_allowed_commands(pgm_state_t state, pgm_state_t failed_from);
 
+/* {event, to, step} of a row of the table, or JSON null for -1 */
+cJSON *pgm_fsm_row_json(int row);
+
 /* the table as text, one row a line, for the README (malloc'd) */
 char *pgm_fsm_describe_text(void);
 /* the table as a graphviz digraph (malloc'd) */

@@ -44,15 +44,7 @@ pgm_store_job_json(const pgm_job_t *job)
 	cJSON_AddStringToObject(o, "state", pgm_state_name(job->state));
 	add_time(o, "created_at", job->created_ms);
 	add_time(o, "since", job->since_ms);
-	if (job->last_row >= 0) {
-		const pgm_transition_t *t = &pgm_transitions[job->last_row];
-		cJSON *lt = cJSON_AddObjectToObject(o, "last_transition");
-		cJSON_AddStringToObject(lt, "event", pgm_event_name(t->event));
-		cJSON_AddStringToObject(lt, "to", pgm_state_name(t->to));
-		cJSON_AddStringToObject(lt, "step", t->step_name);
-	} else {
-		cJSON_AddNullToObject(o, "last_transition");
-	}
+	cJSON_AddItemToObject(o, "last_transition", pgm_fsm_row_json(job->last_row));
 	if (job->state == PGM_ST_FAILED) {
 		cJSON *ff = cJSON_AddObjectToObject(o, "failed_in");
 		cJSON_AddStringToObject(ff, "state", pgm_state_name(job->failed_from));

@@ -6,7 +6,7 @@
 #define PGM_STORE_H
 
 #include "common/util.h"
-#include "daemon/jobs.h"
+#include "fsm/job.h"
 
 #define PGM_STATE_VERSION 1
 

@@ -5,7 +5,7 @@
 #ifndef PGM_PIPELINE_H
 #define PGM_PIPELINE_H
 
-#include "daemon/jobs.h"
+#include "fsm/job.h"
 
 /* dispatch by method (pipeline.c) */
 void pgm_pipeline_provision(pgm_step_t *s);
@@ -66,7 +66,6 @@ void pgm_target_clean(struct pgm_sql *q, pgm_job_t *job);
  * archive.c: a pg_dump custom-format file (heroku pg:backups:download's
  * latest.dump) as the source
  */
-const char *pgm_job_source_file(const pgm_job_t *job); /* the path, or NULL for a live source */
 void pgm_archive_inspect(pgm_step_t *s, void (*then)(pgm_step_t *s));
 void pgm_archive_restore(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s));
 void pgm_archive_verify(pgm_step_t *s);

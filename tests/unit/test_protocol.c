@@ -32,7 +32,7 @@ setup(void)
 	pgm_log_set_level(PGM_LOG_WARNING);
 	memset(&d, 0, sizeof(d));
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	d.loop = &loop;
+	d.host.loop = &loop;
 	pgm_config_init(&d.cfg);
 	snprintf(state_dir, sizeof(state_dir), "/tmp/pgm-proto-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(state_dir));
@@ -44,11 +44,11 @@ setup(void)
 static void
 shutdown_daemon(pgm_daemon_t *dd)
 {
-	pgm_jobs_shutdown(dd);
-	for (int i = 0; i < 100 && uv_loop_alive(dd->loop); i++)
-		uv_run(dd->loop, UV_RUN_NOWAIT);
-	ck_assert(!uv_loop_alive(dd->loop));
-	ck_assert_ptr_null(dd->jobs);
+	pgm_jobs_shutdown(&dd->host);
+	for (int i = 0; i < 100 && uv_loop_alive(dd->host.loop); i++)
+		uv_run(dd->host.loop, UV_RUN_NOWAIT);
+	ck_assert(!uv_loop_alive(dd->host.loop));
+	ck_assert_ptr_null(dd->host.jobs);
 }
 
 static void
@@ -457,7 +457,7 @@ START_TEST(test_create_refused)
 
 	/* nothing reached the disk, and no job exists */
 	ck_assert_int_eq(count_entries(state_dir), 0);
-	ck_assert_ptr_null(d.jobs);
+	ck_assert_ptr_null(d.host.jobs);
 }
 END_TEST
 
@@ -663,7 +663,7 @@ START_TEST(test_watch_and_shutdown_refusal)
 	ck_assert_int_eq(audit_lines("shop", "\"watch\"", NULL), 1);
 
 	/* while stopping, nothing new is created and nothing moves */
-	d.stopping = true;
+	d.host.stopping = true;
 	r = request_err("{\"id\": 2, \"cmd\": \"create\", \"job\": \"late\", \"args\": {\"source\": \"" SOURCE
 	                "\", \"target\": \"" TARGET "\", \"method\": \"dump\"}}",
 	                "shutting_down", true);
@@ -674,7 +674,7 @@ START_TEST(test_watch_and_shutdown_refusal)
 	ck_assert_int_eq(pgm_jobs_find(&d, "shop")->state, PGM_ST_CREATED);
 	/* a refused command is still refused for its state first */
 	cJSON_Delete(request_err("{\"id\": 4, \"cmd\": \"freeze\", \"job\": \"shop\"}", "invalid_state", true));
-	d.stopping = false;
+	d.host.stopping = false;
 }
 END_TEST
 
@@ -688,7 +688,7 @@ START_TEST(test_reload_jobs)
 	cJSON_Delete(create_job("shop", ", \"options\": {\"jobs\": \"3\"}"));
 	memset(&d2, 0, sizeof(d2));
 	ck_assert_int_eq(uv_loop_init(&loop2), 0);
-	d2.loop = &loop2;
+	d2.host.loop = &loop2;
 	pgm_config_init(&d2.cfg);
 	free(d2.cfg.state_dir);
 	d2.cfg.state_dir = pgm_strdup(state_dir);

@@ -159,7 +159,7 @@ START_TEST(test_round_trip)
 	ck_assert_ptr_null(back->progress);
 	ck_assert_ptr_null(back->error);
 	ck_assert_ptr_null(back->step);
-	ck_assert_ptr_null(back->daemon);
+	ck_assert_ptr_null(back->host);
 	pgm_job_free(back);
 
 	/* saved again after a change: the new state wins */

@@ -26,19 +26,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *
-pgm_job_source_file(const pgm_job_t *job)
-{
-	const char *src = job->source_dsn;
-
-	if (strncmp(src, "file://", 7) == 0)
-		return src + 7;
-	if (strncmp(src, "file:", 5) == 0)
-		return src + 5;
-	if (src[0] == '/')
-		return src;
-	return NULL;
-}
 
 /* large objects: OID and size, as many as there are (millions, in some applications) */
 typedef struct lo_size {

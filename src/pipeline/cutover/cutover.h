@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/jobs.h"
+#include "fsm/job.h"
 
 /* the entry points, one per step of the transition table (dump method) */
 void pgm_cutover_run(pgm_step_t *s);

@@ -8,7 +8,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "daemon/config.h"
+#include "common/settings.h"
 #include "pg/pgasync.h"
 
 #include <stdlib.h>

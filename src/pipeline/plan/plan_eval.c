@@ -5,7 +5,7 @@
  */
 #include "common/json.h"
 #include "common/util.h"
-#include "daemon/config.h"
+#include "common/settings.h"
 #include "pipeline/plan/plan.h"
 
 #include <stdarg.h>

@@ -8,7 +8,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "daemon/jobs.h"
+#include "fsm/job.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/verify/verify.h"
 

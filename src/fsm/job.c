@@ -1,0 +1,103 @@
+/*
+ * job.c — a job's own bookkeeping outside the driver: warnings, events for
+ * whoever the host has listening, and freeing.
+ */
+#include "common/log.h"
+#include "common/util.h"
+#include "fsm/job.h"
+#include "pg/dsn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* hand an event to the host's listener (the daemon's watchers); takes it */
+void
+pgm_job_emit(pgm_job_t *job, cJSON *event)
+{
+	if (job->host && job->host->on_event)
+		job->host->on_event(job->host, job, event);
+	cJSON_Delete(event);
+}
+
+/*
+ * Keep a warning on the job (status shows them all) and log it; the same
+ * message twice is noise, so only the first is kept.
+ */
+void
+pgm_job_warn(pgm_job_t *job, const char *message, const char *hint)
+{
+	cJSON *w = cJSON_CreateObject();
+	char ts[40];
+	const cJSON *it;
+
+	/* the same warning twice is noise: keep the first */
+	cJSON_ArrayForEach(it, job->warnings)
+	{
+		const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(it, "message"));
+		if (m && strcmp(m, message) == 0) {
+			cJSON_Delete(w);
+			return;
+		}
+	}
+	pgm_format_time(pgm_now_ms(), ts, sizeof(ts));
+	cJSON_AddStringToObject(w, "message", message);
+	if (hint)
+		cJSON_AddStringToObject(w, "hint", hint);
+	cJSON_AddStringToObject(w, "at", ts);
+	cJSON_AddItemToArray(job->warnings, w);
+	pgm_warning("job %s: %s%s%s", job->name, message, hint ? "; hint: " : "", hint ? hint : "");
+}
+
+/* free the job; the DSNs are wiped first */
+void
+pgm_job_free(pgm_job_t *job)
+{
+	if (job == NULL)
+		return;
+	free(job->name);
+	free(job->method);
+	if (job->source_dsn)
+		memset(job->source_dsn, 0, strlen(job->source_dsn));
+	if (job->target_dsn)
+		memset(job->target_dsn, 0, strlen(job->target_dsn));
+	free(job->source_dsn);
+	free(job->target_dsn);
+	free(job->source_display);
+	free(job->target_display);
+	free(job->dir);
+	cJSON_Delete(job->options);
+	cJSON_Delete(job->facts);
+	cJSON_Delete(job->artifacts);
+	cJSON_Delete(job->progress);
+	cJSON_Delete(job->error);
+	cJSON_Delete(job->verify);
+	cJSON_Delete(job->warnings);
+	free(job);
+}
+
+/* "file:/path", "file:///path" or "/path": a pg_dump archive (heroku pg:backups:download) */
+const char *
+pgm_source_file(const char *source)
+{
+	if (strncmp(source, "file://", 7) == 0)
+		return source + 7;
+	if (strncmp(source, "file:", 5) == 0)
+		return source + 5;
+	if (source[0] == '/')
+		return source;
+	return NULL;
+}
+
+const char *
+pgm_job_source_file(const pgm_job_t *job)
+{
+	return pgm_source_file(job->source_dsn);
+}
+
+char *
+pgm_source_display(const char *source)
+{
+	const char *path = pgm_source_file(source);
+
+	return path ? pgm_asprintf("file:%s", path) : pgm_dsn_masked(source);
+}

@@ -1,0 +1,162 @@
+/*
+ * job.h — the job and step model: a migration job, the driver that moves
+ * it along the transition table (fsm.c), and the context its running step
+ * owns. The daemon hosts the jobs (pgm_host_t) and registers for their
+ * events; nothing here knows of the control socket.
+ */
+#ifndef PGM_JOB_H
+#define PGM_JOB_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "common/settings.h"
+#include "common/util.h"
+#include "fsm/fsm.h"
+#include "pg/pgasync.h"
+#include "pg/proc.h"
+
+typedef struct pgm_host pgm_host_t;
+typedef struct pgm_job pgm_job_t;
+
+/* who asked: recorded in the audit log (SO_PEERCRED) */
+typedef struct pgm_peer {
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+} pgm_peer_t;
+
+#define PGM_STEP_MAX_RES 64
+
+/*
+ * The context of one running step. Every connection, child process and
+ * timer the step opens is tracked here and closed when the step ends or is
+ * cancelled, so no callback outlives its step.
+ */
+typedef struct pgm_step {
+	pgm_job_t *job;
+	int row;               /* the transition whose step this is */
+	bool finished;         /* done or failed was called */
+	pgm_pg_conn_t *conns[PGM_STEP_MAX_RES];
+	pgm_pg_connect_cb conn_cb[PGM_STEP_MAX_RES];
+	void *conn_data[PGM_STEP_MAX_RES];
+	pgm_proc_t *procs[PGM_STEP_MAX_RES];
+	pgm_proc_exit_cb proc_cb[PGM_STEP_MAX_RES];
+	pgm_proc_line_cb proc_line_cb[PGM_STEP_MAX_RES];
+	void *proc_data[PGM_STEP_MAX_RES];
+	uv_timer_t *timers[PGM_STEP_MAX_RES];
+	void *owned[PGM_STEP_MAX_RES];   /* helpers' memory, freed with the step */
+	void (*owned_free[PGM_STEP_MAX_RES])(void *);
+	void *priv;            /* the step's own state */
+	void (*priv_free)(void *);
+	int64_t started_mono;
+} pgm_step_t;
+
+struct pgm_job {
+	char *name;
+	char *method;          /* the name asked for: "dump", "pglogical" */
+	const struct pgm_method *ops; /* its table of operations, looked up once (pgm_method_for) */
+	char *source_dsn;      /* full DSN: kept in secrets.json (0600) only */
+	char *target_dsn;
+	char *source_display;  /* password masked */
+	char *target_display;
+	cJSON *options;        /* validated option name -> string */
+	pgm_state_t state;
+	int64_t created_ms;
+	int64_t since_ms;      /* entered the current state */
+	int last_row;          /* the row that led to the current state; -1 none */
+	pgm_state_t failed_from;
+	int failed_row;
+	cJSON *facts;          /* findings of the steps (versions, sizes, timings) */
+	cJSON *artifacts;      /* what pgmover created or changed, recorded before */
+	cJSON *progress;       /* the running step's progress, or NULL */
+	cJSON *error;          /* last error: message, detail, hint, state, at */
+	cJSON *verify;         /* last verification report */
+	cJSON *warnings;       /* array of {message, hint} */
+	int64_t freeze_started_ms;
+	int64_t rollback_deadline_ms;
+
+	/* runtime only */
+	pgm_host_t *host;      /* the loop and the registry the job lives in */
+	char *dir;             /* state_dir/<name> */
+	pgm_step_t *step;      /* running step or NULL */
+	pgm_step_t *ended;     /* finished step awaiting release */
+	pgm_event_t pending;   /* event the finished step raised */
+	uv_timer_t *kick;      /* runs pending work from a fresh stack */
+	bool kick_start_step;  /* the kick starts the step of last_row */
+	pgm_job_t *next;
+};
+
+/*
+ * What the jobs run in, filled by the daemon: the loop, the list of jobs,
+ * and the callback that tells the daemon's watchers of a job's events (the
+ * state machine never calls up into the control socket).
+ */
+typedef void (*pgm_job_event_cb)(pgm_host_t *h, const pgm_job_t *job, const cJSON *event);
+
+struct pgm_host {
+	uv_loop_t *loop;
+	pgm_job_t *jobs;           /* every job, newest first */
+	bool stopping;             /* no new step starts */
+	pgm_job_event_cb on_event; /* NULL: nobody listens */
+	void *data;                /* the daemon's */
+};
+
+/*
+ * The driver: take the event in the job's state. Returns false with a
+ * code/message/hint when the table has no row for it. Persists the new
+ * state before returning.
+ */
+bool pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char **code,
+                  char **message, char **hint);
+/* persist state.json now (progress checkpoints); false (logged) when it could not be written */
+bool pgm_job_save(pgm_job_t *job);
+/* one line in audit.jsonl */
+void pgm_job_audit(pgm_job_t *job, const pgm_peer_t *peer, const char *command, const char *from,
+                   const char *to, const char *outcome);
+/* the status object of the protocol */
+cJSON *pgm_job_status(const pgm_job_t *job);
+/* tell watchers */
+void pgm_job_emit(pgm_job_t *job, cJSON *event);
+void pgm_job_warn(pgm_job_t *job, const char *message, const char *hint);
+void pgm_job_free(pgm_job_t *job);
+
+/* the path of a backup-file source ("file:/path" or "/path"), or NULL for a live one */
+const char *pgm_source_file(const char *source);
+const char *pgm_job_source_file(const pgm_job_t *job);
+/* how a source is shown: masked DSN, or file:PATH for a backup file (malloc'd) */
+char *pgm_source_display(const char *source);
+
+/* step helpers, for the pipelines */
+void pgm_step_done(pgm_step_t *s, pgm_event_t ev);
+void pgm_step_fail(pgm_step_t *s, const char *message, const char *detail, const char *hint);
+void pgm_step_fail_pg(pgm_step_t *s, const char *what, const pgm_pg_error_t *err, const char *hint);
+/*
+ * Connect to the job's source or target for this step: the connection is
+ * closed when the step ends. On a connection error the step keeps nothing.
+ */
+pgm_pg_conn_t *pgm_step_connect(pgm_step_t *s, bool source, const char *purpose, pgm_pg_connect_cb cb,
+                                void *data);
+/* close one of the step's connections early */
+void pgm_step_close_conn(pgm_step_t *s, pgm_pg_conn_t *c);
+/* run a child process for this step; it is killed if the step ends first */
+pgm_proc_t *pgm_step_spawn(pgm_step_t *s, const char *const argv[], const char *const env[], int timeout_ms,
+                           pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data, char **errmsg);
+uv_timer_t *pgm_step_timer(pgm_step_t *s);
+/* memory a helper needs until it finishes, or until the step ends first */
+void pgm_step_own(pgm_step_t *s, void *p, void (*free_fn)(void *));
+void pgm_step_disown(pgm_step_t *s, void *p);
+uv_loop_t *pgm_step_loop(pgm_step_t *s);
+
+
+/* take a loaded or new job into the host (the driver's timer, the list) */
+void pgm_job_attach(pgm_job_t *job, pgm_host_t *h);
+/* run the step of the row that led to the current state (after a restart) */
+void pgm_job_schedule_resume(pgm_job_t *job);
+/* stop every running step (they resume on the next start), save and free the jobs */
+void pgm_jobs_shutdown(pgm_host_t *h);
+
+#endif
