@@ -6,6 +6,7 @@
 #include "common/util.h"
 #include "fsm/store.h"
 #include "pg/dsn.h"
+#include "pipeline/method.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -49,9 +50,14 @@ create_from_file(pgm_daemon_t *d, const char *name, const char *source, const ch
 	cJSON *opts;
 	struct stat st;
 
-	if (strcmp(method, "dump") != 0) {
-		*message = pgm_strdup("a backup file can only be restored with method dump");
-		*hint = pgm_strdup("use --method dump with a file source");
+	if (pgm_method_for(method, source) == NULL) {
+		const char *m = "dump";
+
+		for (int i = 0; pgm_methods[i]; i++)
+			if (pgm_methods[i]->file_source)
+				m = pgm_methods[i]->name;
+		*message = pgm_asprintf("a backup file can only be restored with method %s", m);
+		*hint = pgm_asprintf("use --method %s with a file source", m);
 		return NULL;
 	}
 	errno = 0;
@@ -99,10 +105,12 @@ pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const cha
 		*hint = pgm_strdup("choose another name, or see it with \"pgmover status NAME\"");
 		return NULL;
 	}
-	if (!method || (strcmp(method, "dump") != 0 && strcmp(method, "pglogical") != 0)) {
+	if (pgm_method_find(method) == NULL) {
+		char *list = pgm_method_list();
+
 		*message = pgm_asprintf("unknown method \"%s\"", method ? method : "");
-		*hint = pgm_strdup("use --method dump (pg_dump/restore, any source) or --method pglogical "
-		                   "(logical replication, needs a superuser on the source)");
+		*hint = pgm_asprintf("use %s", list);
+		free(list);
 		return NULL;
 	}
 	if (source && pgm_source_file(source))
@@ -148,6 +156,7 @@ job_new(pgm_daemon_t *d, const char *name, const char *source, const char *targe
 	job = pgm_calloc(1, sizeof(*job));
 	job->name = pgm_strdup(name);
 	job->method = pgm_strdup(method);
+	job->ops = pgm_method_for(method, source);
 	job->source_dsn = pgm_strdup(source);
 	job->target_dsn = pgm_strdup(target);
 	job->source_display = pgm_source_display(source);
@@ -209,6 +218,13 @@ pgm_jobs_load_all(pgm_daemon_t *d)
 		if (job == NULL) {
 			pgm_error("could not load job \"%s\": %s", de->d_name, err);
 			free(err);
+			continue;
+		}
+		job->ops = pgm_method_for(job->method, job->source_dsn);
+		if (job->ops == NULL) {
+			pgm_error("could not load job \"%s\": its method \"%s\" is not one this pgmoverd knows", job->name,
+			          job->method);
+			pgm_job_free(job);
 			continue;
 		}
 		pgm_job_attach(job, &d->host);

@@ -6,7 +6,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "pipeline/pipeline.h"
+#include "pipeline/hooks.h"
 
 #include <stdlib.h>
 #include <string.h>

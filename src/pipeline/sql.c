@@ -5,7 +5,7 @@
  */
 #include "common/log.h"
 #include "common/util.h"
-#include "pipeline/pipeline.h"
+#include "pipeline/sql.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,13 +1,15 @@
 /*
- * steps.c — the step functions the transition table names. Each decides
- * by method and hands the work to its pipeline (dump.c, freeze.c, ...);
- * the steps that only wait for an operator keep nothing running.
+ * steps.c — the step functions the transition table names. What every
+ * method shares is here (the preflight, the rollback window's deadline,
+ * retry, the states that wait); the rest is the job's method's operation
+ * (method.h), looked up once when the job was created or loaded.
  */
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "fsm/job.h"
-#include "pipeline/pipeline.h"
+#include "pipeline/freeze/freeze.h"
+#include "pipeline/method.h"
 #include "pipeline/plan/plan.h"
 
 #include <stdlib.h>
@@ -45,8 +47,6 @@ on_plan(pgm_plan_t *p, const cJSON *report, void *data)
 		else if (strcmp(status, "error") == 0 && first_error == NULL)
 			first_error = f;
 	}
-	if (pgm_job_source_file(job))
-		pgm_json_set(job->facts, "source", cJSON_CreateObject()); /* archive.c fills it */
 	(void) pgm_job_save(job);
 	if (first_error) {
 		char *detail = pgm_asprintf("preflight: %d check(s) failed; every finding is in facts.preflight "
@@ -56,11 +56,7 @@ on_plan(pgm_plan_t *p, const cJSON *report, void *data)
 		free(detail);
 		return;
 	}
-	if (pgm_job_source_file(job)) {
-		pgm_archive_inspect(s, pgm_pipeline_provision);
-		return;
-	}
-	pgm_pipeline_provision(s);
+	job->ops->provision(s);
 }
 
 void
@@ -82,50 +78,49 @@ pgm_step_provision(pgm_step_t *s)
 	free(app);
 }
 
-/* ---- the copy and the freeze ---- */
+/* ---- the copy and the freeze: the method's ---- */
 
 void
 pgm_step_sync(pgm_step_t *s)
 {
-	pgm_pipeline_sync(s);
+	s->job->ops->sync(s);
 }
 
 void
 pgm_step_synced(pgm_step_t *s)
 {
-	/* dump: nothing runs until the operator freezes; pglogical follows the lag */
-	pgm_pipeline_synced(s);
+	s->job->ops->synced(s);
 }
 
 void
 pgm_step_freeze(pgm_step_t *s)
 {
-	pgm_pipeline_freeze(s);
+	s->job->ops->freeze(s);
 }
 
 void
 pgm_step_frozen(pgm_step_t *s)
 {
-	pgm_pipeline_check_freeze(s);
+	s->job->ops->frozen(s);
 }
 
 void
 pgm_step_verify(pgm_step_t *s)
 {
-	pgm_pipeline_verify(s);
+	s->job->ops->verify(s);
 }
 
+/* verified or verify_failed: the source stays frozen; the operator decides */
 void
 pgm_step_hold(pgm_step_t *s)
 {
-	/* verified or verify_failed: the source stays frozen; the operator decides */
-	(void) s;
+	pgm_op_wait(s);
 }
 
 void
 pgm_step_thaw(pgm_step_t *s)
 {
-	pgm_pipeline_thaw(s);
+	s->job->ops->thaw(s);
 }
 
 /* ---- cutover and the rollback window ---- */
@@ -133,7 +128,7 @@ pgm_step_thaw(pgm_step_t *s)
 void
 pgm_step_cutover(pgm_step_t *s)
 {
-	pgm_pipeline_cutover(s);
+	s->job->ops->cutover(s);
 }
 
 static void
@@ -142,6 +137,7 @@ on_window_deadline(uv_timer_t *t)
 	pgm_step_done(t->data, PGM_EV_DEADLINE);
 }
 
+/* the window's deadline is every method's; what runs meanwhile is the method's */
 void
 pgm_step_window(pgm_step_t *s)
 {
@@ -154,26 +150,29 @@ pgm_step_window(pgm_step_t *s)
 	}
 	left = job->rollback_deadline_ms - pgm_now_ms();
 	uv_timer_start(pgm_step_timer(s), on_window_deadline, (uint64_t) (left > 0 ? left : 0), 0);
-	/* meanwhile, writes made on the target flow back to the source */
-	pgm_pipeline_window(s);
+	job->ops->window(s);
 }
 
 void
 pgm_step_finish(pgm_step_t *s)
 {
-	pgm_pipeline_finish(s);
+	s->job->ops->finish(s);
 }
 
 void
 pgm_step_rollback(pgm_step_t *s)
 {
-	pgm_pipeline_rollback(s);
+	s->job->ops->rollback(s);
 }
 
+/* abort: every method thaws the source first (one exit path out of a freeze) */
 void
 pgm_step_abort(pgm_step_t *s)
 {
-	pgm_pipeline_abort(s);
+	if (pgm_freeze_active(s->job))
+		pgm_thaw_source(s, s->job->ops->abort);
+	else
+		s->job->ops->abort(s);
 }
 
 void
@@ -187,15 +186,12 @@ void
 pgm_step_settle(pgm_step_t *s)
 {
 	/* terminal: nothing runs any more */
-	(void) s;
+	pgm_op_wait(s);
 }
 
+/* failed: the reason is in job->error; retry or abort is the operator's call */
 void
 pgm_step_failed(pgm_step_t *s)
 {
-	/*
-	 * The reason is in job->error; retry or abort is the operator's call.
-	 * A pglogical job drops its subscription and slot meanwhile.
-	 */
-	pgm_pipeline_failed(s);
+	s->job->ops->failed(s);
 }

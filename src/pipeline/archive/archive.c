@@ -18,7 +18,9 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "pipeline/pipeline.h"
+#include "pipeline/archive/archive.h"
+#include "pipeline/sql.h"
+#include "pipeline/copy/copy.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -24,7 +24,8 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "pipeline/pipeline.h"
+#include "pipeline/copy/copy.h"
+#include "pipeline/sql.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -830,4 +831,52 @@ pgm_copy_run(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s))
 	                  "the target role must own the target database and the objects in it");
 	pgm_target_clean(q, job);
 	pgm_sql_run(q, after_clean);
+}
+
+/* the job's copy engine; large objects need pg_dump's, which is used then */
+void
+pgm_copy_with_engine(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s))
+{
+	pgm_job_t *job = s->job;
+	const cJSON *src = cJSON_GetObjectItem(job->facts, "source");
+
+	if (strcmp(pgm_jobopt_str(job->options, "engine"), "copy") == 0) {
+		if (pgm_json_num(src, "large_objects", 0) > 0) {
+			pgm_job_warn(job, "the source has large objects, which only the pg_dump engine copies",
+			             "nothing to do: this job uses the pg_dump engine");
+		} else {
+			pgm_copy_run(s, label, then);
+			return;
+		}
+	}
+	pgm_dump_copy(s, label, then);
+}
+
+/*
+ * Provisioning of the methods that restore into the target: the preflight
+ * has checked that it is empty (or may be overwritten); from here on what
+ * is in it is pgmover's to replace, and abort empties it.
+ */
+void
+pgm_copy_own_target(pgm_step_t *s)
+{
+	pgm_json_set(s->job->facts, "target_owned", cJSON_CreateTrue());
+	(void) pgm_job_save(s->job);
+	pgm_step_done(s, PGM_EV_DONE);
+}
+
+static void
+release_done(pgm_step_t *s)
+{
+	pgm_step_done(s, PGM_EV_DONE);
+}
+
+/* aborting: drop what pgmover restored into the target, when it owns it */
+void
+pgm_copy_release_target(pgm_step_t *s)
+{
+	if (cJSON_IsTrue(cJSON_GetObjectItem(s->job->facts, "target_owned")))
+		pgm_dump_clean_target(s, release_done);
+	else
+		release_done(s);
 }

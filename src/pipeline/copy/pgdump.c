@@ -16,7 +16,9 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pg/dsn.h"
-#include "pipeline/pipeline.h"
+#include "fsm/job.h"
+#include "pipeline/sql.h"
+#include "pipeline/copy/copy.h"
 
 #include <errno.h>
 #include <stdlib.h>

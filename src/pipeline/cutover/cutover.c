@@ -30,7 +30,9 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pipeline/cutover/cutover.h"
-#include "pipeline/pipeline.h"
+#include "fsm/job.h"
+#include "pipeline/sql.h"
+#include "pipeline/hooks.h"
 
 #include <ctype.h>
 #include <stdlib.h>

@@ -42,7 +42,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pipeline/cutover/cutover.h"
-#include "pipeline/pipeline.h"
+#include "fsm/job.h"
 
 #include <stdio.h>
 #include <stdlib.h>

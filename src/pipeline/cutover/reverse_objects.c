@@ -15,7 +15,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pipeline/cutover/cutover.h"
-#include "pipeline/pipeline.h"
+#include "fsm/job.h"
+#include "pipeline/sql.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -28,7 +28,10 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pipeline/cutover/cutover.h"
-#include "pipeline/pipeline.h"
+#include "fsm/job.h"
+#include "pipeline/sql.h"
+#include "pipeline/hooks.h"
+#include "pipeline/freeze/freeze.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -15,7 +15,9 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "pipeline/pipeline.h"
+#include "pipeline/freeze/freeze.h"
+#include "pipeline/sql.h"
+#include "pipeline/hooks.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -535,4 +537,24 @@ pgm_freeze_check(pgm_step_t *s, void (*then)(pgm_step_t *s))
 	                   "           AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL)",
 	                   1, params, on_check, NULL);
 	pgm_sql_run(q, check_done);
+}
+
+/* thawing, as a step: the undo, then the step is done */
+static void
+step_done_ev(pgm_step_t *s)
+{
+	pgm_step_done(s, PGM_EV_DONE);
+}
+
+void
+pgm_thaw_step(pgm_step_t *s)
+{
+	pgm_thaw_source(s, step_done_ev);
+}
+
+/* frozen, as a step: the proof that the freeze held, then done */
+void
+pgm_freeze_check_step(pgm_step_t *s)
+{
+	pgm_freeze_check(s, step_done_ev);
 }

@@ -14,7 +14,24 @@
 #ifndef PGM_PGLOGICAL_H
 #define PGM_PGLOGICAL_H
 
-#include "pipeline/pipeline.h"
+#include "fsm/job.h"
+#include "pipeline/sql.h"
+
+/*
+ * The steps of the method (its table is in method.c).
+ * detach drops the subscription and its slot; remove everything pgmover
+ * created on the servers; abort that and the target's contents; failed
+ * drops the subscription and slot of a failed job (warning, retried).
+ */
+void pgm_pglogical_provision(pgm_step_t *s);
+void pgm_pglogical_sync(pgm_step_t *s);
+void pgm_pglogical_synced(pgm_step_t *s);
+void pgm_pglogical_freeze(pgm_step_t *s);
+void pgm_pglogical_detach(pgm_step_t *s, void (*then)(pgm_step_t *s));
+void pgm_pglogical_remove(pgm_step_t *s, void (*then)(pgm_step_t *s));
+void pgm_pglogical_abort(pgm_step_t *s, void (*then)(pgm_step_t *s));
+void pgm_pglogical_failed(pgm_step_t *s);
+
 
 /* artifact kinds */
 #define PGL_KIND_EXTENSION "pglogical_extension"

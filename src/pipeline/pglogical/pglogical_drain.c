@@ -23,6 +23,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "pipeline/freeze/freeze.h"
 #include "pipeline/pglogical/pglogical.h"
 
 #include <stdio.h>

@@ -24,6 +24,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "pipeline/copy/copy.h"
 #include "pipeline/pglogical/pglogical.h"
 
 #include <errno.h>

@@ -15,7 +15,7 @@
  * constraints, triggers, views, sequences, extensions) are compared too.
  *
  * The engine knows nothing of jobs or steps: the daemon's `verifying`
- * step (verify_step.c, pgm_verify_step in pipeline.h) and `pgmover verify
+ * step (verify_step.c, pgm_verify_step below) and `pgmover verify
  * --source --target` (src/cli/compare.c) both drive it on a loop of
  * theirs. verify_plan.h holds its pure parts.
  */
@@ -63,5 +63,13 @@ pgm_verify_t *pgm_verify_start(uv_loop_t *loop, const char *source_dsn, const ch
 void pgm_verify_cancel(pgm_verify_t *v);
 /* for pgm_step_own and the like */
 void pgm_verify_cancel_cb(void *v);
+
+/*
+ * verify_step.c: the `verifying` step of a job: the engine run on the
+ * job's two servers; the report goes to job->verify, any difference ends
+ * the step with verify_failed
+ */
+struct pgm_step;
+void pgm_verify_step(struct pgm_step *s);
 
 #endif

@@ -9,7 +9,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "fsm/job.h"
-#include "pipeline/pipeline.h"
+#include "fsm/job.h"
+#include "pipeline/verify/verify.h"
 #include "pipeline/verify/verify.h"
 
 #include <stdlib.h>

@@ -1,0 +1,60 @@
+/*
+ * dump.c — the dump method: a rehearsal copy while the source is writable
+ * (it proves the restore works and measures the freeze to expect), then
+ * the freeze and the final copy with writes stopped, by the job's copy
+ * engine (copy/). Any source will do, Heroku's included: it needs only
+ * the owner's privileges.
+ */
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "pipeline/copy/copy.h"
+#include "pipeline/cutover/cutover.h"
+#include "pipeline/freeze/freeze.h"
+#include "pipeline/method.h"
+#include "pipeline/verify/verify.h"
+
+/* syncing: the rehearsal copy, unless the job skips it */
+static void
+dump_sync(pgm_step_t *s)
+{
+	if (!pgm_jobopt_bool(s->job->options, "rehearsal")) {
+		pgm_info("job %s: rehearsal copy skipped (rehearsal = off)", s->job->name);
+		pgm_json_set_str(pgm_json_obj(s->job->facts, "copies"), "rehearsal", "skipped");
+		pgm_op_done(s);
+		return;
+	}
+	pgm_copy_with_engine(s, "rehearsal", pgm_op_done);
+}
+
+static void
+final_copy(pgm_step_t *s)
+{
+	pgm_copy_with_engine(s, "final", pgm_op_done);
+}
+
+/* freezing: writes stop first, then the final copy */
+static void
+dump_freeze(pgm_step_t *s)
+{
+	pgm_freeze_source(s, final_copy);
+}
+
+const pgm_method_t pgm_method_dump = {
+	.name = "dump",
+	.summary = "pg_dump/restore, any source",
+	.file_source = &pgm_method_archive,
+	.provision = pgm_copy_own_target,
+	.sync = dump_sync,
+	.synced = pgm_op_wait,       /* nothing follows the source: the final copy takes it all */
+	.freeze = dump_freeze,
+	.frozen = pgm_freeze_check_step,
+	.verify = pgm_verify_step,
+	.thaw = pgm_thaw_step,
+	.cutover = pgm_cutover_run,
+	.window = pgm_window_run,
+	.finish = pgm_finish_run,
+	.rollback = pgm_rollback_run,
+	.abort = pgm_copy_release_target,
+	.failed = pgm_op_wait,       /* a failed copy holds nothing on the source */
+};

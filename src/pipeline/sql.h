@@ -1,0 +1,30 @@
+/*
+ * sql.h — statements run one after another on one connection of a step
+ */
+#ifndef PGM_SQL_H
+#define PGM_SQL_H
+
+#include "fsm/job.h"
+
+/*
+ * sql.c: run statements one after another on one connection of the step;
+ * results go to per-statement callbacks; any error fails the step with
+ * `what` and `hint`.
+ */
+typedef void (*pgm_sql_row_cb)(pgm_step_t *s, const PGresult *res, void *data);
+typedef struct pgm_sql pgm_sql_t;
+pgm_sql_t *pgm_sql_begin(pgm_step_t *s, bool source, const char *purpose, const char *what, const char *hint);
+void pgm_sql_add(pgm_sql_t *q, const char *sql, pgm_sql_row_cb cb, void *data);
+void pgm_sql_add_params(pgm_sql_t *q, const char *sql, int nparams, const char *const *params,
+                        pgm_sql_row_cb cb, void *data);
+/* run; then(s) after the last statement succeeded */
+void pgm_sql_run(pgm_sql_t *q, void (*then)(pgm_step_t *s));
+/*
+ * Instead of failing the step, hand an error to cb (the script is over and
+ * its connection closed); cb must end the step or go on with its work.
+ */
+typedef void (*pgm_sql_error_cb)(pgm_step_t *s, const char *what, const char *hint, const pgm_pg_error_t *err,
+                                 void *data);
+void pgm_sql_on_error(pgm_sql_t *q, pgm_sql_error_cb cb, void *data);
+
+#endif
