@@ -12,7 +12,7 @@
  * on one row picked by ctid (duplicates are legal there).
  */
 #include "common/util.h"
-#include "pipeline/cutover/cutover.h"
+#include "pg/pgoutput.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -700,22 +700,4 @@ pgm_pgo_unhex(const char *text, size_t *len)
 	}
 	*len = n / 2;
 	return out;
-}
-
-void
-pgm_lsn_format(uint64_t lsn, char *buf, size_t len)
-{
-	snprintf(buf, len, "%X/%X", (unsigned) (lsn >> 32), (unsigned) (lsn & 0xffffffffu));
-}
-
-bool
-pgm_lsn_parse(const char *s, uint64_t *out)
-{
-	unsigned hi, lo;
-	int n = 0;
-
-	if (s == NULL || sscanf(s, "%X/%X%n", &hi, &lo, &n) != 2 || s[n] != '\0')
-		return false;
-	*out = ((uint64_t) hi << 32) | lo;
-	return true;
 }

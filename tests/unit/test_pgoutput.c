@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/cutover/cutover.h"
+#include "pg/pgoutput.h"
+
 
 typedef struct msg {
 	uint8_t d[512];

@@ -30,6 +30,10 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pipeline/cutover/cutover.h"
+#include "pipeline/cutover/flow.h"
+#include "pipeline/cutover/pgbouncer.h"
+#include "pipeline/cutover/reverse.h"
+#include "fsm/artifact.h"
 #include "fsm/job.h"
 #include "pipeline/sql.h"
 #include "pipeline/hooks.h"
@@ -177,52 +181,6 @@ pgm_flow_fail_pg(pgm_flow_t *f, const char *what, const pgm_pg_error_t *err, con
 
 	pgm_flow_fail(f, msg, err->detail, err->hint ? err->hint : hint);
 	free(msg);
-}
-
-/* ---- artifacts ---- */
-
-bool
-pgm_artifact_active(const cJSON *a)
-{
-	return a != NULL && !cJSON_IsTrue(cJSON_GetObjectItem(a, "undone"));
-}
-
-cJSON *
-pgm_artifact_find(pgm_job_t *job, const char *kind, const char *name)
-{
-	cJSON *a;
-
-	cJSON_ArrayForEach(a, job->artifacts)
-	{
-		const char *k = pgm_json_str(a, "kind"), *n = pgm_json_str(a, "name");
-
-		if (k && strcmp(k, kind) == 0 && pgm_artifact_active(a) && (name == NULL || (n && strcmp(n, name) == 0)))
-			return a;
-	}
-	return NULL;
-}
-
-cJSON *
-pgm_artifact_add(pgm_job_t *job, const char *kind, const char *side, const char *name)
-{
-	cJSON *a = cJSON_CreateObject();
-
-	pgm_json_set_str(a, "kind", kind);
-	pgm_json_set_str(a, "side", side);
-	if (name)
-		pgm_json_set_str(a, "name", name);
-	pgm_json_set_time(a, "at", pgm_now_ms());
-	cJSON_AddItemToArray(job->artifacts, a);
-	(void) pgm_job_save(job);
-	return a;
-}
-
-void
-pgm_artifact_undone(pgm_job_t *job, cJSON *a)
-{
-	pgm_json_set(a, "undone", cJSON_CreateTrue());
-	pgm_json_set_time(a, "undone_at", pgm_now_ms());
-	(void) pgm_job_save(job);
 }
 
 /* "pgmover_" and the job name in the characters a slot name allows */

@@ -14,7 +14,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "pipeline/cutover/cutover.h"
+#include "pipeline/cutover/flow.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>

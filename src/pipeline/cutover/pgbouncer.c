@@ -17,7 +17,8 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pg/dsn.h"
-#include "pipeline/cutover/cutover.h"
+#include "pipeline/cutover/pgbouncer.h"
+#include "fsm/artifact.h"
 
 #include <errno.h>
 #include <stdlib.h>

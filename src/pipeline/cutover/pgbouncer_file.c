@@ -12,7 +12,7 @@
  */
 #include "common/util.h"
 #include "pg/dsn.h"
-#include "pipeline/cutover/cutover.h"
+#include "pipeline/cutover/pgbouncer.h"
 
 #include <errno.h>
 #include <fcntl.h>

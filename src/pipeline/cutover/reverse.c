@@ -41,7 +41,9 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "pipeline/cutover/cutover.h"
+#include "pipeline/cutover/reverse.h"
+#include "pg/pgoutput.h"
+#include "pg/lsn.h"
 #include "fsm/job.h"
 
 #include <stdio.h>

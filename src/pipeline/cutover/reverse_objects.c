@@ -14,7 +14,9 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "pipeline/cutover/cutover.h"
+#include "pipeline/cutover/flow.h"
+#include "pipeline/cutover/reverse.h"
+#include "fsm/artifact.h"
 #include "fsm/job.h"
 #include "pipeline/sql.h"
 
