@@ -110,7 +110,12 @@ for side in SOURCE TARGET; do
     psqlv=${side}_PSQL
     show() { ${!psqlv} -tA -c "show $1"; }
     t_assert_eq "$side wal_level" "logical" "$(show wal_level)"
-    t_assert_contains "$side output_plugin_libraries" "$(show output_plugin_libraries)" "pglogical_output"
+    # a setting of PostgreSQL's 2026 security releases; an older server has none to set
+    if [[ -n $(${!psqlv} -tA -c "select 1 from pg_settings where name = 'output_plugin_libraries'") ]]; then
+        t_assert_contains "$side output_plugin_libraries" "$(show output_plugin_libraries)" "pglogical_output"
+    else
+        t_ok "$side output_plugin_libraries (this server has no such setting: every plugin may be used)"
+    fi
     t_assert_contains "$side shared_preload_libraries" "$(show shared_preload_libraries)" "pglogical"
     t_assert_eq "$side settings" "on|20|20|20|200|off|off|on|127.0.0.1|scram-sha-256|$BED1" \
         "$(${!psqlv} -tA -c "select string_agg(current_setting(n), '|' order by o) from unnest(array[
