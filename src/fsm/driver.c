@@ -198,6 +198,37 @@ pgm_job_save(pgm_job_t *job)
 	return pgm_store_save(job);
 }
 
+void
+pgm_job_checkpoint(pgm_job_t *job)
+{
+	if (!pgm_store_save(job))
+		pgm_job_warn(job, "the job's state could not be saved: progress since the last save would be redone after a "
+		                  "restart",
+		             pgm_unsaved_hint());
+}
+
+char *
+pgm_unsaved_message(const pgm_job_t *job, const char *change)
+{
+	return pgm_asprintf("could not record in %s/state.json what %s will change, so it was not done", job->dir,
+	                    change);
+}
+
+const char *
+pgm_unsaved_hint(void)
+{
+	return "free space in state_dir or fix its permissions (pgmoverd's log has the system error), then retry";
+}
+
+void
+pgm_step_fail_unsaved(pgm_step_t *s, const char *change)
+{
+	char *msg = pgm_unsaved_message(s->job, change);
+
+	pgm_step_fail(s, msg, NULL, pgm_unsaved_hint());
+	free(msg);
+}
+
 /* the step ended: release its resources now, take the event from a fresh stack */
 void
 pgm_step_done(pgm_step_t *s, pgm_event_t ev)

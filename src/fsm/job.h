@@ -112,8 +112,17 @@ struct pgm_host {
  */
 bool pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char **code,
                   char **message, char **hint);
-/* persist state.json now (progress checkpoints); false (logged) when it could not be written */
-bool pgm_job_save(pgm_job_t *job);
+/*
+ * Persist state.json before a change that depends on it being durable:
+ * false (logged) when it could not be written; the change must not be made.
+ */
+bool pgm_job_save(pgm_job_t *job) PGM_MUST_CHECK;
+/*
+ * Persist a progress checkpoint or a fact found: a failure is logged and
+ * kept as a warning on the job, and the work goes on (a resumed step redoes
+ * what was not recorded).
+ */
+void pgm_job_checkpoint(pgm_job_t *job);
 /* one line in audit.jsonl */
 void pgm_job_audit(pgm_job_t *job, const pgm_peer_t *peer, const char *command, const char *from,
                    const char *to, const char *outcome);
@@ -134,6 +143,11 @@ char *pgm_source_display(const char *source);
 void pgm_step_done(pgm_step_t *s, pgm_event_t ev);
 void pgm_step_fail(pgm_step_t *s, const char *message, const char *detail, const char *hint);
 void pgm_step_fail_pg(pgm_step_t *s, const char *what, const pgm_pg_error_t *err, const char *hint);
+/* fail the step because state.json could not be written before `change` (which was not made) */
+void pgm_step_fail_unsaved(pgm_step_t *s, const char *change);
+/* the message and hint of that failure, for the flows' own failure path (malloc'd) */
+char *pgm_unsaved_message(const pgm_job_t *job, const char *change);
+const char *pgm_unsaved_hint(void);
 /*
  * Connect to the job's source or target for this step: the connection is
  * closed when the step ends. On a connection error the step keeps nothing.

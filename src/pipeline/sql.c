@@ -30,7 +30,12 @@ struct pgm_sql {
 	void (*then)(pgm_step_t *s);
 	pgm_sql_error_cb on_error; /* instead of failing the step */
 	void *on_error_data;
+	pgm_pg_error_t abort_err;  /* set by pgm_sql_abort in a row callback */
+	bool aborted;
 };
+
+/* the script whose row callback is running (one loop, one thread) */
+static pgm_sql_t *in_callback;
 
 static void
 sql_free_cb(void *p)
@@ -127,10 +132,22 @@ on_sql_result(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *er
 		sql_fail(q, q->what, err);
 		return;
 	}
-	if (st->cb)
+	if (st->cb) {
+		in_callback = q;
 		st->cb(s, res, st->data);
+		in_callback = NULL;
+	}
 	if (s->finished)
 		return; /* the callback ended the step, which freed the script */
+	if (q->aborted) {
+		pgm_pg_error_t e = q->abort_err;
+
+		sql_fail(q, q->what, &e);
+		free(e.message);
+		free(e.detail);
+		free(e.hint);
+		return;
+	}
 	sql_next(q);
 }
 
@@ -166,6 +183,36 @@ on_sql_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 		return;
 	}
 	sql_next(q);
+}
+
+void
+pgm_sql_abort(const char *message, const char *detail, const char *hint)
+{
+	pgm_sql_t *q = in_callback;
+
+	if (q == NULL) {
+		pgm_error("internal error: pgm_sql_abort outside a row callback");
+		abort();
+	}
+	if (q->aborted)
+		return;
+	q->aborted = true;
+	q->abort_err.message = pgm_strdup(message);
+	q->abort_err.detail = detail ? pgm_strdup(detail) : NULL;
+	q->abort_err.hint = hint ? pgm_strdup(hint) : NULL;
+}
+
+bool
+pgm_sql_record(pgm_step_t *s, cJSON *a, const char *change)
+{
+	char *msg;
+
+	if (a)
+		return true;
+	msg = pgm_unsaved_message(s->job, change);
+	pgm_sql_abort(msg, NULL, pgm_unsaved_hint());
+	free(msg);
+	return false;
 }
 
 void

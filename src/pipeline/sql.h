@@ -26,5 +26,17 @@ void pgm_sql_run(pgm_sql_t *q, void (*then)(pgm_step_t *s));
 typedef void (*pgm_sql_error_cb)(pgm_step_t *s, const char *what, const char *hint, const pgm_pg_error_t *err,
                                  void *data);
 void pgm_sql_on_error(pgm_sql_t *q, pgm_sql_error_cb cb, void *data);
+/*
+ * From a row callback only: stop the script after this statement, as if it
+ * had failed with this error (the script's error handler runs, or the step
+ * fails). For a change the next statements would make that could not be
+ * recorded first.
+ */
+void pgm_sql_abort(const char *message, const char *detail, const char *hint);
+/*
+ * From a row callback: a (the result of pgm_artifact_record) is NULL, so
+ * stop the script before `change`; returns whether a was recorded.
+ */
+bool pgm_sql_record(pgm_step_t *s, cJSON *a, const char *change);
 
 #endif

@@ -47,7 +47,7 @@ on_plan(pgm_plan_t *p, const cJSON *report, void *data)
 		else if (strcmp(status, "error") == 0 && first_error == NULL)
 			first_error = f;
 	}
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	if (first_error) {
 		char *detail = pgm_asprintf("preflight: %d check(s) failed; every finding is in facts.preflight "
 		                            "(or run \"pgmover plan\")",
@@ -146,7 +146,7 @@ pgm_step_window(pgm_step_t *s)
 
 	if (job->rollback_deadline_ms <= 0) {
 		job->rollback_deadline_ms = pgm_now_ms() + pgm_jobopt_int(job->options, "rollback_window");
-		(void) pgm_job_save(job);
+		pgm_job_checkpoint(job);
 	}
 	left = job->rollback_deadline_ms - pgm_now_ms();
 	uv_timer_start(pgm_step_timer(s), on_window_deadline, (uint64_t) (left > 0 ? left : 0), 0);

@@ -157,7 +157,7 @@ on_list_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 		pgm_json_set_num(a->facts, "file_bytes", (double) st.st_size);
 	pgm_json_set_num(a->facts, "tables", a->tables_total);
 	pgm_json_set(job->facts, "source", cJSON_Duplicate(a->facts, 1));
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	pgm_info("job %s: source archive %s: database %s, %d table(s), created %s", job->name, path,
 	         pgm_json_str(a->facts, "dbname"), a->tables_total, pgm_json_str(a->facts, "created_at"));
 	a->then(s);
@@ -222,7 +222,7 @@ on_restore_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const cha
 	pgm_json_set(pgm_json_obj(job->facts, "copies"), a->label, rec);
 	cJSON_Delete(job->progress);
 	job->progress = NULL;
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	pgm_notice("job %s: backup file restored in %.1f s", job->name, (double) total / 1000.0);
 	a->then(s);
 }
@@ -434,7 +434,7 @@ on_target_counts(pgm_step_t *s, const PGresult *res, void *data)
 	pgm_json_set_time(report, "at", pgm_now_ms());
 	cJSON_Delete(job->verify);
 	job->verify = report;
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 }
 
 static void

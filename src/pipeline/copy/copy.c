@@ -166,7 +166,7 @@ progress_update(copy_engine_t *cp, bool force_save)
 	job->progress = p;
 	if (force_save || pgm_mono_ms() - cp->last_save > 5000) {
 		cp->last_save = pgm_mono_ms();
-		(void) pgm_job_save(job);
+		pgm_job_checkpoint(job);
 	}
 }
 
@@ -206,7 +206,7 @@ copy_finished(pgm_step_t *s)
 		pgm_json_set_num(job->facts, "expected_freeze_copy_seconds", (double) total / 1000.0);
 	cJSON_Delete(job->progress);
 	job->progress = NULL;
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	pgm_notice("job %s: %s copy finished in %.1f s (%d tables, %d chunks, %lld bytes streamed)", job->name,
 	           cp->label, (double) total / 1000.0, cp->ntables, cp->nchunks, (long long) cp->bytes_streamed);
 	pgm_step_disown(s, cp);
@@ -861,7 +861,11 @@ void
 pgm_copy_own_target(pgm_step_t *s)
 {
 	pgm_json_set(s->job->facts, "target_owned", cJSON_CreateTrue());
-	(void) pgm_job_save(s->job);
+	if (!pgm_job_save(s->job)) {
+		cJSON_DeleteItemFromObject(s->job->facts, "target_owned");
+		pgm_step_fail_unsaved(s, "the copy into the target");
+		return;
+	}
 	pgm_step_done(s, PGM_EV_DONE);
 }
 

@@ -109,7 +109,7 @@ progress_update(dump_t *d, bool force_save)
 	/* a progress checkpoint every few seconds, not on every line */
 	if (force_save || pgm_mono_ms() - d->last_save > 5000) {
 		d->last_save = pgm_mono_ms();
-		(void) pgm_job_save(job);
+		pgm_job_checkpoint(job);
 	}
 }
 
@@ -212,7 +212,7 @@ on_restore_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const cha
 		pgm_json_set_num(job->facts, "expected_freeze_copy_seconds", (double) total / 1000.0);
 	cJSON_Delete(job->progress);
 	job->progress = NULL;
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	pgm_notice("job %s: %s copy finished in %.1f s (%d tables, %lld bytes)", job->name, d->label,
 	           (double) total / 1000.0, d->ntables, (long long) d->bytes_total);
 	/* release the dump files now; the step goes on */
@@ -340,7 +340,7 @@ clean_done(pgm_step_t *s)
 	clean_t *c = s->priv;
 
 	pgm_json_set(s->job->facts, "target_owned", cJSON_CreateFalse());
-	(void) pgm_job_save(s->job);
+	pgm_job_checkpoint(s->job);
 	c->then(s);
 }
 

@@ -74,7 +74,7 @@ void
 pgm_flow_reset(pgm_job_t *job, const char *flow)
 {
 	cJSON_DeleteItemFromObject(pgm_json_obj(job->facts, flow), "done");
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 }
 
 void
@@ -135,7 +135,7 @@ pgm_flow_next(pgm_flow_t *f)
 	pgm_json_set_time(rec, "at", pgm_now_ms());
 	pgm_json_set_num(rec, "ms", (double) ms);
 	pgm_json_set(pgm_json_obj(pgm_flow_facts(f), "done"), st->name, rec);
-	(void) pgm_job_save(f->job);
+	pgm_job_checkpoint(f->job);
 	pgm_flow_audit(f, st->name, outcome);
 	free(outcome);
 	f->cur++;
@@ -514,7 +514,7 @@ cutover_finished(pgm_step_t *s)
 	pgm_job_t *job = s->job;
 
 	pgm_json_set_time(job->facts, "cutover_at", pgm_now_ms());
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	pgm_notice("job %s: cut over: traffic is on the target; writes made there flow back to the source until the "
 	           "rollback window closes", job->name);
 	pgm_step_done(s, PGM_EV_DONE);
@@ -533,7 +533,7 @@ pgm_cutover_run(pgm_step_t *s)
 void
 pgm_window_run(pgm_step_t *s)
 {
-	if (pgm_artifact_find(s->job, "replication_slot", NULL) == NULL) {
+	if (pgm_artifact_find_live(s->job, "replication_slot", NULL, NULL) == NULL) {
 		pgm_info("job %s: no reverse stream to follow", s->job->name);
 		return;
 	}

@@ -180,7 +180,7 @@ dns_after(uv_work_t *req, int status)
 		}
 	}
 	pgm_json_set(f->job->facts, "dns", o);
-	(void) pgm_job_save(f->job);
+	pgm_job_checkpoint(f->job);
 	then = d->then;
 	dns_free(d);
 	then(f);

@@ -300,9 +300,20 @@ pgm_pgb_check(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 	free(rewritten);
 	bak = backup_path(job);
 	/* the first copy is the original: never overwrite it with a switched file */
-	if (pgm_artifact_find(job, KIND_BACKUP, bak) == NULL || access(bak, F_OK) != 0) {
-		if (pgm_artifact_find(job, KIND_BACKUP, bak) == NULL)
-			pgm_artifact_add(job, KIND_BACKUP, "pgbouncer", bak);
+	if (pgm_artifact_find_live(job, KIND_BACKUP, NULL, bak) == NULL || access(bak, F_OK) != 0) {
+		cJSON *a = pgm_artifact_find_live(job, KIND_BACKUP, NULL, bak);
+
+		if (a == NULL)
+			a = pgm_artifact_record(job, KIND_BACKUP, "pgbouncer", bak, PGM_ART_CREATING, NULL);
+		if (a == NULL) {
+			char *msg = pgm_unsaved_message(job, "the backup of the pgbouncer include file");
+
+			pgm_flow_fail(f, msg, NULL, pgm_unsaved_hint());
+			free(msg);
+			free(text);
+			free(bak);
+			return;
+		}
 		if (!pgm_pgb_write_like(bak, inc, text, &err)) {
 			pgm_flow_fail(f, "could not back up the pgbouncer include file", err,
 			              "pgmoverd needs write access to the directory of pgbouncer_include");
@@ -311,6 +322,7 @@ pgm_pgb_check(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 			free(bak);
 			return;
 		}
+		pgm_artifact_created(job, a);
 	}
 	memset(text, 0, strlen(text));
 	free(text);
@@ -373,7 +385,15 @@ pgm_pgb_pause(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 	/* durable before the command: a restarted daemon knows to RESUME */
 	pgm_json_set_num(o, "paused_at_ms", (double) pgm_now_ms());
 	pgm_json_set_time(o, "paused_at", pgm_now_ms());
-	(void) pgm_job_save(f->job);
+	if (!pgm_job_save(f->job)) {
+		char *msg = pgm_unsaved_message(f->job, "PAUSE on pgbouncer");
+
+		pgm_json_set_num(o, "paused_at_ms", 0);
+		free(sql);
+		pgm_flow_fail(f, msg, NULL, pgm_unsaved_hint());
+		free(msg);
+		return;
+	}
 	if (b->timer == NULL) {
 		b->timer = pgm_step_timer(f->step);
 		b->timer->data = b;
@@ -407,7 +427,7 @@ on_resume(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, v
 		pgm_notice("job %s: pgbouncer: %s resumed; clients waited at most %lld ms", b->f->job->name,
 		           opt(b->f->job, "pgbouncer_database"), (long long) ms);
 	}
-	(void) pgm_job_save(b->f->job);
+	pgm_job_checkpoint(b->f->job);
 	b->then(b->f);
 }
 
@@ -464,7 +484,7 @@ on_show_after_reload(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_erro
 	}
 	pgm_dsn_free(&d);
 	pgm_json_set_str(o, "points_at", b->to_target ? "target" : "source");
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	b->then(b->f);
 }
 
@@ -587,11 +607,12 @@ pgm_pgb_cleanup(pgm_flow_t *f)
 {
 	cJSON *a;
 
-	while ((a = pgm_artifact_find(f->job, KIND_BACKUP, NULL)) != NULL) {
+	while ((a = pgm_artifact_find_live(f->job, KIND_BACKUP, NULL, NULL)) != NULL) {
 		const char *path = pgm_json_str(a, "name");
 
 		if (path && unlink(path) != 0 && errno != ENOENT)
 			pgm_job_warn(f->job, "could not remove the backup of the pgbouncer include file", path);
-		pgm_artifact_undone(f->job, a);
+		if (!pgm_artifact_set(f->job, a, PGM_ART_DROPPED))
+			break; /* removed, but still recorded: the next finish removes it again */
 	}
 }

@@ -186,7 +186,7 @@ rev_error(pgm_reverse_t *r, const char *what, const char *message, const char *d
 	if (detail)
 		pgm_json_set_str(o, "error_detail", detail);
 	pgm_json_set_time(o, "error_at", pgm_now_ms());
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	pgm_job_warn(job, msg, "pgmover retries every few seconds; rollback needs the reverse stream to catch up");
 	free(msg);
 	uv_timer_start(r->timer, on_retry_timer, RETRY_MS, 0);
@@ -227,7 +227,7 @@ round_end(pgm_reverse_t *r)
 	cJSON_DeleteItemFromObject(o, "error_detail");
 	if (now - r->last_save >= SAVE_EVERY_MS || r->f) {
 		r->last_save = now;
-		(void) pgm_job_save(job);
+		pgm_job_checkpoint(job);
 	}
 	if (r->f) {
 		if (!r->truncated && r->confirmed >= r->drain_to) {
@@ -236,7 +236,7 @@ round_end(pgm_reverse_t *r)
 			/* everything committed on the target is on the source now */
 			pgm_json_set_num(lag, "bytes", 0);
 			pgm_json_set_num(lag, "seconds", 0);
-			(void) pgm_job_save(job);
+			pgm_job_checkpoint(job);
 			pgm_info("job %s: reverse stream drained up to %s", job->name, lsn);
 			r->drained(r->f);
 			return;

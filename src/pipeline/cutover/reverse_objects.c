@@ -96,10 +96,12 @@ on_inspect(pgm_step_t *s, const PGresult *res, void *data)
 	st->tables = pgm_strdup(pgm_pg_value(res, 0, 4) ? pgm_pg_value(res, 0, 4) : "");
 	st->logical = strcmp(pgm_pg_value(res, 0, 5) ? pgm_pg_value(res, 0, 5) : "", "logical") == 0;
 	/* tables without a key: FULL identity, or UPDATE and DELETE fail there once published */
-	if (cJSON_GetArraySize(list) > 0 && pgm_artifact_find(s->job, KIND_IDENT, NULL) == NULL) {
-		cJSON *a = pgm_artifact_add(s->job, KIND_IDENT, "target", NULL);
-		pgm_json_set(a, "tables", cJSON_Duplicate(list, 1));
-		(void) pgm_job_save(s->job);
+	if (cJSON_GetArraySize(list) > 0 && pgm_artifact_find_live(s->job, KIND_IDENT, NULL, NULL) == NULL) {
+		cJSON *extra = cJSON_CreateObject();
+
+		pgm_json_set(extra, "tables", cJSON_Duplicate(list, 1));
+		(void) pgm_sql_record(s, pgm_artifact_record(s->job, KIND_IDENT, "target", NULL, PGM_ART_CREATING, extra),
+		                      "the replica identities of the tables without a key");
 	}
 	cJSON_Delete(list);
 }
@@ -112,7 +114,7 @@ setup_create(pgm_step_t *s)
 	pgm_job_t *job = f->job;
 	char *slot = pgm_reverse_slot_name(job), *qslot = pgm_quote_ident(slot), *sql;
 	const char *params[1] = {slot};
-	cJSON *ident = pgm_artifact_find(job, KIND_IDENT, NULL), *t;
+	cJSON *ident = pgm_artifact_find_live(job, KIND_IDENT, NULL, NULL), *t;
 	pgm_sql_t *q;
 
 	if (!st->logical) {
@@ -121,11 +123,22 @@ setup_create(pgm_step_t *s)
 		              "then retry");
 		goto out;
 	}
-	if ((st->pub_exists && !pgm_artifact_find(job, KIND_PUB, slot)) ||
-	    (st->slot_exists && !pgm_artifact_find(job, KIND_SLOT, slot))) {
+	if ((st->pub_exists && !pgm_artifact_find_live(job, KIND_PUB, NULL, slot)) ||
+	    (st->slot_exists && !pgm_artifact_find_live(job, KIND_SLOT, NULL, slot))) {
 		char *msg = pgm_asprintf("the target already has a %s named %s that this job did not create",
 		                         st->slot_exists ? "replication slot" : "publication", slot);
 		pgm_flow_fail(f, msg, NULL, "drop it if it is left over from an earlier migration, then retry");
+		free(msg);
+		goto out;
+	}
+	/* recorded before the script can create them */
+	if ((!st->pub_exists && !pgm_artifact_find_live(job, KIND_PUB, NULL, slot) &&
+	     !pgm_artifact_record(job, KIND_PUB, "target", slot, PGM_ART_CREATING, NULL)) ||
+	    (!st->slot_exists && !pgm_artifact_find_live(job, KIND_SLOT, NULL, slot) &&
+	     !pgm_artifact_record(job, KIND_SLOT, "target", slot, PGM_ART_CREATING, NULL))) {
+		char *msg = pgm_unsaved_message(job, "the reverse stream's publication and slot");
+
+		pgm_flow_fail(f, msg, NULL, pgm_unsaved_hint());
 		free(msg);
 		goto out;
 	}
@@ -140,8 +153,6 @@ setup_create(pgm_step_t *s)
 		free(sql);
 	}
 	if (!st->pub_exists) {
-		if (!pgm_artifact_find(job, KIND_PUB, slot))
-			pgm_artifact_add(job, KIND_PUB, "target", slot);
 		if (st->superuser || st->tables[0] == '\0')
 			sql = pgm_asprintf("CREATE PUBLICATION %s FOR ALL TABLES", qslot);
 		else
@@ -150,8 +161,6 @@ setup_create(pgm_step_t *s)
 		free(sql);
 	}
 	if (!st->slot_exists) {
-		if (!pgm_artifact_find(job, KIND_SLOT, slot))
-			pgm_artifact_add(job, KIND_SLOT, "target", slot);
 		pgm_sql_add_params(q, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", 1, params, NULL, NULL);
 	}
 	pgm_sql_run(q, setup_done);
@@ -195,14 +204,22 @@ pgm_reverse_setup(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 	setup_t *st = pgm_calloc(1, sizeof(*st));
 	char *schema = pgm_reverse_schema_name(job), *qs = pgm_quote_ident(schema), *pt = pgm_reverse_progress_table(job), *sql;
 	const char *params[1] = {job->name};
-	bool fresh = pgm_artifact_find(job, KIND_PROGRESS, schema) == NULL;
+	bool fresh = pgm_artifact_find_live(job, KIND_PROGRESS, NULL, schema) == NULL;
 	pgm_sql_t *q;
 
 	st->f = f;
 	st->then = then;
 	pgm_step_own(f->step, st, setup_free);
-	if (fresh)
-		pgm_artifact_add(job, KIND_PROGRESS, "source", schema);
+	if (fresh && !pgm_artifact_record(job, KIND_PROGRESS, "source", schema, PGM_ART_CREATING, NULL)) {
+		char *msg = pgm_unsaved_message(job, "the progress schema on the source");
+
+		pgm_flow_fail(f, msg, NULL, pgm_unsaved_hint());
+		free(msg);
+		free(pt);
+		free(qs);
+		free(schema);
+		return;
+	}
 	q = pgm_flow_sql(f, true, "reverse-setup", "could not create pgmover's progress table on the source",
 	                 "the source role must be allowed to create a schema (the database owner is)");
 	pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
@@ -220,7 +237,7 @@ pgm_reverse_setup(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 	pgm_sql_add(q, sql, NULL, NULL);
 	free(sql);
 	/* a new slot starts a new stream: progress of an older one means nothing */
-	if (pgm_artifact_find(job, KIND_SLOT, NULL) == NULL) {
+	if (pgm_artifact_find_live(job, KIND_SLOT, NULL, NULL) == NULL) {
 		sql = pgm_asprintf("DELETE FROM %s WHERE job = $1", pt);
 		pgm_sql_add_params(q, sql, 1, params, NULL, NULL);
 		free(sql);
@@ -261,7 +278,7 @@ teardown_of(pgm_step_t *s)
 static void
 mark_undone(pgm_step_t *s, const PGresult *res, void *data)
 {
-	pgm_artifact_undone(s->job, data);
+	pgm_artifact_dropped(s->job, data);
 }
 
 static void
@@ -281,7 +298,7 @@ static void
 teardown_source(pgm_step_t *s)
 {
 	pgm_flow_t *f = teardown_of(s)->f;
-	cJSON *a = pgm_artifact_find(s->job, KIND_PROGRESS, NULL);
+	cJSON *a = pgm_artifact_find_live(s->job, KIND_PROGRESS, NULL, NULL);
 	pgm_sql_t *q;
 	char *qs, *sql;
 
@@ -305,8 +322,9 @@ pgm_reverse_teardown(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 {
 	pgm_job_t *job = f->job;
 	teardown_t *td = pgm_calloc(1, sizeof(*td));
-	cJSON *slot = pgm_artifact_find(job, KIND_SLOT, NULL), *pub = pgm_artifact_find(job, KIND_PUB, NULL);
-	cJSON *ident = pgm_artifact_find(job, KIND_IDENT, NULL), *t;
+	cJSON *slot = pgm_artifact_find_live(job, KIND_SLOT, NULL, NULL);
+	cJSON *pub = pgm_artifact_find_live(job, KIND_PUB, NULL, NULL);
+	cJSON *ident = pgm_artifact_find_live(job, KIND_IDENT, NULL, NULL), *t;
 	pgm_sql_t *q;
 
 	td->f = f;

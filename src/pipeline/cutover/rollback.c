@@ -103,16 +103,19 @@ tf_done(pgm_step_t *s)
 static void
 on_previous(pgm_step_t *s, const PGresult *res, void *data)
 {
-	cJSON *a;
+	cJSON *extra;
 
-	if (pgm_artifact_find(s->job, KIND_TARGET_FREEZE, NULL))
+	if (pgm_artifact_find_live(s->job, KIND_TARGET_FREEZE, NULL, NULL))
 		return;
 	/* durable before the change */
-	a = pgm_artifact_add(s->job, KIND_TARGET_FREEZE, "target", pgm_pg_value(res, 0, 0));
-	pgm_json_set_str(a, "setting", "default_transaction_read_only");
+	extra = cJSON_CreateObject();
+	pgm_json_set_str(extra, "setting", "default_transaction_read_only");
 	if (pgm_pg_value(res, 0, 1))
-		pgm_json_set_str(a, "previous", pgm_pg_value(res, 0, 1));
-	(void) pgm_job_save(s->job);
+		pgm_json_set_str(extra, "previous", pgm_pg_value(res, 0, 1));
+	(void) pgm_sql_record(s,
+	                      pgm_artifact_record(s->job, KIND_TARGET_FREEZE, "target", pgm_pg_value(res, 0, 0),
+	                                          PGM_ART_CREATING, extra),
+	                      "the read-only freeze of the target");
 }
 
 static void
@@ -146,13 +149,13 @@ on_thawed(pgm_step_t *s, const PGresult *res, void *data)
 {
 	tf_t *t = data;
 
-	pgm_artifact_undone(s->job, t->artifact);
+	pgm_artifact_dropped(s->job, t->artifact);
 }
 
 void
 pgm_target_thaw(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 {
-	cJSON *a = pgm_artifact_find(f->job, KIND_TARGET_FREEZE, NULL);
+	cJSON *a = pgm_artifact_find_live(f->job, KIND_TARGET_FREEZE, NULL, NULL);
 	tf_t *t;
 	char *db, *sql, *val;
 	pgm_sql_t *q;
@@ -324,7 +327,7 @@ rollback_finished(pgm_step_t *s)
 	pgm_job_t *job = s->job;
 
 	pgm_json_set_time(job->facts, "rolled_back_at", pgm_now_ms());
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	pgm_notice("job %s: rolled back: traffic is on the source with every write made on the target; the target is "
 	           "read-only",
 	           job->name);

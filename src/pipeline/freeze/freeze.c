@@ -15,6 +15,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "fsm/artifact.h"
 #include "pipeline/freeze/freeze.h"
 #include "pipeline/sql.h"
 #include "pipeline/hooks.h"
@@ -26,11 +27,11 @@
 #define KIND_ROLE_SETTING "role_setting"
 #define KIND_HOOK "freeze_command"
 
+/* a live record of the registry of this kind */
 static bool
 artifact_active(const cJSON *a, const char *kind)
 {
-	return strcmp(pgm_json_str(a, "kind") ? pgm_json_str(a, "kind") : "", kind) == 0 &&
-	       !cJSON_IsTrue(cJSON_GetObjectItem(a, "undone"));
+	return strcmp(pgm_json_str(a, "kind") ? pgm_json_str(a, "kind") : "", kind) == 0 && pgm_artifact_live(a);
 }
 
 bool
@@ -50,14 +51,7 @@ pgm_freeze_active(const pgm_job_t *job)
 static cJSON *
 find_active(pgm_job_t *job, const char *kind)
 {
-	cJSON *a;
-
-	cJSON_ArrayForEach(a, job->artifacts)
-	{
-		if (artifact_active(a, kind))
-			return a;
-	}
-	return NULL;
+	return pgm_artifact_find_live(job, kind, NULL, NULL);
 }
 
 /* ---- freeze ---- */
@@ -137,6 +131,7 @@ on_previous(pgm_step_t *s, const PGresult *res, void *data)
 {
 	pgm_job_t *job = s->job;
 	cJSON *a = cJSON_CreateObject();
+	const char *db = pgm_pg_value(res, 0, 0);
 	const char *prev = pgm_pg_value(res, 0, 1);
 	const char *overriders = pgm_pg_value(res, 0, 2);
 
@@ -149,14 +144,11 @@ on_previous(pgm_step_t *s, const PGresult *res, void *data)
 		             "thaw and abort put back what was there, so they leave it read-only: ALTER DATABASE ... RESET "
 		             "default_transaction_read_only (or SET it off) once writes should resume");
 	/* durable before the change, so thaw and abort find it after a crash */
-	pgm_json_set_str(a, "kind", KIND_DB_SETTING);
-	pgm_json_set_str(a, "side", "source");
-	pgm_json_set_str(a, "database", pgm_pg_value(res, 0, 0));
+	pgm_json_set_str(a, "database", db);
 	pgm_json_set_str(a, "setting", "default_transaction_read_only");
 	pgm_json_set_str(a, "previous", prev);
-	pgm_json_set_time(a, "at", pgm_now_ms());
-	cJSON_AddItemToArray(job->artifacts, a);
-	(void) pgm_job_save(job);
+	(void) pgm_sql_record(s, pgm_artifact_record(job, KIND_DB_SETTING, "source", db, PGM_ART_CREATING, a),
+	                      "the read-only freeze of the source");
 }
 
 static void
@@ -221,15 +213,14 @@ on_role_previous(pgm_step_t *s, const PGresult *res, void *data)
 	}
 	/* durable before the change, like the database setting */
 	a = cJSON_CreateObject();
-	pgm_json_set_str(a, "kind", KIND_ROLE_SETTING);
-	pgm_json_set_str(a, "side", "source");
 	pgm_json_set_str(a, "role", pgm_pg_value(res, 0, 0));
 	pgm_json_set_str(a, "database", pgm_pg_value(res, 0, 1));
 	pgm_json_set_str(a, "setting", "default_transaction_read_only");
 	pgm_json_set_str(a, "previous", pgm_pg_value(res, 0, 2));
-	pgm_json_set_time(a, "at", pgm_now_ms());
-	cJSON_AddItemToArray(job->artifacts, a);
-	(void) pgm_job_save(job);
+	(void) pgm_sql_record(s,
+	                      pgm_artifact_record(job, KIND_ROLE_SETTING, "source", pgm_pg_value(res, 0, 0),
+	                                          PGM_ART_CREATING, a),
+	                      "the read-only freeze of a role");
 }
 
 /*
@@ -268,7 +259,7 @@ freeze_finished(pgm_step_t *s)
 
 	job->freeze_started_ms = pgm_now_ms();
 	pgm_json_set_time(pgm_json_obj(job->facts, "freeze"), "started_at", job->freeze_started_ms);
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	pgm_notice("job %s: writes on the source are frozen", job->name);
 	fz->then(s);
 }
@@ -331,11 +322,12 @@ pgm_freeze_source(pgm_step_t *s, void (*then)(pgm_step_t *s))
 		}
 		if (find_active(job, KIND_HOOK) == NULL) {
 			cJSON *a = cJSON_CreateObject();
-			pgm_json_set_str(a, "kind", KIND_HOOK);
+
 			pgm_json_set_str(a, "undo", "thaw_command");
-			pgm_json_set_time(a, "at", pgm_now_ms());
-			cJSON_AddItemToArray(job->artifacts, a);
-			(void) pgm_job_save(job);
+			if (pgm_artifact_record(job, KIND_HOOK, "source", "freeze_command", PGM_ART_CREATING, a) == NULL) {
+				pgm_step_fail_unsaved(s, "freeze_command");
+				return;
+			}
 		}
 		pgm_hook_run(s, "freeze_command", "freeze", freeze_hook_done);
 		return;
@@ -357,9 +349,7 @@ thaw_mark_undone(pgm_step_t *s)
 {
 	thaw_t *th = s->priv;
 
-	pgm_json_set(th->current, "undone", cJSON_CreateTrue());
-	pgm_json_set_time(th->current, "undone_at", pgm_now_ms());
-	(void) pgm_job_save(s->job);
+	pgm_artifact_dropped(s->job, th->current);
 	thaw_next(s);
 }
 
@@ -445,7 +435,7 @@ thaw_next(pgm_step_t *s)
 		}
 	}
 	job->freeze_started_ms = 0;
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	pgm_notice("job %s: the source accepts writes again", job->name);
 	th->then(s);
 }

@@ -77,70 +77,6 @@ pgl_provider_node(const pgm_job_t *job)
 	return n ? n : "";
 }
 
-/* ---- artifacts ---- */
-
-static bool
-str_eq(const char *a, const char *b)
-{
-	return a && b && strcmp(a, b) == 0;
-}
-
-cJSON *
-pgl_artifact_find(pgm_job_t *job, const char *kind, const char *side, const char *name)
-{
-	cJSON *a, *found = NULL;
-
-	cJSON_ArrayForEach(a, job->artifacts)
-	{
-		if (str_eq(pgm_json_str(a, "kind"), kind) && str_eq(pgm_json_str(a, "side"), side) &&
-		    (name == NULL || str_eq(pgm_json_str(a, "name"), name)))
-			found = a;
-	}
-	return found;
-}
-
-cJSON *
-pgl_artifact_add(pgm_job_t *job, const char *kind, const char *side, const char *name)
-{
-	cJSON *a = cJSON_CreateObject();
-
-	pgm_json_set_str(a, "kind", kind);
-	pgm_json_set_str(a, "side", side);
-	if (name)
-		pgm_json_set_str(a, "name", name);
-	pgm_json_set_str(a, "status", PGL_CREATING);
-	pgm_json_set_time(a, "at", pgm_now_ms());
-	cJSON_AddItemToArray(job->artifacts, a);
-	return a;
-}
-
-void
-pgl_artifact_set(pgm_job_t *job, cJSON *a, const char *status)
-{
-	char key[32];
-
-	pgm_json_set_str(a, "status", status);
-	snprintf(key, sizeof(key), "%s_at", status);
-	pgm_json_set_time(a, key, pgm_now_ms());
-	(void) pgm_job_save(job);
-}
-
-const char *
-pgl_artifact_status(const cJSON *a)
-{
-	const char *st = pgm_json_str(a, "status");
-
-	return st ? st : "";
-}
-
-bool
-pgl_artifact_live(const cJSON *a)
-{
-	const char *st = pgl_artifact_status(a);
-
-	return strcmp(st, PGL_CREATING) == 0 || strcmp(st, PGL_CREATED) == 0 || strcmp(st, PGL_DROPPING) == 0;
-}
-
 /* ---- the step context ---- */
 
 static void
@@ -391,7 +327,7 @@ on_slot_name(pgl_t *x, const PGresult *res)
 		pgm_json_set_str(e->art, "slot", pgm_pg_value(res, 0, 0));
 	pgm_json_set_num(pgl, "sync_started_ms", (double) pgm_now_ms());
 	pgm_json_set(pgl, "sync_ms", cJSON_CreateNull());
-	pgl_artifact_set(job, e->art, PGL_CREATED);
+	pgm_artifact_created(job, e->art);
 	pgm_notice("job %s: subscription %s created on the target (slot %s on the source)", job->name, x->names.sub,
 	           pgm_json_str(e->art, "slot") ? pgm_json_str(e->art, "slot") : "?");
 	ensure_done(x);
@@ -415,8 +351,8 @@ sets_literal(pgl_t *x)
 	char buf[128] = "{";
 
 	for (int i = 0; i < 2; i++) {
-		const cJSON *a = pgl_artifact_find(job, PGL_KIND_SET, "source", names[i]);
-		if (a && strcmp(pgl_artifact_status(a), PGL_CREATED) == 0) {
+		const cJSON *a = pgm_artifact_find(job, PGL_KIND_SET, "source", names[i]);
+		if (a && pgm_artifact_status(a) == PGM_ART_CREATED) {
 			if (buf[1])
 				strcat(buf, ",");
 			strcat(buf, names[i]);
@@ -489,23 +425,23 @@ on_subscription(pgl_t *x, const PGresult *res)
 {
 	pgm_job_t *job = x->step->job;
 	ensure_t *e = ensure_of(x);
-	const char *status = pgl_artifact_status(e->art);
+	pgm_artifact_status_t status = pgm_artifact_status(e->art);
 	bool exists = pgm_pg_ntuples(res) == 1;
 
-	if (exists && (strcmp(status, PGL_CREATED) == 0 || strcmp(status, PGL_CREATING) == 0)) {
+	if (exists && (status == PGM_ART_CREATED || status == PGM_ART_CREATING)) {
 		/* ours (a SIGKILL may have come between creating it and saying so) */
 		if (pgm_pg_value(res, 0, 0))
 			pgm_json_set_str(e->art, "slot", pgm_pg_value(res, 0, 0));
-		if (strcmp(status, PGL_CREATING) == 0) {
+		if (status == PGM_ART_CREATING) {
 			cJSON *pgl = pgm_json_obj(job->facts, "pglogical");
 			if (!cJSON_IsNumber(cJSON_GetObjectItem(pgl, "sync_started_ms")))
 				pgm_json_set_num(pgl, "sync_started_ms", (double) pgm_now_ms());
-			pgl_artifact_set(job, e->art, PGL_CREATED);
+			pgm_artifact_created(job, e->art);
 		}
 		ensure_done(x);
 		return;
 	}
-	if (!exists && strcmp(status, PGL_CREATED) == 0) {
+	if (!exists && status == PGM_ART_CREATED) {
 		char *msg = pgm_asprintf("the subscription %s is gone from the target", x->names.sub);
 		pgm_step_fail(x->step, msg, "pgmover created it and did not drop it: someone else did",
 		              "\"pgmover retry\" creates it again and copies the data anew");
@@ -514,7 +450,10 @@ on_subscription(pgl_t *x, const PGresult *res)
 	}
 	/* never created, or dropped (or being dropped) after a failure: make it anew */
 	pgm_json_set(e->art, "slot", cJSON_CreateNull());
-	pgl_artifact_set(job, e->art, PGL_CREATING);
+	if (!pgm_artifact_set(job, e->art, PGM_ART_CREATING)) {
+		pgm_step_fail_unsaved(x->step, "the subscription on the target");
+		return;
+	}
 	if (exists) {
 		const char *params[1] = {x->names.sub};
 		pgl_query(x, false, "could not drop the stale subscription on the target",
@@ -532,13 +471,19 @@ pgl_ensure_subscription(pgl_t *x, void (*then)(pgl_t *x))
 	const char *params[1] = {x->names.sub};
 
 	e->then = then;
-	e->art = pgl_artifact_find(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub);
+	e->art = pgm_artifact_find(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub);
 	if (e->art == NULL) {
 		/* recorded before anything can create it */
-		e->art = pgl_artifact_add(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub);
-		pgm_json_set_str(e->art, "provider_node", pgl_provider_node(job));
-		pgm_json_set(e->art, "slot", cJSON_CreateNull());
-		(void) pgm_job_save(job);
+		cJSON *extra = cJSON_CreateObject();
+
+		pgm_json_set_str(extra, "provider_node", pgl_provider_node(job));
+		pgm_json_set(extra, "slot", cJSON_CreateNull());
+		e->art = pgm_artifact_record(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub, PGM_ART_CREATING, extra);
+		if (e->art == NULL) {
+			free(e);
+			pgm_step_fail_unsaved(x->step, "the subscription on the target");
+			return;
+		}
 	}
 	free(x->ensure);
 	x->ensure = e;

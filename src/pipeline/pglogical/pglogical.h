@@ -14,6 +14,7 @@
 #ifndef PGM_PGLOGICAL_H
 #define PGM_PGLOGICAL_H
 
+#include "fsm/artifact.h"
 #include "fsm/job.h"
 #include "pipeline/sql.h"
 
@@ -40,18 +41,6 @@ void pgm_pglogical_failed(pgm_step_t *s);
 #define PGL_KIND_SUBSCRIPTION "subscription"
 
 /*
- * Artifact status: "creating" is recorded (and made durable) before the
- * object is created, "created" after; "found" is an object that existed
- * before pgmover and is never dropped; "dropping" before a drop, "dropped"
- * after.
- */
-#define PGL_CREATING "creating"
-#define PGL_CREATED "created"
-#define PGL_FOUND "found"
-#define PGL_DROPPING "dropping"
-#define PGL_DROPPED "dropped"
-
-/*
  * The names of a job's objects. pglogical shortens names longer than 16
  * characters with a hash when it builds the slot name (pgl_DB_NODE_SUB),
  * so every name here stays within 16 to keep the slot name predictable.
@@ -67,16 +56,6 @@ typedef struct pgl_names {
 void pgl_names(const pgm_job_t *job, pgl_names_t *out);
 /* the provider node actually used (an existing node of the source is reused) */
 const char *pgl_provider_node(const pgm_job_t *job);
-
-/* artifacts */
-cJSON *pgl_artifact_find(pgm_job_t *job, const char *kind, const char *side, const char *name);
-/* append {kind, side, name, status: creating, at}; the caller saves */
-cJSON *pgl_artifact_add(pgm_job_t *job, const char *kind, const char *side, const char *name);
-/* set the status (and its time) and make it durable */
-void pgl_artifact_set(pgm_job_t *job, cJSON *a, const char *status);
-const char *pgl_artifact_status(const cJSON *a);
-/* created by pgmover and not dropped yet (creating counts: it may exist) */
-bool pgl_artifact_live(const cJSON *a);
 
 /*
  * The step context: one lazily opened connection per side, each running

@@ -104,7 +104,7 @@ on_sequences_set(pgl_t *x, const PGresult *res)
 	pgm_json_set(job->facts, "lag", cJSON_CreateObject());
 	pgm_json_set_num(cJSON_GetObjectItem(job->facts, "lag"), "bytes", 0);
 	pgm_json_set_num(cJSON_GetObjectItem(job->facts, "lag"), "seconds", 0);
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	pgm_notice("job %s: drained: the target has every write; freeze to drained and sequences set in %lld ms "
 	           "(drain %lld ms, %lld sequence(s))",
 	           job->name, (long long) total, (long long) (d->drained_at - d->sentinel_at),
@@ -333,7 +333,7 @@ pgl_drain(pgm_step_t *s)
 	pgm_job_t *job = s->job;
 	pgl_t *x = pgl_get(s);
 	drain_t *d = pgm_calloc(1, sizeof(*d));
-	const cJSON *a = pgl_artifact_find(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub);
+	const cJSON *a = pgm_artifact_find(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub);
 
 	d->ready_at = pgm_mono_ms();
 	d->deadline = x->mark_ms + pgm_jobopt_int(job->options, "drain_timeout");

@@ -254,7 +254,7 @@ update_facts(pgl_t *x, int done, int total)
 	if (strcmp(summary, f->sync_state) != 0 || pgm_mono_ms() - f->last_save > 10000) {
 		snprintf(f->sync_state, sizeof(f->sync_state), "%s", summary);
 		f->last_save = pgm_mono_ms();
-		(void) pgm_job_save(job);
+		pgm_job_checkpoint(job);
 	}
 }
 
@@ -437,10 +437,10 @@ on_target(pgl_t *x, const PGresult *res)
 	}
 	snprintf(f->status, sizeof(f->status), "%s", pgm_pg_value(res, 0, 0));
 	if (pgm_pg_value(res, 0, 4)) {
-		cJSON *a = pgl_artifact_find(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub);
+		cJSON *a = pgm_artifact_find(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub);
 		if (a && !pgm_json_str(a, "slot")) {
 			pgm_json_set_str(a, "slot", pgm_pg_value(res, 0, 4));
-			(void) pgm_job_save(job);
+			pgm_job_checkpoint(job);
 		}
 	}
 	/* the sync catalog */
@@ -668,7 +668,7 @@ on_tick(uv_timer_t *t)
 		pgl_query(x, false, "could not read the subscription's state on the target", target_sql, 1, params,
 		          on_target);
 	}
-	a = pgl_artifact_find(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub);
+	a = pgm_artifact_find(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub);
 	if (!x->busy[0] && a && pgm_json_str(a, "slot")) {
 		params[0] = pgm_json_str(a, "slot");
 		pgl_query(x, true, "could not read the replication slot on the source", source_sql, 1, params, on_source);
@@ -713,7 +713,7 @@ follow_finish(pgl_t *x)
 		pgm_json_set_time(pgl, "synced_at", pgm_now_ms());
 		pgm_notice("job %s: initial sync finished in %.1f s: every table is replicating", job->name, ms / 1000.0);
 	}
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	follow_complete(x);
 }
 

@@ -81,9 +81,9 @@ static void
 on_ext_created(pgl_t *x, const PGresult *res)
 {
 	prov_t *pv = prov_of(x);
-	cJSON *a = pgl_artifact_find(x->step->job, PGL_KIND_EXTENSION, side_name(pv->source), "pglogical");
+	cJSON *a = pgm_artifact_find(x->step->job, PGL_KIND_EXTENSION, side_name(pv->source), "pglogical");
 
-	pgl_artifact_set(x->step->job, a, PGL_CREATED);
+	pgm_artifact_created(x->step->job, a);
 	pgm_info("job %s: pglogical extension created on the %s", x->step->job->name, side_name(pv->source));
 	pv->next(x);
 }
@@ -94,23 +94,28 @@ on_ext(pgl_t *x, const PGresult *res)
 	pgm_job_t *job = x->step->job;
 	prov_t *pv = prov_of(x);
 	const char *side = side_name(pv->source);
-	cJSON *a = pgl_artifact_find(job, PGL_KIND_EXTENSION, side, "pglogical");
+	cJSON *a = pgm_artifact_find(job, PGL_KIND_EXTENSION, side, "pglogical");
 	bool exists = pgm_pg_ntuples(res) == 1;
 
 	if (a == NULL) {
 		/* there before pgmover: recorded as found, never dropped */
-		a = pgl_artifact_add(job, PGL_KIND_EXTENSION, side, "pglogical");
-		pgm_json_set_str(a, "status", exists ? PGL_FOUND : PGL_CREATING);
-		(void) pgm_job_save(job);
+		a = pgm_artifact_record(job, PGL_KIND_EXTENSION, side, "pglogical", exists ? PGM_ART_FOUND : PGM_ART_CREATING,
+		                        NULL);
+		if (a == NULL) {
+			pgm_step_fail_unsaved(x->step, "the pglogical extension");
+			return;
+		}
 	}
 	if (exists) {
-		if (strcmp(pgl_artifact_status(a), PGL_CREATING) == 0)
-			pgl_artifact_set(job, a, PGL_CREATED);
+		if (pgm_artifact_status(a) == PGM_ART_CREATING)
+			pgm_artifact_created(job, a);
 		pv->next(x);
 		return;
 	}
-	if (strcmp(pgl_artifact_status(a), PGL_CREATING) != 0)
-		pgl_artifact_set(job, a, PGL_CREATING);
+	if (pgm_artifact_status(a) != PGM_ART_CREATING && !pgm_artifact_set(job, a, PGM_ART_CREATING)) {
+		pgm_step_fail_unsaved(x->step, "the pglogical extension");
+		return;
+	}
 	pgl_query(x, pv->source, "could not create the pglogical extension", "CREATE EXTENSION IF NOT EXISTS pglogical", 0,
 	          NULL, on_ext_created);
 }
@@ -138,9 +143,9 @@ static void
 on_node_created(pgl_t *x, const PGresult *res)
 {
 	prov_t *pv = prov_of(x);
-	cJSON *a = pgl_artifact_find(x->step->job, PGL_KIND_NODE, side_name(pv->source), node_name(x, pv->source));
+	cJSON *a = pgm_artifact_find(x->step->job, PGL_KIND_NODE, side_name(pv->source), node_name(x, pv->source));
 
-	pgl_artifact_set(x->step->job, a, PGL_CREATED);
+	pgm_artifact_created(x->step->job, a);
 	pgm_info("job %s: pglogical node %s created on the %s", x->step->job->name, node_name(x, pv->source),
 	         side_name(pv->source));
 	pv->next(x);
@@ -158,34 +163,41 @@ on_node(pgl_t *x, const PGresult *res)
 
 	if (existing && strcmp(existing, ours) != 0) {
 		/* a database has one local node: use the one that is there, leave it there */
-		if (pgl_artifact_find(job, PGL_KIND_NODE, side, existing) == NULL) {
-			a = pgl_artifact_add(job, PGL_KIND_NODE, side, existing);
-			pgm_json_set_str(a, "status", PGL_FOUND);
+		if (pgm_artifact_find(job, PGL_KIND_NODE, side, existing) == NULL) {
+			a = pgm_artifact_record(job, PGL_KIND_NODE, side, existing, PGM_ART_FOUND, NULL);
+			if (a == NULL) {
+				pgm_step_fail_unsaved(x->step, "the pglogical node");
+				return;
+			}
 			pgm_notice("job %s: the %s already is pglogical node %s; pgmover uses it and leaves it", job->name, side,
 			           existing);
 		}
 		if (pv->source)
 			pgm_json_set_str(pgl_facts(job), "provider_node", existing);
-		(void) pgm_job_save(job);
+		pgm_job_checkpoint(job);
 		pv->next(x);
 		return;
 	}
-	a = pgl_artifact_find(job, PGL_KIND_NODE, side, ours);
+	a = pgm_artifact_find(job, PGL_KIND_NODE, side, ours);
 	if (a == NULL) {
-		a = pgl_artifact_add(job, PGL_KIND_NODE, side, ours);
-		if (!existing)
-			(void) pgm_job_save(job);
+		a = pgm_artifact_record(job, PGL_KIND_NODE, side, ours, PGM_ART_CREATING, NULL);
+		if (a == NULL) {
+			pgm_step_fail_unsaved(x->step, "the pglogical node");
+			return;
+		}
 	}
 	if (pv->source)
 		pgm_json_set_str(pgl_facts(job), "provider_node", ours);
 	if (existing) {
-		if (strcmp(pgl_artifact_status(a), PGL_CREATED) != 0)
-			pgl_artifact_set(job, a, PGL_CREATED);
+		if (pgm_artifact_status(a) != PGM_ART_CREATED)
+			pgm_artifact_created(job, a);
 		pv->next(x);
 		return;
 	}
-	if (strcmp(pgl_artifact_status(a), PGL_CREATING) != 0)
-		pgl_artifact_set(job, a, PGL_CREATING);
+	if (pgm_artifact_status(a) != PGM_ART_CREATING && !pgm_artifact_set(job, a, PGM_ART_CREATING)) {
+		pgm_step_fail_unsaved(x->step, "the pglogical node");
+		return;
+	}
 	/* the node's DSN: how the other side's workers reach this one */
 	pgl_query(x, pv->source, "could not create the pglogical node",
 	          "SELECT pglogical.create_node(node_name := $1, dsn := $2)", 2, params, on_node_created);
@@ -220,7 +232,7 @@ on_restore_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const cha
 	unlink(pv->dumpfile);
 	pgm_json_set(pgl_facts(job), "schema_copied", cJSON_CreateTrue());
 	pgm_json_set_num(pgl_facts(job), "schema_ms", (double) ms);
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	pgm_notice("job %s: the schema is on the target (%.1f s)", job->name, (double) ms / 1000.0);
 	start_tables(x);
 }
@@ -321,7 +333,11 @@ start_schema(pgl_t *x)
 	}
 	/* from here on what is in the target is pgmover's (the preflight found it empty) */
 	pgm_json_set(job->facts, "target_owned", cJSON_CreateTrue());
-	(void) pgm_job_save(job);
+	if (!pgm_job_save(job)) {
+		cJSON_DeleteItemFromObject(job->facts, "target_owned");
+		pgm_step_fail_unsaved(x->step, "the schema copy into the target");
+		return;
+	}
 	pv->dumpfile = pgm_asprintf("%s/pglogical-schema.dump", job->dir);
 	pgl_query(x, false, "could not clean the target before copying the schema", pgl_clean_target_sql, 0, NULL,
 	          on_target_cleaned);
@@ -366,7 +382,7 @@ provisioned(pgl_t *x)
 	pgm_job_t *job = x->step->job;
 
 	pgm_json_set_time(pgl_facts(job), "provisioned_at", pgm_now_ms());
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	pgm_notice("job %s: pglogical provisioned: nodes, schema and replication sets are in place", job->name);
 	pgm_step_done(x->step, PGM_EV_DONE);
 }
@@ -444,7 +460,7 @@ add_next_table(pgl_t *x)
 		}
 		pgm_json_set(pgl_facts(job), "tables", list);
 		pgm_json_set_num(pgl_facts(job), "table_bytes", (double) bytes);
-		(void) pgm_job_save(job);
+		pgm_job_checkpoint(job);
 		{
 			const char *sp[1] = {x->names.set};
 			pgl_query(x, true, "could not list the sequences of the source", sequences_sql, 1, sp, on_sequences);
@@ -465,7 +481,7 @@ on_set_created(pgl_t *x, const PGresult *res)
 	prov_t *pv = prov_of(x);
 	const char *name = pv->source ? x->names.set_io : x->names.set; /* pv->source: the insert-only one */
 
-	pgl_artifact_set(x->step->job, pgl_artifact_find(x->step->job, PGL_KIND_SET, "source", name), PGL_CREATED);
+	pgm_artifact_created(x->step->job, pgm_artifact_find(x->step->job, PGL_KIND_SET, "source", name));
 	pv->next(x);
 }
 
@@ -477,21 +493,28 @@ on_set(pgl_t *x, const PGresult *res)
 	bool insert_only = pv->source;
 	const char *name = insert_only ? x->names.set_io : x->names.set;
 	const char *params[2] = {name, insert_only ? "false" : "true"};
-	cJSON *a = pgl_artifact_find(job, PGL_KIND_SET, "source", name);
+	cJSON *a = pgm_artifact_find(job, PGL_KIND_SET, "source", name);
 
 	if (a == NULL) {
-		a = pgl_artifact_add(job, PGL_KIND_SET, "source", name);
-		pgm_json_set(a, "insert_only", cJSON_CreateBool(insert_only));
-		(void) pgm_job_save(job);
+		cJSON *extra = cJSON_CreateObject();
+
+		pgm_json_set(extra, "insert_only", cJSON_CreateBool(insert_only));
+		a = pgm_artifact_record(job, PGL_KIND_SET, "source", name, PGM_ART_CREATING, extra);
+		if (a == NULL) {
+			pgm_step_fail_unsaved(x->step, "the replication set");
+			return;
+		}
 	}
 	if (pgm_pg_ntuples(res) == 1) {
-		if (strcmp(pgl_artifact_status(a), PGL_CREATED) != 0)
-			pgl_artifact_set(job, a, PGL_CREATED);
+		if (pgm_artifact_status(a) != PGM_ART_CREATED)
+			pgm_artifact_created(job, a);
 		pv->next(x);
 		return;
 	}
-	if (strcmp(pgl_artifact_status(a), PGL_CREATING) != 0)
-		pgl_artifact_set(job, a, PGL_CREATING);
+	if (pgm_artifact_status(a) != PGM_ART_CREATING && !pgm_artifact_set(job, a, PGM_ART_CREATING)) {
+		pgm_step_fail_unsaved(x->step, "the replication set");
+		return;
+	}
 	pgl_query(x, true, "could not create a replication set",
 	          "SELECT pglogical.create_replication_set(set_name := $1, replicate_insert := true,"
 	          " replicate_update := $2::boolean, replicate_delete := $2::boolean, replicate_truncate := true)",
@@ -613,7 +636,7 @@ pgm_pglogical_provision(pgm_step_t *s)
 	pgm_json_set_str(f, "subscription", x->names.sub);
 	pgm_json_set_str(f, "subscriber_node", x->names.dst_node);
 	pgm_json_set_str(f, "replication_set", x->names.set);
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	pgl_set_phase(x, pgm_calloc(1, sizeof(prov_t)), prov_free);
 	ensure_extension(x, true, source_ext_ready);
 }

@@ -83,7 +83,7 @@ item_done(pgl_t *x)
 {
 	td_t *td = td_of(x);
 
-	pgl_artifact_set(x->step->job, td->cur, PGL_DROPPED);
+	pgm_artifact_dropped(x->step->job, td->cur);
 	pgm_info("job %s: dropped %s %s on the %s", x->step->job->name, pgm_json_str(td->cur, "kind"),
 	         pgm_json_str(td->cur, "name"), pgm_json_str(td->cur, "side"));
 	td->cur = NULL;
@@ -271,8 +271,12 @@ drop_item(pgl_t *x)
 	bool source = strcmp(pgm_json_str(td->cur, "side"), "source") == 0;
 	const char *params[1] = {name};
 
-	if (strcmp(pgl_artifact_status(td->cur), PGL_DROPPING) != 0)
-		pgl_artifact_set(x->step->job, td->cur, PGL_DROPPING);
+	if (pgm_artifact_status(td->cur) != PGM_ART_DROPPING && !pgm_artifact_set(x->step->job, td->cur, PGM_ART_DROPPING)) {
+		pgm_pg_error_t err = {"", (char *) "state.json could not be written", NULL, NULL};
+
+		item_failed(x, "could not record the drop before making it", &err);
+		return;
+	}
 	if (strcmp(kind, PGL_KIND_SUBSCRIPTION) == 0) {
 		td->in_slot = false;
 		td->target_ok = false;
@@ -329,7 +333,7 @@ td_next(pgl_t *x)
 
 			if (strcmp(pgm_json_str(a, "kind") ? pgm_json_str(a, "kind") : "", stages[td->stage].kind) != 0 ||
 			    strcmp(pgm_json_str(a, "side") ? pgm_json_str(a, "side") : "", stages[td->stage].side) != 0 ||
-			    !pgl_artifact_live(a))
+			    !pgm_artifact_live(a))
 				continue;
 			td->cur = a;
 			td->idx--;
@@ -379,7 +383,7 @@ on_target_emptied(pgl_t *x, const PGresult *res)
 	pgm_step_t *s = x->step;
 
 	pgm_json_set(s->job->facts, "target_owned", cJSON_CreateFalse());
-	(void) pgm_job_save(s->job);
+	pgm_job_checkpoint(s->job);
 	pgm_info("job %s: the target is empty again", s->job->name);
 	x->then(s);
 }
@@ -440,7 +444,7 @@ pgm_pglogical_failed(pgm_step_t *s)
 	const cJSON *a;
 
 	pgl_names(s->job, &names);
-	a = pgl_artifact_find(s->job, PGL_KIND_SUBSCRIPTION, "target", names.sub);
-	if (a && pgl_artifact_live(a))
+	a = pgm_artifact_find(s->job, PGL_KIND_SUBSCRIPTION, "target", names.sub);
+	if (a && pgm_artifact_live(a))
 		failed_release(s);
 }

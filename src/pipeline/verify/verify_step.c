@@ -30,7 +30,7 @@ on_verify_progress(pgm_verify_t *v, const cJSON *progress, void *data)
 	job->progress = cJSON_Duplicate(progress, 1);
 	if (pgm_mono_ms() - run->last_save > 5000) {
 		run->last_save = pgm_mono_ms();
-		(void) pgm_job_save(job);
+		pgm_job_checkpoint(job);
 	}
 }
 
@@ -56,7 +56,7 @@ on_verify_done(pgm_verify_t *v, cJSON *report, const char *what, const pgm_pg_er
 	}
 	cJSON_Delete(job->verify);
 	job->verify = report;
-	(void) pgm_job_save(job);
+	pgm_job_checkpoint(job);
 	mismatches = (int) pgm_json_num(report, "mismatches", 0);
 	if (mismatches > 0) {
 		pgm_warning("job %s: verification found %d difference(s); the source stays frozen", job->name,
