@@ -27,7 +27,7 @@ need_job(pgm_cmd_ctx_t *ctx)
 	pgm_job_t *job = pgm_jobs_find(ctx->daemon, ctx->job);
 
 	if (job == NULL)
-		fail(ctx, "no_such_job", pgm_asprintf("no job named \"%s\"", ctx->job),
+		fail(ctx, PGM_ERR_NO_SUCH_JOB, pgm_asprintf("no job named \"%s\"", ctx->job),
 		     pgm_strdup("list the jobs with \"pgmover jobs\", or create one with \"pgmover create\""));
 	return job;
 }
@@ -114,7 +114,7 @@ cmd_create(pgm_cmd_ctx_t *ctx)
 	pgm_job_t *job;
 
 	if (ctx->daemon->host.stopping)
-		return fail(ctx, "shutting_down", pgm_strdup("pgmoverd is shutting down"),
+		return fail(ctx, PGM_ERR_SHUTTING_DOWN, pgm_strdup("pgmoverd is shutting down"),
 		            pgm_strdup("create the job once pgmoverd has restarted"));
 	job = pgm_jobs_create(ctx->daemon, ctx->job, arg_string(ctx->args, "source"),
 	                      arg_string(ctx->args, "target"), arg_string(ctx->args, "method"),
@@ -137,7 +137,7 @@ cmd_event(pgm_cmd_ctx_t *ctx)
 	if (job == NULL)
 		return false;
 	if (!pgm_event_parse(ctx->cmd, &ev) || !pgm_event_is_command(ev))
-		return fail(ctx, "internal", pgm_asprintf("command \"%s\" has no event", ctx->cmd), NULL);
+		return fail(ctx, PGM_ERR_INTERNAL, pgm_asprintf("command \"%s\" has no event", ctx->cmd), NULL);
 	if (!pgm_job_fire(job, ev, pgm_client_peer(ctx->client), &code, &message, &hint))
 		return fail(ctx, code, message, hint);
 	ctx->result = pgm_job_status(job);

@@ -176,11 +176,11 @@ pgm_control_handle_line(pgm_daemon_t *d, pgm_client_t *client, const char *line,
 	cJSON *reply, *empty_args = NULL;
 
 	if (req == NULL)
-		return error_reply(NULL, "bad_request", "request is not valid JSON",
+		return error_reply(NULL, PGM_ERR_BAD_REQUEST, "request is not valid JSON",
 		                   "send one JSON object per line, e.g. {\"id\": 1, \"cmd\": \"version\"}");
 	if (!cJSON_IsObject(req)) {
 		cJSON_Delete(req);
-		return error_reply(NULL, "bad_request", "request must be a JSON object",
+		return error_reply(NULL, PGM_ERR_BAD_REQUEST, "request must be a JSON object",
 		                   "send {\"id\": 1, \"cmd\": \"version\"}");
 	}
 	id = cJSON_GetObjectItemCaseSensitive(req, "id");
@@ -188,31 +188,31 @@ pgm_control_handle_line(pgm_daemon_t *d, pgm_client_t *client, const char *line,
 	job = cJSON_GetObjectItemCaseSensitive(req, "job");
 	args = cJSON_GetObjectItemCaseSensitive(req, "args");
 	if (!cJSON_IsString(cmd)) {
-		reply = error_reply(id, "bad_request", "request has no \"cmd\" string",
+		reply = error_reply(id, PGM_ERR_BAD_REQUEST, "request has no \"cmd\" string",
 		                    "add \"cmd\": one of the commands listed by \"describe\"");
 		goto done;
 	}
 	def = pgm_command_find(cmd->valuestring);
 	if (def == NULL) {
 		char *msg = pgm_asprintf("unknown command \"%.64s\"", cmd->valuestring);
-		reply = error_reply(id, "unknown_command", msg,
+		reply = error_reply(id, PGM_ERR_UNKNOWN_COMMAND, msg,
 		                    "commands: version, describe, jobs, create, status, start, freeze, thaw, verify, "
 		                    "cutover, rollback, finish, abort, retry, watch");
 		free(msg);
 		goto done;
 	}
 	if (job != NULL && !cJSON_IsNull(job) && !cJSON_IsString(job)) {
-		reply = error_reply(id, "bad_request", "\"job\" must be a string", NULL);
+		reply = error_reply(id, PGM_ERR_BAD_REQUEST, "\"job\" must be a string", NULL);
 		goto done;
 	}
 	if (def->needs_job && !cJSON_IsString(job)) {
 		char *msg = pgm_asprintf("command \"%s\" needs a job", def->name);
-		reply = error_reply(id, "bad_request", msg, "add \"job\": \"NAME\" to the request");
+		reply = error_reply(id, PGM_ERR_BAD_REQUEST, msg, "add \"job\": \"NAME\" to the request");
 		free(msg);
 		goto done;
 	}
 	if (args != NULL && !cJSON_IsNull(args) && !cJSON_IsObject(args)) {
-		reply = error_reply(id, "bad_request", "\"args\" must be an object", NULL);
+		reply = error_reply(id, PGM_ERR_BAD_REQUEST, "\"args\" must be an object", NULL);
 		goto done;
 	}
 	if (args == NULL || cJSON_IsNull(args))
@@ -231,7 +231,7 @@ pgm_control_handle_line(pgm_daemon_t *d, pgm_client_t *client, const char *line,
 		cJSON_AddItemToObject(reply, "result", ctx.result ? ctx.result : cJSON_CreateObject());
 	} else {
 		cJSON_Delete(ctx.result);
-		reply = error_reply(id, ctx.code ? ctx.code : "internal", ctx.message ? ctx.message : "command failed",
+		reply = error_reply(id, ctx.code ? ctx.code : PGM_ERR_INTERNAL, ctx.message ? ctx.message : "command failed",
 		                    ctx.hint);
 	}
 	free(ctx.message);
@@ -276,7 +276,7 @@ client_process(pgm_client_t *c)
 		c->len -= start;
 	}
 	if (!c->closing && c->len > PGM_MAX_LINE) {
-		cJSON *reply = error_reply(NULL, "line_too_long", "request line longer than 1 MiB",
+		cJSON *reply = error_reply(NULL, PGM_ERR_LINE_TOO_LONG, "request line longer than 1 MiB",
 		                           "send one JSON object per line, each at most 1 MiB");
 		client_send_json(c, reply);
 		cJSON_Delete(reply);
@@ -346,7 +346,7 @@ on_connection(uv_stream_t *server, int status)
 		c->peer.gid = cred.gid;
 	}
 	if (ctl->nclients > ctl->d->cfg.max_clients) {
-		cJSON *r = error_reply(NULL, "too_many_clients", "too many control connections",
+		cJSON *r = error_reply(NULL, PGM_ERR_TOO_MANY_CLIENTS, "too many control connections",
 		                       "close idle connections or raise max_clients");
 		client_send_json(c, r);
 		cJSON_Delete(r);
