@@ -28,6 +28,6 @@
 #define PGM_EXIT_OK 0          /* success */
 #define PGM_EXIT_FAILED 1      /* the daemon refused, or the step or check failed */
 #define PGM_EXIT_USAGE 2       /* bad command line */
-#define PGM_EXIT_UNREACHABLE 3 /* cannot reach the daemon */
+#define PGM_EXIT_UNREACHABLE 3 /* cannot reach the daemon, or it did not reply in time */
 
 #endif

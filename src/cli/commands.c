@@ -94,7 +94,7 @@ pgm_cli_command_find(const char *name)
 /*
  * cli_request connects, sends one request and waits for the reply. With
  * --json the reply line is printed unchanged; a refusal is reported (human
- * mode) and gives PGM_CLI_EXIT_FAILED. Takes ownership of req_args.
+ * mode) and gives PGM_EXIT_FAILED. Takes ownership of req_args.
  */
 static int
 cli_request(const pgm_cli_args_t *args, pgm_cli_conn_t *client, const char *cmd,
@@ -104,14 +104,14 @@ cli_request(const pgm_cli_args_t *args, pgm_cli_conn_t *client, const char *cmd,
 
 	memset(reply, 0, sizeof(*reply));
 	rc = pgm_cli_conn_open(client, args->socket);
-	if (rc != PGM_CLI_EXIT_OK)
+	if (rc != PGM_EXIT_OK)
 	{
 		cJSON_Delete(req_args);
 		return rc;
 	}
 	client->timeout_ms = args->timeout_ms;
 	rc = pgm_cli_conn_call(client, cmd, args->job, req_args, reply);
-	if (rc != PGM_CLI_EXIT_OK)
+	if (rc != PGM_EXIT_OK)
 		return rc;
 	if (args->json)
 		printf("%s\n", reply->line);
@@ -119,9 +119,9 @@ cli_request(const pgm_cli_args_t *args, pgm_cli_conn_t *client, const char *cmd,
 	{
 		if (!args->json)
 			pgm_cli_output_reply_error(reply->error);
-		return PGM_CLI_EXIT_FAILED;
+		return PGM_EXIT_FAILED;
 	}
-	return PGM_CLI_EXIT_OK;
+	return PGM_EXIT_OK;
 }
 
 /*
@@ -135,7 +135,7 @@ cmd_daemon(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	pgm_cli_reply_t reply;
 	int			rc = cli_request(args, &client, command->name, NULL, &reply);
 
-	if (rc == PGM_CLI_EXIT_OK && !args->json)
+	if (rc == PGM_EXIT_OK && !args->json)
 		command->render(args, reply.result);
 	pgm_cli_reply_free(&reply);
 	pgm_cli_conn_close(&client);
@@ -160,7 +160,7 @@ cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	{
 		pgm_cli_output_error("missing %s for \"create\"", missing);
 		pgm_cli_usage_hint(command);
-		return PGM_CLI_EXIT_USAGE;
+		return PGM_EXIT_USAGE;
 	}
 	req_args = cJSON_CreateObject();
 	if (req_args == NULL ||
@@ -172,10 +172,10 @@ cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 		cJSON_Delete(req_args);
 		pgm_cli_output_error("out of memory building the \"create\" request");
 		pgm_cli_output_hint("free some memory and retry the command");
-		return PGM_CLI_EXIT_FAILED;
+		return PGM_EXIT_FAILED;
 	}
 	rc = cli_request(args, &client, command->name, req_args, &reply);
-	if (rc == PGM_CLI_EXIT_OK && !args->json)
+	if (rc == PGM_EXIT_OK && !args->json)
 		command->render(args, reply.result);
 	pgm_cli_reply_free(&reply);
 	pgm_cli_conn_close(&client);
@@ -239,7 +239,7 @@ watch_follow(const pgm_cli_args_t *args, pgm_cli_conn_t *client, bool done)
 
 		rc = pgm_cli_conn_read_line(client, &line);
 		if (rc != PGM_CLI_READ_LINE)
-			return rc == PGM_CLI_READ_ERROR ? PGM_CLI_EXIT_UNREACHABLE : PGM_CLI_EXIT_OK;
+			return rc == PGM_CLI_READ_ERROR ? PGM_EXIT_UNREACHABLE : PGM_EXIT_OK;
 		if (args->json)
 			printf("%s\n", line);
 		event = cJSON_Parse(line);
@@ -248,16 +248,16 @@ watch_follow(const pgm_cli_args_t *args, pgm_cli_conn_t *client, bool done)
 			cJSON_Delete(event);
 			pgm_cli_output_error("pgmoverd at \"%s\" sent an event that is not a JSON object", args->socket);
 			pgm_cli_output_hint("check that client and daemon versions match (\"pgmover version\")");
-			return PGM_CLI_EXIT_UNREACHABLE;
+			return PGM_EXIT_UNREACHABLE;
 		}
 		done = state_is_terminal(event_state(event));
 		if (!args->json)
 			pgm_cli_output_event(stdout, event);
 		cJSON_Delete(event);
 		if (fflush(stdout) != 0)
-			return PGM_CLI_EXIT_FAILED;		/* reader went away, e.g. "| head" */
+			return PGM_EXIT_FAILED;		/* reader went away, e.g. "| head" */
 	}
-	return PGM_CLI_EXIT_OK;
+	return PGM_EXIT_OK;
 }
 
 /*
@@ -282,7 +282,7 @@ cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	sigaction(SIGINT, &sa, NULL);
 
 	rc = cli_request(args, &client, command->name, NULL, &reply);
-	if (rc == PGM_CLI_EXIT_OK)
+	if (rc == PGM_EXIT_OK)
 	{
 		state = pgm_cli_json_string(reply.result, "state", NULL);
 		if (!args->json && state != NULL)
@@ -300,7 +300,7 @@ cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	}
 	pgm_cli_reply_free(&reply);
 	pgm_cli_conn_close(&client);
-	return pgm_cli_interrupted ? PGM_CLI_EXIT_OK : rc;
+	return pgm_cli_interrupted ? PGM_EXIT_OK : rc;
 }
 
 /*
@@ -314,7 +314,7 @@ cmd_verify(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	{
 		pgm_cli_output_error("\"verify JOB\" takes no --source, --target or --tables");
 		pgm_cli_output_hint("to compare two databases outside a job, leave out the job name");
-		return PGM_CLI_EXIT_USAGE;
+		return PGM_EXIT_USAGE;
 	}
 	if (args->job != NULL)
 		return cmd_daemon(args, command);
@@ -322,7 +322,7 @@ cmd_verify(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	{
 		pgm_cli_output_error("verify needs a job name, or --source and --target");
 		pgm_cli_usage_hint(command);
-		return PGM_CLI_EXIT_USAGE;
+		return PGM_EXIT_USAGE;
 	}
 	return pgm_cli_compare(args->rest_argc, args->rest_argv, args->json);
 }
@@ -404,10 +404,10 @@ cmd_help(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	{
 		pgm_cli_output_error("unknown command \"%s\"", args->job);
 		pgm_cli_output_hint("run \"pgmover help\" for the list of commands");
-		return PGM_CLI_EXIT_USAGE;
+		return PGM_EXIT_USAGE;
 	}
 	pgm_cli_help_print(stdout, topic);
-	return PGM_CLI_EXIT_OK;
+	return PGM_EXIT_OK;
 }
 
 /*
@@ -418,10 +418,10 @@ render_version(const pgm_cli_args_t *args, const cJSON *result)
 {
 	const cJSON *protocol = cJSON_GetObjectItemCaseSensitive(result, "protocol");
 
-	printf("pgmover %s (protocol %d)\n", PGM_VERSION, PGM_CLI_PROTOCOL);
+	printf("pgmover %s (protocol %d)\n", PGM_VERSION, PGM_PROTOCOL_VERSION);
 	printf("pgmoverd %s (protocol %d)\n", pgm_cli_json_string(result, "version", "?"),
 		   cJSON_IsNumber(protocol) ? protocol->valueint : 0);
-	if (!cJSON_IsNumber(protocol) || protocol->valueint != PGM_CLI_PROTOCOL)
+	if (!cJSON_IsNumber(protocol) || protocol->valueint != PGM_PROTOCOL_VERSION)
 		fprintf(stderr, "pgmover: warning: pgmoverd speaks a different protocol than this client\n"
 				"hint: install matching versions of pgmover and pgmoverd\n");
 }
