@@ -176,6 +176,20 @@ const pgm_command_t pgm_commands[] = {
 	{"watch", true, cmd_watch, "receive an event line per transition and progress tick"},
 	{NULL, false, NULL, NULL}};
 
+/* "version, describe, ...": every command of the table, in its order (malloc'd) */
+char *
+pgm_commands_list(void)
+{
+	pgm_buf_t b = {0};
+
+	for (int i = 0; pgm_commands[i].name; i++) {
+		if (i > 0)
+			pgm_buf_append(&b, ", ");
+		pgm_buf_append(&b, pgm_commands[i].name);
+	}
+	return b.s;
+}
+
 const pgm_command_t *
 pgm_command_find(const char *name)
 {

@@ -211,9 +211,12 @@ pgm_control_handle_line(pgm_daemon_t *d, pgm_client_t *client, const char *line,
 	def = pgm_command_find(cmd->valuestring);
 	if (def == NULL) {
 		char *msg = pgm_asprintf("unknown command \"%.64s\"", cmd->valuestring);
-		reply = pgm_reply_error(id, PGM_ERR_UNKNOWN_COMMAND, msg,
-		                        "commands: version, describe, jobs, create, status, start, freeze, thaw, verify, "
-		                    "cutover, rollback, finish, abort, retry, watch");
+		char *list = pgm_commands_list();
+		char *hint = pgm_asprintf("commands: %s", list);
+
+		reply = pgm_reply_error(id, PGM_ERR_UNKNOWN_COMMAND, msg, hint);
+		free(hint);
+		free(list);
 		free(msg);
 		goto done;
 	}

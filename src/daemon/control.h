@@ -54,6 +54,8 @@ typedef struct pgm_command {
 
 extern const pgm_command_t pgm_commands[];
 const pgm_command_t *pgm_command_find(const char *name);
+/* the names of every command, comma-separated, for hints (malloc'd) */
+char *pgm_commands_list(void);
 
 /* protocol.h's error codes (PGM_ERR_CODES), NULL-terminated */
 extern const char *const pgm_error_codes[];

@@ -232,6 +232,20 @@ START_TEST(test_unknown_command)
 	assert_id(r, "9");
 	ck_assert_ptr_nonnull(strstr(err_field(r, "message"), "\"launch\""));
 	ck_assert_ptr_nonnull(strstr(err_field(r, "hint"), "status"));
+	/* the hint is the command table: every command, in its order */
+	{
+		const char *hint = err_field(r, "hint"), *at = hint;
+
+		for (int i = 0; pgm_commands[i].name; i++) {
+			char *word = pgm_asprintf("%s%s%s", i ? " " : ": ", pgm_commands[i].name,
+			                          pgm_commands[i + 1].name ? "," : "");
+
+			at = strstr(at, word);
+			ck_assert_msg(at != NULL, "the unknown_command hint \"%s\" lacks \"%s\" in table order", hint,
+			              word);
+			free(word);
+		}
+	}
 	cJSON_Delete(r);
 	/* commands are case-sensitive; event names that are not commands are not commands */
 	cJSON_Delete(request_err("{\"id\": 9, \"cmd\": \"VERSION\"}", "unknown_command", true));
