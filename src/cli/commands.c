@@ -3,10 +3,11 @@
  *    The dispatch table of the pgmover client and its command handlers.
  *
  * One row per command: its name (also the protocol "cmd"), whether it takes
- * a job, the options it allows, the handler and the human renderer of its
- * result. Most commands are one request through cmd_daemon; create builds
- * arguments, watch follows the event stream, plan and stand-alone verify run
- * in-process through the pgmover library.
+ * a job, the options it allows, the handler, the human renderer of its
+ * result, its usage and its one-line help; help and usage errors are
+ * printed from the rows. Most commands are one request through
+ * cmd_daemon; create builds arguments, watch follows the event stream, plan
+ * and stand-alone verify run in-process through the pgmover library.
  */
 #include <errno.h>
 #include <string.h>
@@ -52,7 +53,7 @@ const pgm_cli_command_t pgm_cli_commands[] = {
 	{"thaw", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "thaw JOB",
 	"allow writes on the source again"},
 	{"verify", PGM_CLI_JOB_OPTIONAL, PGM_CLI_OPT_COMPARE, cmd_verify, render_state,
-	"verify JOB\nverify --source URL --target URL [--tables a,b]",
+	"verify JOB\nverify --source URL --target URL [--tables schema.table,...]",
 	"verify a frozen job, or compare two databases in-process"},
 	{"cutover", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "cutover JOB",
 	"switch to the target and open the rollback window"},
@@ -65,7 +66,8 @@ const pgm_cli_command_t pgm_cli_commands[] = {
 	{"retry", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "retry JOB",
 	"resume a failed job from its last durable step"},
 	{"plan", PGM_CLI_JOB_NONE, PGM_CLI_OPT_CREATE | PGM_CLI_OPT_BIT(PGM_CLI_OPT_TABLES), cmd_plan, NULL,
-	"plan --source URL --target URL [--method dump|pglogical]", "check a migration in-process, touching nothing"},
+	"plan --source URL --target URL [--method dump|pglogical] [--set key=value ...]",
+	"check a migration in-process, touching nothing"},
 	{"describe", PGM_CLI_JOB_NONE, 0, cmd_daemon, render_describe, "describe",
 	"show the job state machine"},
 	{"version", PGM_CLI_JOB_NONE, 0, cmd_daemon, render_version, "version",
@@ -364,7 +366,27 @@ pgm_cli_usage_hint(const pgm_cli_command_t *command)
 }
 
 /*
+ * names_print prints, in table order, the names of the commands that allow
+ * any of the options in mask: "a, b and c".
+ */
+static void
+names_print(FILE *out, unsigned mask)
+{
+	const pgm_cli_command_t *match[64];
+	int			n = 0;
+
+	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL && n < 64; c++)
+	{
+		if ((c->options & mask) != 0)
+			match[n++] = c;
+	}
+	for (int i = 0; i < n; i++)
+		fprintf(out, "%s%s", i == 0 ? "" : i == n - 1 ? " and " : ", ", match[i]->name);
+}
+
+/*
  * pgm_cli_help_print prints the general help, or one command's when command is set.
+ * Both come from the dispatch table.
  */
 void
 pgm_cli_help_print(FILE *out, const pgm_cli_command_t *command)
@@ -388,8 +410,11 @@ pgm_cli_help_print(FILE *out, const pgm_cli_command_t *command)
 			"                     else 30; 0: no limit; watch's events are never timed out)\n"
 			"  -h, --help         show this help, or after a command that command's help\n"
 			"  --source=URL, --target=URL, --method=METHOD, --set KEY=VALUE, --tables=A,B\n"
-			"                     arguments of create, plan and verify; see \"pgmover help create\"\n"
-			"\nExit status: 0 success, 1 refused or failed, 2 usage error, 3 pgmoverd unreachable.\n");
+			"                     arguments of ");
+	names_print(out, ~PGM_CLI_OPT_GLOBAL);
+	fprintf(out, "; see \"pgmover help COMMAND\"\n"
+			"\nExit status: %d success, %d refused or failed, %d usage error, %d pgmoverd unreachable.\n",
+			PGM_EXIT_OK, PGM_EXIT_FAILED, PGM_EXIT_USAGE, PGM_EXIT_UNREACHABLE);
 }
 
 /*

@@ -20,8 +20,6 @@
 #include "pg/dsn.h"
 #include "pipeline/verify/verify.h"
 
-#define USAGE "usage: pgmover verify --source URL --target URL [--tables schema.table,...] [--json]"
-
 typedef struct compare_run {
 	cJSON *report;
 	char *what;
@@ -51,7 +49,7 @@ static int
 usage_error(const char *msg)
 {
 	pgm_cli_output_error("%s", msg);
-	pgm_cli_output_hint("%s", USAGE);
+	pgm_cli_usage_hint(pgm_cli_command_find("verify"));
 	return PGM_EXIT_USAGE;
 }
 

@@ -55,7 +55,7 @@ static int
 usage_error(const char *msg)
 {
 	pgm_cli_output_error("%s", msg);
-	pgm_cli_output_hint("usage: pgmover plan --source URL --target URL [--method dump|pglogical] [--set key=value ...]");
+	pgm_cli_usage_hint(pgm_cli_command_find("plan"));
 	return PGM_EXIT_USAGE;
 }
 
