@@ -111,16 +111,28 @@ typedef enum pgm_cli_job_e
 	PGM_CLI_JOB_NONE, PGM_CLI_JOB_OPTIONAL, PGM_CLI_JOB_REQUIRED
 } pgm_cli_job_t;
 
-/* One row of the dispatch table */
+/*
+ * Where a command runs: as the daemon's command of the same name (a row of
+ * pgm_commands[], src/daemon/commands.c), in the client alone, or either
+ * (verify: a job's through the daemon, two databases in-process)
+ */
+typedef enum pgm_cli_runs_e
+{
+	PGM_CLI_RUNS_DAEMON, PGM_CLI_RUNS_LOCAL, PGM_CLI_RUNS_BOTH
+} pgm_cli_runs_t;
+
+/* One row of the dispatch table: help and usage errors are printed from it */
 struct pgm_cli_command_s
 {
 	const char *name;				/* command word, also the protocol "cmd" */
+	pgm_cli_runs_t runs;			/* daemon command, in-process, or both */
 	pgm_cli_job_t job;				/* whether JOB is needed */
 	unsigned	options;			/* PGM_CLI_OPT_BITs allowed besides the global ones */
 	pgm_cli_handler_t handler;		/* runs the command, returns the exit code */
 	pgm_cli_render_t render;		/* human rendering of an ok result */
 	const char *usage;				/* after "pgmover "; alternative forms on new lines */
-	const char *summary;			/* one line for help */
+	const char *summary;			/* one line for help: the daemon's help of the
+									 * command, then what the client adds, if anything */
 };
 
 /* Set by the SIGINT handler that watch installs */

@@ -2,10 +2,10 @@
  * commands.c
  *    The dispatch table of the pgmover client and its command handlers.
  *
- * One row per command: its name (also the protocol "cmd"), whether it takes
- * a job, the options it allows, the handler, the human renderer of its
- * result, its usage and its one-line help; help and usage errors are
- * printed from the rows. Most commands are one request through
+ * One row per command: its name (also the protocol "cmd"), where it runs,
+ * whether it takes a job, the options it allows, the handler, the human
+ * renderer of its result, its usage and its one-line help; help and usage
+ * errors are printed from the rows. Most commands are one request through
  * cmd_daemon; create builds arguments, watch follows the event stream, plan
  * and stand-alone verify run in-process through the pgmover library.
  */
@@ -37,43 +37,51 @@ static void render_status(const pgm_cli_args_t *args, const cJSON *result);
 static void render_state(const pgm_cli_args_t *args, const cJSON *result);
 static void render_created(const pgm_cli_args_t *args, const cJSON *result);
 
+/*
+ * The commands, in the order help lists them. A row that runs on the daemon
+ * has the daemon's command of the same name (pgm_commands[],
+ * src/daemon/commands.c) and its summary starts with that command's help:
+ * the client says only what it adds (test_cli_output.c checks both).
+ */
 const pgm_cli_command_t pgm_cli_commands[] = {
-	{"create", PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_CREATE, cmd_create, render_created,
+	{"create", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_CREATE, cmd_create, render_created,
 	"create JOB --source URL --target URL --method dump|pglogical [--set key=value ...]",
-	"create a migration job"},
-	{"start", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "start JOB",
-	"provision the target and start the initial sync"},
-	{"status", PGM_CLI_JOB_OPTIONAL, 0, cmd_daemon, render_status, "status [JOB]",
-	"show one job in detail, or a table of all jobs"},
-	{"watch", PGM_CLI_JOB_REQUIRED, 0, cmd_watch, NULL, "watch JOB",
-	"follow a job's transitions and progress until it ends"},
-	{"jobs", PGM_CLI_JOB_NONE, 0, cmd_daemon, render_jobs, "jobs", "list the jobs"},
-	{"freeze", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "freeze JOB",
-	"stop writes on the source and take the final sync"},
-	{"thaw", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "thaw JOB",
+	"create a job: source, target, method and options"},
+	{"start", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "start JOB",
+	"start a job: preflight, prepare the target, copy or sync the data"},
+	{"status", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_OPTIONAL, 0, cmd_daemon, render_status, "status [JOB]",
+	"show one job in detail, or all jobs"},
+	{"watch", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_watch, NULL, "watch JOB",
+	"follow a job's transitions and progress ticks, until the job ends"},
+	{"jobs", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_NONE, 0, cmd_daemon, render_jobs, "jobs",
+	"list the jobs"},
+	{"freeze", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "freeze JOB",
+	"stop writes on the source, take the final copy or drain replication"},
+	{"thaw", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "thaw JOB",
 	"allow writes on the source again"},
-	{"verify", PGM_CLI_JOB_OPTIONAL, PGM_CLI_OPT_COMPARE, cmd_verify, render_state,
+	{"verify", PGM_CLI_RUNS_BOTH, PGM_CLI_JOB_OPTIONAL, PGM_CLI_OPT_COMPARE, cmd_verify, render_state,
 	"verify JOB\nverify --source URL --target URL [--tables schema.table,...]",
-	"verify a frozen job, or compare two databases in-process"},
-	{"cutover", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "cutover JOB",
-	"switch to the target and open the rollback window"},
-	{"rollback", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "rollback JOB",
-	"switch back to the source within the rollback window"},
-	{"finish", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "finish JOB",
-	"close the rollback window and complete the job"},
-	{"abort", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "abort JOB",
-	"abort a job before cutover and drop what it created"},
-	{"retry", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "retry JOB",
+	"compare a job's source and target again, or two databases in-process"},
+	{"cutover", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "cutover JOB",
+	"switch traffic to the target and open the rollback window"},
+	{"rollback", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "rollback JOB",
+	"switch back to the source, with the writes made on the target"},
+	{"finish", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "finish JOB",
+	"close the rollback window and remove what pgmover created"},
+	{"abort", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "abort JOB",
+	"give up before cutover: thaw the source, drop what pgmover created"},
+	{"retry", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "retry JOB",
 	"resume a failed job from its last durable step"},
-	{"plan", PGM_CLI_JOB_NONE, PGM_CLI_OPT_CREATE | PGM_CLI_OPT_BIT(PGM_CLI_OPT_TABLES), cmd_plan, NULL,
-	"plan --source URL --target URL [--method dump|pglogical] [--set key=value ...]",
+	{"plan", PGM_CLI_RUNS_LOCAL, PGM_CLI_JOB_NONE, PGM_CLI_OPT_CREATE | PGM_CLI_OPT_BIT(PGM_CLI_OPT_TABLES),
+	cmd_plan, NULL, "plan --source URL --target URL [--method dump|pglogical] [--set key=value ...]",
 	"check a migration in-process, touching nothing"},
-	{"describe", PGM_CLI_JOB_NONE, 0, cmd_daemon, render_describe, "describe",
+	{"describe", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_NONE, 0, cmd_daemon, render_describe, "describe",
 	"show the job state machine"},
-	{"version", PGM_CLI_JOB_NONE, 0, cmd_daemon, render_version, "version",
-	"show the client and daemon versions"},
-	{"help", PGM_CLI_JOB_OPTIONAL, 0, cmd_help, NULL, "help [COMMAND]", "show help"},
-	{NULL, PGM_CLI_JOB_NONE, 0, NULL, NULL, NULL, NULL}
+	{"version", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_NONE, 0, cmd_daemon, render_version, "version",
+	"show the daemon's version and protocol, and the client's"},
+	{"help", PGM_CLI_RUNS_LOCAL, PGM_CLI_JOB_OPTIONAL, 0, cmd_help, NULL, "help [COMMAND]",
+	"show help, or one command's"},
+	{NULL, PGM_CLI_RUNS_LOCAL, PGM_CLI_JOB_NONE, 0, NULL, NULL, NULL, NULL}
 };
 
 /* States after which a job changes no more: watch stops there */

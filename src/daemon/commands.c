@@ -158,22 +158,27 @@ cmd_watch(pgm_cmd_ctx_t *ctx)
 	return true;
 }
 
+/*
+ * The commands, in the order the unknown_command hint lists them. The CLI
+ * has a row for each (src/cli/commands.c) whose one-line help starts with
+ * this one; test_cli_output.c checks that they agree.
+ */
 const pgm_command_t pgm_commands[] = {
-	{"version", false, cmd_version, "daemon and protocol version"},
-	{"describe", false, cmd_describe, "the state machine as JSON"},
-	{"jobs", false, cmd_jobs, "list jobs"},
-	{"create", true, cmd_create, "create a job: args source, target, method, options"},
-	{"status", false, cmd_status, "status of one job, or of all"},
-	{"start", true, cmd_event, "start the job: preflight, provision, sync"},
-	{"freeze", true, cmd_event, "stop writes on the source and take the final copy or drain"},
+	{"version", false, cmd_version, "show the daemon's version and protocol"},
+	{"describe", false, cmd_describe, "show the job state machine"},
+	{"jobs", false, cmd_jobs, "list the jobs"},
+	{"create", true, cmd_create, "create a job: source, target, method and options"},
+	{"status", false, cmd_status, "show one job in detail, or all jobs"},
+	{"start", true, cmd_event, "start a job: preflight, prepare the target, copy or sync the data"},
+	{"freeze", true, cmd_event, "stop writes on the source, take the final copy or drain replication"},
 	{"thaw", true, cmd_event, "allow writes on the source again"},
-	{"verify", true, cmd_event, "compare source and target again"},
-	{"cutover", true, cmd_event, "switch traffic to the target"},
-	{"rollback", true, cmd_event, "switch traffic back to the source, with the writes made since"},
-	{"finish", true, cmd_event, "close the rollback window and clean up"},
-	{"abort", true, cmd_event, "give up before cutover: thaw the source and clean up"},
+	{"verify", true, cmd_event, "compare a job's source and target again"},
+	{"cutover", true, cmd_event, "switch traffic to the target and open the rollback window"},
+	{"rollback", true, cmd_event, "switch back to the source, with the writes made on the target"},
+	{"finish", true, cmd_event, "close the rollback window and remove what pgmover created"},
+	{"abort", true, cmd_event, "give up before cutover: thaw the source, drop what pgmover created"},
 	{"retry", true, cmd_event, "resume a failed job from its last durable step"},
-	{"watch", true, cmd_watch, "receive an event line per transition and progress tick"},
+	{"watch", true, cmd_watch, "follow a job's transitions and progress ticks"},
 	{NULL, false, NULL, NULL}};
 
 /* "version, describe, ...": every command of the table, in its order (malloc'd) */
