@@ -23,11 +23,20 @@
 #define PGM_ERR_TOO_MANY_CLIENTS "too_many_clients"
 #define PGM_ERR_SHUTTING_DOWN "shutting_down"
 #define PGM_ERR_INTERNAL "internal"
+/*
+ * Every code above, for the daemon's reply builder: it sends no other (a
+ * code missing here goes out as PGM_ERR_INTERNAL, logged as a bug). A new
+ * code is added to both lists.
+ */
+#define PGM_ERR_CODES \
+	PGM_ERR_BAD_REQUEST, PGM_ERR_UNKNOWN_COMMAND, PGM_ERR_NO_SUCH_JOB, PGM_ERR_JOB_EXISTS, \
+	PGM_ERR_INVALID_STATE, PGM_ERR_INVALID_ARGUMENT, PGM_ERR_NOT_AVAILABLE, PGM_ERR_LINE_TOO_LONG, \
+	PGM_ERR_TOO_MANY_CLIENTS, PGM_ERR_SHUTTING_DOWN, PGM_ERR_INTERNAL
 
 /* exit codes of the pgmover CLI */
 #define PGM_EXIT_OK 0          /* success */
 #define PGM_EXIT_FAILED 1      /* the daemon refused, or the step or check failed */
 #define PGM_EXIT_USAGE 2       /* bad command line */
-#define PGM_EXIT_UNREACHABLE 3 /* cannot reach the daemon */
+#define PGM_EXIT_UNREACHABLE 3 /* cannot reach the daemon, or it did not reply in time */
 
 #endif

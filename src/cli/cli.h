@@ -20,20 +20,13 @@
 
 #include <cJSON.h>
 
+/* the protocol version and the exit codes (PGM_EXIT_*) runbooks rely on */
+#include "pgmover/protocol.h"
+
 #define PGM_CLI_DEFAULT_SOCKET "/run/pgmover/pgmoverd.sock"
 /* how long a reply may take: pgmoverd answers at once and works on afterwards */
 #define PGM_CLI_DEFAULT_TIMEOUT_MS 30000
-#define PGM_CLI_PROTOCOL 1
 #define PGM_CLI_MAX_LINE (16 * 1024 * 1024)	/* largest reply or event line */
-
-/* Exit codes: part of the contract runbooks rely on (DESIGN.md) */
-typedef enum pgm_cli_exit_e
-{
-	PGM_CLI_EXIT_OK = 0,			/* success */
-	PGM_CLI_EXIT_FAILED = 1,		/* the daemon refused or the step failed */
-	PGM_CLI_EXIT_USAGE = 2,			/* bad command line */
-	PGM_CLI_EXIT_UNREACHABLE = 3	/* could not reach or talk to the daemon */
-} pgm_cli_exit_t;
 
 /* Outcome of reading one line from the control socket */
 typedef enum pgm_cli_read_e
@@ -118,16 +111,28 @@ typedef enum pgm_cli_job_e
 	PGM_CLI_JOB_NONE, PGM_CLI_JOB_OPTIONAL, PGM_CLI_JOB_REQUIRED
 } pgm_cli_job_t;
 
-/* One row of the dispatch table */
+/*
+ * Where a command runs: as the daemon's command of the same name (a row of
+ * pgm_commands[], src/daemon/commands.c), in the client alone, or either
+ * (verify: a job's through the daemon, two databases in-process)
+ */
+typedef enum pgm_cli_runs_e
+{
+	PGM_CLI_RUNS_DAEMON, PGM_CLI_RUNS_LOCAL, PGM_CLI_RUNS_BOTH
+} pgm_cli_runs_t;
+
+/* One row of the dispatch table: help and usage errors are printed from it */
 struct pgm_cli_command_s
 {
 	const char *name;				/* command word, also the protocol "cmd" */
+	pgm_cli_runs_t runs;			/* daemon command, in-process, or both */
 	pgm_cli_job_t job;				/* whether JOB is needed */
 	unsigned	options;			/* PGM_CLI_OPT_BITs allowed besides the global ones */
 	pgm_cli_handler_t handler;		/* runs the command, returns the exit code */
 	pgm_cli_render_t render;		/* human rendering of an ok result */
 	const char *usage;				/* after "pgmover "; alternative forms on new lines */
-	const char *summary;			/* one line for help */
+	const char *summary;			/* one line for help: the daemon's help of the
+									 * command, then what the client adds, if anything */
 };
 
 /* Set by the SIGINT handler that watch installs */
@@ -175,7 +180,8 @@ extern void pgm_cli_output_event(FILE *out, const cJSON *event);
  * original order with the global options (-s, --json, -h) removed; argv is
  * NULL-terminated. The CLI has already checked that only the options its
  * table allows are there, and for verify that --source and --target are.
- * Return an exit code: 0, 1 (the check found problems or failed), 2 (usage).
+ * Return an exit code: PGM_EXIT_OK, PGM_EXIT_FAILED (the check found
+ * problems or failed) or PGM_EXIT_USAGE.
  */
 extern int	pgm_cli_plan(int argc, char **argv, bool json);
 /* the value of --name VALUE or --name=VALUE at argv[*i], advancing *i; NULL if another option */

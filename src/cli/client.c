@@ -60,7 +60,7 @@ wait_readable(pgm_cli_conn_t *client)
 
 /*
  * pgm_cli_conn_open connects to the daemon's Unix socket at path. Returns
- * PGM_CLI_EXIT_OK, or PGM_CLI_EXIT_UNREACHABLE after reporting why.
+ * PGM_EXIT_OK, or PGM_EXIT_UNREACHABLE after reporting why.
  */
 int
 pgm_cli_conn_open(pgm_cli_conn_t *client, const char *path)
@@ -78,7 +78,7 @@ pgm_cli_conn_open(pgm_cli_conn_t *client, const char *path)
 	{
 		pgm_cli_output_error("could not connect to pgmoverd at \"%s\": socket path is too long", path);
 		pgm_cli_output_hint("use a socket path shorter than %zu bytes", sizeof(addr.sun_path));
-		return PGM_CLI_EXIT_UNREACHABLE;
+		return PGM_EXIT_UNREACHABLE;
 	}
 	memcpy(addr.sun_path, path, strlen(path) + 1);
 
@@ -87,7 +87,7 @@ pgm_cli_conn_open(pgm_cli_conn_t *client, const char *path)
 	{
 		pgm_cli_output_error("could not create socket: %s", strerror(errno));
 		pgm_cli_output_hint("check the process's open file limit (ulimit -n)");
-		return PGM_CLI_EXIT_UNREACHABLE;
+		return PGM_EXIT_UNREACHABLE;
 	}
 
 	if (connect(client->fd, (struct sockaddr *) &addr, sizeof(addr)) != 0 &&
@@ -96,9 +96,9 @@ pgm_cli_conn_open(pgm_cli_conn_t *client, const char *path)
 		pgm_cli_output_error("could not connect to pgmoverd at \"%s\": %s", path, strerror(errno));
 		pgm_cli_output_hint("is pgmoverd running? start it with \"pgmoverd -c FILE\" or pass -s SOCKET");
 		pgm_cli_conn_close(client);
-		return PGM_CLI_EXIT_UNREACHABLE;
+		return PGM_EXIT_UNREACHABLE;
 	}
-	return PGM_CLI_EXIT_OK;
+	return PGM_EXIT_OK;
 }
 
 /*
@@ -326,9 +326,9 @@ reply_parse(pgm_cli_conn_t *client, long id, const char *line, pgm_cli_reply_t *
 
 /*
  * pgm_cli_conn_call sends one request and waits for its reply. Takes ownership
- * of args. Returns PGM_CLI_EXIT_OK when a well-formed reply arrived (which
- * may still say ok:false), PGM_CLI_EXIT_UNREACHABLE otherwise, or
- * PGM_CLI_EXIT_FAILED when interrupted. The caller frees reply.
+ * of args. Returns PGM_EXIT_OK when a well-formed reply arrived (which
+ * may still say ok:false), PGM_EXIT_UNREACHABLE otherwise, or
+ * PGM_EXIT_FAILED when interrupted. The caller frees reply.
  */
 int
 pgm_cli_conn_call(pgm_cli_conn_t *client, const char *cmd, const char *job,
@@ -348,25 +348,25 @@ pgm_cli_conn_call(pgm_cli_conn_t *client, const char *cmd, const char *job,
 	{
 		pgm_cli_output_error("out of memory building the \"%s\" request", cmd);
 		pgm_cli_output_hint("free some memory and retry the command");
-		return PGM_CLI_EXIT_UNREACHABLE;
+		return PGM_EXIT_UNREACHABLE;
 	}
 	sent = socket_write_all(client, text, strlen(text)) && socket_write_all(client, "\n", 1);
 	cJSON_free(text);
 	if (!sent)
-		return PGM_CLI_EXIT_UNREACHABLE;
+		return PGM_EXIT_UNREACHABLE;
 
 	client->deadline_ms = client->timeout_ms > 0 ? monotonic_ms() + client->timeout_ms : 0;
 	rc = pgm_cli_conn_read_line(client, &line);
 	client->deadline_ms = 0;
 	if (rc == PGM_CLI_READ_INTERRUPTED)
-		return PGM_CLI_EXIT_FAILED;
+		return PGM_EXIT_FAILED;
 	if (rc == PGM_CLI_READ_TIMEOUT)
 	{
 		pgm_cli_output_error("pgmoverd at \"%s\" did not reply to \"%s\" within %.3g s", client->path, cmd,
 						 client->timeout_ms / 1000.0);
 		pgm_cli_output_hint("the request may still take effect: check \"pgmover status\" before sending it again;"
 						" is pgmoverd stopped or overloaded? (its log; --timeout SECONDS waits longer, 0 for ever)");
-		return PGM_CLI_EXIT_UNREACHABLE;
+		return PGM_EXIT_UNREACHABLE;
 	}
 	if (rc == PGM_CLI_READ_EOF)
 	{
@@ -375,8 +375,8 @@ pgm_cli_conn_call(pgm_cli_conn_t *client, const char *cmd, const char *job,
 		pgm_cli_output_hint("check the pgmoverd log; the daemon may have stopped or restarted");
 	}
 	if (rc != PGM_CLI_READ_LINE || !reply_parse(client, id, line, reply))
-		return PGM_CLI_EXIT_UNREACHABLE;
-	return PGM_CLI_EXIT_OK;
+		return PGM_EXIT_UNREACHABLE;
+	return PGM_EXIT_OK;
 }
 
 /*

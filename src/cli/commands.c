@@ -2,11 +2,12 @@
  * commands.c
  *    The dispatch table of the pgmover client and its command handlers.
  *
- * One row per command: its name (also the protocol "cmd"), whether it takes
- * a job, the options it allows, the handler and the human renderer of its
- * result. Most commands are one request through cmd_daemon; create builds
- * arguments, watch follows the event stream, plan and stand-alone verify run
- * in-process through the pgmover library.
+ * One row per command: its name (also the protocol "cmd"), where it runs,
+ * whether it takes a job, the options it allows, the handler, the human
+ * renderer of its result, its usage and its one-line help; help and usage
+ * errors are printed from the rows. Most commands are one request through
+ * cmd_daemon; create builds arguments, watch follows the event stream, plan
+ * and stand-alone verify run in-process through the pgmover library.
  */
 #include <errno.h>
 #include <string.h>
@@ -36,42 +37,51 @@ static void render_status(const pgm_cli_args_t *args, const cJSON *result);
 static void render_state(const pgm_cli_args_t *args, const cJSON *result);
 static void render_created(const pgm_cli_args_t *args, const cJSON *result);
 
+/*
+ * The commands, in the order help lists them. A row that runs on the daemon
+ * has the daemon's command of the same name (pgm_commands[],
+ * src/daemon/commands.c) and its summary starts with that command's help:
+ * the client says only what it adds (test_cli_output.c checks both).
+ */
 const pgm_cli_command_t pgm_cli_commands[] = {
-	{"create", PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_CREATE, cmd_create, render_created,
+	{"create", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_CREATE, cmd_create, render_created,
 	"create JOB --source URL --target URL --method dump|pglogical [--set key=value ...]",
-	"create a migration job"},
-	{"start", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "start JOB",
-	"provision the target and start the initial sync"},
-	{"status", PGM_CLI_JOB_OPTIONAL, 0, cmd_daemon, render_status, "status [JOB]",
-	"show one job in detail, or a table of all jobs"},
-	{"watch", PGM_CLI_JOB_REQUIRED, 0, cmd_watch, NULL, "watch JOB",
-	"follow a job's transitions and progress until it ends"},
-	{"jobs", PGM_CLI_JOB_NONE, 0, cmd_daemon, render_jobs, "jobs", "list the jobs"},
-	{"freeze", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "freeze JOB",
-	"stop writes on the source and take the final sync"},
-	{"thaw", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "thaw JOB",
+	"create a job: source, target, method and options"},
+	{"start", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "start JOB",
+	"start a job: preflight, prepare the target, copy or sync the data"},
+	{"status", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_OPTIONAL, 0, cmd_daemon, render_status, "status [JOB]",
+	"show one job in detail, or all jobs"},
+	{"watch", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_watch, NULL, "watch JOB",
+	"follow a job's transitions and progress ticks, until the job ends"},
+	{"jobs", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_NONE, 0, cmd_daemon, render_jobs, "jobs",
+	"list the jobs"},
+	{"freeze", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "freeze JOB",
+	"stop writes on the source, take the final copy or drain replication"},
+	{"thaw", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "thaw JOB",
 	"allow writes on the source again"},
-	{"verify", PGM_CLI_JOB_OPTIONAL, PGM_CLI_OPT_COMPARE, cmd_verify, render_state,
-	"verify JOB\nverify --source URL --target URL [--tables a,b]",
-	"verify a frozen job, or compare two databases in-process"},
-	{"cutover", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "cutover JOB",
-	"switch to the target and open the rollback window"},
-	{"rollback", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "rollback JOB",
-	"switch back to the source within the rollback window"},
-	{"finish", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "finish JOB",
-	"close the rollback window and complete the job"},
-	{"abort", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "abort JOB",
-	"abort a job before cutover and drop what it created"},
-	{"retry", PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "retry JOB",
+	{"verify", PGM_CLI_RUNS_BOTH, PGM_CLI_JOB_OPTIONAL, PGM_CLI_OPT_COMPARE, cmd_verify, render_state,
+	"verify JOB\nverify --source URL --target URL [--tables schema.table,...]",
+	"compare a job's source and target again, or two databases in-process"},
+	{"cutover", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "cutover JOB",
+	"switch traffic to the target and open the rollback window"},
+	{"rollback", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "rollback JOB",
+	"switch back to the source, with the writes made on the target"},
+	{"finish", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "finish JOB",
+	"close the rollback window and remove what pgmover created"},
+	{"abort", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "abort JOB",
+	"give up before cutover: thaw the source, drop what pgmover created"},
+	{"retry", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "retry JOB",
 	"resume a failed job from its last durable step"},
-	{"plan", PGM_CLI_JOB_NONE, PGM_CLI_OPT_CREATE | PGM_CLI_OPT_BIT(PGM_CLI_OPT_TABLES), cmd_plan, NULL,
-	"plan --source URL --target URL [--method dump|pglogical]", "check a migration in-process, touching nothing"},
-	{"describe", PGM_CLI_JOB_NONE, 0, cmd_daemon, render_describe, "describe",
+	{"plan", PGM_CLI_RUNS_LOCAL, PGM_CLI_JOB_NONE, PGM_CLI_OPT_CREATE | PGM_CLI_OPT_BIT(PGM_CLI_OPT_TABLES),
+	cmd_plan, NULL, "plan --source URL --target URL [--method dump|pglogical] [--set key=value ...]",
+	"check a migration in-process, touching nothing"},
+	{"describe", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_NONE, 0, cmd_daemon, render_describe, "describe",
 	"show the job state machine"},
-	{"version", PGM_CLI_JOB_NONE, 0, cmd_daemon, render_version, "version",
-	"show the client and daemon versions"},
-	{"help", PGM_CLI_JOB_OPTIONAL, 0, cmd_help, NULL, "help [COMMAND]", "show help"},
-	{NULL, PGM_CLI_JOB_NONE, 0, NULL, NULL, NULL, NULL}
+	{"version", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_NONE, 0, cmd_daemon, render_version, "version",
+	"show the daemon's version and protocol, and the client's"},
+	{"help", PGM_CLI_RUNS_LOCAL, PGM_CLI_JOB_OPTIONAL, 0, cmd_help, NULL, "help [COMMAND]",
+	"show help, or one command's"},
+	{NULL, PGM_CLI_RUNS_LOCAL, PGM_CLI_JOB_NONE, 0, NULL, NULL, NULL, NULL}
 };
 
 /* States after which a job changes no more: watch stops there */
@@ -94,7 +104,7 @@ pgm_cli_command_find(const char *name)
 /*
  * cli_request connects, sends one request and waits for the reply. With
  * --json the reply line is printed unchanged; a refusal is reported (human
- * mode) and gives PGM_CLI_EXIT_FAILED. Takes ownership of req_args.
+ * mode) and gives PGM_EXIT_FAILED. Takes ownership of req_args.
  */
 static int
 cli_request(const pgm_cli_args_t *args, pgm_cli_conn_t *client, const char *cmd,
@@ -104,14 +114,14 @@ cli_request(const pgm_cli_args_t *args, pgm_cli_conn_t *client, const char *cmd,
 
 	memset(reply, 0, sizeof(*reply));
 	rc = pgm_cli_conn_open(client, args->socket);
-	if (rc != PGM_CLI_EXIT_OK)
+	if (rc != PGM_EXIT_OK)
 	{
 		cJSON_Delete(req_args);
 		return rc;
 	}
 	client->timeout_ms = args->timeout_ms;
 	rc = pgm_cli_conn_call(client, cmd, args->job, req_args, reply);
-	if (rc != PGM_CLI_EXIT_OK)
+	if (rc != PGM_EXIT_OK)
 		return rc;
 	if (args->json)
 		printf("%s\n", reply->line);
@@ -119,9 +129,9 @@ cli_request(const pgm_cli_args_t *args, pgm_cli_conn_t *client, const char *cmd,
 	{
 		if (!args->json)
 			pgm_cli_output_reply_error(reply->error);
-		return PGM_CLI_EXIT_FAILED;
+		return PGM_EXIT_FAILED;
 	}
-	return PGM_CLI_EXIT_OK;
+	return PGM_EXIT_OK;
 }
 
 /*
@@ -135,7 +145,7 @@ cmd_daemon(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	pgm_cli_reply_t reply;
 	int			rc = cli_request(args, &client, command->name, NULL, &reply);
 
-	if (rc == PGM_CLI_EXIT_OK && !args->json)
+	if (rc == PGM_EXIT_OK && !args->json)
 		command->render(args, reply.result);
 	pgm_cli_reply_free(&reply);
 	pgm_cli_conn_close(&client);
@@ -160,7 +170,7 @@ cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	{
 		pgm_cli_output_error("missing %s for \"create\"", missing);
 		pgm_cli_usage_hint(command);
-		return PGM_CLI_EXIT_USAGE;
+		return PGM_EXIT_USAGE;
 	}
 	req_args = cJSON_CreateObject();
 	if (req_args == NULL ||
@@ -172,10 +182,10 @@ cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 		cJSON_Delete(req_args);
 		pgm_cli_output_error("out of memory building the \"create\" request");
 		pgm_cli_output_hint("free some memory and retry the command");
-		return PGM_CLI_EXIT_FAILED;
+		return PGM_EXIT_FAILED;
 	}
 	rc = cli_request(args, &client, command->name, req_args, &reply);
-	if (rc == PGM_CLI_EXIT_OK && !args->json)
+	if (rc == PGM_EXIT_OK && !args->json)
 		command->render(args, reply.result);
 	pgm_cli_reply_free(&reply);
 	pgm_cli_conn_close(&client);
@@ -239,7 +249,7 @@ watch_follow(const pgm_cli_args_t *args, pgm_cli_conn_t *client, bool done)
 
 		rc = pgm_cli_conn_read_line(client, &line);
 		if (rc != PGM_CLI_READ_LINE)
-			return rc == PGM_CLI_READ_ERROR ? PGM_CLI_EXIT_UNREACHABLE : PGM_CLI_EXIT_OK;
+			return rc == PGM_CLI_READ_ERROR ? PGM_EXIT_UNREACHABLE : PGM_EXIT_OK;
 		if (args->json)
 			printf("%s\n", line);
 		event = cJSON_Parse(line);
@@ -248,16 +258,16 @@ watch_follow(const pgm_cli_args_t *args, pgm_cli_conn_t *client, bool done)
 			cJSON_Delete(event);
 			pgm_cli_output_error("pgmoverd at \"%s\" sent an event that is not a JSON object", args->socket);
 			pgm_cli_output_hint("check that client and daemon versions match (\"pgmover version\")");
-			return PGM_CLI_EXIT_UNREACHABLE;
+			return PGM_EXIT_UNREACHABLE;
 		}
 		done = state_is_terminal(event_state(event));
 		if (!args->json)
 			pgm_cli_output_event(stdout, event);
 		cJSON_Delete(event);
 		if (fflush(stdout) != 0)
-			return PGM_CLI_EXIT_FAILED;		/* reader went away, e.g. "| head" */
+			return PGM_EXIT_FAILED;		/* reader went away, e.g. "| head" */
 	}
-	return PGM_CLI_EXIT_OK;
+	return PGM_EXIT_OK;
 }
 
 /*
@@ -282,7 +292,7 @@ cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	sigaction(SIGINT, &sa, NULL);
 
 	rc = cli_request(args, &client, command->name, NULL, &reply);
-	if (rc == PGM_CLI_EXIT_OK)
+	if (rc == PGM_EXIT_OK)
 	{
 		state = pgm_cli_json_string(reply.result, "state", NULL);
 		if (!args->json && state != NULL)
@@ -300,7 +310,7 @@ cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	}
 	pgm_cli_reply_free(&reply);
 	pgm_cli_conn_close(&client);
-	return pgm_cli_interrupted ? PGM_CLI_EXIT_OK : rc;
+	return pgm_cli_interrupted ? PGM_EXIT_OK : rc;
 }
 
 /*
@@ -314,7 +324,7 @@ cmd_verify(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	{
 		pgm_cli_output_error("\"verify JOB\" takes no --source, --target or --tables");
 		pgm_cli_output_hint("to compare two databases outside a job, leave out the job name");
-		return PGM_CLI_EXIT_USAGE;
+		return PGM_EXIT_USAGE;
 	}
 	if (args->job != NULL)
 		return cmd_daemon(args, command);
@@ -322,7 +332,7 @@ cmd_verify(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	{
 		pgm_cli_output_error("verify needs a job name, or --source and --target");
 		pgm_cli_usage_hint(command);
-		return PGM_CLI_EXIT_USAGE;
+		return PGM_EXIT_USAGE;
 	}
 	return pgm_cli_compare(args->rest_argc, args->rest_argv, args->json);
 }
@@ -364,7 +374,27 @@ pgm_cli_usage_hint(const pgm_cli_command_t *command)
 }
 
 /*
+ * names_print prints, in table order, the names of the commands that allow
+ * any of the options in mask: "a, b and c".
+ */
+static void
+names_print(FILE *out, unsigned mask)
+{
+	const pgm_cli_command_t *match[64];
+	int			n = 0;
+
+	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL && n < 64; c++)
+	{
+		if ((c->options & mask) != 0)
+			match[n++] = c;
+	}
+	for (int i = 0; i < n; i++)
+		fprintf(out, "%s%s", i == 0 ? "" : i == n - 1 ? " and " : ", ", match[i]->name);
+}
+
+/*
  * pgm_cli_help_print prints the general help, or one command's when command is set.
+ * Both come from the dispatch table.
  */
 void
 pgm_cli_help_print(FILE *out, const pgm_cli_command_t *command)
@@ -388,8 +418,11 @@ pgm_cli_help_print(FILE *out, const pgm_cli_command_t *command)
 			"                     else 30; 0: no limit; watch's events are never timed out)\n"
 			"  -h, --help         show this help, or after a command that command's help\n"
 			"  --source=URL, --target=URL, --method=METHOD, --set KEY=VALUE, --tables=A,B\n"
-			"                     arguments of create, plan and verify; see \"pgmover help create\"\n"
-			"\nExit status: 0 success, 1 refused or failed, 2 usage error, 3 pgmoverd unreachable.\n");
+			"                     arguments of ");
+	names_print(out, ~PGM_CLI_OPT_GLOBAL);
+	fprintf(out, "; see \"pgmover help COMMAND\"\n"
+			"\nExit status: %d success, %d refused or failed, %d usage error, %d pgmoverd unreachable.\n",
+			PGM_EXIT_OK, PGM_EXIT_FAILED, PGM_EXIT_USAGE, PGM_EXIT_UNREACHABLE);
 }
 
 /*
@@ -404,10 +437,10 @@ cmd_help(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	{
 		pgm_cli_output_error("unknown command \"%s\"", args->job);
 		pgm_cli_output_hint("run \"pgmover help\" for the list of commands");
-		return PGM_CLI_EXIT_USAGE;
+		return PGM_EXIT_USAGE;
 	}
 	pgm_cli_help_print(stdout, topic);
-	return PGM_CLI_EXIT_OK;
+	return PGM_EXIT_OK;
 }
 
 /*
@@ -418,10 +451,10 @@ render_version(const pgm_cli_args_t *args, const cJSON *result)
 {
 	const cJSON *protocol = cJSON_GetObjectItemCaseSensitive(result, "protocol");
 
-	printf("pgmover %s (protocol %d)\n", PGM_VERSION, PGM_CLI_PROTOCOL);
+	printf("pgmover %s (protocol %d)\n", PGM_VERSION, PGM_PROTOCOL_VERSION);
 	printf("pgmoverd %s (protocol %d)\n", pgm_cli_json_string(result, "version", "?"),
 		   cJSON_IsNumber(protocol) ? protocol->valueint : 0);
-	if (!cJSON_IsNumber(protocol) || protocol->valueint != PGM_CLI_PROTOCOL)
+	if (!cJSON_IsNumber(protocol) || protocol->valueint != PGM_PROTOCOL_VERSION)
 		fprintf(stderr, "pgmover: warning: pgmoverd speaks a different protocol than this client\n"
 				"hint: install matching versions of pgmover and pgmoverd\n");
 }

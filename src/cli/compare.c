@@ -20,8 +20,6 @@
 #include "pg/dsn.h"
 #include "pipeline/verify/verify.h"
 
-#define USAGE "usage: pgmover verify --source URL --target URL [--tables schema.table,...] [--json]"
-
 typedef struct compare_run {
 	cJSON *report;
 	char *what;
@@ -51,8 +49,8 @@ static int
 usage_error(const char *msg)
 {
 	pgm_cli_output_error("%s", msg);
-	pgm_cli_output_hint("%s", USAGE);
-	return PGM_CLI_EXIT_USAGE;
+	pgm_cli_usage_hint(pgm_cli_command_find("verify"));
+	return PGM_EXIT_USAGE;
 }
 
 /* "a, b,c" -> {"a", "b", "c", NULL}; NULL when a name is empty */
@@ -263,7 +261,7 @@ pgm_cli_compare(int argc, char **argv, bool json)
 	free(tables);
 	if (run.report == NULL) {
 		print_error(&run, json);
-		rc = PGM_CLI_EXIT_FAILED;
+		rc = PGM_EXIT_FAILED;
 	} else {
 		if (json) {
 			char *text = cJSON_Print(run.report);
@@ -276,7 +274,7 @@ pgm_cli_compare(int argc, char **argv, bool json)
 			free(ms);
 			free(mt);
 		}
-		rc = cJSON_IsTrue(cJSON_GetObjectItem(run.report, "ok")) ? PGM_CLI_EXIT_OK : PGM_CLI_EXIT_FAILED;
+		rc = cJSON_IsTrue(cJSON_GetObjectItem(run.report, "ok")) ? PGM_EXIT_OK : PGM_EXIT_FAILED;
 		cJSON_Delete(run.report);
 	}
 	free(run.what);

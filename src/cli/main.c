@@ -255,7 +255,7 @@ main(int argc, char **argv)
 {
 	pgm_cli_args_t args;
 	const pgm_cli_command_t *command = NULL;
-	int			rc = PGM_CLI_EXIT_USAGE;
+	int			rc = PGM_EXIT_USAGE;
 
 	signal(SIGPIPE, SIG_IGN);
 	memset(&args, 0, sizeof(args));
@@ -265,7 +265,7 @@ main(int argc, char **argv)
 	if (args.command == NULL && args.help)
 	{
 		pgm_cli_help_print(stdout, NULL);
-		rc = PGM_CLI_EXIT_OK;
+		rc = PGM_EXIT_OK;
 		goto cleanup;
 	}
 	if (args.command == NULL)
@@ -284,7 +284,7 @@ main(int argc, char **argv)
 	if (args.help)
 	{
 		pgm_cli_help_print(stdout, command);
-		rc = PGM_CLI_EXIT_OK;
+		rc = PGM_EXIT_OK;
 		goto cleanup;
 	}
 	if (args_check(&args, command))
@@ -293,7 +293,7 @@ main(int argc, char **argv)
 cleanup:
 	cJSON_Delete(args.options);
 	free(args.rest_argv);
-	if (fflush(stdout) != 0 && rc == PGM_CLI_EXIT_OK)
+	if (fflush(stdout) != 0 && rc == PGM_EXIT_OK)
 	{
 		/* output lost: do not claim success; a closed pipe needs no message */
 		if (errno != EPIPE)
@@ -301,7 +301,7 @@ cleanup:
 			fprintf(stderr, "pgmover: error: could not write to standard output: %s\n", strerror(errno));
 			fprintf(stderr, "hint: check the free space of the file or device standard output goes to\n");
 		}
-		rc = PGM_CLI_EXIT_FAILED;
+		rc = PGM_EXIT_FAILED;
 	}
 	if (pgm_cli_interrupted)
 	{

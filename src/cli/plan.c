@@ -55,8 +55,8 @@ static int
 usage_error(const char *msg)
 {
 	pgm_cli_output_error("%s", msg);
-	pgm_cli_output_hint("usage: pgmover plan --source URL --target URL [--method dump|pglogical] [--set key=value ...]");
-	return PGM_CLI_EXIT_USAGE;
+	pgm_cli_usage_hint(pgm_cli_command_find("plan"));
+	return PGM_EXIT_USAGE;
 }
 
 int
@@ -102,7 +102,7 @@ pgm_cli_plan(int argc, char **argv, bool json)
 	if (options == NULL) {
 		pgm_cli_output_error("%s", err);
 		free(err);
-		return PGM_CLI_EXIT_USAGE;
+		return PGM_EXIT_USAGE;
 	}
 	uv_loop_init(&loop);
 	o.source = source;
@@ -116,7 +116,7 @@ pgm_cli_plan(int argc, char **argv, bool json)
 	cJSON_Delete(options);
 	if (run.report == NULL) {
 		pgm_cli_output_error("the preflight ended without a report");
-		return PGM_CLI_EXIT_FAILED;
+		return PGM_EXIT_FAILED;
 	}
 	if (json) {
 		char *text = cJSON_PrintUnformatted(run.report);
@@ -125,7 +125,7 @@ pgm_cli_plan(int argc, char **argv, bool json)
 	} else {
 		print_human(run.report);
 	}
-	rc = cJSON_IsTrue(cJSON_GetObjectItem(run.report, "ok")) ? PGM_CLI_EXIT_OK : PGM_CLI_EXIT_FAILED;
+	rc = cJSON_IsTrue(cJSON_GetObjectItem(run.report, "ok")) ? PGM_EXIT_OK : PGM_EXIT_FAILED;
 	cJSON_Delete(run.report);
 	return rc;
 }

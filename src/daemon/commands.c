@@ -27,7 +27,7 @@ need_job(pgm_cmd_ctx_t *ctx)
 	pgm_job_t *job = pgm_jobs_find(ctx->daemon, ctx->job);
 
 	if (job == NULL)
-		fail(ctx, "no_such_job", pgm_asprintf("no job named \"%s\"", ctx->job),
+		fail(ctx, PGM_ERR_NO_SUCH_JOB, pgm_asprintf("no job named \"%s\"", ctx->job),
 		     pgm_strdup("list the jobs with \"pgmover jobs\", or create one with \"pgmover create\""));
 	return job;
 }
@@ -114,7 +114,7 @@ cmd_create(pgm_cmd_ctx_t *ctx)
 	pgm_job_t *job;
 
 	if (ctx->daemon->host.stopping)
-		return fail(ctx, "shutting_down", pgm_strdup("pgmoverd is shutting down"),
+		return fail(ctx, PGM_ERR_SHUTTING_DOWN, pgm_strdup("pgmoverd is shutting down"),
 		            pgm_strdup("create the job once pgmoverd has restarted"));
 	job = pgm_jobs_create(ctx->daemon, ctx->job, arg_string(ctx->args, "source"),
 	                      arg_string(ctx->args, "target"), arg_string(ctx->args, "method"),
@@ -137,7 +137,7 @@ cmd_event(pgm_cmd_ctx_t *ctx)
 	if (job == NULL)
 		return false;
 	if (!pgm_event_parse(ctx->cmd, &ev) || !pgm_event_is_command(ev))
-		return fail(ctx, "internal", pgm_asprintf("command \"%s\" has no event", ctx->cmd), NULL);
+		return fail(ctx, PGM_ERR_INTERNAL, pgm_asprintf("command \"%s\" has no event", ctx->cmd), NULL);
 	if (!pgm_job_fire(job, ev, pgm_client_peer(ctx->client), &code, &message, &hint))
 		return fail(ctx, code, message, hint);
 	ctx->result = pgm_job_status(job);
@@ -158,23 +158,42 @@ cmd_watch(pgm_cmd_ctx_t *ctx)
 	return true;
 }
 
+/*
+ * The commands, in the order the unknown_command hint lists them. The CLI
+ * has a row for each (src/cli/commands.c) whose one-line help starts with
+ * this one; test_cli_output.c checks that they agree.
+ */
 const pgm_command_t pgm_commands[] = {
-	{"version", false, cmd_version, "daemon and protocol version"},
-	{"describe", false, cmd_describe, "the state machine as JSON"},
-	{"jobs", false, cmd_jobs, "list jobs"},
-	{"create", true, cmd_create, "create a job: args source, target, method, options"},
-	{"status", false, cmd_status, "status of one job, or of all"},
-	{"start", true, cmd_event, "start the job: preflight, provision, sync"},
-	{"freeze", true, cmd_event, "stop writes on the source and take the final copy or drain"},
+	{"version", false, cmd_version, "show the daemon's version and protocol"},
+	{"describe", false, cmd_describe, "show the job state machine"},
+	{"jobs", false, cmd_jobs, "list the jobs"},
+	{"create", true, cmd_create, "create a job: source, target, method and options"},
+	{"status", false, cmd_status, "show one job in detail, or all jobs"},
+	{"start", true, cmd_event, "start a job: preflight, prepare the target, copy or sync the data"},
+	{"freeze", true, cmd_event, "stop writes on the source, take the final copy or drain replication"},
 	{"thaw", true, cmd_event, "allow writes on the source again"},
-	{"verify", true, cmd_event, "compare source and target again"},
-	{"cutover", true, cmd_event, "switch traffic to the target"},
-	{"rollback", true, cmd_event, "switch traffic back to the source, with the writes made since"},
-	{"finish", true, cmd_event, "close the rollback window and clean up"},
-	{"abort", true, cmd_event, "give up before cutover: thaw the source and clean up"},
+	{"verify", true, cmd_event, "compare a job's source and target again"},
+	{"cutover", true, cmd_event, "switch traffic to the target and open the rollback window"},
+	{"rollback", true, cmd_event, "switch back to the source, with the writes made on the target"},
+	{"finish", true, cmd_event, "close the rollback window and remove what pgmover created"},
+	{"abort", true, cmd_event, "give up before cutover: thaw the source, drop what pgmover created"},
 	{"retry", true, cmd_event, "resume a failed job from its last durable step"},
-	{"watch", true, cmd_watch, "receive an event line per transition and progress tick"},
+	{"watch", true, cmd_watch, "follow a job's transitions and progress ticks"},
 	{NULL, false, NULL, NULL}};
+
+/* "version, describe, ...": every command of the table, in its order (malloc'd) */
+char *
+pgm_commands_list(void)
+{
+	pgm_buf_t b = {0};
+
+	for (int i = 0; pgm_commands[i].name; i++) {
+		if (i > 0)
+			pgm_buf_append(&b, ", ");
+		pgm_buf_append(&b, pgm_commands[i].name);
+	}
+	return b.s;
+}
 
 const pgm_command_t *
 pgm_command_find(const char *name)

@@ -150,12 +150,28 @@ client_send_json(pgm_client_t *c, const cJSON *o)
 	free(text);
 }
 
-static cJSON *
-error_reply(const cJSON *id, const char *code, const char *message, const char *hint)
+const char *const pgm_error_codes[] = {PGM_ERR_CODES, NULL};
+
+bool
+pgm_error_code_known(const char *code)
+{
+	for (int i = 0; code && pgm_error_codes[i]; i++)
+		if (strcmp(pgm_error_codes[i], code) == 0)
+			return true;
+	return false;
+}
+
+cJSON *
+pgm_reply_error(const cJSON *id, const char *code, const char *message, const char *hint)
 {
 	cJSON *r = cJSON_CreateObject();
 	cJSON *e;
 
+	if (!pgm_error_code_known(code)) {
+		pgm_error("BUG: error code \"%s\" is not one of protocol.h's; replying \"%s\" (message: %s)",
+		          code ? code : "(none)", PGM_ERR_INTERNAL, message);
+		code = PGM_ERR_INTERNAL;
+	}
 	cJSON_AddItemToObject(r, "id", id ? cJSON_Duplicate(id, 1) : cJSON_CreateNull());
 	cJSON_AddBoolToObject(r, "ok", false);
 	e = cJSON_AddObjectToObject(r, "error");
@@ -176,43 +192,46 @@ pgm_control_handle_line(pgm_daemon_t *d, pgm_client_t *client, const char *line,
 	cJSON *reply, *empty_args = NULL;
 
 	if (req == NULL)
-		return error_reply(NULL, "bad_request", "request is not valid JSON",
-		                   "send one JSON object per line, e.g. {\"id\": 1, \"cmd\": \"version\"}");
+		return pgm_reply_error(NULL, PGM_ERR_BAD_REQUEST, "request is not valid JSON",
+		                       "send one JSON object per line, e.g. {\"id\": 1, \"cmd\": \"version\"}");
 	if (!cJSON_IsObject(req)) {
 		cJSON_Delete(req);
-		return error_reply(NULL, "bad_request", "request must be a JSON object",
-		                   "send {\"id\": 1, \"cmd\": \"version\"}");
+		return pgm_reply_error(NULL, PGM_ERR_BAD_REQUEST, "request must be a JSON object",
+		                       "send {\"id\": 1, \"cmd\": \"version\"}");
 	}
 	id = cJSON_GetObjectItemCaseSensitive(req, "id");
 	cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
 	job = cJSON_GetObjectItemCaseSensitive(req, "job");
 	args = cJSON_GetObjectItemCaseSensitive(req, "args");
 	if (!cJSON_IsString(cmd)) {
-		reply = error_reply(id, "bad_request", "request has no \"cmd\" string",
-		                    "add \"cmd\": one of the commands listed by \"describe\"");
+		reply = pgm_reply_error(id, PGM_ERR_BAD_REQUEST, "request has no \"cmd\" string",
+		                        "add \"cmd\": one of the commands listed by \"describe\"");
 		goto done;
 	}
 	def = pgm_command_find(cmd->valuestring);
 	if (def == NULL) {
 		char *msg = pgm_asprintf("unknown command \"%.64s\"", cmd->valuestring);
-		reply = error_reply(id, "unknown_command", msg,
-		                    "commands: version, describe, jobs, create, status, start, freeze, thaw, verify, "
-		                    "cutover, rollback, finish, abort, retry, watch");
+		char *list = pgm_commands_list();
+		char *hint = pgm_asprintf("commands: %s", list);
+
+		reply = pgm_reply_error(id, PGM_ERR_UNKNOWN_COMMAND, msg, hint);
+		free(hint);
+		free(list);
 		free(msg);
 		goto done;
 	}
 	if (job != NULL && !cJSON_IsNull(job) && !cJSON_IsString(job)) {
-		reply = error_reply(id, "bad_request", "\"job\" must be a string", NULL);
+		reply = pgm_reply_error(id, PGM_ERR_BAD_REQUEST, "\"job\" must be a string", NULL);
 		goto done;
 	}
 	if (def->needs_job && !cJSON_IsString(job)) {
 		char *msg = pgm_asprintf("command \"%s\" needs a job", def->name);
-		reply = error_reply(id, "bad_request", msg, "add \"job\": \"NAME\" to the request");
+		reply = pgm_reply_error(id, PGM_ERR_BAD_REQUEST, msg, "add \"job\": \"NAME\" to the request");
 		free(msg);
 		goto done;
 	}
 	if (args != NULL && !cJSON_IsNull(args) && !cJSON_IsObject(args)) {
-		reply = error_reply(id, "bad_request", "\"args\" must be an object", NULL);
+		reply = pgm_reply_error(id, PGM_ERR_BAD_REQUEST, "\"args\" must be an object", NULL);
 		goto done;
 	}
 	if (args == NULL || cJSON_IsNull(args))
@@ -231,8 +250,8 @@ pgm_control_handle_line(pgm_daemon_t *d, pgm_client_t *client, const char *line,
 		cJSON_AddItemToObject(reply, "result", ctx.result ? ctx.result : cJSON_CreateObject());
 	} else {
 		cJSON_Delete(ctx.result);
-		reply = error_reply(id, ctx.code ? ctx.code : "internal", ctx.message ? ctx.message : "command failed",
-		                    ctx.hint);
+		reply = pgm_reply_error(id, ctx.code ? ctx.code : PGM_ERR_INTERNAL,
+		                        ctx.message ? ctx.message : "command failed", ctx.hint);
 	}
 	free(ctx.message);
 	free(ctx.hint);
@@ -276,8 +295,8 @@ client_process(pgm_client_t *c)
 		c->len -= start;
 	}
 	if (!c->closing && c->len > PGM_MAX_LINE) {
-		cJSON *reply = error_reply(NULL, "line_too_long", "request line longer than 1 MiB",
-		                           "send one JSON object per line, each at most 1 MiB");
+		cJSON *reply = pgm_reply_error(NULL, PGM_ERR_LINE_TOO_LONG, "request line longer than 1 MiB",
+		                               "send one JSON object per line, each at most 1 MiB");
 		client_send_json(c, reply);
 		cJSON_Delete(reply);
 		pgm_warning("control client pid %d sent a line over 1 MiB; dropping it", (int) c->peer.pid);
@@ -346,8 +365,8 @@ on_connection(uv_stream_t *server, int status)
 		c->peer.gid = cred.gid;
 	}
 	if (ctl->nclients > ctl->d->cfg.max_clients) {
-		cJSON *r = error_reply(NULL, "too_many_clients", "too many control connections",
-		                       "close idle connections or raise max_clients");
+		cJSON *r = pgm_reply_error(NULL, PGM_ERR_TOO_MANY_CLIENTS, "too many control connections",
+		                           "close idle connections or raise max_clients");
 		client_send_json(c, r);
 		cJSON_Delete(r);
 		client_close(c);

@@ -54,6 +54,20 @@ typedef struct pgm_command {
 
 extern const pgm_command_t pgm_commands[];
 const pgm_command_t *pgm_command_find(const char *name);
+/* the names of every command, comma-separated, for hints (malloc'd) */
+char *pgm_commands_list(void);
+
+/* protocol.h's error codes (PGM_ERR_CODES), NULL-terminated */
+extern const char *const pgm_error_codes[];
+/* whether code is one of pgm_error_codes */
+bool pgm_error_code_known(const char *code);
+/*
+ * The reply {"id", "ok": false, "error": {"code", "message", "hint"}} (no
+ * hint when NULL). Every error reply is built here, so every code on the
+ * wire is checked: one protocol.h does not define is logged as a bug and
+ * sent as PGM_ERR_INTERNAL.
+ */
+cJSON *pgm_reply_error(const cJSON *id, const char *code, const char *message, const char *hint);
 
 /*
  * Handle one request line: parse, dispatch, and return the reply object

@@ -28,12 +28,14 @@ usage(FILE *out)
 {
 	fprintf(out,
 	        "pgmoverd — the pgmover daemon: drives PostgreSQL migration jobs\n\n"
-	        "Usage: pgmoverd [-c FILE] [--check]\n\n"
-	        "  -c, --config FILE   configuration file (default %s)\n"
-	        "      --check         validate the configuration file and exit\n"
-	        "      --describe[=dot] print the job state machine (text or graphviz) and exit\n"
-	        "  -V, --version       print the version and exit\n"
-	        "  -h, --help          this help\n",
+	        "Usage: pgmoverd [-c FILE] [--check]\n"
+	        "       pgmoverd --describe[=dot] | --version | --help\n\n"
+	        "  -c, --config FILE     configuration file (default %s)\n"
+	        "      --check           validate the configuration file and exit\n"
+	        "      --describe[=dot]  print the job state machine (text or graphviz) and exit\n"
+	        "  -V, --version         print the version and exit\n"
+	        "  -h, --help            this help\n\n"
+	        "Jobs are driven over the control socket: see \"pgmover help\" for its commands.\n",
 	        PGM_DEFAULT_CONF);
 }
 

@@ -2,13 +2,85 @@
  * test_cli_output.c
  *    Unit tests of the pgmover client's formatting helpers (src/cli/format.c):
  *    sizes, durations, numbers, progress and lag lines, describe rows and
- *    generic scalars. No daemon or server needed.
+ *    generic scalars; and of its command table (src/cli/commands.c): that it
+ *    agrees with the daemon's (pgm_commands[], linked from the library) and
+ *    that help and usage errors show every command. No daemon or server
+ *    needed.
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/util.h"
+#include "daemon/control.h"
+
+/*
+ * The client's sources that the command table needs, compiled in here: the
+ * test's meson rule links format.c only. plan.c and compare.c bring the
+ * preflight and the verification engine, which no test here runs: stubs.
+ */
+#include "cli/client.c"
+#include "cli/commands.c"
+#include "cli/output.c"
+
+int
+pgm_cli_plan(int argc, char **argv, bool json)
+{
+	ck_abort_msg("plan is not run by these tests");
+	return PGM_EXIT_FAILED;
+}
+
+int
+pgm_cli_compare(int argc, char **argv, bool json)
+{
+	ck_abort_msg("verify --source --target is not run by these tests");
+	return PGM_EXIT_FAILED;
+}
+
+/* a command one table has and the other has not, and why */
+typedef struct exception_s
+{
+	const char *name;
+	const char *reason;
+} exception_t;
+
+/* Commands of pgmoverd that the CLI does not offer (none: it offers them all) */
+static const exception_t daemon_only[] = {{NULL, NULL}};
+
+/* Commands of the CLI that are none of the daemon's, each with why */
+static const exception_t cli_only[] = {
+	{"plan", "the preflight runs in-process, without a daemon, and touches nothing"},
+	{"help", "the client's own help"},
+	{NULL, NULL}
+};
+
+/* The options a row may allow, as its usage spells them */
+static const struct
+{
+	pgm_cli_option_id_t id;
+	const char *spelling;
+}			row_options[] = {
+	{PGM_CLI_OPT_SOURCE, "--source"},
+	{PGM_CLI_OPT_TARGET, "--target"},
+	{PGM_CLI_OPT_METHOD, "--method"},
+	{PGM_CLI_OPT_SET, "--set"},
+	{PGM_CLI_OPT_TABLES, "--tables"},
+};
+
+/* Options a row allows and its usage does not show, each with why */
+static const struct
+{
+	const char *command;
+	const char *spelling;
+	const char *reason;
+}			unshown_options[] = {
+	{"plan", "--tables", "accepted but ignored (plan.c reads no --tables); refusing it would change what the CLI "
+	 "accepts, which this table's restructuring does not"},
+	{NULL, NULL, NULL}
+};
 
 /* parse a JSON literal; the tests own the result */
 static cJSON *
@@ -124,7 +196,243 @@ START_TEST(test_scalar_format)
 END_TEST
 
 /*
- * cli_output_suite gathers the formatting tests.
+ * reason_of returns the reason an exception table gives for name, or NULL.
+ */
+static const char *
+reason_of(const exception_t *table, const char *name)
+{
+	for (const exception_t *e = table; e->name != NULL; e++)
+	{
+		if (strcmp(e->name, name) == 0)
+			return e->reason;
+	}
+	return NULL;
+}
+
+/*
+ * Every command of the daemon has a row in the CLI's table (or is listed in
+ * daemon_only with a reason) and vice versa (or cli_only); and a row's
+ * summary starts with the daemon's help of its command, so that both
+ * describe each command the same way.
+ */
+START_TEST(test_tables_agree)
+{
+	for (int i = 0; pgm_commands[i].name != NULL; i++)
+	{
+		const pgm_command_t *d = &pgm_commands[i];
+		const pgm_cli_command_t *c = pgm_cli_command_find(d->name);
+		const char *why = reason_of(daemon_only, d->name);
+		size_t		n = strlen(d->help);
+
+		ck_assert_msg(d->help[0] != '\0', "daemon command %s has no help", d->name);
+		if (c == NULL)
+		{
+			ck_assert_msg(why != NULL && why[0] != '\0',
+						  "daemon command \"%s\" has no row in pgm_cli_commands (src/cli/commands.c); "
+						  "add one, or list it in daemon_only with the reason", d->name);
+			continue;
+		}
+		ck_assert_msg(why == NULL, "%s is listed as daemon-only, but the CLI has it", d->name);
+		ck_assert_msg(c->runs != PGM_CLI_RUNS_LOCAL, "%s is a daemon command, but the CLI runs it in-process only",
+					  d->name);
+		ck_assert_msg(strncmp(c->summary, d->help, n) == 0 &&
+					  (c->summary[n] == '\0' || strncmp(c->summary + n, ", ", 2) == 0),
+					  "%s: the CLI says \"%s\", the daemon \"%s\": the CLI's summary must be the daemon's help, "
+					  "optionally followed by \", \" and what the client adds", d->name, c->summary, d->help);
+		/* the same job argument */
+		if (d->needs_job)
+			ck_assert_msg(c->job == (c->runs == PGM_CLI_RUNS_BOTH ? PGM_CLI_JOB_OPTIONAL : PGM_CLI_JOB_REQUIRED),
+						  "%s needs a job on the daemon", d->name);
+		else
+			ck_assert_msg(c->job != PGM_CLI_JOB_REQUIRED, "%s takes no job on the daemon", d->name);
+	}
+	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++)
+	{
+		const char *why = reason_of(cli_only, c->name);
+
+		if (c->runs == PGM_CLI_RUNS_LOCAL)
+		{
+			ck_assert_msg(pgm_command_find(c->name) == NULL, "%s runs in-process, but the daemon has it too",
+						  c->name);
+			ck_assert_msg(why != NULL && why[0] != '\0', "CLI command \"%s\" is none of the daemon's; "
+						  "list it in cli_only with the reason", c->name);
+		}
+		else
+		{
+			ck_assert_msg(pgm_command_find(c->name) != NULL,
+						  "CLI command \"%s\" is sent to the daemon, which has no such command", c->name);
+			ck_assert_msg(why == NULL, "%s is listed as CLI-only, but the daemon has it", c->name);
+		}
+		ck_assert_ptr_eq(pgm_cli_command_find(c->name), c);
+	}
+	for (int i = 0; daemon_only[i].name != NULL; i++)
+		ck_assert_msg(pgm_command_find(daemon_only[i].name) != NULL, "daemon_only lists %s, which is no command",
+					  daemon_only[i].name);
+	for (int i = 0; cli_only[i].name != NULL; i++)
+		ck_assert_msg(pgm_cli_command_find(cli_only[i].name) != NULL, "cli_only lists %s, which is no command",
+					  cli_only[i].name);
+}
+END_TEST
+
+/*
+ * Each row is complete and its usage matches what it accepts: every form
+ * starts with the command; a required job is in every form, no job in none;
+ * every option the row allows is shown (or listed in unshown_options).
+ */
+START_TEST(test_rows_complete)
+{
+	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++)
+	{
+		size_t		n = strlen(c->name);
+		const char *form = c->usage;
+
+		ck_assert_msg(n <= 9, "%s: help aligns names of at most 9 characters", c->name);
+		ck_assert_ptr_nonnull(c->handler);
+		ck_assert_msg(c->summary != NULL && c->summary[0] >= 'a' && c->summary[0] <= 'z', "%s: summary", c->name);
+		ck_assert_msg(c->summary[strlen(c->summary) - 1] != '.', "%s: summary ends in a period", c->name);
+		ck_assert_msg(strchr(c->summary, '\n') == NULL, "%s: summary is more than one line", c->name);
+		ck_assert_msg(c->render != NULL || c->handler != cmd_daemon, "%s: cmd_daemon needs a renderer", c->name);
+		while (form != NULL)
+		{
+			const char *nl = strchr(form, '\n');
+			size_t		len = nl != NULL ? (size_t) (nl - form) : strlen(form);
+			char	   *line = strndup(form, len);
+
+			ck_assert_msg(strncmp(line, c->name, n) == 0 && (line[n] == '\0' || line[n] == ' '),
+						  "usage form \"%s\" does not start with \"%s\"", line, c->name);
+			if (c->job == PGM_CLI_JOB_REQUIRED)
+				ck_assert_msg(strncmp(line + n, " JOB", 4) == 0, "usage form \"%s\" lacks JOB", line);
+			if (c->job == PGM_CLI_JOB_NONE)
+				ck_assert_msg(strstr(line, "JOB") == NULL, "usage form \"%s\": the command takes no job", line);
+			free(line);
+			form = nl != NULL ? nl + 1 : NULL;
+		}
+		for (size_t i = 0; i < sizeof(row_options) / sizeof(row_options[0]); i++)
+		{
+			bool		unshown = false;
+
+			if ((c->options & PGM_CLI_OPT_BIT(row_options[i].id)) == 0)
+			{
+				ck_assert_msg(strstr(c->usage, row_options[i].spelling) == NULL,
+							  "%s's usage shows %s, which it does not allow", c->name, row_options[i].spelling);
+				continue;
+			}
+			for (int j = 0; unshown_options[j].command != NULL; j++)
+				unshown |= strcmp(unshown_options[j].command, c->name) == 0 &&
+					strcmp(unshown_options[j].spelling, row_options[i].spelling) == 0;
+			ck_assert_msg(unshown != (strstr(c->usage, row_options[i].spelling) != NULL),
+						  "%s allows %s: its usage must show it (or unshown_options list it, not both)",
+						  c->name, row_options[i].spelling);
+		}
+	}
+}
+END_TEST
+
+/* what pgm_cli_help_print prints for command (NULL: the general help), malloc'd */
+static char *
+help_text(const pgm_cli_command_t *command)
+{
+	char	   *text = NULL;
+	size_t		len = 0;
+	FILE	   *out = open_memstream(&text, &len);
+
+	ck_assert_ptr_nonnull(out);
+	pgm_cli_help_print(out, command);
+	ck_assert_int_eq(fclose(out), 0);
+	return text;
+}
+
+/* what pgm_cli_usage_hint prints on stderr for command, malloc'd */
+static char *
+usage_hint_text(const pgm_cli_command_t *command)
+{
+	FILE	   *tmp = tmpfile();
+	int			saved = dup(STDERR_FILENO);
+	char	   *text = calloc(1, 4096);
+
+	ck_assert_ptr_nonnull(tmp);
+	fflush(stderr);
+	ck_assert_int_ge(dup2(fileno(tmp), STDERR_FILENO), 0);
+	pgm_cli_usage_hint(command);
+	fflush(stderr);
+	ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
+	close(saved);
+	rewind(tmp);
+	ck_assert_uint_gt(fread(text, 1, 4095, tmp), 0);
+	fclose(tmp);
+	return text;
+}
+
+/*
+ * The help lists every command of the table, and so every command of the
+ * daemon, with its summary; a command's help and its usage error show each
+ * of its usage forms.
+ */
+START_TEST(test_help_shows_every_command)
+{
+	char	   *help = help_text(NULL);
+
+	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++)
+	{
+		char	   *line = pgm_asprintf("\n  %-9s %s\n", c->name, c->summary);
+		char	   *one = help_text(c);
+		char	   *hint = usage_hint_text(c);
+		const char *form = c->usage;
+
+		ck_assert_msg(strstr(help, line) != NULL, "help lacks \"%s\":\n%s", line, help);
+		ck_assert_msg(strncmp(one, c->summary, strlen(c->summary)) == 0, "help %s: %s", c->name, one);
+		ck_assert_msg(strncmp(hint, "hint: usage: pgmover ", 21) == 0, "usage hint of %s: %s", c->name, hint);
+		while (form != NULL)
+		{
+			const char *nl = strchr(form, '\n');
+			char	   *shown = pgm_asprintf("pgmover %.*s\n", (int) (nl != NULL ? nl - form : (long) strlen(form)),
+											form);
+
+			ck_assert_msg(strstr(one, shown) != NULL, "help %s lacks \"%s\": %s", c->name, shown, one);
+			ck_assert_msg(strstr(hint, shown) != NULL, "usage hint of %s lacks \"%s\": %s", c->name, shown, hint);
+			free(shown);
+			form = nl != NULL ? nl + 1 : NULL;
+		}
+		free(line);
+		free(one);
+		free(hint);
+	}
+	for (int i = 0; pgm_commands[i].name != NULL; i++)
+	{
+		char	   *word = pgm_asprintf("\n  %-9s %s", pgm_commands[i].name, pgm_commands[i].help);
+
+		ck_assert_msg(strstr(help, word) != NULL || reason_of(daemon_only, pgm_commands[i].name) != NULL,
+					  "help lacks the daemon's command %s", pgm_commands[i].name);
+		free(word);
+	}
+	/* the commands that take arguments, and the exit codes of protocol.h */
+	{
+		const char *args = strstr(help, "arguments of ");
+		char	   *line;
+
+		ck_assert_ptr_nonnull(args);
+		line = strndup(args, strcspn(args, ";\n"));
+		for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++)
+		{
+			char	   *word = pgm_asprintf(" %s", c->name);
+			bool		named = false;
+
+			for (const char *at = strstr(line, word); at != NULL; at = strstr(at + 1, word))
+				named |= at[strlen(word)] == '\0' || at[strlen(word)] == ',' || at[strlen(word)] == ' ';
+
+			ck_assert_msg(named == ((c->options & ~PGM_CLI_OPT_GLOBAL) != 0), "\"%s\" and %s", line, c->name);
+			free(word);
+		}
+		free(line);
+	}
+	ck_assert_msg(strstr(help, "Exit status: 0 success, 1 refused or failed, 2 usage error, 3 pgmoverd unreachable.")
+				  != NULL, "%s", help);
+	free(help);
+}
+END_TEST
+
+/*
+ * cli_output_suite gathers the formatting tests and those of the command table.
  */
 static Suite *
 cli_output_suite(void)
@@ -139,6 +447,11 @@ cli_output_suite(void)
 	tcase_add_test(tc, test_lag_format);
 	tcase_add_test(tc, test_transition_format);
 	tcase_add_test(tc, test_scalar_format);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("commands");
+	tcase_add_test(tc, test_tables_agree);
+	tcase_add_test(tc, test_rows_complete);
+	tcase_add_test(tc, test_help_shows_every_command);
 	suite_add_tcase(s, tc);
 	return s;
 }

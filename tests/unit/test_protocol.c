@@ -102,6 +102,7 @@ request_err(const char *line, const char *code, bool want_hint)
 	ck_assert_ptr_null(cJSON_GetObjectItem(r, "result"));
 	ck_assert_msg(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "code")), code) == 0, "%s -> %s, want %s",
 	              line, text, code);
+	ck_assert_msg(pgm_error_code_known(code), "%s is not a code of protocol.h", code);
 	msg = cJSON_GetStringValue(cJSON_GetObjectItem(e, "message"));
 	ck_assert_msg(msg && *msg, "%s -> %s: no message", line, text);
 	if (want_hint) {
@@ -231,6 +232,20 @@ START_TEST(test_unknown_command)
 	assert_id(r, "9");
 	ck_assert_ptr_nonnull(strstr(err_field(r, "message"), "\"launch\""));
 	ck_assert_ptr_nonnull(strstr(err_field(r, "hint"), "status"));
+	/* the hint is the command table: every command, in its order */
+	{
+		const char *hint = err_field(r, "hint"), *at = hint;
+
+		for (int i = 0; pgm_commands[i].name; i++) {
+			char *word = pgm_asprintf("%s%s%s", i ? " " : ": ", pgm_commands[i].name,
+			                          pgm_commands[i + 1].name ? "," : "");
+
+			at = strstr(at, word);
+			ck_assert_msg(at != NULL, "the unknown_command hint \"%s\" lacks \"%s\" in table order", hint,
+			              word);
+			free(word);
+		}
+	}
 	cJSON_Delete(r);
 	/* commands are case-sensitive; event names that are not commands are not commands */
 	cJSON_Delete(request_err("{\"id\": 9, \"cmd\": \"VERSION\"}", "unknown_command", true));
@@ -717,6 +732,95 @@ START_TEST(test_reload_jobs)
 }
 END_TEST
 
+/*
+ * The error codes are the contract of README.md, in its order: codes are
+ * only ever added, never renamed or removed, and the reply builder sends
+ * no other.
+ */
+START_TEST(test_error_codes)
+{
+	static const char *contract[] = {"bad_request",      "unknown_command", "no_such_job",   "job_exists",
+	                                 "invalid_state",    "invalid_argument", "not_available", "line_too_long",
+	                                 "too_many_clients", "shutting_down",   "internal"};
+	const char *macros[] = {PGM_ERR_CODES};
+	size_t n = 0;
+
+	while (pgm_error_codes[n])
+		n++;
+	ck_assert_uint_eq(n, sizeof(contract) / sizeof(contract[0]));
+	ck_assert_uint_eq(sizeof(macros) / sizeof(macros[0]), n);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_str_eq(pgm_error_codes[i], contract[i]);
+		ck_assert_str_eq(macros[i], contract[i]);
+		ck_assert(pgm_error_code_known(contract[i]));
+		for (size_t j = 0; j < i; j++)
+			ck_assert_str_ne(pgm_error_codes[i], pgm_error_codes[j]);
+	}
+	/* each macro by name, so that a renamed one fails here */
+	ck_assert_str_eq(PGM_ERR_BAD_REQUEST, "bad_request");
+	ck_assert_str_eq(PGM_ERR_UNKNOWN_COMMAND, "unknown_command");
+	ck_assert_str_eq(PGM_ERR_NO_SUCH_JOB, "no_such_job");
+	ck_assert_str_eq(PGM_ERR_JOB_EXISTS, "job_exists");
+	ck_assert_str_eq(PGM_ERR_INVALID_STATE, "invalid_state");
+	ck_assert_str_eq(PGM_ERR_INVALID_ARGUMENT, "invalid_argument");
+	ck_assert_str_eq(PGM_ERR_NOT_AVAILABLE, "not_available");
+	ck_assert_str_eq(PGM_ERR_LINE_TOO_LONG, "line_too_long");
+	ck_assert_str_eq(PGM_ERR_TOO_MANY_CLIENTS, "too_many_clients");
+	ck_assert_str_eq(PGM_ERR_SHUTTING_DOWN, "shutting_down");
+	ck_assert_str_eq(PGM_ERR_INTERNAL, "internal");
+	ck_assert(!pgm_error_code_known(NULL));
+	ck_assert(!pgm_error_code_known(""));
+	ck_assert(!pgm_error_code_known("Invalid_State"));
+	ck_assert(!pgm_error_code_known("invalid_state "));
+	/* and the exit codes of the CLI */
+	ck_assert_int_eq(PGM_EXIT_OK, 0);
+	ck_assert_int_eq(PGM_EXIT_FAILED, 1);
+	ck_assert_int_eq(PGM_EXIT_USAGE, 2);
+	ck_assert_int_eq(PGM_EXIT_UNREACHABLE, 3);
+}
+END_TEST
+
+/* the reply builder passes protocol.h's codes and turns any other into internal */
+START_TEST(test_error_reply_codes)
+{
+	cJSON *id = cJSON_CreateNumber(5);
+
+	for (int i = 0; pgm_error_codes[i]; i++) {
+		cJSON *r = pgm_reply_error(id, pgm_error_codes[i], "m", i % 2 ? "h" : NULL);
+
+		assert_id(r, "5");
+		ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(r, "ok")));
+		ck_assert_str_eq(err_field(r, "code"), pgm_error_codes[i]);
+		ck_assert_str_eq(err_field(r, "message"), "m");
+		if (i % 2)
+			ck_assert_str_eq(err_field(r, "hint"), "h");
+		else
+			ck_assert_ptr_null(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "error"), "hint"));
+		cJSON_Delete(r);
+	}
+	{
+		static const char *unknown[] = {"no_such_thing", "", "Internal", "invalid_state\n"};
+
+		for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+			cJSON *r = pgm_reply_error(NULL, unknown[i], "what failed", "what to do");
+
+			assert_id(r, "null");
+			ck_assert_str_eq(err_field(r, "code"), PGM_ERR_INTERNAL);
+			ck_assert_str_eq(err_field(r, "message"), "what failed");
+			ck_assert_str_eq(err_field(r, "hint"), "what to do");
+			cJSON_Delete(r);
+		}
+		{
+			cJSON *r = pgm_reply_error(NULL, NULL, "no code", NULL);
+
+			ck_assert_str_eq(err_field(r, "code"), PGM_ERR_INTERNAL);
+			cJSON_Delete(r);
+		}
+	}
+	cJSON_Delete(id);
+}
+END_TEST
+
 static Suite *
 protocol_suite(void)
 {
@@ -731,6 +835,8 @@ protocol_suite(void)
 	tcase_add_test(req, test_line_length);
 	tcase_add_test(req, test_version_describe_jobs);
 	tcase_add_test(req, test_request_shape);
+	tcase_add_test(req, test_error_codes);
+	tcase_add_test(req, test_error_reply_codes);
 	suite_add_tcase(s, req);
 
 	tcase_add_checked_fixture(jobs, setup, teardown);
