@@ -7,6 +7,7 @@
 #include "fsm/store.h"
 #include "pg/dsn.h"
 #include "pipeline/method.h"
+#include "pgmover/protocol.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -93,14 +94,14 @@ pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const cha
 	char *err = NULL;
 	cJSON *opts;
 
-	*code = "invalid_argument";
+	*code = PGM_ERR_INVALID_ARGUMENT;
 	if (!pgm_name_valid(name)) {
 		*message = pgm_asprintf("invalid job name \"%s\"", name ? name : "");
 		*hint = pgm_strdup("use 1 to 63 letters, digits, '-' or '_', starting with a letter or digit");
 		return NULL;
 	}
 	if (pgm_jobs_find(d, name)) {
-		*code = "job_exists";
+		*code = PGM_ERR_JOB_EXISTS;
 		*message = pgm_asprintf("job \"%s\" already exists", name);
 		*hint = pgm_strdup("choose another name, or see it with \"pgmover status NAME\"");
 		return NULL;
@@ -171,7 +172,7 @@ job_new(pgm_daemon_t *d, const char *name, const char *source, const char *targe
 	job->warnings = cJSON_CreateArray();
 	job->dir = pgm_asprintf("%s/%s", d->cfg.state_dir, name);
 	if (!pgm_mkdir_p(job->dir, 0700) || !pgm_store_save_secrets(job) || !pgm_store_save(job)) {
-		*code = "internal";
+		*code = PGM_ERR_INTERNAL;
 		*message = pgm_asprintf("could not write the state of job \"%s\" in \"%s\": %s", name, job->dir,
 		                        strerror(errno));
 		*hint = pgm_strdup("check that state_dir exists and is writable by pgmoverd");

@@ -23,7 +23,7 @@ struct pgm_daemon {
 pgm_job_t *pgm_jobs_find(pgm_daemon_t *d, const char *name);
 /*
  * Create a job (validated) and persist it; on error returns NULL with a
- * code ("invalid_argument", "job_exists", "internal") and a message/hint.
+ * code (PGM_ERR_INVALID_ARGUMENT, _JOB_EXISTS, _INTERNAL) and a message/hint.
  */
 pgm_job_t *pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const char *target,
                            const char *method, const cJSON *options, const pgm_peer_t *peer,

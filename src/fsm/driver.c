@@ -11,6 +11,7 @@
 #include "fsm/job.h"
 #include "fsm/step.h"
 #include "fsm/store.h"
+#include "pgmover/protocol.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -122,17 +123,17 @@ pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char 
 	*message = *hint = NULL;
 	if (row < 0) {
 		char *allowed = pgm_fsm_allowed_commands(job->state, job->failed_from);
-		*code = "invalid_state";
+		*code = PGM_ERR_INVALID_STATE;
 		*message = pgm_asprintf("job \"%s\" is %s: %s is not possible now", job->name,
 		                        pgm_state_name(job->state), pgm_event_name(ev));
 		*hint = pgm_asprintf("commands accepted in state %s: %s", pgm_state_name(job->state), allowed);
 		free(allowed);
 		if (peer)
-			pgm_job_audit(job, peer, pgm_event_name(ev), pgm_state_name(from), NULL, "refused: invalid_state");
+			pgm_job_audit(job, peer, pgm_event_name(ev), pgm_state_name(from), NULL, "refused: " PGM_ERR_INVALID_STATE);
 		return false;
 	}
 	if (job->host->stopping) {
-		*code = "shutting_down";
+		*code = PGM_ERR_SHUTTING_DOWN;
 		*message = pgm_strdup("pgmoverd is shutting down");
 		*hint = pgm_strdup("send the command again once pgmoverd has restarted");
 		return false;
@@ -157,7 +158,7 @@ pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char 
 		job->last_row = old_last_row;
 		job->failed_from = old_failed_from;
 		job->failed_row = old_failed_row;
-		*code = "internal";
+		*code = PGM_ERR_INTERNAL;
 		*message = pgm_asprintf("could not persist the state of job \"%s\"", job->name);
 		*hint = pgm_strdup("check free space and permissions of state_dir; the job stays where it was");
 		return false;
