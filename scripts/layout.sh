@@ -104,7 +104,7 @@ walk() {
     [[ $dir == src/* ]] || return 0
     for sub in "$dir"/*/; do
         sub=${sub%/}
-        [[ -d $sub ]] && ! skipped "$sub" || continue
+        if [[ ! -d $sub ]] || skipped "$sub"; then continue; fi
         walk "$sub" "$indent  " "${sub##*/}"
     done
 }
@@ -114,7 +114,7 @@ block() {
     for top in include src tests; do
         for dir in "$top"/*/; do
             dir=${dir%/}
-            [[ -d $dir ]] && ! skipped "$dir" || continue
+            if [[ ! -d $dir ]] || skipped "$dir"; then continue; fi
             walk "$dir" ""
         done
     done
@@ -130,10 +130,10 @@ out=$(block)
 case ${1:-} in
 "") printf '%s\n' "$out" ;;
 --readme)
-    grep -q '^<!-- layout:begin -->$' README.md && grep -q '^<!-- layout:end -->$' README.md || {
+    if ! grep -q '^<!-- layout:begin -->$' README.md || ! grep -q '^<!-- layout:end -->$' README.md; then
         echo "scripts/layout.sh: README.md has no <!-- layout:begin --> / <!-- layout:end --> markers" >&2
         exit 1
-    }
+    fi
     BLOCK=$out awk '
         /^<!-- layout:begin -->$/ { print; print "```"; print ENVIRON["BLOCK"]; print "```"; skip = 1; next }
         /^<!-- layout:end -->$/ { skip = 0 }
