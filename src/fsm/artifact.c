@@ -81,6 +81,22 @@ pgm_artifact_find_live(pgm_job_t *job, const char *kind, const char *side, const
 	return NULL;
 }
 
+/*
+ * "undone" (and "undone_at") is what status showed of a record before the
+ * registry had a status; the protocol only ever adds fields, so it stays:
+ * true once dropped, false again if the object is made anew.
+ */
+static void
+set_undone(cJSON *a, pgm_artifact_status_t st)
+{
+	if (st == PGM_ART_DROPPED) {
+		pgm_json_set(a, "undone", cJSON_CreateTrue());
+		pgm_json_set_time(a, "undone_at", pgm_now_ms());
+	} else if (cJSON_GetObjectItem(a, "undone")) {
+		pgm_json_set(a, "undone", cJSON_CreateFalse());
+	}
+}
+
 cJSON *
 pgm_artifact_record(pgm_job_t *job, const char *kind, const char *side, const char *name,
                     pgm_artifact_status_t st, cJSON *extra)
@@ -119,10 +135,12 @@ pgm_artifact_set(pgm_job_t *job, cJSON *a, pgm_artifact_status_t st)
 	char key[32];
 	pgm_artifact_status_t old = pgm_artifact_status(a);
 	bool had_status = pgm_json_str(a, "status") != NULL;
+	cJSON *old_undone = cJSON_Duplicate(cJSON_GetObjectItem(a, "undone"), 0);
 
 	pgm_json_set_str(a, "status", status_names[st]);
 	snprintf(key, sizeof(key), "%s_at", status_names[st]);
 	pgm_json_set_time(a, key, pgm_now_ms());
+	set_undone(a, st);
 	if (!pgm_job_save(job)) {
 		/* memory stays what the disk says */
 		if (had_status)
@@ -130,10 +148,15 @@ pgm_artifact_set(pgm_job_t *job, cJSON *a, pgm_artifact_status_t st)
 		else
 			cJSON_DeleteItemFromObject(a, "status");
 		cJSON_DeleteItemFromObject(a, key);
-		pgm_error("job %s: could not record %s \"%s\" as %s in state.json", job->name, pgm_json_str(a, "kind"),
-		          pgm_json_str(a, "name") ? pgm_json_str(a, "name") : "", status_names[st]);
+		if (old_undone) {
+			pgm_json_set(a, "undone", old_undone);
+		} else {
+			cJSON_DeleteItemFromObject(a, "undone");
+			cJSON_DeleteItemFromObject(a, "undone_at");
+		}
 		return false;
 	}
+	cJSON_Delete(old_undone);
 	return true;
 }
 

@@ -93,8 +93,16 @@ START_TEST(test_lifecycle)
 	ck_assert(pgm_artifact_live(a));
 	ck_assert(pgm_artifact_set(job, a, PGM_ART_DROPPING));
 	ck_assert(pgm_artifact_live(a));
+	ck_assert_ptr_null(cJSON_GetObjectItem(a, "undone"));
 	pgm_artifact_dropped(job, a);
 	ck_assert(!pgm_artifact_live(a));
+	/* what status showed before the registry had a status stays (fields are only added) */
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(a, "undone")));
+	ck_assert_ptr_nonnull(pgm_json_str(a, "undone_at"));
+	/* made anew: live, and no longer undone */
+	ck_assert(pgm_artifact_set(job, a, PGM_ART_CREATING));
+	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(a, "undone")));
+	pgm_artifact_dropped(job, a);
 	disk = on_disk();
 	ck_assert_str_eq(pgm_json_str(cJSON_GetArrayItem(disk, 0), "status"), "dropped");
 	cJSON_Delete(disk);
