@@ -43,6 +43,8 @@ const pgm_opt_def_t pgm_job_opts[] = {
 	 "allow a target database that already holds tables (they are replaced)"},
 	{"allow_no_pk", PGM_OPT_BOOL, "off", 0, 0, NULL, true,
 	 "pglogical: replicate tables without a primary key insert-only"},
+	{"catchup_rows", PGM_OPT_INT, "1000", 0, 1000000000, NULL, true,
+	 "triggers: synced once an apply round leaves at most this many logged changes behind"},
 	{"stall_warning", PGM_OPT_DURATION, "30s", 1000, 3600000, NULL, true,
 	 "pglogical: warn when the slot confirms nothing this long while the source writes"},
 	{"retained_wal_warning", PGM_OPT_INT, "1073741824", 0, INT64_MAX, NULL, true,

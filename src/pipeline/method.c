@@ -10,6 +10,7 @@
 const pgm_method_t *const pgm_methods[] = {
 	&pgm_method_dump,
 	&pgm_method_pglogical,
+	&pgm_method_triggers,
 	&pgm_method_archive,
 	NULL,
 };

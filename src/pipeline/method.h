@@ -1,6 +1,6 @@
 /*
  * method.h — a method is one table of operations. Each method lives in a
- * folder of its own (dump/, archive/, pglogical/) and fills one
+ * folder of its own (dump/, archive/, pglogical/, triggers/) and fills one
  * pgm_method_t; the state machine, its table and its driver are the same
  * for every method. steps.c runs what all methods share (the preflight,
  * the rollback window's deadline) and calls the job's operation for the
@@ -48,6 +48,7 @@ extern const pgm_method_t *const pgm_methods[];
 extern const pgm_method_t pgm_method_dump;
 extern const pgm_method_t pgm_method_archive;
 extern const pgm_method_t pgm_method_pglogical;
+extern const pgm_method_t pgm_method_triggers;
 
 /* the method --method names, or NULL (a file-only method is not found by name) */
 const pgm_method_t *pgm_method_find(const char *name);

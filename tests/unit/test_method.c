@@ -65,7 +65,7 @@ START_TEST(test_every_slot_filled)
 			ck_assert_msg(slot_fn(m, &slots[j]) != NULL, "method %s leaves %s empty", m->name,
 			              slots[j].name);
 	}
-	ck_assert_int_ge(n, 3);
+	ck_assert_int_ge(n, 4);
 }
 END_TEST
 
@@ -87,6 +87,7 @@ START_TEST(test_find_by_name)
 {
 	ck_assert_ptr_eq(pgm_method_find("dump"), &pgm_method_dump);
 	ck_assert_ptr_eq(pgm_method_find("pglogical"), &pgm_method_pglogical);
+	ck_assert_ptr_eq(pgm_method_find("triggers"), &pgm_method_triggers);
 	ck_assert_ptr_null(pgm_method_find("archive"));
 	ck_assert_ptr_null(pgm_method_find("Dump"));
 	ck_assert_ptr_null(pgm_method_find(""));
@@ -104,8 +105,9 @@ START_TEST(test_for_source)
 	ck_assert_ptr_eq(pgm_method_for("dump", "file:/backups/latest.dump"), &pgm_method_archive);
 	ck_assert_ptr_eq(pgm_method_for("dump", "/backups/latest.dump"), &pgm_method_archive);
 	ck_assert_ptr_eq(pgm_method_for("pglogical", "host=h dbname=db"), &pgm_method_pglogical);
-	/* logical replication needs a live source */
+	/* logical replication and change capture need a live source */
 	ck_assert_ptr_null(pgm_method_for("pglogical", "file:/backups/latest.dump"));
+	ck_assert_ptr_null(pgm_method_for("triggers", "/backups/latest.dump"));
 	ck_assert_ptr_null(pgm_method_for("nosuch", "postgres://u@h/db"));
 	/* every file method is some method's file_source, and runs for files only */
 	for (int i = 0; pgm_methods[i]; i++)
@@ -128,7 +130,8 @@ START_TEST(test_list_names_methods)
 		free(want);
 	}
 	ck_assert_str_eq(list, "--method dump (pg_dump/restore, any source) or --method pglogical (logical "
-	                       "replication, needs a superuser on the source)");
+	                       "replication, needs a superuser on the source) or --method triggers (change capture "
+	                       "by triggers, the owner's privileges only: Heroku)");
 	free(list);
 }
 END_TEST

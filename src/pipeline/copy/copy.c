@@ -85,6 +85,9 @@ struct copy_engine {
 	int64_t started_mono, phase_mono, data_ms, last_save;
 	const char *phase;
 	bool failed;
+	char *xsnapshot;      /* pg_current_snapshot() of the copy: which transactions it holds */
+	pgm_copy_opts_t opts;
+	pgm_buf_t toc_now, toc_later; /* post-data entries, split when opts.defer_constraints */
 };
 
 static void worker_next(worker_t *w);
@@ -111,7 +114,10 @@ copy_free(void *p)
 	free(cp->workdir);
 	free(cp->archive);
 	free(cp->snapshot);
+	free(cp->xsnapshot);
 	free(cp->label);
+	free(cp->toc_now.s);
+	free(cp->toc_later.s);
 	free(cp);
 }
 
@@ -200,6 +206,8 @@ copy_finished(pgm_step_t *s)
 	pgm_json_set_num(rec, "jobs", cp->nworkers);
 	pgm_json_set_str(rec, "engine", "copy");
 	pgm_json_set_str(rec, "format", cp->binary ? "binary" : "text");
+	if (cp->xsnapshot)
+		pgm_json_set_str(rec, "snapshot", cp->xsnapshot);
 	pgm_json_set_time(rec, "finished_at", pgm_now_ms());
 	pgm_json_set(pgm_json_obj(job->facts, "copies"), cp->label, rec);
 	if (strcmp(cp->label, "rehearsal") == 0)
@@ -262,18 +270,95 @@ on_tool_line(pgm_proc_t *p, int stream, const char *line, void *data)
 	pgm_debug("job %s: %s", cp->step->job->name, line);
 }
 
+/*
+ * A line of pg_restore --list: the entries of pgmover's capture are never
+ * restored; with defer_constraints, foreign keys and triggers wait until the
+ * last change is applied (they would check and fire on rows that are still
+ * arriving in another order than the source's).
+ */
 static void
-start_post_data(copy_engine_t *cp)
+on_toc_line(pgm_proc_t *p, int stream, const char *line, void *data)
 {
-	char jobs[16];
-	const char *args[] = {"--section=post-data", "--jobs", jobs, "--no-owner", "--no-acl", "--exit-on-error",
-	                      cp->archive, NULL};
+	copy_engine_t *cp = data;
+	const char *body = strchr(line, ';');
 
-	set_phase(cp, "post-data");
-	progress_update(cp, true);
+	if (stream != 1 || line[0] == ';' || body == NULL)
+		return;
+	if (strstr(body, " TRIGGER ") && strstr(body, " " PGM_CAPTURE_TRIGGER_PREFIX))
+		return;
+	if (cp->opts.defer_constraints && (strstr(body, " FK CONSTRAINT ") || strstr(body, " TRIGGER "))) {
+		pgm_buf_appendf(&cp->toc_later, "%s\n", line);
+		return;
+	}
+	pgm_buf_appendf(&cp->toc_now, "%s\n", line);
+}
+
+static void
+run_post_data(copy_engine_t *cp, const char *list)
+{
+	char jobs[16], *l = list ? pgm_asprintf("--use-list=%s", list) : NULL;
+	const char *args[] = {"--section=post-data", "--jobs", jobs, "--no-owner", "--no-acl", "--exit-on-error",
+	                      cp->archive, l, NULL};
+
 	snprintf(jobs, sizeof(jobs), "%d", cp->nworkers);
 	pgm_tool_spawn(cp->step, "pg_restore", args, false,
 	               "-c maintenance_work_mem=256MB -c synchronous_commit=off", on_tool_line, on_post_exit, cp);
+	free(l);
+}
+
+static void
+on_toc_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *tail, void *data)
+{
+	copy_engine_t *cp = data;
+	pgm_job_t *job = cp->step->job;
+	char *now = pgm_asprintf("%s/post-data.list", cp->workdir);
+	char *later = pgm_asprintf("%s/deferred.list", job->dir), *keep = pgm_asprintf("%s/deferred.dump", job->dir);
+	char *arch = NULL;
+	size_t n = 0;
+	bool ok;
+
+	if (pgm_tool_failed(cp->step, "pg_restore", "listing of the schema", status, sig, tail))
+		goto out;
+	ok = pgm_file_replace(now, cp->toc_now.s ? cp->toc_now.s : "", cp->toc_now.s ? strlen(cp->toc_now.s) : 0, 0600) &&
+	     pgm_file_replace(later, cp->toc_later.s ? cp->toc_later.s : "",
+	                      cp->toc_later.s ? strlen(cp->toc_later.s) : 0, 0600);
+	/* the archive the deferred entries come from outlives the copy's work directory */
+	if (ok && (arch = pgm_file_read(cp->archive, (size_t) 1 << 30, &n)) != NULL)
+		ok = pgm_file_replace(keep, arch, n, 0600);
+	else
+		ok = false;
+	free(arch);
+	if (!ok) {
+		pgm_step_fail(cp->step, "could not write the lists of the schema's post-data entries", job->dir,
+		              "check free space and permissions of state_dir");
+		goto out;
+	}
+	{
+		int lines = 0;
+
+		for (const char *q = cp->toc_later.s; q && *q; q++)
+			lines += *q == '\n';
+		pgm_json_set_num(pgm_json_obj(job->facts, "copies"), "deferred_entries", lines);
+	}
+	run_post_data(cp, now);
+out:
+	free(now);
+	free(later);
+	free(keep);
+}
+
+static void
+start_post_data(copy_engine_t *cp)
+{
+	const char *args[] = {"--list", cp->archive, NULL};
+
+	set_phase(cp, "post-data");
+	progress_update(cp, true);
+	if (!cp->opts.defer_constraints) {
+		run_post_data(cp, NULL);
+		return;
+	}
+	pgm_tool_spawn_dsn(cp->step, "pg_restore", args, NULL, NULL, on_toc_line, on_toc_exit, cp);
 }
 
 /* ---- 3. data: workers and chunks ---- */
@@ -629,7 +714,8 @@ static void
 start_schema(copy_engine_t *cp)
 {
 	char *snap = pgm_asprintf("--snapshot=%s", cp->snapshot);
-	const char *args[] = {"--schema-only", "--format=custom", snap, "--file", cp->archive, NULL};
+	const char *args[] = {"--schema-only", "--format=custom", snap, "--exclude-schema=" PGM_CAPTURE_SCHEMA_PREFIX "*",
+	                      "--file", cp->archive, NULL};
 
 	set_phase(cp, "schema");
 	progress_update(cp, true);
@@ -653,7 +739,7 @@ static const char *tables_sql =
 	"  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 	" WHERE c.relkind = 'r' AND c.relpersistence <> 't'"
 	"   AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-	"   AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'"
+	"   AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_' AND n.nspname !~ '^" PGM_CAPTURE_SCHEMA_PREFIX "'"
 	"   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
 	"                     AND d.objid = c.oid AND d.deptype = 'e')"
 	" ORDER BY 4 DESC";
@@ -662,6 +748,7 @@ static const char *seqlist_sql =
 	"SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c"
 	"  JOIN pg_namespace n ON n.oid = c.relnamespace"
 	" WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+	"   AND n.nspname !~ '^" PGM_CAPTURE_SCHEMA_PREFIX "'"
 	"   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
 	"                     AND d.objid = c.oid AND d.deptype = 'e')";
 
@@ -777,6 +864,7 @@ on_snapshot(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err,
 		return;
 	}
 	cp->snapshot = pgm_strdup(pgm_pg_value(res, 0, 0));
+	cp->xsnapshot = pgm_strdup(pgm_pg_value(res, 0, 1));
 	pgm_pg_query(conn, tables_sql, 0, NULL, on_tables, cp);
 }
 
@@ -794,7 +882,9 @@ on_holder_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 	             (int) pgm_json_num(cJSON_GetObjectItem(cp->step->job->facts, "target"), "server_version_num", 0) /
 	                 10000;
 	pgm_pg_query(conn,
-	             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot()", 0, NULL,
+	             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+	             " SELECT pg_export_snapshot(), pg_current_snapshot()::text",
+	             0, NULL,
 	             on_snapshot, cp);
 }
 
@@ -810,10 +900,19 @@ after_clean(pgm_step_t *s)
 void
 pgm_copy_run(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s))
 {
+	pgm_copy_opts_t o = {0};
+
+	pgm_copy_run_opts(s, label, &o, then);
+}
+
+void
+pgm_copy_run_opts(pgm_step_t *s, const char *label, const pgm_copy_opts_t *opts, void (*then)(pgm_step_t *s))
+{
 	pgm_job_t *job = s->job;
 	copy_engine_t *cp = pgm_calloc(1, sizeof(*cp));
 	pgm_sql_t *q;
 
+	cp->opts = *opts;
 	cp->step = s;
 	cp->label = pgm_strdup(label);
 	cp->then = then;
@@ -831,6 +930,60 @@ pgm_copy_run(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s))
 	                  "the target role must own the target database and the objects in it");
 	pgm_target_clean(q, job);
 	pgm_sql_run(q, after_clean);
+}
+
+/* ---- the entries held back by defer_constraints ---- */
+
+typedef struct deferred {
+	pgm_step_t *step;
+	void (*then)(pgm_step_t *s);
+} deferred_t;
+
+static void
+on_deferred_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *tail, void *data)
+{
+	deferred_t *d = data;
+	pgm_step_t *s = d->step;
+	void (*then)(pgm_step_t *) = d->then;
+
+	pgm_step_disown(s, d);
+	free(d);
+	if (pgm_tool_failed(s, "pg_restore", "restore of the foreign keys and triggers", status, sig, tail))
+		return;
+	pgm_json_set_time(pgm_json_obj(s->job->facts, "copies"), "deferred_restored_at", pgm_now_ms());
+	pgm_job_checkpoint(s->job);
+	then(s);
+}
+
+void
+pgm_copy_restore_deferred(pgm_step_t *s, void (*then)(pgm_step_t *s))
+{
+	pgm_job_t *job = s->job;
+	char *list = pgm_asprintf("%s/deferred.list", job->dir), *arch = pgm_asprintf("%s/deferred.dump", job->dir);
+	char *l = pgm_asprintf("--use-list=%s", list);
+	size_t n = 0;
+	char *text = pgm_file_read(list, (size_t) 1 << 26, &n);
+	const char *args[] = {"--section=post-data", "--no-owner", "--no-acl", "--exit-on-error", l, arch, NULL};
+	deferred_t *d;
+
+	if (text == NULL || n == 0) {
+		free(text);
+		free(list);
+		free(arch);
+		free(l);
+		then(s);
+		return;
+	}
+	free(text);
+	d = pgm_calloc(1, sizeof(*d));
+	d->step = s;
+	d->then = then;
+	pgm_step_own(s, d, free);
+	pgm_info("job %s: restoring the foreign keys and triggers held back during the sync", job->name);
+	pgm_tool_spawn_dsn(s, "pg_restore", args, job->target_dsn, NULL, NULL, on_deferred_exit, d);
+	free(list);
+	free(arch);
+	free(l);
 }
 
 /* the job's copy engine; large objects need pg_dump's, which is used then */

@@ -12,6 +12,26 @@
 void pgm_copy_run(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s));
 
 /*
+ * The schemas and triggers of pgmover's own change capture on a source
+ * (the triggers method): never copied, never verified, never counted as
+ * the application's writes.
+ */
+#define PGM_CAPTURE_SCHEMA_PREFIX "pgmover_capture_"
+#define PGM_CAPTURE_TRIGGER_PREFIX "pgmover_capture_"
+
+typedef struct pgm_copy_opts {
+	/*
+	 * Foreign keys and triggers are not restored with the copy but listed
+	 * in state_dir/<job>/deferred.list (entries of deferred.dump), for
+	 * pgm_copy_restore_deferred once the target has every change.
+	 */
+	bool defer_constraints;
+} pgm_copy_opts_t;
+void pgm_copy_run_opts(pgm_step_t *s, const char *label, const pgm_copy_opts_t *opts, void (*then)(pgm_step_t *s));
+/* restore what defer_constraints held back (nothing to do when the list is empty) */
+void pgm_copy_restore_deferred(pgm_step_t *s, void (*then)(pgm_step_t *s));
+
+/*
  * pgdump.c: copy the source into a clean target with pg_dump/pg_restore.
  * `label` names the copy in facts ("rehearsal" or "final"); then is called
  * when it succeeded (the step fails by itself otherwise).

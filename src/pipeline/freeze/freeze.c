@@ -117,11 +117,12 @@ static const char *terminate_wait_sql =
 /*
  * The row changes of the user's tables; tables of extensions are left out:
  * pglogical's own (pglogical.queue) take writes from its workers while the
- * source is frozen, which are not the application's.
+ * source is frozen, which are not the application's; so is the change log
+ * of the triggers method, which its drain empties after the freeze.
  */
 #define USER_ROW_CHANGES                                                                           \
 	"(SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables t"        \
-	"  WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"          \
+	"  WHERE t.schemaname !~ '^pgmover_capture_' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"          \
 	"                      AND d.objid = t.relid AND d.deptype = 'e'))::bigint"
 
 static const char *baseline_sql = "SELECT pg_current_wal_lsn()::text, " USER_ROW_CHANGES;

@@ -62,7 +62,7 @@ static const char *facts_sql =
 	"       current_setting('wal_level') AS wal_level,"
 	"       (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 	"         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-	"           AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'"
+	"           AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_' AND n.nspname !~ '^pgmover_capture_'"
 	"           AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_class'::regclass"
 	"                             AND dep.objid = c.oid AND dep.deptype = 'e')) AS user_tables,"
 	"       (SELECT count(*) FROM pg_largeobject_metadata) AS large_objects,"
@@ -101,6 +101,7 @@ static const char *facts_sql =
 	" FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"                        \
 	" WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"                          \
 	"   AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'"                          \
+	"   AND n.nspname !~ '^pgmover_capture_'"                                                \
 	"   AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_class'::regclass" \
 	"                     AND dep.objid = c.oid AND dep.deptype = 'e')"
 

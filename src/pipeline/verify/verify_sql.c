@@ -77,9 +77,13 @@ const char *const pgm_vsql_session =
 	" SET jit_above_cost = 200000; SET jit_optimize_above_cost = 200000; SET jit_inline_above_cost = -1;"
 	" SET max_parallel_workers_per_gather = 0;";
 
-/* ordinary tables and leaf partitions of user schemas, extensions' own left out */
+/*
+ * ordinary tables and leaf partitions of user schemas; extensions' own and
+ * pgmover's change capture on a source (the triggers method) left out
+ */
 #define USER_RELS                                                                        \
 	" n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'" \
+	" AND n.nspname !~ '^pgmover_capture_'"                                                \
 	" AND n.nspname !~ '^pg_temp_' AND NOT EXISTS (SELECT 1 FROM pg_depend d"             \
 	"   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')"
 
@@ -145,6 +149,7 @@ const char *const pgm_vsql_schema =
 	"   FROM rel r JOIN pg_constraint co ON co.conrelid = r.oid"
 	" UNION ALL SELECT 'trigger', r.q, r.q || '.' || tg.tgname, pg_get_triggerdef(tg.oid)"
 	"   FROM rel r JOIN pg_trigger tg ON tg.tgrelid = r.oid AND NOT tg.tgisinternal"
+	"    AND tg.tgname !~ '^pgmover_capture_'"
 	" UNION ALL SELECT 'extension', NULL, e.extname, e.extversion FROM pg_extension e"
 	" ORDER BY 1, 3";
 

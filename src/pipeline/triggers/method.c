@@ -1,0 +1,367 @@
+/*
+ * method.c — the triggers method: a live migration off a source that
+ * allows neither logical decoding nor a superuser (Heroku), with only the
+ * database owner's privileges. Change capture by triggers (capture.c), an
+ * initial copy by the copy engine in one snapshot, then rounds of apply
+ * (apply.c) until the freeze, which drains what is left: the write freeze
+ * lasts one round, not a copy.
+ *
+ *   provisioning  the capture installed (before the copy's snapshot, so
+ *                 that every change the copy misses is logged)
+ *   syncing       the initial copy (foreign keys and triggers held back),
+ *                 then rounds until at most catchup_rows are behind
+ *   synced        rounds every second; lag in status; a schema change
+ *                 stops the job
+ *   freezing      the source's freeze, rounds until one finds nothing,
+ *                 sequences raised, foreign keys and triggers restored
+ *   finish, abort, rollback and a failed job remove the capture from the
+ *   source and pgmover's progress table from the target
+ */
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "fsm/artifact.h"
+#include "pipeline/copy/copy.h"
+#include "pipeline/cutover/cutover.h"
+#include "pipeline/freeze/freeze.h"
+#include "pipeline/method.h"
+#include "pipeline/sql.h"
+#include "pipeline/triggers/triggers.h"
+#include "pipeline/verify/verify.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool
+capture_live(const pgm_job_t *job)
+{
+	return pgm_artifact_find_live((pgm_job_t *) job, TRG_KIND_SCHEMA, NULL, NULL) != NULL;
+}
+
+static bool
+copied(const pgm_job_t *job)
+{
+	return cJSON_GetObjectItem(cJSON_GetObjectItem(job->facts, "copies"), "initial") != NULL;
+}
+
+/* ---- provisioning ---- */
+
+static void
+trg_provision(pgm_step_t *s)
+{
+	/* capture first: changes made while the copy runs are logged */
+	trg_capture_install(s, pgm_copy_own_target);
+}
+
+/* ---- syncing: the copy, then catching up ---- */
+
+static void
+caught_up(pgm_step_t *s)
+{
+	pgm_op_done(s);
+}
+
+static void
+start_catchup(pgm_step_t *s)
+{
+	trg_apply_run(s, TRG_CATCHUP, caught_up);
+}
+
+static void
+start_copy(pgm_step_t *s)
+{
+	pgm_copy_opts_t o = {.defer_constraints = true};
+
+	pgm_copy_run_opts(s, "initial", &o, start_catchup);
+}
+
+/*
+ * What every step of a live job needs first: the capture on the source and
+ * the initial copy. A job whose capture was removed (it failed) installs it
+ * again and copies anew; the copy's snapshot then postdates every trigger.
+ */
+static void
+ensure_copy(pgm_step_t *s, void (*then)(pgm_step_t *s))
+{
+	pgm_job_t *job = s->job;
+
+	if (!capture_live(job)) {
+		cJSON_DeleteItemFromObject(pgm_json_obj(job->facts, "copies"), "initial");
+		pgm_job_checkpoint(job);
+	}
+	if (copied(job)) {
+		then(s);
+		return;
+	}
+	if (!capture_live(job)) {
+		trg_capture_install(s, start_copy);
+		return;
+	}
+	start_copy(s);
+}
+
+static void
+trg_sync(pgm_step_t *s)
+{
+	ensure_copy(s, start_catchup);
+}
+
+/* ---- synced: following ---- */
+
+static void
+follow(pgm_step_t *s)
+{
+	trg_apply_run(s, TRG_FOLLOW, NULL);
+}
+
+static void
+trg_synced(pgm_step_t *s)
+{
+	ensure_copy(s, follow);
+}
+
+/* ---- freezing: freeze, drain, sequences, constraints ---- */
+
+static const char *seq_read_sql =
+	"SELECT coalesce(json_agg(json_build_object('s', schemaname, 'n', sequencename, 'v', last_value,"
+	"                                           'i', increment_by)), '[]')::text"
+	"  FROM pg_sequences"
+	" WHERE last_value IS NOT NULL AND schemaname NOT IN ('pg_catalog', 'information_schema')"
+	"   AND schemaname !~ '^" PGM_CAPTURE_SCHEMA_PREFIX "'";
+
+/* on the target: raise every sequence behind the source's, in the direction it counts */
+static const char *seq_set_sql =
+	"WITH f AS (SELECT * FROM json_to_recordset($1::json) AS f(s text, n text, v bigint, i bigint)),"
+	" behind AS (SELECT f.* FROM f JOIN pg_sequences t ON t.schemaname = f.s AND t.sequencename = f.n"
+	"             WHERE t.last_value IS NULL OR (f.i > 0 AND t.last_value < f.v) OR (f.i < 0 AND t.last_value > f.v))"
+	" SELECT count(setval(format('%I.%I', s, n)::regclass, v, true)) FROM behind";
+
+typedef struct drain {
+	int64_t started;
+	char *seqs;
+} drain_t;
+
+static void
+drain_free(void *p)
+{
+	drain_t *d = p;
+
+	free(d->seqs);
+	free(d);
+}
+
+static drain_t *
+drain_of(pgm_step_t *s)
+{
+	return s->priv;
+}
+
+static void
+drained(pgm_step_t *s)
+{
+	drain_t *d = drain_of(s);
+	cJSON *fz = pgm_json_obj(s->job->facts, "freeze");
+
+	pgm_json_set_num(fz, "freeze_to_drained_ms", (double) (pgm_mono_ms() - d->started));
+	pgm_notice("job %s: drained: the target has every change; freeze to drained in %lld ms", s->job->name,
+	           (long long) (pgm_mono_ms() - d->started));
+	pgm_job_checkpoint(s->job);
+	pgm_op_done(s);
+}
+
+static void
+on_seq_set(pgm_step_t *s, const PGresult *res, void *data)
+{
+	pgm_json_set_num(pgm_json_obj(s->job->facts, "freeze"), "sequences_raised", (double) pgm_pg_int64(res, 0, 0, 0));
+}
+
+static void
+set_sequences(pgm_step_t *s)
+{
+	drain_t *d = drain_of(s);
+	const char *params[1] = {d->seqs ? d->seqs : "[]"};
+	pgm_sql_t *q = pgm_sql_begin(s, false, "sequences", "could not raise the target's sequences", NULL);
+
+	pgm_sql_add_params(q, seq_set_sql, 1, params, on_seq_set, NULL);
+	pgm_sql_run(q, drained);
+}
+
+static void
+on_seq_read(pgm_step_t *s, const PGresult *res, void *data)
+{
+	drain_t *d = drain_of(s);
+
+	free(d->seqs);
+	d->seqs = pgm_strdup(pgm_pg_value(res, 0, 0) ? pgm_pg_value(res, 0, 0) : "[]");
+}
+
+static void
+read_sequences(pgm_step_t *s)
+{
+	pgm_sql_t *q = pgm_sql_begin(s, true, "sequences", "could not read the source's sequences", NULL);
+
+	pgm_sql_add(q, seq_read_sql, on_seq_read, NULL);
+	pgm_sql_run(q, set_sequences);
+}
+
+/* the last round found nothing: sequences, then what the copy held back */
+static void
+after_drain(pgm_step_t *s)
+{
+	pgm_copy_restore_deferred(s, read_sequences);
+}
+
+static void
+start_drain(pgm_step_t *s)
+{
+	drain_t *d = pgm_calloc(1, sizeof(*d));
+
+	d->started = pgm_mono_ms();
+	if (s->priv && s->priv_free)
+		s->priv_free(s->priv);
+	s->priv = d;
+	s->priv_free = drain_free;
+	trg_apply_run(s, TRG_DRAIN, after_drain);
+}
+
+static void
+freeze_now(pgm_step_t *s)
+{
+	pgm_freeze_source(s, start_drain);
+}
+
+static void
+trg_freeze(pgm_step_t *s)
+{
+	ensure_copy(s, freeze_now);
+}
+
+/* ---- the ways out: the capture goes, and pgmover's progress on the target ---- */
+
+typedef struct out {
+	void (*then)(pgm_step_t *s);
+} out_t;
+
+static void
+target_dropped(pgm_step_t *s, const PGresult *res, void *data)
+{
+	cJSON *a;
+
+	while ((a = pgm_artifact_find_live(s->job, TRG_KIND_TARGET, NULL, NULL)) != NULL)
+		if (!pgm_artifact_set(s->job, a, PGM_ART_DROPPED))
+			break;
+}
+
+static void
+out_done(pgm_step_t *s)
+{
+	out_t *o = s->priv;
+	void (*then)(pgm_step_t *) = o->then;
+
+	then(s);
+}
+
+static void
+drop_target_progress(pgm_step_t *s)
+{
+	cJSON *a = pgm_artifact_find_live(s->job, TRG_KIND_TARGET, NULL, NULL);
+	pgm_sql_t *q;
+	char *qs, *sql;
+
+	if (a == NULL) {
+		out_done(s);
+		return;
+	}
+	qs = pgm_quote_ident(pgm_json_str(a, "name"));
+	sql = pgm_asprintf("DROP SCHEMA IF EXISTS %s CASCADE", qs);
+	q = pgm_sql_begin(s, false, "apply-progress", "could not drop pgmover's progress table from the target", NULL);
+	pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
+	pgm_sql_add(q, sql, target_dropped, NULL);
+	pgm_sql_run(q, out_done);
+	free(sql);
+	free(qs);
+}
+
+/* remove the capture (strictly: a failure fails the step), then the target's progress, then `then` */
+static void
+remove_all(pgm_step_t *s, void (*then)(pgm_step_t *s))
+{
+	out_t *o = pgm_calloc(1, sizeof(*o));
+
+	o->then = then;
+	if (s->priv && s->priv_free)
+		s->priv_free(s->priv);
+	s->priv = o;
+	s->priv_free = free;
+	trg_capture_remove(s, true, drop_target_progress);
+}
+
+static void
+trg_finish(pgm_step_t *s)
+{
+	remove_all(s, pgm_finish_run);
+}
+
+/* the capture goes before the way back writes to the source (it would log those writes too) */
+static void
+trg_rollback(pgm_step_t *s)
+{
+	remove_all(s, pgm_rollback_run);
+}
+
+static void
+trg_abort(pgm_step_t *s)
+{
+	remove_all(s, pgm_copy_release_target);
+}
+
+/* failed: the triggers go (they add work to every write); retried every 30 s */
+static void trg_failed(pgm_step_t *s);
+
+static void
+retry_failed(uv_timer_t *t)
+{
+	trg_failed(t->data);
+}
+
+static void
+failed_removed(pgm_step_t *s)
+{
+	if (capture_live(s->job)) {
+		uv_timer_t *t = pgm_step_timer(s);
+
+		t->data = s;
+		uv_timer_start(t, retry_failed, 30000, 0);
+		return;
+	}
+	/* a retry installs the capture and copies anew */
+	cJSON_DeleteItemFromObject(pgm_json_obj(s->job->facts, "copies"), "initial");
+	pgm_job_checkpoint(s->job);
+}
+
+static void
+trg_failed(pgm_step_t *s)
+{
+	/* only while the source is still the primary: after cutover the capture waits for finish */
+	if (!pgm_state_before_cutover(s->job->failed_from))
+		return;
+	trg_capture_remove(s, false, failed_removed);
+}
+
+const pgm_method_t pgm_method_triggers = {
+	.name = "triggers",
+	.summary = "change capture by triggers, the owner's privileges only: Heroku",
+	.provision = trg_provision,
+	.sync = trg_sync,
+	.synced = trg_synced,
+	.freeze = trg_freeze,
+	.frozen = pgm_freeze_check_step,
+	.verify = pgm_verify_step,
+	.thaw = pgm_thaw_step,
+	.cutover = pgm_cutover_run,
+	.window = pgm_window_run,
+	.finish = trg_finish,
+	.rollback = trg_rollback,
+	.abort = trg_abort,
+	.failed = trg_failed,
+};
