@@ -95,8 +95,47 @@ t_tmpdir() {
     printf '%s\n' "$d"
 }
 
-# t_prereq NAME FILE...: PGM_BUILD made absolute; each FILE (relative to PGM_BUILD unless
-# absolute) executable; jq installed. Otherwise says what is missing, as NAME, and exits 1.
+# t_skip NAME MSG: this suite cannot run on this machine: says why and exits 77, which
+# meson reports as SKIP (scripts/test.sh counts it as a failure: it promises every test)
+t_skip() {
+    printf 'skip - %s: %s\n' "$1" "$2"
+    exit 77
+}
+
+# t_need_cmd NAME CMD...: skips the suite (77) unless every CMD is installed
+t_need_cmd() {
+    local name=$1 c
+    shift
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || t_skip "$name" "$c is needed (scripts/deps.sh installs it)"
+    done
+}
+
+# t_need_server NAME: skips the suite (77) unless the test bed (tests/testbed/testbed.sh)
+# can start its servers here: run as root or postgres (as root, a postgres OS user to run
+# them), PostgreSQL 15's initdb, pg_ctl, postgres and psql (in TB_PGBIN if set), and
+# pglogical, which both servers preload.
+t_need_server() {
+    local name=$1 bin=${TB_PGBIN:-/usr/lib/postgresql/15/bin} b libdir
+    if [[ $(id -u) -ne 0 && $(id -un) != postgres ]]; then
+        t_skip "$name" "run as root (or postgres): the test bed runs PostgreSQL as the postgres user"
+    fi
+    if [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
+        t_skip "$name" "no postgres OS user to run the test servers (install postgresql-15)"
+    fi
+    for b in initdb pg_ctl postgres psql; do
+        [[ -x $bin/$b ]] || t_skip "$name" "no PostgreSQL 15 server: $bin/$b is missing (install postgresql-15, or set TB_PGBIN)"
+    done
+    libdir=$("$bin/pg_config" --pkglibdir 2>/dev/null) || libdir=$bin/../lib
+    [[ -f $libdir/pglogical.so ]] ||
+        t_skip "$name" "pglogical is not installed in $libdir (install postgresql-15-pglogical)"
+}
+
+# t_prereq NAME FILE...: what a suite that starts the test bed needs, checked before it
+# does anything, as NAME. Each FILE relative to PGM_BUILD (made absolute) is a build
+# output: missing, it is an error (exit 1: build first). An absolute FILE is a program
+# installed on the machine: missing, like jq or what t_need_server checks, the suite is
+# skipped (exit 77).
 t_prereq() {
     local name=$1 f
     shift
@@ -105,16 +144,17 @@ t_prereq() {
         exit 1
     }
     for f in "$@"; do
-        [[ $f == /* ]] || f=$PGM_BUILD/$f
-        [[ -x $f ]] || {
-            echo "$name: $f not built or not installed" >&2
-            exit 1
-        }
+        if [[ $f == /* ]]; then
+            [[ -x $f ]] || t_skip "$name" "$f is not installed (scripts/deps.sh installs it)"
+        else
+            [[ -x $PGM_BUILD/$f ]] || {
+                echo "$name: $PGM_BUILD/$f not built (meson setup BUILD && ninja -C BUILD, and set PGM_BUILD)" >&2
+                exit 1
+            }
+        fi
     done
-    command -v jq >/dev/null || {
-        echo "$name: jq is needed" >&2
-        exit 1
-    }
+    t_need_cmd "$name" jq
+    t_need_server "$name"
 }
 
 # t_bed_remove WORK BED...: stop the test beds (tests/testbed/testbed.sh, in $TB) and remove

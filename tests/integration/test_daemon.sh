@@ -30,20 +30,8 @@ PGMOVERD=$PGM_BUILD/pgmoverd
 # shellcheck source=tests/testbed/testbed.sh
 . "$ROOT/tests/testbed/testbed.sh"
 
-for exe in "$PGMOVERD" "$PGMOVER" "$SS"; do
-    if [[ ! -x $exe ]]; then
-        t_fail "prerequisites" "$exe not found; build first (meson setup BUILD && ninja -C BUILD) and set PGM_BUILD"
-        t_summary
-        exit 1
-    fi
-done
-for tool in jq setpriv runuser; do
-    if ! command -v "$tool" >/dev/null; then
-        t_fail "prerequisites" "$tool is needed"
-        t_summary
-        exit 1
-    fi
-done
+t_prereq test_daemon pgmoverd pgmover tests/integration/sockstress
+t_need_cmd test_daemon setpriv runuser
 
 T0=${EPOCHREALTIME/[.,]/}
 T=$(t_tmpdir) || exit 1

@@ -9,6 +9,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 TB=$ROOT/tests/testbed/testbed.sh
 # shellcheck source=tests/integration/lib.sh
 . "$HERE/lib.sh"
+t_need_server test_testbed
 
 BED1=$(t_tmpdir)/bed || exit 1
 BED2=$(t_tmpdir)/bed || exit 1
