@@ -3,7 +3,7 @@
 #
 #   . "$(dirname "$0")/lib.sh"
 #   t_assert_eq "answer" 42 "$(compute)"
-#   t_wait_for 10 some_command args || t_fail "event" "did not happen within 10 s"
+#   t_check "event within 10 s" t_wait_for 10 some_command args || t_detail "$(cat log)"
 #   t_summary        # prints "N passed, N failed"; non-zero if anything failed
 #
 # Every check prints one line ("ok - NAME" or "not ok - NAME: MSG") and returns 0 on
@@ -25,6 +25,35 @@ t_ok() {
 t_fail() {
     T_FAILED=$((T_FAILED + 1))
     printf 'not ok - %s: %s\n' "$1" "${2:-failed}"
+    return 1
+}
+
+# t_check NAME CMD [ARGS...]
+# A check that CMD succeeds; "not ok" names CMD and its exit status. CMD runs in this
+# shell (it may set variables, start a daemon) and its output goes where it would
+# have gone. For more on a failure, follow it with `|| t_detail MSG`: MSG is expanded
+# only when the check failed, after CMD ran. Put no redirection on the t_check line (it
+# would take the "ok" line with it): wrap a CMD that needs one in a function.
+#   t_check "ja synced" pgmd_wait_state ja synced 90 || t_detail "$(pgm status ja)"
+#   t_check "DIR removed" test ! -e "$dir"
+t_check() {
+    local _t_name=$1 _t_rc
+    shift
+    "$@"
+    _t_rc=$?
+    if ((_t_rc == 0)); then
+        t_ok "$_t_name"
+    else
+        t_fail "$_t_name" "$(printf '%q ' "$@")failed (exit $_t_rc)"
+    fi
+}
+
+# t_detail MSG: after a failed t_check, MSG's lines as "#   " comments; returns 1
+t_detail() {
+    local line
+    while IFS= read -r line; do
+        printf '#   %s\n' "$line"
+    done <<<"$1"
     return 1
 }
 
