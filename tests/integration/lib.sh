@@ -3,7 +3,7 @@
 #
 #   . "$(dirname "$0")/lib.sh"
 #   t_assert_eq "answer" 42 "$(compute)"
-#   t_wait_for 10 some_command args || t_fail "event" "did not happen within 10 s"
+#   t_check "event within 10 s" t_wait_for 10 some_command args || t_detail "$(cat log)"
 #   t_summary        # prints "N passed, N failed"; non-zero if anything failed
 #
 # Every check prints one line ("ok - NAME" or "not ok - NAME: MSG") and returns 0 on
@@ -25,6 +25,35 @@ t_ok() {
 t_fail() {
     T_FAILED=$((T_FAILED + 1))
     printf 'not ok - %s: %s\n' "$1" "${2:-failed}"
+    return 1
+}
+
+# t_check NAME CMD [ARGS...]
+# A check that CMD succeeds; "not ok" names CMD and its exit status. CMD runs in this
+# shell (it may set variables, start a daemon) and its output goes where it would
+# have gone. For more on a failure, follow it with `|| t_detail MSG`: MSG is expanded
+# only when the check failed, after CMD ran. Put no redirection on the t_check line (it
+# would take the "ok" line with it): wrap a CMD that needs one in a function.
+#   t_check "ja synced" pgmd_wait_state ja synced 90 || t_detail "$(pgm status ja)"
+#   t_check "DIR removed" test ! -e "$dir"
+t_check() {
+    local _t_name=$1 _t_rc
+    shift
+    "$@"
+    _t_rc=$?
+    if ((_t_rc == 0)); then
+        t_ok "$_t_name"
+    else
+        t_fail "$_t_name" "$(printf '%q ' "$@")failed (exit $_t_rc)"
+    fi
+}
+
+# t_detail MSG: after a failed t_check, MSG's lines as "#   " comments; returns 1
+t_detail() {
+    local line
+    while IFS= read -r line; do
+        printf '#   %s\n' "$line"
+    done <<<"$1"
     return 1
 }
 
@@ -95,8 +124,47 @@ t_tmpdir() {
     printf '%s\n' "$d"
 }
 
-# t_prereq NAME FILE...: PGM_BUILD made absolute; each FILE (relative to PGM_BUILD unless
-# absolute) executable; jq installed. Otherwise says what is missing, as NAME, and exits 1.
+# t_skip NAME MSG: this suite cannot run on this machine: says why and exits 77, which
+# meson reports as SKIP (scripts/test.sh counts it as a failure: it promises every test)
+t_skip() {
+    printf 'skip - %s: %s\n' "$1" "$2"
+    exit 77
+}
+
+# t_need_cmd NAME CMD...: skips the suite (77) unless every CMD is installed
+t_need_cmd() {
+    local name=$1 c
+    shift
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || t_skip "$name" "$c is needed (scripts/deps.sh installs it)"
+    done
+}
+
+# t_need_server NAME: skips the suite (77) unless the test bed (tests/testbed/testbed.sh)
+# can start its servers here: run as root or postgres (as root, a postgres OS user to run
+# them), PostgreSQL 15's initdb, pg_ctl, postgres and psql (in TB_PGBIN if set), and
+# pglogical, which both servers preload.
+t_need_server() {
+    local name=$1 bin=${TB_PGBIN:-/usr/lib/postgresql/15/bin} b libdir
+    if [[ $(id -u) -ne 0 && $(id -un) != postgres ]]; then
+        t_skip "$name" "run as root (or postgres): the test bed runs PostgreSQL as the postgres user"
+    fi
+    if [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
+        t_skip "$name" "no postgres OS user to run the test servers (install postgresql-15)"
+    fi
+    for b in initdb pg_ctl postgres psql; do
+        [[ -x $bin/$b ]] || t_skip "$name" "no PostgreSQL 15 server: $bin/$b is missing (install postgresql-15, or set TB_PGBIN)"
+    done
+    libdir=$("$bin/pg_config" --pkglibdir 2>/dev/null) || libdir=$bin/../lib
+    [[ -f $libdir/pglogical.so ]] ||
+        t_skip "$name" "pglogical is not installed in $libdir (install postgresql-15-pglogical)"
+}
+
+# t_prereq NAME FILE...: what a suite that starts the test bed needs, checked before it
+# does anything, as NAME. Each FILE relative to PGM_BUILD (made absolute) is a build
+# output: missing, it is an error (exit 1: build first). An absolute FILE is a program
+# installed on the machine: missing, like jq or what t_need_server checks, the suite is
+# skipped (exit 77).
 t_prereq() {
     local name=$1 f
     shift
@@ -105,16 +173,17 @@ t_prereq() {
         exit 1
     }
     for f in "$@"; do
-        [[ $f == /* ]] || f=$PGM_BUILD/$f
-        [[ -x $f ]] || {
-            echo "$name: $f not built or not installed" >&2
-            exit 1
-        }
+        if [[ $f == /* ]]; then
+            [[ -x $f ]] || t_skip "$name" "$f is not installed (scripts/deps.sh installs it)"
+        else
+            [[ -x $PGM_BUILD/$f ]] || {
+                echo "$name: $PGM_BUILD/$f not built (meson setup BUILD && ninja -C BUILD, and set PGM_BUILD)" >&2
+                exit 1
+            }
+        fi
     done
-    command -v jq >/dev/null || {
-        echo "$name: jq is needed" >&2
-        exit 1
-    }
+    t_need_cmd "$name" jq
+    t_need_server "$name"
 }
 
 # t_bed_remove WORK BED...: stop the test beds (tests/testbed/testbed.sh, in $TB) and remove

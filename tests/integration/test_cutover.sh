@@ -258,8 +258,9 @@ END;
 EOF
 "$TB_PGBIN/pgbench" -n -c 4 -j 2 -T 900 -P 1 -R 400 -f "$WORK/rw.sql" "$BOUNCER_URL" >"$WORK/bench.out" 2>"$WORK/bench.err" &
 BENCH_PID=$!
-t_wait_for 20 grep -q '^progress:' "$WORK/bench.err" && t_ok "pgbench runs through pgbouncer (reads only: the source is frozen)" ||
-    t_fail "pgbench runs" "$(cat "$WORK/bench.err")"
+t_check "pgbench runs through pgbouncer (reads only: the source is frozen)" \
+    t_wait_for 20 grep -q '^progress:' "$WORK/bench.err" ||
+    t_detail "$(cat "$WORK/bench.err")"
 
 # ---------------------------------------------------------------------------------------
 echo "# 3. a PAUSE that times out, then a failing cutover hook"
@@ -300,8 +301,8 @@ if [[ $pause =~ ^[0-9]+$ ]]; then t_ok "cutover: pause length reported: $pause m
     t_fail "cutover: pause length reported" "facts.cutover.pause_ms = $pause"
 fi
 echo "# pause: ${pause} ms (PAUSE itself waited $(jst shop '.facts.cutover.pgbouncer.pause_wait_ms') ms)"
-t_wait_for 20 _grows dst "$before" && t_ok "cutover: pgbench writes on the target" ||
-    t_fail "cutover: pgbench writes on the target" "history on the target stays at $(history_count dst)"
+t_check "cutover: pgbench writes on the target" t_wait_for 20 _grows dst "$before" ||
+    t_detail "history on the target stays at $(history_count dst)"
 t_assert_eq "cutover: zero failed pgbench transactions across the switch" "0 0" "$(bench_failed) $(bench_errors)"
 t_assert_eq "cutover: the hook ran with PGMOVER_PHASE" "cutover" "$(cat "$WORK/hook.phase" 2>/dev/null)"
 t_assert_eq "cutover: the post-cutover hook ran" "post_cutover shop" "$(cat "$WORK/post.out" 2>/dev/null)"
@@ -338,8 +339,9 @@ q "$T" "INSERT INTO public.kv (v, j, t, big) VALUES ('new', '{\"a\": [1, 2]}', '
     t_fail "window: writes on the target" "$(cat "$WORK/target-writes.log")"
 q "$T" "UPDATE public.kv SET v = 'toast kept' WHERE v = 'new'" >/dev/null
 _caught_up() { same_rows shop t_shop public.kv && same_rows shop t_shop public.nopk && same_rows shop t_shop public.scratch; }
-t_wait_for 30 _caught_up && t_ok "window: the target's writes are on the source (keyed, identity, key-less, TOAST, truncate)" ||
-    t_fail "window: the target's writes are on the source" "kv [$(rows_sig src shop public.kv)] vs [$(rows_sig dst t_shop public.kv)]; nopk [$(rows_sig src shop public.nopk)] vs [$(rows_sig dst t_shop public.nopk)]"
+t_check "window: the target's writes are on the source (keyed, identity, key-less, TOAST, truncate)" \
+    t_wait_for 30 _caught_up ||
+    t_detail "kv [$(rows_sig src shop public.kv)] vs [$(rows_sig dst t_shop public.kv)]; nopk [$(rows_sig src shop public.nopk)] vs [$(rows_sig dst t_shop public.nopk)]"
 t_assert_eq "window: reverse lag reported (bytes, seconds)" "number number" "$(jst shop '.facts.reverse_lag | "\(.bytes | type) \(.seconds | type)"')"
 t_assert_eq "window: REPLICA IDENTITY FULL on the key-less tables of the target" "f" \
     "$(tq t_shop "SELECT relreplident FROM pg_class WHERE oid = 'public.nopk'::regclass")"
@@ -352,8 +354,8 @@ wait_state "rollback hook: the rollback fails" shop failed 60
 t_assert_contains "rollback hook: the error names the hook" "$(jst shop '.error.message')" "rollback_command"
 t_assert_eq "rollback hook: pgbouncer still on the target, not paused" "127.0.0.1:$TARGET_PORT 0" "$(pgb_entry)"
 before=$(history_count dst)
-t_wait_for 20 _grows dst "$before" && t_ok "rollback hook: the target takes pgbench writes again" ||
-    t_fail "rollback hook: the target takes writes again" "history stays at $before"
+t_check "rollback hook: the target takes pgbench writes again" t_wait_for 20 _grows dst "$before" ||
+    t_detail "history stays at $before"
 q "$(src_url shop)" "INSERT INTO public.scratch (note) VALUES ('x')" >"$WORK/frozen2.out" 2>&1
 t_assert_contains "rollback hook: the source is still frozen" "$(cat "$WORK/frozen2.out")" "read-only transaction"
 t_assert_eq "rollback hook: pgbench saw no failure" "0 0" "$(bench_failed) $(bench_errors)"
@@ -364,8 +366,8 @@ wait_state "rollback: rolled_back" shop rolled_back 60
 t_assert_eq "rollback: pgbouncer points at the source again" "127.0.0.1:$SOURCE_PORT 0" "$(pgb_entry)"
 t_assert_eq "rollback: the include file is the original again" "$ORIGINAL_INCLUDE" "$(cat "$PGB/pgmover-shop.ini")"
 before=$(history_count src)
-t_wait_for 20 _grows src "$before" && t_ok "rollback: pgbench traffic is back on the source (writes)" ||
-    t_fail "rollback: pgbench traffic back on the source" "history on the source stays at $before"
+t_check "rollback: pgbench traffic is back on the source (writes)" t_wait_for 20 _grows src "$before" ||
+    t_detail "history on the source stays at $before"
 t_assert_eq "rollback: zero failed pgbench transactions across the way back" "0 0" "$(bench_failed) $(bench_errors)"
 echo "# rollback pause: $(jst shop '.facts.rollback.pause_ms') ms"
 t_assert_eq "rollback: the large object made on the target is noticed" "true 3" \
@@ -421,8 +423,8 @@ T2="$(tgt_url t_second)"
 # one transaction of 2500 rows: applied in blocks of 1000 within one source transaction
 q "$T2" "INSERT INTO public.scratch (note) SELECT 'w' || i FROM generate_series(1, 2500) i" >/dev/null
 _second_has() { [[ $(sq second "SELECT count(*) FROM public.scratch") == "$1" ]]; }
-t_wait_for 20 _second_has 2510 && t_ok "second: a 2500-row transaction reaches the source" ||
-    t_fail "second: a 2500-row transaction reaches the source" "$(sq second 'SELECT count(*) FROM public.scratch')"
+t_check "second: a 2500-row transaction reaches the source" t_wait_for 20 _second_has 2510 ||
+    t_detail "$(sq second 'SELECT count(*) FROM public.scratch')"
 # one transaction of 100,000 rows of 512 bytes: read through a cursor and applied chunk by
 # chunk inside one source transaction, so pgmoverd's memory does not grow with its size
 # (read whole, the slot's output alone is ~100 MB of hex text)
@@ -430,12 +432,11 @@ peak_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$PGMD_PID/status"; }
 peak0=$(peak_kb)
 t_big=$(date +%s%N)
 q "$T2" "INSERT INTO public.scratch (note) SELECT repeat(md5(i::text), 16) FROM generate_series(1, 100000) i" >/dev/null
-t_wait_for 120 _second_has 102510 && t_ok "second: a 100,000-row transaction reaches the source" ||
-    t_fail "second: a 100,000-row transaction reaches the source" "$(sq second 'SELECT count(*) FROM public.scratch')"
+t_check "second: a 100,000-row transaction reaches the source" t_wait_for 120 _second_has 102510 ||
+    t_detail "$(sq second 'SELECT count(*) FROM public.scratch')"
 echo "# 100,000 rows written on the target and on the source $((($(date +%s%N) - t_big) / 1000000)) ms later"
 grown=$((($(peak_kb) - peak0) / 1024))
-((grown < 24)) && t_ok "second: pgmoverd's peak memory grew by $grown MB for it (bounded)" ||
-    t_fail "second: pgmoverd's memory stays bounded" "its peak grew by $grown MB"
+t_check "second: pgmoverd's peak memory grew by $grown MB for it (bounded)" test "$grown" -lt 24
 # another, with pgmoverd killed while it is being applied: the half-applied source
 # transaction dies with the connection, and the restarted daemon applies it whole, once
 q "$T2" "INSERT INTO public.scratch (note) SELECT 'killed ' || i FROM generate_series(1, 100000) i" >/dev/null
@@ -445,24 +446,23 @@ t_wait_for 10 _applying
 pgmd_kill9
 t_assert_eq "second: killed in the middle of it: none of it on the source yet" "102510" \
     "$(sq second 'SELECT count(*) FROM public.scratch')"
-pgmd_start "$DMN" && t_ok "second: pgmoverd restarts after SIGKILL in a large transaction" ||
-    t_fail "second: restart" "see log"
-t_wait_for 120 _second_has 202510 && t_ok "second: the large transaction arrived once, whole, after the kill" ||
-    t_fail "second: the large transaction arrived once, whole" "$(sq second 'SELECT count(*) FROM public.scratch')"
+t_check "second: pgmoverd restarts after SIGKILL in a large transaction" pgmd_start "$DMN" || t_detail "see log"
+t_check "second: the large transaction arrived once, whole, after the kill" t_wait_for 120 _second_has 202510 ||
+    t_detail "$(sq second 'SELECT count(*) FROM public.scratch')"
 t_assert_eq "second: ... and no row of it twice" "100000" \
     "$(sq second "SELECT count(DISTINCT note) FROM public.scratch WHERE note LIKE 'killed %'")"
 # a table made on the target after cutover: the stream stops on it, says so, and goes on
 # once the table exists on the source too
 q "$T2" "CREATE TABLE public.added (id integer PRIMARY KEY, v text); INSERT INTO public.added VALUES (1, 'one')" >/dev/null
 _stream_error() { [[ $(jst second '.facts.reverse.error // ""') == *added* ]]; }
-t_wait_for 20 _stream_error && t_ok "second: a change the source cannot take is reported" ||
-    t_fail "second: the stream error is reported" "$(jst second '.facts.reverse')"
+t_check "second: a change the source cannot take is reported" t_wait_for 20 _stream_error ||
+    t_detail "$(jst second '.facts.reverse')"
 t_assert_contains "second: ... as a warning too" "$(jst second '[.warnings[].message] | join(";")')" "added"
 $SOURCE_PSQL -d second -c "SET default_transaction_read_only = off" \
     -c "CREATE TABLE public.added (id integer PRIMARY KEY, v text)" -c "ALTER TABLE public.added OWNER TO app_owner" >/dev/null
 _stream_ok() { same_rows second t_second public.added && [[ $(jst second '.facts.reverse.error // ""') == "" ]]; }
-t_wait_for 30 _stream_ok && t_ok "second: the stream goes on once the source has the table" ||
-    t_fail "second: the stream goes on" "$(jst second '.facts.reverse')"
+t_check "second: the stream goes on once the source has the table" t_wait_for 30 _stream_ok ||
+    t_detail "$(jst second '.facts.reverse')"
 # pgmover's progress row gone from the source: the stream stops and says so, and loses
 # nothing once the row is back
 prog_schema=$(sq second "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'pgmover%'")
@@ -470,24 +470,25 @@ $SOURCE_PSQL -d second -c "SET default_transaction_read_only = off" \
     -c "UPDATE $prog_schema.applied SET job = 'hidden' WHERE job = 'second'" >/dev/null
 q "$T2" "INSERT INTO public.scratch (note) VALUES ('while the row is gone')" >/dev/null
 _progress_error() { [[ $(jst second '.facts.reverse.error // ""') == *"progress row of job second is missing"* ]]; }
-t_wait_for 20 _progress_error && t_ok "second: a missing progress row stops the stream and is named" ||
-    t_fail "second: a missing progress row is named" "$(jst second '.facts.reverse')"
+t_check "second: a missing progress row stops the stream and is named" t_wait_for 20 _progress_error ||
+    t_detail "$(jst second '.facts.reverse')"
 $SOURCE_PSQL -d second -c "SET default_transaction_read_only = off" \
     -c "UPDATE $prog_schema.applied SET job = 'second' WHERE job = 'hidden'" >/dev/null
-t_wait_for 30 same_rows second t_second public.scratch && t_ok "second: ... and the stream goes on once it is back" ||
-    t_fail "second: the stream goes on after the progress row is back" "$(jst second '.facts.reverse')"
+t_check "second: ... and the stream goes on once it is back" t_wait_for 30 same_rows second t_second public.scratch ||
+    t_detail "$(jst second '.facts.reverse')"
 # a stream of small transactions while the daemon dies
 (for i in $(seq 1 60); do q "$T2" "INSERT INTO public.scratch (note) VALUES ('k$i'); UPDATE public.kv SET v = 'k$i' WHERE id = 1" >/dev/null; sleep 0.02; done) &
 writer=$!
 sleep 0.4
 pgmd_kill9
 wait "$writer"
-pgmd_start "$DMN" && t_ok "second: pgmoverd restarts after SIGKILL" || t_fail "second: restart" "see log"
+t_check "second: pgmoverd restarts after SIGKILL" pgmd_start "$DMN" || t_detail "see log"
 t_assert_eq "second: still in the window" "rollback_window" "$(pgmd_state second)"
-t_wait_for 30 same_rows second t_second public.scratch && t_ok "second: every write arrived exactly once after the kill" ||
-    t_fail "second: exactly once" "source [$(rows_sig src second public.scratch)] target [$(rows_sig dst t_second public.scratch)]"
-t_wait_for 10 same_rows second t_second public.kv && t_ok "second: updates arrived in order" ||
-    t_fail "second: updates" "$(sq second 'SELECT v FROM public.kv WHERE id = 1')"
+t_check "second: every write arrived exactly once after the kill" \
+    t_wait_for 30 same_rows second t_second public.scratch ||
+    t_detail "source [$(rows_sig src second public.scratch)] target [$(rows_sig dst t_second public.scratch)]"
+t_check "second: updates arrived in order" t_wait_for 10 same_rows second t_second public.kv ||
+    t_detail "$(sq second 'SELECT v FROM public.kv WHERE id = 1')"
 cmd "second: finish" finish second
 wait_state "second: completed" second completed 60
 t_assert_eq "second: no slot or publication left on the target" "" "$(target_leftovers t_second)"

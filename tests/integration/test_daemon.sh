@@ -30,20 +30,8 @@ PGMOVERD=$PGM_BUILD/pgmoverd
 # shellcheck source=tests/testbed/testbed.sh
 . "$ROOT/tests/testbed/testbed.sh"
 
-for exe in "$PGMOVERD" "$PGMOVER" "$SS"; do
-    if [[ ! -x $exe ]]; then
-        t_fail "prerequisites" "$exe not found; build first (meson setup BUILD && ninja -C BUILD) and set PGM_BUILD"
-        t_summary
-        exit 1
-    fi
-done
-for tool in jq setpriv runuser; do
-    if ! command -v "$tool" >/dev/null; then
-        t_fail "prerequisites" "$tool is needed"
-        t_summary
-        exit 1
-    fi
-done
+t_prereq test_daemon pgmoverd pgmover tests/integration/sockstress
+t_need_cmd test_daemon setpriv runuser
 
 T0=${EPOCHREALTIME/[.,]/}
 T=$(t_tmpdir) || exit 1
@@ -171,7 +159,7 @@ t_assert_contains "--check syntax error: file:line" "$ERR" "$C/syntax.conf:1: sy
 run "$PGMOVERD" -c "$C/good.conf" --check
 t_assert_eq "--check good file: exit 0" 0 "$RC"
 t_assert_contains "--check good file: says valid" "$OUT" "configuration is valid"
-if [[ ! -e $T/never ]]; then t_ok "--check creates neither socket nor state_dir"; else t_fail "--check creates neither socket nor state_dir" "$T/never exists"; fi
+t_check "--check creates neither socket nor state_dir" test ! -e "$T/never"
 run "$PGMOVERD" -c "$C/nope.conf" --check
 t_assert_eq "--check missing file: exit 2" 2 "$RC"
 t_assert_contains "--check missing file: clear error" "$ERR" "could not read configuration file \"$C/nope.conf\": No such file or directory"
@@ -248,11 +236,8 @@ jq_eq "audit: refused freeze with uid, pid, from and outcome" "[$(id -u),$FREEZE
     "$a" '[.uid, .pid, .from, .outcome]'
 n=$(jq -c 'select(.command == "freeze")' "$AUDIT1" | wc -l)
 t_assert_eq "audit: both refused freezes (raw and CLI) are recorded" 2 "$n"
-if jq -e 'all(.time | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{3}Z$"))' -s "$AUDIT1" >/dev/null; then
-    t_ok "audit: every line has a UTC time with ms"
-else
-    t_fail "audit: every line has a UTC time with ms" "$(head -3 "$AUDIT1")"
-fi
+_audit_times_ms() { jq -e 'all(.time | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{3}Z$"))' -s "$1" >/dev/null; }
+t_check "audit: every line has a UTC time with ms" _audit_times_ms "$AUDIT1" || t_detail "$(head -3 "$AUDIT1")"
 t_assert_eq "audit.jsonl mode 0600" "600" "$(stat -c %a "$AUDIT1")"
 # secrets stay out of everything but secrets.json
 leaks=$(grep -lF -- "$PW" "$D1/state/fj/state.json" "$AUDIT1" "$D1/pgmoverd.log" 2>/dev/null)
@@ -341,7 +326,7 @@ t_assert_eq "200 half requests then close: daemon still answers" 0 "$RC" || echo
 run "$SS" slowreader "$SOCK1"
 t_assert_eq "slow reader (20000 describes unread): others answered meanwhile" 0 "$RC" || echo "# $OUT $ERR"
 [[ $RC -eq 0 ]] && echo "# $OUT"
-if kill -0 "$D1_PID" 2>/dev/null; then t_ok "daemon alive after the stress"; else t_fail "daemon alive after the stress" "pid $D1_PID gone"; fi
+t_check "daemon alive after the stress" kill -0 "$D1_PID"
 run pgm status fj
 t_assert_eq "daemon answers after the stress" 0 "$RC"
 _fds_back() { (($(fd_count "$D1_PID") <= FD0 + 2)); }
@@ -352,7 +337,7 @@ else
 fi
 RSS1=$(rss_kb "$D1_PID")
 echo "# daemon 1 after the stress: RSS $RSS1 kB (peak $(hwm_kb "$D1_PID") kB; a non-reading client may queue up to 8 MiB)"
-if ((RSS1 < 160 * 1024)); then t_ok "RSS did not explode ($RSS0 kB -> $RSS1 kB)"; else t_fail "RSS did not explode" "$RSS0 kB -> $RSS1 kB"; fi
+t_check "RSS did not explode ($RSS0 kB -> $RSS1 kB)" test "$RSS1" -lt $((160 * 1024))
 t_assert_contains "log: the line over 1 MiB is logged" "$(<"$D1/pgmoverd.log")" "sent a line over 1 MiB"
 t_assert_contains "log: the slow reader was dropped" "$(<"$D1/pgmoverd.log")" "it does not read its replies"
 
@@ -370,11 +355,9 @@ run pgm start fj
 t_assert_eq "start fj (its servers do not exist): exit 0" 0 "$RC"
 # _watch_saw FILE JQ_CONDITION: a transition event line in FILE satisfies the condition
 _watch_saw() { grep '"event":"transition"' "$1" | jq -c "select($2)" 2>/dev/null | grep -q .; }
-if t_wait_for 10 _watch_saw "$T/watch1.out" '.on == "start" and .from == "created" and .to == "provisioning"'; then
-    t_ok "watch: transition event created -> provisioning on start"
-else
-    t_fail "watch: transition event on start" "$(cat "$T/watch1.out")"
-fi
+t_check "watch: transition event created -> provisioning on start" \
+    t_wait_for 10 _watch_saw "$T/watch1.out" '.on == "start" and .from == "created" and .to == "provisioning"' ||
+    t_detail "$(cat "$T/watch1.out")"
 if pgmd_wait_state fj failed 30 && t_wait_for 5 _watch_saw "$T/watch1.out" '.to == "failed" and .error.message != null'; then
     t_ok "watch: transition to failed, with the error"
 else
@@ -384,7 +367,7 @@ run pgm status fj
 t_assert_contains "status of the failed job names the step and the error" "$OUT" "error:"
 run pgm abort fj
 t_assert_eq "abort the failed job: exit 0" 0 "$RC"
-if pgmd_wait_state fj aborted 20; then t_ok "failed job aborted"; else t_fail "failed job aborted" "state $(pgmd_state fj)"; fi
+t_check "failed job aborted" pgmd_wait_state fj aborted 20 || t_detail "state $(pgmd_state fj)"
 _gone() { ! kill -0 "$1" 2>/dev/null; }
 if t_wait_for 10 _gone "$W1"; then
     wait "$W1"
@@ -398,11 +381,8 @@ t_assert_eq "audit: start, error, abort, done in order" "start,error,abort,done"
 # --- SIGHUP ----------------------------------------------------------------------------------
 sed -i 's/^log_level = .*/log_level = notice/' "$D1/pgmoverd.conf"
 kill -HUP "$D1_PID"
-if t_wait_for 10 file_has "$D1/pgmoverd.log" "configuration reloaded"; then
-    t_ok "SIGHUP: the log says reloaded"
-else
-    t_fail "SIGHUP: the log says reloaded" "$(tail -3 "$D1/pgmoverd.log")"
-fi
+t_check "SIGHUP: the log says reloaded" t_wait_for 10 file_has "$D1/pgmoverd.log" "configuration reloaded" ||
+    t_detail "$(tail -3 "$D1/pgmoverd.log")"
 t_assert_contains "SIGHUP: the new log_level is named" "$(grep 'configuration reloaded' "$D1/pgmoverd.log")" "log_level notice"
 run pgm create fj2 --source "$FAKE_SRC" --target "$FAKE_DST" --method dump
 if [[ $RC -eq 0 ]] && ! file_has "$D1/pgmoverd.log" "job fj2: created"; then
@@ -412,11 +392,9 @@ else
 fi
 sed -i 's/^log_level = .*/log_level = loud/' "$D1/pgmoverd.conf"
 kill -HUP "$D1_PID"
-if t_wait_for 10 file_has "$D1/pgmoverd.log" "keeping the running configuration"; then
-    t_ok "SIGHUP with a broken file: keeps the old configuration and says so"
-else
-    t_fail "SIGHUP with a broken file: says so" "$(tail -3 "$D1/pgmoverd.log")"
-fi
+t_check "SIGHUP with a broken file: keeps the old configuration and says so" \
+    t_wait_for 10 file_has "$D1/pgmoverd.log" "keeping the running configuration" ||
+    t_detail "$(tail -3 "$D1/pgmoverd.log")"
 t_assert_contains "SIGHUP with a broken file: names file:line" "$(grep 'keeping the running' "$D1/pgmoverd.log")" "$D1/pgmoverd.conf:3:"
 run pgm create fj3 --source "$FAKE_SRC" --target "$FAKE_DST" --method dump
 if [[ $RC -eq 0 ]] && ! file_has "$D1/pgmoverd.log" "job fj3: created"; then
@@ -435,7 +413,7 @@ pgmd_stop
 t_assert_eq "SIGTERM: exit status 0" 0 "$?"
 t_assert_contains "SIGTERM: the log says steps are checkpointed" "$(<"$D1/pgmoverd.log")" "SIGTERM: stopping; running steps are checkpointed"
 t_assert_contains "SIGTERM: the log says stopped" "$(tail -1 "$D1/pgmoverd.log")" "pgmoverd stopped"
-if [[ ! -e $SOCK1 ]]; then t_ok "SIGTERM: socket file removed"; else t_fail "SIGTERM: socket file removed" "$SOCK1 exists"; fi
+t_check "SIGTERM: socket file removed" test ! -e "$SOCK1"
 run pgm version
 t_assert_eq "CLI after the daemon stopped: exit 3" 3 "$RC"
 
@@ -494,8 +472,8 @@ run pgm start ja
 t_assert_eq "start ja" 0 "$RC"
 run pgm start jb
 t_assert_eq "start jb" 0 "$RC"
-if pgmd_wait_state ja synced 90; then t_ok "ja synced (rehearsal copy)"; else t_fail "ja synced" "$(pgm status ja 2>&1 | head -40)"; fi
-if pgmd_wait_state jb synced 90; then t_ok "jb synced"; else t_fail "jb synced" "$(pgm status jb 2>&1 | head -40)"; fi
+t_check "ja synced (rehearsal copy)" pgmd_wait_state ja synced 90 || t_detail "$(pgm status ja 2>&1 | head -40)"
+t_check "jb synced" pgmd_wait_state jb synced 90 || t_detail "$(pgm status jb 2>&1 | head -40)"
 t_assert_eq "ja: rehearsal copy on the target" "2000|5000|100" \
     "$(dst_q mv_a "select (select count(*) from items) || '|' || (select count(*) from events) || '|' || (select count(*) from notes)")"
 t_assert_eq "jb: no rehearsal copy, target still empty" "skipped|0" \
@@ -503,7 +481,7 @@ t_assert_eq "jb: no rehearsal copy, target still empty" "skipped|0" \
 
 run pgm freeze ja
 t_assert_eq "freeze ja: exit 0" 0 "$RC"
-if pgmd_wait_state ja verified 90; then t_ok "ja verified"; else t_fail "ja verified" "$(pgm status ja 2>&1 | head -60)"; fi
+t_check "ja verified" pgmd_wait_state ja verified 90 || t_detail "$(pgm status ja 2>&1 | head -60)"
 out=$(src_q mv_a "insert into items values (900001, 'during freeze', 1)")
 t_assert_contains "ja frozen: the source refuses writes" "$out" "read-only transaction"
 
@@ -533,11 +511,8 @@ BEFORE=$(snapshot)
 echo "# before SIGKILL: $(jq -r '.name + "=" + .state' <<<"$BEFORE" | paste -sd' ' -)"
 pgmd_kill9
 _no_copy_tools() { ! pgrep -f -- "$D3/state/" >/dev/null; }
-if t_wait_for 10 _no_copy_tools; then
-    t_ok "SIGKILL: no pg_dump/pg_restore of the daemon outlives it"
-else
-    t_fail "SIGKILL: no pg_dump/pg_restore outlives the daemon" "$(pgrep -af -- "$D3/state/")"
-fi
+t_check "SIGKILL: no pg_dump/pg_restore of the daemon outlives it" t_wait_for 10 _no_copy_tools ||
+    t_detail "$(pgrep -af -- "$D3/state/")"
 PARTIAL=$(dst_q mv_c "select count(*) from big")
 if [[ $PARTIAL =~ ^[0-9]+$ ]] && ((PARTIAL > 0)); then
     t_ok "SIGKILL: the target held part of jc's copy ($PARTIAL rows of big)"
@@ -561,7 +536,8 @@ fi
 t_assert_eq "audit: each job records the resume in its state" "ja:verified jb:synced jc:syncing" \
     "$(for j in ja jb jc; do jq -r 'select(.event == "resume") | .job + ":" + .from' "$D3/state/$j/audit.jsonl"; done | paste -sd' ' -)"
 t_assert_contains "log: jc loaded in state syncing" "$(<"$D3/pgmoverd.log")" "job jc: loaded in state syncing"
-if pgmd_wait_state jc synced 120; then t_ok "jc resumes its copy and reaches synced"; else t_fail "jc reaches synced after the restart" "$(pgm status jc 2>&1 | head -40)"; fi
+t_check "jc resumes its copy and reaches synced" pgmd_wait_state jc synced 120 ||
+    t_detail "$(pgm status jc 2>&1 | head -40)"
 t_assert_eq "jc: the target has every row exactly once" "2000000|2000000|2000000" \
     "$(dst_q mv_c "select count(*) || '|' || count(distinct id) || '|' || max(id) from big")"
 t_assert_eq "jc: the generated column was computed on the target" "50|50" \
@@ -578,12 +554,10 @@ WATCH_PIDS+=("$W3")
 t_wait_for 10 _lines_ge "$T/watch3.out" 1
 run pgm thaw ja
 t_assert_eq "thaw ja: exit 0" 0 "$RC"
-if t_wait_for 10 _watch_saw "$T/watch3.out" '.on == "thaw" and .from == "verified" and .to == "thawing"'; then
-    t_ok "watch ja: transition verified -> thawing on thaw"
-else
-    t_fail "watch ja: transition on thaw" "$(cat "$T/watch3.out")"
-fi
-if pgmd_wait_state ja synced 60; then t_ok "ja thawed back to synced"; else t_fail "ja thawed back to synced" "$(pgm status ja 2>&1 | head -40)"; fi
+t_check "watch ja: transition verified -> thawing on thaw" \
+    t_wait_for 10 _watch_saw "$T/watch3.out" '.on == "thaw" and .from == "verified" and .to == "thawing"' ||
+    t_detail "$(cat "$T/watch3.out")"
+t_check "ja thawed back to synced" pgmd_wait_state ja synced 60 || t_detail "$(pgm status ja 2>&1 | head -40)"
 t_wait_for 10 _watch_saw "$T/watch3.out" '.from == "thawing" and .to == "synced"' ||
     t_fail "watch ja: thawing -> synced" "$(cat "$T/watch3.out")"
 kill "$W3" 2>/dev/null
@@ -595,13 +569,13 @@ t_assert_eq "after thaw: the freeze artifact is marked undone" "true" \
 # jb: freeze (the final copy, no rehearsal), then abort: the source is thawed, the target emptied
 run pgm freeze jb
 t_assert_eq "freeze jb: exit 0" 0 "$RC"
-if pgmd_wait_state jb verified 90; then t_ok "jb verified"; else t_fail "jb verified" "$(pgm status jb 2>&1 | head -60)"; fi
+t_check "jb verified" pgmd_wait_state jb verified 90 || t_detail "$(pgm status jb 2>&1 | head -60)"
 t_assert_eq "jb: final copy on the target" "2000" "$(dst_q mv_b "select count(*) from items")"
 out=$(src_q mv_b "insert into items values (900002, 'during freeze', 1)")
 t_assert_contains "jb frozen: the source refuses writes" "$out" "read-only transaction"
 run pgm abort jb
 t_assert_eq "abort jb: exit 0" 0 "$RC"
-if pgmd_wait_state jb aborted 60; then t_ok "jb aborted"; else t_fail "jb aborted" "$(pgm status jb 2>&1 | head -40)"; fi
+t_check "jb aborted" pgmd_wait_state jb aborted 60 || t_detail "$(pgm status jb 2>&1 | head -40)"
 t_assert_eq "after abort: the source is writable" "" "$(src_q mv_b "insert into items values (900002, 'after abort', 1)")"
 t_assert_eq "after abort: the target holds nothing of pgmover's" "0" \
     "$(dst_q mv_b "select count(*) from pg_tables where schemaname not in ('pg_catalog', 'information_schema')")"

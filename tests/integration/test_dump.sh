@@ -427,13 +427,11 @@ kill_job() {
     t_ok "big: 3M-row table loaded"
     cmd "big: create" create big --source "$(src_url big)" --target "$(tgt_url t_big)" --method dump "${ENGINE_SET[@]}"
     cmd "big: start" start big
-    if t_wait_for 60 _syncing_with_step; then
-        t_ok "big: syncing with a progress object"
-    else
-        t_fail "big: syncing with a progress object" "$(fail_detail big)"
+    t_check "big: syncing with a progress object" t_wait_for 60 _syncing_with_step || {
+        t_detail "$(fail_detail big)"
         # the plain fallback: syncing at all
         t_wait_for 30 _state_or_failed big syncing
-    fi
+    }
     # best effort, whatever the engine: kill once the data has started to reach the target
     t_wait_for 3 _target_has_big
     sleep 1
@@ -461,13 +459,10 @@ kill_job() {
             "$writers session(s) active on the target (PGM_TEST_STRICT=1 makes this a failure)"
     fi
     # the copy tools die with the daemon
-    if t_wait_for 10 no_copy_tools; then
-        t_ok "big: no pg_dump/pg_restore of the killed daemon keeps running"
-    else
-        t_fail "big: no pg_dump/pg_restore of the killed daemon keeps running" \
-            "$(pgrep -af -- "(pg_dump|pg_restore).*$WORK/")"
+    t_check "big: no pg_dump/pg_restore of the killed daemon keeps running" t_wait_for 10 no_copy_tools || {
+        t_detail "$(pgrep -af -- "(pg_dump|pg_restore).*$WORK/")"
         kill_leftovers
-    fi
+    }
     if ! pgmd_start "$DMN"; then
         t_fail "big: pgmoverd restarts on the same state" "see $DMN/pgmoverd.log"
         return 1
@@ -629,7 +624,8 @@ fi
 pgmd_stop
 rc=$?
 t_assert_eq "pgmoverd stops cleanly on SIGTERM" "0" "$rc"
-if t_wait_for 5 no_copy_tools; then t_ok "no copy tool left running"; else t_fail "no copy tool left running" "$(pgrep -af -- "(pg_dump|pg_restore).*$WORK/")"; fi
+t_check "no copy tool left running" t_wait_for 5 no_copy_tools ||
+    t_detail "$(pgrep -af -- "(pg_dump|pg_restore).*$WORK/")"
 
 echo "# run time: $((SECONDS - T0)) s"
 t_summary

@@ -33,9 +33,10 @@ t_wait_for 10 test -S "$work/notify.sock" || t_fail "listener" "did not start"
 export NOTIFY_SOCKET="$work/notify.sock"
 pgmd_start "$work/d" || { t_fail "daemon" "did not start"; t_summary; exit 1; }
 unset NOTIFY_SOCKET
-t_wait_for 10 grep -q "READY=1" "$work/notify.log" && t_ok "READY=1 once listening" || t_fail "READY=1" "$(cat "$work/notify.log")"
-t_wait_for 10 grep -q "^STATUS=0 job(s)" "$work/notify.log" && t_ok "STATUS= says what runs" ||
-    t_fail "STATUS=" "$(cat "$work/notify.log")"
+t_check "READY=1 once listening" t_wait_for 10 grep -q "READY=1" "$work/notify.log" ||
+    t_detail "$(cat "$work/notify.log")"
+t_check "STATUS= says what runs" t_wait_for 10 grep -q "^STATUS=0 job(s)" "$work/notify.log" ||
+    t_detail "$(cat "$work/notify.log")"
 
 : > "$work/notify.log"
 kill -HUP "$PGMD_PID"
@@ -45,7 +46,7 @@ t_assert_eq "SIGHUP: RELOADING=1 then READY=1" "RELOADING=1 READY=1" \
 
 pgmd_stop
 t_assert_eq "SIGTERM exits 0" 0 "$?"
-t_wait_for 10 grep -q "STOPPING=1" "$work/notify.log" && t_ok "STOPPING=1 on SIGTERM" ||
-    t_fail "STOPPING=1" "$(cat "$work/notify.log")"
+t_check "STOPPING=1 on SIGTERM" t_wait_for 10 grep -q "STOPPING=1" "$work/notify.log" ||
+    t_detail "$(cat "$work/notify.log")"
 
 t_summary

@@ -212,9 +212,7 @@ echo "# 2. created -> completed under pgbench, SIGKILL in syncing and in freezin
     >"$WORK/pgbench.log" 2>&1 &
 PGBENCH_PID=$!
 _history_grows() { [[ $(sq bench "SELECT count(*) > 100 FROM pgbench_history") == t ]]; }
-if t_wait_for 30 _history_grows; then t_ok "pgbench writes to the source"; else
-    t_fail "pgbench writes to the source" "$(tail -3 "$WORK/pgbench.log")"
-fi
+t_check "pgbench writes to the source" t_wait_for 30 _history_grows || t_detail "$(tail -3 "$WORK/pgbench.log")"
 
 _in_syncing() { [[ $(pgmd_state bench) == syncing ]]; }
 main_job() {
@@ -224,10 +222,10 @@ main_job() {
         --method pglogical --set allow_no_pk=on --set freeze_mode=both --set freeze_command='sleep 3' \
         --set thaw_command=true
     cmd "bench: start" start bench
-    if t_wait_for 60 _in_syncing; then t_ok "bench: syncing"; else
-        t_fail "bench: syncing" "$(fail_detail bench)"
+    t_check "bench: syncing" t_wait_for 60 _in_syncing || {
+        t_detail "$(fail_detail bench)"
         return 1
-    fi
+    }
     before=$(pgmd_state bench)
     pgmd_kill9
     t_assert_eq "bench: killed while syncing" "syncing" "$before"
@@ -263,9 +261,7 @@ main_job() {
     echo "# freeze to drained (after a restart in freezing): $(jst bench '.facts.freeze.freeze_to_drained_ms') ms," \
         "initial sync: $(jst bench '.facts.pglogical.sync_ms') ms"
     # the freeze ended pgbench's sessions: it stops with errors, as expected
-    if t_wait_for 30 eval '! kill -0 '"$PGBENCH_PID"' 2>/dev/null'; then t_ok "bench: pgbench ended by the freeze"; else
-        t_fail "bench: pgbench ended by the freeze" "still running"
-    fi
+    t_check "bench: pgbench ended by the freeze" t_wait_for 30 eval '! kill -0 '"$PGBENCH_PID"' 2>/dev/null'
     wait "$PGBENCH_PID" 2>/dev/null
     PGBENCH_PID=
     compare_rows "bench" bench t_bench
@@ -325,9 +321,8 @@ small_job() {
     tq t_small "ALTER TABLE public.items ADD CONSTRAINT target_only CHECK (v <> 'boom')" >/dev/null
     q "$(admin_url small)" "INSERT INTO public.items (v) VALUES ('boom')" >/dev/null
     _crash_warned() { [[ $(jst small '[.warnings[].message | select(test("keeps failing"))] | length') -ge 1 ]]; }
-    if t_wait_for 90 _crash_warned; then t_ok "small: a crash-looping apply worker is reported"; else
-        t_fail "small: a crash-looping apply worker is reported" "$(jst small '[.warnings[].message]')"
-    fi
+    t_check "small: a crash-looping apply worker is reported" t_wait_for 90 _crash_warned ||
+        t_detail "$(jst small '[.warnings[].message]')"
     t_assert_contains "small: its hint points at the target's log" \
         "$(jst small '[.warnings[] | select(.message | test("keeps failing")) | .hint] | first')" "server log"
     t_assert_eq "small: lag is visible meanwhile" "true" "$(jst small '.lag_bytes > 0')"
@@ -336,20 +331,16 @@ small_job() {
     (for i in $(seq 50); do q "$(admin_url small)" "INSERT INTO public.items (v) VALUES ('w$i')" >/dev/null; sleep 0.2; done) &
     local writer=$!
     _warned() { [[ $(jst small "[.warnings[].message | select(test(\"$1\"))] | length") -ge 1 ]]; }
-    if t_wait_for 60 _warned "replication is stalled"; then t_ok "small: a stalled slot is reported"; else
-        t_fail "small: a stalled slot is reported" "$(jst small '[.warnings[].message]')"
-    fi
-    if t_wait_for 60 _warned "retains more and more WAL"; then t_ok "small: growing retained WAL is reported"; else
-        t_fail "small: growing retained WAL is reported" "$(jst small '[.warnings[].message]')"
-    fi
+    t_check "small: a stalled slot is reported" t_wait_for 60 _warned "replication is stalled" ||
+        t_detail "$(jst small '[.warnings[].message]')"
+    t_check "small: growing retained WAL is reported" t_wait_for 60 _warned "retains more and more WAL" ||
+        t_detail "$(jst small '[.warnings[].message]')"
     wait "$writer"
     # a table that vanished from pglogical's sync catalog
     tq t_small "DELETE FROM pglogical.local_sync_status WHERE sync_relname = 'items'" >/dev/null
-    if t_wait_for 60 _warned "missing from pglogical's sync catalog"; then
-        t_ok "small: a table missing from the sync catalog is reported"
-    else
-        t_fail "small: a table missing from the sync catalog is reported" "$(jst small '[.warnings[].message]')"
-    fi
+    t_check "small: a table missing from the sync catalog is reported" \
+        t_wait_for 60 _warned "missing from pglogical's sync catalog" ||
+        t_detail "$(jst small '[.warnings[].message]')"
     t_assert_contains "small: its hint says how to resynchronize" \
         "$(jst small '[.warnings[] | select(.message | test("sync catalog")) | .hint] | first')" \
         "alter_subscription_resynchronize_table"
@@ -360,16 +351,13 @@ small_job() {
     wait_state "small: fails when its subscription vanishes" small failed 30
     t_assert_contains "small: the error says so" "$(jst small '.error.message')" "is gone from the target"
     _no_slot() { [[ $(sq small "SELECT count(*) FROM pg_replication_slots") == 0 ]]; }
-    if t_wait_for 30 _no_slot; then t_ok "small: a failed job keeps no slot on the source"; else
-        t_fail "small: a failed job keeps no slot on the source" "$(sq small "SELECT slot_name FROM pg_replication_slots")"
-    fi
+    t_check "small: a failed job keeps no slot on the source" t_wait_for 30 _no_slot ||
+        t_detail "$(sq small "SELECT slot_name FROM pg_replication_slots")"
     q "$(admin_url small)" "INSERT INTO public.items (v) VALUES ('after the failure')" >/dev/null
     cmd "small: retry" retry small
     wait_state "small: synced again" small synced 120
     _has_late() { [[ $(tq t_small "SELECT count(*) FROM public.items WHERE v IN ('after the failure', 'boom')") == 2 ]]; }
-    if t_wait_for 30 _has_late; then t_ok "small: the new subscription copied the data anew"; else
-        t_fail "small: the new subscription copied the data anew" "row missing on the target"
-    fi
+    t_check "small: the new subscription copied the data anew" t_wait_for 30 _has_late
     t_assert_eq "small: no duplicate rows after the new copy" \
         "$(sq small "SELECT count(*) FROM public.items")" "$(tq t_small "SELECT count(*) FROM public.items")"
     cmd "small: abort" abort small

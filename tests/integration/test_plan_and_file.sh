@@ -6,6 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 . tests/integration/lib.sh
 . tests/integration/pgmd.sh
+t_prereq test_plan_and_file pgmoverd pgmover
 
 work=$(t_tmpdir)
 bed="$work/bed"

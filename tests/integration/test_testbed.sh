@@ -9,6 +9,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 TB=$ROOT/tests/testbed/testbed.sh
 # shellcheck source=tests/integration/lib.sh
 . "$HERE/lib.sh"
+t_need_server test_testbed
 
 BED1=$(t_tmpdir)/bed || exit 1
 BED2=$(t_tmpdir)/bed || exit 1
@@ -28,7 +29,7 @@ q() { "$TB_PGBIN/psql" "$1" -X -q -tA -v ON_ERROR_STOP=1 -c "$2" 2>&1; }
 touch "$JUNK/precious"
 out=$("$TB" start "$JUNK" 2>&1)
 rc=$?
-if [[ $rc -ne 0 ]]; then t_ok "start refuses a non-empty DIR"; else t_fail "start refuses a non-empty DIR" "rc=0"; fi
+t_check "start refuses a non-empty DIR" test "$rc" -ne 0
 t_assert_contains "start on a non-empty DIR says why" "$out" "is not empty"
 "$TB" stop "$JUNK" 2>/dev/null
 rc=$?
@@ -52,16 +53,16 @@ t_ok "start ($(((t1 - t0) / 1000)) ms)"
 
 for v in TB_DIR TB_PGBIN SOURCE_PORT TARGET_PORT SOURCE_URL SOURCE_APP_URL SOURCE_ADMIN_URL \
     TARGET_URL SOURCE_PSQL TARGET_PSQL SOURCE_SSLROOTCERT; do
-    if [[ -n ${!v:-} ]]; then t_ok "env has $v"; else t_fail "env has $v" "empty"; fi
+    t_check "env has $v" test -n "${!v:-}"
 done
 t_assert_eq "TB_DIR" "$BED1" "$TB_DIR"
 if [[ $(id -u) -eq 0 ]]; then
     t_assert_eq "TB_SUPERUSER_RUN" "runuser -u postgres --" "$TB_SUPERUSER_RUN"
 fi
-if [[ $SOURCE_PORT != "$TARGET_PORT" ]]; then t_ok "ports differ"; else t_fail "ports differ" "$SOURCE_PORT"; fi
+t_check "ports differ" test "$SOURCE_PORT" != "$TARGET_PORT"
 t_assert_eq "server.key mode/owner" "600 postgres" "$(stat -c '%a %U' "$BED1/server.key")"
 for f in src.log dst.log; do
-    if [[ -s $BED1/$f ]]; then t_ok "$f written"; else t_fail "$f written" "missing or empty"; fi
+    t_check "$f written" test -s "$BED1/$f"
 done
 
 # Source: TLS, SCRAM, Heroku-like roles.
@@ -70,11 +71,11 @@ t_assert_eq "source via SOURCE_URL uses TLS" "t" \
 t_assert_eq "SOURCE_URL is app_owner" "app_owner" "$(q "$SOURCE_URL" 'select current_user')"
 out=$(q "${SOURCE_URL/sslmode=require/sslmode=disable}" 'select 1')
 rc=$?
-if [[ $rc -ne 0 ]]; then t_ok "non-TLS connection to source refused"; else t_fail "non-TLS connection to source refused" "got: $out"; fi
+t_check "non-TLS connection to source refused" test "$rc" -ne 0 || t_detail "got: $out"
 t_assert_contains "non-TLS refusal comes from pg_hba" "$out" "no encryption"
 out=$(q "${SOURCE_URL/:$SOURCE_OWNER_PASSWORD@/:wrong@}" 'select 1')
 rc=$?
-if [[ $rc -ne 0 ]]; then t_ok "wrong password refused"; else t_fail "wrong password refused" "got: $out"; fi
+t_check "wrong password refused" test "$rc" -ne 0 || t_detail "got: $out"
 t_assert_contains "wrong password: auth failure" "$out" "password authentication failed"
 verify="sslmode=verify-full&sslrootcert=$SOURCE_SSLROOTCERT"
 t_assert_eq "source cert verifies (verify-full)" "t" \
@@ -129,7 +130,7 @@ t_assert_eq "target ssl" "off" "$($TARGET_PSQL -tA -c 'show ssl')"
 # createdb + pglogical on both sides.
 for side in src dst; do
     db=tb_ext_$side
-    if "$TB" createdb "$BED1" "$side" "$db"; then t_ok "createdb $side"; else t_fail "createdb $side" "failed"; fi
+    t_check "createdb $side" "$TB" createdb "$BED1" "$side" "$db"
     out=$("$TB" psql "$BED1" "$side" "$db" -tA -c 'create extension pglogical' \
         -c "select extname from pg_extension where extname = 'pglogical'" 2>&1)
     t_assert_eq "create extension pglogical on $side" "pglogical" "$out"
@@ -150,11 +151,11 @@ t_assert_eq "pglogical supervisor runs on source" "1" \
     "$($SOURCE_PSQL -tA -c "select count(*) from pg_stat_activity where backend_type = 'pglogical supervisor'")"
 
 # Stop.
-if "$TB" stop "$BED1"; then t_ok "stop"; else t_fail "stop" "failed"; fi
-if [[ ! -e $BED1 ]]; then t_ok "DIR removed"; else t_fail "DIR removed" "$BED1 still exists"; fi
+t_check "stop" "$TB" stop "$BED1"
+t_check "DIR removed" test ! -e "$BED1"
 procs=$(pgrep -af -- "$BED1/" || true)
 t_assert_eq "no postgres process of DIR left" "" "$procs"
-if "$TB" stop "$BED1"; then t_ok "second stop is a no-op"; else t_fail "second stop is a no-op" "failed"; fi
+t_check "second stop is a no-op" "$TB" stop "$BED1"
 
 # --- bed 2: sourced API under set -euo pipefail, source without logical decoding ------
 out=$(
@@ -167,6 +168,6 @@ out=$(
     echo finished
 )
 t_assert_eq "TB_SOURCE_WAL_LEVEL=replica (sourced tb_start/tb_stop)" "replica,logical,finished" "$out"
-if [[ ! -e $BED2 ]]; then t_ok "bed 2 removed"; else t_fail "bed 2 removed" "$BED2 still exists"; fi
+t_check "bed 2 removed" test ! -e "$BED2"
 
 t_summary

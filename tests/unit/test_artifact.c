@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -195,8 +196,8 @@ START_TEST(test_unsaved_record_taken_back)
 }
 END_TEST
 
-static Suite *
-artifact_suite(void)
+Suite *
+pgm_test_suite(void)
 {
 	Suite *s = suite_create("artifact");
 	TCase *tc = tcase_create("registry");
@@ -209,16 +210,4 @@ artifact_suite(void)
 	tcase_add_test(tc, test_unsaved_record_taken_back);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner *sr = srunner_create(artifact_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "cli/cli.h"
 #include "common/util.h"
 #include "daemon/control.h"
@@ -412,10 +413,10 @@ START_TEST(test_help_shows_every_command)
 END_TEST
 
 /*
- * cli_output_suite gathers the formatting tests and those of the command table.
+ * The formatting tests and those of the command table.
  */
-static Suite *
-cli_output_suite(void)
+Suite *
+pgm_test_suite(void)
 {
 	Suite	   *s = suite_create("cli_output");
 	TCase	   *tc = tcase_create("format");
@@ -434,19 +435,4 @@ cli_output_suite(void)
 	tcase_add_test(tc, test_help_shows_every_command);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-/*
- * main runs the suite and fails when any test fails.
- */
-int
-main(void)
-{
-	SRunner    *sr = srunner_create(cli_output_suite());
-	int			failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

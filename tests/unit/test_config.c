@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "common/util.h"
 #include "daemon/config.h"
 
@@ -634,8 +635,8 @@ START_TEST(test_load_file)
 }
 END_TEST
 
-static Suite *
-config_suite(void)
+Suite *
+pgm_test_suite(void)
 {
 	Suite *s = suite_create("config");
 	TCase *file = tcase_create("file");
@@ -665,16 +666,4 @@ config_suite(void)
 	tcase_add_test(opts, test_job_options_rejected);
 	suite_add_tcase(s, opts);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner *sr = srunner_create(config_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

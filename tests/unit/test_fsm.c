@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "fsm/fsm.h"
 
 #define NST PGM_ST__COUNT
@@ -546,8 +547,8 @@ START_TEST(test_describe)
 }
 END_TEST
 
-static Suite *
-fsm_suite(void)
+Suite *
+pgm_test_suite(void)
 {
 	Suite *s = suite_create("fsm");
 	TCase *table = tcase_create("table");
@@ -578,16 +579,4 @@ fsm_suite(void)
 	tcase_add_test(views, test_describe);
 	suite_add_tcase(s, views);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner *sr = srunner_create(fsm_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "pipeline/method.h"
 
 typedef struct slot {
@@ -136,8 +137,8 @@ START_TEST(test_list_names_methods)
 }
 END_TEST
 
-static Suite *
-method_suite(void)
+Suite *
+pgm_test_suite(void)
 {
 	Suite *s = suite_create("method");
 	TCase *tc = tcase_create("table");
@@ -150,16 +151,4 @@ method_suite(void)
 	tcase_add_test(tc, test_list_names_methods);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner *sr = srunner_create(method_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

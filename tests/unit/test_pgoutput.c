@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "pg/pgoutput.h"
 
 
@@ -249,8 +250,8 @@ START_TEST(test_malformed)
 }
 END_TEST
 
-static Suite *
-pgoutput_suite(void)
+Suite *
+pgm_test_suite(void)
 {
 	Suite *s = suite_create("pgoutput");
 	TCase *tc = tcase_create("decode");
@@ -260,16 +261,4 @@ pgoutput_suite(void)
 	tcase_add_test(tc, test_malformed);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner *sr = srunner_create(pgoutput_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

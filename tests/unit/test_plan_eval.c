@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "daemon/config.h"
 #include "pipeline/plan/plan.h"
 
@@ -265,13 +266,11 @@ START_TEST(test_unreachable_and_recommendations)
 }
 END_TEST
 
-int
-main(void)
+Suite *
+pgm_test_suite(void)
 {
 	Suite *s = suite_create("plan_eval");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_healthy_pair);
 	tcase_add_test(tc, test_blockers);
@@ -279,9 +278,5 @@ main(void)
 	tcase_add_test(tc, test_options_change_findings);
 	tcase_add_test(tc, test_unreachable_and_recommendations);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return s;
 }

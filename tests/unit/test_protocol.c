@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "daemon/control.h"
@@ -821,8 +822,8 @@ START_TEST(test_error_reply_codes)
 }
 END_TEST
 
-static Suite *
-protocol_suite(void)
+Suite *
+pgm_test_suite(void)
 {
 	Suite *s = suite_create("protocol");
 	TCase *req = tcase_create("requests");
@@ -849,16 +850,4 @@ protocol_suite(void)
 	tcase_add_test(jobs, test_reload_jobs);
 	suite_add_tcase(s, jobs);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner *sr = srunner_create(protocol_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "common/util.h"
 #include "daemon/config.h"
 #include "fsm/store.h"
@@ -612,8 +613,8 @@ START_TEST(test_mkdir_rmtree)
 }
 END_TEST
 
-static Suite *
-store_suite(void)
+Suite *
+pgm_test_suite(void)
 {
 	Suite *s = suite_create("store");
 	TCase *store = tcase_create("store");
@@ -637,16 +638,4 @@ store_suite(void)
 	tcase_add_test(files, test_mkdir_rmtree);
 	suite_add_tcase(s, files);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner *sr = srunner_create(store_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "check_main.h"
 #include "common/json.h"
 #include "common/util.h"
 #include "pg/dsn.h"
@@ -460,8 +461,8 @@ START_TEST(test_error_advice)
 }
 END_TEST
 
-static Suite *
-util_suite(void)
+Suite *
+pgm_test_suite(void)
 {
 	Suite *s = suite_create("util");
 	TCase *util = tcase_create("util");
@@ -487,16 +488,4 @@ util_suite(void)
 	tcase_add_test(json, test_json_set);
 	suite_add_tcase(s, json);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner *sr = srunner_create(util_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

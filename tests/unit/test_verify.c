@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "common/util.h"
 #include "pipeline/verify/verify.h"
 #include "pipeline/verify/verify_plan.h"
@@ -690,8 +691,8 @@ START_TEST(test_engine_cancel)
 }
 END_TEST
 
-static Suite *
-verify_suite(void)
+Suite *
+pgm_test_suite(void)
 {
 	Suite *s = suite_create("verify");
 	TCase *plan = tcase_create("plan"), *bis = tcase_create("bisect"), *sql = tcase_create("sql"),
@@ -724,16 +725,4 @@ verify_suite(void)
 	tcase_add_test(eng, test_engine_cancel);
 	suite_add_tcase(s, eng);
 	return s;
-}
-
-int
-main(void)
-{
-	SRunner *sr = srunner_create(verify_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
