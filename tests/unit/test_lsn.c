@@ -79,8 +79,8 @@ END_TEST
  * What PostgreSQL's pg_lsn input refuses, pgm_lsn_parse should refuse:
  * 1 to 8 hex digits, a slash, 1 to 8 hex digits, nothing else. Its sscanf
  * ("%X/%X") takes a half over 32 bits and silently keeps its low 32 bits
- * ("100000000/0" is 0/0), and takes signs, "0x" and blanks after the slash.
- * Tagged known_bug (check_main.h) until pgm_lsn_parse is fixed.
+ * ("100000000/0" is 0/0), and takes signs, "0x" and blanks after the slash:
+ * the parser now reads the digits itself.
  */
 START_TEST(test_lsn_parse_strict)
 {
@@ -125,7 +125,6 @@ pgm_test_suite(void)
 	suite_add_tcase(s, tc);
 
 	tcase_add_test(bugs, test_lsn_parse_strict);
-	tcase_set_tags(bugs, PGM_TAG_KNOWN_BUG);
 	suite_add_tcase(s, bugs);
 	return s;
 }

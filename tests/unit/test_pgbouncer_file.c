@@ -266,7 +266,7 @@ END_TEST
  * line (libusual's parse_ini_file), so it reads "pool_mode=transaction\r"
  * of a CRLF file as transaction; the rewrite keeps the CR inside the new
  * quotes, pool_mode='transaction\r', which pgbouncer refuses as a pool
- * mode on RELOAD. Tagged known_bug (check_main.h) until it is fixed.
+ * mode on RELOAD. The rewrite now keeps the CR outside the values.
  */
 START_TEST(test_crlf_line)
 {
@@ -275,6 +275,18 @@ START_TEST(test_crlf_line)
 	ck_assert_ptr_null(strstr(out, "transaction\r'"));
 	ck_assert_ptr_nonnull(strstr(out, "pool_mode='transaction'"));
 	ck_assert_ptr_nonnull(strstr(out, "\nother = host=x\r\n"));
+	free(out);
+}
+END_TEST
+
+/* a name defined twice: pgbouncer keeps the last definition, so that one is rewritten */
+START_TEST(test_last_definition)
+{
+	char *out = rewrite_ok("[databases]\nshop = host=first\nshop = host=second pool_size=5\n", "shop", TARGET);
+
+	ck_assert_ptr_nonnull(strstr(out, "shop = host=first\n"));
+	ck_assert_ptr_null(strstr(out, "host=second"));
+	ck_assert_ptr_nonnull(strstr(out, "pool_size='5'"));
 	free(out);
 }
 END_TEST
@@ -374,7 +386,7 @@ pgm_test_suite(void)
 {
 	Suite *s = suite_create("pgbouncer_file");
 	TCase *rw = tcase_create("rewrite");
-	TCase *bugs = tcase_create("rewrite_known_bugs");
+	TCase *bugs = tcase_create("rewrite_line_ends");
 	TCase *file = tcase_create("file");
 
 	tcase_add_test(rw, test_entry_rewritten);
@@ -392,7 +404,7 @@ pgm_test_suite(void)
 	suite_add_tcase(s, rw);
 
 	tcase_add_test(bugs, test_crlf_line);
-	tcase_set_tags(bugs, PGM_TAG_KNOWN_BUG);
+	tcase_add_test(bugs, test_last_definition);
 	suite_add_tcase(s, bugs);
 
 	tcase_add_checked_fixture(file, setup, teardown);

@@ -180,6 +180,32 @@ keep_other_pair(const char *k, const char *v, void *d)
 	put_pair(d, k, v);
 }
 
+/* how many lines under [databases] define `database` */
+static int
+count_entries(const char *file, const char *database)
+{
+	bool in_databases = true;
+	int n = 0;
+
+	for (const char *line = file; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		const char *p = line;
+		const char *eol = strchr(line, '\n');
+		size_t klen;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '[')
+			in_databases = strncmp(p, "[databases]", 11) == 0;
+		klen = strcspn(p, " \t=\n");
+		if (in_databases && klen == strlen(database) && strncmp(p, database, klen) == 0) {
+			const char *eq = strchr(p, '=');
+			if (eq && (eol == NULL || eq < eol))
+				n++;
+		}
+	}
+	return n;
+}
+
 char *
 pgm_pgb_rewrite(const char *file, const char *database, const char *dsn, char **err)
 {
@@ -187,29 +213,38 @@ pgm_pgb_rewrite(const char *file, const char *database, const char *dsn, char **
 	char *out = pgm_strdup(""), *copy = pgm_strdup(file), *line, *next;
 	bool in_databases = true, found = false;
 	size_t olen = 0;
+	int want, seen = 0;
 
 	if (!pgm_dsn_parse(dsn, &d, err)) {
 		free(out);
 		free(copy);
 		return NULL;
 	}
+	/* pgbouncer keeps the last definition of a name: that one is rewritten */
+	want = count_entries(file, database);
 	for (line = copy; line; line = next) {
 		char *nl = strchr(line, '\n'), *p = line, *add;
-		size_t klen;
+		size_t klen, len;
+		bool cr;
 
 		next = nl ? nl + 1 : NULL;
 		if (nl)
 			*nl = '\0';
+		/* a CRLF file keeps its line ends; the CR is not part of the last value */
+		len = strlen(line);
+		cr = len > 0 && line[len - 1] == '\r';
 		while (*p == ' ' || *p == '\t')
 			p++;
 		if (*p == '[')
 			in_databases = strncmp(p, "[databases]", 11) == 0;
 		klen = strcspn(p, " \t=");
 		if (in_databases && !found && klen == strlen(database) && strncmp(p, database, klen) == 0 &&
-		    strchr(p, '=') != NULL) {
+		    strchr(p, '=') != NULL && ++seen == want) {
 			char *pairs = pgm_strdup("");
 
 			found = true;
+			if (cr)
+				line[len - 1] = '\0';
 			if (d.host)
 				put_pair(&pairs, "host", d.host);
 			put_pair(&pairs, "port", d.port ? d.port : "5432");
@@ -224,7 +259,7 @@ pgm_pgb_rewrite(const char *file, const char *database, const char *dsn, char **
 				found = false;
 				break;
 			}
-			add = pgm_asprintf("%s = %s%s", database, pairs, next ? "\n" : "");
+			add = pgm_asprintf("%s = %s%s%s", database, pairs, cr ? "\r" : "", next ? "\n" : "");
 			free(pairs);
 		} else {
 			add = pgm_asprintf("%s%s", line, next ? "\n" : "");
