@@ -26,6 +26,11 @@
 #
 # Environment knobs:
 #   TB_SOURCE_WAL_LEVEL  wal_level of the source (default logical; e.g. replica)
+#   TB_SOURCE_PRELOAD    shared_preload_libraries of the source (default pglogical;
+#                        empty for a Heroku-like source: no pglogical at all)
+#   TB_TARGET_ROLE       superuser (default) or owner: tgt_admin owns the target database
+#                        and is no superuser (CREATEDB, REPLICATION, pg_signal_backend),
+#                        like a managed target's role
 #   TB_PGBIN             PostgreSQL bin dir (default /usr/lib/postgresql/15/bin, else pg_config)
 #   TB_KEEP=1            `stop` stops the servers but keeps DIR (for post-mortems)
 #
@@ -147,7 +152,11 @@ _tb_write_conf() {
         echo "unix_socket_directories = '$dir'"
         echo "cluster_name = '$dir/$side'"
         echo "max_connections = 200"
-        echo "shared_preload_libraries = 'pglogical'"
+        if [[ $side == src ]]; then
+            echo "shared_preload_libraries = '${TB_SOURCE_PRELOAD-pglogical}'"
+        else
+            echo "shared_preload_libraries = 'pglogical'"
+        fi
         echo "wal_level = $wal"
         echo "max_replication_slots = 20"
         if [[ $wal == minimal ]]; then
@@ -273,8 +282,16 @@ CREATE ROLE src_admin LOGIN SUPERUSER PASSWORD '$_TB_PW_SRCADMIN';
 CREATE DATABASE appdb OWNER app_owner;
 GRANT CONNECT ON DATABASE appdb TO app_user;"
     else
-        sql="CREATE ROLE tgt_admin LOGIN SUPERUSER PASSWORD '$_TB_PW_TGTADMIN';
+        # TB_TARGET_ROLE=owner: a managed target's role (RDS, Cloud SQL): it owns the
+        # database, may replicate and end sessions, and is no superuser
+        if [[ ${TB_TARGET_ROLE:-superuser} == owner ]]; then
+            sql="CREATE ROLE tgt_admin LOGIN NOSUPERUSER CREATEDB NOCREATEROLE REPLICATION PASSWORD '$_TB_PW_TGTADMIN';
+GRANT pg_signal_backend TO tgt_admin;
 CREATE DATABASE appdb OWNER tgt_admin;"
+        else
+            sql="CREATE ROLE tgt_admin LOGIN SUPERUSER PASSWORD '$_TB_PW_TGTADMIN';
+CREATE DATABASE appdb OWNER tgt_admin;"
+        fi
     fi
     if ! printf '%s\n' "$sql" | _tb_as_pg "${psql[@]}" >"$dir/setup-$side.log" 2>&1; then
         _tb_err "creating roles/databases on the $name failed, see $dir/setup-$side.log"
