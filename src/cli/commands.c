@@ -45,7 +45,7 @@ static void render_created(const pgm_cli_args_t *args, const cJSON *result);
  */
 const pgm_cli_command_t pgm_cli_commands[] = {
 	{"create", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_CREATE, cmd_create, render_created,
-	"create JOB --source URL --target URL --method dump|pglogical [--set key=value ...]",
+	"create JOB --source URL --target URL --method dump|pglogical|triggers [--set key=value ...]",
 	"create a job: source, target, method and options"},
 	{"start", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "start JOB",
 	"start a job: preflight, prepare the target, copy or sync the data"},
@@ -73,7 +73,7 @@ const pgm_cli_command_t pgm_cli_commands[] = {
 	{"retry", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "retry JOB",
 	"resume a failed job from its last durable step"},
 	{"plan", PGM_CLI_RUNS_LOCAL, PGM_CLI_JOB_NONE, PGM_CLI_OPT_CREATE | PGM_CLI_OPT_BIT(PGM_CLI_OPT_TABLES),
-	cmd_plan, NULL, "plan --source URL --target URL [--method dump|pglogical] [--set key=value ...]",
+	cmd_plan, NULL, "plan --source URL --target URL [--method dump|pglogical|triggers] [--set key=value ...]",
 	"check a migration in-process, touching nothing"},
 	{"describe", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_NONE, 0, cmd_daemon, render_describe, "describe",
 	"show the job state machine"},

@@ -216,6 +216,44 @@ START_TEST(test_options_change_findings)
 }
 END_TEST
 
+/* the triggers method: version, privileges, large objects, tables without a key */
+START_TEST(test_triggers_checks)
+{
+	cJSON *g = fixture(), *src = cJSON_GetObjectItem(g, "source"), *r, *opts = options(NULL, NULL);
+
+	cJSON_AddItemToObject(src, "can_create_schema", cJSON_CreateTrue());
+	cJSON_AddItemToObject(src, "trigger_denied", cJSON_Parse("{\"count\": 0, \"names\": []}"));
+	r = pgm_plan_evaluate_method(g, opts, false, "triggers");
+	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(r, "method")), "triggers");
+	ck_assert_str_eq(status_of(r, "triggers: privileges"), "ok");
+	ck_assert_ptr_null(finding(r, "triggers: source version"));
+	ck_assert_ptr_null(finding(r, "triggers: schema"));
+	cJSON_Delete(r);
+
+	cJSON_ReplaceItemInObject(src, "server_version_num", cJSON_CreateNumber(120015));
+	cJSON_ReplaceItemInObject(src, "can_create_schema", cJSON_CreateFalse());
+	cJSON_ReplaceItemInObject(src, "trigger_denied", cJSON_Parse("{\"count\": 2, \"names\": [\"public.a\", \"x.b\"]}"));
+	cJSON_ReplaceItemInObject(src, "large_objects", cJSON_CreateNumber(1));
+	cJSON_ReplaceItemInObject(src, "tables_without_primary_key",
+	                          cJSON_Parse("{\"count\": 1, \"names\": [\"public.log\"]}"));
+	r = pgm_plan_evaluate_method(g, opts, false, "triggers");
+	ck_assert_str_eq(status_of(r, "triggers: source version"), "error");
+	ck_assert_str_eq(status_of(r, "triggers: schema"), "error");
+	ck_assert_str_eq(status_of(r, "triggers: privileges"), "error");
+	ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "triggers: privileges"), "finding")),
+	                             "public.a, x.b"));
+	ck_assert_str_eq(status_of(r, "large objects"), "error");
+	ck_assert_str_eq(status_of(r, "triggers: tables without a key"), "info");
+	ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "triggers: tables without a key"),
+	                                                                       "finding")),
+	                             "public.log"));
+	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(r, "ok")));
+	cJSON_Delete(r);
+	cJSON_Delete(opts);
+	cJSON_Delete(g);
+}
+END_TEST
+
 START_TEST(test_unreachable_and_recommendations)
 {
 	cJSON *g = fixture(), *r, *opts;
@@ -228,12 +266,20 @@ START_TEST(test_unreachable_and_recommendations)
 	ck_assert_ptr_null(finding(r, "server versions")); /* needs both sides */
 	cJSON_Delete(r);
 
-	/* big and logical-capable: pglogical; big on Heroku: dump with a long freeze */
+	/*
+	 * big and logical-capable: pglogical; big on Heroku: triggers when the owner may
+	 * capture (a schema, triggers on every table), else dump with a long freeze
+	 */
 	g = fixture();
 	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "source"), "database_size", cJSON_CreateNumber(50e9));
 	r = evaluate(cJSON_Duplicate(g, 1), options(NULL, NULL), false);
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"), "method")),
 	                 "dump");
+	cJSON_Delete(r);
+	cJSON_AddItemToObject(cJSON_GetObjectItem(g, "source"), "can_create_schema", cJSON_CreateTrue());
+	r = evaluate(cJSON_Duplicate(g, 1), options(NULL, NULL), false);
+	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"), "method")),
+	                 "triggers");
 	ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"),
 	                                                                     "why")),
 	                             "Heroku"));
@@ -277,6 +323,7 @@ pgm_test_suite(void)
 	tcase_add_test(tc, test_target_tls);
 	tcase_add_test(tc, test_options_change_findings);
 	tcase_add_test(tc, test_unreachable_and_recommendations);
+	tcase_add_test(tc, test_triggers_checks);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -57,6 +57,7 @@ static const char *facts_sql =
 	"       r.rolsuper AS superuser,"
 	"       pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') AS can_signal_backends,"
 	"       pg_has_role(current_user, d.datdba, 'MEMBER') AS owns_database,"
+	"       has_database_privilege(current_database(), 'CREATE') AS can_create_schema,"
 	"       pg_encoding_to_char(d.encoding) AS encoding,"
 	"       d.datcollate AS lc_collate, d.datctype AS lc_ctype,"
 	"       current_setting('wal_level') AS wal_level,"
@@ -123,6 +124,12 @@ static const char *unreadable_sql =
 	"    AND NOT pg_has_role(m.lomowner, 'USAGE')"
 	"    AND NOT EXISTS (SELECT 1 FROM aclexplode(m.lomacl) a WHERE a.privilege_type = 'SELECT'"
 	"                      AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE')))"
+	" ORDER BY 1";
+
+/* the triggers method puts triggers on every table: the role needs TRIGGER on each */
+static const char *trigger_denied_sql =
+	"SELECT n.nspname || '.' || c.relname" USER_RELS
+	"   AND c.relkind = 'r' AND c.relpersistence <> 't' AND NOT has_table_privilege(c.oid, 'TRIGGER')"
 	" ORDER BY 1";
 
 static const char *nopk_sql =
@@ -232,6 +239,12 @@ handle_unreadable(plan_side_t *sd, const PGresult *res)
 }
 
 static void
+handle_trigger_denied(plan_side_t *sd, const PGresult *res)
+{
+	set_name_list(sd, "trigger_denied", res);
+}
+
+static void
 handle_nopk(plan_side_t *sd, const PGresult *res)
 {
 	set_name_list(sd, "tables_without_primary_key", res);
@@ -300,6 +313,7 @@ static const plan_query_t source_queries[] = {
 	{NULL, handle_nopk},
 	{NULL, handle_identity},
 	{NULL, handle_extensions},
+	{NULL, handle_trigger_denied},
 	{NULL, NULL}};
 
 static const plan_query_t target_queries[] = {
@@ -313,7 +327,7 @@ static const char *
 query_sql(const plan_side_t *sd, int i)
 {
 	static const char *const *src[] = {&facts_sql, &largest_sql, &unreadable_sql, &nopk_sql, &identity_sql,
-	                                   &extensions_sql};
+	                                   &extensions_sql, &trigger_denied_sql};
 	static const char *const *dst[] = {&facts_sql, &extensions_sql, &available_sql, &existing_sql};
 
 	return sd->source ? *src[i] : *dst[i];

@@ -525,6 +525,10 @@ recommend(eval_t *ev, const cJSON *src, double seconds)
 	bool logical_ok = flag(src, "superuser") && strcmp(str(src, "wal_level"), "logical") == 0 &&
 	                  strstr(str(src, "shared_preload_libraries"), "pglogical") != NULL &&
 	                  pgm_json_num(src, "large_objects", 0) == 0;
+	/* triggers: PostgreSQL 13 or later (xid8), no large objects, the owner's privileges */
+	bool triggers_ok = pgm_json_num(src, "server_version_num", 0) >= 130000 &&
+	                   pgm_json_num(src, "large_objects", 0) == 0 && flag(src, "can_create_schema") &&
+	                   pgm_json_num(cJSON_GetObjectItem(src, "trigger_denied"), "count", 0) == 0;
 
 	if (seconds >= 0)
 		snprintf(eta, sizeof(eta), " (about %.0f s here)", seconds);
@@ -541,16 +545,69 @@ recommend(eval_t *ev, const cJSON *src, double seconds)
 		         "logical replication (superuser, wal_level = logical, pglogical preloaded), which needs only "
 		         "seconds of freeze",
 		         bytes / GIB, eta);
+	} else if (triggers_ok) {
+		pgm_json_set_str(rec, "method", "triggers");
+		snprintf(why, sizeof(why),
+		         "the database is %.2f GiB: a final copy%s would keep writes stopped long, and this source does not "
+		         "allow logical replication (Heroku gives neither superuser nor logical replication); change "
+		         "capture by triggers needs only the owner's privileges and a freeze of one apply round, at the "
+		         "price of a trigger on every write while the job runs",
+		         bytes / GIB, eta);
 	} else {
 		pgm_json_set_str(rec, "method", "dump");
 		snprintf(why, sizeof(why),
-		         "the database is %.2f GiB, above ~10 GB, but this source does not allow logical replication "
-		         "(Heroku gives neither superuser nor logical replication): plan a write freeze for the final "
-		         "copy%s",
+		         "the database is %.2f GiB, above ~10 GB, but this source allows neither logical replication nor "
+		         "change capture by triggers (PostgreSQL 13 or later, no large objects): plan a write freeze for "
+		         "the final copy%s",
 		         bytes / GIB, eta);
 	}
 	pgm_json_set_str(rec, "why", why);
 	pgm_json_set(ev->report, "recommendation", rec);
+}
+
+/* ---- method triggers: change capture by triggers, the owner's privileges only ---- */
+
+static void
+check_triggers(eval_t *ev, const cJSON *src)
+{
+	int version = (int) pgm_json_num(src, "server_version_num", 0);
+	const cJSON *denied = cJSON_GetObjectItem(src, "trigger_denied");
+	const cJSON *nopk = cJSON_GetObjectItem(src, "tables_without_primary_key");
+	char names[1024];
+
+	if (version > 0 && version < 130000)
+		add(ev, "triggers: source version", "error", "use --method dump for a source older than PostgreSQL 13",
+		    "the source runs PostgreSQL %d.%d: the change capture needs 13 or later (pg_current_xact_id, "
+		    "pg_visible_in_snapshot)",
+		    version / 10000, version % 10000);
+	if (!flag(src, "can_create_schema"))
+		add(ev, "triggers: schema", "error",
+		    "connect as the database owner (Heroku's default credential), or GRANT CREATE ON DATABASE to this role",
+		    "the source role may not create a schema in the database: the change log lives in one of pgmover's");
+	if (pgm_json_num(denied, "count", 0) > 0) {
+		join_names(denied, names, sizeof(names));
+		add(ev, "triggers: privileges", "error",
+		    "connect as the owner of these tables, or GRANT TRIGGER ON them to this role",
+		    "%d table(s) may not get triggers from this role: %s", (int) pgm_json_num(denied, "count", 0), names);
+	} else {
+		add(ev, "triggers: privileges", "ok", NULL,
+		    "the role may create pgmover's schema and put triggers on every table; every write to a table also "
+		    "writes its keys to the change log (see the README for the overhead measured)");
+	}
+	if (pgm_json_num(src, "large_objects", 0) > 0)
+		add(ev, "large objects", "error", "use --method dump (its pg_dump engine carries large objects)",
+		    "the source holds %d large object(s): triggers do not see changes to them, so the target would lack "
+		    "them",
+		    (int) pgm_json_num(src, "large_objects", 0));
+	if (pgm_json_num(nopk, "count", 0) > 0) {
+		join_names(nopk, names, sizeof(names));
+		add(ev, "triggers: tables without a key", "info",
+		    "add a primary key to the large ones before the migration if you can",
+		    "%d table(s) have no primary key: unless a unique index on NOT NULL columns serves as their key, "
+		    "their changes are logged as whole rows and applied by matching whole rows (one of identical "
+		    "duplicates), which costs a scan of the table on the target per changed row image: %s",
+		    (int) pgm_json_num(nopk, "count", 0), names);
+	}
 }
 
 cJSON *
@@ -563,6 +620,7 @@ cJSON *
 pgm_plan_evaluate_method(const cJSON *gathered, const cJSON *options, bool target_owned, const char *method)
 {
 	bool pglogical = method && strcmp(method, "pglogical") == 0, src_super = false;
+	bool triggers = method && strcmp(method, "triggers") == 0;
 	const cJSON *src = cJSON_GetObjectItem(gathered, "source");
 	const cJSON *dst = cJSON_GetObjectItem(gathered, "target");
 	eval_t ev = {0};
@@ -596,7 +654,11 @@ pgm_plan_evaluate_method(const cJSON *gathered, const cJSON *options, bool targe
 			    "the connection to the source does not use TLS");
 		check_source_role(&ev, src, options);
 		check_connections(&ev, src, "source", jobs + 2);
-		if (pgm_json_num(src, "large_objects", 0) > 0 && pglogical)
+		if (triggers)
+			check_triggers(&ev, src);
+		if (pgm_json_num(src, "large_objects", 0) > 0 && triggers)
+			; /* check_triggers said so */
+		else if (pgm_json_num(src, "large_objects", 0) > 0 && pglogical)
 			add(&ev, "large objects", "error",
 			    "use --method dump (its pg_dump engine carries large objects), or move them into bytea columns "
 			    "first",
@@ -611,7 +673,7 @@ pgm_plan_evaluate_method(const cJSON *gathered, const cJSON *options, bool targe
 		{
 			const cJSON *nopk = cJSON_GetObjectItem(src, "tables_without_primary_key");
 			char names[1024];
-			if (pgm_json_num(nopk, "count", 0) > 0 && !pglogical) {
+			if (pgm_json_num(nopk, "count", 0) > 0 && !pglogical && !triggers) {
 				join_names(nopk, names, sizeof(names));
 				add(&ev, "primary keys", "info",
 				    "nothing for dump; logical replication would need a primary key or allow_no_pk",
@@ -629,7 +691,7 @@ pgm_plan_evaluate_method(const cJSON *gathered, const cJSON *options, bool targe
 	}
 	if (pglogical && !flag(src, "backup_file"))
 		check_pglogical(&ev, src, dst, options, src_ok, dst_ok, src_super);
-	pgm_json_set_str(ev.report, "method", pglogical ? "pglogical" : "dump");
+	pgm_json_set_str(ev.report, "method", pglogical ? "pglogical" : triggers ? "triggers" : "dump");
 	cJSON_AddItemToObject(ev.report, "source", cJSON_Duplicate(src, 1));
 	cJSON_AddItemToObject(ev.report, "target", cJSON_Duplicate(dst, 1));
 	pgm_json_set(ev.report, "ok", cJSON_CreateBool(ev.errors == 0));
