@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "daemon/config.h"
+#include "pipeline/method.h"
 #include "pipeline/plan/plan.h"
 
 typedef struct plan_run {
@@ -76,7 +77,7 @@ pgm_cli_plan(int argc, char **argv, bool json)
 		else if ((v = pgm_cli_option_value(argc, argv, &i, "--target")) != NULL)
 			target = v;
 		else if ((v = pgm_cli_option_value(argc, argv, &i, "--method")) != NULL)
-			method = v; /* pglogical adds the logical replication checks */
+			method = v; /* pglogical and triggers add their own checks */
 		else if ((v = pgm_cli_option_value(argc, argv, &i, "--set")) != NULL) {
 			char *key = strdup(v), *eq = strchr(key, '=');
 			if (eq == NULL) {
@@ -93,9 +94,15 @@ pgm_cli_plan(int argc, char **argv, bool json)
 		cJSON_Delete(given);
 		return usage_error("plan needs --source URL and --target URL");
 	}
-	if (method && strcmp(method, "dump") != 0 && strcmp(method, "pglogical") != 0) {
+	if (method && pgm_method_find(method) == NULL) {
+		char *list = pgm_method_list(), *msg = pgm_asprintf("unknown method \"%s\": use %s", method, list);
+		int code;
+
 		cJSON_Delete(given);
-		return usage_error("--method must be dump or pglogical");
+		code = usage_error(msg);
+		free(msg);
+		free(list);
+		return code;
 	}
 	options = pgm_job_options_build(NULL, given, &err);
 	cJSON_Delete(given);
