@@ -71,3 +71,53 @@ wait_for() {
 }
 
 now() { date +%s.%N; }
+
+# Added for bench_triggers.sh (the functions above are unchanged):
+#   wait_within SECS STATE  wait_for with a time limit: exits 1 if job bench fails, or is not
+#                          in STATE after SECS seconds
+#   within SECS CMD...     CMD again every 0.1 s until it succeeds; returns 1 after SECS seconds
+#   bench_daemon_stop      pgmoverd stopped (SIGTERM, waited for); its log kept in
+#                          $work/pgmoverd.log.old
+#   pgbench_tps FILE       the tps pgbench printed in FILE (its summary)
+#   pgbench_tx FILE        the transactions pgbench processed, from its summary in FILE
+
+wait_within() {
+    local limit=$1 want=$2 s end
+    end=$(($(date +%s) + limit))
+    while :; do
+        s=$(st .state 2>/dev/null) || s=
+        [[ $s == "$want" ]] && return 0
+        if [[ $s == failed ]]; then
+            "$BUILD/pgmover" status bench >&2
+            exit 1
+        fi
+        if (($(date +%s) >= end)); then
+            echo "job bench is not $want after ${limit} s (state: ${s:-unknown})" >&2
+            "$BUILD/pgmover" status bench >&2 || true
+            exit 1
+        fi
+        sleep 0.1
+    done
+}
+
+within() {
+    local end
+    end=$(($(date +%s) + $1))
+    shift
+    until "$@"; do
+        (($(date +%s) < end)) || return 1
+        sleep 0.1
+    done
+}
+
+bench_daemon_stop() {
+    [[ -n ${daemon_pid:-} ]] || return 0
+    kill -TERM "$daemon_pid" 2>/dev/null || true
+    wait "$daemon_pid" 2>/dev/null || true
+    daemon_pid=
+    cat "$work/pgmoverd.log" >>"$work/pgmoverd.log.old" 2>/dev/null || true
+}
+
+pgbench_tps() { awk '/^tps = / { print $3; exit }' "$1"; }
+
+pgbench_tx() { awk '/number of transactions actually processed/ { split($NF, a, "/"); print a[1]; exit }' "$1"; }

@@ -36,6 +36,9 @@ struct pgm_pg_conn {
 	bool copy_paused;
 	bool copy_in_ready; /* COPY IN start callback delivered */
 	bool copy_started;  /* COPY OUT response received */
+	bool copy_ending;   /* COPY OUT has its final result; the rest is being read */
+	PGresult *copy_final;
+	bool copy_final_null; /* none came: the connection failed */
 	pgm_pg_connect_cb connect_cb;
 	pgm_pg_result_cb result_cb;
 	pgm_pg_copy_out_cb copy_out_cb;
@@ -429,14 +432,32 @@ drain_results(pgm_pg_conn_t *c)
 	}
 }
 
-/* end a COPY OUT: drain the results and report to the caller */
+/*
+ * A COPY OUT has its final result (r): report it once libpq has nothing more
+ * for this statement -- until PQgetResult returns NULL the connection is not
+ * idle, and the caller's next query would be refused ("another command is
+ * already in progress"). r is kept in copy_final while the rest arrives.
+ */
 static void
-copy_out_finish(pgm_pg_conn_t *c, PGresult *r)
+copy_out_drain(pgm_pg_conn_t *c)
 {
 	pgm_pg_copy_out_cb cb = c->copy_out_cb;
+	PGresult *r = c->copy_final;
 	pgm_pg_error_t e;
-	bool failed = r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK;
+	bool failed;
 
+	for (;;) {
+		PGresult *more;
+
+		if (PQisBusy(c->pg))
+			return; /* on_poll brings us back */
+		more = PQgetResult(c->pg);
+		if (more == NULL)
+			break;
+		PQclear(more);
+	}
+	c->copy_final = NULL;
+	failed = c->copy_final_null || r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK;
 	if (failed) {
 		if (r)
 			error_from_result(&e, r, c->pg);
@@ -444,9 +465,7 @@ copy_out_finish(pgm_pg_conn_t *c, PGresult *r)
 			error_from_text(&e, PQerrorMessage(c->pg));
 	}
 	PQclear(r);
-	/* drain until NULL so the connection is idle again */
-	while (!PQisBusy(c->pg) && (r = PQgetResult(c->pg)) != NULL)
-		PQclear(r);
+	c->copy_final_null = false;
 	c->mode = MODE_IDLE;
 	c->copy_out_cb = NULL;
 	if (c->poll)
@@ -456,9 +475,23 @@ copy_out_finish(pgm_pg_conn_t *c, PGresult *r)
 		error_clear(&e);
 }
 
+/* end a COPY OUT with its final result (NULL: none came, the connection failed) */
+static void
+copy_out_finish(pgm_pg_conn_t *c, PGresult *r)
+{
+	c->copy_final = r;
+	c->copy_final_null = r == NULL;
+	c->copy_ending = true;
+	copy_out_drain(c);
+}
+
 static void
 copy_out_step(pgm_pg_conn_t *c)
 {
+	if (c->mode == MODE_COPY_OUT && c->copy_ending) {
+		copy_out_drain(c);
+		return;
+	}
 	if (c->mode == MODE_COPY_OUT && !c->copy_started) {
 		PGresult *r;
 
@@ -596,6 +629,7 @@ pgm_pg_copy_out(pgm_pg_conn_t *c, const char *sql, pgm_pg_copy_out_cb cb, void *
 	c->data = data;
 	c->copy_out_cb = cb;
 	c->copy_started = false;
+	c->copy_ending = false;
 	if (!PQsendQuery(c->pg, sql))
 		return send_failed(c, MODE_COPY_OUT);
 	return begin_op(c, MODE_COPY_OUT);
@@ -697,6 +731,8 @@ pgm_pg_close(pgm_pg_conn_t *c)
 	c->copy_out_cb = NULL;
 	c->drain_cb = NULL;
 	PQclear(c->last);
+	PQclear(c->copy_final);
+	c->copy_final = NULL;
 	PQclear(c->error);
 	c->last = c->error = NULL;
 	if (c->poll) {

@@ -55,6 +55,7 @@ wait_load() {
 no_capture_schema() { [[ $(sq "$1" "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'pgmover%'") == 0 ]]; }
 behind_is() { [[ $(jst "$1" '.step.log_rows_behind') == "$2" ]]; }
 behind_not() { [[ $(jst "$1" '.step.log_rows_behind') != "$2" ]]; }
+in_state() { [[ $(pgmd_state "$1") == "$2" ]]; }
 behind_known() { [[ $(jst "$1" '.step.log_rows_behind | type') == number ]]; }
 
 cleanup() {
@@ -174,6 +175,13 @@ wait_state "locked aborted" locked aborted 60
 cmd "create shop" create shop --source "$SHOP" --target "$(tgt_url t_shop)" --method triggers \
     --set catchup_rows=100000
 cmd "start shop" start shop
+# pgmoverd killed during the initial copy: it resumes, and the copy's snapshot still
+# postdates every trigger (a copy started again takes a new one)
+t_wait_for 30 in_state shop syncing
+killed_in=$(pgmd_state shop)
+pgmd_kill9
+pgmd_start "$DMN" || t_fail "pgmoverd restarts" "$(tail -20 "$DMN/pgmoverd.log")"
+t_assert_eq "pgmoverd killed while the job was syncing" "syncing" "$killed_in"
 wait_state "shop synced" shop synced 120
 t_assert_eq "shop: the source got the capture schema" "1" \
     "$(sq shop "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgmover_capture_shop'")"
