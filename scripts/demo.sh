@@ -4,7 +4,9 @@
 # (TLS, database owned by a non-superuser) and an empty target on loopback,
 # fills the source with pgbench data, and moves it with pgmoverd:
 # start -> synced -> freeze -> verified -> cutover -> finish -> completed.
-# DEMO_SCALE (default 10) is the pgbench scale; DEMO_KEEP=1 keeps the servers.
+# DEMO_SCALE (default 10) is the pgbench scale; DEMO_KEEP=1 keeps the servers;
+# DEMO_METHOD=triggers moves it live (change capture, pgbench writing meanwhile)
+# instead of by dump and restore (the default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -31,7 +33,8 @@ trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "starting a Heroku-like source and an empty target"
-tests/testbed/testbed.sh start "$bed" >/dev/null
+# like Heroku: no logical decoding (wal_level = replica), no pglogical
+TB_SOURCE_WAL_LEVEL=replica TB_SOURCE_PRELOAD= tests/testbed/testbed.sh start "$bed" >/dev/null
 # shellcheck disable=SC1091
 . "$bed/env"
 echo "source: ${SOURCE_URL/:$SOURCE_OWNER_PASSWORD@/:****@}"
@@ -68,17 +71,24 @@ wait_state() {
     return 1
 }
 
-say "creating the job"
-build/pgmover create shop --source "$SOURCE_URL" --target "$TARGET_URL" --method dump \
+method=${DEMO_METHOD:-dump}
+say "creating the job (method $method)"
+build/pgmover create shop --source "$SOURCE_URL" --target "$TARGET_URL" --method "$method" \
     --set cutover_command="echo \"the application would now use \$PGMOVER_TARGET_URL\" | sed 's/:[^:@]*@/:****@/'"
 build/pgmover start shop
 wait_state synced
-say "synced: the rehearsal copy is done, the source is still writable"
-status=$(build/pgmover status shop)
-head -3 <<<"$status"
-build/pgmover --json status shop | sed -n 's/.*"expected_freeze_copy_seconds":\([0-9.]*\).*/expected copy time during the freeze: \1 s/p'
+if [[ $method == triggers ]]; then
+    say "synced: the target follows the source; pgbench writes for 10 s meanwhile"
+    "$TB_PGBIN/pgbench" -n -c 4 -T 10 "$SOURCE_URL" 2>&1 | grep -E "^tps|processed"
+    build/pgmover status shop | sed -n 1,8p
+else
+    say "synced: the rehearsal copy is done, the source is still writable"
+    status=$(build/pgmover status shop)
+    head -3 <<<"$status"
+    build/pgmover --json status shop | sed -n 's/.*"expected_freeze_copy_seconds":\([0-9.]*\).*/expected copy time during the freeze: \1 s/p'
+fi
 
-say "freeze: writes stop on the source, the final copy runs, then verification"
+say "freeze: writes stop on the source, the final copy (dump) or the last apply round (triggers), then verification"
 build/pgmover freeze shop
 wait_state verified
 if psql -X -q "$SOURCE_URL" -c "insert into pgbench_history (tid, bid, aid, delta) values (1, 1, 1, 1)" 2>/dev/null; then
