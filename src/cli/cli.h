@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 
 /* the protocol version and the exit codes (PGM_EXIT_*) runbooks rely on */
 #include "pgmover/protocol.h"
