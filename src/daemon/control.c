@@ -1,9 +1,14 @@
 /*
- * control.c — the control socket. Each client has its own line buffer
- * (at most 1 MiB a line) and write queue; a client that sends garbage,
- * disconnects mid-request or reads too slowly is answered or dropped
- * alone. Replies are produced by pgm_control_handle_line, which parses the
- * request and dispatches through the command table in commands.c.
+ * control.c — the control socket: a Unix stream socket, one JSON request a
+ * line and one JSON reply a line, plus event lines for the clients that
+ * watch a job. Each client has its own line buffer (at most 1 MiB of
+ * unterminated line) and write queue (at most 8 MiB not yet read); a
+ * client that sends garbage, disconnects mid-request or reads too slowly
+ * is answered or dropped alone, and never stalls the loop the jobs run on.
+ * Who asked comes from the kernel (SO_PEERCRED), for the audit log; who
+ * may connect is the socket file's mode. Replies are produced by
+ * pgm_control_handle_line, which parses the request and dispatches
+ * through the command table in commands.c.
  */
 #include "daemon/control.h"
 #include "common/log.h"
@@ -17,45 +22,55 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* a client whose unread replies pile up past this is dropped */
+/*
+ * A client whose unread replies and events pile up past this is dropped:
+ * the daemon neither waits for one client nor buffers for it without bound.
+ */
 #define MAX_PENDING_WRITE (8 * 1024 * 1024)
 
 struct pgm_client {
-	uv_pipe_t pipe;
-	pgm_control_t *ctl;
-	char *buf;
-	size_t len, cap;
-	pgm_peer_t peer;
-	char *watch_job;
-	size_t pending_write;
-	bool closing;
-	pgm_client_t *prev, *next;
+	uv_pipe_t pipe;            /* the connection; pipe.data is the client */
+	pgm_control_t *ctl;        /* the socket it came through */
+	char *buf;                 /* bytes read and not yet answered */
+	size_t len, cap;           /* bytes in buf, bytes allocated */
+	pgm_peer_t peer;           /* SO_PEERCRED at accept; zeroed if unknown */
+	char *watch_job;           /* the job whose events it gets, or NULL */
+	size_t pending_write;      /* bytes queued to libuv, not yet written */
+	bool closing;              /* client_close ran: no more reads or sends */
+	pgm_client_t *prev, *next; /* ctl->clients */
 };
 
 struct pgm_control {
-	pgm_daemon_t *d;
-	uv_pipe_t server;
-	bool listening;
-	pgm_client_t *clients;
-	int nclients;
-	char *path;
+	pgm_daemon_t *d;           /* the daemon it serves */
+	uv_pipe_t server;          /* the listening socket; server.data is ctl */
+	bool listening;            /* bound and listening */
+	pgm_client_t *clients;     /* connected and not closing, newest first */
+	int nclients;              /* length of clients, against max_clients */
+	char *path;                /* socket_path, removed at stop */
 };
 
+/* one queued line, freed when libuv has written it or given up */
 typedef struct write_req {
-	uv_write_t req;
-	pgm_client_t *client;
-	size_t len;
-	char data[];
+	uv_write_t req;            /* first: write_done_cb casts it back */
+	pgm_client_t *client;      /* whose pending_write counts it */
+	size_t len;                /* bytes of data */
+	char data[];               /* the line and its '\n' */
 } write_req_t;
 
 static void client_close(pgm_client_t *c);
 
+/*
+ * Who sent the request, for the audit log; NULL without a client (unit
+ * tests call pgm_control_handle_line with none), which the audit records
+ * as pgmoverd itself.
+ */
 const pgm_peer_t *
 pgm_client_peer(const pgm_client_t *c)
 {
 	return c ? &c->peer : NULL;
 }
 
+/* send the client job's events from now on: one job a client, the last one asked */
 void
 pgm_client_watch(pgm_client_t *c, const char *job)
 {
@@ -63,12 +78,17 @@ pgm_client_watch(pgm_client_t *c, const char *job)
 	c->watch_job = pgm_strdup(job);
 }
 
+/* connected clients, for the systemd status; 0 when the socket is not up */
 int
 pgm_control_client_count(pgm_daemon_t *d)
 {
 	return d->control ? d->control->nclients : 0;
 }
 
+/*
+ * libuv is done with the client's pipe, and every write queued on it has
+ * had its callback (cancelled ones too): only now may the client go.
+ */
 static void
 client_closed_cb(uv_handle_t *h)
 {
@@ -79,6 +99,12 @@ client_closed_cb(uv_handle_t *h)
 	free(c);
 }
 
+/*
+ * Drop a client; idempotent. It leaves the list and the count at once, so
+ * no broadcast or max_clients check sees it again, and reading stops. Its
+ * memory lives until client_closed_cb, since the callbacks of the writes
+ * still queued use it. A partial request it sent is discarded.
+ */
 static void
 client_close(pgm_client_t *c)
 {
@@ -98,6 +124,10 @@ client_close(pgm_client_t *c)
 	uv_close((uv_handle_t *) &c->pipe, client_closed_cb);
 }
 
+/*
+ * A queued line was written, or not (the peer went, or client_close
+ * cancelled it): uncount it, and drop a client whose write failed.
+ */
 static void
 write_done_cb(uv_write_t *req, int status)
 {
@@ -110,7 +140,12 @@ write_done_cb(uv_write_t *req, int status)
 	free(w);
 }
 
-/* queue one line (text + '\n') to the client */
+/*
+ * Queue one line (text + '\n') to the client; the text is copied. The bytes
+ * queued and not yet written are counted, and a client whose queue would
+ * pass MAX_PENDING_WRITE is dropped: back-pressure without blocking the
+ * loop that serves every job and client.
+ */
 static void
 client_send(pgm_client_t *c, const char *text)
 {
@@ -141,6 +176,7 @@ client_send(pgm_client_t *c, const char *text)
 	}
 }
 
+/* unformatted: a reply is one line (cJSON escapes newlines inside strings) */
 static void
 client_send_json(pgm_client_t *c, const cJSON *o)
 {
@@ -150,8 +186,10 @@ client_send_json(pgm_client_t *c, const cJSON *o)
 	free(text);
 }
 
+/* protocol.h's codes as a table, for pgm_error_code_known and the tests */
 const char *const pgm_error_codes[] = {PGM_ERR_CODES, NULL};
 
+/* an exact, case-sensitive match; NULL and "" are no codes */
 bool
 pgm_error_code_known(const char *code)
 {
@@ -161,6 +199,12 @@ pgm_error_code_known(const char *code)
 	return false;
 }
 
+/*
+ * The one builder of error replies, so every code on the wire is checked:
+ * one that protocol.h does not define is a bug here, logged and sent as
+ * internal rather than passed to a client that cannot know it. The id is
+ * echoed as given, or null.
+ */
 cJSON *
 pgm_reply_error(const cJSON *id, const char *code, const char *message, const char *hint)
 {
@@ -182,6 +226,15 @@ pgm_reply_error(const cJSON *id, const char *code, const char *message, const ch
 	return r;
 }
 
+/*
+ * Answer one request line (the socket's, or a unit test's with client
+ * NULL). Checked in order: valid JSON, an object, a "cmd" string, a known
+ * command, "job" a string if there and there if the command needs one,
+ * "args" an object if there. Handlers then always see ctx.args as an
+ * object (empty when absent) and ctx.job as a string or NULL. A handler's
+ * result becomes the reply's; on failure whatever it left there is
+ * dropped. The reply echoes "id" if the request had one, and is never NULL.
+ */
 cJSON *
 pgm_control_handle_line(pgm_daemon_t *d, pgm_client_t *client, const char *line, size_t len)
 {
@@ -210,6 +263,7 @@ pgm_control_handle_line(pgm_daemon_t *d, pgm_client_t *client, const char *line,
 	}
 	def = pgm_command_find(cmd->valuestring);
 	if (def == NULL) {
+		/* at most 64 bytes of it: a long garbage cmd is not echoed whole */
 		char *msg = pgm_asprintf("unknown command \"%.64s\"", cmd->valuestring);
 		char *list = pgm_commands_list();
 		char *hint = pgm_asprintf("commands: %s", list);
@@ -261,6 +315,7 @@ done:
 	return reply;
 }
 
+/* only spaces, tabs, CR: such a line gets no reply, so a stray newline is no error */
 static bool
 line_is_blank(const char *p, size_t n)
 {
@@ -270,7 +325,14 @@ line_is_blank(const char *p, size_t n)
 	return true;
 }
 
-/* answer every complete line in the buffer */
+/*
+ * Answer every complete line in the buffer, in order, each reply queued
+ * before the next line is handled, so replies come in request order. Stop
+ * as soon as the client is dropped (a reply overran its queue). What is
+ * left, a partial line, moves to the front; once more than PGM_MAX_LINE
+ * bytes wait without a newline the client is told line_too_long and
+ * dropped, which bounds what one client can make the daemon hold.
+ */
 static void
 client_process(pgm_client_t *c)
 {
@@ -304,6 +366,11 @@ client_process(pgm_client_t *c)
 	}
 }
 
+/*
+ * Read into the client's own buffer after what it holds, with at least
+ * 64 KiB free (libuv's suggestion is ignored); it grows no further than
+ * client_process lets a partial line get.
+ */
 static void
 client_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -318,6 +385,7 @@ client_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = c->cap - c->len;
 }
 
+/* bytes arrived after c->len (client_alloc_cb): count them, answer what is whole */
 static void
 client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
@@ -332,6 +400,13 @@ client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	client_process(c);
 }
 
+/*
+ * A client connects: accept it, take its pid, uid and gid from the kernel
+ * (SO_PEERCRED; zeroed if it cannot say) for the audit log, since nothing
+ * in a request can be trusted to say who sent it, and start reading. Past
+ * max_clients the new client is sent too_many_clients and closed; the
+ * others are not touched. A failed accept drops only that connection.
+ */
 static void
 on_connection(uv_stream_t *server, int status)
 {
@@ -375,7 +450,12 @@ on_connection(uv_stream_t *server, int status)
 	uv_read_start((uv_stream_t *) &c->pipe, client_alloc_cb, client_read_cb);
 }
 
-/* a socket file that nobody listens on is left over from a crash */
+/*
+ * Whether something answers on path. A socket file nobody listens on is
+ * left over from a crash and may be removed; one that answers belongs to
+ * a running pgmoverd. A failure to connect, whatever the cause, counts as
+ * not in use.
+ */
 static bool
 socket_in_use(const char *path)
 {
@@ -393,6 +473,14 @@ socket_in_use(const char *path)
 	return used;
 }
 
+/*
+ * Bind and listen on socket_path, creating its directory. A file already
+ * there is removed only when it is a socket nobody listens on: any other
+ * file is the user's, and a live socket means another pgmoverd, so this
+ * one stops (before it loads any job: see main.c). Who may connect is the
+ * socket's mode (socket_mode), set after bind; requests carry no password.
+ * False (logged) when the socket cannot be had.
+ */
 bool
 pgm_control_start(pgm_daemon_t *d)
 {
@@ -439,6 +527,7 @@ pgm_control_start(pgm_daemon_t *d)
 	if (rc != 0) {
 		pgm_error("could not listen on control socket \"%s\": %s", path, uv_strerror(rc));
 		uv_close((uv_handle_t *) &ctl->server, NULL);
+		/* let the close finish: ctl, which holds the handle, is freed below */
 		uv_run(d->host.loop, UV_RUN_NOWAIT);
 		goto fail;
 	}
@@ -454,6 +543,7 @@ fail:
 	return false;
 }
 
+/* the server handle is closed: ctl, which holds it, can go */
 static void
 server_closed_cb(uv_handle_t *h)
 {
@@ -463,6 +553,11 @@ server_closed_cb(uv_handle_t *h)
 	free(ctl);
 }
 
+/*
+ * Stop accepting, drop every client (replies and events not yet written
+ * are lost) and remove the socket file, so that the next start finds none.
+ * d->control is cleared first: a broadcast from then on reaches no one.
+ */
 void
 pgm_control_stop(pgm_daemon_t *d)
 {
@@ -482,6 +577,11 @@ pgm_control_stop(pgm_daemon_t *d)
 	}
 }
 
+/*
+ * Send an event line to each client watching job, printed once and only
+ * if someone watches. A watcher that does not keep up is dropped by
+ * client_send alone; next is taken first because sending may drop c.
+ */
 void
 pgm_control_broadcast(pgm_daemon_t *d, const char *job, const cJSON *event)
 {

@@ -1,5 +1,9 @@
 /*
- * jobs.c — the registry of jobs: create, load and resume, status, shutdown.
+ * jobs.c — the daemon's registry of jobs: create (validated, then made
+ * durable) and, at start, load and resume. Every check a user can fail is
+ * made before anything is written, each with a hint that says what to do.
+ * What a job is and how it moves is fsm/; stopping the jobs is
+ * pgm_jobs_shutdown in driver.c.
  */
 #include "daemon/jobs.h"
 #include "common/log.h"
@@ -16,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* the registered job named name, or NULL; pgm_jobs_create keeps names unique */
 pgm_job_t *
 pgm_jobs_find(pgm_daemon_t *d, const char *name)
 {
@@ -25,7 +30,12 @@ pgm_jobs_find(pgm_daemon_t *d, const char *name)
 	return NULL;
 }
 
-/* two DSNs naming the same database on the same server */
+/*
+ * Whether two DSNs name the same database on the same server, with libpq's
+ * built-in defaults filled in (no host: the local socket; port 5432; the
+ * database named after the user). The comparison is textual: it catches
+ * the same server given twice, not every alias (localhost, 127.0.0.1).
+ */
 static bool
 same_database(const pgm_dsn_t *a, const pgm_dsn_t *b)
 {
@@ -41,6 +51,13 @@ static pgm_job_t *job_new(pgm_daemon_t *d, const char *name, const char *source,
                           const char *method, cJSON *opts, const pgm_peer_t *peer, const char **code,
                           char **message, char **hint);
 
+/*
+ * Create a job whose source is a pg_dump archive (file:PATH). The method
+ * must have a file-source variant; the file must be an absolute path to a
+ * regular file, readable now by pgmoverd (its user, not the client's, is
+ * the one that will read it); the target a valid DSN. There is no
+ * same-database check: a file is never the target.
+ */
 static pgm_job_t *
 create_from_file(pgm_daemon_t *d, const char *name, const char *source, const char *target, const char *method,
                  const cJSON *options, const pgm_peer_t *peer, const char **code, char **message, char **hint)
@@ -54,6 +71,7 @@ create_from_file(pgm_daemon_t *d, const char *name, const char *source, const ch
 	if (pgm_method_for(method, source) == NULL) {
 		const char *m = "dump";
 
+		/* name a method that can restore a file */
 		for (int i = 0; pgm_methods[i]; i++)
 			if (pgm_methods[i]->file_source)
 				m = pgm_methods[i]->name;
@@ -61,6 +79,7 @@ create_from_file(pgm_daemon_t *d, const char *name, const char *source, const ch
 		*hint = pgm_asprintf("use --method %s with a file source", m);
 		return NULL;
 	}
+	/* errno says why only when a system call failed (not for a relative path) */
 	errno = 0;
 	if (path[0] != '/' || stat(path, &st) != 0 || !S_ISREG(st.st_mode) || access(path, R_OK) != 0) {
 		*message = pgm_asprintf("cannot read the source file \"%s\"%s%s", path, errno ? ": " : "",
@@ -85,6 +104,15 @@ create_from_file(pgm_daemon_t *d, const char *name, const char *source, const ch
 	return job_new(d, name, source, target, method, opts, peer, code, message, hint);
 }
 
+/*
+ * Validate a create request, then make the job. The checks go name,
+ * uniqueness, method, then the source (a file goes its own way), the
+ * target, that the two are not one database, and the options. DSNs are
+ * parsed only; the job first reaches the servers when it starts
+ * (preflight). Nothing is written until every check has passed, so a
+ * refused create leaves nothing behind. The code is
+ * PGM_ERR_INVALID_ARGUMENT unless said otherwise.
+ */
 pgm_job_t *
 pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const char *target,
                 const char *method, const cJSON *options, const pgm_peer_t *peer, const char **code,
@@ -95,6 +123,7 @@ pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const cha
 	cJSON *opts;
 
 	*code = PGM_ERR_INVALID_ARGUMENT;
+	/* the name becomes a directory under state_dir: hence the narrow alphabet */
 	if (!pgm_name_valid(name)) {
 		*message = pgm_asprintf("invalid job name \"%s\"", name ? name : "");
 		*hint = pgm_strdup("use 1 to 63 letters, digits, '-' or '_', starting with a letter or digit");
@@ -114,6 +143,7 @@ pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const cha
 		free(list);
 		return NULL;
 	}
+	/* a backup file: no source server to parse or compare */
 	if (source && pgm_source_file(source))
 		return create_from_file(d, name, source, target, method, options, peer, code, message, hint);
 	if (!source || !pgm_dsn_parse(source, &sd, &err)) {
@@ -129,6 +159,7 @@ pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const cha
 		pgm_dsn_free(&sd);
 		return NULL;
 	}
+	/* a migration onto itself could only do harm: refuse it before anything runs */
 	if (same_database(&sd, &td)) {
 		*message = pgm_strdup("source and target are the same database");
 		*hint = pgm_strdup("the target must be another database, usually on another server");
@@ -138,6 +169,7 @@ pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const cha
 	}
 	pgm_dsn_free(&sd);
 	pgm_dsn_free(&td);
+	/* the daemon's job defaults, overridden by the request's, each validated */
 	opts = pgm_job_options_build(&d->cfg, options, &err);
 	if (opts == NULL) {
 		*message = err;
@@ -147,7 +179,14 @@ pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const cha
 	return job_new(d, name, source, target, method, opts, peer, code, message, hint);
 }
 
-/* a validated job: made durable, then registered */
+/*
+ * Make a validated job durable, then register it; takes opts. secrets.json
+ * is written before state.json: pgm_jobs_load_all takes a directory with a
+ * state.json for a job, and pgm_store_load refuses one without its
+ * secrets, so a crash in between leaves a directory that is skipped rather
+ * than a job that fails to load. The job is attached, audited and logged
+ * only once both files are written; otherwise PGM_ERR_INTERNAL.
+ */
 static pgm_job_t *
 job_new(pgm_daemon_t *d, const char *name, const char *source, const char *target, const char *method,
         cJSON *opts, const pgm_peer_t *peer, const char **code, char **message, char **hint)
@@ -170,6 +209,7 @@ job_new(pgm_daemon_t *d, const char *name, const char *source, const char *targe
 	job->facts = cJSON_CreateObject();
 	job->artifacts = cJSON_CreateArray();
 	job->warnings = cJSON_CreateArray();
+	/* state_dir/NAME, made 0700: it holds the secrets */
 	job->dir = pgm_asprintf("%s/%s", d->cfg.state_dir, name);
 	if (!pgm_mkdir_p(job->dir, 0700) || !pgm_store_save_secrets(job) || !pgm_store_save(job)) {
 		*code = PGM_ERR_INTERNAL;
@@ -186,6 +226,15 @@ job_new(pgm_daemon_t *d, const char *name, const char *source, const char *targe
 	return job;
 }
 
+/*
+ * At start, load every job in state_dir and schedule each to resume. A
+ * missing state_dir is created; any other error opening it returns false,
+ * and pgmoverd does not start rather than run as if it had no jobs. What
+ * is not a job is skipped quietly: dot files, names no job can have, a
+ * directory without state.json (a create that did not finish, say). A job
+ * that does not load, or whose method this pgmoverd lacks, is logged and
+ * left on disk; the others still load.
+ */
 bool
 pgm_jobs_load_all(pgm_daemon_t *d)
 {
@@ -221,6 +270,7 @@ pgm_jobs_load_all(pgm_daemon_t *d)
 			free(err);
 			continue;
 		}
+		/* ops are runtime: found again by name, the file variant for a file source */
 		job->ops = pgm_method_for(job->method, job->source_dsn);
 		if (job->ops == NULL) {
 			pgm_error("could not load job \"%s\": its method \"%s\" is not one this pgmoverd knows", job->name,
@@ -231,7 +281,9 @@ pgm_jobs_load_all(pgm_daemon_t *d)
 		pgm_job_attach(job, &d->host);
 		n++;
 		pgm_info("job %s: loaded in state %s", job->name, pgm_state_name(job->state));
+		/* the audit log records each start of pgmoverd that took the job back */
 		pgm_job_audit(job, NULL, "resume", pgm_state_name(job->state), pgm_state_name(job->state), "ok");
+		/* its step starts from the kick once the loop runs, after every job is loaded */
 		pgm_job_schedule_resume(job);
 	}
 	closedir(dir);

@@ -1,9 +1,11 @@
 /*
  * driver.c — the single driver of the state machine. It finds the row for
- * an event, logs the row's comment, persists the new state, writes the
- * audit line, tells the watchers, and starts the row's step from a fresh
- * stack. Steps report back with pgm_step_done / pgm_step_fail; whatever a
- * step opened is closed when it ends, so no callback outlives it.
+ * an event, persists the new state, ends the old step, writes the audit
+ * line, logs the row's comment, tells the watchers, and starts the row's
+ * step from a fresh stack. Steps report back with pgm_step_done /
+ * pgm_step_fail; whatever a step opened is closed when it ends, so no
+ * callback outlives it. What must not run on a step's own stack (taking
+ * its event, freeing it, starting the next step) runs from the job's kick.
  */
 #include "common/json.h"
 #include "common/log.h"
@@ -18,6 +20,7 @@
 
 static void kick_cb(uv_timer_t *t);
 
+/* take a new or loaded job into the host: its kick timer, the head of h->jobs */
 void
 pgm_job_attach(pgm_job_t *job, pgm_host_t *h)
 {
@@ -30,7 +33,13 @@ pgm_job_attach(pgm_job_t *job, pgm_host_t *h)
 	h->jobs = job;
 }
 
-/* run the step of the row that led to the current state (after a restart) */
+/*
+ * After a restart, run again the step of the row that led to the current
+ * state: state and row are durable, the step's progress is what it
+ * checkpointed, so a step must be safe to start over. It starts from the
+ * kick, once the loop runs, not while the jobs are still being loaded.
+ * Terminal states and a job never started (no row) run nothing.
+ */
 void
 pgm_job_schedule_resume(pgm_job_t *job)
 {
@@ -40,6 +49,11 @@ pgm_job_schedule_resume(pgm_job_t *job)
 	uv_timer_start(job->kick, kick_cb, 0, 0);
 }
 
+/*
+ * Start last_row's step in a new pgm_step_t (from the kick only, never once
+ * the daemon stops). The step may end before its function returns; that is
+ * safe, pgm_step_done defers the rest to the kick.
+ */
 static void
 step_start(pgm_job_t *job)
 {
@@ -58,6 +72,11 @@ step_start(pgm_job_t *job)
 	t->step(s);
 }
 
+/*
+ * End the running step from outside (a transition moved the job on, or the
+ * daemon stops). Everything it opened is closed now, so none of its
+ * callbacks fires later, and it raises no event.
+ */
 static void
 step_cancel(pgm_job_t *job)
 {
@@ -68,6 +87,13 @@ step_cancel(pgm_job_t *job)
 	}
 }
 
+/*
+ * The job's kick. First free the step that ended (its callback has
+ * returned by now); then take the event it raised (the transition arms
+ * the kick again to start the next step), or else start the step that
+ * pgm_job_fire or pgm_job_schedule_resume asked for. An event that cannot
+ * be taken is logged, and the job stays in its state with no step running.
+ */
 static void
 kick_cb(uv_timer_t *t)
 {
@@ -97,6 +123,7 @@ kick_cb(uv_timer_t *t)
 	}
 }
 
+/* key: ms as a UTC timestamp (pgm_format_time) */
 static void
 add_time_field(cJSON *o, const char *key, int64_t ms)
 {
@@ -106,6 +133,20 @@ add_time_field(cJSON *o, const char *key, int64_t ms)
 	cJSON_AddStringToObject(o, key, ts);
 }
 
+/*
+ * Take event ev in the job's state: the one way a job changes state, for
+ * operators' commands (peer set) and for the events steps raise (peer NULL,
+ * from the kick).
+ *
+ * The order is what callers rely on. The new state is made durable in
+ * state.json first, so no client is answered, no watcher told and no audit
+ * line written for a transition a crash could undo. The old step is
+ * cancelled only once that write succeeded: if it fails, every field is
+ * restored, the old step keeps running and the job is exactly where it
+ * was. ERROR remembers the state and row it came from; retry (a row to
+ * PGM_ST__PREVIOUS) goes back to that state and reruns that row's step.
+ * False, with *code, *message and *hint (malloc'd), when it did not happen.
+ */
 bool
 pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char **code, char **message,
              char **hint)
@@ -170,6 +211,7 @@ pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char 
 		pgm_json_set(job->facts, "previous_error", job->error);
 		job->error = NULL;
 	}
+	/* progress was the old step's */
 	cJSON_Delete(job->progress);
 	job->progress = NULL;
 	pgm_job_audit(job, peer, pgm_event_name(ev), pgm_state_name(from), pgm_state_name(to), "ok");
@@ -193,12 +235,21 @@ pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char 
 	return true;
 }
 
+/*
+ * For a step about to make a change it must find recorded after a crash
+ * (an artifact it creates, say): false when state.json could not be
+ * written (logged), and then the change must not be made.
+ */
 bool
 pgm_job_save(pgm_job_t *job)
 {
 	return pgm_store_save(job);
 }
 
+/*
+ * Save progress or a fact found. A failure is kept once as a job warning
+ * and the step goes on: a resumed step redoes what was not recorded.
+ */
 void
 pgm_job_checkpoint(pgm_job_t *job)
 {
@@ -208,6 +259,7 @@ pgm_job_checkpoint(pgm_job_t *job)
 		             pgm_unsaved_hint());
 }
 
+/* the message of pgm_step_fail_unsaved, for flows that fail their own way */
 char *
 pgm_unsaved_message(const pgm_job_t *job, const char *change)
 {
@@ -221,6 +273,7 @@ pgm_unsaved_hint(void)
 	return "free space in state_dir or fix its permissions (pgmoverd's log has the system error), then retry";
 }
 
+/* fail the step: pgm_job_save returned false, so CHANGE was not made */
 void
 pgm_step_fail_unsaved(pgm_step_t *s, const char *change)
 {
@@ -230,7 +283,13 @@ pgm_step_fail_unsaved(pgm_step_t *s, const char *change)
 	free(msg);
 }
 
-/* the step ended: release its resources now, take the event from a fresh stack */
+/*
+ * The step ends with event ev. Its resources are released at once, so no
+ * callback of the step runs after this; the pgm_step_t itself waits in
+ * job->ended, because the caller is still on the step's stack and may
+ * touch it until it returns. The kick frees it and takes ev. Reports from
+ * a step that has finished or is not the running one are ignored.
+ */
 void
 pgm_step_done(pgm_step_t *s, pgm_event_t ev)
 {
@@ -248,6 +307,11 @@ pgm_step_done(pgm_step_t *s, pgm_event_t ev)
 	uv_timer_start(job->kick, kick_cb, 0, 0);
 }
 
+/*
+ * Fail the step: set job->error (message, detail, hint, state, step, when),
+ * replacing any earlier one, log it and raise ERROR; the error is saved
+ * with the FAILED state and sent to watchers with the transition.
+ */
 void
 pgm_step_fail(pgm_step_t *s, const char *message, const char *detail, const char *hint)
 {
@@ -272,6 +336,10 @@ pgm_step_fail(pgm_step_t *s, const char *message, const char *detail, const char
 	pgm_step_done(s, PGM_EV_ERROR);
 }
 
+/*
+ * Fail with a server's error: "WHAT: message", its detail, and its own hint,
+ * else pgm_pg_error_advice joined with the caller's, else either alone.
+ */
 void
 pgm_step_fail_pg(pgm_step_t *s, const char *what, const pgm_pg_error_t *err, const char *hint)
 {
@@ -284,6 +352,7 @@ pgm_step_fail_pg(pgm_step_t *s, const char *what, const pgm_pg_error_t *err, con
 	free(msg);
 }
 
+/* libuv is done with the kick timer: free it, and the job with it */
 static void
 job_kick_closed(uv_handle_t *h)
 {
@@ -293,6 +362,13 @@ job_kick_closed(uv_handle_t *h)
 	pgm_job_free(job);
 }
 
+/*
+ * At daemon stop: cancel each job's step, save state.json a last time and
+ * close the kick; the job is freed in its close callback. The list is
+ * emptied first, so nothing finds a job on its way out. A cancelled step,
+ * or one whose event the kick had not taken, runs again from the durable
+ * row at the next start, unless the job is in a terminal state.
+ */
 void
 pgm_jobs_shutdown(pgm_host_t *h)
 {

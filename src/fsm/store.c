@@ -1,7 +1,13 @@
 /*
- * store.c — state.json is written new-file, fsync, rename, fsync(dir) on
- * every transition and checkpoint, the way PostgreSQL writes pg_control.
- * Passwords live apart in secrets.json, readable by the daemon's user only.
+ * store.c — durable job state. state.json is rewritten on every transition
+ * and checkpoint by pgm_file_replace: a new file, fsync it, rename it over
+ * the old one, fsync the directory, the way PostgreSQL writes pg_control.
+ * The file is fsync'd before the rename so the rename never names data
+ * that is not on disk yet, and the directory after it so the rename itself
+ * survives a crash: a crash leaves the old state.json or the new one,
+ * whole, never a torn one. Passwords live apart in secrets.json, readable
+ * by the daemon's user only and written once, so the file rewritten all
+ * the time holds none.
  */
 #include "fsm/store.h"
 #include "common/log.h"
@@ -11,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* key: ms as a UTC timestamp, or null when unset (0, or -1 from pgm_parse_time) */
 static void
 add_time(cJSON *o, const char *key, int64_t ms)
 {
@@ -24,12 +31,20 @@ add_time(cJSON *o, const char *key, int64_t ms)
 	cJSON_AddStringToObject(o, key, buf);
 }
 
+/* key: a deep copy of v, or null: state.json always has every key */
 static void
 add_copy(cJSON *o, const char *key, const cJSON *v)
 {
 	cJSON_AddItemToObject(o, key, v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
 }
 
+/*
+ * The job as state.json holds it: what a restart needs, no secrets (source
+ * and target as displayed, passwords masked), nothing of the runtime. The
+ * last transition is stored as {event, to, step} rather than a row number,
+ * so that it still finds its row after rows are added to the table;
+ * failed_in, in state failed only, says what retry goes back to.
+ */
 cJSON *
 pgm_store_job_json(const pgm_job_t *job)
 {
@@ -65,6 +80,12 @@ pgm_store_job_json(const pgm_job_t *job)
 	return o;
 }
 
+/*
+ * Write state.json, the whole job each time, so the file is always one
+ * consistent snapshot. On false (logged) the old file normally stands;
+ * only when the directory fsync alone failed is the new one in place, with
+ * no guarantee that it survives a crash. Callers take either as not saved.
+ */
 bool
 pgm_store_save(const pgm_job_t *job)
 {
@@ -81,6 +102,11 @@ pgm_store_save(const pgm_job_t *job)
 	return ok;
 }
 
+/*
+ * Write secrets.json: the full source and target DSNs, 0600, once at
+ * create and before state.json (job_new says why). The printed text is
+ * wiped before it is freed; cJSON's own copies are not.
+ */
 bool
 pgm_store_save_secrets(const pgm_job_t *job)
 {
@@ -102,7 +128,12 @@ pgm_store_save_secrets(const pgm_job_t *job)
 	return ok;
 }
 
-/* the row a stored {event, to, step} names, or -1 */
+/*
+ * The row a stored {event, to, step} names, or -1 when the table has none
+ * (then there is no step to resume or retry). "to" and "step" are matched
+ * when present; failed_in has no "to". Rows alike in what is stored run
+ * the same step function (true of today's table), so the first serves.
+ */
 static int
 find_row(const cJSON *lt)
 {
@@ -124,6 +155,10 @@ find_row(const cJSON *lt)
 	return -1;
 }
 
+/*
+ * Detach key from o, no copy: NULL when missing or null, or an empty array
+ * for the lists the job always has (artifacts, warnings).
+ */
 static cJSON *
 take(cJSON *o, const char *key, bool want_array)
 {
@@ -136,6 +171,14 @@ take(cJSON *o, const char *key, bool want_array)
 	return v;
 }
 
+/*
+ * Read a job back from dir: state.json of this PGM_STATE_VERSION and its
+ * DSNs from secrets.json. A job whose secrets are missing or unreadable is
+ * refused rather than loaded unable to connect. Only the durable fields
+ * are set; the caller looks up ops and attaches the job. Options and facts
+ * come back as empty objects when missing. The secrets text is wiped
+ * before it is freed.
+ */
 pgm_job_t *
 pgm_store_load(const char *dir, char **err)
 {
@@ -157,6 +200,7 @@ pgm_store_load(const char *dir, char **err)
 		*err = pgm_asprintf("\"%s\" is not valid JSON", path);
 		goto cleanup;
 	}
+	/* another version's layout is refused, not guessed at */
 	if (cJSON_GetNumberValue(cJSON_GetObjectItem(o, "version")) != PGM_STATE_VERSION) {
 		*err = pgm_asprintf("\"%s\" has an unsupported version (expected %d)", path, PGM_STATE_VERSION);
 		goto cleanup;
@@ -193,9 +237,11 @@ pgm_store_load(const char *dir, char **err)
 	job->since_ms = pgm_parse_time(cJSON_GetStringValue(cJSON_GetObjectItem(o, "since")));
 	job->freeze_started_ms = pgm_parse_time(cJSON_GetStringValue(cJSON_GetObjectItem(o, "freeze_started_at")));
 	job->rollback_deadline_ms = pgm_parse_time(cJSON_GetStringValue(cJSON_GetObjectItem(o, "rollback_deadline")));
+	/* a row the table no longer has gives -1: the job stays put, nothing resumes */
 	job->last_row = find_row(cJSON_GetObjectItem(o, "last_transition"));
 	job->failed_row = -1;
 	job->failed_from = PGM_ST_CREATED;
+	/* where a failed job failed: the state retry returns to, the row it reruns */
 	{
 		cJSON *ff = cJSON_GetObjectItem(o, "failed_in");
 		const char *fs = cJSON_GetStringValue(cJSON_GetObjectItem(ff, "state"));
