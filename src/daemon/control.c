@@ -33,7 +33,7 @@ struct pgm_client {
 	pgm_control_t *ctl;        /* the socket it came through */
 	char *buf;                 /* bytes read and not yet answered */
 	size_t len, cap;           /* bytes in buf, bytes allocated */
-	pgm_peer_t peer;           /* SO_PEERCRED at accept; zeroed if unknown */
+	pgm_peer_t peer;           /* SO_PEERCRED at accept; -1s if unknown */
 	char *watch_job;           /* the job whose events it gets, or NULL */
 	size_t pending_write;      /* bytes queued to libuv, not yet written */
 	bool closing;              /* client_close ran: no more reads or sends */
@@ -438,6 +438,11 @@ on_connection(uv_stream_t *server, int status)
 		c->peer.pid = cred.pid;
 		c->peer.uid = cred.uid;
 		c->peer.gid = cred.gid;
+	} else {
+		/* unknown, not root: the audit log says null rather than uid 0 */
+		c->peer.pid = -1;
+		c->peer.uid = (uid_t) -1;
+		c->peer.gid = (gid_t) -1;
 	}
 	if (ctl->nclients > ctl->d->cfg.max_clients) {
 		cJSON *r = pgm_reply_error(NULL, PGM_ERR_TOO_MANY_CLIENTS, "too many control connections",

@@ -22,9 +22,19 @@ pgm_job_audit(pgm_job_t *job, const pgm_peer_t *peer, const char *command, const
 	cJSON_AddStringToObject(o, "time", ts);
 	cJSON_AddStringToObject(o, "job", job->name);
 	if (peer) {
-		cJSON_AddNumberToObject(o, "uid", (double) peer->uid);
-		cJSON_AddNumberToObject(o, "gid", (double) peer->gid);
-		cJSON_AddNumberToObject(o, "pid", (double) peer->pid);
+		/* -1: the kernel did not say (SO_PEERCRED failed) */
+		if (peer->uid == (uid_t) -1)
+			cJSON_AddNullToObject(o, "uid");
+		else
+			cJSON_AddNumberToObject(o, "uid", (double) peer->uid);
+		if (peer->gid == (gid_t) -1)
+			cJSON_AddNullToObject(o, "gid");
+		else
+			cJSON_AddNumberToObject(o, "gid", (double) peer->gid);
+		if (peer->pid < 0)
+			cJSON_AddNullToObject(o, "pid");
+		else
+			cJSON_AddNumberToObject(o, "pid", (double) peer->pid);
 	} else {
 		cJSON_AddStringToObject(o, "by", "pgmoverd");
 	}

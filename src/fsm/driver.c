@@ -206,6 +206,12 @@ pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char 
 	}
 	/* the old step ends only once the new state is durable */
 	step_cancel(job);
+	/*
+	 * An event the old step raised and the kick has not taken yet belonged
+	 * to the state just left: taken in the new one it would skip the new
+	 * step (DONE in aborting would end the abort before it ran).
+	 */
+	job->pending = PGM_EV__NONE;
 	if (ev != PGM_EV_ERROR && job->error && to != PGM_ST_FAILED && (ev == PGM_EV_RETRY || ev == PGM_EV_ABORT)) {
 		/* keep the reason in the facts; the job is moving on */
 		pgm_json_set(job->facts, "previous_error", job->error);
