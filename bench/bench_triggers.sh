@@ -68,8 +68,9 @@ pct() { sort -n | awk -v p="$1" '{ a[NR] = $1 } END { i = int(NR * p / 100); if 
 echo "building two pgbench databases of scale $SCALE on the source (bench: the job's; plain: no capture)..."
 "$TB_PGBIN/pgbench" -i -q -s "$SCALE" "$SRC" 2>&1 | tail -1
 "$TB_PGBIN/pgbench" -i -q -s "$SCALE" "$PLAIN" 2>&1 | tail -1
-sq "VACUUM ANALYZE" >/dev/null
-pq "VACUUM ANALYZE" >/dev/null
+# (the owner's VACUUM of a whole database warns about every shared catalog)
+"$TB_PGBIN/psql" -X -q "$SRC" -c "SET client_min_messages = error" -c "VACUUM ANALYZE"
+"$TB_PGBIN/psql" -X -q "$PLAIN" -c "SET client_min_messages = error" -c "VACUUM ANALYZE"
 size=$(sq "SELECT pg_size_pretty(pg_database_size(current_database()))")
 echo "source database: $size; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -159,7 +160,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     for ((k = 0; k < 3; k++)); do
         v=${variants[$(((r - 1 + k) % 3))]}
         run_tps "$v" "$r"
-        tps[$v]+="$x "
+        tps[$v]+="$(printf %.0f "$x") "
         line+=$(printf '  %s %.0f' "$v" "$x")
     done
     echo "$line tx/s"
@@ -172,6 +173,7 @@ if [[ -z $daemon_pid ]]; then
     within 900 drained || { echo "the job did not drain after pgmoverd restarted" >&2; exit 1; }
     restart_drain+=("$(elapsed "$t" "$(now)")")
 fi
+within 900 drained || { echo "the job did not drain after the last run" >&2; exit 1; }
 declare -A med
 for v in "${variants[@]}"; do med[$v]=$(tr ' ' '\n' <<<"${tps[$v]}" | grep . | median); done
 ovh() { echo "(1 - ${med[$1]} / ${med[plain]}) * 100" | bc -l; }
@@ -181,7 +183,7 @@ ovh() { echo "(1 - ${med[$1]} / ${med[plain]}) * 100" | bc -l; }
 
 echo
 echo "2. apply rate: pgbench TPC-B, $CLIENTS clients, unthrottled, $LOAD s, while the job follows"
-h0=$(hist_dst)
+a_h0=$(hist_dst)
 samples="$work/lag"
 : >"$samples"
 checkpoint
@@ -217,7 +219,12 @@ rows=$((written * 4))
 write_rate=$(echo "$rows / $load_s" | bc -l)
 apply_rate=$(echo "$rows / ($load_s + $drain_s)" | bc -l)
 catchup_rate=$(echo "$backlog / $drain_s" | bc -l)
-added=$(($(hist_dst) - h0))
+if ((backlog > 0)); then
+    catchup=$(printf '%.0f rows/s: %.2fx the write rate' "$catchup_rate" "$(echo "$catchup_rate / $write_rate" | bc -l)")
+else
+    catchup="n/a: nothing was left at the load's end"
+fi
+added=$(($(hist_dst) - a_h0))
 read -r lavg lmax havg hmax < <(awk '{ b += $2; if ($2 > bm) bm = $2; h += $3; if ($3 > hm) hm = $3 }
     END { printf "%.0f %d %.0f %d\n", b / NR, bm, h / NR, hm }' "$samples")
 
@@ -320,11 +327,10 @@ printf '%-58s %.2f s (the target gained %d of %d pgbench_history rows)\n' "drain
     "$drain_s" "$added" "$written"
 printf '%-58s %d log rows (pgbench_history %d rows behind)\n' "backlog at the load's end (counted)" "$backlog" \
     "$((hs_end - hd_end))"
-printf '%-58s %.0f rows/s: %.2fx the write rate\n' "catch-up rate (backlog / drain)" "$catchup_rate" \
-    "$(echo "$catchup_rate / $write_rate" | bc -l)"
+printf '%-58s %s\n' "catch-up rate (backlog / drain)" "$catchup"
 printf '%-58s avg %.0f, max %d\n' "log rows behind during the load (status, 1/s)" "$lavg" "$lmax"
 printf '%-58s avg %.0f, max %d (%d of %d rows applied by the load end)\n' \
-    "pgbench_history rows behind during the load (counted)" "$havg" "$hmax" "$((hd_end - h0 > 0 ? hd_end - h0 : 0))" "$written"
+    "pgbench_history rows behind during the load (counted)" "$havg" "$hmax" "$((hd_end - a_h0))" "$written"
 printf '%-58s p50 %d ms, p99 %d ms, max %d ms (%s)\n' "freeze -> verified ($TRIALS trials, $RATE tx/s)" \
     "$p50" "$p99" "$pmax" "${fv[*]}"
 printf '%-58s p50 %d ms, then verifying -> verified p50 %d ms\n' "  of which freeze -> frozen" "$fz50" "$vy50"
@@ -343,8 +349,8 @@ printf '| write overhead, capture installed, pgmoverd stopped (the triggers alon
     "${med[plain]}" "${med[idle]}" "$(pct1 idle)"
 printf '| apply rate, unthrottled load, rows / (load + drain) | %.0f rows/s applied, %.0f written: %.2f× | ≥ 1.5× |\n' \
     "$apply_rate" "$write_rate" "$(echo "$apply_rate / $write_rate" | bc -l)"
-printf '| catch-up after the load (backlog / drain time) | %d rows in %.2f s: %.0f rows/s, %.2f× the write rate | ≥ 1.5× |\n' \
-    "$backlog" "$drain_s" "$catchup_rate" "$(echo "$catchup_rate / $write_rate" | bc -l)"
+printf '| catch-up after the load (backlog / drain time) | %d rows in %.2f s: %s | ≥ 1.5× |\n' \
+    "$backlog" "$drain_s" "${catchup/x the/× the}"
 printf '| freeze → verified, %d trials at %d tx/s | p50 %.2f s, p99 %.2f s, max %.2f s | p50 ≤ 1 s, p99 ≤ 3 s |\n' \
     "$TRIALS" "$RATE" "$(echo "$p50 / 1000" | bc -l)" "$(echo "$p99 / 1000" | bc -l)" "$(echo "$pmax / 1000" | bc -l)"
 printf '| transactions lost over the freezes | %d of %d | 0 |\n' "$total_lost" "$total_tx"
