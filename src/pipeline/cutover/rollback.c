@@ -135,6 +135,12 @@ pgm_target_freeze(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 	pgm_sql_t *q = pgm_flow_sql(f, false, "rollback", "could not make the target read-only",
 	                            "the target role must own the database (ALTER DATABASE) and may end sessions");
 
+	/*
+	 * A target frozen already (a rollback resumed after its freeze, or
+	 * after an undo that could not thaw) makes this session read-only, and
+	 * ALTER DATABASE cannot run in a read-only transaction.
+	 */
+	pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
 	pgm_sql_add(q, previous_sql, on_previous, t);
 	pgm_sql_add(q, "DO $pgm$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on',"
 	               " current_database()); END $pgm$",
