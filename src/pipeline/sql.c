@@ -27,7 +27,8 @@ struct pgm_sql {
 	sql_stmt_t stmts[SQL_MAX];
 	int n, next;
 	pgm_pg_conn_t *conn;
-	void (*then)(pgm_step_t *s);
+	pgm_step_then_fn then;
+	void *then_data;
 	pgm_sql_error_cb on_error; /* instead of failing the step */
 	void *on_error_data;
 	pgm_pg_error_t abort_err;  /* set by pgm_sql_abort in a row callback */
@@ -158,11 +159,13 @@ sql_next(pgm_sql_t *q)
 
 	if (q->next == q->n) {
 		pgm_step_t *s = q->step;
-		void (*then)(pgm_step_t *) = q->then;
+		pgm_step_then_fn then = q->then;
+		void *data = q->then_data;
 
 		pgm_step_close_conn(s, q->conn);
 		sql_free(q);
-		then(s);
+		if (then)
+			then(s, data);
 		return;
 	}
 	st = &q->stmts[q->next++];
@@ -223,8 +226,9 @@ pgm_sql_on_error(pgm_sql_t *q, pgm_sql_error_cb cb, void *data)
 }
 
 void
-pgm_sql_run(pgm_sql_t *q, void (*then)(pgm_step_t *s))
+pgm_sql_run(pgm_sql_t *q, pgm_step_then_fn then, void *data)
 {
 	q->then = then;
+	q->then_data = data;
 	q->conn = pgm_step_connect(q->step, q->source, q->purpose, on_sql_connect, q);
 }

@@ -17,8 +17,8 @@ pgm_sql_t *pgm_sql_begin(pgm_step_t *s, bool source, const char *purpose, const 
 void pgm_sql_add(pgm_sql_t *q, const char *sql, pgm_sql_row_cb cb, void *data);
 void pgm_sql_add_params(pgm_sql_t *q, const char *sql, int nparams, const char *const *params,
                         pgm_sql_row_cb cb, void *data);
-/* run; then(s) after the last statement succeeded */
-void pgm_sql_run(pgm_sql_t *q, void (*then)(pgm_step_t *s));
+/* run; then(s, data) after the last statement succeeded (then may be NULL: nothing follows) */
+void pgm_sql_run(pgm_sql_t *q, pgm_step_then_fn then, void *data);
 /*
  * Instead of failing the step, hand an error to cb (the script is over and
  * its connection closed); cb must end the step or go on with its work.

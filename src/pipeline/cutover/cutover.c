@@ -263,15 +263,6 @@ pgm_flow_sql(pgm_flow_t *f, bool source, const char *purpose, const char *what, 
 	return q;
 }
 
-pgm_flow_t *
-pgm_flow_of(pgm_step_t *s)
-{
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
-		if (s->owned[i] && s->owned_free[i] == flow_free)
-			return s->owned[i];
-	return NULL;
-}
-
 /*
  * Large objects live in a system catalog, which logical decoding does not
  * see: the rollback window cannot carry them back. Their set on the target
@@ -321,15 +312,15 @@ on_lo_fingerprint(pgm_step_t *s, const PGresult *res, void *data)
 }
 
 static void
-seq_synced(pgm_step_t *s)
+seq_synced(pgm_step_t *s, void *data)
 {
-	pgm_flow_next(pgm_flow_of(s));
+	pgm_flow_next(data);
 }
 
 static void
-seq_apply(pgm_step_t *s)
+seq_apply(pgm_step_t *s, void *data)
 {
-	pgm_flow_t *f = pgm_flow_of(s);
+	pgm_flow_t *f = data;
 	bool to_source = strcmp(f->name, "rollback") == 0;
 	const char *params[1] = {f->scratch};
 	pgm_sql_t *q = pgm_flow_sql(f, to_source, "sequences", to_source ? "could not raise the sequences of the source"
@@ -341,7 +332,7 @@ seq_apply(pgm_step_t *s)
 	pgm_sql_add_params(q, seq_sync_sql, 1, params, on_seq_sync, f);
 	if (!to_source) /* the cutover writes the target */
 		pgm_sql_add(q, lo_fingerprint_sql, on_lo_fingerprint, f);
-	pgm_sql_run(q, seq_synced);
+	pgm_sql_run(q, seq_synced, f);
 }
 
 void
@@ -352,7 +343,7 @@ pgm_sequences_sync(pgm_flow_t *f, bool from_source)
 	pgm_sql_add(q, seq_read_sql, on_seq_read, f);
 	if (!from_source) /* the rollback reads the target */
 		pgm_sql_add(q, lo_fingerprint_sql, on_lo_fingerprint, f);
-	pgm_sql_run(q, seq_apply);
+	pgm_sql_run(q, seq_apply, f);
 }
 
 /* ---- cutover ---- */
@@ -412,9 +403,9 @@ st_pause(pgm_flow_t *f)
 }
 
 static void
-hook_ok(pgm_step_t *s)
+hook_ok(pgm_step_t *s, void *data)
 {
-	pgm_flow_next(pgm_flow_of(s));
+	pgm_flow_next(data);
 }
 
 /* traffic has moved once pgbouncer's entry switched, or, without pgbouncer, the hook ran */

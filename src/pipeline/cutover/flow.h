@@ -64,8 +64,6 @@ void pgm_flow_reset(pgm_job_t *job, const char *flow);
 void pgm_flow_audit(pgm_flow_t *f, const char *what, const char *outcome);
 /* a statement script of the flow's step whose errors go through pgm_flow_fail */
 struct pgm_sql *pgm_flow_sql(pgm_flow_t *f, bool source, const char *purpose, const char *what, const char *hint);
-/* the flow a step runs (for continuations that get only the step) */
-pgm_flow_t *pgm_flow_of(pgm_step_t *s);
 
 
 /* ---- sequences: on `to`, raise every sequence that is behind `from` ---- */

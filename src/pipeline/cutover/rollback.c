@@ -69,15 +69,6 @@ tf_free(void *p)
 }
 
 static tf_t *
-tf_of(pgm_step_t *s)
-{
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
-		if (s->owned[i] && s->owned_free[i] == tf_free)
-			return s->owned[i];
-	return NULL;
-}
-
-static tf_t *
 tf_new(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 {
 	tf_t *t = pgm_calloc(1, sizeof(*t));
@@ -89,9 +80,9 @@ tf_new(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 }
 
 static void
-tf_done(pgm_step_t *s)
+tf_done(pgm_step_t *s, void *data)
 {
-	tf_t *t = tf_of(s);
+	tf_t *t = data;
 	pgm_flow_t *f = t->f;
 	void (*then)(pgm_flow_t *) = t->then;
 
@@ -146,7 +137,7 @@ pgm_target_freeze(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 	               " current_database()); END $pgm$",
 	            NULL, NULL);
 	pgm_sql_add_params(q, terminate_sql, 1, params, on_terminated, t);
-	pgm_sql_run(q, tf_done);
+	pgm_sql_run(q, tf_done, t);
 	free(mine);
 }
 
@@ -182,7 +173,7 @@ pgm_target_thaw(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 	/* the session may have inherited the read-only default it is about to lift */
 	pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
 	pgm_sql_add(q, sql, on_thawed, t);
-	pgm_sql_run(q, tf_done);
+	pgm_sql_run(q, tf_done, t);
 	free(sql);
 	free(db);
 	free(val);
@@ -227,9 +218,9 @@ st_sequences(pgm_flow_t *f)
 }
 
 static void
-hook_ok(pgm_step_t *s)
+hook_ok(pgm_step_t *s, void *data)
 {
-	pgm_flow_next(pgm_flow_of(s));
+	pgm_flow_next(data);
 }
 
 static void
@@ -247,15 +238,15 @@ st_hook(pgm_flow_t *f)
 }
 
 static void
-thawed(pgm_step_t *s)
+thawed(pgm_step_t *s, void *data)
 {
-	pgm_flow_next(pgm_flow_of(s));
+	pgm_flow_next(data);
 }
 
 static void
 st_thaw_source(pgm_flow_t *f)
 {
-	pgm_thaw_source(f->step, thawed);
+	pgm_thaw_source(f->step, thawed, f);
 }
 
 static void

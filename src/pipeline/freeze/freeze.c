@@ -64,7 +64,8 @@ freeze_mode(const pgm_job_t *job)
 }
 
 typedef struct freeze {
-	void (*then)(pgm_step_t *s);
+	pgm_step_then_fn then;
+	void *data;
 } freeze_t;
 
 static const char *previous_sql =
@@ -252,27 +253,27 @@ add_role_freezes(pgm_sql_t *q, pgm_job_t *job)
 }
 
 static void
-freeze_finished(pgm_step_t *s)
+freeze_finished(pgm_step_t *s, void *data)
 {
 	pgm_job_t *job = s->job;
-	freeze_t *fz = s->priv;
+	freeze_t *fz = data;
 
 	job->freeze_started_ms = pgm_now_ms();
 	pgm_json_set_time(pgm_json_obj(job->facts, "freeze"), "started_at", job->freeze_started_ms);
 	pgm_job_checkpoint(job);
 	pgm_notice("job %s: writes on the source are frozen", job->name);
-	fz->then(s);
+	fz->then(s, fz->data);
 }
 
 static void
-freeze_read_only(pgm_step_t *s)
+freeze_read_only(pgm_step_t *s, void *data)
 {
 	pgm_job_t *job = s->job;
 	pgm_sql_t *q;
 	const char *mode = freeze_mode(job);
 
 	if (strcmp(mode, "command") == 0) {
-		freeze_finished(s);
+		freeze_finished(s, data);
 		return;
 	}
 	q = pgm_sql_begin(s, true, "freeze", "could not freeze writes on the source",
@@ -295,23 +296,18 @@ freeze_read_only(pgm_step_t *s)
 	pgm_sql_add(q, terminate_sql, on_terminated, NULL);
 	pgm_sql_add(q, terminate_wait_sql, NULL, NULL);
 	pgm_sql_add(q, baseline_sql, on_baseline, NULL);
-	pgm_sql_run(q, freeze_finished);
-}
-
-static void
-freeze_hook_done(pgm_step_t *s)
-{
-	freeze_read_only(s);
+	pgm_sql_run(q, freeze_finished, data);
 }
 
 void
-pgm_freeze_source(pgm_step_t *s, void (*then)(pgm_step_t *s))
+pgm_freeze_source(pgm_step_t *s, pgm_step_then_fn then, void *data)
 {
 	pgm_job_t *job = s->job;
 	freeze_t *fz = pgm_calloc(1, sizeof(*fz));
 	const char *mode = freeze_mode(job);
 
 	fz->then = then;
+	fz->data = data;
 	s->priv = fz;
 	s->priv_free = free;
 	if (strcmp(mode, "read_only") != 0) {
@@ -329,35 +325,35 @@ pgm_freeze_source(pgm_step_t *s, void (*then)(pgm_step_t *s))
 				return;
 			}
 		}
-		pgm_hook_run(s, "freeze_command", "freeze", freeze_hook_done);
+		pgm_hook_run(s, "freeze_command", "freeze", freeze_read_only, fz);
 		return;
 	}
-	freeze_read_only(s);
+	freeze_read_only(s, fz);
 }
 
 /* ---- thaw: undo in reverse order what freeze recorded ---- */
 
 typedef struct thaw {
-	void (*then)(pgm_step_t *s);
+	pgm_step_then_fn then;
+	void *data;
 	cJSON *current; /* the artifact being undone */
 } thaw_t;
 
-static void thaw_next(pgm_step_t *s);
+static void thaw_next(pgm_step_t *s, thaw_t *th);
 
 static void
-thaw_mark_undone(pgm_step_t *s)
+thaw_mark_undone(pgm_step_t *s, void *data)
 {
-	thaw_t *th = s->priv;
+	thaw_t *th = data;
 
 	pgm_artifact_dropped(s->job, th->current);
-	thaw_next(s);
+	thaw_next(s, th);
 }
 
 static void
-thaw_next(pgm_step_t *s)
+thaw_next(pgm_step_t *s, thaw_t *th)
 {
 	pgm_job_t *job = s->job;
-	thaw_t *th = s->priv;
 	int n = cJSON_GetArraySize(job->artifacts);
 
 	for (int i = n - 1; i >= 0; i--) {
@@ -381,7 +377,7 @@ thaw_next(pgm_step_t *s)
 			free(db);
 			free(val);
 			th->current = a;
-			pgm_sql_run(q, thaw_mark_undone);
+			pgm_sql_run(q, thaw_mark_undone, th);
 			return;
 		}
 		if (artifact_active(a, KIND_ROLE_SETTING)) {
@@ -425,38 +421,40 @@ thaw_next(pgm_step_t *s)
 			free(db);
 			free(val);
 			th->current = a;
-			pgm_sql_run(q, thaw_mark_undone);
+			pgm_sql_run(q, thaw_mark_undone, th);
 			return;
 		}
 		if (artifact_active(a, KIND_HOOK)) {
 			th->current = a;
-			pgm_hook_run(s, "thaw_command", "thaw", thaw_mark_undone);
+			pgm_hook_run(s, "thaw_command", "thaw", thaw_mark_undone, th);
 			return;
 		}
 	}
 	job->freeze_started_ms = 0;
 	pgm_job_checkpoint(job);
 	pgm_notice("job %s: the source accepts writes again", job->name);
-	th->then(s);
+	th->then(s, th->data);
 }
 
 void
-pgm_thaw_source(pgm_step_t *s, void (*then)(pgm_step_t *s))
+pgm_thaw_source(pgm_step_t *s, pgm_step_then_fn then, void *data)
 {
 	thaw_t *th = pgm_calloc(1, sizeof(*th));
 
 	th->then = then;
+	th->data = data;
 	if (s->priv && s->priv_free)
 		s->priv_free(s->priv);
 	s->priv = th;
 	s->priv_free = free;
-	thaw_next(s);
+	thaw_next(s, th);
 }
 
 /* ---- the proof: nothing was written while the source was frozen ---- */
 
 typedef struct check {
-	void (*then)(pgm_step_t *s);
+	pgm_step_then_fn then;
+	void *data;
 } check_t;
 
 static void
@@ -491,15 +489,15 @@ on_check(pgm_step_t *s, const PGresult *res, void *data)
 }
 
 static void
-check_done(pgm_step_t *s)
+check_done(pgm_step_t *s, void *data)
 {
-	check_t *ck = s->priv;
+	check_t *ck = data;
 
-	ck->then(s);
+	ck->then(s, ck->data);
 }
 
 void
-pgm_freeze_check(pgm_step_t *s, void (*then)(pgm_step_t *s))
+pgm_freeze_check(pgm_step_t *s, pgm_step_then_fn then, void *data)
 {
 	pgm_job_t *job = s->job;
 	check_t *ck = pgm_calloc(1, sizeof(*ck));
@@ -508,11 +506,12 @@ pgm_freeze_check(pgm_step_t *s, void (*then)(pgm_step_t *s))
 	pgm_sql_t *q;
 
 	ck->then = then;
+	ck->data = data;
 	s->priv = ck;
 	s->priv_free = free;
 	if (!find_active(job, KIND_DB_SETTING)) {
 		/* freeze_mode = command: the hook is the operator's proof */
-		then(s);
+		then(s, data);
 		return;
 	}
 	q = pgm_sql_begin(s, true, "freeze check", "could not check the freeze on the source", NULL);
@@ -526,12 +525,12 @@ pgm_freeze_check(pgm_step_t *s, void (*then)(pgm_step_t *s))
 	                   "       (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
 	                   "           AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL)",
 	                   1, params, on_check, NULL);
-	pgm_sql_run(q, check_done);
+	pgm_sql_run(q, check_done, ck);
 }
 
 /* thawing, as a step: the undo, then the step is done */
 static void
-step_done_ev(pgm_step_t *s)
+step_done_ev(pgm_step_t *s, void *data)
 {
 	pgm_step_done(s, PGM_EV_DONE);
 }
@@ -539,12 +538,12 @@ step_done_ev(pgm_step_t *s)
 void
 pgm_thaw_step(pgm_step_t *s)
 {
-	pgm_thaw_source(s, step_done_ev);
+	pgm_thaw_source(s, step_done_ev, NULL);
 }
 
 /* frozen, as a step: the proof that the freeze held, then done */
 void
 pgm_freeze_check_step(pgm_step_t *s)
 {
-	pgm_freeze_check(s, step_done_ev);
+	pgm_freeze_check(s, step_done_ev, NULL);
 }

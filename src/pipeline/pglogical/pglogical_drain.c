@@ -356,7 +356,7 @@ pgl_drain(pgm_step_t *s)
 /* ---- 1. and 2. ---- */
 
 static void
-after_freeze(pgm_step_t *s)
+after_freeze(pgm_step_t *s, void *data)
 {
 	pgl_t *x = pgl_get(s);
 
@@ -367,5 +367,5 @@ after_freeze(pgm_step_t *s)
 void
 pgm_pglogical_freeze(pgm_step_t *s)
 {
-	pgm_freeze_source(s, after_freeze);
+	pgm_freeze_source(s, after_freeze, NULL);
 }
