@@ -119,7 +119,7 @@ set_sequences(pgl_t *x)
 	drain_t *d = drain_of(x);
 	const char *params[1] = {d->sequences};
 
-	if (x->busy[1] || d->sequences == NULL)
+	if (pgl_busy(x, false) || d->sequences == NULL)
 		return;
 	pgl_query(x, false, "could not set the sequences on the target", target_sequences_sql, 1, params,
 	          on_sequences_set);
@@ -191,7 +191,7 @@ on_nudged_target(pgl_t *x, const PGresult *res)
 		free(msg);
 		return;
 	}
-	if (x->busy[0]) {
+	if (pgl_busy(x, true)) {
 		schedule_poll(x, POLL_MS);
 		return;
 	}
@@ -244,7 +244,7 @@ on_poll(pgl_t *x, const PGresult *res)
 		 * a commit flushes only when its transaction wrote WAL, hence the
 		 * message. Then wake the apply worker (on_nudged_target).
 		 */
-		if (!x->busy[1]) {
+		if (!pgl_busy(x, false)) {
 			sql = pgm_asprintf("SET synchronous_commit = on; SELECT (SELECT status FROM "
 			                   "pglogical.show_subscription_status() WHERE subscription_name = %s),"
 			                   " pg_logical_emit_message(true, 'pgmover', 'flush')",
@@ -265,7 +265,7 @@ drain_poll(pgl_t *x)
 	drain_t *d = drain_of(x);
 	const char *params[2] = {d->lsn, d->slot};
 
-	if (x->busy[0]) {
+	if (pgl_busy(x, true)) {
 		schedule_poll(x, POLL_MS);
 		return;
 	}
@@ -309,7 +309,7 @@ drain_error(pgl_t *x, bool source, const char *what, const pgm_pg_error_t *err)
 		set_sequences(x);
 		return;
 	}
-	if (!pgl_connection_lost(err) || pgm_mono_ms() > d->deadline || d->lsn[0] == '\0' || d->drained_at) {
+	if (!pgm_sql_connection_lost(err) || pgm_mono_ms() > d->deadline || d->lsn[0] == '\0' || d->drained_at) {
 		pgl_fail(x, source, what, err);
 		return;
 	}
