@@ -244,6 +244,23 @@ main_job() {
     lag=$(jst bench '"\(.lag_bytes|type) \(.lag_seconds|type)"')
     t_assert_eq "bench: status has lag_bytes and lag_seconds" "number number" "$lag"
     t_assert_eq "bench: pgbench still runs" "0" "$(kill -0 "$PGBENCH_PID" 2>/dev/null; echo $?)"
+    # sessions lost under the monitor: a warning, and the next statements reconnect
+    local ended
+    ended=$(sq bench "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                      WHERE application_name = 'pgmover:bench:pglogical'")
+    ended=$((ended + $(tq t_bench "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                                   WHERE application_name = 'pgmover:bench:pglogical'")))
+    t_assert_eq "bench: pgmover's two sessions ended by hand" "2" "$ended"
+    _lost_warned() { [[ $(jst bench '[.warnings[].message | select(test("lost its connection"))] | length') -ge 1 ]]; }
+    t_wait_for 10 _lost_warned && t_ok "bench: a lost session is a warning" ||
+        t_fail "bench: a lost session is a warning" "$(jst bench '[.warnings[].message]')"
+    _reconnected() {
+        [[ $(sq bench "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgmover:bench:pglogical'") == 1 &&
+            $(tq t_bench "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgmover:bench:pglogical'") == 1 ]]
+    }
+    t_wait_for 10 _reconnected && t_ok "bench: the monitor reconnects on both sides" ||
+        t_fail "bench: the monitor reconnects on both sides" "state $(pgmd_state bench)"
+    t_assert_eq "bench: still synced" "synced" "$(pgmd_state bench)"
 
     cmd "bench: freeze" freeze bench
     t_wait_for 10 _state_or_failed bench freezing
