@@ -365,6 +365,12 @@ pgm_sql_on_error(pgm_sql_t *q, pgm_sql_error_cb cb, void *data)
 	q->on_error_data = data;
 }
 
+pgm_step_t *
+pgm_sql_step(const pgm_sql_t *q)
+{
+	return q->step;
+}
+
 void
 pgm_sql_run(pgm_sql_t *q, pgm_step_then_fn then, void *data)
 {

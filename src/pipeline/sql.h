@@ -37,6 +37,8 @@ bool pgm_sql_connection_lost(const pgm_pg_error_t *err);
 void pgm_sql_add(pgm_sql_t *q, const char *sql, pgm_sql_row_cb cb, void *data);
 void pgm_sql_add_params(pgm_sql_t *q, const char *sql, int nparams, const char *const *params,
                         pgm_sql_row_cb cb, void *data);
+/* the step a script belongs to */
+pgm_step_t *pgm_sql_step(const pgm_sql_t *q);
 /* run; then(s, data) after the last statement succeeded (then may be NULL: nothing follows) */
 void pgm_sql_run(pgm_sql_t *q, pgm_step_then_fn then, void *data);
 /*

@@ -170,9 +170,8 @@ on_error(pgm_step_t *s, const char *what, const char *hint, const pgm_pg_error_t
  */
 static const char *session_setup_sql = "SET default_transaction_read_only = off; SET statement_timeout = 0";
 
-void
-pgl_query(pgl_t *x, bool source, const char *what, const char *sql, int nparams, const char *const *params,
-          pgl_result_cb cb)
+pgm_sql_t *
+pgl_sql(pgl_t *x, bool source, const char *what)
 {
 	pgl_side_t *sd = &x->side[source ? 0 : 1];
 	pgm_sql_t *q;
@@ -181,6 +180,16 @@ pgl_query(pgl_t *x, bool source, const char *what, const char *sql, int nparams,
 		sd->session = pgm_sql_session(x->step, source, "pglogical", session_setup_sql);
 	q = pgm_sql_begin_on(sd->session, what, NULL);
 	pgm_sql_on_error(q, on_error, sd);
+	return q;
+}
+
+void
+pgl_query(pgl_t *x, bool source, const char *what, const char *sql, int nparams, const char *const *params,
+          pgl_result_cb cb)
+{
+	pgl_side_t *sd = &x->side[source ? 0 : 1];
+	pgm_sql_t *q = pgl_sql(x, source, what);
+
 	pgm_sql_add_params(q, sql, nparams, params, on_row, sd);
 	sd->cb = cb;
 	pgm_sql_run(q, NULL, NULL);

@@ -92,6 +92,8 @@ struct pgl {
 
 /* the step's context, created on first use and freed with the step */
 pgl_t *pgl_get(pgm_step_t *s);
+/* a script on a side's session whose errors go to x->on_error; the side must not be busy when it runs */
+pgm_sql_t *pgl_sql(pgl_t *x, bool source, const char *what);
 /* run one statement on a side (at most 8 parameters); the side must not be busy */
 void pgl_query(pgl_t *x, bool source, const char *what, const char *sql, int nparams, const char *const *params,
                pgl_result_cb cb);
