@@ -389,6 +389,13 @@ small_job() {
     fi
     t_assert_eq "small: no duplicate rows after the new copy" \
         "$(sq small "SELECT count(*) FROM public.items")" "$(tq t_small "SELECT count(*) FROM public.items")"
+    # a sequence made on the source after provisioning (DDL is not replicated): the drain stops on it
+    sq small "CREATE SEQUENCE public.late_seq; SELECT nextval('public.late_seq')" >/dev/null
+    cmd "small: freeze" freeze small
+    wait_state "small: the drain fails on a sequence the target lacks" small failed 60
+    t_assert_eq "small: ... in freezing" "freezing" "$(jst small '.error.state')"
+    t_assert_contains "small: ... naming it" "$(jst small '.error.message')" \
+        "sequence(s) of the source are missing on the target: public.late_seq"
     cmd "small: abort" abort small
     wait_state "small: aborted" small aborted 60
     t_assert_eq "small: no slot, node, subscription or extension on the source" "0/0/0/0" "$(pgl_objects src small)"
@@ -396,6 +403,8 @@ small_job() {
     t_assert_eq "small: abort emptied the target" "" "$(tq t_small "$LIST_TABLES_SQL")"
     rc=$(q "$(src_url small)" "SELECT 1" 2>&1)
     t_assert_eq "small: the source is untouched and reachable" "1" "$rc"
+    t_assert_eq "small: ... and writable again" "written" \
+        "$(q "$(admin_url small)" "INSERT INTO public.items (v) VALUES ('after abort') RETURNING 'written'")"
 }
 small_job
 
