@@ -223,8 +223,8 @@ on_seq_raised(pgm_step_t *s, const pgm_seq_raised_t *r, void *data)
 	         (long long) r->raised);
 }
 
-static void
-flow_sql_error(pgm_step_t *s, const char *what, const char *hint, const pgm_pg_error_t *err, void *data)
+void
+pgm_flow_sql_error(pgm_step_t *s, const char *what, const char *hint, const pgm_pg_error_t *err, void *data)
 {
 	pgm_flow_fail_pg(data, what, err, hint);
 }
@@ -234,7 +234,7 @@ pgm_flow_sql(pgm_flow_t *f, bool source, const char *purpose, const char *what, 
 {
 	pgm_sql_t *q = pgm_sql_begin(f->step, source, purpose, what, hint);
 
-	pgm_sql_on_error(q, flow_sql_error, f);
+	pgm_sql_on_error(q, pgm_flow_sql_error, f);
 	return q;
 }
 
