@@ -139,6 +139,12 @@ const char *pgm_job_source_file(const pgm_job_t *job);
 /* how a source is shown: masked DSN, or file:PATH for a backup file (malloc'd) */
 char *pgm_source_display(const char *source);
 
+/*
+ * What follows a piece of a step's work (a statement script, a hook, a
+ * freeze): the step and the data its caller handed over with it.
+ */
+typedef void (*pgm_step_then_fn)(pgm_step_t *s, void *data);
+
 /* step helpers, for the pipelines */
 void pgm_step_done(pgm_step_t *s, pgm_event_t ev);
 void pgm_step_fail(pgm_step_t *s, const char *message, const char *detail, const char *hint);

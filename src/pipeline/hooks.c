@@ -16,9 +16,9 @@ typedef struct hook {
 	char *option;
 	char *phase;
 	int64_t started;
-	void (*then)(pgm_step_t *s);
+	pgm_step_then_fn then;
 	pgm_hook_failed_cb failed; /* NULL: fail the step */
-	void *failed_data;
+	void *data;                /* for then and failed */
 } hook_t;
 
 static void
@@ -46,9 +46,9 @@ on_hook_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 	pgm_step_t *s = h->step;
 	cJSON *rec = cJSON_CreateObject();
 	int64_t ms = pgm_mono_ms() - h->started;
-	void (*then)(pgm_step_t *) = h->then;
+	pgm_step_then_fn then = h->then;
 	pgm_hook_failed_cb failed = h->failed;
-	void *failed_data = h->failed_data;
+	void *cbdata = h->data;
 	char *msg = NULL;
 
 	pgm_json_set_str(rec, "command", pgm_jobopt_str(s->job->options, h->option));
@@ -66,25 +66,25 @@ on_hook_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 	if (msg) {
 		char *detail = pgm_asprintf("it printed: %s", tail[0] ? tail : "(nothing)");
 		if (failed)
-			failed(s, msg, detail, failed_data);
+			failed(s, msg, detail, cbdata);
 		else
 			pgm_step_fail(s, msg, detail, "fix the command (or raise hook_timeout), then run \"pgmover retry\"");
 		free(detail);
 		free(msg);
 		return;
 	}
-	then(s);
+	then(s, cbdata);
 }
 
 void
-pgm_hook_run(pgm_step_t *s, const char *option, const char *phase, void (*then)(pgm_step_t *s))
+pgm_hook_run(pgm_step_t *s, const char *option, const char *phase, pgm_step_then_fn then, void *data)
 {
-	pgm_hook_run_ex(s, option, phase, then, NULL, NULL);
+	pgm_hook_run_ex(s, option, phase, then, NULL, data);
 }
 
 void
-pgm_hook_run_ex(pgm_step_t *s, const char *option, const char *phase, void (*then)(pgm_step_t *s),
-                pgm_hook_failed_cb failed, void *failed_data)
+pgm_hook_run_ex(pgm_step_t *s, const char *option, const char *phase, pgm_step_then_fn then,
+                pgm_hook_failed_cb failed, void *data)
 {
 	pgm_job_t *job = s->job;
 	const char *cmd = pgm_jobopt_str(job->options, option);
@@ -93,7 +93,7 @@ pgm_hook_run_ex(pgm_step_t *s, const char *option, const char *phase, void (*the
 	hook_t *h;
 
 	if (cmd == NULL || cmd[0] == '\0') {
-		then(s);
+		then(s, data);
 		return;
 	}
 	h = pgm_calloc(1, sizeof(*h));
@@ -102,7 +102,7 @@ pgm_hook_run_ex(pgm_step_t *s, const char *option, const char *phase, void (*the
 	h->phase = pgm_strdup(phase);
 	h->then = then;
 	h->failed = failed;
-	h->failed_data = failed_data;
+	h->data = data;
 	h->started = pgm_mono_ms();
 	pgm_step_own(s, h, hook_free);
 	env[0] = pgm_asprintf("PGMOVER_JOB=%s", job->name);
@@ -117,7 +117,7 @@ pgm_hook_run_ex(pgm_step_t *s, const char *option, const char *phase, void (*the
 		pgm_step_disown(s, h);
 		hook_free(h);
 		if (failed)
-			failed(s, msg, err, failed_data);
+			failed(s, msg, err, data);
 		else
 			pgm_step_fail(s, msg, err, "check the command and that /bin/sh exists");
 		free(msg);

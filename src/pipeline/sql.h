@@ -1,5 +1,5 @@
 /*
- * sql.h — statements run one after another on one connection of a step
+ * sql.h — statements run one after another on a connection of a step
  */
 #ifndef PGM_SQL_H
 #define PGM_SQL_H
@@ -7,21 +7,44 @@
 #include "fsm/job.h"
 
 /*
- * sql.c: run statements one after another on one connection of the step;
- * results go to per-statement callbacks; any error fails the step with
- * `what` and `hint`.
+ * sql.c: the one runner of statements on a step's connections. A script
+ * runs statements one after another on a session; results go to
+ * per-statement callbacks; any error fails the step with `what` and
+ * `hint` (or goes to the script's error handler).
  */
 typedef void (*pgm_sql_row_cb)(pgm_step_t *s, const PGresult *res, void *data);
 typedef struct pgm_sql pgm_sql_t;
+typedef struct pgm_sql_session pgm_sql_session_t;
+
+/* a script on a session of its own: connected when it runs, closed when it ends */
 pgm_sql_t *pgm_sql_begin(pgm_step_t *s, bool source, const char *purpose, const char *what, const char *hint);
+/*
+ * A session of the step that outlives its scripts: opened by the first
+ * script run on it, `setup` (may be NULL) run once after connecting; an
+ * error that means the connection is gone closes it, and the next script
+ * connects again. Closed with the step. One script at a time: it is busy
+ * from pgm_sql_run until the last statement's result is delivered (its row
+ * callback may start the next script).
+ */
+pgm_sql_session_t *pgm_sql_session(pgm_step_t *s, bool source, const char *purpose, const char *setup);
+bool pgm_sql_session_busy(const pgm_sql_session_t *ss);
+/* a script on such a session */
+pgm_sql_t *pgm_sql_begin_on(pgm_sql_session_t *ss, const char *what, const char *hint);
+/* an error that means the session is gone (not from the server, or a connection or shutdown error) */
+bool pgm_sql_connection_lost(const pgm_pg_error_t *err);
+
+/* at most 8 parameters */
 void pgm_sql_add(pgm_sql_t *q, const char *sql, pgm_sql_row_cb cb, void *data);
 void pgm_sql_add_params(pgm_sql_t *q, const char *sql, int nparams, const char *const *params,
                         pgm_sql_row_cb cb, void *data);
-/* run; then(s) after the last statement succeeded */
-void pgm_sql_run(pgm_sql_t *q, void (*then)(pgm_step_t *s));
+/* the step a script belongs to */
+pgm_step_t *pgm_sql_step(const pgm_sql_t *q);
+/* run; then(s, data) after the last statement succeeded (then may be NULL: nothing follows) */
+void pgm_sql_run(pgm_sql_t *q, pgm_step_then_fn then, void *data);
 /*
- * Instead of failing the step, hand an error to cb (the script is over and
- * its connection closed); cb must end the step or go on with its work.
+ * Instead of failing the step, hand an error to cb (the script is over;
+ * its own connection is closed, a kept session stays open unless the
+ * connection is gone); cb must end the step or go on with its work.
  */
 typedef void (*pgm_sql_error_cb)(pgm_step_t *s, const char *what, const char *hint, const pgm_pg_error_t *err,
                                  void *data);

@@ -165,12 +165,18 @@ pgm_step_rollback(pgm_step_t *s)
 	s->job->ops->rollback(s);
 }
 
+static void
+abort_thawed(pgm_step_t *s, void *data)
+{
+	s->job->ops->abort(s);
+}
+
 /* abort: every method thaws the source first (one exit path out of a freeze) */
 void
 pgm_step_abort(pgm_step_t *s)
 {
 	if (pgm_freeze_active(s->job))
-		pgm_thaw_source(s, s->job->ops->abort);
+		pgm_thaw_source(s, abort_thawed, NULL);
 	else
 		s->job->ops->abort(s);
 }

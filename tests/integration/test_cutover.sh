@@ -361,8 +361,19 @@ t_assert_contains "rollback hook: the source is still frozen" "$(cat "$WORK/froz
 t_assert_eq "rollback hook: pgbench saw no failure" "0 0" "$(bench_failed) $(bench_errors)"
 rm -f "$WORK/rollback-fail"
 q "$T" "INSERT INTO public.kv (v) VALUES ('while failed')" >/dev/null
+# a session on the target that bypasses pgbouncer: the target's freeze ends it, and spares the job's own
+"$TB_PGBIN/psql" "$T" -X -q -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+direct=$!
+_direct() { [[ $(tq t_shop "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'") == 1 ]]; }
+t_wait_for 10 _direct || echo "# the direct session did not show up" >&2
 cmd "rollback: retry accepted" retry shop
 wait_state "rollback: rolled_back" shop rolled_back 60
+_direct_gone() { ! kill -0 "$direct" 2>/dev/null; }
+t_wait_for 5 _direct_gone && t_ok "rollback: the target's freeze ended a session that bypassed pgbouncer" ||
+    t_fail "rollback: the target's freeze ended a session that bypassed pgbouncer" "still running"
+t_assert_eq "rollback: ... and counted it" "true" "$(jst shop '.facts.rollback.target_sessions_terminated >= 1')"
+kill "$direct" 2>/dev/null
+wait "$direct" 2>/dev/null
 t_assert_eq "rollback: pgbouncer points at the source again" "127.0.0.1:$SOURCE_PORT 0" "$(pgb_entry)"
 t_assert_eq "rollback: the include file is the original again" "$ORIGINAL_INCLUDE" "$(cat "$PGB/pgmover-shop.ini")"
 before=$(history_count src)

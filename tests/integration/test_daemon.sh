@@ -564,7 +564,8 @@ kill "$W3" 2>/dev/null
 t_assert_eq "after thaw: the source is writable (as app_owner)" "" \
     "$(src_q mv_a "insert into items values (900001, 'after thaw', 1)")"
 t_assert_eq "after thaw: the freeze artifact is marked undone" "true" \
-    "$(pgm --json status ja | jq -c '[.result.artifacts[] | select(.kind == "db_setting") | .undone] | all')"
+    "$(pgm --json status ja | jq -c '[.result.artifacts[] | select(.kind == "db_setting") | .status == "dropped"] |
+        length > 0 and all')"
 
 # jb: freeze (the final copy, no rehearsal), then abort: the source is thawed, the target emptied
 run pgm freeze jb

@@ -242,6 +242,23 @@ main_job() {
     lag=$(jst bench '"\(.lag_bytes|type) \(.lag_seconds|type)"')
     t_assert_eq "bench: status has lag_bytes and lag_seconds" "number number" "$lag"
     t_assert_eq "bench: pgbench still runs" "0" "$(kill -0 "$PGBENCH_PID" 2>/dev/null; echo $?)"
+    # sessions lost under the monitor: a warning, and the next statements reconnect
+    local ended
+    ended=$(sq bench "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                      WHERE application_name = 'pgmover:bench:pglogical'")
+    ended=$((ended + $(tq t_bench "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                                   WHERE application_name = 'pgmover:bench:pglogical'")))
+    t_assert_eq "bench: pgmover's two sessions ended by hand" "2" "$ended"
+    _lost_warned() { [[ $(jst bench '[.warnings[].message | select(test("lost its connection"))] | length') -ge 1 ]]; }
+    t_wait_for 10 _lost_warned && t_ok "bench: a lost session is a warning" ||
+        t_fail "bench: a lost session is a warning" "$(jst bench '[.warnings[].message]')"
+    _reconnected() {
+        [[ $(sq bench "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgmover:bench:pglogical'") == 1 &&
+            $(tq t_bench "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgmover:bench:pglogical'") == 1 ]]
+    }
+    t_wait_for 10 _reconnected && t_ok "bench: the monitor reconnects on both sides" ||
+        t_fail "bench: the monitor reconnects on both sides" "state $(pgmd_state bench)"
+    t_assert_eq "bench: still synced" "synced" "$(pgmd_state bench)"
 
     cmd "bench: freeze" freeze bench
     t_wait_for 10 _state_or_failed bench freezing
@@ -360,6 +377,13 @@ small_job() {
     t_check "small: the new subscription copied the data anew" t_wait_for 30 _has_late
     t_assert_eq "small: no duplicate rows after the new copy" \
         "$(sq small "SELECT count(*) FROM public.items")" "$(tq t_small "SELECT count(*) FROM public.items")"
+    # a sequence made on the source after provisioning (DDL is not replicated): the drain stops on it
+    sq small "CREATE SEQUENCE public.late_seq; SELECT nextval('public.late_seq')" >/dev/null
+    cmd "small: freeze" freeze small
+    wait_state "small: the drain fails on a sequence the target lacks" small failed 60
+    t_assert_eq "small: ... in freezing" "freezing" "$(jst small '.error.state')"
+    t_assert_contains "small: ... naming it" "$(jst small '.error.message')" \
+        "sequence(s) of the source are missing on the target: public.late_seq"
     cmd "small: abort" abort small
     wait_state "small: aborted" small aborted 60
     t_assert_eq "small: no slot, node, subscription or extension on the source" "0/0/0/0" "$(pgl_objects src small)"
@@ -367,6 +391,8 @@ small_job() {
     t_assert_eq "small: abort emptied the target" "" "$(tq t_small "$LIST_TABLES_SQL")"
     rc=$(q "$(src_url small)" "SELECT 1" 2>&1)
     t_assert_eq "small: the source is untouched and reachable" "1" "$rc"
+    t_assert_eq "small: ... and writable again" "written" \
+        "$(q "$(admin_url small)" "INSERT INTO public.items (v) VALUES ('after abort') RETURNING 'written'")"
 }
 small_job
 

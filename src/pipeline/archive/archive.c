@@ -228,9 +228,9 @@ on_restore_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const cha
 }
 
 static void
-restore_after_clean(pgm_step_t *s)
+restore_after_clean(pgm_step_t *s, void *data)
 {
-	archive_t *a = s->priv;
+	archive_t *a = data;
 	char jobs[16];
 	const char *args[] = {"--jobs", jobs, "--verbose", "--no-owner", "--no-acl", "--exit-on-error",
 	                      pgm_job_source_file(s->job), NULL};
@@ -252,7 +252,7 @@ pgm_archive_restore(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s
 	q = pgm_sql_begin(s, false, "clean", "could not clean the target before the restore",
 	                  "the target role must own the target database and the objects in it");
 	pgm_target_clean(q, s->job);
-	pgm_sql_run(q, restore_after_clean);
+	pgm_sql_run(q, restore_after_clean, a);
 }
 
 /* ---- verify: rows in the archive against rows on the target ---- */
@@ -438,7 +438,7 @@ on_target_counts(pgm_step_t *s, const PGresult *res, void *data)
 }
 
 static void
-verify_finished(pgm_step_t *s)
+verify_finished(pgm_step_t *s, void *data)
 {
 	pgm_step_done(s, cJSON_IsTrue(cJSON_GetObjectItem(s->job->verify, "ok")) ? PGM_EV_DONE : PGM_EV_VERIFY_FAILED);
 }
@@ -473,7 +473,7 @@ on_data_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 	pgm_sql_add(q, sql.s, on_target_counts, a);
 	pgm_sql_add(q, "COMMIT", NULL, NULL);
 	free(sql.s);
-	pgm_sql_run(q, verify_finished);
+	pgm_sql_run(q, verify_finished, NULL);
 }
 
 void

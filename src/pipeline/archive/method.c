@@ -25,6 +25,12 @@ archive_sync(pgm_step_t *s)
 	pgm_archive_restore(s, "restore", pgm_op_done);
 }
 
+static void
+frozen(pgm_step_t *s, void *data)
+{
+	pgm_op_done(s);
+}
+
 /* no live source: writes made after the backup are not in it */
 static void
 archive_freeze(pgm_step_t *s)
@@ -38,7 +44,7 @@ archive_freeze(pgm_step_t *s)
 		pgm_op_done(s);
 		return;
 	}
-	pgm_freeze_source(s, pgm_op_done);
+	pgm_freeze_source(s, frozen, NULL);
 }
 
 const pgm_method_t pgm_method_archive = {

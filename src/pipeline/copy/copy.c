@@ -121,15 +121,6 @@ copy_free(void *p)
 	free(cp);
 }
 
-static copy_engine_t *
-engine_of(pgm_step_t *s)
-{
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
-		if (s->owned[i] && s->owned_free[i] == copy_free)
-			return s->owned[i];
-	return NULL;
-}
-
 static void
 set_phase(copy_engine_t *cp, const char *phase)
 {
@@ -188,9 +179,9 @@ engine_fail_pg(copy_engine_t *cp, const char *what, const pgm_pg_error_t *err)
 /* ---- 5. sequences, then the end ---- */
 
 static void
-copy_finished(pgm_step_t *s)
+copy_finished(pgm_step_t *s, void *data)
 {
-	copy_engine_t *cp = engine_of(s);
+	copy_engine_t *cp = data;
 	pgm_job_t *job = s->job;
 	cJSON *rec = cJSON_CreateObject();
 	int64_t total = pgm_mono_ms() - cp->started_mono;
@@ -223,13 +214,13 @@ copy_finished(pgm_step_t *s)
 }
 
 static void
-set_sequences(pgm_step_t *s)
+set_sequences(copy_engine_t *cp)
 {
-	copy_engine_t *cp = engine_of(s);
+	pgm_step_t *s = cp->step;
 	pgm_sql_t *q;
 
 	if (cp->nseq == 0) {
-		copy_finished(s);
+		copy_finished(s, cp);
 		return;
 	}
 	set_phase(cp, "sequences");
@@ -247,7 +238,7 @@ set_sequences(pgm_step_t *s)
 		pgm_sql_add(q, sql.s, NULL, NULL);
 		free(sql.s);
 	}
-	pgm_sql_run(q, copy_finished);
+	pgm_sql_run(q, copy_finished, cp);
 }
 
 /* ---- 4. post-data ---- */
@@ -259,7 +250,7 @@ on_post_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 
 	if (pgm_tool_failed(cp->step, "pg_restore", "restore of indexes and constraints", status, sig, tail))
 		return;
-	set_sequences(cp->step);
+	set_sequences(cp);
 }
 
 static void
@@ -889,9 +880,9 @@ on_holder_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 }
 
 static void
-after_clean(pgm_step_t *s)
+after_clean(pgm_step_t *s, void *data)
 {
-	copy_engine_t *cp = engine_of(s);
+	copy_engine_t *cp = data;
 
 	set_phase(cp, "snapshot");
 	cp->holder = pgm_step_connect(s, true, "snapshot", on_holder_connect, cp);
@@ -929,7 +920,7 @@ pgm_copy_run_opts(pgm_step_t *s, const char *label, const pgm_copy_opts_t *opts,
 	q = pgm_sql_begin(s, false, "clean", "could not clean the target before the copy",
 	                  "the target role must own the target database and the objects in it");
 	pgm_target_clean(q, job);
-	pgm_sql_run(q, after_clean);
+	pgm_sql_run(q, after_clean, cp);
 }
 
 /* ---- the entries held back by defer_constraints ---- */

@@ -245,14 +245,11 @@ on_dump_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 }
 
 static void
-start_dump(pgm_step_t *s)
+start_dump(pgm_step_t *s, void *data)
 {
-	dump_t *d = NULL;
+	dump_t *d = data;
 	char jobs[16];
 
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
-		if (s->owned_free[i] == dump_free && s->owned[i])
-			d = s->owned[i];
 	if (!pgm_rmtree(d->workdir)) {
 		pgm_step_fail(s, "could not remove an old dump directory", d->workdir, "check state_dir permissions");
 		return;
@@ -293,18 +290,15 @@ static const char *sizes_sql =
 	" ORDER BY 3 DESC";
 
 static void
-after_clean(pgm_step_t *s)
+after_clean(pgm_step_t *s, void *data)
 {
-	dump_t *d = NULL;
+	dump_t *d = data;
 	pgm_sql_t *q;
 
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
-		if (s->owned_free[i] == dump_free && s->owned[i])
-			d = s->owned[i];
 	q = pgm_sql_begin(s, true, "sizes", "could not list the tables of the source",
 	                  "check that the source role can read the catalog");
 	pgm_sql_add(q, sizes_sql, on_sizes, d);
-	pgm_sql_run(q, start_dump);
+	pgm_sql_run(q, start_dump, d);
 }
 
 void
@@ -327,7 +321,7 @@ pgm_dump_copy(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s))
 	q = pgm_sql_begin(s, false, "clean", "could not clean the target before the copy",
 	                  "the target role must own the target database and the objects in it");
 	pgm_target_clean(q, job);
-	pgm_sql_run(q, after_clean);
+	pgm_sql_run(q, after_clean, d);
 }
 
 typedef struct clean {
@@ -335,9 +329,9 @@ typedef struct clean {
 } clean_t;
 
 static void
-clean_done(pgm_step_t *s)
+clean_done(pgm_step_t *s, void *data)
 {
-	clean_t *c = s->priv;
+	clean_t *c = data;
 
 	pgm_json_set(s->job->facts, "target_owned", cJSON_CreateFalse());
 	pgm_job_checkpoint(s->job);
@@ -358,5 +352,5 @@ pgm_dump_clean_target(pgm_step_t *s, void (*then)(pgm_step_t *s))
 	q = pgm_sql_begin(s, false, "clean", "could not drop what pgmover restored into the target",
 	                  "the target role must own the target database and the objects in it");
 	pgm_target_clean(q, s->job);
-	pgm_sql_run(q, clean_done);
+	pgm_sql_run(q, clean_done, c);
 }

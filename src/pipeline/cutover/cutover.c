@@ -37,6 +37,7 @@
 #include "fsm/job.h"
 #include "pipeline/sql.h"
 #include "pipeline/hooks.h"
+#include "pipeline/sequences.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -200,56 +201,30 @@ pgm_reverse_schema_name(const pgm_job_t *job)
 	return pgm_reverse_slot_name(job);
 }
 
-/* ---- sequences ---- */
-
-static const char *seq_read_sql =
-	"SELECT coalesce(json_agg(json_build_object('s', schemaname, 'n', sequencename, 'v', last_value,"
-	"                                           'i', increment_by)), '[]')::text"
-	"  FROM pg_sequences"
-	" WHERE last_value IS NOT NULL AND schemaname NOT IN ('pg_catalog', 'information_schema')";
-
-/* on `to`: raise every sequence behind `from`, in the direction it counts */
-static const char *seq_sync_sql =
-	"WITH f AS (SELECT * FROM json_to_recordset($1::json) AS f(s text, n text, v bigint, i bigint)),"
-	" j AS (SELECT f.*, t.sequencename IS NULL AS missing, t.last_value AS tv"
-	"         FROM f LEFT JOIN pg_sequences t ON t.schemaname = f.s AND t.sequencename = f.n),"
-	" behind AS (SELECT * FROM j WHERE NOT missing AND (tv IS NULL OR (i > 0 AND tv < v) OR (i < 0 AND tv > v))),"
-	" raised AS (SELECT setval(format('%I.%I', s, n)::regclass, v, true) FROM behind)"
-	" SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM raised),"
-	"        (SELECT string_agg(format('%I.%I', s, n), ', ') FROM j WHERE missing)";
+/* ---- sequences (sequences.c), with the facts and warnings of the flow ---- */
 
 static void
-on_seq_read(pgm_step_t *s, const PGresult *res, void *data)
-{
-	pgm_flow_t *f = data;
-
-	free(f->scratch);
-	f->scratch = pgm_strdup(pgm_pg_value(res, 0, 0) ? pgm_pg_value(res, 0, 0) : "[]");
-}
-
-static void
-on_seq_sync(pgm_step_t *s, const PGresult *res, void *data)
+on_seq_raised(pgm_step_t *s, const pgm_seq_raised_t *r, void *data)
 {
 	pgm_flow_t *f = data;
 	cJSON *o = cJSON_CreateObject();
-	const char *missing = pgm_pg_value(res, 0, 2);
 
-	pgm_json_set_num(o, "checked", (double) pgm_pg_int64(res, 0, 0, 0));
-	pgm_json_set_num(o, "raised", (double) pgm_pg_int64(res, 0, 1, 0));
-	if (missing) {
+	pgm_json_set_num(o, "checked", (double) r->checked);
+	pgm_json_set_num(o, "raised", (double) r->raised);
+	if (r->missing) {
 		char *msg = pgm_asprintf("sequences missing on the %s: %s",
-		                         strcmp(f->name, "rollback") == 0 ? "source" : "target", missing);
-		pgm_json_set_str(o, "missing", missing);
+		                         strcmp(f->name, "rollback") == 0 ? "source" : "target", r->missing);
+		pgm_json_set_str(o, "missing", r->missing);
 		pgm_job_warn(f->job, msg, "create them and set their values by hand before writing there");
 		free(msg);
 	}
 	pgm_json_set(pgm_flow_facts(f), "sequences", o);
-	pgm_info("job %s: %s: %lld sequence(s) checked, %lld raised", f->job->name, f->name,
-	         (long long) pgm_pg_int64(res, 0, 0, 0), (long long) pgm_pg_int64(res, 0, 1, 0));
+	pgm_info("job %s: %s: %lld sequence(s) checked, %lld raised", f->job->name, f->name, (long long) r->checked,
+	         (long long) r->raised);
 }
 
-static void
-flow_sql_error(pgm_step_t *s, const char *what, const char *hint, const pgm_pg_error_t *err, void *data)
+void
+pgm_flow_sql_error(pgm_step_t *s, const char *what, const char *hint, const pgm_pg_error_t *err, void *data)
 {
 	pgm_flow_fail_pg(data, what, err, hint);
 }
@@ -259,17 +234,8 @@ pgm_flow_sql(pgm_flow_t *f, bool source, const char *purpose, const char *what, 
 {
 	pgm_sql_t *q = pgm_sql_begin(f->step, source, purpose, what, hint);
 
-	pgm_sql_on_error(q, flow_sql_error, f);
+	pgm_sql_on_error(q, pgm_flow_sql_error, f);
 	return q;
-}
-
-pgm_flow_t *
-pgm_flow_of(pgm_step_t *s)
-{
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
-		if (s->owned[i] && s->owned_free[i] == flow_free)
-			return s->owned[i];
-	return NULL;
 }
 
 /*
@@ -321,27 +287,26 @@ on_lo_fingerprint(pgm_step_t *s, const PGresult *res, void *data)
 }
 
 static void
-seq_synced(pgm_step_t *s)
+seq_synced(pgm_step_t *s, void *data)
 {
-	pgm_flow_next(pgm_flow_of(s));
+	pgm_flow_next(data);
 }
 
 static void
-seq_apply(pgm_step_t *s)
+seq_apply(pgm_step_t *s, void *data)
 {
-	pgm_flow_t *f = pgm_flow_of(s);
+	pgm_flow_t *f = data;
 	bool to_source = strcmp(f->name, "rollback") == 0;
-	const char *params[1] = {f->scratch};
 	pgm_sql_t *q = pgm_flow_sql(f, to_source, "sequences", to_source ? "could not raise the sequences of the source"
 	                                                              : "could not raise the sequences of the target",
 	                        NULL);
 
 	if (to_source)
 		pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
-	pgm_sql_add_params(q, seq_sync_sql, 1, params, on_seq_sync, f);
+	pgm_sequences_raise(q, f->scratch, on_seq_raised, f);
 	if (!to_source) /* the cutover writes the target */
 		pgm_sql_add(q, lo_fingerprint_sql, on_lo_fingerprint, f);
-	pgm_sql_run(q, seq_synced);
+	pgm_sql_run(q, seq_synced, f);
 }
 
 void
@@ -349,10 +314,10 @@ pgm_sequences_sync(pgm_flow_t *f, bool from_source)
 {
 	pgm_sql_t *q = pgm_flow_sql(f, from_source, "sequences", "could not read the sequences", NULL);
 
-	pgm_sql_add(q, seq_read_sql, on_seq_read, f);
+	pgm_sequences_read(q, &f->scratch);
 	if (!from_source) /* the rollback reads the target */
 		pgm_sql_add(q, lo_fingerprint_sql, on_lo_fingerprint, f);
-	pgm_sql_run(q, seq_apply);
+	pgm_sql_run(q, seq_apply, f);
 }
 
 /* ---- cutover ---- */
@@ -412,9 +377,9 @@ st_pause(pgm_flow_t *f)
 }
 
 static void
-hook_ok(pgm_step_t *s)
+hook_ok(pgm_step_t *s, void *data)
 {
-	pgm_flow_next(pgm_flow_of(s));
+	pgm_flow_next(data);
 }
 
 /* traffic has moved once pgbouncer's entry switched, or, without pgbouncer, the hook ran */

@@ -64,8 +64,8 @@ void pgm_flow_reset(pgm_job_t *job, const char *flow);
 void pgm_flow_audit(pgm_flow_t *f, const char *what, const char *outcome);
 /* a statement script of the flow's step whose errors go through pgm_flow_fail */
 struct pgm_sql *pgm_flow_sql(pgm_flow_t *f, bool source, const char *purpose, const char *what, const char *hint);
-/* the flow a step runs (for continuations that get only the step) */
-pgm_flow_t *pgm_flow_of(pgm_step_t *s);
+/* that error handler (a pgm_sql_error_cb; data: the flow), for scripts made elsewhere (db_freeze.c) */
+void pgm_flow_sql_error(pgm_step_t *s, const char *what, const char *hint, const pgm_pg_error_t *err, void *data);
 
 
 /* ---- sequences: on `to`, raise every sequence that is behind `from` ---- */
@@ -73,7 +73,7 @@ pgm_flow_t *pgm_flow_of(pgm_step_t *s);
 void pgm_sequences_sync(pgm_flow_t *f, bool from_source);
 
 
-/* ---- the read-only freeze of the target (rollback) and its undo ---- */
+/* ---- the read-only freeze of the target (rollback; db_freeze.c) and its undo ---- */
 
 void pgm_target_freeze(pgm_flow_t *f, void (*then)(pgm_flow_t *f));
 void pgm_target_thaw(pgm_flow_t *f, void (*then)(pgm_flow_t *f));

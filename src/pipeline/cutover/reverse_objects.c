@@ -56,19 +56,10 @@ setup_free(void *p)
 	free(st);
 }
 
-static setup_t *
-setup_of(pgm_step_t *s)
-{
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
-		if (s->owned[i] && s->owned_free[i] == setup_free)
-			return s->owned[i];
-	return NULL;
-}
-
 static void
-setup_done(pgm_step_t *s)
+setup_done(pgm_step_t *s, void *data)
 {
-	setup_t *st = setup_of(s);
+	setup_t *st = data;
 	pgm_flow_t *f = st->f;
 	void (*then)(pgm_flow_t *) = st->then;
 	char *slot = pgm_reverse_slot_name(f->job);
@@ -107,9 +98,9 @@ on_inspect(pgm_step_t *s, const PGresult *res, void *data)
 }
 
 static void
-setup_create(pgm_step_t *s)
+setup_create(pgm_step_t *s, void *data)
 {
-	setup_t *st = setup_of(s);
+	setup_t *st = data;
 	pgm_flow_t *f = st->f;
 	pgm_job_t *job = f->job;
 	char *slot = pgm_reverse_slot_name(job), *qslot = pgm_quote_ident(slot), *sql;
@@ -163,7 +154,7 @@ setup_create(pgm_step_t *s)
 	if (!st->slot_exists) {
 		pgm_sql_add_params(q, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", 1, params, NULL, NULL);
 	}
-	pgm_sql_run(q, setup_done);
+	pgm_sql_run(q, setup_done, st);
 out:
 	free(qslot);
 	free(slot);
@@ -185,15 +176,15 @@ static const char *inspect_sql =
 	"       current_setting('wal_level')";
 
 static void
-setup_target(pgm_step_t *s)
+setup_target(pgm_step_t *s, void *data)
 {
-	setup_t *st = setup_of(s);
+	setup_t *st = data;
 	char *slot = pgm_reverse_slot_name(s->job);
 	const char *params[1] = {slot};
 	pgm_sql_t *q = pgm_flow_sql(st->f, false, "reverse-setup", "could not inspect the target", NULL);
 
 	pgm_sql_add_params(q, inspect_sql, 1, params, on_inspect, st);
-	pgm_sql_run(q, setup_create);
+	pgm_sql_run(q, setup_create, st);
 	free(slot);
 }
 
@@ -247,7 +238,7 @@ pgm_reverse_setup(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 	                   pt);
 	pgm_sql_add_params(q, sql, 1, params, NULL, NULL);
 	free(sql);
-	pgm_sql_run(q, setup_target);
+	pgm_sql_run(q, setup_target, st);
 	free(pt);
 	free(qs);
 	free(schema);
@@ -266,15 +257,6 @@ teardown_free(void *p)
 	free(p);
 }
 
-static teardown_t *
-teardown_of(pgm_step_t *s)
-{
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
-		if (s->owned[i] && s->owned_free[i] == teardown_free)
-			return s->owned[i];
-	return NULL;
-}
-
 static void
 mark_undone(pgm_step_t *s, const PGresult *res, void *data)
 {
@@ -282,9 +264,9 @@ mark_undone(pgm_step_t *s, const PGresult *res, void *data)
 }
 
 static void
-teardown_done(pgm_step_t *s)
+teardown_done(pgm_step_t *s, void *data)
 {
-	teardown_t *td = teardown_of(s);
+	teardown_t *td = data;
 	pgm_flow_t *f = td->f;
 	void (*then)(pgm_flow_t *) = td->then;
 
@@ -295,15 +277,16 @@ teardown_done(pgm_step_t *s)
 }
 
 static void
-teardown_source(pgm_step_t *s)
+teardown_source(pgm_step_t *s, void *data)
 {
-	pgm_flow_t *f = teardown_of(s)->f;
+	teardown_t *td = data;
+	pgm_flow_t *f = td->f;
 	cJSON *a = pgm_artifact_find_live(s->job, KIND_PROGRESS, NULL, NULL);
 	pgm_sql_t *q;
 	char *qs, *sql;
 
 	if (a == NULL) {
-		teardown_done(s);
+		teardown_done(s, td);
 		return;
 	}
 	qs = pgm_quote_ident(pgm_json_str(a, "name"));
@@ -312,7 +295,7 @@ teardown_source(pgm_step_t *s)
 	pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
 	pgm_sql_add(q, "SET lock_timeout = '10s'", NULL, NULL);
 	pgm_sql_add(q, sql, mark_undone, a);
-	pgm_sql_run(q, teardown_done);
+	pgm_sql_run(q, teardown_done, td);
 	free(sql);
 	free(qs);
 }
@@ -331,7 +314,7 @@ pgm_reverse_teardown(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 	td->then = then;
 	pgm_step_own(f->step, td, teardown_free);
 	if (!slot && !pub && !ident) {
-		teardown_source(f->step);
+		teardown_source(f->step, td);
 		return;
 	}
 	q = pgm_flow_sql(f, false, "reverse-teardown", "could not drop the reverse stream on the target", NULL);
@@ -369,5 +352,5 @@ pgm_reverse_teardown(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 		pgm_sql_add(q, all[0] ? all : "SELECT 1", mark_undone, ident);
 		free(all);
 	}
-	pgm_sql_run(q, teardown_source);
+	pgm_sql_run(q, teardown_source, td);
 }

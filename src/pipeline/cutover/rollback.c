@@ -42,40 +42,30 @@
 
 #define KIND_TARGET_FREEZE "target_db_setting"
 
-/* ---- the target's read-only freeze ---- */
+/*
+ * The target's read-only freeze (db_freeze.c), an artifact like the
+ * source's: every other client session of the database ends, except this
+ * job's own, and one the role may not end fails it. Errors fail the flow,
+ * whose undo thaws the target.
+ */
+static const pgm_db_freeze_t target_freeze = {
+	.source = false,
+	.kind = KIND_TARGET_FREEZE,
+	.purpose = "rollback",
+	.sessions = PGM_SESSIONS_ALL_BUT_JOB,
+	.facts = "rollback",
+	.sessions_fact = "target_sessions_terminated",
+	.what = "could not make the target read-only",
+	.hint = "the target role must own the database (ALTER DATABASE) and may end sessions",
+	.thaw_purpose = "rollback",
+	.thaw_what = "could not make the target writable again",
+};
 
-static const char *previous_sql =
-	"SELECT current_database(),"
-	"       (SELECT split_part(cfg, '=', 2) FROM pg_db_role_setting rs, unnest(rs.setconfig) cfg"
-	"         WHERE rs.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
-	"           AND rs.setrole = 0 AND cfg LIKE 'default\\_transaction\\_read\\_only=%')";
-
-/* every other client session of the database, except this job's own */
-static const char *terminate_sql =
-	"SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity"
-	" WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-	"   AND application_name NOT LIKE $1";
-
+/* the flow's continuation, for the freeze's and the thaw's then */
 typedef struct tf {
 	pgm_flow_t *f;
 	void (*then)(pgm_flow_t *f);
-	cJSON *artifact;
 } tf_t;
-
-static void
-tf_free(void *p)
-{
-	free(p);
-}
-
-static tf_t *
-tf_of(pgm_step_t *s)
-{
-	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
-		if (s->owned[i] && s->owned_free[i] == tf_free)
-			return s->owned[i];
-	return NULL;
-}
 
 static tf_t *
 tf_new(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
@@ -84,102 +74,38 @@ tf_new(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 
 	t->f = f;
 	t->then = then;
-	pgm_step_own(f->step, t, tf_free);
+	pgm_step_own(f->step, t, free);
 	return t;
 }
 
 static void
-tf_done(pgm_step_t *s)
+tf_done(pgm_step_t *s, void *data)
 {
-	tf_t *t = tf_of(s);
+	tf_t *t = data;
 	pgm_flow_t *f = t->f;
 	void (*then)(pgm_flow_t *) = t->then;
 
 	pgm_step_disown(s, t);
-	tf_free(t);
+	free(t);
 	then(f);
-}
-
-static void
-on_previous(pgm_step_t *s, const PGresult *res, void *data)
-{
-	cJSON *extra;
-
-	if (pgm_artifact_find_live(s->job, KIND_TARGET_FREEZE, NULL, NULL))
-		return;
-	/* durable before the change */
-	extra = cJSON_CreateObject();
-	pgm_json_set_str(extra, "setting", "default_transaction_read_only");
-	if (pgm_pg_value(res, 0, 1))
-		pgm_json_set_str(extra, "previous", pgm_pg_value(res, 0, 1));
-	(void) pgm_sql_record(s,
-	                      pgm_artifact_record(s->job, KIND_TARGET_FREEZE, "target", pgm_pg_value(res, 0, 0),
-	                                          PGM_ART_CREATING, extra),
-	                      "the read-only freeze of the target");
-}
-
-static void
-on_terminated(pgm_step_t *s, const PGresult *res, void *data)
-{
-	tf_t *t = data;
-
-	pgm_json_set_num(pgm_flow_facts(t->f), "target_sessions_terminated", (double) pgm_pg_int64(res, 0, 0, 0));
 }
 
 void
 pgm_target_freeze(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 {
-	tf_t *t = tf_new(f, then);
-	char *mine = pgm_asprintf("pgmover:%s:%%", f->job->name);
-	const char *params[1] = {mine};
-	pgm_sql_t *q = pgm_flow_sql(f, false, "rollback", "could not make the target read-only",
-	                            "the target role must own the database (ALTER DATABASE) and may end sessions");
-
-	pgm_sql_add(q, previous_sql, on_previous, t);
-	pgm_sql_add(q, "DO $pgm$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on',"
-	               " current_database()); END $pgm$",
-	            NULL, NULL);
-	pgm_sql_add_params(q, terminate_sql, 1, params, on_terminated, t);
-	pgm_sql_run(q, tf_done);
-	free(mine);
-}
-
-static void
-on_thawed(pgm_step_t *s, const PGresult *res, void *data)
-{
-	tf_t *t = data;
-
-	pgm_artifact_dropped(s->job, t->artifact);
+	pgm_db_freeze(f->step, &target_freeze, pgm_flow_sql_error, f, tf_done, tf_new(f, then));
 }
 
 void
 pgm_target_thaw(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 {
 	cJSON *a = pgm_artifact_find_live(f->job, KIND_TARGET_FREEZE, NULL, NULL);
-	tf_t *t;
-	char *db, *sql, *val;
-	pgm_sql_t *q;
 
 	if (a == NULL) {
 		then(f);
 		return;
 	}
-	t = tf_new(f, then);
-	t->artifact = a;
-	db = pgm_quote_ident(pgm_json_str(a, "name"));
-	val = pgm_json_str(a, "previous") ? pgm_quote_literal(pgm_json_str(a, "previous")) : NULL;
-	if (val)
-		sql = pgm_asprintf("ALTER DATABASE %s SET default_transaction_read_only = %s", db, val);
-	else
-		sql = pgm_asprintf("ALTER DATABASE %s RESET default_transaction_read_only", db);
-	q = pgm_flow_sql(f, false, "rollback", "could not make the target writable again", NULL);
-	/* the session may have inherited the read-only default it is about to lift */
-	pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
-	pgm_sql_add(q, sql, on_thawed, t);
-	pgm_sql_run(q, tf_done);
-	free(sql);
-	free(db);
-	free(val);
+	pgm_db_thaw(f->step, &target_freeze, a, pgm_flow_sql_error, f, tf_done, tf_new(f, then));
 }
 
 /* ---- the rollback flow ---- */
@@ -221,9 +147,9 @@ st_sequences(pgm_flow_t *f)
 }
 
 static void
-hook_ok(pgm_step_t *s)
+hook_ok(pgm_step_t *s, void *data)
 {
-	pgm_flow_next(pgm_flow_of(s));
+	pgm_flow_next(data);
 }
 
 static void
@@ -241,15 +167,15 @@ st_hook(pgm_flow_t *f)
 }
 
 static void
-thawed(pgm_step_t *s)
+thawed(pgm_step_t *s, void *data)
 {
-	pgm_flow_next(pgm_flow_of(s));
+	pgm_flow_next(data);
 }
 
 static void
 st_thaw_source(pgm_flow_t *f)
 {
-	pgm_thaw_source(f->step, thawed);
+	pgm_thaw_source(f->step, thawed, f);
 }
 
 static void

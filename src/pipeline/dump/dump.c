@@ -28,7 +28,7 @@ dump_sync(pgm_step_t *s)
 }
 
 static void
-final_copy(pgm_step_t *s)
+final_copy(pgm_step_t *s, void *data)
 {
 	pgm_copy_with_engine(s, "final", pgm_op_done);
 }
@@ -37,7 +37,7 @@ final_copy(pgm_step_t *s)
 static void
 dump_freeze(pgm_step_t *s)
 {
-	pgm_freeze_source(s, final_copy);
+	pgm_freeze_source(s, final_copy, NULL);
 }
 
 const pgm_method_t pgm_method_dump = {

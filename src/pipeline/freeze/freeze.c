@@ -5,7 +5,9 @@
  * The read-only freeze works with the Heroku default credential (database
  * owner, member of pg_signal_backend): ALTER DATABASE ... SET
  * default_transaction_read_only = on makes new sessions read-only, and the
- * sessions already open are terminated. A session can still override the
+ * sessions already open are terminated (db_freeze.c, which the rollback's
+ * freeze of the target uses too); freeze_roles and freeze_command are the
+ * source's own. A session can still override the
  * default, so the freeze is checked afterwards: the row-change counters of
  * every user table must not move while the source is frozen.
  *
@@ -63,56 +65,11 @@ freeze_mode(const pgm_job_t *job)
 	return pgm_job_source_file(job) ? "command" : pgm_jobopt_str(job->options, "freeze_mode");
 }
 
+/* the freeze's state, the step's until it ends */
 typedef struct freeze {
-	void (*then)(pgm_step_t *s);
+	pgm_step_then_fn then;
+	void *data;
 } freeze_t;
-
-static const char *previous_sql =
-	"SELECT current_database(),"
-	"       (SELECT split_part(cfg, '=', 2) FROM pg_db_role_setting rs, unnest(rs.setconfig) cfg"
-	"         WHERE rs.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
-	"           AND rs.setrole = 0 AND cfg LIKE 'default\\_transaction\\_read\\_only=%'),"
-	"       (SELECT string_agg(r.rolname, ', ') FROM pg_db_role_setting rs JOIN pg_roles r ON r.oid = rs.setrole,"
-	"               unnest(rs.setconfig) cfg"
-	"         WHERE rs.setrole <> 0 AND cfg IN ('default_transaction_read_only=off',"
-	"                                          'default_transaction_read_only=false'))";
-
-/*
- * Terminate the other client sessions of the database that we may signal:
- * all non-superuser sessions when we are a member of pg_signal_backend (as
- * Heroku's default credential is), our own roles' sessions otherwise.
- */
-#define SIGNALLABLE_SESSIONS                                                                       \
-	"WITH me AS (SELECT rolsuper AS su, pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') AS sig" \
-	"              FROM pg_roles WHERE rolname = current_user),"                                     \
-	" s AS (SELECT a.pid, a.usename, r.rolsuper,"                                                    \
-	"              (me.su OR (NOT r.rolsuper AND (me.sig OR pg_has_role(current_user, a.usesysid, 'MEMBER'))))" \
-	"                AS may_signal"                                                                  \
-	"         FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid, me"                     \
-	"        WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()"                    \
-	"          AND a.backend_type = 'client backend')"
-
-/* signal every session at once (waiting for each in turn took 100 ms a session) */
-static const char *terminate_sql =
-	SIGNALLABLE_SESSIONS
-	" SELECT count(*) FILTER (WHERE may_signal AND pg_terminate_backend(pid)) AS terminated,"
-	"        count(*) FILTER (WHERE NOT may_signal) AS untouchable,"
-	"        string_agg(DISTINCT usename, ', ') FILTER (WHERE NOT may_signal) AS untouchable_users"
-	"   FROM s";
-
-/*
- * then wait, up to 5 s, until they are gone (their statistics are flushed
- * when they exit, which the baseline that follows relies on)
- */
-static const char *terminate_wait_sql =
-	"DO $pgm$ DECLARE deadline timestamptz := clock_timestamp() + interval '5 s'; BEGIN"
-	"  LOOP"
-	"    PERFORM pg_stat_clear_snapshot();"
-	"    EXIT WHEN clock_timestamp() > deadline OR NOT EXISTS ("
-	"      " SIGNALLABLE_SESSIONS " SELECT 1 FROM s WHERE may_signal);"
-	"    PERFORM pg_sleep(0.01);"
-	"  END LOOP;"
-	" END $pgm$";
 
 /*
  * The row changes of the user's tables; tables of extensions are left out:
@@ -126,47 +83,6 @@ static const char *terminate_wait_sql =
 	"                      AND d.objid = t.relid AND d.deptype = 'e'))::bigint"
 
 static const char *baseline_sql = "SELECT pg_current_wal_lsn()::text, " USER_ROW_CHANGES;
-
-static void
-on_previous(pgm_step_t *s, const PGresult *res, void *data)
-{
-	pgm_job_t *job = s->job;
-	cJSON *a = cJSON_CreateObject();
-	const char *db = pgm_pg_value(res, 0, 0);
-	const char *prev = pgm_pg_value(res, 0, 1);
-	const char *overriders = pgm_pg_value(res, 0, 2);
-
-	if (overriders)
-		pgm_job_warn(job, "some roles override default_transaction_read_only = off and will still be able to write",
-		             "ALTER ROLE ... RESET default_transaction_read_only for those roles, or use freeze_mode = both "
-		             "with a maintenance-mode freeze_command");
-	if (prev && (strcmp(prev, "on") == 0 || strcmp(prev, "true") == 0))
-		pgm_job_warn(job, "the source database was read-only before this freeze (default_transaction_read_only = on)",
-		             "thaw and abort put back what was there, so they leave it read-only: ALTER DATABASE ... RESET "
-		             "default_transaction_read_only (or SET it off) once writes should resume");
-	/* durable before the change, so thaw and abort find it after a crash */
-	pgm_json_set_str(a, "database", db);
-	pgm_json_set_str(a, "setting", "default_transaction_read_only");
-	pgm_json_set_str(a, "previous", prev);
-	(void) pgm_sql_record(s, pgm_artifact_record(job, KIND_DB_SETTING, "source", db, PGM_ART_CREATING, a),
-	                      "the read-only freeze of the source");
-}
-
-static void
-on_terminated(pgm_step_t *s, const PGresult *res, void *data)
-{
-	pgm_job_t *job = s->job;
-	cJSON *f = pgm_json_obj(job->facts, "freeze");
-	int64_t untouchable = pgm_pg_int64(res, 0, 1, 0);
-
-	pgm_json_set_num(f, "sessions_terminated", (double) pgm_pg_int64(res, 0, 0, 0));
-	if (untouchable > 0) {
-		char *msg = pgm_asprintf("%lld session(s) of %s could not be terminated (superuser)", (long long) untouchable,
-		                         pgm_pg_value(res, 0, 2));
-		pgm_job_warn(job, msg, "close them yourself; the freeze check will fail if they write");
-		free(msg);
-	}
-}
 
 static void
 on_baseline(pgm_step_t *s, const PGresult *res, void *data)
@@ -252,69 +168,74 @@ add_role_freezes(pgm_sql_t *q, pgm_job_t *job)
 	free(list);
 }
 
+/* the proof's baseline, once the sessions are gone (pgm_freeze_check compares) */
 static void
-freeze_finished(pgm_step_t *s)
+add_baseline(pgm_sql_t *q, pgm_job_t *job)
+{
+	pgm_sql_add(q, baseline_sql, on_baseline, NULL);
+}
+
+/*
+ * The source's read-only freeze (db_freeze.c). Its session writes (ALTER
+ * DATABASE) even when the database is read-only already -- left frozen by
+ * an earlier job, or by its DBA: the setting is then recorded as it was,
+ * and thaw puts it back.
+ */
+static const pgm_db_freeze_t source_freeze = {
+	.source = true,
+	.kind = KIND_DB_SETTING,
+	.purpose = "freeze",
+	.sessions = PGM_SESSIONS_SIGNALLABLE,
+	.facts = "freeze",
+	.sessions_fact = "sessions_terminated",
+	.warn = true,
+	.what = "could not freeze writes on the source",
+	.hint = "the source role must own the database (ALTER DATABASE) and be a member of pg_signal_backend to end "
+	        "other sessions",
+	.thaw_purpose = "thaw",
+	.thaw_what = "could not undo the freeze on the source",
+	.thaw_hint = "the source role must own the database",
+	.more = add_role_freezes,
+	.after = add_baseline,
+};
+
+static void
+freeze_finished(pgm_step_t *s, void *data)
 {
 	pgm_job_t *job = s->job;
-	freeze_t *fz = s->priv;
+	freeze_t *fz = data;
+	pgm_step_then_fn then = fz->then;
+	void *then_data = fz->data;
 
 	job->freeze_started_ms = pgm_now_ms();
 	pgm_json_set_time(pgm_json_obj(job->facts, "freeze"), "started_at", job->freeze_started_ms);
 	pgm_job_checkpoint(job);
 	pgm_notice("job %s: writes on the source are frozen", job->name);
-	fz->then(s);
+	pgm_step_disown(s, fz);
+	free(fz);
+	then(s, then_data);
 }
 
 static void
-freeze_read_only(pgm_step_t *s)
+freeze_read_only(pgm_step_t *s, void *data)
 {
-	pgm_job_t *job = s->job;
-	pgm_sql_t *q;
-	const char *mode = freeze_mode(job);
-
-	if (strcmp(mode, "command") == 0) {
-		freeze_finished(s);
+	if (strcmp(freeze_mode(s->job), "command") == 0) {
+		freeze_finished(s, data);
 		return;
 	}
-	q = pgm_sql_begin(s, true, "freeze", "could not freeze writes on the source",
-	                  "the source role must own the database (ALTER DATABASE) and be a member of "
-	                  "pg_signal_backend to end other sessions");
-	/*
-	 * This session writes (ALTER DATABASE) even when the database is read-only
-	 * already -- left frozen by an earlier job, or by its DBA: the setting is
-	 * then recorded as it was, and thaw puts it back.
-	 */
-	pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
-	if (find_active(job, KIND_DB_SETTING) == NULL)
-		pgm_sql_add(q, previous_sql, on_previous, NULL);
-	/* ALTER DATABASE takes a name, not current_database(): format() quotes it */
-	pgm_sql_add(q,
-	            "DO $pgm$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on',"
-	            " current_database()); END $pgm$",
-	            NULL, NULL);
-	add_role_freezes(q, job);
-	pgm_sql_add(q, terminate_sql, on_terminated, NULL);
-	pgm_sql_add(q, terminate_wait_sql, NULL, NULL);
-	pgm_sql_add(q, baseline_sql, on_baseline, NULL);
-	pgm_sql_run(q, freeze_finished);
-}
-
-static void
-freeze_hook_done(pgm_step_t *s)
-{
-	freeze_read_only(s);
+	pgm_db_freeze(s, &source_freeze, NULL, NULL, freeze_finished, data);
 }
 
 void
-pgm_freeze_source(pgm_step_t *s, void (*then)(pgm_step_t *s))
+pgm_freeze_source(pgm_step_t *s, pgm_step_then_fn then, void *data)
 {
 	pgm_job_t *job = s->job;
 	freeze_t *fz = pgm_calloc(1, sizeof(*fz));
 	const char *mode = freeze_mode(job);
 
 	fz->then = then;
-	s->priv = fz;
-	s->priv_free = free;
+	fz->data = data;
+	pgm_step_own(s, fz, free);
 	if (strcmp(mode, "read_only") != 0) {
 		if (pgm_jobopt_str(job->options, "freeze_command")[0] == '\0') {
 			pgm_step_fail(s, "freeze_mode needs a freeze_command", NULL,
@@ -330,59 +251,50 @@ pgm_freeze_source(pgm_step_t *s, void (*then)(pgm_step_t *s))
 				return;
 			}
 		}
-		pgm_hook_run(s, "freeze_command", "freeze", freeze_hook_done);
+		pgm_hook_run(s, "freeze_command", "freeze", freeze_read_only, fz);
 		return;
 	}
-	freeze_read_only(s);
+	freeze_read_only(s, fz);
 }
 
 /* ---- thaw: undo in reverse order what freeze recorded ---- */
 
+/* the thaw's state, the step's until it ends */
 typedef struct thaw {
-	void (*then)(pgm_step_t *s);
+	pgm_step_then_fn then;
+	void *data;
 	cJSON *current; /* the artifact being undone */
 } thaw_t;
 
-static void thaw_next(pgm_step_t *s);
+static void thaw_next(pgm_step_t *s, thaw_t *th);
 
 static void
-thaw_mark_undone(pgm_step_t *s)
+thaw_mark_undone(pgm_step_t *s, void *data)
 {
-	thaw_t *th = s->priv;
+	thaw_t *th = data;
 
 	pgm_artifact_dropped(s->job, th->current);
-	thaw_next(s);
+	thaw_next(s, th);
+}
+
+/* the database's freeze marks its own record undone */
+static void
+thaw_db_done(pgm_step_t *s, void *data)
+{
+	thaw_next(s, data);
 }
 
 static void
-thaw_next(pgm_step_t *s)
+thaw_next(pgm_step_t *s, thaw_t *th)
 {
 	pgm_job_t *job = s->job;
-	thaw_t *th = s->priv;
 	int n = cJSON_GetArraySize(job->artifacts);
 
 	for (int i = n - 1; i >= 0; i--) {
 		cJSON *a = cJSON_GetArrayItem(job->artifacts, i);
 
 		if (artifact_active(a, KIND_DB_SETTING)) {
-			const char *prev = pgm_json_str(a, "previous");
-			char *db = pgm_quote_ident(pgm_json_str(a, "database"));
-			char *sql, *val = prev ? pgm_quote_literal(prev) : NULL;
-			pgm_sql_t *q = pgm_sql_begin(s, true, "thaw", "could not undo the freeze on the source",
-			                             "the source role must own the database");
-
-			/* a session that inherited the read-only default must lift it first */
-			pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
-			if (val)
-				sql = pgm_asprintf("ALTER DATABASE %s SET default_transaction_read_only = %s", db, val);
-			else
-				sql = pgm_asprintf("ALTER DATABASE %s RESET default_transaction_read_only", db);
-			pgm_sql_add(q, sql, NULL, NULL);
-			free(sql);
-			free(db);
-			free(val);
-			th->current = a;
-			pgm_sql_run(q, thaw_mark_undone);
+			pgm_db_thaw(s, &source_freeze, a, NULL, NULL, thaw_db_done, th);
 			return;
 		}
 		if (artifact_active(a, KIND_ROLE_SETTING)) {
@@ -426,38 +338,45 @@ thaw_next(pgm_step_t *s)
 			free(db);
 			free(val);
 			th->current = a;
-			pgm_sql_run(q, thaw_mark_undone);
+			pgm_sql_run(q, thaw_mark_undone, th);
 			return;
 		}
 		if (artifact_active(a, KIND_HOOK)) {
 			th->current = a;
-			pgm_hook_run(s, "thaw_command", "thaw", thaw_mark_undone);
+			pgm_hook_run(s, "thaw_command", "thaw", thaw_mark_undone, th);
 			return;
 		}
 	}
 	job->freeze_started_ms = 0;
 	pgm_job_checkpoint(job);
 	pgm_notice("job %s: the source accepts writes again", job->name);
-	th->then(s);
+	{
+		pgm_step_then_fn then = th->then;
+		void *then_data = th->data;
+
+		pgm_step_disown(s, th);
+		free(th);
+		then(s, then_data);
+	}
 }
 
 void
-pgm_thaw_source(pgm_step_t *s, void (*then)(pgm_step_t *s))
+pgm_thaw_source(pgm_step_t *s, pgm_step_then_fn then, void *data)
 {
 	thaw_t *th = pgm_calloc(1, sizeof(*th));
 
 	th->then = then;
-	if (s->priv && s->priv_free)
-		s->priv_free(s->priv);
-	s->priv = th;
-	s->priv_free = free;
-	thaw_next(s);
+	th->data = data;
+	pgm_step_own(s, th, free);
+	thaw_next(s, th);
 }
 
 /* ---- the proof: nothing was written while the source was frozen ---- */
 
+/* the check's state, the step's until it ends */
 typedef struct check {
-	void (*then)(pgm_step_t *s);
+	pgm_step_then_fn then;
+	void *data;
 } check_t;
 
 static void
@@ -492,30 +411,35 @@ on_check(pgm_step_t *s, const PGresult *res, void *data)
 }
 
 static void
-check_done(pgm_step_t *s)
+check_done(pgm_step_t *s, void *data)
 {
-	check_t *ck = s->priv;
+	check_t *ck = data;
+	pgm_step_then_fn then = ck->then;
+	void *then_data = ck->data;
 
-	ck->then(s);
+	pgm_step_disown(s, ck);
+	free(ck);
+	then(s, then_data);
 }
 
 void
-pgm_freeze_check(pgm_step_t *s, void (*then)(pgm_step_t *s))
+pgm_freeze_check(pgm_step_t *s, pgm_step_then_fn then, void *data)
 {
 	pgm_job_t *job = s->job;
-	check_t *ck = pgm_calloc(1, sizeof(*ck));
 	const char *lsn = pgm_json_str(cJSON_GetObjectItem(job->facts, "freeze"), "lsn_at_freeze");
 	const char *params[1] = {lsn ? lsn : "0/0"};
+	check_t *ck;
 	pgm_sql_t *q;
 
-	ck->then = then;
-	s->priv = ck;
-	s->priv_free = free;
 	if (!find_active(job, KIND_DB_SETTING)) {
 		/* freeze_mode = command: the hook is the operator's proof */
-		then(s);
+		then(s, data);
 		return;
 	}
+	ck = pgm_calloc(1, sizeof(*ck));
+	ck->then = then;
+	ck->data = data;
+	pgm_step_own(s, ck, free);
 	q = pgm_sql_begin(s, true, "freeze check", "could not check the freeze on the source", NULL);
 	/*
 	 * Statistics are flushed by backends up to a second after a commit:
@@ -527,12 +451,12 @@ pgm_freeze_check(pgm_step_t *s, void (*then)(pgm_step_t *s))
 	                   "       (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
 	                   "           AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL)",
 	                   1, params, on_check, NULL);
-	pgm_sql_run(q, check_done);
+	pgm_sql_run(q, check_done, ck);
 }
 
 /* thawing, as a step: the undo, then the step is done */
 static void
-step_done_ev(pgm_step_t *s)
+step_done_ev(pgm_step_t *s, void *data)
 {
 	pgm_step_done(s, PGM_EV_DONE);
 }
@@ -540,12 +464,12 @@ step_done_ev(pgm_step_t *s)
 void
 pgm_thaw_step(pgm_step_t *s)
 {
-	pgm_thaw_source(s, step_done_ev);
+	pgm_thaw_source(s, step_done_ev, NULL);
 }
 
 /* frozen, as a step: the proof that the freeze held, then done */
 void
 pgm_freeze_check_step(pgm_step_t *s)
 {
-	pgm_freeze_check(s, step_done_ev);
+	pgm_freeze_check(s, step_done_ev, NULL);
 }

@@ -84,12 +84,7 @@ pgl_free(void *p)
 {
 	pgl_t *x = p;
 
-	for (int i = 0; i < 2; i++) {
-		free(x->pending_sql[i]);
-		for (int k = 0; k < 4; k++)
-			free(x->pending_params[i][k]);
-		free(x->what[i]);
-	}
+	/* the sessions are the step's, closed and freed with it */
 	if (x->phase && x->phase_free)
 		x->phase_free(x->phase);
 	free(x->ensure);
@@ -107,6 +102,10 @@ pgl_get(pgm_step_t *s)
 	x = pgm_calloc(1, sizeof(*x));
 	x->step = s;
 	pgl_names(s->job, &x->names);
+	for (int i = 0; i < 2; i++) {
+		x->side[i].x = x;
+		x->side[i].source = i == 0;
+	}
 	x->on_error = pgl_fail;
 	pgm_step_own(s, x, pgl_free);
 	return x;
@@ -141,153 +140,59 @@ pgl_fail(pgl_t *x, bool source, const char *what, const pgm_pg_error_t *err)
 	                                     "\"pgmover retry\""));
 }
 
-static void
-clear_pending(pgl_t *x, int i)
-{
-	free(x->pending_sql[i]);
-	x->pending_sql[i] = NULL;
-	for (int k = 0; k < 4; k++) {
-		free(x->pending_params[i][k]);
-		x->pending_params[i][k] = NULL;
-	}
-	x->pending_nparams[i] = 0;
-}
-
-void
-pgl_close(pgl_t *x, bool source)
-{
-	int i = source ? 0 : 1;
-
-	if (x->conn[i])
-		pgm_step_close_conn(x->step, x->conn[i]);
-	x->conn[i] = NULL;
-	x->ready[i] = false;
-	x->busy[i] = false;
-	clear_pending(x, i);
-}
-
-static int
-side_of(pgl_t *x, const pgm_pg_conn_t *c)
-{
-	return c == x->conn[0] ? 0 : c == x->conn[1] ? 1 : -1;
-}
-
 bool
-pgl_connection_lost(const pgm_pg_error_t *err)
+pgl_busy(const pgl_t *x, bool source)
 {
-	return err->sqlstate[0] == '\0' || strncmp(err->sqlstate, "08", 2) == 0 || strncmp(err->sqlstate, "57P", 3) == 0;
+	return pgm_sql_session_busy(x->side[source ? 0 : 1].session);
 }
 
 static void
-on_result(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+on_row(pgm_step_t *s, const PGresult *res, void *data)
 {
-	pgl_t *x = data;
-	int i = side_of(x, conn);
-	pgl_result_cb cb;
-	char *what;
+	pgl_side_t *sd = data;
 
-	if (i < 0)
-		return;
-	cb = x->cb[i];
-	what = x->what[i];
-	x->what[i] = NULL;
-	x->busy[i] = false;
-	if (err) {
-		if (pgl_connection_lost(err))
-			pgl_close(x, i == 0);
-		x->on_error(x, i == 0, what ? what : "query failed", err);
-	} else if (cb) {
-		cb(x, res);
-	}
-	free(what);
+	if (sd->cb)
+		sd->cb(sd->x, res);
 }
 
+/* the runner has closed the session if the connection is gone: the next query reconnects */
 static void
-send_pending(pgl_t *x, int i)
+on_error(pgm_step_t *s, const char *what, const char *hint, const pgm_pg_error_t *err, void *data)
 {
-	char *sql = x->pending_sql[i];
-	int n = x->pending_nparams[i];
-	const char *params[4];
+	pgl_side_t *sd = data;
 
-	for (int k = 0; k < n; k++)
-		params[k] = x->pending_params[i][k];
-	pgm_pg_query(x->conn[i], sql, n, params, on_result, x);
-	clear_pending(x, i);
+	sd->x->on_error(sd->x, sd->source, what, err);
 }
 
-static void
-on_session(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+/*
+ * A frozen source makes new sessions read-only by default; pgmover's own
+ * work on it (its objects, the drain) must still be possible.
+ */
+static const char *session_setup_sql = "SET default_transaction_read_only = off; SET statement_timeout = 0";
+
+pgm_sql_t *
+pgl_sql(pgl_t *x, bool source, const char *what)
 {
-	pgl_t *x = data;
-	int i = side_of(x, conn);
+	pgl_side_t *sd = &x->side[source ? 0 : 1];
+	pgm_sql_t *q;
 
-	if (i < 0)
-		return;
-	if (err) {
-		char *what = x->what[i];
-		x->what[i] = NULL;
-		pgl_close(x, i == 0);
-		x->on_error(x, i == 0, what ? what : "could not set up the session", err);
-		free(what);
-		return;
-	}
-	x->ready[i] = true;
-	send_pending(x, i);
-}
-
-static void
-on_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
-{
-	pgl_t *x = data;
-	int i = side_of(x, conn);
-
-	if (i < 0)
-		return;
-	if (err) {
-		char *what = pgm_asprintf("could not connect to the %s", i == 0 ? "source" : "target");
-
-		/* the step has forgotten the connection already */
-		x->conn[i] = NULL;
-		x->busy[i] = false;
-		clear_pending(x, i);
-		free(x->what[i]);
-		x->what[i] = NULL;
-		x->on_error(x, i == 0, what, err);
-		free(what);
-		return;
-	}
-	/*
-	 * A frozen source makes new sessions read-only by default; pgmover's
-	 * own work on it (its objects, the drain) must still be possible.
-	 */
-	pgm_pg_query(conn, "SET default_transaction_read_only = off; SET statement_timeout = 0", 0, NULL, on_session, x);
+	if (sd->session == NULL)
+		sd->session = pgm_sql_session(x->step, source, "pglogical", session_setup_sql);
+	q = pgm_sql_begin_on(sd->session, what, NULL);
+	pgm_sql_on_error(q, on_error, sd);
+	return q;
 }
 
 void
 pgl_query(pgl_t *x, bool source, const char *what, const char *sql, int nparams, const char *const *params,
           pgl_result_cb cb)
 {
-	int i = source ? 0 : 1;
+	pgl_side_t *sd = &x->side[source ? 0 : 1];
+	pgm_sql_t *q = pgl_sql(x, source, what);
 
-	if (x->busy[i] || nparams > 4) {
-		pgm_error("internal error: pglogical query on a busy connection: %s", sql);
-		abort();
-	}
-	x->busy[i] = true;
-	x->cb[i] = cb;
-	free(x->what[i]);
-	x->what[i] = pgm_strdup(what);
-	clear_pending(x, i);
-	x->pending_sql[i] = pgm_strdup(sql);
-	for (int k = 0; k < nparams; k++)
-		x->pending_params[i][k] = pgm_strdup(params[k]);
-	x->pending_nparams[i] = nparams;
-	if (x->ready[i]) {
-		send_pending(x, i);
-		return;
-	}
-	if (x->conn[i] == NULL)
-		x->conn[i] = pgm_step_connect(x->step, source, "pglogical", on_connect, x);
+	pgm_sql_add_params(q, sql, nparams, params, on_row, sd);
+	sd->cb = cb;
+	pgm_sql_run(q, NULL, NULL);
 }
 
 /* ---- the subscription ---- */

@@ -58,8 +58,9 @@ void pgl_names(const pgm_job_t *job, pgl_names_t *out);
 const char *pgl_provider_node(const pgm_job_t *job);
 
 /*
- * The step context: one lazily opened connection per side, each running
- * one statement at a time. Sessions lift the read-only default at once, so
+ * The step context: one session per side (sql.c), opened on first use,
+ * each running one statement at a time; a lost connection is opened again
+ * by the next statement. Sessions lift the read-only default at once, so
  * pgmover can work on a frozen source.
  */
 typedef struct pgl pgl_t;
@@ -67,17 +68,17 @@ typedef void (*pgl_result_cb)(pgl_t *x, const PGresult *res);
 /* a statement or a connection failed; the context stays usable */
 typedef void (*pgl_error_cb)(pgl_t *x, bool source, const char *what, const pgm_pg_error_t *err);
 
+typedef struct pgl_side {
+	pgl_t *x;
+	bool source;
+	pgm_sql_session_t *session;  /* created on first use */
+	pgl_result_cb cb;            /* of the statement running */
+} pgl_side_t;
+
 struct pgl {
 	pgm_step_t *step;
 	pgl_names_t names;
-	pgm_pg_conn_t *conn[2];      /* [0] source, [1] target */
-	bool ready[2];               /* connected and set up */
-	bool busy[2];                /* a statement runs */
-	char *pending_sql[2];        /* waiting for the connection */
-	char *pending_params[2][4];
-	int pending_nparams[2];
-	pgl_result_cb cb[2];
-	char *what[2];
+	pgl_side_t side[2];          /* [0] source, [1] target */
 	pgl_error_cb on_error;       /* default: fail the step */
 	const char *hint;            /* for the default error handler */
 	void *ensure;                /* pgl_ensure_subscription's state */
@@ -91,17 +92,17 @@ struct pgl {
 
 /* the step's context, created on first use and freed with the step */
 pgl_t *pgl_get(pgm_step_t *s);
-/* run one statement on a side (at most 4 parameters) */
+/* a script on a side's session whose errors go to x->on_error; the side must not be busy when it runs */
+pgm_sql_t *pgl_sql(pgl_t *x, bool source, const char *what);
+/* run one statement on a side (at most 8 parameters); the side must not be busy */
 void pgl_query(pgl_t *x, bool source, const char *what, const char *sql, int nparams, const char *const *params,
                pgl_result_cb cb);
-/* close a side's connection (the next query reconnects) */
-void pgl_close(pgl_t *x, bool source);
+/* a statement runs on the side (its callback has not been called yet) */
+bool pgl_busy(const pgl_t *x, bool source);
 /* the context's timer (data: the step), created once */
 uv_timer_t *pgl_timer(pgl_t *x);
 /* replace the running phase's state */
 void pgl_set_phase(pgl_t *x, void *phase, void (*free_fn)(void *));
-/* an error that means the session is gone (the next query reconnects) */
-bool pgl_connection_lost(const pgm_pg_error_t *err);
 /* the default error handler: fail the step with what and the server's error */
 void pgl_fail(pgl_t *x, bool source, const char *what, const pgm_pg_error_t *err);
 

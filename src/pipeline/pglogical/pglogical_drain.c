@@ -25,6 +25,7 @@
 #include "common/util.h"
 #include "pipeline/freeze/freeze.h"
 #include "pipeline/pglogical/pglogical.h"
+#include "pipeline/sequences.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +43,7 @@ typedef struct drain {
 	int polls, nudges;
 	char status[32];       /* the subscription, seen by the last nudge */
 	int64_t down_since;
-	char *sequences;       /* the source's values (JSON), to set on the target */
+	char *sequences;       /* the source's values (JSON, sequences.c), to set on the target */
 } drain_t;
 
 static drain_t *
@@ -53,48 +54,33 @@ drain_of(pgl_t *x)
 
 static void drain_poll(pgl_t *x);
 
-/* ---- 5. sequences ---- */
-
-static const char *source_sequences_sql =
-	"SELECT coalesce(json_object_agg(format('%I.%I', schemaname, sequencename), last_value), '{}')::text,"
-	"       count(*) FROM pg_sequences"
-	" WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'pglogical') AND last_value IS NOT NULL";
-
-/* at least the source's value: the larger one, or the smaller for a descending sequence */
-static const char *target_sequences_sql =
-	"WITH src AS (SELECT key AS name, value::bigint AS v FROM json_each_text($1::json)),"
-	"     tgt AS (SELECT format('%I.%I', schemaname, sequencename) AS name, last_value, increment_by"
-	"               FROM pg_sequences),"
-	"     done AS (SELECT setval(tgt.name::regclass,"
-	"                            CASE WHEN tgt.increment_by > 0 THEN greatest(src.v, coalesce(tgt.last_value, src.v))"
-	"                                 ELSE least(src.v, coalesce(tgt.last_value, src.v)) END, true)"
-	"                FROM src JOIN tgt ON tgt.name = src.name)"
-	" SELECT (SELECT count(*) FROM done),"
-	"        (SELECT string_agg(src.name, ', ') FROM src WHERE NOT EXISTS (SELECT 1 FROM tgt WHERE tgt.name = src.name))";
+/* ---- 5. sequences (sequences.c) ---- */
 
 static void
-on_sequences_set(pgl_t *x, const PGresult *res)
+on_sequences_set(pgm_step_t *s, const pgm_seq_raised_t *r, void *data)
 {
-	pgm_step_t *s = x->step;
+	pgl_t *x = data;
 	pgm_job_t *job = s->job;
 	drain_t *d = drain_of(x);
-	cJSON *fz = pgm_json_obj(job->facts, "freeze"), *rec = cJSON_CreateObject();
+	cJSON *fz, *rec;
 	int64_t now = pgm_mono_ms(), total = now - s->started_mono;
 
-	if (pgm_pg_value(res, 0, 1)) {
-		char *msg = pgm_asprintf("sequence(s) of the source are missing on the target: %s", pgm_pg_value(res, 0, 1));
+	if (r->missing) {
+		char *msg = pgm_asprintf("sequence(s) of the source are missing on the target: %s", r->missing);
 		pgm_step_fail(s, msg, "the source's schema changed after provisioning (DDL is not replicated)",
 		              "create them on the target (pg_dump --schema-only -t NAME from the source), then "
 		              "\"pgmover retry\"");
 		free(msg);
 		return;
 	}
+	fz = pgm_json_obj(job->facts, "freeze");
+	rec = cJSON_CreateObject();
 	pgm_json_set_str(rec, "sentinel_lsn", d->lsn);
 	pgm_json_set_num(rec, "freeze_ms", (double) (x->mark_ms - s->started_mono));
 	pgm_json_set_num(rec, "ready_wait_ms", (double) (d->ready_at - x->mark_ms));
 	pgm_json_set_num(rec, "drain_ms", (double) (d->drained_at - d->sentinel_at));
 	pgm_json_set_num(rec, "sequences_ms", (double) (now - d->drained_at));
-	pgm_json_set_num(rec, "sequences", (double) pgm_pg_int64(res, 0, 0, 0));
+	pgm_json_set_num(rec, "sequences", (double) r->checked);
 	pgm_json_set_num(rec, "polls", d->polls);
 	pgm_json_set_num(rec, "nudges", d->nudges);
 	pgm_json_set_num(rec, "freeze_to_drained_ms", (double) total);
@@ -108,7 +94,7 @@ on_sequences_set(pgl_t *x, const PGresult *res)
 	pgm_notice("job %s: drained: the target has every write; freeze to drained and sequences set in %lld ms "
 	           "(drain %lld ms, %lld sequence(s))",
 	           job->name, (long long) total, (long long) (d->drained_at - d->sentinel_at),
-	           (long long) pgm_pg_int64(res, 0, 0, 0));
+	           (long long) r->checked);
 	pgm_step_done(s, PGM_EV_DONE);
 }
 
@@ -117,34 +103,36 @@ static void
 set_sequences(pgl_t *x)
 {
 	drain_t *d = drain_of(x);
-	const char *params[1] = {d->sequences};
+	pgm_sql_t *q;
 
-	if (x->busy[1] || d->sequences == NULL)
+	if (pgl_busy(x, false) || d->sequences == NULL)
 		return;
-	pgl_query(x, false, "could not set the sequences on the target", target_sequences_sql, 1, params,
-	          on_sequences_set);
+	q = pgl_sql(x, false, "could not set the sequences on the target");
+	pgm_sequences_raise(q, d->sequences, on_sequences_set, x);
+	pgm_sql_run(q, NULL, NULL);
 	free(d->sequences);
 	d->sequences = NULL;
 }
 
 static void
-on_source_sequences(pgl_t *x, const PGresult *res)
+on_source_sequences(pgm_step_t *s, void *data)
 {
-	drain_of(x)->sequences = pgm_strdup(pgm_pg_value(res, 0, 0));
-	set_sequences(x);
+	set_sequences(data);
 }
 
 static void
 drained(pgl_t *x)
 {
 	drain_t *d = drain_of(x);
+	pgm_sql_t *q;
 
 	d->drained_at = pgm_mono_ms();
 	uv_timer_stop(d->timer);
 	pgm_info("job %s: the slot confirmed %s after %d poll(s) and %d nudge(s)", x->step->job->name, d->lsn, d->polls,
 	         d->nudges);
-	pgl_query(x, true, "could not read the sequences of the source", source_sequences_sql, 0, NULL,
-	          on_source_sequences);
+	q = pgl_sql(x, true, "could not read the sequences of the source");
+	pgm_sequences_read(q, &d->sequences);
+	pgm_sql_run(q, on_source_sequences, x);
 }
 
 /* ---- 4. waiting for the slot ---- */
@@ -191,7 +179,7 @@ on_nudged_target(pgl_t *x, const PGresult *res)
 		free(msg);
 		return;
 	}
-	if (x->busy[0]) {
+	if (pgl_busy(x, true)) {
 		schedule_poll(x, POLL_MS);
 		return;
 	}
@@ -244,7 +232,7 @@ on_poll(pgl_t *x, const PGresult *res)
 		 * a commit flushes only when its transaction wrote WAL, hence the
 		 * message. Then wake the apply worker (on_nudged_target).
 		 */
-		if (!x->busy[1]) {
+		if (!pgl_busy(x, false)) {
 			sql = pgm_asprintf("SET synchronous_commit = on; SELECT (SELECT status FROM "
 			                   "pglogical.show_subscription_status() WHERE subscription_name = %s),"
 			                   " pg_logical_emit_message(true, 'pgmover', 'flush')",
@@ -265,7 +253,7 @@ drain_poll(pgl_t *x)
 	drain_t *d = drain_of(x);
 	const char *params[2] = {d->lsn, d->slot};
 
-	if (x->busy[0]) {
+	if (pgl_busy(x, true)) {
 		schedule_poll(x, POLL_MS);
 		return;
 	}
@@ -309,7 +297,7 @@ drain_error(pgl_t *x, bool source, const char *what, const pgm_pg_error_t *err)
 		set_sequences(x);
 		return;
 	}
-	if (!pgl_connection_lost(err) || pgm_mono_ms() > d->deadline || d->lsn[0] == '\0' || d->drained_at) {
+	if (!pgm_sql_connection_lost(err) || pgm_mono_ms() > d->deadline || d->lsn[0] == '\0' || d->drained_at) {
 		pgl_fail(x, source, what, err);
 		return;
 	}
@@ -356,7 +344,7 @@ pgl_drain(pgm_step_t *s)
 /* ---- 1. and 2. ---- */
 
 static void
-after_freeze(pgm_step_t *s)
+after_freeze(pgm_step_t *s, void *data)
 {
 	pgl_t *x = pgl_get(s);
 
@@ -367,5 +355,5 @@ after_freeze(pgm_step_t *s)
 void
 pgm_pglogical_freeze(pgm_step_t *s)
 {
-	pgm_freeze_source(s, after_freeze);
+	pgm_freeze_source(s, after_freeze, NULL);
 }

@@ -615,7 +615,7 @@ follow_error(pgl_t *x, bool source, const char *what, const pgm_pg_error_t *err)
 		return;
 	}
 	f->ensuring = false; /* an ensure cut short starts again at the next tick */
-	if (!pgl_connection_lost(err)) {
+	if (!pgm_sql_connection_lost(err)) {
 		pgl_fail(x, source, what, err);
 		return;
 	}
@@ -657,19 +657,19 @@ on_tick(uv_timer_t *t)
 	}
 	if (!f->ensured) {
 		/* the subscription first: created in syncing, re-created after a failure */
-		if (!f->ensuring && !x->busy[1]) {
+		if (!f->ensuring && !pgl_busy(x, false)) {
 			f->ensuring = true;
 			pgl_ensure_subscription(x, on_ensured);
 		}
 		return;
 	}
-	if (!x->busy[1]) {
+	if (!pgl_busy(x, false)) {
 		params[0] = x->names.sub;
 		pgl_query(x, false, "could not read the subscription's state on the target", target_sql, 1, params,
 		          on_target);
 	}
 	a = pgm_artifact_find(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub);
-	if (!x->busy[0] && a && pgm_json_str(a, "slot")) {
+	if (!pgl_busy(x, true) && a && pgm_json_str(a, "slot")) {
 		params[0] = pgm_json_str(a, "slot");
 		pgl_query(x, true, "could not read the replication slot on the source", source_sql, 1, params, on_source);
 	}
@@ -684,7 +684,7 @@ follow_complete(pgl_t *x)
 	void (*ready)(pgm_step_t *) = f->ready;
 	bool sync = f->mode == PGL_FOLLOW_SYNC;
 
-	if (x->busy[0] || x->busy[1])
+	if (pgl_busy(x, true) || pgl_busy(x, false))
 		return;
 	pgl_set_phase(x, NULL, NULL);
 	x->on_error = pgl_fail;

@@ -25,6 +25,7 @@
 #include "pipeline/cutover/cutover.h"
 #include "pipeline/freeze/freeze.h"
 #include "pipeline/method.h"
+#include "pipeline/sequences.h"
 #include "pipeline/sql.h"
 #include "pipeline/triggers/triggers.h"
 #include "pipeline/verify/verify.h"
@@ -122,23 +123,9 @@ trg_synced(pgm_step_t *s)
 
 /* ---- freezing: freeze, drain, sequences, constraints ---- */
 
-static const char *seq_read_sql =
-	"SELECT coalesce(json_agg(json_build_object('s', schemaname, 'n', sequencename, 'v', last_value,"
-	"                                           'i', increment_by)), '[]')::text"
-	"  FROM pg_sequences"
-	" WHERE last_value IS NOT NULL AND schemaname NOT IN ('pg_catalog', 'information_schema')"
-	"   AND schemaname !~ '^" PGM_CAPTURE_SCHEMA_PREFIX "'";
-
-/* on the target: raise every sequence behind the source's, in the direction it counts */
-static const char *seq_set_sql =
-	"WITH f AS (SELECT * FROM json_to_recordset($1::json) AS f(s text, n text, v bigint, i bigint)),"
-	" behind AS (SELECT f.* FROM f JOIN pg_sequences t ON t.schemaname = f.s AND t.sequencename = f.n"
-	"             WHERE t.last_value IS NULL OR (f.i > 0 AND t.last_value < f.v) OR (f.i < 0 AND t.last_value > f.v))"
-	" SELECT count(setval(format('%I.%I', s, n)::regclass, v, true)) FROM behind";
-
 typedef struct drain {
 	int64_t started;
-	char *seqs;
+	char *seqs;            /* the source's sequences, read after the drain */
 } drain_t;
 
 static void
@@ -150,16 +137,10 @@ drain_free(void *p)
 	free(d);
 }
 
-static drain_t *
-drain_of(pgm_step_t *s)
-{
-	return s->priv;
-}
-
 static void
-drained(pgm_step_t *s)
+drained(pgm_step_t *s, void *data)
 {
-	drain_t *d = drain_of(s);
+	drain_t *d = data;
 	cJSON *fz = pgm_json_obj(s->job->facts, "freeze");
 
 	pgm_json_set_num(fz, "freeze_to_drained_ms", (double) (pgm_mono_ms() - d->started));
@@ -169,50 +150,61 @@ drained(pgm_step_t *s)
 	pgm_op_done(s);
 }
 
+/* the target's sequences raised to the source's: missing ones are a warning, as at cutover */
 static void
-on_seq_set(pgm_step_t *s, const PGresult *res, void *data)
+on_raised(pgm_step_t *s, const pgm_seq_raised_t *r, void *data)
 {
-	pgm_json_set_num(pgm_json_obj(s->job->facts, "freeze"), "sequences_raised", (double) pgm_pg_int64(res, 0, 0, 0));
+	cJSON *fz = pgm_json_obj(s->job->facts, "freeze");
+
+	pgm_json_set_num(fz, "sequences_raised", (double) r->raised);
+	if (r->missing) {
+		char *msg = pgm_asprintf("sequences missing on the target: %s", r->missing);
+
+		pgm_job_warn(s->job, msg, "create them and set their values by hand before writing there");
+		free(msg);
+	}
 }
 
 static void
-set_sequences(pgm_step_t *s)
+set_sequences(pgm_step_t *s, void *data)
 {
-	drain_t *d = drain_of(s);
-	const char *params[1] = {d->seqs ? d->seqs : "[]"};
+	drain_t *d = data;
 	pgm_sql_t *q = pgm_sql_begin(s, false, "sequences", "could not raise the target's sequences", NULL);
 
-	pgm_sql_add_params(q, seq_set_sql, 1, params, on_seq_set, NULL);
-	pgm_sql_run(q, drained);
+	pgm_sequences_raise(q, d->seqs ? d->seqs : "[]", on_raised, d);
+	pgm_sql_run(q, drained, d);
 }
 
 static void
-on_seq_read(pgm_step_t *s, const PGresult *res, void *data)
-{
-	drain_t *d = drain_of(s);
-
-	free(d->seqs);
-	d->seqs = pgm_strdup(pgm_pg_value(res, 0, 0) ? pgm_pg_value(res, 0, 0) : "[]");
-}
-
-static void
-read_sequences(pgm_step_t *s)
+read_sequences(pgm_step_t *s, drain_t *d)
 {
 	pgm_sql_t *q = pgm_sql_begin(s, true, "sequences", "could not read the source's sequences", NULL);
 
-	pgm_sql_add(q, seq_read_sql, on_seq_read, NULL);
-	pgm_sql_run(q, set_sequences);
+	pgm_sequences_read(q, &d->seqs);
+	pgm_sql_run(q, set_sequences, d);
 }
 
-/* the last round found nothing: sequences, then what the copy held back */
+static drain_t *
+drain_of(pgm_step_t *s)
+{
+	return s->priv;
+}
+
+static void
+after_deferred(pgm_step_t *s)
+{
+	read_sequences(s, drain_of(s));
+}
+
+/* the last round found nothing: what the copy held back, then the sequences */
 static void
 after_drain(pgm_step_t *s)
 {
-	pgm_copy_restore_deferred(s, read_sequences);
+	pgm_copy_restore_deferred(s, after_deferred);
 }
 
 static void
-start_drain(pgm_step_t *s)
+start_drain(pgm_step_t *s, void *data)
 {
 	drain_t *d = pgm_calloc(1, sizeof(*d));
 
@@ -227,7 +219,7 @@ start_drain(pgm_step_t *s)
 static void
 freeze_now(pgm_step_t *s)
 {
-	pgm_freeze_source(s, start_drain);
+	pgm_freeze_source(s, start_drain, NULL);
 }
 
 static void
@@ -253,9 +245,9 @@ target_dropped(pgm_step_t *s, const PGresult *res, void *data)
 }
 
 static void
-out_done(pgm_step_t *s)
+out_done(pgm_step_t *s, void *data)
 {
-	out_t *o = s->priv;
+	out_t *o = data;
 	void (*then)(pgm_step_t *) = o->then;
 
 	then(s);
@@ -269,7 +261,7 @@ drop_target_progress(pgm_step_t *s)
 	char *qs, *sql;
 
 	if (a == NULL) {
-		out_done(s);
+		out_done(s, s->priv);
 		return;
 	}
 	qs = pgm_quote_ident(pgm_json_str(a, "name"));
@@ -277,7 +269,7 @@ drop_target_progress(pgm_step_t *s)
 	q = pgm_sql_begin(s, false, "apply-progress", "could not drop pgmover's progress table from the target", NULL);
 	pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
 	pgm_sql_add(q, sql, target_dropped, NULL);
-	pgm_sql_run(q, out_done);
+	pgm_sql_run(q, out_done, s->priv);
 	free(sql);
 	free(qs);
 }
