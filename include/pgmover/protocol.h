@@ -28,10 +28,10 @@
  * code missing here goes out as PGM_ERR_INTERNAL, logged as a bug). A new
  * code is added to both lists.
  */
-#define PGM_ERR_CODES \
-	PGM_ERR_BAD_REQUEST, PGM_ERR_UNKNOWN_COMMAND, PGM_ERR_NO_SUCH_JOB, PGM_ERR_JOB_EXISTS, \
-	PGM_ERR_INVALID_STATE, PGM_ERR_INVALID_ARGUMENT, PGM_ERR_NOT_AVAILABLE, PGM_ERR_LINE_TOO_LONG, \
-	PGM_ERR_TOO_MANY_CLIENTS, PGM_ERR_SHUTTING_DOWN, PGM_ERR_INTERNAL
+#define PGM_ERR_CODES                                                                                                 \
+	PGM_ERR_BAD_REQUEST, PGM_ERR_UNKNOWN_COMMAND, PGM_ERR_NO_SUCH_JOB, PGM_ERR_JOB_EXISTS, PGM_ERR_INVALID_STATE, \
+		PGM_ERR_INVALID_ARGUMENT, PGM_ERR_NOT_AVAILABLE, PGM_ERR_LINE_TOO_LONG, PGM_ERR_TOO_MANY_CLIENTS,     \
+		PGM_ERR_SHUTTING_DOWN, PGM_ERR_INTERNAL
 
 /* exit codes of the pgmover CLI */
 #define PGM_EXIT_OK 0          /* success */

@@ -41,12 +41,11 @@ monotonic_ms(void)
 static bool
 wait_readable(pgm_cli_conn_t *client)
 {
-	struct pollfd pfd = {.fd = client->fd,.events = POLLIN};
+	struct pollfd pfd = {.fd = client->fd, .events = POLLIN};
 
-	for (;;)
-	{
-		int64_t		left = client->deadline_ms - monotonic_ms();
-		int			n;
+	for (;;) {
+		int64_t left = client->deadline_ms - monotonic_ms();
+		int n;
 
 		if (left <= 0)
 			return false;
@@ -74,8 +73,7 @@ pgm_cli_conn_open(pgm_cli_conn_t *client, const char *path)
 
 	memset(&addr, 0, sizeof(addr));
 	addr.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(addr.sun_path))
-	{
+	if (strlen(path) >= sizeof(addr.sun_path)) {
 		pgm_cli_output_error("could not connect to pgmoverd at \"%s\": socket path is too long", path);
 		pgm_cli_output_hint("use a socket path shorter than %zu bytes", sizeof(addr.sun_path));
 		return PGM_EXIT_UNREACHABLE;
@@ -83,16 +81,14 @@ pgm_cli_conn_open(pgm_cli_conn_t *client, const char *path)
 	memcpy(addr.sun_path, path, strlen(path) + 1);
 
 	client->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (client->fd < 0)
-	{
+	if (client->fd < 0) {
 		pgm_cli_output_error("could not create socket: %s", strerror(errno));
 		pgm_cli_output_hint("check the process's open file limit (ulimit -n)");
 		return PGM_EXIT_UNREACHABLE;
 	}
 
 	if (connect(client->fd, (struct sockaddr *) &addr, sizeof(addr)) != 0 &&
-		!(errno == EINTR && socket_wait_connected(client->fd)))
-	{
+	    !(errno == EINTR && socket_wait_connected(client->fd))) {
 		pgm_cli_output_error("could not connect to pgmoverd at \"%s\": %s", path, strerror(errno));
 		pgm_cli_output_hint("is pgmoverd running? start it with \"pgmoverd -c FILE\" or pass -s SOCKET");
 		pgm_cli_conn_close(client);
@@ -109,12 +105,11 @@ pgm_cli_conn_open(pgm_cli_conn_t *client, const char *path)
 static bool
 socket_wait_connected(int fd)
 {
-	struct pollfd pfd = {.fd = fd,.events = POLLOUT};
-	int			err = 0;
-	socklen_t	errlen = sizeof(err);
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	int err = 0;
+	socklen_t errlen = sizeof(err);
 
-	while (poll(&pfd, 1, -1) < 0)
-	{
+	while (poll(&pfd, 1, -1) < 0) {
 		if (errno != EINTR)
 			return false;
 	}
@@ -146,16 +141,14 @@ pgm_cli_conn_close(pgm_cli_conn_t *client)
 static bool
 socket_write_all(pgm_cli_conn_t *client, const char *data, size_t len)
 {
-	while (len > 0)
-	{
-		ssize_t		n = write(client->fd, data, len);
+	while (len > 0) {
+		ssize_t n = write(client->fd, data, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
-		{
-			pgm_cli_output_error("could not send request to pgmoverd at \"%s\": %s",
-							 client->path, strerror(errno));
+		if (n < 0) {
+			pgm_cli_output_error("could not send request to pgmoverd at \"%s\": %s", client->path,
+					     strerror(errno));
 			pgm_cli_output_hint("check the pgmoverd log, then retry the command");
 			return false;
 		}
@@ -173,12 +166,11 @@ socket_write_all(pgm_cli_conn_t *client, const char *data, size_t len)
 static bool
 buffer_reserve(pgm_cli_conn_t *client)
 {
-	size_t		limit = PGM_CLI_MAX_LINE + 1;
-	size_t		newcap;
-	char	   *newbuf;
+	size_t limit = PGM_CLI_MAX_LINE + 1;
+	size_t newcap;
+	char *newbuf;
 
-	if (client->consumed > 0)
-	{
+	if (client->consumed > 0) {
 		memmove(client->buf, client->buf + client->consumed, client->len - client->consumed);
 		client->len -= client->consumed;
 		client->scanned -= client->consumed;
@@ -186,8 +178,7 @@ buffer_reserve(pgm_cli_conn_t *client)
 	}
 	if (client->len < client->cap)
 		return true;
-	if (client->cap >= limit)
-	{
+	if (client->cap >= limit) {
 		pgm_cli_output_error("reply from pgmoverd is longer than %d MiB", PGM_CLI_MAX_LINE / (1024 * 1024));
 		pgm_cli_output_hint("this is a bug in pgmoverd or a different server listens on \"%s\"", client->path);
 		return false;
@@ -196,8 +187,7 @@ buffer_reserve(pgm_cli_conn_t *client)
 	if (newcap > limit)
 		newcap = limit;
 	newbuf = realloc(client->buf, newcap);
-	if (newbuf == NULL)
-	{
+	if (newbuf == NULL) {
 		pgm_cli_output_error("out of memory reading a reply of %zu bytes", newcap);
 		pgm_cli_output_hint("free some memory and retry the command");
 		return false;
@@ -217,16 +207,14 @@ buffer_reserve(pgm_cli_conn_t *client)
 pgm_cli_read_t
 pgm_cli_conn_read_line(pgm_cli_conn_t *client, char **line)
 {
-	for (;;)
-	{
-		char	   *start = client->buf + client->consumed;
-		char	   *nl = NULL;
-		ssize_t		n;
+	for (;;) {
+		char *start = client->buf + client->consumed;
+		char *nl = NULL;
+		ssize_t n;
 
 		if (client->scanned < client->len)
 			nl = memchr(client->buf + client->scanned, '\n', client->len - client->scanned);
-		if (nl != NULL)
-		{
+		if (nl != NULL) {
 			*nl = '\0';
 			*line = start;
 			client->consumed = client->scanned = (size_t) (nl - client->buf) + 1;
@@ -244,15 +232,13 @@ pgm_cli_conn_read_line(pgm_cli_conn_t *client, char **line)
 		n = read(client->fd, client->buf + client->len, client->cap - client->len);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
-		{
-			pgm_cli_output_error("could not read reply from pgmoverd at \"%s\": %s",
-							 client->path, strerror(errno));
+		if (n < 0) {
+			pgm_cli_output_error("could not read reply from pgmoverd at \"%s\": %s", client->path,
+					     strerror(errno));
 			pgm_cli_output_hint("check the pgmoverd log, then retry the command");
 			return PGM_CLI_READ_ERROR;
 		}
-		if (n == 0)
-		{
+		if (n == 0) {
 			if (client->len == client->consumed)
 				return PGM_CLI_READ_EOF;
 			/* a final unterminated line: make room for its NUL and hand it out */
@@ -274,16 +260,14 @@ pgm_cli_conn_read_line(pgm_cli_conn_t *client, char **line)
 static cJSON *
 request_build(long id, const char *cmd, const char *job, cJSON *args)
 {
-	cJSON	   *request = cJSON_CreateObject();
+	cJSON *request = cJSON_CreateObject();
 
 	if (args == NULL)
 		args = cJSON_CreateObject();
-	if (request == NULL || args == NULL ||
-		cJSON_AddNumberToObject(request, "id", (double) id) == NULL ||
-		cJSON_AddStringToObject(request, "cmd", cmd) == NULL ||
-		(job != NULL && cJSON_AddStringToObject(request, "job", job) == NULL) ||
-		!cJSON_AddItemToObject(request, "args", args))
-	{
+	if (request == NULL || args == NULL || cJSON_AddNumberToObject(request, "id", (double) id) == NULL ||
+	    cJSON_AddStringToObject(request, "cmd", cmd) == NULL ||
+	    (job != NULL && cJSON_AddStringToObject(request, "job", job) == NULL) ||
+	    !cJSON_AddItemToObject(request, "args", args)) {
 		cJSON_Delete(request);
 		cJSON_Delete(args);
 		return NULL;
@@ -303,18 +287,18 @@ reply_parse(pgm_cli_conn_t *client, long id, const char *line, pgm_cli_reply_t *
 
 	reply->line = strdup(line);
 	reply->root = cJSON_Parse(line);
-	if (reply->line == NULL || reply->root == NULL || !cJSON_IsObject(reply->root))
-	{
+	if (reply->line == NULL || reply->root == NULL || !cJSON_IsObject(reply->root)) {
 		pgm_cli_output_error("pgmoverd at \"%s\" sent a reply that is not a JSON object", client->path);
-		pgm_cli_output_hint("check that \"%s\" is pgmoverd's control socket and that client and daemon versions match",
-						client->path);
+		pgm_cli_output_hint(
+			"check that \"%s\" is pgmoverd's control socket and that client and daemon versions match",
+			client->path);
 		return false;
 	}
 	idnode = cJSON_GetObjectItemCaseSensitive(reply->root, "id");
 	oknode = cJSON_GetObjectItemCaseSensitive(reply->root, "ok");
-	if (!cJSON_IsNumber(idnode) || idnode->valuedouble != (double) id || !cJSON_IsBool(oknode))
-	{
-		pgm_cli_output_error("pgmoverd at \"%s\" sent a reply that does not answer request %ld", client->path, id);
+	if (!cJSON_IsNumber(idnode) || idnode->valuedouble != (double) id || !cJSON_IsBool(oknode)) {
+		pgm_cli_output_error("pgmoverd at \"%s\" sent a reply that does not answer request %ld", client->path,
+				     id);
 		pgm_cli_output_hint("check that client and daemon versions match (\"pgmover version\")");
 		return false;
 	}
@@ -331,21 +315,19 @@ reply_parse(pgm_cli_conn_t *client, long id, const char *line, pgm_cli_reply_t *
  * PGM_EXIT_FAILED when interrupted. The caller frees reply.
  */
 int
-pgm_cli_conn_call(pgm_cli_conn_t *client, const char *cmd, const char *job,
-				  cJSON *args, pgm_cli_reply_t *reply)
+pgm_cli_conn_call(pgm_cli_conn_t *client, const char *cmd, const char *job, cJSON *args, pgm_cli_reply_t *reply)
 {
-	long		id = client->next_id++;
-	cJSON	   *request = request_build(id, cmd, job, args);
-	char	   *text;
-	char	   *line = NULL;
-	bool		sent;
+	long id = client->next_id++;
+	cJSON *request = request_build(id, cmd, job, args);
+	char *text;
+	char *line = NULL;
+	bool sent;
 	pgm_cli_read_t rc;
 
 	memset(reply, 0, sizeof(*reply));
 	text = request != NULL ? cJSON_PrintUnformatted(request) : NULL;
 	cJSON_Delete(request);
-	if (text == NULL)
-	{
+	if (text == NULL) {
 		pgm_cli_output_error("out of memory building the \"%s\" request", cmd);
 		pgm_cli_output_hint("free some memory and retry the command");
 		return PGM_EXIT_UNREACHABLE;
@@ -360,18 +342,17 @@ pgm_cli_conn_call(pgm_cli_conn_t *client, const char *cmd, const char *job,
 	client->deadline_ms = 0;
 	if (rc == PGM_CLI_READ_INTERRUPTED)
 		return PGM_EXIT_FAILED;
-	if (rc == PGM_CLI_READ_TIMEOUT)
-	{
+	if (rc == PGM_CLI_READ_TIMEOUT) {
 		pgm_cli_output_error("pgmoverd at \"%s\" did not reply to \"%s\" within %.3g s", client->path, cmd,
-						 client->timeout_ms / 1000.0);
-		pgm_cli_output_hint("the request may still take effect: check \"pgmover status\" before sending it again;"
-						" is pgmoverd stopped or overloaded? (its log; --timeout SECONDS waits longer, 0 for ever)");
+				     client->timeout_ms / 1000.0);
+		pgm_cli_output_hint(
+			"the request may still take effect: check \"pgmover status\" before sending it again;"
+			" is pgmoverd stopped or overloaded? (its log; --timeout SECONDS waits longer, 0 for ever)");
 		return PGM_EXIT_UNREACHABLE;
 	}
-	if (rc == PGM_CLI_READ_EOF)
-	{
-		pgm_cli_output_error("pgmoverd at \"%s\" closed the connection before replying to \"%s\"",
-						 client->path, cmd);
+	if (rc == PGM_CLI_READ_EOF) {
+		pgm_cli_output_error("pgmoverd at \"%s\" closed the connection before replying to \"%s\"", client->path,
+				     cmd);
 		pgm_cli_output_hint("check the pgmoverd log; the daemon may have stopped or restarted");
 	}
 	if (rc != PGM_CLI_READ_LINE || !reply_parse(client, id, line, reply))

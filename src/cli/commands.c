@@ -24,12 +24,12 @@
 #define PGM_VERSION "0.1.0"
 #endif
 
-static int	cmd_daemon(pgm_cli_args_t *args, const pgm_cli_command_t *command);
-static int	cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command);
-static int	cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command);
-static int	cmd_verify(pgm_cli_args_t *args, const pgm_cli_command_t *command);
-static int	cmd_plan(pgm_cli_args_t *args, const pgm_cli_command_t *command);
-static int	cmd_help(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int cmd_daemon(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int cmd_verify(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int cmd_plan(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int cmd_help(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static void render_version(const pgm_cli_args_t *args, const cJSON *result);
 static void render_describe(const pgm_cli_args_t *args, const cJSON *result);
 static void render_jobs(const pgm_cli_args_t *args, const cJSON *result);
@@ -45,44 +45,42 @@ static void render_created(const pgm_cli_args_t *args, const cJSON *result);
  */
 const pgm_cli_command_t pgm_cli_commands[] = {
 	{"create", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_CREATE, cmd_create, render_created,
-	"create JOB --source URL --target URL --method dump|pglogical|triggers [--set key=value ...]",
-	"create a job: source, target, method and options"},
+	 "create JOB --source URL --target URL --method dump|pglogical|triggers [--set key=value ...]",
+	 "create a job: source, target, method and options"},
 	{"start", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "start JOB",
-	"start a job: preflight, prepare the target, copy or sync the data"},
+	 "start a job: preflight, prepare the target, copy or sync the data"},
 	{"status", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_OPTIONAL, 0, cmd_daemon, render_status, "status [JOB]",
-	"show one job in detail, or all jobs"},
+	 "show one job in detail, or all jobs"},
 	{"watch", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_watch, NULL, "watch JOB",
-	"follow a job's transitions and progress ticks, until the job ends"},
-	{"jobs", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_NONE, 0, cmd_daemon, render_jobs, "jobs",
-	"list the jobs"},
+	 "follow a job's transitions and progress ticks, until the job ends"},
+	{"jobs", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_NONE, 0, cmd_daemon, render_jobs, "jobs", "list the jobs"},
 	{"freeze", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "freeze JOB",
-	"stop writes on the source, take the final copy or drain replication"},
+	 "stop writes on the source, take the final copy or drain replication"},
 	{"thaw", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "thaw JOB",
-	"allow writes on the source again"},
+	 "allow writes on the source again"},
 	{"verify", PGM_CLI_RUNS_BOTH, PGM_CLI_JOB_OPTIONAL, PGM_CLI_OPT_COMPARE, cmd_verify, render_state,
-	"verify JOB\nverify --source URL --target URL [--tables schema.table,...]",
-	"compare a job's source and target again, or two databases in-process"},
+	 "verify JOB\nverify --source URL --target URL [--tables schema.table,...]",
+	 "compare a job's source and target again, or two databases in-process"},
 	{"cutover", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "cutover JOB",
-	"switch traffic to the target and open the rollback window"},
+	 "switch traffic to the target and open the rollback window"},
 	{"rollback", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "rollback JOB",
-	"switch back to the source, with the writes made on the target"},
+	 "switch back to the source, with the writes made on the target"},
 	{"finish", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "finish JOB",
-	"close the rollback window and remove what pgmover created"},
+	 "close the rollback window and remove what pgmover created"},
 	{"abort", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "abort JOB",
-	"give up before cutover: thaw the source, drop what pgmover created"},
+	 "give up before cutover: thaw the source, drop what pgmover created"},
 	{"retry", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "retry JOB",
-	"resume a failed job from its last durable step"},
+	 "resume a failed job from its last durable step"},
 	{"plan", PGM_CLI_RUNS_LOCAL, PGM_CLI_JOB_NONE, PGM_CLI_OPT_CREATE | PGM_CLI_OPT_BIT(PGM_CLI_OPT_TABLES),
-	cmd_plan, NULL, "plan --source URL --target URL [--method dump|pglogical|triggers] [--set key=value ...]",
-	"check a migration in-process, touching nothing"},
+	 cmd_plan, NULL, "plan --source URL --target URL [--method dump|pglogical|triggers] [--set key=value ...]",
+	 "check a migration in-process, touching nothing"},
 	{"describe", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_NONE, 0, cmd_daemon, render_describe, "describe",
-	"show the job state machine"},
+	 "show the job state machine"},
 	{"version", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_NONE, 0, cmd_daemon, render_version, "version",
-	"show the daemon's version and protocol, and the client's"},
+	 "show the daemon's version and protocol, and the client's"},
 	{"help", PGM_CLI_RUNS_LOCAL, PGM_CLI_JOB_OPTIONAL, 0, cmd_help, NULL, "help [COMMAND]",
-	"show help, or one command's"},
-	{NULL, PGM_CLI_RUNS_LOCAL, PGM_CLI_JOB_NONE, 0, NULL, NULL, NULL, NULL}
-};
+	 "show help, or one command's"},
+	{NULL, PGM_CLI_RUNS_LOCAL, PGM_CLI_JOB_NONE, 0, NULL, NULL, NULL, NULL}};
 
 /* States after which a job changes no more: watch stops there */
 static const char *const terminal_states[] = {"completed", "aborted", "rolled_back", NULL};
@@ -93,8 +91,7 @@ static const char *const terminal_states[] = {"completed", "aborted", "rolled_ba
 const pgm_cli_command_t *
 pgm_cli_command_find(const char *name)
 {
-	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++)
-	{
+	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++) {
 		if (strcmp(c->name, name) == 0)
 			return c;
 	}
@@ -107,15 +104,14 @@ pgm_cli_command_find(const char *name)
  * mode) and gives PGM_EXIT_FAILED. Takes ownership of req_args.
  */
 static int
-cli_request(const pgm_cli_args_t *args, pgm_cli_conn_t *client, const char *cmd,
-			cJSON *req_args, pgm_cli_reply_t *reply)
+cli_request(const pgm_cli_args_t *args, pgm_cli_conn_t *client, const char *cmd, cJSON *req_args,
+	    pgm_cli_reply_t *reply)
 {
-	int			rc;
+	int rc;
 
 	memset(reply, 0, sizeof(*reply));
 	rc = pgm_cli_conn_open(client, args->socket);
-	if (rc != PGM_EXIT_OK)
-	{
+	if (rc != PGM_EXIT_OK) {
 		cJSON_Delete(req_args);
 		return rc;
 	}
@@ -125,8 +121,7 @@ cli_request(const pgm_cli_args_t *args, pgm_cli_conn_t *client, const char *cmd,
 		return rc;
 	if (args->json)
 		printf("%s\n", reply->line);
-	if (!reply->ok)
-	{
+	if (!reply->ok) {
 		if (!args->json)
 			pgm_cli_output_reply_error(reply->error);
 		return PGM_EXIT_FAILED;
@@ -143,7 +138,7 @@ cmd_daemon(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 {
 	pgm_cli_conn_t client;
 	pgm_cli_reply_t reply;
-	int			rc = cli_request(args, &client, command->name, NULL, &reply);
+	int rc = cli_request(args, &client, command->name, NULL, &reply);
 
 	if (rc == PGM_EXIT_OK && !args->json)
 		command->render(args, reply.result);
@@ -161,24 +156,23 @@ cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 {
 	pgm_cli_conn_t client;
 	pgm_cli_reply_t reply;
-	cJSON	   *req_args;
-	const char *missing = args->source == NULL ? "--source" :
-		args->target == NULL ? "--target" : args->method == NULL ? "--method" : NULL;
-	int			rc;
+	cJSON *req_args;
+	const char *missing = args->source == NULL   ? "--source"
+			      : args->target == NULL ? "--target"
+			      : args->method == NULL ? "--method"
+						     : NULL;
+	int rc;
 
-	if (missing != NULL)
-	{
+	if (missing != NULL) {
 		pgm_cli_output_error("missing %s for \"create\"", missing);
 		pgm_cli_usage_hint(command);
 		return PGM_EXIT_USAGE;
 	}
 	req_args = cJSON_CreateObject();
-	if (req_args == NULL ||
-		cJSON_AddStringToObject(req_args, "source", args->source) == NULL ||
-		cJSON_AddStringToObject(req_args, "target", args->target) == NULL ||
-		cJSON_AddStringToObject(req_args, "method", args->method) == NULL ||
-		!cJSON_AddItemReferenceToObject(req_args, "options", args->options))
-	{
+	if (req_args == NULL || cJSON_AddStringToObject(req_args, "source", args->source) == NULL ||
+	    cJSON_AddStringToObject(req_args, "target", args->target) == NULL ||
+	    cJSON_AddStringToObject(req_args, "method", args->method) == NULL ||
+	    !cJSON_AddItemReferenceToObject(req_args, "options", args->options)) {
 		cJSON_Delete(req_args);
 		pgm_cli_output_error("out of memory building the \"create\" request");
 		pgm_cli_output_hint("free some memory and retry the command");
@@ -198,8 +192,7 @@ cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 static bool
 state_is_terminal(const char *state)
 {
-	for (const char *const *t = terminal_states; state != NULL && *t != NULL; t++)
-	{
+	for (const char *const *t = terminal_states; state != NULL && *t != NULL; t++) {
 		if (strcmp(*t, state) == 0)
 			return true;
 	}
@@ -240,12 +233,11 @@ event_state(const cJSON *event)
 static int
 watch_follow(const pgm_cli_args_t *args, pgm_cli_conn_t *client, bool done)
 {
-	char	   *line;
+	char *line;
 	pgm_cli_read_t rc;
 
-	while (!done)
-	{
-		cJSON	   *event;
+	while (!done) {
+		cJSON *event;
 
 		rc = pgm_cli_conn_read_line(client, &line);
 		if (rc != PGM_CLI_READ_LINE)
@@ -253,10 +245,10 @@ watch_follow(const pgm_cli_args_t *args, pgm_cli_conn_t *client, bool done)
 		if (args->json)
 			printf("%s\n", line);
 		event = cJSON_Parse(line);
-		if (!cJSON_IsObject(event))
-		{
+		if (!cJSON_IsObject(event)) {
 			cJSON_Delete(event);
-			pgm_cli_output_error("pgmoverd at \"%s\" sent an event that is not a JSON object", args->socket);
+			pgm_cli_output_error("pgmoverd at \"%s\" sent an event that is not a JSON object",
+					     args->socket);
 			pgm_cli_output_hint("check that client and daemon versions match (\"pgmover version\")");
 			return PGM_EXIT_UNREACHABLE;
 		}
@@ -265,7 +257,7 @@ watch_follow(const pgm_cli_args_t *args, pgm_cli_conn_t *client, bool done)
 			pgm_cli_output_event(stdout, event);
 		cJSON_Delete(event);
 		if (fflush(stdout) != 0)
-			return PGM_EXIT_FAILED;		/* reader went away, e.g. "| head" */
+			return PGM_EXIT_FAILED; /* reader went away, e.g. "| head" */
 	}
 	return PGM_EXIT_OK;
 }
@@ -283,21 +275,19 @@ cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	pgm_cli_conn_t client;
 	pgm_cli_reply_t reply;
 	const char *state;
-	int			rc;
+	int rc;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = watch_on_sigint;
-	sa.sa_flags = SA_RESETHAND;		/* no SA_RESTART: read() must see EINTR */
+	sa.sa_flags = SA_RESETHAND; /* no SA_RESTART: read() must see EINTR */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 
 	rc = cli_request(args, &client, command->name, NULL, &reply);
-	if (rc == PGM_EXIT_OK)
-	{
+	if (rc == PGM_EXIT_OK) {
 		state = pgm_cli_json_string(reply.result, "state", NULL);
-		if (!args->json && state != NULL)
-		{
-			cJSON	   *event = cJSON_CreateObject();
+		if (!args->json && state != NULL) {
+			cJSON *event = cJSON_CreateObject();
 
 			cJSON_AddStringToObject(event, "event", "progress");
 			cJSON_AddStringToObject(event, "job", pgm_cli_json_string(reply.result, "name", args->job));
@@ -320,16 +310,14 @@ cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 static int
 cmd_verify(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 {
-	if (args->job != NULL && (args->given & PGM_CLI_OPT_COMPARE) != 0)
-	{
+	if (args->job != NULL && (args->given & PGM_CLI_OPT_COMPARE) != 0) {
 		pgm_cli_output_error("\"verify JOB\" takes no --source, --target or --tables");
 		pgm_cli_output_hint("to compare two databases outside a job, leave out the job name");
 		return PGM_EXIT_USAGE;
 	}
 	if (args->job != NULL)
 		return cmd_daemon(args, command);
-	if (args->source == NULL || args->target == NULL)
-	{
+	if (args->source == NULL || args->target == NULL) {
 		pgm_cli_output_error("verify needs a job name, or --source and --target");
 		pgm_cli_usage_hint(command);
 		return PGM_EXIT_USAGE;
@@ -355,8 +343,7 @@ usage_print(FILE *out, const char *usage, int indent)
 {
 	const char *nl;
 
-	while ((nl = strchr(usage, '\n')) != NULL)
-	{
+	while ((nl = strchr(usage, '\n')) != NULL) {
 		fprintf(out, "pgmover %.*s\n%*s", (int) (nl - usage), usage, indent, "");
 		usage = nl + 1;
 	}
@@ -381,10 +368,9 @@ static void
 names_print(FILE *out, unsigned mask)
 {
 	const pgm_cli_command_t *match[64];
-	int			n = 0;
+	int n = 0;
 
-	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL && n < 64; c++)
-	{
+	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL && n < 64; c++) {
 		if ((c->options & mask) != 0)
 			match[n++] = c;
 	}
@@ -399,30 +385,31 @@ names_print(FILE *out, unsigned mask)
 void
 pgm_cli_help_print(FILE *out, const pgm_cli_command_t *command)
 {
-	if (command != NULL)
-	{
+	if (command != NULL) {
 		fprintf(out, "%s\n\nUsage:\n  ", command->summary);
 		usage_print(out, command->usage, 2);
 		fprintf(out, "\nRun \"pgmover help\" for the global options.\n");
 		return;
 	}
-	fprintf(out, "pgmover is the command-line client of pgmoverd, the PostgreSQL migration daemon.\n\n"
-			"Usage:\n  pgmover [-s SOCKET] [--json] [--timeout SECONDS] COMMAND [JOB] [options]\n\nCommands:\n");
+	fprintf(out,
+		"pgmover is the command-line client of pgmoverd, the PostgreSQL migration daemon.\n\n"
+		"Usage:\n  pgmover [-s SOCKET] [--json] [--timeout SECONDS] COMMAND [JOB] [options]\n\nCommands:\n");
 	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++)
 		fprintf(out, "  %-9s %s\n", c->name, c->summary);
 	fprintf(out, "\nOptions:\n"
-			"  -s, --socket=PATH  pgmoverd's control socket (default: $PGMOVER_SOCKET,\n"
-			"                     else " PGM_CLI_DEFAULT_SOCKET ")\n"
-			"  --json             print the daemon's replies unchanged, one JSON object a line\n"
-			"  --timeout=SECONDS  how long to wait for pgmoverd's reply (default: $PGMOVER_TIMEOUT,\n"
-			"                     else 30; 0: no limit; watch's events are never timed out)\n"
-			"  -h, --help         show this help, or after a command that command's help\n"
-			"  --source=URL, --target=URL, --method=METHOD, --set KEY=VALUE, --tables=A,B\n"
-			"                     arguments of ");
+		     "  -s, --socket=PATH  pgmoverd's control socket (default: $PGMOVER_SOCKET,\n"
+		     "                     else " PGM_CLI_DEFAULT_SOCKET ")\n"
+		     "  --json             print the daemon's replies unchanged, one JSON object a line\n"
+		     "  --timeout=SECONDS  how long to wait for pgmoverd's reply (default: $PGMOVER_TIMEOUT,\n"
+		     "                     else 30; 0: no limit; watch's events are never timed out)\n"
+		     "  -h, --help         show this help, or after a command that command's help\n"
+		     "  --source=URL, --target=URL, --method=METHOD, --set KEY=VALUE, --tables=A,B\n"
+		     "                     arguments of ");
 	names_print(out, ~PGM_CLI_OPT_GLOBAL);
-	fprintf(out, "; see \"pgmover help COMMAND\"\n"
-			"\nExit status: %d success, %d refused or failed, %d usage error, %d pgmoverd unreachable.\n",
-			PGM_EXIT_OK, PGM_EXIT_FAILED, PGM_EXIT_USAGE, PGM_EXIT_UNREACHABLE);
+	fprintf(out,
+		"; see \"pgmover help COMMAND\"\n"
+		"\nExit status: %d success, %d refused or failed, %d usage error, %d pgmoverd unreachable.\n",
+		PGM_EXIT_OK, PGM_EXIT_FAILED, PGM_EXIT_USAGE, PGM_EXIT_UNREACHABLE);
 }
 
 /*
@@ -433,8 +420,7 @@ cmd_help(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 {
 	const pgm_cli_command_t *topic = args->job != NULL ? pgm_cli_command_find(args->job) : NULL;
 
-	if (args->job != NULL && topic == NULL)
-	{
+	if (args->job != NULL && topic == NULL) {
 		pgm_cli_output_error("unknown command \"%s\"", args->job);
 		pgm_cli_output_hint("run \"pgmover help\" for the list of commands");
 		return PGM_EXIT_USAGE;
@@ -453,7 +439,7 @@ render_version(const pgm_cli_args_t *args, const cJSON *result)
 
 	printf("pgmover %s (protocol %d)\n", PGM_VERSION, PGM_PROTOCOL_VERSION);
 	printf("pgmoverd %s (protocol %d)\n", pgm_cli_json_string(result, "version", "?"),
-		   cJSON_IsNumber(protocol) ? protocol->valueint : 0);
+	       cJSON_IsNumber(protocol) ? protocol->valueint : 0);
 	if (!cJSON_IsNumber(protocol) || protocol->valueint != PGM_PROTOCOL_VERSION)
 		fprintf(stderr, "pgmover: warning: pgmoverd speaks a different protocol than this client\n"
 				"hint: install matching versions of pgmover and pgmoverd\n");
@@ -495,8 +481,7 @@ render_status(const pgm_cli_args_t *args, const cJSON *result)
 static void
 render_state(const pgm_cli_args_t *args, const cJSON *result)
 {
-	printf("%s: %s\n", pgm_cli_json_string(result, "name", args->job),
-		   pgm_cli_json_string(result, "state", "ok"));
+	printf("%s: %s\n", pgm_cli_json_string(result, "name", args->job), pgm_cli_json_string(result, "state", "ok"));
 }
 
 /*
@@ -506,5 +491,5 @@ static void
 render_created(const pgm_cli_args_t *args, const cJSON *result)
 {
 	printf("created job %s (method %s)\n", pgm_cli_json_string(result, "name", args->job),
-		   pgm_cli_json_string(result, "method", args->method));
+	       pgm_cli_json_string(result, "method", args->method));
 }

@@ -113,51 +113,51 @@ print_human(const cJSON *r, const char *source, const char *target)
 	int mismatches = (int) cJSON_GetNumberValue(cJSON_GetObjectItem(r, "mismatches")), width = 10;
 	char dur[32], rows[64];
 
-	cJSON_ArrayForEach(t, cJSON_GetObjectItem(r, "tables"))
+	cJSON_ArrayForEach (t, cJSON_GetObjectItem(r, "tables"))
 		if ((int) strlen(str(t, "table")) > width)
 			width = (int) strlen(str(t, "table"));
 	if (width > 60)
 		width = 60;
 	printf("source: %s\ntarget: %s\n\n", source, target);
-	cJSON_ArrayForEach(t, cJSON_GetObjectItem(r, "tables"))
-	{
+	cJSON_ArrayForEach (t, cJSON_GetObjectItem(r, "tables")) {
 		bool ok = cJSON_IsTrue(cJSON_GetObjectItem(t, "match"));
 		const cJSON *d = cJSON_GetObjectItem(t, "differences");
 
 		format_rows(t, rows, sizeof(rows));
 		pgm_cli_duration_format(cJSON_GetNumberValue(cJSON_GetObjectItem(t, "duration_ms")) / 1000.0, dur,
-		                        sizeof(dur));
+					sizeof(dur));
 		printf("%-8s %-*s %22s %8s\n", ok ? "ok" : "DIFFERS", width, str(t, "table"), rows, dur);
 		if (!ok)
 			printf("         %s\n", str(t, "problem"));
-		cJSON_ArrayForEach(e, cJSON_GetObjectItem(d, "keys"))
+		cJSON_ArrayForEach (e, cJSON_GetObjectItem(d, "keys"))
 			printf("           %-8s %s\n", str(e, "kind"),
 			       cJSON_GetObjectItem(e, "key") ? str(e, "key") : str(e, "row"));
 		if (d && cJSON_GetNumberValue(cJSON_GetObjectItem(d, "listed")) <
-		             cJSON_GetNumberValue(cJSON_GetObjectItem(d, "count")))
-			printf("           ... and %.0f more\n", cJSON_GetNumberValue(cJSON_GetObjectItem(d, "count")) -
-			                                          cJSON_GetNumberValue(cJSON_GetObjectItem(d, "listed")));
+				 cJSON_GetNumberValue(cJSON_GetObjectItem(d, "count")))
+			printf("           ... and %.0f more\n",
+			       cJSON_GetNumberValue(cJSON_GetObjectItem(d, "count")) -
+				       cJSON_GetNumberValue(cJSON_GetObjectItem(d, "listed")));
 	}
-	cJSON_ArrayForEach(q, cJSON_GetObjectItem(r, "sequences"))
-	{
+	cJSON_ArrayForEach (q, cJSON_GetObjectItem(r, "sequences")) {
 		if (cJSON_IsTrue(cJSON_GetObjectItem(q, "match")))
 			continue;
 		printf("DIFFERS  sequence %s: %s", str(q, "sequence"), str(q, "problem"));
 		if (cJSON_IsNumber(cJSON_GetObjectItem(q, "target_value")))
-			printf(" (source %.0f, target %.0f)", cJSON_GetNumberValue(cJSON_GetObjectItem(q, "source_value")),
+			printf(" (source %.0f, target %.0f)",
+			       cJSON_GetNumberValue(cJSON_GetObjectItem(q, "source_value")),
 			       cJSON_GetNumberValue(cJSON_GetObjectItem(q, "target_value")));
 		printf("\n");
 	}
 	printf("%-8s %d sequence(s) compared\n", "", cJSON_GetArraySize(cJSON_GetObjectItem(r, "sequences")));
-	cJSON_ArrayForEach(e, cJSON_GetObjectItem(schema, "differences"))
-	{
+	cJSON_ArrayForEach (e, cJSON_GetObjectItem(schema, "differences")) {
 		printf("DIFFERS  %s %s: %s\n", str(e, "kind"), str(e, "object"), str(e, "problem"));
-		if (cJSON_IsString(cJSON_GetObjectItem(e, "source")) && cJSON_IsString(cJSON_GetObjectItem(e, "target")))
+		if (cJSON_IsString(cJSON_GetObjectItem(e, "source")) &&
+		    cJSON_IsString(cJSON_GetObjectItem(e, "target")))
 			printf("           source: %s\n           target: %s\n", str(e, "source"), str(e, "target"));
 	}
 	printf("%-8s %.0f schema object(s) compared\n", "",
 	       cJSON_GetNumberValue(cJSON_GetObjectItem(schema, "objects_compared")));
-	cJSON_ArrayForEach(e, cJSON_GetObjectItem(r, "warnings"))
+	cJSON_ArrayForEach (e, cJSON_GetObjectItem(r, "warnings"))
 		printf("warning: %s\n", cJSON_GetStringValue(e));
 	pgm_cli_duration_format(cJSON_GetNumberValue(cJSON_GetObjectItem(r, "duration_ms")) / 1000.0, dur, sizeof(dur));
 	if (mismatches == 0)
@@ -183,7 +183,8 @@ print_error(const compare_run_t *run, bool json)
 			if (run->err.detail)
 				cJSON_AddStringToObject(e, "detail", run->err.detail);
 			if (run->err.hint || pgm_pg_error_advice(&run->err))
-				cJSON_AddStringToObject(e, "hint", run->err.hint ? run->err.hint : pgm_pg_error_advice(&run->err));
+				cJSON_AddStringToObject(e, "hint",
+							run->err.hint ? run->err.hint : pgm_pg_error_advice(&run->err));
 		}
 		text = cJSON_PrintUnformatted(o);
 		printf("%s\n", text);
@@ -192,15 +193,16 @@ print_error(const compare_run_t *run, bool json)
 		return;
 	}
 	if (run->has_err) {
-		pgm_cli_output_error("%s: %s%s%s%s", run->what, run->err.message, run->err.sqlstate[0] ? " (SQLSTATE " : "",
-		                     run->err.sqlstate, run->err.sqlstate[0] ? ")" : "");
+		pgm_cli_output_error("%s: %s%s%s%s", run->what, run->err.message,
+				     run->err.sqlstate[0] ? " (SQLSTATE " : "", run->err.sqlstate,
+				     run->err.sqlstate[0] ? ")" : "");
 		if (run->err.detail)
 			fprintf(stderr, "detail: %s\n", run->err.detail);
 		const char *advice = pgm_pg_error_advice(&run->err);
 
 		pgm_cli_output_hint("%s", run->err.hint ? run->err.hint
-		                          : advice      ? advice
-		                                        : "check both URLs and that the servers are reachable");
+					  : advice      ? advice
+							: "check both URLs and that the servers are reachable");
 	} else {
 		pgm_cli_output_error("%s", run->what);
 	}

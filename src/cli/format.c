@@ -4,7 +4,7 @@
  *    durations, JSON scalars, progress and lag lines. They write into the
  *    caller's buffer and print nothing, so unit tests can call them alone.
  */
-#include <math.h>				/* isfinite only: the client links no libm */
+#include <math.h> /* isfinite only: the client links no libm */
 #include <string.h>
 
 #include "cli.h"
@@ -44,15 +44,13 @@ const char *
 pgm_cli_bytes_format(double bytes, char *buf, size_t size)
 {
 	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-	int			unit = -1;
+	int unit = -1;
 
-	if (ABS(bytes) < 1024.0)
-	{
+	if (ABS(bytes) < 1024.0) {
 		snprintf(buf, size, "%.0f B", bytes);
 		return buf;
 	}
-	while (ABS(bytes) >= 1024.0 && unit < 4)
-	{
+	while (ABS(bytes) >= 1024.0 && unit < 4) {
 		bytes /= 1024.0;
 		unit++;
 	}
@@ -67,7 +65,7 @@ pgm_cli_bytes_format(double bytes, char *buf, size_t size)
 const char *
 pgm_cli_duration_format(double seconds, char *buf, size_t size)
 {
-	long long	s;
+	long long s;
 
 	if (seconds < 0 || !isfinite(seconds))
 		snprintf(buf, size, "-");
@@ -106,8 +104,8 @@ pgm_cli_number_format(double value, char *buf, size_t size)
 static bool
 key_has_suffix(const char *key, const char *suffix)
 {
-	size_t		klen = key != NULL ? strlen(key) : 0;
-	size_t		slen = strlen(suffix);
+	size_t klen = key != NULL ? strlen(key) : 0;
+	size_t slen = strlen(suffix);
 
 	return klen >= slen && strcmp(key + klen - slen, suffix) == 0;
 }
@@ -119,8 +117,8 @@ key_has_suffix(const char *key, const char *suffix)
 const char *
 pgm_cli_scalar_format(const char *key, const cJSON *value, char *buf, size_t size)
 {
-	char		num[64];
-	char		unit[64];
+	char num[64];
+	char unit[64];
 
 	if (cJSON_IsString(value))
 		return value->valuestring;
@@ -131,8 +129,7 @@ pgm_cli_scalar_format(const char *key, const cJSON *value, char *buf, size_t siz
 	if (!cJSON_IsNumber(value))
 		return "?";
 	pgm_cli_number_format(value->valuedouble, num, sizeof(num));
-	if ((key_has_suffix(key, "_bytes") || key_has_suffix(key, "_size")) &&
-		ABS(value->valuedouble) >= 1024.0)
+	if ((key_has_suffix(key, "_bytes") || key_has_suffix(key, "_size")) && ABS(value->valuedouble) >= 1024.0)
 		snprintf(buf, size, "%s (%s)", num, pgm_cli_bytes_format(value->valuedouble, unit, sizeof(unit)));
 	else if (key_has_suffix(key, "_seconds") && value->valuedouble >= 60.0)
 		snprintf(buf, size, "%s (%s)", num, pgm_cli_duration_format(value->valuedouble, unit, sizeof(unit)));
@@ -149,30 +146,29 @@ pgm_cli_scalar_format(const char *key, const cJSON *value, char *buf, size_t siz
 const char *
 pgm_cli_progress_format(const cJSON *step, char *buf, size_t size)
 {
-	double		done,
-				total;
-	char		a[32],
-				b[32];
-	size_t		len;
+	double done, total;
+	char a[32], b[32];
+	size_t len;
 	const char *sep = "";
 
 	len = (size_t) snprintf(buf, size, "%s:", pgm_cli_json_string(step, "name", "step"));
-#define APPEND(...) \
-	do { if (len < size) len += (size_t) snprintf(buf + len, size - len, __VA_ARGS__); } while (0)
-	if (pgm_cli_json_number(step, "tables_done", &done) && pgm_cli_json_number(step, "tables_total", &total))
-	{
-		APPEND(" tables %s/%s", pgm_cli_number_format(done, a, sizeof(a)), pgm_cli_number_format(total, b, sizeof(b)));
+#define APPEND(...)                                                                   \
+	do {                                                                          \
+		if (len < size)                                                       \
+			len += (size_t) snprintf(buf + len, size - len, __VA_ARGS__); \
+	} while (0)
+	if (pgm_cli_json_number(step, "tables_done", &done) && pgm_cli_json_number(step, "tables_total", &total)) {
+		APPEND(" tables %s/%s", pgm_cli_number_format(done, a, sizeof(a)),
+		       pgm_cli_number_format(total, b, sizeof(b)));
 		sep = ",";
 	}
-	if (pgm_cli_json_number(step, "bytes_done", &done))
-	{
+	if (pgm_cli_json_number(step, "bytes_done", &done)) {
 		APPEND("%s %s", sep, pgm_cli_bytes_format(done, a, sizeof(a)));
 		if (pgm_cli_json_number(step, "bytes_total", &total))
 			APPEND(" of %s", pgm_cli_bytes_format(total, b, sizeof(b)));
 		sep = ",";
 	}
-	if (pgm_cli_json_number(step, "rate_bytes_per_sec", &done))
-	{
+	if (pgm_cli_json_number(step, "rate_bytes_per_sec", &done)) {
 		APPEND("%s %s/s", sep, pgm_cli_bytes_format(done, a, sizeof(a)));
 		sep = ",";
 	}
@@ -189,19 +185,18 @@ pgm_cli_progress_format(const cJSON *step, char *buf, size_t size)
 const char *
 pgm_cli_lag_format(const cJSON *status, char *buf, size_t size)
 {
-	double		bytes,
-				seconds;
-	bool		have_bytes = pgm_cli_json_number(status, "lag_bytes", &bytes);
-	bool		have_seconds = pgm_cli_json_number(status, "lag_seconds", &seconds);
-	char		a[32],
-				b[32];
+	double bytes, seconds;
+	bool have_bytes = pgm_cli_json_number(status, "lag_bytes", &bytes);
+	bool have_seconds = pgm_cli_json_number(status, "lag_seconds", &seconds);
+	char a[32], b[32];
 
 	if (have_bytes && have_seconds)
 		snprintf(buf, size, "%s, %s", pgm_cli_bytes_format(bytes, a, sizeof(a)),
-				 pgm_cli_duration_format(seconds, b, sizeof(b)));
+			 pgm_cli_duration_format(seconds, b, sizeof(b)));
 	else if (have_bytes || have_seconds)
-		snprintf(buf, size, "%s", have_bytes ? pgm_cli_bytes_format(bytes, a, sizeof(a))
-				 : pgm_cli_duration_format(seconds, b, sizeof(b)));
+		snprintf(buf, size, "%s",
+			 have_bytes ? pgm_cli_bytes_format(bytes, a, sizeof(a))
+				    : pgm_cli_duration_format(seconds, b, sizeof(b)));
 	else
 		return NULL;
 	return buf;
@@ -217,19 +212,16 @@ pgm_cli_transition_format(const cJSON *row, char *buf, size_t size)
 	const cJSON *from = cJSON_GetObjectItemCaseSensitive(row, "from");
 	const cJSON *state;
 	const char *event = pgm_cli_json_string(row, "event", NULL);
-	size_t		len = 0;
+	size_t len = 0;
 
 	buf[0] = '\0';
 	if (cJSON_IsString(from))
 		len = (size_t) snprintf(buf, size, "%s", from->valuestring);
-	else if (cJSON_IsArray(from))
-	{
-		cJSON_ArrayForEach(state, from)
-		{
+	else if (cJSON_IsArray(from)) {
+		cJSON_ArrayForEach (state, from) {
 			if (len < size)
-				len += (size_t) snprintf(buf + len, size - len, "%s%s",
-										 state == from->child ? "" : ",",
-										 cJSON_IsString(state) ? state->valuestring : "?");
+				len += (size_t) snprintf(buf + len, size - len, "%s%s", state == from->child ? "" : ",",
+							 cJSON_IsString(state) ? state->valuestring : "?");
 		}
 	}
 	if (len < size && event != NULL)

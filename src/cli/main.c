@@ -14,26 +14,19 @@
 #include "cli.h"
 
 /* One command-line option; the table below is the whole option syntax */
-typedef struct cli_option_s
-{
-	const char *name;				/* long name, without "--" */
-	char		short_name;			/* single-letter form, or 0 */
-	bool		has_arg;			/* takes a value */
+typedef struct cli_option_s {
+	const char *name; /* long name, without "--" */
+	char short_name;  /* single-letter form, or 0 */
+	bool has_arg;     /* takes a value */
 	pgm_cli_option_id_t id;
 } cli_option_t;
 
 static const cli_option_t cli_options[] = {
-	{"socket", 's', true, PGM_CLI_OPT_SOCKET},
-	{"json", 0, false, PGM_CLI_OPT_JSON},
-	{"timeout", 0, true, PGM_CLI_OPT_TIMEOUT},
-	{"help", 'h', false, PGM_CLI_OPT_HELP},
-	{"source", 0, true, PGM_CLI_OPT_SOURCE},
-	{"target", 0, true, PGM_CLI_OPT_TARGET},
-	{"method", 0, true, PGM_CLI_OPT_METHOD},
-	{"set", 0, true, PGM_CLI_OPT_SET},
-	{"tables", 0, true, PGM_CLI_OPT_TABLES},
-	{NULL, 0, false, 0}
-};
+	{"socket", 's', true, PGM_CLI_OPT_SOCKET}, {"json", 0, false, PGM_CLI_OPT_JSON},
+	{"timeout", 0, true, PGM_CLI_OPT_TIMEOUT}, {"help", 'h', false, PGM_CLI_OPT_HELP},
+	{"source", 0, true, PGM_CLI_OPT_SOURCE},   {"target", 0, true, PGM_CLI_OPT_TARGET},
+	{"method", 0, true, PGM_CLI_OPT_METHOD},   {"set", 0, true, PGM_CLI_OPT_SET},
+	{"tables", 0, true, PGM_CLI_OPT_TABLES},   {NULL, 0, false, 0}};
 
 /*
  * option_find looks an option up by long name (name_len bytes of name) or,
@@ -42,10 +35,9 @@ static const cli_option_t cli_options[] = {
 static const cli_option_t *
 option_find(const char *name, size_t name_len, char short_name)
 {
-	for (const cli_option_t *o = cli_options; o->name != NULL; o++)
-	{
+	for (const cli_option_t *o = cli_options; o->name != NULL; o++) {
 		if (name != NULL ? (strlen(o->name) == name_len && strncmp(o->name, name, name_len) == 0)
-			: o->short_name == short_name)
+				 : o->short_name == short_name)
 			return o;
 	}
 	return NULL;
@@ -58,11 +50,10 @@ option_find(const char *name, size_t name_len, char short_name)
 static bool
 timeout_parse(pgm_cli_args_t *args, const char *value, const char *what)
 {
-	char	   *end;
-	double		s = strtod(value, &end);
+	char *end;
+	double s = strtod(value, &end);
 
-	if (end == value || *end != '\0' || !(s >= 0) || s > 86400)
-	{
+	if (end == value || *end != '\0' || !(s >= 0) || s > 86400) {
 		pgm_cli_output_error("invalid %s \"%s\"", what, value);
 		pgm_cli_output_hint("give the seconds to wait for pgmoverd's reply, from 0 (no limit) to 86400");
 		return false;
@@ -81,39 +72,50 @@ static bool
 option_apply(pgm_cli_args_t *args, const cli_option_t *option, const char *value)
 {
 	const char *eq;
-	char	   *key;
-	bool		ok;
+	char *key;
+	bool ok;
 
 	args->given |= PGM_CLI_OPT_BIT(option->id);
-	switch (option->id)
-	{
-		case PGM_CLI_OPT_SOCKET: args->socket = value; break;
-		case PGM_CLI_OPT_JSON: args->json = true; break;
-		case PGM_CLI_OPT_TIMEOUT: return timeout_parse(args, value, "--timeout");
-		case PGM_CLI_OPT_HELP: args->help = true; break;
-		case PGM_CLI_OPT_SOURCE: args->source = value; break;
-		case PGM_CLI_OPT_TARGET: args->target = value; break;
-		case PGM_CLI_OPT_METHOD: args->method = value; break;
-		case PGM_CLI_OPT_TABLES: break;		/* only used by the in-process verify */
-		case PGM_CLI_OPT_SET:
-			eq = strchr(value, '=');
-			if (eq == NULL || eq == value)
-			{
-				pgm_cli_output_error("invalid --set argument \"%s\"", value);
-				pgm_cli_output_hint("use --set key=value, for example --set jobs=4");
-				return false;
-			}
-			key = strndup(value, (size_t) (eq - value));
-			if (key != NULL)
-				cJSON_DeleteItemFromObjectCaseSensitive(args->options, key);
-			ok = key != NULL && cJSON_AddStringToObject(args->options, key, eq + 1) != NULL;
-			free(key);
-			if (!ok)
-			{
-				pgm_cli_output_error("out of memory");
-				pgm_cli_output_hint("free some memory and retry the command");
-			}
-			return ok;
+	switch (option->id) {
+	case PGM_CLI_OPT_SOCKET:
+		args->socket = value;
+		break;
+	case PGM_CLI_OPT_JSON:
+		args->json = true;
+		break;
+	case PGM_CLI_OPT_TIMEOUT:
+		return timeout_parse(args, value, "--timeout");
+	case PGM_CLI_OPT_HELP:
+		args->help = true;
+		break;
+	case PGM_CLI_OPT_SOURCE:
+		args->source = value;
+		break;
+	case PGM_CLI_OPT_TARGET:
+		args->target = value;
+		break;
+	case PGM_CLI_OPT_METHOD:
+		args->method = value;
+		break;
+	case PGM_CLI_OPT_TABLES:
+		break; /* only used by the in-process verify */
+	case PGM_CLI_OPT_SET:
+		eq = strchr(value, '=');
+		if (eq == NULL || eq == value) {
+			pgm_cli_output_error("invalid --set argument \"%s\"", value);
+			pgm_cli_output_hint("use --set key=value, for example --set jobs=4");
+			return false;
+		}
+		key = strndup(value, (size_t) (eq - value));
+		if (key != NULL)
+			cJSON_DeleteItemFromObjectCaseSensitive(args->options, key);
+		ok = key != NULL && cJSON_AddStringToObject(args->options, key, eq + 1) != NULL;
+		free(key);
+		if (!ok) {
+			pgm_cli_output_error("out of memory");
+			pgm_cli_output_hint("free some memory and retry the command");
+		}
+		return ok;
 	}
 	return true;
 }
@@ -126,7 +128,7 @@ option_apply(pgm_cli_args_t *args, const cli_option_t *option, const char *value
 static bool
 args_parse(pgm_cli_args_t *args, int argc, char **argv)
 {
-	bool		options_done = false;
+	bool options_done = false;
 	const char *env = getenv("PGMOVER_TIMEOUT");
 
 	args->timeout_ms = PGM_CLI_DEFAULT_TIMEOUT_MS;
@@ -134,70 +136,58 @@ args_parse(pgm_cli_args_t *args, int argc, char **argv)
 		return false;
 	args->options = cJSON_CreateObject();
 	args->rest_argv = calloc((size_t) argc + 1, sizeof(char *));
-	if (args->options == NULL || args->rest_argv == NULL)
-	{
+	if (args->options == NULL || args->rest_argv == NULL) {
 		pgm_cli_output_error("out of memory");
 		pgm_cli_output_hint("free some memory and retry the command");
 		return false;
 	}
-	args->rest_argc = 1;			/* rest_argv[0] becomes the command */
+	args->rest_argc = 1; /* rest_argv[0] becomes the command */
 
-	for (int i = 1; i < argc; i++)
-	{
+	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
 		const cli_option_t *option;
 		const char *value = NULL;
-		int			first = i;
+		int first = i;
 
-		if (options_done || arg[0] != '-' || arg[1] == '\0')
-		{
+		if (options_done || arg[0] != '-' || arg[1] == '\0') {
 			if (args->command == NULL)
 				args->command = arg;
 			else if (args->job == NULL)
 				args->job = args->rest_argv[args->rest_argc++] = argv[i];
-			else
-			{
+			else {
 				pgm_cli_output_error("too many arguments, starting with \"%s\"", arg);
 				pgm_cli_output_hint("run \"pgmover help\" for usage");
 				return false;
 			}
 			continue;
 		}
-		if (strcmp(arg, "--") == 0)
-		{
+		if (strcmp(arg, "--") == 0) {
 			options_done = true;
 			continue;
 		}
-		if (arg[1] == '-')
-		{
+		if (arg[1] == '-') {
 			const char *eq = strchr(arg + 2, '=');
 
 			option = option_find(arg + 2, eq != NULL ? (size_t) (eq - arg - 2) : strlen(arg + 2), 0);
 			value = eq != NULL ? eq + 1 : NULL;
-			if (option != NULL && !option->has_arg && value != NULL)
-			{
+			if (option != NULL && !option->has_arg && value != NULL) {
 				pgm_cli_output_error("option \"--%s\" takes no value", option->name);
 				pgm_cli_output_hint("write \"--%s\" alone", option->name);
 				return false;
 			}
-		}
-		else
-		{
+		} else {
 			option = option_find(NULL, 0, arg[1]);
 			value = option != NULL && option->has_arg && arg[2] != '\0' ? arg + 2 : NULL;
 			if (option != NULL && !option->has_arg && arg[2] != '\0')
 				option = NULL;
 		}
-		if (option == NULL)
-		{
+		if (option == NULL) {
 			pgm_cli_output_error("unrecognized option \"%s\"", arg);
 			pgm_cli_output_hint("run \"pgmover help\" for the list of options");
 			return false;
 		}
-		if (option->has_arg && value == NULL)
-		{
-			if (i + 1 >= argc)
-			{
+		if (option->has_arg && value == NULL) {
+			if (i + 1 >= argc) {
 				pgm_cli_output_error("option \"%s\" needs a value", arg);
 				pgm_cli_output_hint("run \"pgmover help\" for usage");
 				return false;
@@ -224,24 +214,21 @@ args_parse(pgm_cli_args_t *args, int argc, char **argv)
 static bool
 args_check(const pgm_cli_args_t *args, const pgm_cli_command_t *command)
 {
-	unsigned	stray = args->given & ~(command->options | PGM_CLI_OPT_GLOBAL);
+	unsigned stray = args->given & ~(command->options | PGM_CLI_OPT_GLOBAL);
 
 	if (command->job == PGM_CLI_JOB_REQUIRED && args->job == NULL)
 		pgm_cli_output_error("missing job name for \"%s\"", command->name);
 	else if (command->job == PGM_CLI_JOB_NONE && args->job != NULL)
-		pgm_cli_output_error("command \"%s\" takes no job name, but \"%s\" was given", command->name, args->job);
-	else if (stray != 0)
-	{
-		for (const cli_option_t *o = cli_options; o->name != NULL; o++)
-		{
-			if (stray & PGM_CLI_OPT_BIT(o->id))
-			{
+		pgm_cli_output_error("command \"%s\" takes no job name, but \"%s\" was given", command->name,
+				     args->job);
+	else if (stray != 0) {
+		for (const cli_option_t *o = cli_options; o->name != NULL; o++) {
+			if (stray & PGM_CLI_OPT_BIT(o->id)) {
 				pgm_cli_output_error("option \"--%s\" is not valid for \"%s\"", o->name, command->name);
 				break;
 			}
 		}
-	}
-	else
+	} else
 		return true;
 	pgm_cli_usage_hint(command);
 	return false;
@@ -255,34 +242,30 @@ main(int argc, char **argv)
 {
 	pgm_cli_args_t args;
 	const pgm_cli_command_t *command = NULL;
-	int			rc = PGM_EXIT_USAGE;
+	int rc = PGM_EXIT_USAGE;
 
 	signal(SIGPIPE, SIG_IGN);
 	memset(&args, 0, sizeof(args));
 
 	if (!args_parse(&args, argc, argv))
 		goto cleanup;
-	if (args.command == NULL && args.help)
-	{
+	if (args.command == NULL && args.help) {
 		pgm_cli_help_print(stdout, NULL);
 		rc = PGM_EXIT_OK;
 		goto cleanup;
 	}
-	if (args.command == NULL)
-	{
+	if (args.command == NULL) {
 		pgm_cli_output_error("no command given");
 		pgm_cli_output_hint("run \"pgmover help\" for the list of commands");
 		goto cleanup;
 	}
 	command = pgm_cli_command_find(args.command);
-	if (command == NULL)
-	{
+	if (command == NULL) {
 		pgm_cli_output_error("unknown command \"%s\"", args.command);
 		pgm_cli_output_hint("run \"pgmover help\" for the list of commands");
 		goto cleanup;
 	}
-	if (args.help)
-	{
+	if (args.help) {
 		pgm_cli_help_print(stdout, command);
 		rc = PGM_EXIT_OK;
 		goto cleanup;
@@ -293,18 +276,15 @@ main(int argc, char **argv)
 cleanup:
 	cJSON_Delete(args.options);
 	free(args.rest_argv);
-	if (fflush(stdout) != 0 && rc == PGM_EXIT_OK)
-	{
+	if (fflush(stdout) != 0 && rc == PGM_EXIT_OK) {
 		/* output lost: do not claim success; a closed pipe needs no message */
-		if (errno != EPIPE)
-		{
+		if (errno != EPIPE) {
 			fprintf(stderr, "pgmover: error: could not write to standard output: %s\n", strerror(errno));
 			fprintf(stderr, "hint: check the free space of the file or device standard output goes to\n");
 		}
 		rc = PGM_EXIT_FAILED;
 	}
-	if (pgm_cli_interrupted)
-	{
+	if (pgm_cli_interrupted) {
 		signal(SIGINT, SIG_DFL);
 		raise(SIGINT);
 	}

@@ -14,16 +14,15 @@
 
 #include "cli.h"
 
-static void output_object_rest(FILE *out, int indent, const cJSON *object,
-							   const char *const *skip);
+static void output_object_rest(FILE *out, int indent, const cJSON *object, const char *const *skip);
 
 /*
  * pgm_cli_output_error prints "pgmover: error: MESSAGE" to stderr.
  */
 void
-pgm_cli_output_error(const char *fmt,...)
+pgm_cli_output_error(const char *fmt, ...)
 {
-	va_list		ap;
+	va_list ap;
 
 	fflush(stdout);
 	fputs("pgmover: error: ", stderr);
@@ -37,9 +36,9 @@ pgm_cli_output_error(const char *fmt,...)
  * pgm_cli_output_hint prints "hint: HINT" to stderr, after an error.
  */
 void
-pgm_cli_output_hint(const char *fmt,...)
+pgm_cli_output_hint(const char *fmt, ...)
 {
-	va_list		ap;
+	va_list ap;
 
 	fputs("hint: ", stderr);
 	va_start(ap, fmt);
@@ -76,8 +75,7 @@ array_is_scalar(const cJSON *array)
 {
 	const cJSON *item;
 
-	cJSON_ArrayForEach(item, array)
-	{
+	cJSON_ArrayForEach (item, array) {
 		if (cJSON_IsObject(item) || cJSON_IsArray(item))
 			return false;
 	}
@@ -90,7 +88,7 @@ array_is_scalar(const cJSON *array)
 static void
 json_print_compact(FILE *out, const cJSON *value)
 {
-	char	   *text = cJSON_PrintUnformatted(value);
+	char *text = cJSON_PrintUnformatted(value);
 
 	fputs(text != NULL ? text : "?", out);
 	cJSON_free(text);
@@ -104,10 +102,9 @@ static void
 object_print_inline(FILE *out, const cJSON *object)
 {
 	const cJSON *item;
-	char		buf[128];
+	char buf[128];
 
-	cJSON_ArrayForEach(item, object)
-	{
+	cJSON_ArrayForEach (item, object) {
 		fprintf(out, "%s%s=", item == object->child ? "" : " ", item->string);
 		if (cJSON_IsObject(item) || cJSON_IsArray(item))
 			json_print_compact(out, item);
@@ -126,37 +123,32 @@ void
 pgm_cli_output_value(FILE *out, int indent, const char *key, const cJSON *value)
 {
 	const cJSON *item;
-	char		buf[128];
+	char buf[128];
 
 	if (value == NULL || cJSON_IsNull(value))
 		return;
-	if (!cJSON_IsObject(value) && !cJSON_IsArray(value))
-	{
+	if (!cJSON_IsObject(value) && !cJSON_IsArray(value)) {
 		fprintf(out, "%*s%s: %s\n", indent, "", key, pgm_cli_scalar_format(key, value, buf, sizeof(buf)));
 		return;
 	}
-	if (cJSON_GetArraySize(value) == 0)
-	{
+	if (cJSON_GetArraySize(value) == 0) {
 		fprintf(out, "%*s%s: (none)\n", indent, "", key);
 		return;
 	}
-	if (cJSON_IsArray(value) && array_is_scalar(value))
-	{
+	if (cJSON_IsArray(value) && array_is_scalar(value)) {
 		fprintf(out, "%*s%s: ", indent, "", key);
-		cJSON_ArrayForEach(item, value)
+		cJSON_ArrayForEach (item, value)
 			fprintf(out, "%s%s", item == value->child ? "" : ", ",
-					pgm_cli_scalar_format(key, item, buf, sizeof(buf)));
+				pgm_cli_scalar_format(key, item, buf, sizeof(buf)));
 		fputc('\n', out);
 		return;
 	}
 	fprintf(out, "%*s%s:\n", indent, "", key);
-	if (cJSON_IsObject(value))
-	{
+	if (cJSON_IsObject(value)) {
 		output_object_rest(out, indent + 2, value, NULL);
 		return;
 	}
-	cJSON_ArrayForEach(item, value)
-	{
+	cJSON_ArrayForEach (item, value) {
 		fprintf(out, "%*s- ", indent + 2, "");
 		if (cJSON_IsObject(item))
 			object_print_inline(out, item);
@@ -177,9 +169,8 @@ output_object_rest(FILE *out, int indent, const cJSON *object, const char *const
 {
 	const cJSON *item;
 
-	cJSON_ArrayForEach(item, object)
-	{
-		bool		skipped = false;
+	cJSON_ArrayForEach (item, object) {
+		bool skipped = false;
 
 		for (const char *const *s = skip; s != NULL && *s != NULL; s++)
 			skipped = skipped || strcmp(*s, item->string) == 0;
@@ -199,14 +190,12 @@ output_warning(FILE *out, const cJSON *warning)
 
 	if (cJSON_IsString(warning))
 		fprintf(out, "  warning: %s\n", warning->valuestring);
-	else if (cJSON_IsObject(warning) && pgm_cli_json_string(warning, "message", NULL) != NULL)
-	{
+	else if (cJSON_IsObject(warning) && pgm_cli_json_string(warning, "message", NULL) != NULL) {
 		fprintf(out, "  warning: %s\n", pgm_cli_json_string(warning, "message", ""));
 		if (pgm_cli_json_string(warning, "hint", NULL) != NULL)
 			fprintf(out, "    hint: %s\n", pgm_cli_json_string(warning, "hint", ""));
 		output_object_rest(out, 4, warning, known);
-	}
-	else
+	} else
 		pgm_cli_output_value(out, 2, "warning", warning);
 }
 
@@ -218,50 +207,54 @@ output_warning(FILE *out, const cJSON *warning)
 void
 pgm_cli_output_status(FILE *out, const cJSON *status)
 {
-	static const char *const known[] = {
-		"name", "state", "method", "since", "source", "target", "step", "lag_bytes",
-		"lag_seconds", "freeze_started_at", "rollback_deadline", "error", "warnings", NULL
-	};
+	static const char *const known[] = {"name",
+					    "state",
+					    "method",
+					    "since",
+					    "source",
+					    "target",
+					    "step",
+					    "lag_bytes",
+					    "lag_seconds",
+					    "freeze_started_at",
+					    "rollback_deadline",
+					    "error",
+					    "warnings",
+					    NULL};
 	static const char *const error_known[] = {"message", "detail", "hint", NULL};
-	static const char *const step_known[] = {
-		"name", "tables_done", "tables_total", "bytes_done", "bytes_total",
-		"rate_bytes_per_sec", "eta_seconds", NULL
-	};
+	static const char *const step_known[] = {"name",        "tables_done",        "tables_total", "bytes_done",
+						 "bytes_total", "rate_bytes_per_sec", "eta_seconds",  NULL};
 	const cJSON *step = cJSON_GetObjectItemCaseSensitive(status, "step");
 	const cJSON *error = cJSON_GetObjectItemCaseSensitive(status, "error");
 	const cJSON *warnings = cJSON_GetObjectItemCaseSensitive(status, "warnings");
 	const cJSON *item;
-	char		buf[512];
+	char buf[512];
 
-	fprintf(out, "%s  %s  (%s, since %s)\n",
-			pgm_cli_json_string(status, "name", "?"), pgm_cli_json_string(status, "state", "?"),
-			pgm_cli_json_string(status, "method", "?"), pgm_cli_json_string(status, "since", "?"));
+	fprintf(out, "%s  %s  (%s, since %s)\n", pgm_cli_json_string(status, "name", "?"),
+		pgm_cli_json_string(status, "state", "?"), pgm_cli_json_string(status, "method", "?"),
+		pgm_cli_json_string(status, "since", "?"));
 	pgm_cli_output_value(out, 2, "source", cJSON_GetObjectItemCaseSensitive(status, "source"));
 	pgm_cli_output_value(out, 2, "target", cJSON_GetObjectItemCaseSensitive(status, "target"));
-	if (cJSON_IsObject(step))
-	{
+	if (cJSON_IsObject(step)) {
 		fprintf(out, "  %s\n", pgm_cli_progress_format(step, buf, sizeof(buf)));
 		output_object_rest(out, 4, step, step_known);
 	}
 	if (pgm_cli_lag_format(status, buf, sizeof(buf)) != NULL)
 		fprintf(out, "  lag: %s\n", buf);
 	pgm_cli_output_value(out, 2, "freeze started", cJSON_GetObjectItemCaseSensitive(status, "freeze_started_at"));
-	pgm_cli_output_value(out, 2, "rollback deadline", cJSON_GetObjectItemCaseSensitive(status, "rollback_deadline"));
-	if (cJSON_IsObject(error))
-	{
+	pgm_cli_output_value(out, 2, "rollback deadline",
+			     cJSON_GetObjectItemCaseSensitive(status, "rollback_deadline"));
+	if (cJSON_IsObject(error)) {
 		fprintf(out, "  error: %s\n", pgm_cli_json_string(error, "message", "(no message)"));
 		pgm_cli_output_value(out, 4, "detail", cJSON_GetObjectItemCaseSensitive(error, "detail"));
 		pgm_cli_output_value(out, 4, "hint", cJSON_GetObjectItemCaseSensitive(error, "hint"));
 		output_object_rest(out, 4, error, error_known);
-	}
-	else
+	} else
 		pgm_cli_output_value(out, 2, "error", error);
-	if (cJSON_IsArray(warnings))
-	{
-		cJSON_ArrayForEach(item, warnings)
+	if (cJSON_IsArray(warnings)) {
+		cJSON_ArrayForEach (item, warnings)
 			output_warning(out, item);
-	}
-	else
+	} else
 		pgm_cli_output_value(out, 2, "warnings", warnings);
 	output_object_rest(out, 2, status, known);
 }
@@ -275,32 +268,27 @@ pgm_cli_output_status_table(FILE *out, const cJSON *jobs)
 {
 	static const char *const columns[] = {"name", "state", "method", "since"};
 	static const char *const headers[] = {"NAME", "STATE", "METHOD", "SINCE"};
-	int			width[4];
+	int width[4];
 	const cJSON *job;
 
-	if (cJSON_GetArraySize(jobs) == 0)
-	{
+	if (cJSON_GetArraySize(jobs) == 0) {
 		fprintf(out, "no jobs\n");
 		return;
 	}
-	for (int c = 0; c < 4; c++)
-	{
+	for (int c = 0; c < 4; c++) {
 		width[c] = (int) strlen(headers[c]);
-		cJSON_ArrayForEach(job, jobs)
-		{
-			int			w = (int) strlen(pgm_cli_json_string(job, columns[c], "-"));
+		cJSON_ArrayForEach (job, jobs) {
+			int w = (int) strlen(pgm_cli_json_string(job, columns[c], "-"));
 
 			width[c] = w > width[c] ? w : width[c];
 		}
 	}
-	fprintf(out, "%-*s  %-*s  %-*s  %s\n", width[0], headers[0], width[1], headers[1],
-			width[2], headers[2], headers[3]);
-	cJSON_ArrayForEach(job, jobs)
-		fprintf(out, "%-*s  %-*s  %-*s  %s\n",
-				width[0], pgm_cli_json_string(job, "name", "-"),
-				width[1], pgm_cli_json_string(job, "state", "-"),
-				width[2], pgm_cli_json_string(job, "method", "-"),
-				pgm_cli_json_string(job, "since", "-"));
+	fprintf(out, "%-*s  %-*s  %-*s  %s\n", width[0], headers[0], width[1], headers[1], width[2], headers[2],
+		headers[3]);
+	cJSON_ArrayForEach (job, jobs)
+		fprintf(out, "%-*s  %-*s  %-*s  %s\n", width[0], pgm_cli_json_string(job, "name", "-"), width[1],
+			pgm_cli_json_string(job, "state", "-"), width[2], pgm_cli_json_string(job, "method", "-"),
+			pgm_cli_json_string(job, "since", "-"));
 }
 
 /*
@@ -312,31 +300,29 @@ pgm_cli_output_describe(FILE *out, const cJSON *machine)
 {
 	const cJSON *rows = cJSON_GetObjectItemCaseSensitive(machine, "transitions");
 	const cJSON *row;
-	char		arrow[1024];
-	char		step[256];
-	char		line[2048];
-	int			arrow_width = 0;
-	int			step_width = 0;
+	char arrow[1024];
+	char step[256];
+	char line[2048];
+	int arrow_width = 0;
+	int step_width = 0;
 
-	cJSON_ArrayForEach(row, rows)
-	{
-		int			a = (int) strlen(pgm_cli_transition_format(row, arrow, sizeof(arrow)));
-		int			s = (int) strlen(pgm_cli_json_string(row, "step", "")) + 2;
+	cJSON_ArrayForEach (row, rows) {
+		int a = (int) strlen(pgm_cli_transition_format(row, arrow, sizeof(arrow)));
+		int s = (int) strlen(pgm_cli_json_string(row, "step", "")) + 2;
 
 		arrow_width = a > arrow_width ? a : arrow_width;
 		step_width = s > step_width ? s : step_width;
 	}
-	cJSON_ArrayForEach(row, rows)
-	{
+	cJSON_ArrayForEach (row, rows) {
 		const char *name = pgm_cli_json_string(row, "step", NULL);
 		const char *comment = pgm_cli_json_string(row, "comment", "");
 
-		size_t		len;
+		size_t len;
 
 		snprintf(step, sizeof(step), "(%s)", name != NULL ? name : "");
 		len = (size_t) snprintf(line, sizeof(line), "%-*s  %-*s  %s", arrow_width,
-								pgm_cli_transition_format(row, arrow, sizeof(arrow)), step_width,
-								name != NULL ? step : "", comment);
+					pgm_cli_transition_format(row, arrow, sizeof(arrow)), step_width,
+					name != NULL ? step : "", comment);
 		/* rows without step or comment would otherwise end in padding */
 		len = len < sizeof(line) ? len : sizeof(line) - 1;
 		while (len > 0 && line[len - 1] == ' ')
@@ -354,15 +340,14 @@ event_clock(const cJSON *event, char *buf, size_t size)
 {
 	const char *at = pgm_cli_json_string(event, "at", NULL);
 	const char *t = at != NULL ? strchr(at, 'T') : NULL;
-	time_t		now;
-	struct tm	tm;
+	time_t now;
+	struct tm tm;
 
 	if (t != NULL && strlen(t + 1) >= 8)
 		snprintf(buf, size, "%.8s", t + 1);
 	else if (at != NULL)
 		snprintf(buf, size, "%s", at);
-	else
-	{
+	else {
 		now = time(NULL);
 		gmtime_r(&now, &tm);
 		strftime(buf, size, "%H:%M:%S", &tm);
@@ -395,20 +380,17 @@ pgm_cli_output_event(FILE *out, const cJSON *event)
 	const char *job = pgm_cli_json_string(event, "job", "?");
 	const cJSON *status = cJSON_GetObjectItemCaseSensitive(event, "status");
 	const cJSON *error = cJSON_GetObjectItemCaseSensitive(event, "error");
-	char		clock[64];
-	char		buf[512];
+	char clock[64];
+	char buf[512];
 
 	event_clock(event, clock, sizeof(clock));
-	if (strcmp(kind, "transition") == 0)
-	{
+	if (strcmp(kind, "transition") == 0) {
 		fprintf(out, "%s %s: %s -> %s\n", clock, job, pgm_cli_json_string(event, "from", "?"),
-				pgm_cli_json_string(event, "to", "?"));
+			pgm_cli_json_string(event, "to", "?"));
 		/* a transition to failed carries the reason */
 		if (cJSON_IsObject(error))
 			event_error_print(out, clock, job, error);
-	}
-	else if (strcmp(kind, "progress") == 0)
-	{
+	} else if (strcmp(kind, "progress") == 0) {
 		const cJSON *step = cJSON_GetObjectItemCaseSensitive(status, "step");
 
 		fprintf(out, "%s %s: %s", clock, job, pgm_cli_json_string(status, "state", "?"));
@@ -417,12 +399,10 @@ pgm_cli_output_event(FILE *out, const cJSON *event)
 		if (pgm_cli_lag_format(status, buf, sizeof(buf)) != NULL)
 			fprintf(out, "  lag %s", buf);
 		fputc('\n', out);
-	}
-	else if (strcmp(kind, "error") == 0)
+	} else if (strcmp(kind, "error") == 0)
 		event_error_print(out, clock, job, cJSON_IsObject(error) ? error : event);
-	else
-	{
-		char	   *text = cJSON_PrintUnformatted(event);
+	else {
+		char *text = cJSON_PrintUnformatted(event);
 
 		fprintf(out, "%s %s: %s %s\n", clock, job, kind, text != NULL ? text : "");
 		cJSON_free(text);

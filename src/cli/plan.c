@@ -30,14 +30,13 @@ print_human(const cJSON *report)
 {
 	const cJSON *f, *rec = cJSON_GetObjectItem(report, "recommendation");
 
-	cJSON_ArrayForEach(f, cJSON_GetObjectItem(report, "findings"))
-	{
+	cJSON_ArrayForEach (f, cJSON_GetObjectItem(report, "findings")) {
 		const char *status = cJSON_GetStringValue(cJSON_GetObjectItem(f, "status"));
 		const char *fix = cJSON_GetStringValue(cJSON_GetObjectItem(f, "fix"));
 		const char *mark = strcmp(status, "ok") == 0        ? "ok     "
-		                   : strcmp(status, "info") == 0    ? "info   "
-		                   : strcmp(status, "warning") == 0 ? "WARNING"
-		                                                    : "ERROR  ";
+				   : strcmp(status, "info") == 0    ? "info   "
+				   : strcmp(status, "warning") == 0 ? "WARNING"
+								    : "ERROR  ";
 
 		printf("%s  %s: %s\n", mark, cJSON_GetStringValue(cJSON_GetObjectItem(f, "check")),
 		       cJSON_GetStringValue(cJSON_GetObjectItem(f, "finding")));

@@ -13,10 +13,8 @@ static pgm_log_level_t log_level = PGM_LOG_INFO;
 static const struct {
 	const char *name;
 	pgm_log_level_t level;
-} level_names[] = {
-	{"error", PGM_LOG_ERROR},   {"warning", PGM_LOG_WARNING},
-	{"notice", PGM_LOG_NOTICE}, {"info", PGM_LOG_INFO},
-	{"debug", PGM_LOG_DEBUG},   {NULL, 0}};
+} level_names[] = {{"error", PGM_LOG_ERROR}, {"warning", PGM_LOG_WARNING}, {"notice", PGM_LOG_NOTICE},
+		   {"info", PGM_LOG_INFO},   {"debug", PGM_LOG_DEBUG},     {NULL, 0}};
 
 void
 pgm_log_set_level(pgm_log_level_t level)

@@ -20,8 +20,7 @@ pgm_log_level_t pgm_log_get_level(void);
 bool pgm_log_level_parse(const char *name, pgm_log_level_t *out);
 const char *pgm_log_level_name(pgm_log_level_t level);
 
-void pgm_log(pgm_log_level_t level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void pgm_log(pgm_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define pgm_error(...) pgm_log(PGM_LOG_ERROR, __VA_ARGS__)
 #define pgm_warning(...) pgm_log(PGM_LOG_WARNING, __VA_ARGS__)

@@ -16,16 +16,13 @@
 #include <string.h>
 
 const pgm_opt_def_t pgm_daemon_opts[] = {
-	{"socket_path", PGM_OPT_STRING, "/run/pgmover/pgmoverd.sock", 0, 0, NULL, false,
-	 "path of the control socket"},
-	{"socket_mode", PGM_OPT_MODE, "0660", 0, 0777, NULL, false,
-	 "file mode of the control socket"},
+	{"socket_path", PGM_OPT_STRING, "/run/pgmover/pgmoverd.sock", 0, 0, NULL, false, "path of the control socket"},
+	{"socket_mode", PGM_OPT_MODE, "0660", 0, 0777, NULL, false, "file mode of the control socket"},
 	{"state_dir", PGM_OPT_STRING, "/var/lib/pgmover", 0, 0, NULL, false,
 	 "directory holding one folder per job (state.json, audit.jsonl)"},
 	{"log_level", PGM_OPT_ENUM, "info", 0, 0, "debug|info|notice|warning|error", true,
 	 "least important level written to the log"},
-	{"max_clients", PGM_OPT_INT, "4096", 1, 1000000, NULL, false,
-	 "control socket connections accepted at once"},
+	{"max_clients", PGM_OPT_INT, "4096", 1, 1000000, NULL, false, "control socket connections accepted at once"},
 	{NULL, 0, NULL, 0, 0, NULL, false, NULL}};
 
 /*
@@ -37,8 +34,7 @@ const pgm_opt_def_t pgm_job_opts[] = {
 	 "dump: take a full rehearsal copy while the source is writable"},
 	{"engine", PGM_OPT_ENUM, "copy", 0, 0, "copy|pg_dump", true,
 	 "dump: copy streams COPY over parallel connections in one snapshot; pg_dump uses pg_dump/pg_restore -j"},
-	{"jobs", PGM_OPT_INT, "2", 1, 32, NULL, true,
-	 "parallel connections (or pg_dump/pg_restore -j) per side"},
+	{"jobs", PGM_OPT_INT, "2", 1, 32, NULL, true, "parallel connections (or pg_dump/pg_restore -j) per side"},
 	{"overwrite_target", PGM_OPT_BOOL, "off", 0, 0, NULL, true,
 	 "allow a target database that already holds tables (they are replaced)"},
 	{"allow_no_pk", PGM_OPT_BOOL, "off", 0, 0, NULL, true,
@@ -57,16 +53,14 @@ const pgm_opt_def_t pgm_job_opts[] = {
 	 "application roles also frozen with ALTER ROLE ... IN DATABASE (comma-separated)"},
 	{"freeze_command", PGM_OPT_STRING, "", 0, 0, NULL, true,
 	 "command run to stop writes (e.g. a maintenance mode switch)"},
-	{"thaw_command", PGM_OPT_STRING, "", 0, 0, NULL, true,
-	 "command run to allow writes again"},
+	{"thaw_command", PGM_OPT_STRING, "", 0, 0, NULL, true, "command run to allow writes again"},
 	{"cutover_command", PGM_OPT_STRING, "", 0, 0, NULL, true,
 	 "command run at cutover with PGMOVER_TARGET_URL in its environment"},
 	{"post_cutover_command", PGM_OPT_STRING, "", 0, 0, NULL, true,
 	 "command run once traffic is on the target (e.g. maintenance mode off)"},
 	{"rollback_command", PGM_OPT_STRING, "", 0, 0, NULL, true,
 	 "command run at rollback before traffic returns to the source"},
-	{"hook_timeout", PGM_OPT_DURATION, "60s", 100, 86400000, NULL, true,
-	 "how long a hook command may run"},
+	{"hook_timeout", PGM_OPT_DURATION, "60s", 100, 86400000, NULL, true, "how long a hook command may run"},
 	{"pgbouncer_admin", PGM_OPT_CONNINFO, "", 0, 0, NULL, true,
 	 "URL of pgbouncer's admin console (postgres://admin@host:6432/pgbouncer?passfile=...), without a password; "
 	 "empty: no pgbouncer switch"},
@@ -86,8 +80,7 @@ const pgm_opt_def_t pgm_job_opts[] = {
 	 "how long rollback stays possible after cutover"},
 	{"pg_bindir", PGM_OPT_STRING, "", 0, 0, NULL, true,
 	 "directory of pg_dump and pg_restore (empty: found in PATH)"},
-	{"connect_timeout", PGM_OPT_DURATION, "15s", 100, 600000, NULL, true,
-	 "how long a connection attempt may take"},
+	{"connect_timeout", PGM_OPT_DURATION, "15s", 100, 600000, NULL, true, "how long a connection attempt may take"},
 	{NULL, 0, NULL, 0, 0, NULL, false, NULL}};
 
 const pgm_opt_def_t *
@@ -135,8 +128,8 @@ pgm_parse_duration_ms(const char *s, int64_t *out)
 	static const struct {
 		const char *unit;
 		int64_t ms;
-	} units[] = {{"ms", 1}, {"s", 1000}, {"min", 60000}, {"m", 60000},
-	             {"h", 3600000}, {"d", 86400000}, {"", 1000}, {NULL, 0}};
+	} units[] = {{"ms", 1},      {"s", 1000},     {"min", 60000}, {"m", 60000},
+		     {"h", 3600000}, {"d", 86400000}, {"", 1000},     {NULL, 0}};
 	int64_t v;
 	char *end;
 
@@ -185,10 +178,11 @@ pgm_opt_validate(const pgm_opt_def_t *def, const char *value, char **canon, char
 		has_password = d.password != NULL;
 		pgm_dsn_free(&d);
 		if (has_password) {
-			*err = pgm_asprintf("%s must not hold a password (options are kept in state.json): put it in a "
-			                    "passfile, e.g. ?passfile=/etc/pgmover/pgpass (host:port:database:user:password, "
-			                    "mode 0600)",
-			                    def->name);
+			*err = pgm_asprintf(
+				"%s must not hold a password (options are kept in state.json): put it in a "
+				"passfile, e.g. ?passfile=/etc/pgmover/pgpass (host:port:database:user:password, "
+				"mode 0600)",
+				def->name);
 			return false;
 		}
 		*canon = pgm_strdup(value);
@@ -209,8 +203,9 @@ pgm_opt_validate(const pgm_opt_def_t *def, const char *value, char **canon, char
 		break;
 	case PGM_OPT_DURATION:
 		if (!pgm_parse_duration_ms(value, &v)) {
-			*err = pgm_asprintf("invalid value for %s: \"%s\" (expected a duration like 500ms, 30s, 5min, 24h)",
-			                    def->name, value);
+			*err = pgm_asprintf(
+				"invalid value for %s: \"%s\" (expected a duration like 500ms, 30s, 5min, 24h)",
+				def->name, value);
 			return false;
 		}
 		break;
@@ -218,7 +213,8 @@ pgm_opt_validate(const pgm_opt_def_t *def, const char *value, char **canon, char
 		errno = 0;
 		v = strtoll(value, &end, 8);
 		if (errno != 0 || end == value || *end != '\0' || v < 0 || v > 0777) {
-			*err = pgm_asprintf("invalid value for %s: \"%s\" (expected an octal mode like 0660)", def->name, value);
+			*err = pgm_asprintf("invalid value for %s: \"%s\" (expected an octal mode like 0660)",
+					    def->name, value);
 			return false;
 		}
 		*canon = pgm_asprintf("0%03o", (unsigned) v);
@@ -234,20 +230,22 @@ pgm_opt_validate(const pgm_opt_def_t *def, const char *value, char **canon, char
 			}
 			p += len + (p[len] == '|');
 		}
-		*err = pgm_asprintf("invalid value for %s: \"%s\" (expected one of %s)", def->name, value, def->choices);
+		*err = pgm_asprintf("invalid value for %s: \"%s\" (expected one of %s)", def->name, value,
+				    def->choices);
 		return false;
 	}
 	}
 	if ((def->min != 0 || def->max != 0) && (v < def->min || v > def->max)) {
 		if (def->type == PGM_OPT_DURATION)
-			*err = pgm_asprintf("value for %s out of range: \"%s\" (allowed %lldms to %lldms)", def->name, value,
-			                    (long long) def->min, (long long) def->max);
+			*err = pgm_asprintf("value for %s out of range: \"%s\" (allowed %lldms to %lldms)", def->name,
+					    value, (long long) def->min, (long long) def->max);
 		else
-			*err = pgm_asprintf("value for %s out of range: \"%s\" (allowed %lld to %lld)", def->name, value,
-			                    (long long) def->min, (long long) def->max);
+			*err = pgm_asprintf("value for %s out of range: \"%s\" (allowed %lld to %lld)", def->name,
+					    value, (long long) def->min, (long long) def->max);
 		return false;
 	}
-	*canon = def->type == PGM_OPT_DURATION ? pgm_asprintf("%lldms", (long long) v) : pgm_asprintf("%lld", (long long) v);
+	*canon = def->type == PGM_OPT_DURATION ? pgm_asprintf("%lldms", (long long) v)
+					       : pgm_asprintf("%lld", (long long) v);
 	return true;
 }
 

@@ -115,10 +115,10 @@ cmd_create(pgm_cmd_ctx_t *ctx)
 
 	if (ctx->daemon->host.stopping)
 		return fail(ctx, PGM_ERR_SHUTTING_DOWN, pgm_strdup("pgmoverd is shutting down"),
-		            pgm_strdup("create the job once pgmoverd has restarted"));
-	job = pgm_jobs_create(ctx->daemon, ctx->job, arg_string(ctx->args, "source"),
-	                      arg_string(ctx->args, "target"), arg_string(ctx->args, "method"),
-	                      cJSON_GetObjectItemCaseSensitive(ctx->args, "options"), peer, &code, &message, &hint);
+			    pgm_strdup("create the job once pgmoverd has restarted"));
+	job = pgm_jobs_create(ctx->daemon, ctx->job, arg_string(ctx->args, "source"), arg_string(ctx->args, "target"),
+			      arg_string(ctx->args, "method"), cJSON_GetObjectItemCaseSensitive(ctx->args, "options"),
+			      peer, &code, &message, &hint);
 	if (job == NULL)
 		return fail(ctx, code, message, hint);
 	ctx->result = pgm_job_status(job);

@@ -127,8 +127,9 @@ pgm_config_parse(pgm_config_t *out, const char *path, const char *text, char **e
 		if (def == NULL)
 			def = pgm_opt_find(pgm_job_opts, key);
 		if (def == NULL) {
-			*err = pgm_asprintf("%s:%d: unknown setting \"%s\"; see conf/pgmoverd.conf for the settings pgmoverd knows",
-			                    path, lineno, key);
+			*err = pgm_asprintf(
+				"%s:%d: unknown setting \"%s\"; see conf/pgmoverd.conf for the settings pgmoverd knows",
+				path, lineno, key);
 			ok = false;
 			break;
 		}
@@ -204,8 +205,7 @@ pgm_job_options_build(const pgm_config_t *cfg, const cJSON *given, char **err)
 		cJSON_Delete(opts);
 		return NULL;
 	}
-	cJSON_ArrayForEach(item, given)
-	{
+	cJSON_ArrayForEach (item, given) {
 		const pgm_opt_def_t *def = pgm_opt_find(pgm_job_opts, item->string);
 		char *canon = NULL, *verr = NULL;
 		char numbuf[64];

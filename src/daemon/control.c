@@ -41,20 +41,20 @@ struct pgm_client {
 };
 
 struct pgm_control {
-	pgm_daemon_t *d;           /* the daemon it serves */
-	uv_pipe_t server;          /* the listening socket; server.data is ctl */
-	bool listening;            /* bound and listening */
-	pgm_client_t *clients;     /* connected and not closing, newest first */
-	int nclients;              /* length of clients, against max_clients */
-	char *path;                /* socket_path, removed at stop */
+	pgm_daemon_t *d;       /* the daemon it serves */
+	uv_pipe_t server;      /* the listening socket; server.data is ctl */
+	bool listening;        /* bound and listening */
+	pgm_client_t *clients; /* connected and not closing, newest first */
+	int nclients;          /* length of clients, against max_clients */
+	char *path;            /* socket_path, removed at stop */
 };
 
 /* one queued line, freed when libuv has written it or given up */
 typedef struct write_req {
-	uv_write_t req;            /* first: write_done_cb casts it back */
-	pgm_client_t *client;      /* whose pending_write counts it */
-	size_t len;                /* bytes of data */
-	char data[];               /* the line and its '\n' */
+	uv_write_t req;       /* first: write_done_cb casts it back */
+	pgm_client_t *client; /* whose pending_write counts it */
+	size_t len;           /* bytes of data */
+	char data[];          /* the line and its '\n' */
 } write_req_t;
 
 static void client_close(pgm_client_t *c);
@@ -213,7 +213,7 @@ pgm_reply_error(const cJSON *id, const char *code, const char *message, const ch
 
 	if (!pgm_error_code_known(code)) {
 		pgm_error("BUG: error code \"%s\" is not one of protocol.h's; replying \"%s\" (message: %s)",
-		          code ? code : "(none)", PGM_ERR_INTERNAL, message);
+			  code ? code : "(none)", PGM_ERR_INTERNAL, message);
 		code = PGM_ERR_INTERNAL;
 	}
 	cJSON_AddItemToObject(r, "id", id ? cJSON_Duplicate(id, 1) : cJSON_CreateNull());
@@ -246,11 +246,11 @@ pgm_control_handle_line(pgm_daemon_t *d, pgm_client_t *client, const char *line,
 
 	if (req == NULL)
 		return pgm_reply_error(NULL, PGM_ERR_BAD_REQUEST, "request is not valid JSON",
-		                       "send one JSON object per line, e.g. {\"id\": 1, \"cmd\": \"version\"}");
+				       "send one JSON object per line, e.g. {\"id\": 1, \"cmd\": \"version\"}");
 	if (!cJSON_IsObject(req)) {
 		cJSON_Delete(req);
 		return pgm_reply_error(NULL, PGM_ERR_BAD_REQUEST, "request must be a JSON object",
-		                       "send {\"id\": 1, \"cmd\": \"version\"}");
+				       "send {\"id\": 1, \"cmd\": \"version\"}");
 	}
 	id = cJSON_GetObjectItemCaseSensitive(req, "id");
 	cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
@@ -258,7 +258,7 @@ pgm_control_handle_line(pgm_daemon_t *d, pgm_client_t *client, const char *line,
 	args = cJSON_GetObjectItemCaseSensitive(req, "args");
 	if (!cJSON_IsString(cmd)) {
 		reply = pgm_reply_error(id, PGM_ERR_BAD_REQUEST, "request has no \"cmd\" string",
-		                        "add \"cmd\": one of the commands listed by \"describe\"");
+					"add \"cmd\": one of the commands listed by \"describe\"");
 		goto done;
 	}
 	def = pgm_command_find(cmd->valuestring);
@@ -305,7 +305,7 @@ pgm_control_handle_line(pgm_daemon_t *d, pgm_client_t *client, const char *line,
 	} else {
 		cJSON_Delete(ctx.result);
 		reply = pgm_reply_error(id, ctx.code ? ctx.code : PGM_ERR_INTERNAL,
-		                        ctx.message ? ctx.message : "command failed", ctx.hint);
+					ctx.message ? ctx.message : "command failed", ctx.hint);
 	}
 	free(ctx.message);
 	free(ctx.hint);
@@ -358,7 +358,7 @@ client_process(pgm_client_t *c)
 	}
 	if (!c->closing && c->len > PGM_MAX_LINE) {
 		cJSON *reply = pgm_reply_error(NULL, PGM_ERR_LINE_TOO_LONG, "request line longer than 1 MiB",
-		                               "send one JSON object per line, each at most 1 MiB");
+					       "send one JSON object per line, each at most 1 MiB");
 		client_send_json(c, reply);
 		cJSON_Delete(reply);
 		pgm_warning("control client pid %d sent a line over 1 MiB; dropping it", (int) c->peer.pid);
@@ -446,7 +446,7 @@ on_connection(uv_stream_t *server, int status)
 	}
 	if (ctl->nclients > ctl->d->cfg.max_clients) {
 		cJSON *r = pgm_reply_error(NULL, PGM_ERR_TOO_MANY_CLIENTS, "too many control connections",
-		                           "close idle connections or raise max_clients");
+					   "close idle connections or raise max_clients");
 		client_send_json(c, r);
 		cJSON_Delete(r);
 		client_close(c);
@@ -499,7 +499,7 @@ pgm_control_start(pgm_daemon_t *d)
 	ctl->path = pgm_strdup(path);
 	if (strlen(path) >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
 		pgm_error("socket_path \"%s\" is too long for a Unix socket (at most %zu bytes)", path,
-		          sizeof(((struct sockaddr_un *) 0)->sun_path) - 1);
+			  sizeof(((struct sockaddr_un *) 0)->sun_path) - 1);
 		goto fail;
 	}
 	dir = pgm_strdup(path);
@@ -515,7 +515,8 @@ pgm_control_start(pgm_daemon_t *d)
 	free(dir);
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
-			pgm_error("socket_path \"%s\" exists and is not a socket; remove it or choose another path", path);
+			pgm_error("socket_path \"%s\" exists and is not a socket; remove it or choose another path",
+				  path);
 			goto fail;
 		}
 		if (socket_in_use(path)) {

@@ -35,10 +35,10 @@ typedef struct pgm_cmd_ctx {
 	pgm_daemon_t *daemon;
 	pgm_client_t *client;
 	const char *cmd;
-	const char *job;    /* NULL when the request has none */
-	const cJSON *args;  /* object (maybe empty) */
-	cJSON *result;      /* set by the handler */
-	const char *code;   /* set on error */
+	const char *job;   /* NULL when the request has none */
+	const cJSON *args; /* object (maybe empty) */
+	cJSON *result;     /* set by the handler */
+	const char *code;  /* set on error */
 	char *message;
 	char *hint;
 } pgm_cmd_ctx_t;

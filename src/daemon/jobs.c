@@ -47,9 +47,8 @@ same_database(const pgm_dsn_t *a, const pgm_dsn_t *b)
 	return strcmp(ha, hb) == 0 && strcmp(pa, pb) == 0 && strcmp(da, db) == 0;
 }
 
-static pgm_job_t *job_new(pgm_daemon_t *d, const char *name, const char *source, const char *target,
-                          const char *method, cJSON *opts, const pgm_peer_t *peer, const char **code,
-                          char **message, char **hint);
+static pgm_job_t *job_new(pgm_daemon_t *d, const char *name, const char *source, const char *target, const char *method,
+			  cJSON *opts, const pgm_peer_t *peer, const char **code, char **message, char **hint);
 
 /*
  * Create a job whose source is a pg_dump archive (file:PATH). The method
@@ -60,7 +59,7 @@ static pgm_job_t *job_new(pgm_daemon_t *d, const char *name, const char *source,
  */
 static pgm_job_t *
 create_from_file(pgm_daemon_t *d, const char *name, const char *source, const char *target, const char *method,
-                 const cJSON *options, const pgm_peer_t *peer, const char **code, char **message, char **hint)
+		 const cJSON *options, const pgm_peer_t *peer, const char **code, char **message, char **hint)
 {
 	const char *path = pgm_source_file(source);
 	pgm_dsn_t td;
@@ -83,9 +82,9 @@ create_from_file(pgm_daemon_t *d, const char *name, const char *source, const ch
 	errno = 0;
 	if (path[0] != '/' || stat(path, &st) != 0 || !S_ISREG(st.st_mode) || access(path, R_OK) != 0) {
 		*message = pgm_asprintf("cannot read the source file \"%s\"%s%s", path, errno ? ": " : "",
-		                        errno ? strerror(errno) : "");
+					errno ? strerror(errno) : "");
 		*hint = pgm_strdup("give the absolute path of a pg_dump archive readable by pgmoverd, e.g. "
-		                   "file:/var/backups/latest.dump from heroku pg:backups:download");
+				   "file:/var/backups/latest.dump from heroku pg:backups:download");
 		return NULL;
 	}
 	if (!target || !pgm_dsn_parse(target, &td, &err)) {
@@ -114,9 +113,8 @@ create_from_file(pgm_daemon_t *d, const char *name, const char *source, const ch
  * PGM_ERR_INVALID_ARGUMENT unless said otherwise.
  */
 pgm_job_t *
-pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const char *target,
-                const char *method, const cJSON *options, const pgm_peer_t *peer, const char **code,
-                char **message, char **hint)
+pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const char *target, const char *method,
+		const cJSON *options, const pgm_peer_t *peer, const char **code, char **message, char **hint)
 {
 	pgm_dsn_t sd, td;
 	char *err = NULL;
@@ -188,8 +186,8 @@ pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const cha
  * only once both files are written; otherwise PGM_ERR_INTERNAL.
  */
 static pgm_job_t *
-job_new(pgm_daemon_t *d, const char *name, const char *source, const char *target, const char *method,
-        cJSON *opts, const pgm_peer_t *peer, const char **code, char **message, char **hint)
+job_new(pgm_daemon_t *d, const char *name, const char *source, const char *target, const char *method, cJSON *opts,
+	const pgm_peer_t *peer, const char **code, char **message, char **hint)
 {
 	pgm_job_t *job;
 
@@ -214,7 +212,7 @@ job_new(pgm_daemon_t *d, const char *name, const char *source, const char *targe
 	if (!pgm_mkdir_p(job->dir, 0700) || !pgm_store_save_secrets(job) || !pgm_store_save(job)) {
 		*code = PGM_ERR_INTERNAL;
 		*message = pgm_asprintf("could not write the state of job \"%s\" in \"%s\": %s", name, job->dir,
-		                        strerror(errno));
+					strerror(errno));
 		*hint = pgm_strdup("check that state_dir exists and is writable by pgmoverd");
 		pgm_job_free(job);
 		return NULL;
@@ -222,7 +220,7 @@ job_new(pgm_daemon_t *d, const char *name, const char *source, const char *targe
 	pgm_job_attach(job, &d->host);
 	pgm_job_audit(job, peer, "create", NULL, "created", "ok");
 	pgm_info("job %s: created (method %s, source %s, target %s)", name, method, job->source_display,
-	         job->target_display);
+		 job->target_display);
 	return job;
 }
 
@@ -273,8 +271,8 @@ pgm_jobs_load_all(pgm_daemon_t *d)
 		/* ops are runtime: found again by name, the file variant for a file source */
 		job->ops = pgm_method_for(job->method, job->source_dsn);
 		if (job->ops == NULL) {
-			pgm_error("could not load job \"%s\": its method \"%s\" is not one this pgmoverd knows", job->name,
-			          job->method);
+			pgm_error("could not load job \"%s\": its method \"%s\" is not one this pgmoverd knows",
+				  job->name, job->method);
 			pgm_job_free(job);
 			continue;
 		}
@@ -290,4 +288,3 @@ pgm_jobs_load_all(pgm_daemon_t *d)
 	pgm_info("loaded %d job(s) from \"%s\"", n, d->cfg.state_dir);
 	return true;
 }
-

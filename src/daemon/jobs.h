@@ -12,7 +12,7 @@ typedef struct pgm_daemon pgm_daemon_t;
 struct pgm_control;
 
 struct pgm_daemon {
-	pgm_host_t host;            /* loop, jobs, stopping: what the jobs see */
+	pgm_host_t host; /* loop, jobs, stopping: what the jobs see */
 	pgm_config_t cfg;
 	char *config_path;
 	struct pgm_control *control;
@@ -26,10 +26,9 @@ pgm_job_t *pgm_jobs_find(pgm_daemon_t *d, const char *name);
  * code (PGM_ERR_INVALID_ARGUMENT, _JOB_EXISTS, _INTERNAL) and a message/hint.
  */
 pgm_job_t *pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const char *target,
-                           const char *method, const cJSON *options, const pgm_peer_t *peer,
-                           const char **code, char **message, char **hint);
+			   const char *method, const cJSON *options, const pgm_peer_t *peer, const char **code,
+			   char **message, char **hint);
 /* load every job from state_dir and resume each from its last durable step */
 bool pgm_jobs_load_all(pgm_daemon_t *d);
-
 
 #endif

@@ -27,16 +27,16 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	        "pgmoverd — the pgmover daemon: drives PostgreSQL migration jobs\n\n"
-	        "Usage: pgmoverd [-c FILE] [--check]\n"
-	        "       pgmoverd --describe[=dot] | --version | --help\n\n"
-	        "  -c, --config FILE     configuration file (default %s)\n"
-	        "      --check           validate the configuration file and exit\n"
-	        "      --describe[=dot]  print the job state machine (text or graphviz) and exit\n"
-	        "  -V, --version         print the version and exit\n"
-	        "  -h, --help            this help\n\n"
-	        "Jobs are driven over the control socket: see \"pgmover help\" for its commands.\n",
-	        PGM_DEFAULT_CONF);
+		"pgmoverd — the pgmover daemon: drives PostgreSQL migration jobs\n\n"
+		"Usage: pgmoverd [-c FILE] [--check]\n"
+		"       pgmoverd --describe[=dot] | --version | --help\n\n"
+		"  -c, --config FILE     configuration file (default %s)\n"
+		"      --check           validate the configuration file and exit\n"
+		"      --describe[=dot]  print the job state machine (text or graphviz) and exit\n"
+		"  -V, --version         print the version and exit\n"
+		"  -h, --help            this help\n\n"
+		"Jobs are driven over the control socket: see \"pgmover help\" for its commands.\n",
+		PGM_DEFAULT_CONF);
 }
 
 /* a thousand control clients need a thousand descriptors: take the hard limit */
@@ -64,7 +64,7 @@ update_systemd_status(pgm_daemon_t *d)
 			running++;
 	}
 	snprintf(buf, sizeof(buf), "STATUS=%d job(s), %d step(s) running, %d control client(s)", total, running,
-	         pgm_control_client_count(d));
+		 pgm_control_client_count(d));
 	pgm_notify(buf);
 }
 
@@ -139,8 +139,8 @@ daemon_reload(pgm_daemon_t *d)
 	d->cfg.job_defaults = cfg.job_defaults;
 	cfg.job_defaults = NULL;
 	pgm_config_free(&cfg);
-	pgm_notice("configuration reloaded from \"%s\" (log_level %s; job defaults apply to new jobs)",
-	           d->config_path, pgm_log_level_name(d->cfg.log_level));
+	pgm_notice("configuration reloaded from \"%s\" (log_level %s; job defaults apply to new jobs)", d->config_path,
+		   pgm_log_level_name(d->cfg.log_level));
 	pgm_notify("READY=1");
 }
 
@@ -158,12 +158,10 @@ signal_cb(uv_signal_t *h, int signum)
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
-	                                         {"check", no_argument, NULL, 'C'},
-	                                         {"describe", optional_argument, NULL, 'D'},
-	                                         {"version", no_argument, NULL, 'V'},
-	                                         {"help", no_argument, NULL, 'h'},
-	                                         {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},   {"check", no_argument, NULL, 'C'},
+		{"describe", optional_argument, NULL, 'D'}, {"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
 	pgm_daemon_t *d = &daemon_state;
 	const char *config_path = PGM_DEFAULT_CONF;
 	bool check_only = false;
@@ -184,7 +182,8 @@ main(int argc, char **argv)
 			break;
 		case 'D': {
 			/* the state machine, straight from the transition table */
-			char *text = optarg && strcmp(optarg, "dot") == 0 ? pgm_fsm_describe_dot() : pgm_fsm_describe_text();
+			char *text =
+				optarg && strcmp(optarg, "dot") == 0 ? pgm_fsm_describe_dot() : pgm_fsm_describe_text();
 			fputs(text, stdout);
 			free(text);
 			return 0;
@@ -251,8 +250,7 @@ main(int argc, char **argv)
 	tick_timer.data = d;
 	uv_timer_start(&tick_timer, tick_cb, 1000, 1000);
 
-	pgm_notice("pgmoverd %s started (config \"%s\", state_dir \"%s\")", PGM_VERSION, config_path,
-	           d->cfg.state_dir);
+	pgm_notice("pgmoverd %s started (config \"%s\", state_dir \"%s\")", PGM_VERSION, config_path, d->cfg.state_dir);
 	pgm_notify("READY=1");
 	update_systemd_status(d);
 

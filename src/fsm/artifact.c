@@ -60,8 +60,7 @@ pgm_artifact_find(pgm_job_t *job, const char *kind, const char *side, const char
 {
 	cJSON *a, *found = NULL;
 
-	cJSON_ArrayForEach(a, job->artifacts)
-	{
+	cJSON_ArrayForEach (a, job->artifacts) {
 		if (matches(a, kind, side, name))
 			found = a;
 	}
@@ -73,8 +72,7 @@ pgm_artifact_find_live(pgm_job_t *job, const char *kind, const char *side, const
 {
 	cJSON *a;
 
-	cJSON_ArrayForEach(a, job->artifacts)
-	{
+	cJSON_ArrayForEach (a, job->artifacts) {
 		if (matches(a, kind, side, name) && pgm_artifact_live(a))
 			return a;
 	}
@@ -98,8 +96,8 @@ set_undone(cJSON *a, pgm_artifact_status_t st)
 }
 
 cJSON *
-pgm_artifact_record(pgm_job_t *job, const char *kind, const char *side, const char *name,
-                    pgm_artifact_status_t st, cJSON *extra)
+pgm_artifact_record(pgm_job_t *job, const char *kind, const char *side, const char *name, pgm_artifact_status_t st,
+		    cJSON *extra)
 {
 	cJSON *a = cJSON_CreateObject();
 	cJSON *it;
@@ -122,7 +120,7 @@ pgm_artifact_record(pgm_job_t *job, const char *kind, const char *side, const ch
 	cJSON_AddItemToArray(job->artifacts, a);
 	if (!pgm_job_save(job)) {
 		pgm_error("job %s: could not record %s \"%s\" in state.json before making it: the change is not made",
-		          job->name, kind, name ? name : "");
+			  job->name, kind, name ? name : "");
 		cJSON_Delete(cJSON_DetachItemViaPointer(job->artifacts, a));
 		return NULL;
 	}
@@ -165,7 +163,7 @@ set_or_warn(pgm_job_t *job, cJSON *a, pgm_artifact_status_t st)
 {
 	if (!pgm_artifact_set(job, a, st))
 		pgm_job_warn(job, "the state of what pgmover created could not be saved: it is undone again if needed",
-		             pgm_unsaved_hint());
+			     pgm_unsaved_hint());
 }
 
 void

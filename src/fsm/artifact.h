@@ -41,7 +41,7 @@ const char *pgm_artifact_status_name(pgm_artifact_status_t st);
  * make the change).
  */
 cJSON *pgm_artifact_record(pgm_job_t *job, const char *kind, const char *side, const char *name,
-                           pgm_artifact_status_t st, cJSON *extra) PGM_MUST_CHECK;
+			   pgm_artifact_status_t st, cJSON *extra) PGM_MUST_CHECK;
 /* move a record on (and stamp <status>_at), made durable; false when the save failed */
 bool pgm_artifact_set(pgm_job_t *job, cJSON *a, pgm_artifact_status_t st) PGM_MUST_CHECK;
 /*

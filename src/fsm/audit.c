@@ -12,8 +12,8 @@
 #include <string.h>
 
 void
-pgm_job_audit(pgm_job_t *job, const pgm_peer_t *peer, const char *command, const char *from,
-              const char *to, const char *outcome)
+pgm_job_audit(pgm_job_t *job, const pgm_peer_t *peer, const char *command, const char *from, const char *to,
+	      const char *outcome)
 {
 	cJSON *o = cJSON_CreateObject();
 	char ts[40], *line, *path;

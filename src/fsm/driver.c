@@ -111,7 +111,7 @@ kick_cb(uv_timer_t *t)
 		job->pending = PGM_EV__NONE;
 		if (!pgm_job_fire(job, ev, NULL, &code, &msg, &hint)) {
 			pgm_error("job %s: the step raised \"%s\" in state %s: %s", job->name, pgm_event_name(ev),
-			          pgm_state_name(job->state), msg);
+				  pgm_state_name(job->state), msg);
 			free(msg);
 			free(hint);
 		}
@@ -148,8 +148,7 @@ add_time_field(cJSON *o, const char *key, int64_t ms)
  * False, with *code, *message and *hint (malloc'd), when it did not happen.
  */
 bool
-pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char **code, char **message,
-             char **hint)
+pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char **code, char **message, char **hint)
 {
 	int row = pgm_fsm_decide(job->state, job->failed_from, ev);
 	const pgm_transition_t *t;
@@ -166,11 +165,12 @@ pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char 
 		char *allowed = pgm_fsm_allowed_commands(job->state, job->failed_from);
 		*code = PGM_ERR_INVALID_STATE;
 		*message = pgm_asprintf("job \"%s\" is %s: %s is not possible now", job->name,
-		                        pgm_state_name(job->state), pgm_event_name(ev));
+					pgm_state_name(job->state), pgm_event_name(ev));
 		*hint = pgm_asprintf("commands accepted in state %s: %s", pgm_state_name(job->state), allowed);
 		free(allowed);
 		if (peer)
-			pgm_job_audit(job, peer, pgm_event_name(ev), pgm_state_name(from), NULL, "refused: " PGM_ERR_INVALID_STATE);
+			pgm_job_audit(job, peer, pgm_event_name(ev), pgm_state_name(from), NULL,
+				      "refused: " PGM_ERR_INVALID_STATE);
 		return false;
 	}
 	if (job->host->stopping) {
@@ -260,9 +260,10 @@ void
 pgm_job_checkpoint(pgm_job_t *job)
 {
 	if (!pgm_store_save(job))
-		pgm_job_warn(job, "the job's state could not be saved: progress since the last save would be redone after a "
-		                  "restart",
-		             pgm_unsaved_hint());
+		pgm_job_warn(job,
+			     "the job's state could not be saved: progress since the last save would be redone after a "
+			     "restart",
+			     pgm_unsaved_hint());
 }
 
 /* the message of pgm_step_fail_unsaved, for flows that fail their own way */
@@ -270,7 +271,7 @@ char *
 pgm_unsaved_message(const pgm_job_t *job, const char *change)
 {
 	return pgm_asprintf("could not record in %s/state.json what %s will change, so it was not done", job->dir,
-	                    change);
+			    change);
 }
 
 const char *
@@ -338,7 +339,7 @@ pgm_step_fail(pgm_step_t *s, const char *message, const char *detail, const char
 	pgm_format_time(pgm_now_ms(), ts, sizeof(ts));
 	cJSON_AddStringToObject(job->error, "at", ts);
 	pgm_error("job %s: %s failed: %s%s%s%s%s", job->name, pgm_transitions[s->row].step_name, message,
-	          detail ? "; detail: " : "", detail ? detail : "", hint ? "; hint: " : "", hint ? hint : "");
+		  detail ? "; detail: " : "", detail ? detail : "", hint ? "; hint: " : "", hint ? hint : "");
 	pgm_step_done(s, PGM_EV_ERROR);
 }
 
@@ -387,7 +388,7 @@ pgm_jobs_shutdown(pgm_host_t *h)
 		if (job->step) {
 			if (!pgm_state_is_terminal(job->state))
 				pgm_info("job %s: stopping step %s; it resumes when pgmoverd starts again", job->name,
-				         pgm_transitions[job->step->row].step_name);
+					 pgm_transitions[job->step->row].step_name);
 			step_cancel(job);
 		}
 		if (job->ended) {

@@ -9,15 +9,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#define BEFORE_CUTOVER                                                                   \
-	(PGM_S(PGM_ST_CREATED) | PGM_S(PGM_ST_PROVISIONING) | PGM_S(PGM_ST_SYNCING) |        \
-	 PGM_S(PGM_ST_SYNCED) | PGM_S(PGM_ST_FREEZING) | PGM_S(PGM_ST_FROZEN) |              \
-	 PGM_S(PGM_ST_VERIFYING) | PGM_S(PGM_ST_VERIFIED) | PGM_S(PGM_ST_VERIFY_FAILED) |    \
-	 PGM_S(PGM_ST_THAWING))
+#define BEFORE_CUTOVER                                                                                       \
+	(PGM_S(PGM_ST_CREATED) | PGM_S(PGM_ST_PROVISIONING) | PGM_S(PGM_ST_SYNCING) | PGM_S(PGM_ST_SYNCED) | \
+	 PGM_S(PGM_ST_FREEZING) | PGM_S(PGM_ST_FROZEN) | PGM_S(PGM_ST_VERIFYING) | PGM_S(PGM_ST_VERIFIED) |  \
+	 PGM_S(PGM_ST_VERIFY_FAILED) | PGM_S(PGM_ST_THAWING))
 
-#define NON_TERMINAL                                                                     \
-	(BEFORE_CUTOVER | PGM_S(PGM_ST_CUTTING_OVER) | PGM_S(PGM_ST_ROLLBACK_WINDOW) |       \
-	 PGM_S(PGM_ST_FINISHING) | PGM_S(PGM_ST_ROLLING_BACK) | PGM_S(PGM_ST_ABORTING))
+#define NON_TERMINAL                                                                                             \
+	(BEFORE_CUTOVER | PGM_S(PGM_ST_CUTTING_OVER) | PGM_S(PGM_ST_ROLLBACK_WINDOW) | PGM_S(PGM_ST_FINISHING) | \
+	 PGM_S(PGM_ST_ROLLING_BACK) | PGM_S(PGM_ST_ABORTING))
 
 const pgm_transition_t pgm_transitions[] = {
 	{PGM_S(PGM_ST_CREATED), PGM_EV_START, PGM_ST_PROVISIONING, "provision", pgm_step_provision,
@@ -32,14 +31,14 @@ const pgm_transition_t pgm_transitions[] = {
 	 "frozen: writes are stopped and the target has everything; prove the freeze held"},
 	{PGM_S(PGM_ST_FROZEN), PGM_EV_DONE, PGM_ST_VERIFYING, "verify", pgm_step_verify,
 	 "verify: compare the target with the source"},
-	{PGM_S(PGM_ST_VERIFIED) | PGM_S(PGM_ST_VERIFY_FAILED), PGM_EV_VERIFY, PGM_ST_VERIFYING,
-	 "verify", pgm_step_verify, "verify again (e.g. after fixing a difference)"},
+	{PGM_S(PGM_ST_VERIFIED) | PGM_S(PGM_ST_VERIFY_FAILED), PGM_EV_VERIFY, PGM_ST_VERIFYING, "verify",
+	 pgm_step_verify, "verify again (e.g. after fixing a difference)"},
 	{PGM_S(PGM_ST_VERIFYING), PGM_EV_DONE, PGM_ST_VERIFIED, "hold", pgm_step_hold,
 	 "verified: source and target match; waiting for cutover"},
 	{PGM_S(PGM_ST_VERIFYING), PGM_EV_VERIFY_FAILED, PGM_ST_VERIFY_FAILED, "hold", pgm_step_hold,
 	 "verify found differences: the source stays frozen; thaw, abort, or fix and verify again"},
-	{PGM_S(PGM_ST_FROZEN) | PGM_S(PGM_ST_VERIFIED) | PGM_S(PGM_ST_VERIFY_FAILED), PGM_EV_THAW,
-	 PGM_ST_THAWING, "thaw", pgm_step_thaw, "thaw: undo exactly what freeze did; writes resume"},
+	{PGM_S(PGM_ST_FROZEN) | PGM_S(PGM_ST_VERIFIED) | PGM_S(PGM_ST_VERIFY_FAILED), PGM_EV_THAW, PGM_ST_THAWING,
+	 "thaw", pgm_step_thaw, "thaw: undo exactly what freeze did; writes resume"},
 	{PGM_S(PGM_ST_THAWING), PGM_EV_DONE, PGM_ST_SYNCED, "synced", pgm_step_synced,
 	 "thawed: writes allowed again; freeze again when ready"},
 	{PGM_S(PGM_ST_VERIFIED), PGM_EV_CUTOVER, PGM_ST_CUTTING_OVER, "cutover", pgm_step_cutover,
@@ -52,8 +51,8 @@ const pgm_transition_t pgm_transitions[] = {
 	 "the rollback window closed: remove what pgmover created"},
 	{PGM_S(PGM_ST_FINISHING), PGM_EV_DONE, PGM_ST_COMPLETED, "settle", pgm_step_settle,
 	 "completed: the target is the primary; the source stays frozen"},
-	{PGM_S(PGM_ST_ROLLBACK_WINDOW), PGM_EV_ROLLBACK, PGM_ST_ROLLING_BACK, "rollback",
-	 pgm_step_rollback, "rollback: bring writes made on the target back and return traffic to the source"},
+	{PGM_S(PGM_ST_ROLLBACK_WINDOW), PGM_EV_ROLLBACK, PGM_ST_ROLLING_BACK, "rollback", pgm_step_rollback,
+	 "rollback: bring writes made on the target back and return traffic to the source"},
 	{PGM_S(PGM_ST_ROLLING_BACK), PGM_EV_DONE, PGM_ST_ROLLED_BACK, "settle", pgm_step_settle,
 	 "rolled back: the source is the primary again"},
 	{BEFORE_CUTOVER | PGM_S(PGM_ST_FAILED), PGM_EV_ABORT, PGM_ST_ABORTING, "abort", pgm_step_abort,
@@ -69,13 +68,13 @@ const pgm_transition_t pgm_transitions[] = {
 const int pgm_transitions_count = (int) PGM_ARRAY_LEN(pgm_transitions);
 
 static const char *state_names[PGM_ST__COUNT] = {
-	"created", "provisioning", "syncing", "synced", "freezing", "frozen", "verifying",
-	"verified", "verify_failed", "thawing", "cutting_over", "rollback_window", "finishing",
-	"completed", "rolling_back", "rolled_back", "aborting", "aborted", "failed"};
+	"created",      "provisioning",  "syncing",  "synced",       "freezing",        "frozen",    "verifying",
+	"verified",     "verify_failed", "thawing",  "cutting_over", "rollback_window", "finishing", "completed",
+	"rolling_back", "rolled_back",   "aborting", "aborted",      "failed"};
 
-static const char *event_names[PGM_EV__COUNT] = {
-	"start", "freeze", "thaw", "verify", "cutover", "rollback", "finish", "abort", "retry",
-	"done", "verify_failed", "deadline", "error"};
+static const char *event_names[PGM_EV__COUNT] = {"start",         "freeze",   "thaw",  "verify", "cutover",
+						 "rollback",      "finish",   "abort", "retry",  "done",
+						 "verify_failed", "deadline", "error"};
 
 const char *
 pgm_state_name(pgm_state_t st)
@@ -149,8 +148,7 @@ pgm_fsm_allowed_commands(pgm_state_t state, pgm_state_t failed_from)
 	char buf[256] = "";
 
 	for (int ev = 0; ev < PGM_EV__COUNT; ev++) {
-		if (!pgm_event_is_command((pgm_event_t) ev) ||
-		    pgm_fsm_decide(state, failed_from, (pgm_event_t) ev) < 0)
+		if (!pgm_event_is_command((pgm_event_t) ev) || pgm_fsm_decide(state, failed_from, (pgm_event_t) ev) < 0)
 			continue;
 		if (buf[0])
 			strcat(buf, ", ");
@@ -220,8 +218,9 @@ pgm_fsm_describe_text(void)
 
 		tb_from(&b, t->from_mask, "|");
 		/* operators' commands bare, events the daemon takes in parentheses */
-		snprintf(line, sizeof(line), pgm_event_is_command(t->event) ? " -%s-> %s  [%s]  %s\n" : " -(%s)-> %s  [%s]  %s\n",
-		         event_names[t->event], pgm_state_name(t->to), t->step_name, t->comment);
+		snprintf(line, sizeof(line),
+			 pgm_event_is_command(t->event) ? " -%s-> %s  [%s]  %s\n" : " -(%s)-> %s  [%s]  %s\n",
+			 event_names[t->event], pgm_state_name(t->to), t->step_name, t->comment);
 		pgm_buf_append(&b, line);
 	}
 	return b.s;
@@ -241,8 +240,8 @@ pgm_fsm_describe_dot(void)
 			if (!(t->from_mask & PGM_S(s)))
 				continue;
 			snprintf(line, sizeof(line), "  %s -> %s [label=\"%s\"%s];\n", state_names[s],
-			         t->to == PGM_ST__PREVIOUS ? "previous" : pgm_state_name(t->to), event_names[t->event],
-			         pgm_event_is_command(t->event) ? ", style=bold" : "");
+				 t->to == PGM_ST__PREVIOUS ? "previous" : pgm_state_name(t->to), event_names[t->event],
+				 pgm_event_is_command(t->event) ? ", style=bold" : "");
 			pgm_buf_append(&b, line);
 		}
 	}

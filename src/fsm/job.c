@@ -31,8 +31,7 @@ pgm_job_warn(pgm_job_t *job, const char *message, const char *hint)
 	const cJSON *it;
 
 	/* the same warning twice is noise: keep the first */
-	cJSON_ArrayForEach(it, job->warnings)
-	{
+	cJSON_ArrayForEach (it, job->warnings) {
 		const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(it, "message"));
 		if (m && strcmp(m, message) == 0) {
 			cJSON_Delete(w);

@@ -38,8 +38,8 @@ typedef struct pgm_peer {
  */
 typedef struct pgm_step {
 	pgm_job_t *job;
-	int row;               /* the transition whose step this is */
-	bool finished;         /* done or failed was called */
+	int row;       /* the transition whose step this is */
+	bool finished; /* done or failed was called */
 	pgm_pg_conn_t *conns[PGM_STEP_MAX_RES];
 	pgm_pg_connect_cb conn_cb[PGM_STEP_MAX_RES];
 	void *conn_data[PGM_STEP_MAX_RES];
@@ -48,45 +48,45 @@ typedef struct pgm_step {
 	pgm_proc_line_cb proc_line_cb[PGM_STEP_MAX_RES];
 	void *proc_data[PGM_STEP_MAX_RES];
 	uv_timer_t *timers[PGM_STEP_MAX_RES];
-	void *owned[PGM_STEP_MAX_RES];   /* helpers' memory, freed with the step */
+	void *owned[PGM_STEP_MAX_RES]; /* helpers' memory, freed with the step */
 	void (*owned_free[PGM_STEP_MAX_RES])(void *);
-	void *priv;            /* the step's own state */
+	void *priv; /* the step's own state */
 	void (*priv_free)(void *);
 	int64_t started_mono;
 } pgm_step_t;
 
 struct pgm_job {
 	char *name;
-	char *method;          /* the name asked for: "dump", "pglogical" */
+	char *method;                 /* the name asked for: "dump", "pglogical" */
 	const struct pgm_method *ops; /* its table of operations, looked up once (pgm_method_for) */
-	char *source_dsn;      /* full DSN: kept in secrets.json (0600) only */
+	char *source_dsn;             /* full DSN: kept in secrets.json (0600) only */
 	char *target_dsn;
-	char *source_display;  /* password masked */
+	char *source_display; /* password masked */
 	char *target_display;
-	cJSON *options;        /* validated option name -> string */
+	cJSON *options; /* validated option name -> string */
 	pgm_state_t state;
 	int64_t created_ms;
-	int64_t since_ms;      /* entered the current state */
-	int last_row;          /* the row that led to the current state; -1 none */
+	int64_t since_ms; /* entered the current state */
+	int last_row;     /* the row that led to the current state; -1 none */
 	pgm_state_t failed_from;
 	int failed_row;
-	cJSON *facts;          /* findings of the steps (versions, sizes, timings) */
-	cJSON *artifacts;      /* what pgmover created or changed, recorded before */
-	cJSON *progress;       /* the running step's progress, or NULL */
-	cJSON *error;          /* last error: message, detail, hint, state, at */
-	cJSON *verify;         /* last verification report */
-	cJSON *warnings;       /* array of {message, hint} */
+	cJSON *facts;     /* findings of the steps (versions, sizes, timings) */
+	cJSON *artifacts; /* what pgmover created or changed, recorded before */
+	cJSON *progress;  /* the running step's progress, or NULL */
+	cJSON *error;     /* last error: message, detail, hint, state, at */
+	cJSON *verify;    /* last verification report */
+	cJSON *warnings;  /* array of {message, hint} */
 	int64_t freeze_started_ms;
 	int64_t rollback_deadline_ms;
 
 	/* runtime only */
-	pgm_host_t *host;      /* the loop and the registry the job lives in */
-	char *dir;             /* state_dir/<name> */
-	pgm_step_t *step;      /* running step or NULL */
-	pgm_step_t *ended;     /* finished step awaiting release */
-	pgm_event_t pending;   /* event the finished step raised */
-	uv_timer_t *kick;      /* runs pending work from a fresh stack */
-	bool kick_start_step;  /* the kick starts the step of last_row */
+	pgm_host_t *host;     /* the loop and the registry the job lives in */
+	char *dir;            /* state_dir/<name> */
+	pgm_step_t *step;     /* running step or NULL */
+	pgm_step_t *ended;    /* finished step awaiting release */
+	pgm_event_t pending;  /* event the finished step raised */
+	uv_timer_t *kick;     /* runs pending work from a fresh stack */
+	bool kick_start_step; /* the kick starts the step of last_row */
 	pgm_job_t *next;
 };
 
@@ -110,8 +110,8 @@ struct pgm_host {
  * code/message/hint when the table has no row for it. Persists the new
  * state before returning.
  */
-bool pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char **code,
-                  char **message, char **hint);
+bool pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char **code, char **message,
+		  char **hint);
 /*
  * Persist state.json before a change that depends on it being durable:
  * false (logged) when it could not be written; the change must not be made.
@@ -124,8 +124,8 @@ bool pgm_job_save(pgm_job_t *job) PGM_MUST_CHECK;
  */
 void pgm_job_checkpoint(pgm_job_t *job);
 /* one line in audit.jsonl */
-void pgm_job_audit(pgm_job_t *job, const pgm_peer_t *peer, const char *command, const char *from,
-                   const char *to, const char *outcome);
+void pgm_job_audit(pgm_job_t *job, const pgm_peer_t *peer, const char *command, const char *from, const char *to,
+		   const char *outcome);
 /* the status object of the protocol */
 cJSON *pgm_job_status(const pgm_job_t *job);
 /* tell watchers */
@@ -158,19 +158,17 @@ const char *pgm_unsaved_hint(void);
  * Connect to the job's source or target for this step: the connection is
  * closed when the step ends. On a connection error the step keeps nothing.
  */
-pgm_pg_conn_t *pgm_step_connect(pgm_step_t *s, bool source, const char *purpose, pgm_pg_connect_cb cb,
-                                void *data);
+pgm_pg_conn_t *pgm_step_connect(pgm_step_t *s, bool source, const char *purpose, pgm_pg_connect_cb cb, void *data);
 /* close one of the step's connections early */
 void pgm_step_close_conn(pgm_step_t *s, pgm_pg_conn_t *c);
 /* run a child process for this step; it is killed if the step ends first */
 pgm_proc_t *pgm_step_spawn(pgm_step_t *s, const char *const argv[], const char *const env[], int timeout_ms,
-                           pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data, char **errmsg);
+			   pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data, char **errmsg);
 uv_timer_t *pgm_step_timer(pgm_step_t *s);
 /* memory a helper needs until it finishes, or until the step ends first */
 void pgm_step_own(pgm_step_t *s, void *p, void (*free_fn)(void *));
 void pgm_step_disown(pgm_step_t *s, void *p);
 uv_loop_t *pgm_step_loop(pgm_step_t *s);
-
 
 /* take a loaded or new job into the host (the driver's timer, the list) */
 void pgm_job_attach(pgm_job_t *job, pgm_host_t *h);

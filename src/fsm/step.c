@@ -98,7 +98,7 @@ pgm_step_connect(pgm_step_t *s, bool source, const char *purpose, pgm_pg_connect
 	s->conn_cb[i] = cb;
 	s->conn_data[i] = data;
 	c = pgm_pg_connect(job->host->loop, source ? job->source_dsn : job->target_dsn, app,
-	                   (int) pgm_jobopt_int(job->options, "connect_timeout"), step_connect_cb, s);
+			   (int) pgm_jobopt_int(job->options, "connect_timeout"), step_connect_cb, s);
 	s->conns[i] = c;
 	free(app);
 	return c;
@@ -142,7 +142,7 @@ step_proc_line_cb(pgm_proc_t *p, int stream, const char *line, void *data)
 
 pgm_proc_t *
 pgm_step_spawn(pgm_step_t *s, const char *const argv[], const char *const env[], int timeout_ms,
-               pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data, char **errmsg)
+	       pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data, char **errmsg)
 {
 	int i;
 	pgm_proc_t *p;
@@ -154,8 +154,7 @@ pgm_step_spawn(pgm_step_t *s, const char *const argv[], const char *const env[],
 		abort();
 	}
 	/* both callbacks find the caller's data through the step's slot */
-	p = pgm_proc_spawn(s->job->host->loop, argv, env, timeout_ms, step_proc_line_cb, step_proc_exit_cb, s,
-	                   errmsg);
+	p = pgm_proc_spawn(s->job->host->loop, argv, env, timeout_ms, step_proc_line_cb, step_proc_exit_cb, s, errmsg);
 	if (p == NULL)
 		return NULL;
 	s->procs[i] = p;
@@ -205,4 +204,3 @@ pgm_step_loop(pgm_step_t *s)
 {
 	return s->job->host->loop;
 }
-

@@ -81,14 +81,10 @@ pgm_dsn_masked(const char *dsn)
 		free(err);
 		return pgm_strdup("(invalid connection string)");
 	}
-	out = pgm_asprintf("postgres://%s%s%s%s%s%s/%s%s%s",
-		d.user ? d.user : "",
-		d.password ? ":****" : "",
-		d.user || d.password ? "@" : "",
-		d.host ? d.host : "",
-		d.port ? ":" : "", d.port ? d.port : "",
-		d.dbname ? d.dbname : "",
-		d.sslmode ? "?sslmode=" : "", d.sslmode ? d.sslmode : "");
+	out = pgm_asprintf("postgres://%s%s%s%s%s%s/%s%s%s", d.user ? d.user : "", d.password ? ":****" : "",
+			   d.user || d.password ? "@" : "", d.host ? d.host : "", d.port ? ":" : "",
+			   d.port ? d.port : "", d.dbname ? d.dbname : "", d.sslmode ? "?sslmode=" : "",
+			   d.sslmode ? d.sslmode : "");
 	pgm_dsn_free(&d);
 	return out;
 }

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 
 typedef struct pgm_dsn {
-	char *host;     /* NULL when libpq's default applies */
+	char *host; /* NULL when libpq's default applies */
 	char *port;
 	char *dbname;
 	char *user;

@@ -16,22 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum {
-	MODE_CONNECTING,
-	MODE_IDLE,
-	MODE_QUERY,
-	MODE_COPY_OUT,
-	MODE_COPY_IN,
-	MODE_CLOSED
-} conn_mode_t;
+typedef enum { MODE_CONNECTING, MODE_IDLE, MODE_QUERY, MODE_COPY_OUT, MODE_COPY_IN, MODE_CLOSED } conn_mode_t;
 
 struct pgm_pg_conn {
 	uv_loop_t *loop;
 	PGconn *pg;
-	uv_poll_t *poll;    /* NULL until the socket is known */
+	uv_poll_t *poll; /* NULL until the socket is known */
 	int poll_fd;
-	int poll_events;    /* events currently watched */
-	uv_timer_t *timer;  /* connect timeout */
+	int poll_events;   /* events currently watched */
+	uv_timer_t *timer; /* connect timeout */
 	conn_mode_t mode;
 	bool copy_paused;
 	bool copy_in_ready; /* COPY IN start callback delivered */
@@ -45,8 +38,8 @@ struct pgm_pg_conn {
 	void (*drain_cb)(pgm_pg_conn_t *, void *);
 	void *drain_data;
 	void *data;
-	PGresult *last;     /* last result of the running statement */
-	PGresult *error;    /* first error result of the running statement */
+	PGresult *last;  /* last result of the running statement */
+	PGresult *error; /* first error result of the running statement */
 };
 
 static void on_poll(uv_poll_t *h, int status, int events);
@@ -73,7 +66,7 @@ notice_receiver(void *arg, const PGresult *res)
 	while (n > 0 && msg[n - 1] == '\n')
 		n--;
 	pgm_log(sev && strcmp(sev, "WARNING") == 0 ? PGM_LOG_WARNING : PGM_LOG_DEBUG, "postgres: %.*s", (int) n,
-	        msg ? msg : "");
+		msg ? msg : "");
 }
 
 /* the pg connection is finished only after its poll handle is closed */
@@ -128,8 +121,8 @@ error_from_result(pgm_pg_error_t *e, const PGresult *res, PGconn *pg)
 	memset(e, 0, sizeof(*e));
 	if (state)
 		snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", state);
-	e->message = trim_dup(msg ? msg : (PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
-	                                                               : PQerrorMessage(pg)));
+	e->message =
+		trim_dup(msg ? msg : (PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res) : PQerrorMessage(pg)));
 	if (e->message[0] == '\0') {
 		free(e->message);
 		e->message = pgm_strdup("query failed without an error message");
@@ -162,10 +155,9 @@ error_clear(pgm_pg_error_t *e)
 char *
 pgm_pg_error_string(const pgm_pg_error_t *err)
 {
-	return pgm_asprintf("%s%s%s%s%s%s%s%s", err->message,
-		err->detail ? " (" : "", err->detail ? err->detail : "", err->detail ? ")" : "",
-		err->hint ? "; hint: " : "", err->hint ? err->hint : "",
-		err->sqlstate[0] ? " SQLSTATE " : "", err->sqlstate);
+	return pgm_asprintf("%s%s%s%s%s%s%s%s", err->message, err->detail ? " (" : "", err->detail ? err->detail : "",
+			    err->detail ? ")" : "", err->hint ? "; hint: " : "", err->hint ? err->hint : "",
+			    err->sqlstate[0] ? " SQLSTATE " : "", err->sqlstate);
 }
 
 /*
@@ -182,24 +174,31 @@ pgm_pg_error_advice(const pgm_pg_error_t *err)
 		const char *words[4];
 		const char *advice;
 	} causes[] = {
-		{"42501", {"permission denied", NULL},
+		{"42501",
+		 {"permission denied", NULL},
 		 "the role lacks a privilege this needs: connect as the database owner (on Heroku, the default "
 		 "credential), or GRANT the privilege to the role"},
-		{"28P01", {"password authentication failed", "no password supplied", "password is required", NULL},
+		{"28P01",
+		 {"password authentication failed", "no password supplied", "password is required", NULL},
 		 "check the user and password in the URL (or the passfile it names)"},
-		{"28000", {"pg_hba.conf", NULL},
+		{"28000",
+		 {"pg_hba.conf", NULL},
 		 "the server's pg_hba.conf lets no such connection in: check the user, the database and sslmode "
 		 "(Heroku needs sslmode=require)"},
-		{"", {"role \"", NULL},
+		{"",
+		 {"role \"", NULL},
 		 "check the user name in the URL: the role must exist on that server and be allowed to log in"},
 		{"3D000", {"database \"", NULL}, "check the database name in the URL"},
-		{"53300", {"too many connections", "too many clients", "connection slots are reserved", NULL},
+		{"53300",
+		 {"too many connections", "too many clients", "connection slots are reserved", NULL},
 		 "the server has no connection slot left: lower jobs, or close other sessions (Heroku plans allow "
 		 "20 to 500 connections)"},
-		{"", {"server does not support SSL", "SSL connection is required", "SSL off", NULL},
+		{"",
+		 {"server does not support SSL", "SSL connection is required", "SSL off", NULL},
 		 "the URL's sslmode and the server's TLS setting disagree: Heroku needs sslmode=require"},
 		{"08",
-		 {"Connection refused", "could not translate host name", "timeout expired", "No such file or directory"},
+		 {"Connection refused", "could not translate host name", "timeout expired",
+		  "No such file or directory"},
 		 "check the host and port in the URL, and that the server is up and reachable from here"},
 	};
 
@@ -252,8 +251,7 @@ conn_watch(pgm_pg_conn_t *c, int events)
 }
 
 pgm_pg_conn_t *
-pgm_pg_connect(uv_loop_t *loop, const char *dsn, const char *app_name, int timeout_ms,
-               pgm_pg_connect_cb cb, void *data)
+pgm_pg_connect(uv_loop_t *loop, const char *dsn, const char *app_name, int timeout_ms, pgm_pg_connect_cb cb, void *data)
 {
 	pgm_pg_conn_t *c = pgm_calloc(1, sizeof(*c));
 	const char *keys[] = {"dbname", "application_name", NULL};
@@ -603,8 +601,7 @@ send_failed(pgm_pg_conn_t *c, conn_mode_t mode)
 }
 
 bool
-pgm_pg_query(pgm_pg_conn_t *c, const char *sql, int nparams, const char *const *params,
-             pgm_pg_result_cb cb, void *data)
+pgm_pg_query(pgm_pg_conn_t *c, const char *sql, int nparams, const char *const *params, pgm_pg_result_cb cb, void *data)
 {
 	int ok;
 
@@ -709,8 +706,7 @@ pgm_pg_cancel(pgm_pg_conn_t *c)
 	PGcancel *cancel;
 	char err[256];
 
-	if (c == NULL || c->pg == NULL || c->mode == MODE_IDLE || c->mode == MODE_CLOSED ||
-	    c->mode == MODE_CONNECTING)
+	if (c == NULL || c->pg == NULL || c->mode == MODE_IDLE || c->mode == MODE_CLOSED || c->mode == MODE_CONNECTING)
 		return;
 	cancel = PQgetCancel(c->pg);
 	if (cancel) {
@@ -798,8 +794,7 @@ pgm_pg_conn_option(const pgm_pg_conn_t *c, const char *keyword)
 const char *
 pgm_pg_value(const PGresult *res, int row, int col)
 {
-	if (res == NULL || row >= PQntuples(res) || col >= PQnfields(res) ||
-	    PQgetisnull(res, row, col))
+	if (res == NULL || row >= PQntuples(res) || col >= PQnfields(res) || PQgetisnull(res, row, col))
 		return NULL;
 	return PQgetvalue(res, row, col);
 }

@@ -29,23 +29,22 @@ typedef void (*pgm_pg_connect_cb)(pgm_pg_conn_t *conn, const pgm_pg_error_t *err
  * when the callback returns. The callback may issue the next query or close
  * the connection.
  */
-typedef void (*pgm_pg_result_cb)(pgm_pg_conn_t *conn, const PGresult *res,
-                                 const pgm_pg_error_t *err, void *data);
+typedef void (*pgm_pg_result_cb)(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data);
 /* COPY OUT: one chunk of data, or (chunk == NULL) the end with err/NULL */
-typedef void (*pgm_pg_copy_out_cb)(pgm_pg_conn_t *conn, const char *chunk, int len,
-                                   const pgm_pg_error_t *err, void *data);
+typedef void (*pgm_pg_copy_out_cb)(pgm_pg_conn_t *conn, const char *chunk, int len, const pgm_pg_error_t *err,
+				   void *data);
 
 /*
  * Start connecting. timeout_ms bounds the whole connection attempt (0 means
  * 15 s). Returns the handle at once; the callback tells the outcome. The
  * application_name is set so the sessions are recognisable on the server.
  */
-pgm_pg_conn_t *pgm_pg_connect(uv_loop_t *loop, const char *dsn, const char *app_name,
-                              int timeout_ms, pgm_pg_connect_cb cb, void *data);
+pgm_pg_conn_t *pgm_pg_connect(uv_loop_t *loop, const char *dsn, const char *app_name, int timeout_ms,
+			      pgm_pg_connect_cb cb, void *data);
 
 /* run one statement with parameters (or several without, when nparams == 0) */
-bool pgm_pg_query(pgm_pg_conn_t *conn, const char *sql, int nparams,
-                  const char *const *params, pgm_pg_result_cb cb, void *data);
+bool pgm_pg_query(pgm_pg_conn_t *conn, const char *sql, int nparams, const char *const *params, pgm_pg_result_cb cb,
+		  void *data);
 
 /* COPY ... TO STDOUT: chunks stream to cb; pause with pgm_pg_copy_out_pause */
 bool pgm_pg_copy_out(pgm_pg_conn_t *conn, const char *sql, pgm_pg_copy_out_cb cb, void *data);

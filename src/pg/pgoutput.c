@@ -55,15 +55,15 @@ sb_take(sb_t *b, char *s)
 /* ---- the cache of Relation messages ---- */
 
 typedef struct rel_col {
-	char *name;      /* quoted identifier */
+	char *name; /* quoted identifier */
 	uint32_t typid;
-	bool key;        /* part of the replica identity */
+	bool key; /* part of the replica identity */
 } rel_col_t;
 
 typedef struct rel {
 	uint32_t relid;
-	char *qname;     /* "schema"."table" */
-	char ident;      /* d(efault), n(othing), f(ull), i(ndex) */
+	char *qname; /* "schema"."table" */
+	char ident;  /* d(efault), n(othing), f(ull), i(ndex) */
 	int ncols;
 	rel_col_t *cols;
 } rel_t;
@@ -76,12 +76,12 @@ struct pgm_pgo {
 	uint32_t xid;
 	int64_t commit_time;
 	int changes;
-	sb_t body;       /* the statements of the chunk being built */
+	sb_t body; /* the statements of the chunk being built */
 	int body_changes;
 	uint32_t ins_relid; /* the body ends with an INSERT into this relation (0: it does not), */
 	int ins_ncols;      /* of so many columns, */
 	size_t ins_end;     /* whose last row's ")" ends here */
-	char **chunks;   /* the chunks of the transaction so far */
+	char **chunks;      /* the chunks of the transaction so far */
 	int nchunks, cap_chunks;
 };
 
@@ -230,7 +230,7 @@ rd_str(rd_t *r)
 /* one column of a TupleData: kind 'n' null, 'u' unchanged TOAST, 't' text */
 typedef struct val {
 	char kind;
-	char *text;      /* malloc'd, for 't' */
+	char *text; /* malloc'd, for 't' */
 } val_t;
 
 static val_t *
@@ -328,7 +328,7 @@ put_row_check(sb_t *b, const char *verb, const rel_t *rel, const char *cond)
 	char *what = pgm_asprintf("%s of %s where %.200s", verb, rel->qname, cond);
 
 	sb_str(b, "GET DIAGNOSTICS pgm_rows = ROW_COUNT;\nIF pgm_rows <> 1 THEN RAISE EXCEPTION "
-	          "'% matched % row(s) on the source instead of 1', ");
+		  "'% matched % row(s) on the source instead of 1', ");
 	sb_take(b, pgm_quote_literal(what));
 	sb_str(b, ", pgm_rows; END IF;\n");
 	free(what);
@@ -576,8 +576,8 @@ pgm_pgo_do_block(const char *prologue, const char *body, const char *epilogue)
 		snprintf(tag, sizeof(tag), "$pgm_%x$", n++);
 	while (strstr(body, tag) != NULL || strstr(prologue, tag) != NULL || strstr(epilogue, tag) != NULL);
 	return pgm_asprintf("DO %s\n#variable_conflict use_column\nDECLARE pgm_rows bigint; pgm_done pg_lsn;\nBEGIN\n"
-	                    "%s%s%sEND %s",
-	                    tag, prologue, body, epilogue, tag);
+			    "%s%s%sEND %s",
+			    tag, prologue, body, epilogue, tag);
 }
 
 int
@@ -633,8 +633,8 @@ pgm_pgo_feed(pgm_pgo_t *p, const uint8_t *msg, size_t len, pgm_pgo_txn_t *txn, c
 		if (r.bad)
 			break;
 		if (!p->in_txn || rel == NULL) {
-			*err = pgm_asprintf("change to relation %u outside a transaction or before its Relation message",
-			                    relid);
+			*err = pgm_asprintf(
+				"change to relation %u outside a transaction or before its Relation message", relid);
 			return -1;
 		}
 		p->changes++;

@@ -16,13 +16,13 @@ typedef struct pgm_pgo pgm_pgo_t;
 #define PGM_PGO_CHUNK 1000 /* changes per PL/pgSQL block: its plans stay in memory until it ends */
 
 typedef struct pgm_pgo_txn {
-	uint64_t commit_lsn;  /* of the commit record (Begin's final LSN) */
-	uint64_t end_lsn;     /* just past it: where the slot may advance to */
+	uint64_t commit_lsn; /* of the commit record (Begin's final LSN) */
+	uint64_t end_lsn;    /* just past it: where the slot may advance to */
 	uint32_t xid;
-	int64_t commit_time;  /* microseconds since 2000-01-01 */
-	int changes;          /* rows inserted, updated, deleted; truncates */
-	char **chunks;        /* the statements for the source, PGM_PGO_CHUNK changes each */
-	int nchunks;          /* 0: nothing of it is published */
+	int64_t commit_time; /* microseconds since 2000-01-01 */
+	int changes;         /* rows inserted, updated, deleted; truncates */
+	char **chunks;       /* the statements for the source, PGM_PGO_CHUNK changes each */
+	int nchunks;         /* 0: nothing of it is published */
 } pgm_pgo_txn_t;
 
 void pgm_pgo_txn_clear(pgm_pgo_txn_t *t);

@@ -22,14 +22,14 @@ extern char **environ;
 
 struct pgm_proc {
 	uv_process_t proc;
-	uv_pipe_t out[2];     /* stdout, stderr */
+	uv_pipe_t out[2]; /* stdout, stderr */
 	uv_timer_t timer;
 	char *linebuf[2];
 	size_t linelen[2];
 	size_t linecap[2];
 	char tail[TAIL_MAX];
 	size_t taillen;
-	int open_handles;     /* closed by uv_close when this reaches 0 */
+	int open_handles; /* closed by uv_close when this reaches 0 */
 	int pipes_open;
 	int exited;
 	int timed_out;
@@ -168,9 +168,8 @@ timeout_cb(uv_timer_t *t)
 }
 
 pgm_proc_t *
-pgm_proc_spawn(uv_loop_t *loop, const char *const argv[], const char *const env_extra[],
-               int timeout_ms, pgm_proc_line_cb line_cb, pgm_proc_exit_cb ecb, void *data,
-               char **errmsg)
+pgm_proc_spawn(uv_loop_t *loop, const char *const argv[], const char *const env_extra[], int timeout_ms,
+	       pgm_proc_line_cb line_cb, pgm_proc_exit_cb ecb, void *data, char **errmsg)
 {
 	pgm_proc_t *p = pgm_calloc(1, sizeof(*p));
 	uv_process_options_t opts;
@@ -329,7 +328,8 @@ pgm_proc_guard_main(int argc, char **argv)
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGHUP, &sa, NULL);
 		execvp(argv[0], argv);
-		fprintf(stderr, "pgmoverd %s: could not run \"%s\": %s\n", PGM_PROC_GUARD_FLAG, argv[0], strerror(errno));
+		fprintf(stderr, "pgmoverd %s: could not run \"%s\": %s\n", PGM_PROC_GUARD_FLAG, argv[0],
+			strerror(errno));
 		_exit(127);
 	}
 	for (;;) {

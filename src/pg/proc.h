@@ -17,17 +17,16 @@ typedef void (*pgm_proc_line_cb)(pgm_proc_t *p, int stream, const char *line, vo
  * printed (stdout and stderr interleaved), for error messages. timed_out
  * says the timeout killed it.
  */
-typedef void (*pgm_proc_exit_cb)(pgm_proc_t *p, int64_t exit_status, int term_signal,
-                                 int timed_out, const char *tail, void *data);
+typedef void (*pgm_proc_exit_cb)(pgm_proc_t *p, int64_t exit_status, int term_signal, int timed_out, const char *tail,
+				 void *data);
 
 /*
  * Start argv[0] (searched in PATH) with the daemon's environment plus
  * env_extra ("NAME=value", NULL-terminated; may be NULL). timeout_ms 0 = none.
  * Returns NULL and *errmsg (malloc'd) when it cannot be started.
  */
-pgm_proc_t *pgm_proc_spawn(uv_loop_t *loop, const char *const argv[], const char *const env_extra[],
-                           int timeout_ms, pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb,
-                           void *data, char **errmsg);
+pgm_proc_t *pgm_proc_spawn(uv_loop_t *loop, const char *const argv[], const char *const env_extra[], int timeout_ms,
+			   pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data, char **errmsg);
 /* send a signal to the child (and its process group) */
 void pgm_proc_kill(pgm_proc_t *p, int sig);
 /* stop reporting: no callback fires after this; the child gets SIGTERM */

@@ -154,7 +154,7 @@ on_dst_ready(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err
 
 pgm_relay_t *
 pgm_relay_start(pgm_pg_conn_t *src, const char *copy_out_sql, pgm_pg_conn_t *dst, const char *copy_in_sql,
-                pgm_relay_done_cb cb, void *data)
+		pgm_relay_done_cb cb, void *data)
 {
 	pgm_relay_t *r = pgm_calloc(1, sizeof(*r));
 

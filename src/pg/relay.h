@@ -21,10 +21,10 @@ typedef struct pgm_relay pgm_relay_t;
  * again only on success.
  */
 typedef void (*pgm_relay_done_cb)(pgm_relay_t *r, int64_t bytes, const pgm_pg_error_t *err, bool from_source,
-                                  void *data);
+				  void *data);
 
 /* start COPY IN on dst, then COPY OUT on src; NULL when a query could not be sent */
-pgm_relay_t *pgm_relay_start(pgm_pg_conn_t *src, const char *copy_out_sql, pgm_pg_conn_t *dst,
-                             const char *copy_in_sql, pgm_relay_done_cb cb, void *data);
+pgm_relay_t *pgm_relay_start(pgm_pg_conn_t *src, const char *copy_out_sql, pgm_pg_conn_t *dst, const char *copy_in_sql,
+			     pgm_relay_done_cb cb, void *data);
 
 #endif

@@ -68,7 +68,8 @@ on_hook_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 		if (failed)
 			failed(s, msg, detail, cbdata);
 		else
-			pgm_step_fail(s, msg, detail, "fix the command (or raise hook_timeout), then run \"pgmover retry\"");
+			pgm_step_fail(s, msg, detail,
+				      "fix the command (or raise hook_timeout), then run \"pgmover retry\"");
 		free(detail);
 		free(msg);
 		return;
@@ -83,8 +84,8 @@ pgm_hook_run(pgm_step_t *s, const char *option, const char *phase, pgm_step_then
 }
 
 void
-pgm_hook_run_ex(pgm_step_t *s, const char *option, const char *phase, pgm_step_then_fn then,
-                pgm_hook_failed_cb failed, void *data)
+pgm_hook_run_ex(pgm_step_t *s, const char *option, const char *phase, pgm_step_then_fn then, pgm_hook_failed_cb failed,
+		void *data)
 {
 	pgm_job_t *job = s->job;
 	const char *cmd = pgm_jobopt_str(job->options, option);
@@ -112,7 +113,7 @@ pgm_hook_run_ex(pgm_step_t *s, const char *option, const char *phase, pgm_step_t
 	env[4] = NULL;
 	pgm_info("job %s: running hook %s for %s", job->name, option, phase);
 	if (pgm_step_spawn(s, argv, (const char *const *) env, (int) pgm_jobopt_int(job->options, "hook_timeout"),
-	                   on_hook_line, on_hook_exit, h, &err) == NULL) {
+			   on_hook_line, on_hook_exit, h, &err) == NULL) {
 		char *msg = pgm_asprintf("could not run hook %s", option);
 		pgm_step_disown(s, h);
 		hook_free(h);

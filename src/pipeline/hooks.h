@@ -15,6 +15,6 @@ void pgm_hook_run(pgm_step_t *s, const char *option, const char *phase, pgm_step
 /* the same; a failure goes to `failed` (which must end the step) instead */
 typedef void (*pgm_hook_failed_cb)(pgm_step_t *s, const char *message, const char *detail, void *data);
 void pgm_hook_run_ex(pgm_step_t *s, const char *option, const char *phase, pgm_step_then_fn then,
-                     pgm_hook_failed_cb failed, void *data);
+		     pgm_hook_failed_cb failed, void *data);
 
 #endif

@@ -8,11 +8,7 @@
 #include <string.h>
 
 const pgm_method_t *const pgm_methods[] = {
-	&pgm_method_dump,
-	&pgm_method_pglogical,
-	&pgm_method_triggers,
-	&pgm_method_archive,
-	NULL,
+	&pgm_method_dump, &pgm_method_pglogical, &pgm_method_triggers, &pgm_method_archive, NULL,
 };
 
 const pgm_method_t *
@@ -45,7 +41,7 @@ pgm_method_list(void)
 		if (pgm_methods[i]->for_file)
 			continue;
 		next = pgm_asprintf("%s%s--method %s (%s)", out, out[0] ? " or " : "", pgm_methods[i]->name,
-		                    pgm_methods[i]->summary);
+				    pgm_methods[i]->summary);
 		free(out);
 		out = next;
 	}

@@ -22,23 +22,23 @@
 typedef void (*pgm_op_fn)(pgm_step_t *s);
 
 typedef struct pgm_method {
-	const char *name;     /* as --method names it, and as status shows it */
-	const char *summary;  /* one line: what it does, what the source must allow */
-	bool for_file;        /* runs for a backup-file source only: chosen by the source, not by name */
+	const char *name;    /* as --method names it, and as status shows it */
+	const char *summary; /* one line: what it does, what the source must allow */
+	bool for_file;       /* runs for a backup-file source only: chosen by the source, not by name */
 	const struct pgm_method *file_source; /* what a backup-file source runs instead; NULL: a live source only */
-	pgm_op_fn provision;  /* provisioning, after the shared preflight: prepare the target */
-	pgm_op_fn sync;       /* syncing: the copy while the source is writable */
-	pgm_op_fn synced;     /* synced: what keeps running until freeze */
-	pgm_op_fn freeze;     /* freezing: stop writes, then the final copy or the drain */
-	pgm_op_fn frozen;     /* frozen: prove the freeze held */
-	pgm_op_fn verify;     /* verifying: compare the target with the source */
-	pgm_op_fn thaw;       /* thawing: undo exactly what the freeze did */
-	pgm_op_fn cutover;    /* cutting_over: make the target independent, move traffic */
-	pgm_op_fn window;     /* rollback_window: carry the target's writes back (after the deadline timer is set) */
-	pgm_op_fn finish;     /* finishing: close the window, drop what pgmover created */
-	pgm_op_fn rollback;   /* rolling_back: traffic back to the source */
-	pgm_op_fn abort;      /* aborting, once the source is thawed: drop what pgmover created */
-	pgm_op_fn failed;     /* failed: release what would hold the source (WAL, locks) */
+	pgm_op_fn provision;                  /* provisioning, after the shared preflight: prepare the target */
+	pgm_op_fn sync;                       /* syncing: the copy while the source is writable */
+	pgm_op_fn synced;                     /* synced: what keeps running until freeze */
+	pgm_op_fn freeze;                     /* freezing: stop writes, then the final copy or the drain */
+	pgm_op_fn frozen;                     /* frozen: prove the freeze held */
+	pgm_op_fn verify;                     /* verifying: compare the target with the source */
+	pgm_op_fn thaw;                       /* thawing: undo exactly what the freeze did */
+	pgm_op_fn cutover;                    /* cutting_over: make the target independent, move traffic */
+	pgm_op_fn window;   /* rollback_window: carry the target's writes back (after the deadline timer is set) */
+	pgm_op_fn finish;   /* finishing: close the window, drop what pgmover created */
+	pgm_op_fn rollback; /* rolling_back: traffic back to the source */
+	pgm_op_fn abort;    /* aborting, once the source is thawed: drop what pgmover created */
+	pgm_op_fn failed;   /* failed: release what would hold the source (WAL, locks) */
 } pgm_method_t;
 
 /* the methods, in the order help lists them; NULL-terminated */

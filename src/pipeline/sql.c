@@ -31,17 +31,17 @@ typedef struct sql_stmt {
 struct pgm_sql_session {
 	pgm_step_t *step;
 	bool source;
-	char *purpose;        /* in application_name and the log */
-	char *setup;          /* run once after connecting, or NULL */
-	pgm_pg_conn_t *conn;  /* NULL: the next script connects */
-	bool ready;           /* connected and set up */
-	pgm_sql_t *running;   /* the script whose statements run, until its last result */
+	char *purpose;       /* in application_name and the log */
+	char *setup;         /* run once after connecting, or NULL */
+	pgm_pg_conn_t *conn; /* NULL: the next script connects */
+	bool ready;          /* connected and set up */
+	pgm_sql_t *running;  /* the script whose statements run, until its last result */
 };
 
 struct pgm_sql {
 	pgm_step_t *step;
 	pgm_sql_session_t *ss;
-	bool own_session;          /* the script's own: closed and freed with it */
+	bool own_session; /* the script's own: closed and freed with it */
 	char *what, *hint;
 	sql_stmt_t stmts[SQL_MAX];
 	int n, next;
@@ -49,7 +49,7 @@ struct pgm_sql {
 	void *then_data;
 	pgm_sql_error_cb on_error; /* instead of failing the step */
 	void *on_error_data;
-	pgm_pg_error_t abort_err;  /* set by pgm_sql_abort in a row callback */
+	pgm_pg_error_t abort_err; /* set by pgm_sql_abort in a row callback */
 	bool aborted;
 };
 
@@ -106,7 +106,8 @@ session_disconnect(pgm_sql_session_t *ss)
 bool
 pgm_sql_connection_lost(const pgm_pg_error_t *err)
 {
-	return err->sqlstate[0] == '\0' || strncmp(err->sqlstate, "08", 2) == 0 || strncmp(err->sqlstate, "57P", 3) == 0;
+	return err->sqlstate[0] == '\0' || strncmp(err->sqlstate, "08", 2) == 0 ||
+	       strncmp(err->sqlstate, "57P", 3) == 0;
 }
 
 /* ---- scripts ---- */
@@ -163,8 +164,7 @@ pgm_sql_begin_on(pgm_sql_session_t *ss, const char *what, const char *hint)
 }
 
 void
-pgm_sql_add_params(pgm_sql_t *q, const char *sql, int nparams, const char *const *params, pgm_sql_row_cb cb,
-                   void *data)
+pgm_sql_add_params(pgm_sql_t *q, const char *sql, int nparams, const char *const *params, pgm_sql_row_cb cb, void *data)
 {
 	sql_stmt_t *st;
 
@@ -378,7 +378,7 @@ pgm_sql_run(pgm_sql_t *q, pgm_step_then_fn then, void *data)
 
 	if (ss->running) {
 		pgm_error("internal error: a script runs on a busy session (%s): %s", ss->purpose,
-		          q->n > 0 ? q->stmts[0].sql : "");
+			  q->n > 0 ? q->stmts[0].sql : "");
 		abort();
 	}
 	q->then = then;

@@ -35,8 +35,8 @@ bool pgm_sql_connection_lost(const pgm_pg_error_t *err);
 
 /* at most 8 parameters */
 void pgm_sql_add(pgm_sql_t *q, const char *sql, pgm_sql_row_cb cb, void *data);
-void pgm_sql_add_params(pgm_sql_t *q, const char *sql, int nparams, const char *const *params,
-                        pgm_sql_row_cb cb, void *data);
+void pgm_sql_add_params(pgm_sql_t *q, const char *sql, int nparams, const char *const *params, pgm_sql_row_cb cb,
+			void *data);
 /* the step a script belongs to */
 pgm_step_t *pgm_sql_step(const pgm_sql_t *q);
 /* run; then(s, data) after the last statement succeeded (then may be NULL: nothing follows) */
@@ -47,7 +47,7 @@ void pgm_sql_run(pgm_sql_t *q, pgm_step_then_fn then, void *data);
  * connection is gone); cb must end the step or go on with its work.
  */
 typedef void (*pgm_sql_error_cb)(pgm_step_t *s, const char *what, const char *hint, const pgm_pg_error_t *err,
-                                 void *data);
+				 void *data);
 void pgm_sql_on_error(pgm_sql_t *q, pgm_sql_error_cb cb, void *data);
 /*
  * From a row callback only: stop the script after this statement, as if it

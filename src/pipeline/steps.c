@@ -39,8 +39,7 @@ on_plan(pgm_plan_t *p, const cJSON *report, void *data)
 	pgm_json_set(pre, "estimate", cJSON_Duplicate(cJSON_GetObjectItem(report, "estimate"), 1));
 	pgm_json_set(pre, "recommendation", cJSON_Duplicate(cJSON_GetObjectItem(report, "recommendation"), 1));
 	pgm_json_set(job->facts, "preflight", pre);
-	cJSON_ArrayForEach(f, cJSON_GetObjectItem(report, "findings"))
-	{
+	cJSON_ArrayForEach (f, cJSON_GetObjectItem(report, "findings")) {
 		const char *status = pgm_json_str(f, "status");
 		if (strcmp(status, "warning") == 0)
 			pgm_job_warn(job, pgm_json_str(f, "finding"), pgm_json_str(f, "fix"));
@@ -50,8 +49,8 @@ on_plan(pgm_plan_t *p, const cJSON *report, void *data)
 	pgm_job_checkpoint(job);
 	if (first_error) {
 		char *detail = pgm_asprintf("preflight: %d check(s) failed; every finding is in facts.preflight "
-		                            "(or run \"pgmover plan\")",
-		                            (int) pgm_json_num(report, "errors", 1));
+					    "(or run \"pgmover plan\")",
+					    (int) pgm_json_num(report, "errors", 1));
 		pgm_step_fail(s, pgm_json_str(first_error, "finding"), detail, pgm_json_str(first_error, "fix"));
 		free(detail);
 		return;

@@ -326,7 +326,8 @@ cmd_clients(const char *path, int n)
 			return 1;
 		}
 		cs[i].st = C_CONNECT;
-		cs[i].reqlen = (size_t) snprintf(cs[i].req, sizeof(cs[i].req), "{\"id\": %d, \"cmd\": \"version\"}\n", i);
+		cs[i].reqlen =
+			(size_t) snprintf(cs[i].req, sizeof(cs[i].req), "{\"id\": %d, \"cmd\": \"version\"}\n", i);
 	}
 	while (done + failed < n) {
 		int np = 0, pr;
@@ -660,9 +661,10 @@ cmd_raw(const char *path, const char *text)
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: %s clients SOCKET N | longline SOCKET | halfway SOCKET | slowreader SOCKET | "
-	                "raw SOCKET LINE\n",
-	        prog);
+	fprintf(stderr,
+		"usage: %s clients SOCKET N | longline SOCKET | halfway SOCKET | slowreader SOCKET | "
+		"raw SOCKET LINE\n",
+		prog);
 	return 2;
 }
 

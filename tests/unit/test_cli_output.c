@@ -19,8 +19,7 @@
 #include "daemon/control.h"
 
 /* a command one table has and the other has not, and why */
-typedef struct exception_s
-{
+typedef struct exception_s {
 	const char *name;
 	const char *reason;
 } exception_t;
@@ -29,42 +28,34 @@ typedef struct exception_s
 static const exception_t daemon_only[] = {{NULL, NULL}};
 
 /* Commands of the CLI that are none of the daemon's, each with why */
-static const exception_t cli_only[] = {
-	{"plan", "the preflight runs in-process, without a daemon, and touches nothing"},
-	{"help", "the client's own help"},
-	{NULL, NULL}
-};
+static const exception_t cli_only[] = {{"plan", "the preflight runs in-process, without a daemon, and touches nothing"},
+				       {"help", "the client's own help"},
+				       {NULL, NULL}};
 
 /* The options a row may allow, as its usage spells them */
-static const struct
-{
+static const struct {
 	pgm_cli_option_id_t id;
 	const char *spelling;
-}			row_options[] = {
-	{PGM_CLI_OPT_SOURCE, "--source"},
-	{PGM_CLI_OPT_TARGET, "--target"},
-	{PGM_CLI_OPT_METHOD, "--method"},
-	{PGM_CLI_OPT_SET, "--set"},
-	{PGM_CLI_OPT_TABLES, "--tables"},
+} row_options[] = {
+	{PGM_CLI_OPT_SOURCE, "--source"}, {PGM_CLI_OPT_TARGET, "--target"}, {PGM_CLI_OPT_METHOD, "--method"},
+	{PGM_CLI_OPT_SET, "--set"},       {PGM_CLI_OPT_TABLES, "--tables"},
 };
 
 /* Options a row allows and its usage does not show, each with why */
-static const struct
-{
+static const struct {
 	const char *command;
 	const char *spelling;
 	const char *reason;
-}			unshown_options[] = {
-	{"plan", "--tables", "accepted but ignored (plan.c reads no --tables); refusing it would change what the CLI "
-	 "accepts, which this table's restructuring does not"},
-	{NULL, NULL, NULL}
-};
+} unshown_options[] = {{"plan", "--tables",
+			"accepted but ignored (plan.c reads no --tables); refusing it would change what the CLI "
+			"accepts, which this table's restructuring does not"},
+		       {NULL, NULL, NULL}};
 
 /* parse a JSON literal; the tests own the result */
 static cJSON *
 json(const char *text)
 {
-	cJSON	   *value = cJSON_Parse(text);
+	cJSON *value = cJSON_Parse(text);
 
 	ck_assert_ptr_nonnull(value);
 	return value;
@@ -72,7 +63,7 @@ json(const char *text)
 
 START_TEST(test_bytes_format)
 {
-	char		buf[32];
+	char buf[32];
 
 	ck_assert_str_eq(pgm_cli_bytes_format(0, buf, sizeof(buf)), "0 B");
 	ck_assert_str_eq(pgm_cli_bytes_format(850, buf, sizeof(buf)), "850 B");
@@ -87,7 +78,7 @@ END_TEST
 
 START_TEST(test_duration_format)
 {
-	char		buf[32];
+	char buf[32];
 
 	ck_assert_str_eq(pgm_cli_duration_format(0.85, buf, sizeof(buf)), "850ms");
 	ck_assert_str_eq(pgm_cli_duration_format(4.2, buf, sizeof(buf)), "4.2s");
@@ -102,7 +93,7 @@ END_TEST
 
 START_TEST(test_number_format)
 {
-	char		buf[32];
+	char buf[32];
 
 	ck_assert_str_eq(pgm_cli_number_format(1234567890, buf, sizeof(buf)), "1234567890");
 	ck_assert_str_eq(pgm_cli_number_format(-3, buf, sizeof(buf)), "-3");
@@ -112,15 +103,15 @@ END_TEST
 
 START_TEST(test_progress_format)
 {
-	char		buf[256];
-	cJSON	   *full = json("{\"name\": \"copy\", \"tables_done\": 3, \"tables_total\": 10,"
-							" \"bytes_done\": 1288490188, \"bytes_total\": 4294967296,"
-							" \"rate_bytes_per_sec\": 36700160, \"eta_seconds\": 80,"
-							" \"started_at\": \"2024-05-01T12:00:05Z\"}");
-	cJSON	   *partial = json("{\"name\": \"restore\", \"bytes_done\": 2048, \"eta_seconds\": null}");
+	char buf[256];
+	cJSON *full = json("{\"name\": \"copy\", \"tables_done\": 3, \"tables_total\": 10,"
+			   " \"bytes_done\": 1288490188, \"bytes_total\": 4294967296,"
+			   " \"rate_bytes_per_sec\": 36700160, \"eta_seconds\": 80,"
+			   " \"started_at\": \"2024-05-01T12:00:05Z\"}");
+	cJSON *partial = json("{\"name\": \"restore\", \"bytes_done\": 2048, \"eta_seconds\": null}");
 
 	ck_assert_str_eq(pgm_cli_progress_format(full, buf, sizeof(buf)),
-					 "copy: tables 3/10, 1.2 GiB of 4.0 GiB, 35.0 MiB/s, ETA 1m20s");
+			 "copy: tables 3/10, 1.2 GiB of 4.0 GiB, 35.0 MiB/s, ETA 1m20s");
 	ck_assert_str_eq(pgm_cli_progress_format(partial, buf, sizeof(buf)), "restore: 2.0 KiB");
 	/* a short buffer truncates, never overflows */
 	ck_assert_uint_eq(strlen(pgm_cli_progress_format(full, buf, 12)), 11);
@@ -131,9 +122,9 @@ END_TEST
 
 START_TEST(test_lag_format)
 {
-	char		buf[64];
-	cJSON	   *both = json("{\"lag_bytes\": 12582912, \"lag_seconds\": 4.2}");
-	cJSON	   *none = json("{\"lag_bytes\": null, \"lag_seconds\": null}");
+	char buf[64];
+	cJSON *both = json("{\"lag_bytes\": 12582912, \"lag_seconds\": 4.2}");
+	cJSON *none = json("{\"lag_bytes\": null, \"lag_seconds\": null}");
 
 	ck_assert_str_eq(pgm_cli_lag_format(both, buf, sizeof(buf)), "12.0 MiB, 4.2s");
 	ck_assert_ptr_null(pgm_cli_lag_format(none, buf, sizeof(buf)));
@@ -144,9 +135,9 @@ END_TEST
 
 START_TEST(test_transition_format)
 {
-	char		buf[256];
-	cJSON	   *row = json("{\"from\": [\"frozen\", \"verified\"], \"event\": \"thaw\", \"to\": \"thawing\"}");
-	cJSON	   *automatic = json("{\"from\": [\"provisioning\"], \"to\": \"syncing\"}");
+	char buf[256];
+	cJSON *row = json("{\"from\": [\"frozen\", \"verified\"], \"event\": \"thaw\", \"to\": \"thawing\"}");
+	cJSON *automatic = json("{\"from\": [\"provisioning\"], \"to\": \"syncing\"}");
 
 	ck_assert_str_eq(pgm_cli_transition_format(row, buf, sizeof(buf)), "frozen,verified --thaw--> thawing");
 	ck_assert_str_eq(pgm_cli_transition_format(automatic, buf, sizeof(buf)), "provisioning --> syncing");
@@ -157,16 +148,19 @@ END_TEST
 
 START_TEST(test_scalar_format)
 {
-	char		buf[64];
-	cJSON	   *o = json("{\"database_size\": 1234567890, \"rows\": 1234567890, \"wait_seconds\": 3725,"
-						 " \"small_bytes\": 10, \"on\": true, \"s\": \"15.20\"}");
+	char buf[64];
+	cJSON *o = json("{\"database_size\": 1234567890, \"rows\": 1234567890, \"wait_seconds\": 3725,"
+			" \"small_bytes\": 10, \"on\": true, \"s\": \"15.20\"}");
 
-	ck_assert_str_eq(pgm_cli_scalar_format("database_size", cJSON_GetObjectItem(o, "database_size"), buf, sizeof(buf)),
-					 "1234567890 (1.1 GiB)");
+	ck_assert_str_eq(
+		pgm_cli_scalar_format("database_size", cJSON_GetObjectItem(o, "database_size"), buf, sizeof(buf)),
+		"1234567890 (1.1 GiB)");
 	ck_assert_str_eq(pgm_cli_scalar_format("rows", cJSON_GetObjectItem(o, "rows"), buf, sizeof(buf)), "1234567890");
-	ck_assert_str_eq(pgm_cli_scalar_format("wait_seconds", cJSON_GetObjectItem(o, "wait_seconds"), buf, sizeof(buf)),
-					 "3725 (1h02m)");
-	ck_assert_str_eq(pgm_cli_scalar_format("small_bytes", cJSON_GetObjectItem(o, "small_bytes"), buf, sizeof(buf)), "10");
+	ck_assert_str_eq(
+		pgm_cli_scalar_format("wait_seconds", cJSON_GetObjectItem(o, "wait_seconds"), buf, sizeof(buf)),
+		"3725 (1h02m)");
+	ck_assert_str_eq(pgm_cli_scalar_format("small_bytes", cJSON_GetObjectItem(o, "small_bytes"), buf, sizeof(buf)),
+			 "10");
 	ck_assert_str_eq(pgm_cli_scalar_format("on", cJSON_GetObjectItem(o, "on"), buf, sizeof(buf)), "true");
 	ck_assert_str_eq(pgm_cli_scalar_format("s", cJSON_GetObjectItem(o, "s"), buf, sizeof(buf)), "15.20");
 	cJSON_Delete(o);
@@ -179,8 +173,7 @@ END_TEST
 static const char *
 reason_of(const exception_t *table, const char *name)
 {
-	for (const exception_t *e = table; e->name != NULL; e++)
-	{
+	for (const exception_t *e = table; e->name != NULL; e++) {
 		if (strcmp(e->name, name) == 0)
 			return e->reason;
 	}
@@ -195,60 +188,60 @@ reason_of(const exception_t *table, const char *name)
  */
 START_TEST(test_tables_agree)
 {
-	for (int i = 0; pgm_commands[i].name != NULL; i++)
-	{
+	for (int i = 0; pgm_commands[i].name != NULL; i++) {
 		const pgm_command_t *d = &pgm_commands[i];
 		const pgm_cli_command_t *c = pgm_cli_command_find(d->name);
 		const char *why = reason_of(daemon_only, d->name);
-		size_t		n = strlen(d->help);
+		size_t n = strlen(d->help);
 
 		ck_assert_msg(d->help[0] != '\0', "daemon command %s has no help", d->name);
-		if (c == NULL)
-		{
+		if (c == NULL) {
 			ck_assert_msg(why != NULL && why[0] != '\0',
-						  "daemon command \"%s\" has no row in pgm_cli_commands (src/cli/commands.c); "
-						  "add one, or list it in daemon_only with the reason", d->name);
+				      "daemon command \"%s\" has no row in pgm_cli_commands (src/cli/commands.c); "
+				      "add one, or list it in daemon_only with the reason",
+				      d->name);
 			continue;
 		}
 		ck_assert_msg(why == NULL, "%s is listed as daemon-only, but the CLI has it", d->name);
-		ck_assert_msg(c->runs != PGM_CLI_RUNS_LOCAL, "%s is a daemon command, but the CLI runs it in-process only",
-					  d->name);
-		ck_assert_msg(strncmp(c->summary, d->help, n) == 0 &&
-					  (c->summary[n] == '\0' || strncmp(c->summary + n, ", ", 2) == 0),
-					  "%s: the CLI says \"%s\", the daemon \"%s\": the CLI's summary must be the daemon's help, "
-					  "optionally followed by \", \" and what the client adds", d->name, c->summary, d->help);
+		ck_assert_msg(c->runs != PGM_CLI_RUNS_LOCAL,
+			      "%s is a daemon command, but the CLI runs it in-process only", d->name);
+		ck_assert_msg(
+			strncmp(c->summary, d->help, n) == 0 &&
+				(c->summary[n] == '\0' || strncmp(c->summary + n, ", ", 2) == 0),
+			"%s: the CLI says \"%s\", the daemon \"%s\": the CLI's summary must be the daemon's help, "
+			"optionally followed by \", \" and what the client adds",
+			d->name, c->summary, d->help);
 		/* the same job argument */
 		if (d->needs_job)
-			ck_assert_msg(c->job == (c->runs == PGM_CLI_RUNS_BOTH ? PGM_CLI_JOB_OPTIONAL : PGM_CLI_JOB_REQUIRED),
-						  "%s needs a job on the daemon", d->name);
+			ck_assert_msg(
+				c->job == (c->runs == PGM_CLI_RUNS_BOTH ? PGM_CLI_JOB_OPTIONAL : PGM_CLI_JOB_REQUIRED),
+				"%s needs a job on the daemon", d->name);
 		else
 			ck_assert_msg(c->job != PGM_CLI_JOB_REQUIRED, "%s takes no job on the daemon", d->name);
 	}
-	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++)
-	{
+	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++) {
 		const char *why = reason_of(cli_only, c->name);
 
-		if (c->runs == PGM_CLI_RUNS_LOCAL)
-		{
-			ck_assert_msg(pgm_command_find(c->name) == NULL, "%s runs in-process, but the daemon has it too",
-						  c->name);
-			ck_assert_msg(why != NULL && why[0] != '\0', "CLI command \"%s\" is none of the daemon's; "
-						  "list it in cli_only with the reason", c->name);
-		}
-		else
-		{
+		if (c->runs == PGM_CLI_RUNS_LOCAL) {
+			ck_assert_msg(pgm_command_find(c->name) == NULL,
+				      "%s runs in-process, but the daemon has it too", c->name);
+			ck_assert_msg(why != NULL && why[0] != '\0',
+				      "CLI command \"%s\" is none of the daemon's; "
+				      "list it in cli_only with the reason",
+				      c->name);
+		} else {
 			ck_assert_msg(pgm_command_find(c->name) != NULL,
-						  "CLI command \"%s\" is sent to the daemon, which has no such command", c->name);
+				      "CLI command \"%s\" is sent to the daemon, which has no such command", c->name);
 			ck_assert_msg(why == NULL, "%s is listed as CLI-only, but the daemon has it", c->name);
 		}
 		ck_assert_ptr_eq(pgm_cli_command_find(c->name), c);
 	}
 	for (int i = 0; daemon_only[i].name != NULL; i++)
-		ck_assert_msg(pgm_command_find(daemon_only[i].name) != NULL, "daemon_only lists %s, which is no command",
-					  daemon_only[i].name);
+		ck_assert_msg(pgm_command_find(daemon_only[i].name) != NULL,
+			      "daemon_only lists %s, which is no command", daemon_only[i].name);
 	for (int i = 0; cli_only[i].name != NULL; i++)
 		ck_assert_msg(pgm_cli_command_find(cli_only[i].name) != NULL, "cli_only lists %s, which is no command",
-					  cli_only[i].name);
+			      cli_only[i].name);
 }
 END_TEST
 
@@ -259,51 +252,50 @@ END_TEST
  */
 START_TEST(test_rows_complete)
 {
-	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++)
-	{
-		size_t		n = strlen(c->name);
+	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++) {
+		size_t n = strlen(c->name);
 		const char *form = c->usage;
 
 		ck_assert_msg(n <= 9, "%s: help aligns names of at most 9 characters", c->name);
 		ck_assert_ptr_nonnull(c->handler);
-		ck_assert_msg(c->summary != NULL && c->summary[0] >= 'a' && c->summary[0] <= 'z', "%s: summary", c->name);
+		ck_assert_msg(c->summary != NULL && c->summary[0] >= 'a' && c->summary[0] <= 'z', "%s: summary",
+			      c->name);
 		ck_assert_msg(c->summary[strlen(c->summary) - 1] != '.', "%s: summary ends in a period", c->name);
 		ck_assert_msg(strchr(c->summary, '\n') == NULL, "%s: summary is more than one line", c->name);
 		/* only the commands that print by themselves go without a renderer */
 		ck_assert_msg(c->render != NULL || strcmp(c->name, "watch") == 0 || strcmp(c->name, "plan") == 0 ||
-		              strcmp(c->name, "help") == 0,
-		              "%s: a reply from the daemon needs a renderer", c->name);
-		while (form != NULL)
-		{
+				      strcmp(c->name, "help") == 0,
+			      "%s: a reply from the daemon needs a renderer", c->name);
+		while (form != NULL) {
 			const char *nl = strchr(form, '\n');
-			size_t		len = nl != NULL ? (size_t) (nl - form) : strlen(form);
-			char	   *line = strndup(form, len);
+			size_t len = nl != NULL ? (size_t) (nl - form) : strlen(form);
+			char *line = strndup(form, len);
 
 			ck_assert_msg(strncmp(line, c->name, n) == 0 && (line[n] == '\0' || line[n] == ' '),
-						  "usage form \"%s\" does not start with \"%s\"", line, c->name);
+				      "usage form \"%s\" does not start with \"%s\"", line, c->name);
 			if (c->job == PGM_CLI_JOB_REQUIRED)
 				ck_assert_msg(strncmp(line + n, " JOB", 4) == 0, "usage form \"%s\" lacks JOB", line);
 			if (c->job == PGM_CLI_JOB_NONE)
-				ck_assert_msg(strstr(line, "JOB") == NULL, "usage form \"%s\": the command takes no job", line);
+				ck_assert_msg(strstr(line, "JOB") == NULL,
+					      "usage form \"%s\": the command takes no job", line);
 			free(line);
 			form = nl != NULL ? nl + 1 : NULL;
 		}
-		for (size_t i = 0; i < sizeof(row_options) / sizeof(row_options[0]); i++)
-		{
-			bool		unshown = false;
+		for (size_t i = 0; i < sizeof(row_options) / sizeof(row_options[0]); i++) {
+			bool unshown = false;
 
-			if ((c->options & PGM_CLI_OPT_BIT(row_options[i].id)) == 0)
-			{
+			if ((c->options & PGM_CLI_OPT_BIT(row_options[i].id)) == 0) {
 				ck_assert_msg(strstr(c->usage, row_options[i].spelling) == NULL,
-							  "%s's usage shows %s, which it does not allow", c->name, row_options[i].spelling);
+					      "%s's usage shows %s, which it does not allow", c->name,
+					      row_options[i].spelling);
 				continue;
 			}
 			for (int j = 0; unshown_options[j].command != NULL; j++)
 				unshown |= strcmp(unshown_options[j].command, c->name) == 0 &&
-					strcmp(unshown_options[j].spelling, row_options[i].spelling) == 0;
+					   strcmp(unshown_options[j].spelling, row_options[i].spelling) == 0;
 			ck_assert_msg(unshown != (strstr(c->usage, row_options[i].spelling) != NULL),
-						  "%s allows %s: its usage must show it (or unshown_options list it, not both)",
-						  c->name, row_options[i].spelling);
+				      "%s allows %s: its usage must show it (or unshown_options list it, not both)",
+				      c->name, row_options[i].spelling);
 		}
 	}
 }
@@ -313,9 +305,9 @@ END_TEST
 static char *
 help_text(const pgm_cli_command_t *command)
 {
-	char	   *text = NULL;
-	size_t		len = 0;
-	FILE	   *out = open_memstream(&text, &len);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
 
 	ck_assert_ptr_nonnull(out);
 	pgm_cli_help_print(out, command);
@@ -327,9 +319,9 @@ help_text(const pgm_cli_command_t *command)
 static char *
 usage_hint_text(const pgm_cli_command_t *command)
 {
-	FILE	   *tmp = tmpfile();
-	int			saved = dup(STDERR_FILENO);
-	char	   *text = calloc(1, 4096);
+	FILE *tmp = tmpfile();
+	int saved = dup(STDERR_FILENO);
+	char *text = calloc(1, 4096);
 
 	ck_assert_ptr_nonnull(tmp);
 	fflush(stderr);
@@ -351,26 +343,25 @@ usage_hint_text(const pgm_cli_command_t *command)
  */
 START_TEST(test_help_shows_every_command)
 {
-	char	   *help = help_text(NULL);
+	char *help = help_text(NULL);
 
-	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++)
-	{
-		char	   *line = pgm_asprintf("\n  %-9s %s\n", c->name, c->summary);
-		char	   *one = help_text(c);
-		char	   *hint = usage_hint_text(c);
+	for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++) {
+		char *line = pgm_asprintf("\n  %-9s %s\n", c->name, c->summary);
+		char *one = help_text(c);
+		char *hint = usage_hint_text(c);
 		const char *form = c->usage;
 
 		ck_assert_msg(strstr(help, line) != NULL, "help lacks \"%s\":\n%s", line, help);
 		ck_assert_msg(strncmp(one, c->summary, strlen(c->summary)) == 0, "help %s: %s", c->name, one);
 		ck_assert_msg(strncmp(hint, "hint: usage: pgmover ", 21) == 0, "usage hint of %s: %s", c->name, hint);
-		while (form != NULL)
-		{
+		while (form != NULL) {
 			const char *nl = strchr(form, '\n');
-			char	   *shown = pgm_asprintf("pgmover %.*s\n", (int) (nl != NULL ? nl - form : (long) strlen(form)),
-											form);
+			char *shown = pgm_asprintf("pgmover %.*s\n",
+						   (int) (nl != NULL ? nl - form : (long) strlen(form)), form);
 
 			ck_assert_msg(strstr(one, shown) != NULL, "help %s lacks \"%s\": %s", c->name, shown, one);
-			ck_assert_msg(strstr(hint, shown) != NULL, "usage hint of %s lacks \"%s\": %s", c->name, shown, hint);
+			ck_assert_msg(strstr(hint, shown) != NULL, "usage hint of %s lacks \"%s\": %s", c->name, shown,
+				      hint);
 			free(shown);
 			form = nl != NULL ? nl + 1 : NULL;
 		}
@@ -378,36 +369,37 @@ START_TEST(test_help_shows_every_command)
 		free(one);
 		free(hint);
 	}
-	for (int i = 0; pgm_commands[i].name != NULL; i++)
-	{
-		char	   *word = pgm_asprintf("\n  %-9s %s", pgm_commands[i].name, pgm_commands[i].help);
+	for (int i = 0; pgm_commands[i].name != NULL; i++) {
+		char *word = pgm_asprintf("\n  %-9s %s", pgm_commands[i].name, pgm_commands[i].help);
 
 		ck_assert_msg(strstr(help, word) != NULL || reason_of(daemon_only, pgm_commands[i].name) != NULL,
-					  "help lacks the daemon's command %s", pgm_commands[i].name);
+			      "help lacks the daemon's command %s", pgm_commands[i].name);
 		free(word);
 	}
 	/* the commands that take arguments, and the exit codes of protocol.h */
 	{
 		const char *args = strstr(help, "arguments of ");
-		char	   *line;
+		char *line;
 
 		ck_assert_ptr_nonnull(args);
 		line = strndup(args, strcspn(args, ";\n"));
-		for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++)
-		{
-			char	   *word = pgm_asprintf(" %s", c->name);
-			bool		named = false;
+		for (const pgm_cli_command_t *c = pgm_cli_commands; c->name != NULL; c++) {
+			char *word = pgm_asprintf(" %s", c->name);
+			bool named = false;
 
 			for (const char *at = strstr(line, word); at != NULL; at = strstr(at + 1, word))
 				named |= at[strlen(word)] == '\0' || at[strlen(word)] == ',' || at[strlen(word)] == ' ';
 
-			ck_assert_msg(named == ((c->options & ~PGM_CLI_OPT_GLOBAL) != 0), "\"%s\" and %s", line, c->name);
+			ck_assert_msg(named == ((c->options & ~PGM_CLI_OPT_GLOBAL) != 0), "\"%s\" and %s", line,
+				      c->name);
 			free(word);
 		}
 		free(line);
 	}
-	ck_assert_msg(strstr(help, "Exit status: 0 success, 1 refused or failed, 2 usage error, 3 pgmoverd unreachable.")
-				  != NULL, "%s", help);
+	ck_assert_msg(
+		strstr(help, "Exit status: 0 success, 1 refused or failed, 2 usage error, 3 pgmoverd unreachable.") !=
+			NULL,
+		"%s", help);
 	free(help);
 }
 END_TEST
@@ -418,8 +410,8 @@ END_TEST
 Suite *
 pgm_test_suite(void)
 {
-	Suite	   *s = suite_create("cli_output");
-	TCase	   *tc = tcase_create("format");
+	Suite *s = suite_create("cli_output");
+	TCase *tc = tcase_create("format");
 
 	tcase_add_test(tc, test_bytes_format);
 	tcase_add_test(tc, test_duration_format);

@@ -100,7 +100,7 @@ START_TEST(test_table_defaults_valid)
 
 			ck_assert_ptr_nonnull(tables[t][i].help);
 			ck_assert_msg(pgm_opt_validate(&tables[t][i], tables[t][i].dflt, &canon, &err),
-			              "default of %s is invalid: %s", tables[t][i].name, err);
+				      "default of %s is invalid: %s", tables[t][i].name, err);
 			ck_assert_ptr_null(err);
 			free(canon);
 			/* no name in both tables: the file could not tell them apart */
@@ -116,23 +116,23 @@ END_TEST
 START_TEST(test_every_setting)
 {
 	parse_ok("socket_path = /tmp/pgm.sock\n"
-	         "socket_mode = 0600\n"
-	         "state_dir = /srv/pgmover\n"
-	         "log_level = debug\n"
-	         "max_clients = 12\n"
-	         "rehearsal = off\n"
-	         "engine = pg_dump\n"
-	         "jobs = 8\n"
-	         "overwrite_target = yes\n"
-	         "allow_no_pk = true\n"
-	         "freeze_mode = both\n"
-	         "freeze_command = /usr/local/bin/maint on\n"
-	         "thaw_command = /usr/local/bin/maint off\n"
-	         "cutover_command = /usr/local/bin/point-app-at \"$PGMOVER_TARGET_URL\"\n"
-	         "hook_timeout = 2m\n"
-	         "rollback_window = 2d\n"
-	         "pg_bindir = /usr/lib/postgresql/15/bin\n"
-	         "connect_timeout = 500ms\n");
+		 "socket_mode = 0600\n"
+		 "state_dir = /srv/pgmover\n"
+		 "log_level = debug\n"
+		 "max_clients = 12\n"
+		 "rehearsal = off\n"
+		 "engine = pg_dump\n"
+		 "jobs = 8\n"
+		 "overwrite_target = yes\n"
+		 "allow_no_pk = true\n"
+		 "freeze_mode = both\n"
+		 "freeze_command = /usr/local/bin/maint on\n"
+		 "thaw_command = /usr/local/bin/maint off\n"
+		 "cutover_command = /usr/local/bin/point-app-at \"$PGMOVER_TARGET_URL\"\n"
+		 "hook_timeout = 2m\n"
+		 "rollback_window = 2d\n"
+		 "pg_bindir = /usr/lib/postgresql/15/bin\n"
+		 "connect_timeout = 500ms\n");
 	ck_assert_str_eq(cfg.socket_path, "/tmp/pgm.sock");
 	ck_assert_int_eq(cfg.socket_mode, 0600);
 	ck_assert_str_eq(cfg.state_dir, "/srv/pgmover");
@@ -228,19 +228,19 @@ END_TEST
 START_TEST(test_syntax)
 {
 	parse_ok("# a comment\n"
-	         "; another comment\n"
-	         "\n"
-	         "   \t  \n"
-	         "  socket_path=/tmp/x.sock  \n"                   /* no spaces around =, padding */
-	         "state_dir = \"/srv/with space\"\n"               /* double quotes */
-	         "freeze_command = 'echo a # b'\n"                 /* '#' inside quotes stays */
-	         "thaw_command = curl http://h/#frag\n"            /* '#' without a space stays */
-	         "max_clients = 99 # trailing comment\n"
-	         "log_level = warning   # more text = with equals\n"
-	         "jobs = \"4\"\n"
-	         "pg_bindir = \"\"\n"                              /* quoted empty string */
-	         "hook_timeout = 30 s\n"                           /* bare number and space: seconds */
-	         "\tconnect_timeout\t=\t20s\r\n");                 /* tabs and CRLF */
+		 "; another comment\n"
+		 "\n"
+		 "   \t  \n"
+		 "  socket_path=/tmp/x.sock  \n"        /* no spaces around =, padding */
+		 "state_dir = \"/srv/with space\"\n"    /* double quotes */
+		 "freeze_command = 'echo a # b'\n"      /* '#' inside quotes stays */
+		 "thaw_command = curl http://h/#frag\n" /* '#' without a space stays */
+		 "max_clients = 99 # trailing comment\n"
+		 "log_level = warning   # more text = with equals\n"
+		 "jobs = \"4\"\n"
+		 "pg_bindir = \"\"\n"              /* quoted empty string */
+		 "hook_timeout = 30 s\n"           /* bare number and space: seconds */
+		 "\tconnect_timeout\t=\t20s\r\n"); /* tabs and CRLF */
 	ck_assert_str_eq(cfg.socket_path, "/tmp/x.sock");
 	ck_assert_str_eq(cfg.state_dir, "/srv/with space");
 	ck_assert_str_eq(job_default("freeze_command"), "echo a # b");
@@ -262,8 +262,8 @@ END_TEST
 START_TEST(test_quoted_then_comment)
 {
 	parse_ok("state_dir = \"/srv/my dir\" # where the jobs live\n"
-	         "freeze_command = 'maint on # not a comment'   # but this is\n"
-	         "socket_path = \"/tmp/q.sock\"# tight\n");
+		 "freeze_command = 'maint on # not a comment'   # but this is\n"
+		 "socket_path = \"/tmp/q.sock\"# tight\n");
 	ck_assert_str_eq(cfg.state_dir, "/srv/my dir");
 	ck_assert_str_eq(job_default("freeze_command"), "maint on # not a comment");
 	ck_assert_str_eq(cfg.socket_path, "/tmp/q.sock");
@@ -340,7 +340,8 @@ START_TEST(test_failed_parse_keeps_previous)
 
 	parse_ok("socket_path = /tmp/kept.sock\nmax_clients = 77\nlog_level = debug\njobs = 9\n");
 	ck_assert(!pgm_config_parse(&cfg, "new.conf",
-	                            "socket_path = /tmp/other.sock\nmax_clients = 5\njobs = 1\nlog_level = loud\n", &err));
+				    "socket_path = /tmp/other.sock\nmax_clients = 5\njobs = 1\nlog_level = loud\n",
+				    &err));
 	ck_assert_ptr_nonnull(strstr(err, "new.conf:4:"));
 	free(err);
 	ck_assert_str_eq(cfg.socket_path, "/tmp/kept.sock");
@@ -356,19 +357,32 @@ START_TEST(test_canonical_forms)
 	static const struct {
 		const char *name, *in, *out;
 	} cases[] = {
-		{"rollback_window", "0", "0ms"},         {"rollback_window", "500ms", "500ms"},
-		{"rollback_window", "30s", "30000ms"},   {"rollback_window", "30", "30000ms"},
-		{"rollback_window", "5min", "300000ms"}, {"rollback_window", "5m", "300000ms"},
-		{"rollback_window", "24h", "86400000ms"}, {"rollback_window", "2d", "172800000ms"},
-		{"rollback_window", "1 h", "3600000ms"}, {"socket_mode", "660", "0660"},
-		{"socket_mode", "0600", "0600"},         {"socket_mode", "0", "0000"},
-		{"socket_mode", "777", "0777"},          {"rehearsal", "on", "on"},
-		{"rehearsal", "TRUE", "on"},             {"rehearsal", "yes", "on"},
-		{"rehearsal", "1", "on"},                {"rehearsal", "Off", "off"},
-		{"rehearsal", "false", "off"},           {"rehearsal", "no", "off"},
-		{"rehearsal", "0", "off"},               {"jobs", "007", "7"},
-		{"jobs", "+3", "3"},                     {"jobs", "16", "16"},
-		{"freeze_mode", "command", "command"},   {"freeze_command", " a  b ", " a  b "},
+		{"rollback_window", "0", "0ms"},
+		{"rollback_window", "500ms", "500ms"},
+		{"rollback_window", "30s", "30000ms"},
+		{"rollback_window", "30", "30000ms"},
+		{"rollback_window", "5min", "300000ms"},
+		{"rollback_window", "5m", "300000ms"},
+		{"rollback_window", "24h", "86400000ms"},
+		{"rollback_window", "2d", "172800000ms"},
+		{"rollback_window", "1 h", "3600000ms"},
+		{"socket_mode", "660", "0660"},
+		{"socket_mode", "0600", "0600"},
+		{"socket_mode", "0", "0000"},
+		{"socket_mode", "777", "0777"},
+		{"rehearsal", "on", "on"},
+		{"rehearsal", "TRUE", "on"},
+		{"rehearsal", "yes", "on"},
+		{"rehearsal", "1", "on"},
+		{"rehearsal", "Off", "off"},
+		{"rehearsal", "false", "off"},
+		{"rehearsal", "no", "off"},
+		{"rehearsal", "0", "off"},
+		{"jobs", "007", "7"},
+		{"jobs", "+3", "3"},
+		{"jobs", "16", "16"},
+		{"freeze_mode", "command", "command"},
+		{"freeze_command", " a  b ", " a  b "},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -379,9 +393,9 @@ START_TEST(test_canonical_forms)
 			def = pgm_opt_find(pgm_daemon_opts, cases[i].name);
 		ck_assert_ptr_nonnull(def);
 		ck_assert_msg(pgm_opt_validate(def, cases[i].in, &canon, &err), "%s = %s: %s", def->name, cases[i].in,
-		              err);
+			      err);
 		ck_assert_msg(strcmp(canon, cases[i].out) == 0, "%s = %s gave \"%s\", expected \"%s\"", def->name,
-		              cases[i].in, canon, cases[i].out);
+			      cases[i].in, canon, cases[i].out);
 		/* the canonical form is itself valid and canonical */
 		ck_assert(pgm_opt_validate(def, canon, &again, &err));
 		ck_assert_str_eq(again, canon);
@@ -426,7 +440,7 @@ START_TEST(test_job_options_defaults)
 	/* every option is there, in canonical form */
 	for (int i = 0; pgm_job_opts[i].name; i++)
 		ck_assert_msg(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(opts, pgm_job_opts[i].name)),
-		              "option %s missing", pgm_job_opts[i].name);
+			      "option %s missing", pgm_job_opts[i].name);
 	ck_assert_str_eq(pgm_jobopt_str(opts, "rehearsal"), "on");
 	ck_assert_str_eq(pgm_jobopt_str(opts, "jobs"), "2");
 	ck_assert_str_eq(pgm_jobopt_str(opts, "hook_timeout"), "60000ms");
@@ -497,8 +511,8 @@ START_TEST(test_job_options_types)
 {
 	char *err = NULL;
 	cJSON *given = cJSON_Parse("{\"jobs\": 4, \"overwrite_target\": true, \"rehearsal\": false,"
-	                           " \"hook_timeout\": \"90s\", \"rollback_window\": 3600,"
-	                           " \"freeze_command\": \"maint on\"}");
+				   " \"hook_timeout\": \"90s\", \"rollback_window\": 3600,"
+				   " \"freeze_command\": \"maint on\"}");
 	cJSON *opts = pgm_job_options_build(NULL, given, &err);
 
 	ck_assert_msg(opts != NULL, "rejected: %s", err);

@@ -21,7 +21,7 @@
  * job the state it failed in (retry returns there, abort depends on it).
  * For every other state failed_from is irrelevant and kept at 0.
  */
-#define NODE(st, ff) ((st) * NST + ((st) == PGM_ST_FAILED ? (ff) : 0))
+#define NODE(st, ff) ((st) *NST + ((st) == PGM_ST_FAILED ? (ff) : 0))
 #define NNODES (NST * NST)
 
 /* the index of the first row with this event whose mask holds state */
@@ -116,8 +116,8 @@ START_TEST(test_table_deterministic)
 		for (int j = i + 1; j < pgm_transitions_count; j++)
 			if (pgm_transitions[i].event == pgm_transitions[j].event)
 				ck_assert_msg((pgm_transitions[i].from_mask & pgm_transitions[j].from_mask) == 0,
-				              "rows %d and %d both take %s from a common state", i, j,
-				              pgm_event_name(pgm_transitions[i].event));
+					      "rows %d and %d both take %s from a common state", i, j,
+					      pgm_event_name(pgm_transitions[i].event));
 }
 END_TEST
 
@@ -143,7 +143,7 @@ START_TEST(test_step_functions)
 		for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
 			if (strcmp(steps[k].name, t->step_name) == 0) {
 				ck_assert_msg(t->step == steps[k].fn, "row %d: step \"%s\" is not pgm_step_%s", i,
-				              t->step_name, steps[k].name);
+					      t->step_name, steps[k].name);
 				found = true;
 			}
 		}
@@ -174,7 +174,7 @@ START_TEST(test_every_state_reachable)
 	for (int st = 0; st < NST; st++)
 		if (can_fail_directly((pgm_state_t) st) && st != PGM_ST_CREATED)
 			ck_assert_msg(seen[NODE(PGM_ST_FAILED, st)], "failed (from %s) is not reachable",
-			              pgm_state_name((pgm_state_t) st));
+				      pgm_state_name((pgm_state_t) st));
 }
 END_TEST
 
@@ -195,7 +195,8 @@ START_TEST(test_reachable_by_masks)
 			if ((t->from_mask & PGM_S(st)) == 0)
 				continue;
 			for (int to = 0; to < NST; to++) {
-				bool edge = t->to == PGM_ST__PREVIOUS ? can_fail_directly((pgm_state_t) to) : (int) t->to == to;
+				bool edge = t->to == PGM_ST__PREVIOUS ? can_fail_directly((pgm_state_t) to)
+								      : (int) t->to == to;
 
 				if (edge && !seen[to]) {
 					seen[to] = true;
@@ -218,10 +219,10 @@ START_TEST(test_abort_before_cutover)
 			continue;
 		nbefore++;
 		ck_assert_msg(reaches((pgm_state_t) st, 0, PGM_ST_ABORTED), "%s cannot reach aborted",
-		              pgm_state_name((pgm_state_t) st));
+			      pgm_state_name((pgm_state_t) st));
 		/* directly, by the abort command */
 		ck_assert_msg(pgm_fsm_decide((pgm_state_t) st, 0, PGM_EV_ABORT) >= 0, "%s does not accept abort",
-		              pgm_state_name((pgm_state_t) st));
+			      pgm_state_name((pgm_state_t) st));
 		/* and also once it failed there */
 		ck_assert_int_ge(pgm_fsm_decide(PGM_ST_FAILED, (pgm_state_t) st, PGM_EV_ABORT), 0);
 	}
@@ -231,7 +232,7 @@ START_TEST(test_abort_before_cutover)
 		if (pgm_state_before_cutover((pgm_state_t) st) || st == PGM_ST_FAILED)
 			continue;
 		ck_assert_msg(pgm_fsm_decide((pgm_state_t) st, 0, PGM_EV_ABORT) < 0, "%s accepts abort",
-		              pgm_state_name((pgm_state_t) st));
+			      pgm_state_name((pgm_state_t) st));
 	}
 	ck_assert(!pgm_state_before_cutover(PGM_ST_CUTTING_OVER));
 	ck_assert(!pgm_state_before_cutover(PGM_ST_ROLLBACK_WINDOW));
@@ -245,11 +246,11 @@ START_TEST(test_failure_possible)
 		if (pgm_state_is_terminal((pgm_state_t) st) || st == PGM_ST_FAILED)
 			continue;
 		ck_assert_msg(reaches((pgm_state_t) st, 0, PGM_ST_FAILED), "%s cannot reach failed",
-		              pgm_state_name((pgm_state_t) st));
+			      pgm_state_name((pgm_state_t) st));
 		/* every state that runs a step can fail directly */
 		if (st != PGM_ST_CREATED)
 			ck_assert_msg(can_fail_directly((pgm_state_t) st), "%s has no error row",
-			              pgm_state_name((pgm_state_t) st));
+				      pgm_state_name((pgm_state_t) st));
 	}
 	/* failed itself is not terminal: it is left by retry (and abort before cutover) */
 	ck_assert(!pgm_state_is_terminal(PGM_ST_FAILED));
@@ -270,8 +271,8 @@ START_TEST(test_no_dead_ends)
 		if (!seen[n] || pgm_state_is_terminal(st))
 			continue;
 		ck_assert_msg(reaches(st, ff, PGM_ST_COMPLETED) || reaches(st, ff, PGM_ST_ABORTED) ||
-		                  reaches(st, ff, PGM_ST_ROLLED_BACK),
-		              "%s (failed from %s) cannot end", pgm_state_name(st), pgm_state_name(ff));
+				      reaches(st, ff, PGM_ST_ROLLED_BACK),
+			      "%s (failed from %s) cannot end", pgm_state_name(st), pgm_state_name(ff));
 	}
 }
 END_TEST
@@ -289,10 +290,10 @@ START_TEST(test_terminal_states)
 
 			if (pgm_event_is_command(t->event))
 				ck_assert_msg((t->from_mask & PGM_S(st)) == 0, "terminal %s has command row %d",
-				              pgm_state_name((pgm_state_t) st), i);
+					      pgm_state_name((pgm_state_t) st), i);
 			/* nor may the daemon leave it by itself */
 			ck_assert_msg((t->from_mask & PGM_S(st)) == 0, "terminal %s has row %d",
-			              pgm_state_name((pgm_state_t) st), i);
+				      pgm_state_name((pgm_state_t) st), i);
 		}
 		for (int ev = 0; ev < PGM_EV__COUNT; ev++)
 			ck_assert_int_eq(pgm_fsm_decide((pgm_state_t) st, 0, (pgm_event_t) ev), -1);
@@ -311,9 +312,9 @@ assert_decides(pgm_state_t st, pgm_state_t ff, pgm_event_t ev, pgm_state_t to, p
 	int row = pgm_fsm_decide(st, ff, ev);
 
 	ck_assert_msg(row >= 0 && row < pgm_transitions_count, "%s + %s: no row", pgm_state_name(st),
-	              pgm_event_name(ev));
+		      pgm_event_name(ev));
 	ck_assert_msg(pgm_transitions[row].to == to, "%s + %s leads to %s, not %s", pgm_state_name(st),
-	              pgm_event_name(ev), pgm_state_name(pgm_transitions[row].to), pgm_state_name(to));
+		      pgm_event_name(ev), pgm_state_name(pgm_transitions[row].to), pgm_state_name(to));
 	ck_assert_uint_ne(pgm_transitions[row].from_mask & PGM_S(st), 0);
 	ck_assert_int_eq(pgm_transitions[row].event, ev);
 	ck_assert_ptr_eq(pgm_transitions[row].step, fn);
@@ -366,7 +367,7 @@ START_TEST(test_decide_matches_table)
 			continue; /* its abort depends on failed_from; see test_decide */
 		for (int ev = 0; ev < PGM_EV__COUNT; ev++)
 			ck_assert_int_eq(pgm_fsm_decide((pgm_state_t) st, 0, (pgm_event_t) ev),
-			                 row_for((pgm_state_t) st, (pgm_event_t) ev));
+					 row_for((pgm_state_t) st, (pgm_event_t) ev));
 	}
 }
 END_TEST
@@ -379,7 +380,7 @@ assert_allowed(pgm_state_t st, pgm_state_t ff, const char *expected)
 
 	ck_assert_ptr_nonnull(got);
 	ck_assert_msg(strcmp(got, expected) == 0, "%s (from %s): \"%s\", expected \"%s\"", pgm_state_name(st),
-	              pgm_state_name(ff), got, expected);
+		      pgm_state_name(ff), got, expected);
 	free(got);
 }
 
@@ -406,7 +407,7 @@ START_TEST(test_allowed_commands)
 
 		for (int ev = 0; ev < PGM_EV__COUNT; ev++) {
 			bool ok = pgm_event_is_command((pgm_event_t) ev) &&
-			          pgm_fsm_decide((pgm_state_t) st, PGM_ST_SYNCED, (pgm_event_t) ev) >= 0;
+				  pgm_fsm_decide((pgm_state_t) st, PGM_ST_SYNCED, (pgm_event_t) ev) >= 0;
 			const char *name = pgm_event_name((pgm_event_t) ev);
 			bool listed = false;
 
@@ -415,8 +416,8 @@ START_TEST(test_allowed_commands)
 				if ((p == got || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
 					listed = true;
 			}
-			ck_assert_msg(ok == listed, "%s: %s listed=%d allowed=%d", pgm_state_name((pgm_state_t) st), name,
-			              listed, ok);
+			ck_assert_msg(ok == listed, "%s: %s listed=%d allowed=%d", pgm_state_name((pgm_state_t) st),
+				      name, listed, ok);
 		}
 		free(got);
 	}
@@ -503,13 +504,15 @@ START_TEST(test_describe)
 
 	for (int st = 0; st < NST; st++)
 		ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetArrayItem(states, st)),
-		                 pgm_state_name((pgm_state_t) st));
+				 pgm_state_name((pgm_state_t) st));
 	for (int ev = 0; ev < PGM_EV__COUNT; ev++) {
 		const cJSON *e = cJSON_GetArrayItem(events, ev);
 
-		ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(e, "name")), pgm_event_name((pgm_event_t) ev));
+		ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(e, "name")),
+				 pgm_event_name((pgm_event_t) ev));
 		ck_assert(cJSON_IsBool(cJSON_GetObjectItem(e, "command")));
-		ck_assert_int_eq(cJSON_IsTrue(cJSON_GetObjectItem(e, "command")), pgm_event_is_command((pgm_event_t) ev));
+		ck_assert_int_eq(cJSON_IsTrue(cJSON_GetObjectItem(e, "command")),
+				 pgm_event_is_command((pgm_event_t) ev));
 	}
 	for (int i = 0; i < pgm_transitions_count; i++) {
 		const pgm_transition_t *t = &pgm_transitions[i];
@@ -520,8 +523,7 @@ START_TEST(test_describe)
 
 		ck_assert(cJSON_IsArray(from));
 		/* every name is a state, in table order, once, and together they make the mask */
-		cJSON_ArrayForEach(f, from)
-		{
+		cJSON_ArrayForEach (f, from) {
 			pgm_state_t st;
 
 			ck_assert(pgm_state_parse(cJSON_GetStringValue(f), &st));
@@ -537,8 +539,7 @@ START_TEST(test_describe)
 		ck_assert_int_eq(cJSON_IsTrue(cJSON_GetObjectItem(row, "command")), pgm_event_is_command(t->event));
 	}
 	/* a spot check, and the whole document serialises */
-	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(rows, 0), "to")),
-	                 "provisioning");
+	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(rows, 0), "to")), "provisioning");
 	text = cJSON_PrintUnformatted(d);
 	ck_assert_ptr_nonnull(text);
 	ck_assert_ptr_nonnull(strstr(text, "\"(previous)\""));

@@ -23,7 +23,7 @@ assert_lsn_round_trip(uint64_t v, const char *text)
 	ck_assert_str_eq(buf, text);
 	ck_assert_msg(pgm_lsn_parse(buf, &back), "\"%s\" does not parse", buf);
 	ck_assert_msg(back == v, "\"%s\" parsed as %llx, not %llx", buf, (unsigned long long) back,
-	              (unsigned long long) v);
+		      (unsigned long long) v);
 }
 
 START_TEST(test_lsn_round_trip)
@@ -57,8 +57,8 @@ END_TEST
 START_TEST(test_lsn_parse_malformed)
 {
 	/* nothing, one half, no slash, not hex, trailing text: refused, *out left alone */
-	const char *bad[] = {"", "1", "1/", "/1", "/", "G/0", "0/G", "1//2", "1/2/3", "1 /2", "1/2 ", "1/2x",
-	                     "16-B374D848", "1.5/0", NULL};
+	const char *bad[] = {"",      "1",    "1/",   "/1",   "/",           "G/0",   "0/G", "1//2",
+			     "1/2/3", "1 /2", "1/2 ", "1/2x", "16-B374D848", "1.5/0", NULL};
 
 	for (int i = 0; bad[i] != NULL; i++) {
 		uint64_t v = 42;
@@ -84,13 +84,16 @@ END_TEST
  */
 START_TEST(test_lsn_parse_strict)
 {
-	const char *bad[] = {"100000000/0", "0/100000000", "FFFFFFFFFFFFFFFFFFFF/0", "000000001/0", "-1/0", "+1/2",
-	                     "0x1/0x2", " 1/2", "1/ 2", "1/-2", NULL};
+	const char *bad[] = {"100000000/0", "0/100000000", "FFFFFFFFFFFFFFFFFFFF/0",
+			     "000000001/0", "-1/0",        "+1/2",
+			     "0x1/0x2",     " 1/2",        "1/ 2",
+			     "1/-2",        NULL};
 
 	for (int i = 0; bad[i] != NULL; i++) {
 		uint64_t v = 42;
 
-		ck_assert_msg(!pgm_lsn_parse(bad[i], &v), "\"%s\" parsed as an LSN: %llx", bad[i], (unsigned long long) v);
+		ck_assert_msg(!pgm_lsn_parse(bad[i], &v), "\"%s\" parsed as an LSN: %llx", bad[i],
+			      (unsigned long long) v);
 	}
 }
 END_TEST

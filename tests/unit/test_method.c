@@ -22,13 +22,15 @@ typedef struct slot {
 	bool must_work; /* a no-op here would lose data or a promise */
 } slot_t;
 
-#define SLOT(n, w) {#n, offsetof(pgm_method_t, n), w}
+#define SLOT(n, w)                               \
+	{                                        \
+#n, offsetof(pgm_method_t, n), w \
+	}
 
 static const slot_t slots[] = {
-	SLOT(provision, false), SLOT(sync, true),     SLOT(synced, false),   SLOT(freeze, true),
-	SLOT(frozen, false),    SLOT(verify, true),   SLOT(thaw, true),      SLOT(cutover, true),
-	SLOT(window, true),     SLOT(finish, true),   SLOT(rollback, true),  SLOT(abort, true),
-	SLOT(failed, false),
+	SLOT(provision, false), SLOT(sync, true),  SLOT(synced, false), SLOT(freeze, true), SLOT(frozen, false),
+	SLOT(verify, true),     SLOT(thaw, true),  SLOT(cutover, true), SLOT(window, true), SLOT(finish, true),
+	SLOT(rollback, true),   SLOT(abort, true), SLOT(failed, false),
 };
 #define NSLOTS ((int) (sizeof(slots) / sizeof(slots[0])))
 
@@ -64,7 +66,7 @@ START_TEST(test_every_slot_filled)
 		ck_assert_msg(m->summary[0] != '\0', "method %s has no summary", m->name);
 		for (int j = 0; j < NSLOTS; j++)
 			ck_assert_msg(slot_fn(m, &slots[j]) != NULL, "method %s leaves %s empty", m->name,
-			              slots[j].name);
+				      slots[j].name);
 	}
 	ck_assert_int_ge(n, 4);
 }
@@ -79,7 +81,7 @@ START_TEST(test_promises_not_noops)
 			if (!slots[j].must_work)
 				continue;
 			ck_assert_msg(f != pgm_op_done && f != pgm_op_wait, "method %s: %s does nothing",
-			              pgm_methods[i]->name, slots[j].name);
+				      pgm_methods[i]->name, slots[j].name);
 		}
 }
 END_TEST
@@ -131,8 +133,8 @@ START_TEST(test_list_names_methods)
 		free(want);
 	}
 	ck_assert_str_eq(list, "--method dump (pg_dump/restore, any source) or --method pglogical (logical "
-	                       "replication, needs a superuser on the source) or --method triggers (change capture "
-	                       "by triggers, the owner's privileges only: Heroku)");
+			       "replication, needs a superuser on the source) or --method triggers (change capture "
+			       "by triggers, the owner's privileges only: Heroku)");
 	free(list);
 }
 END_TEST

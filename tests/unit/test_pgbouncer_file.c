@@ -49,7 +49,7 @@ assert_rewrite_fails(const char *file, const char *database, const char *dsn, co
 START_TEST(test_entry_rewritten)
 {
 	char *out = rewrite_ok("[databases]\nshop = host=old.example port=5432 dbname=shop user=app password=old\n",
-	                       "shop", TARGET);
+			       "shop", TARGET);
 
 	ck_assert_str_eq(out, "[databases]\nshop = " TARGET_PAIRS "\n");
 	free(out);
@@ -74,12 +74,12 @@ END_TEST
 START_TEST(test_other_params_kept)
 {
 	char *out = rewrite_ok("shop = host=old port=5432 pool_size=20 pool_mode=transaction auth_user=pgb "
-	                       "max_db_connections=50 dbname=shop\n",
-	                       "shop", TARGET);
+			       "max_db_connections=50 dbname=shop\n",
+			       "shop", TARGET);
 
 	/* the DSN's five first, then the others in their order */
 	ck_assert_str_eq(out, "shop = " TARGET_PAIRS " pool_size='20' pool_mode='transaction' auth_user='pgb' "
-	                      "max_db_connections='50'\n");
+			      "max_db_connections='50'\n");
 	free(out);
 }
 END_TEST
@@ -88,7 +88,7 @@ START_TEST(test_old_connection_dropped)
 {
 	/* the old user and password go even when the DSN has none to replace them */
 	char *out = rewrite_ok("shop = host=old port=1 user=app password='x y' dbname=old pool_size=3\n", "shop",
-	                       "host=new.example dbname=appdb");
+			       "host=new.example dbname=appdb");
 
 	ck_assert_str_eq(out, "shop = host='new.example' port='5432' dbname='appdb' pool_size='3'\n");
 	free(out);
@@ -131,10 +131,10 @@ START_TEST(test_quoting)
 	free(out);
 	/* a kept value with spaces and doubled quotes comes back quoted the same */
 	out = rewrite_ok("shop = host=old connect_query='SELECT set_config(''app.x'', ''a b'', false)' "
-	                 "application_name='my app'\n",
-	                 "shop", TARGET);
+			 "application_name='my app'\n",
+			 "shop", TARGET);
 	ck_assert_str_eq(out, "shop = " TARGET_PAIRS " connect_query='SELECT set_config(''app.x'', ''a b'', false)' "
-	                      "application_name='my app'\n");
+			      "application_name='my app'\n");
 	free(out);
 	/* a quoted value that is only a quote */
 	out = rewrite_ok("shop = host=old application_name=''''\n", "shop", TARGET);
@@ -167,29 +167,29 @@ END_TEST
 START_TEST(test_rest_of_file_untouched)
 {
 	const char *file = "; pgbouncer include file, owned by pgmover\n"
-	                   "# shop = host=commented.example\n"
-	                   "\n"
-	                   "[databases]\n"
-	                   "shop_old = host=legacy.example dbname=shop\n"
-	                   "shop.v2 = host=old.example\n"
-	                   "shop = host=old.example pool_size=20\n"
-	                   "reports = host=old.example dbname=reports pool_mode=session\n"
-	                   "  ; shop = host=indented-comment.example\n"
-	                   "\n"
-	                   "[users]\n"
-	                   "shop = pool_mode=session\n";
+			   "# shop = host=commented.example\n"
+			   "\n"
+			   "[databases]\n"
+			   "shop_old = host=legacy.example dbname=shop\n"
+			   "shop.v2 = host=old.example\n"
+			   "shop = host=old.example pool_size=20\n"
+			   "reports = host=old.example dbname=reports pool_mode=session\n"
+			   "  ; shop = host=indented-comment.example\n"
+			   "\n"
+			   "[users]\n"
+			   "shop = pool_mode=session\n";
 	const char *want = "; pgbouncer include file, owned by pgmover\n"
-	                   "# shop = host=commented.example\n"
-	                   "\n"
-	                   "[databases]\n"
-	                   "shop_old = host=legacy.example dbname=shop\n"
-	                   "shop.v2 = host=old.example\n"
-	                   "shop = " TARGET_PAIRS " pool_size='20'\n"
-	                   "reports = host=old.example dbname=reports pool_mode=session\n"
-	                   "  ; shop = host=indented-comment.example\n"
-	                   "\n"
-	                   "[users]\n"
-	                   "shop = pool_mode=session\n";
+			   "# shop = host=commented.example\n"
+			   "\n"
+			   "[databases]\n"
+			   "shop_old = host=legacy.example dbname=shop\n"
+			   "shop.v2 = host=old.example\n"
+			   "shop = " TARGET_PAIRS " pool_size='20'\n"
+			   "reports = host=old.example dbname=reports pool_mode=session\n"
+			   "  ; shop = host=indented-comment.example\n"
+			   "\n"
+			   "[users]\n"
+			   "shop = pool_mode=session\n";
 	char *out = rewrite_ok(file, "shop", TARGET);
 
 	ck_assert_str_eq(out, want);
@@ -200,23 +200,23 @@ END_TEST
 START_TEST(test_multiple_entries)
 {
 	const char *file = "[databases]\n"
-	                   "a = host=old port=1 pool_size=1\n"
-	                   "b = host=old port=2 pool_size=2\n"
-	                   "c = host=old port=3 pool_size=3\n";
+			   "a = host=old port=1 pool_size=1\n"
+			   "b = host=old port=2 pool_size=2\n"
+			   "c = host=old port=3 pool_size=3\n";
 	char *out;
 
 	/* each one alone, the two others byte for byte */
 	out = rewrite_ok(file, "a", TARGET);
 	ck_assert_str_eq(out, "[databases]\na = " TARGET_PAIRS " pool_size='1'\n"
-	                      "b = host=old port=2 pool_size=2\nc = host=old port=3 pool_size=3\n");
+			      "b = host=old port=2 pool_size=2\nc = host=old port=3 pool_size=3\n");
 	free(out);
 	out = rewrite_ok(file, "b", TARGET);
 	ck_assert_str_eq(out, "[databases]\na = host=old port=1 pool_size=1\nb = " TARGET_PAIRS " pool_size='2'\n"
-	                      "c = host=old port=3 pool_size=3\n");
+			      "c = host=old port=3 pool_size=3\n");
 	free(out);
 	out = rewrite_ok(file, "c", TARGET);
 	ck_assert_str_eq(out, "[databases]\na = host=old port=1 pool_size=1\nb = host=old port=2 pool_size=2\n"
-	                      "c = " TARGET_PAIRS " pool_size='3'\n");
+			      "c = " TARGET_PAIRS " pool_size='3'\n");
 	free(out);
 }
 END_TEST
@@ -240,7 +240,7 @@ START_TEST(test_rewrite_is_idempotent)
 {
 	/* cutover retried: rewriting the rewritten file changes nothing */
 	char *once = rewrite_ok("shop = host=old pool_size=20 connect_query='SELECT ''x'''\n", "shop",
-	                        "postgres://tgt:it%27s@new.example:6543/appdb");
+				"postgres://tgt:it%27s@new.example:6543/appdb");
 	char *twice = rewrite_ok(once, "shop", "postgres://tgt:it%27s@new.example:6543/appdb");
 
 	ck_assert_str_eq(twice, once);
@@ -252,7 +252,8 @@ END_TEST
 START_TEST(test_invalid)
 {
 	/* the entry as pgbouncer would refuse it: a quote left open, a pair without '=' or name */
-	assert_rewrite_fails("shop = host='old\n", "shop", TARGET, "the entry \"shop\" in the include file is not valid");
+	assert_rewrite_fails("shop = host='old\n", "shop", TARGET,
+			     "the entry \"shop\" in the include file is not valid");
 	assert_rewrite_fails("shop = host=old pool_size\n", "shop", TARGET, "is not valid for pgbouncer");
 	assert_rewrite_fails("shop = host=old =3\n", "shop", TARGET, "is not valid for pgbouncer");
 	/* a DSN libpq cannot parse: libpq's message */

@@ -16,7 +16,6 @@
 #include "check_main.h"
 #include "pg/pgoutput.h"
 
-
 typedef struct msg {
 	uint8_t d[512];
 	size_t n;
@@ -165,9 +164,10 @@ START_TEST(test_inserts_join)
 	ck_assert_int_eq(t.nchunks, 1);
 	ck_assert_int_eq(t.changes, 8);
 	ck_assert_uint_eq(t.xid, 7);
-	ck_assert_ptr_nonnull(strstr(t.chunks[0],
-	                             "INSERT INTO \"public\".\"t\" (\"id\", \"v\") OVERRIDING SYSTEM VALUE VALUES ('1', 'a'),\n"
-	                             "('2', NULL),\n('3', 'it''s');\nUPDATE \"public\".\"t\" SET \"v\" = 'b' WHERE \"id\" = '1';\n"));
+	ck_assert_ptr_nonnull(
+		strstr(t.chunks[0],
+		       "INSERT INTO \"public\".\"t\" (\"id\", \"v\") OVERRIDING SYSTEM VALUE VALUES ('1', 'a'),\n"
+		       "('2', NULL),\n('3', 'it''s');\nUPDATE \"public\".\"t\" SET \"v\" = 'b' WHERE \"id\" = '1';\n"));
 	/* rows 1-3, then 4, 5 and 6 alone (after the UPDATE, the other table, the Relation message) */
 	ck_assert_int_eq(count(t.chunks[0], "INSERT INTO \"public\".\"t\""), 4);
 	ck_assert_int_eq(count(t.chunks[0], "INSERT INTO \"public\".\"u\""), 1);

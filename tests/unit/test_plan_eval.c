@@ -59,8 +59,7 @@ finding(const cJSON *report, const char *check)
 {
 	const cJSON *f;
 
-	cJSON_ArrayForEach(f, cJSON_GetObjectItem(report, "findings"))
-	{
+	cJSON_ArrayForEach (f, cJSON_GetObjectItem(report, "findings")) {
 		if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(f, "check")), check) == 0)
 			return f;
 	}
@@ -97,11 +96,11 @@ START_TEST(test_healthy_pair)
 	ck_assert_str_eq(status_of(r, "source privileges: freeze"), "ok");
 	ck_assert_str_eq(status_of(r, "extensions: heroku_ext"), "info");
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"), "method")),
-	                 "dump");
+			 "dump");
 	/* 20 MiB in 200 ms = 100 MiB/s; 1 GB over 2 streams is about 4.8 s */
-	ck_assert_double_eq_tol(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "estimate"),
-	                                                                 "copy_seconds")),
-	                        1000000000.0 / (104857600.0 * 2), 0.01);
+	ck_assert_double_eq_tol(
+		cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "estimate"), "copy_seconds")),
+		1000000000.0 / (104857600.0 * 2), 0.01);
 	cJSON_Delete(r);
 }
 END_TEST
@@ -131,14 +130,13 @@ START_TEST(test_blockers)
 	ck_assert_str_eq(status_of(r, "source privileges: freeze"), "error");
 	ck_assert_str_eq(status_of(r, "TLS to the source"), "warning");
 	ck_assert_str_eq(status_of(r, "source connections"), "error");
-	ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "source privileges: read"),
-	                                                                      "finding")),
-	                             "x.secret"));
+	ck_assert_ptr_nonnull(
+		strstr(cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "source privileges: read"), "finding")),
+		       "x.secret"));
 	/* every error says what to do */
 	{
 		const cJSON *f;
-		cJSON_ArrayForEach(f, cJSON_GetObjectItem(r, "findings"))
-		{
+		cJSON_ArrayForEach (f, cJSON_GetObjectItem(r, "findings")) {
 			if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(f, "status")), "error") == 0)
 				ck_assert_ptr_nonnull(cJSON_GetStringValue(cJSON_GetObjectItem(f, "fix")));
 		}
@@ -168,16 +166,18 @@ START_TEST(test_target_tls)
 
 		cJSON_ReplaceItemInObject(dst, "tls", cJSON_CreateBool(cases[i].tls));
 		cJSON_ReplaceItemInObject(dst, "local", cJSON_CreateBool(cases[i].local));
-		cJSON_ReplaceItemInObject(dst, "host", cJSON_CreateString(cases[i].local ? "/run/postgresql" : "db.internal"));
+		cJSON_ReplaceItemInObject(dst, "host",
+					  cJSON_CreateString(cases[i].local ? "/run/postgresql" : "db.internal"));
 		cJSON_ReplaceItemInObject(dst, "sslmode", cJSON_CreateString(cases[i].sslmode));
 		r = evaluate(g, options(NULL, NULL), false);
 		f = finding(r, "TLS to the target");
 		ck_assert_msg(f != NULL, "case %zu: no TLS finding", i);
 		ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(f, "status")), cases[i].status);
 		ck_assert_msg(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(f, "finding")), cases[i].words),
-		              "case %zu: %s", i, cJSON_GetStringValue(cJSON_GetObjectItem(f, "finding")));
+			      "case %zu: %s", i, cJSON_GetStringValue(cJSON_GetObjectItem(f, "finding")));
 		if (strcmp(cases[i].status, "ok") != 0)
-			ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(f, "fix")), "verify-full"));
+			ck_assert_ptr_nonnull(
+				strstr(cJSON_GetStringValue(cJSON_GetObjectItem(f, "fix")), "verify-full"));
 		/* a warning does not block */
 		ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
 		cJSON_Delete(r);
@@ -232,21 +232,23 @@ START_TEST(test_triggers_checks)
 
 	cJSON_ReplaceItemInObject(src, "server_version_num", cJSON_CreateNumber(120015));
 	cJSON_ReplaceItemInObject(src, "can_create_schema", cJSON_CreateFalse());
-	cJSON_ReplaceItemInObject(src, "trigger_denied", cJSON_Parse("{\"count\": 2, \"names\": [\"public.a\", \"x.b\"]}"));
+	cJSON_ReplaceItemInObject(src, "trigger_denied",
+				  cJSON_Parse("{\"count\": 2, \"names\": [\"public.a\", \"x.b\"]}"));
 	cJSON_ReplaceItemInObject(src, "large_objects", cJSON_CreateNumber(1));
 	cJSON_ReplaceItemInObject(src, "tables_without_primary_key",
-	                          cJSON_Parse("{\"count\": 1, \"names\": [\"public.log\"]}"));
+				  cJSON_Parse("{\"count\": 1, \"names\": [\"public.log\"]}"));
 	r = pgm_plan_evaluate_method(g, opts, false, "triggers");
 	ck_assert_str_eq(status_of(r, "triggers: source version"), "error");
 	ck_assert_str_eq(status_of(r, "triggers: schema"), "error");
 	ck_assert_str_eq(status_of(r, "triggers: privileges"), "error");
-	ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "triggers: privileges"), "finding")),
-	                             "public.a, x.b"));
+	ck_assert_ptr_nonnull(
+		strstr(cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "triggers: privileges"), "finding")),
+		       "public.a, x.b"));
 	ck_assert_str_eq(status_of(r, "large objects"), "error");
 	ck_assert_str_eq(status_of(r, "triggers: tables without a key"), "info");
-	ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "triggers: tables without a key"),
-	                                                                       "finding")),
-	                             "public.log"));
+	ck_assert_ptr_nonnull(strstr(
+		cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "triggers: tables without a key"), "finding")),
+		"public.log"));
 	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(r, "ok")));
 	cJSON_Delete(r);
 	cJSON_Delete(opts);
@@ -259,8 +261,8 @@ START_TEST(test_unreachable_and_recommendations)
 	cJSON *g = fixture(), *r, *opts;
 
 	cJSON_ReplaceItemInObject(g, "target",
-	                          cJSON_Parse("{\"error\": {\"what\": \"could not connect to the target\","
-	                                      " \"message\": \"Connection refused\"}}"));
+				  cJSON_Parse("{\"error\": {\"what\": \"could not connect to the target\","
+					      " \"message\": \"Connection refused\"}}"));
 	r = evaluate(g, options(NULL, NULL), false);
 	ck_assert_str_eq(status_of(r, "target reachable"), "error");
 	ck_assert_ptr_null(finding(r, "server versions")); /* needs both sides */
@@ -274,38 +276,37 @@ START_TEST(test_unreachable_and_recommendations)
 	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "source"), "database_size", cJSON_CreateNumber(50e9));
 	r = evaluate(cJSON_Duplicate(g, 1), options(NULL, NULL), false);
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"), "method")),
-	                 "dump");
+			 "dump");
 	cJSON_Delete(r);
 	cJSON_AddItemToObject(cJSON_GetObjectItem(g, "source"), "can_create_schema", cJSON_CreateTrue());
 	r = evaluate(cJSON_Duplicate(g, 1), options(NULL, NULL), false);
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"), "method")),
-	                 "triggers");
-	ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"),
-	                                                                     "why")),
-	                             "Heroku"));
+			 "triggers");
+	ck_assert_ptr_nonnull(strstr(
+		cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"), "why")), "Heroku"));
 	cJSON_Delete(r);
 	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "source"), "superuser", cJSON_CreateTrue());
 	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "source"), "wal_level", cJSON_CreateString("logical"));
 	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "source"), "shared_preload_libraries",
-	                          cJSON_CreateString("pglogical"));
+				  cJSON_CreateString("pglogical"));
 	r = evaluate(cJSON_Duplicate(g, 1), options(NULL, NULL), false);
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"), "method")),
-	                 "pglogical");
+			 "pglogical");
 	cJSON_Delete(r);
 
 	/* large objects: logical replication does not carry them, so dump, and pglogical is an error */
 	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "source"), "large_objects", cJSON_CreateNumber(3));
 	r = evaluate(cJSON_Duplicate(g, 1), options(NULL, NULL), false);
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "recommendation"), "method")),
-	                 "dump");
+			 "dump");
 	ck_assert_str_eq(status_of(r, "large objects"), "info");
 	cJSON_Delete(r);
 	opts = options(NULL, NULL);
 	r = pgm_plan_evaluate_method(g, opts, false, "pglogical");
 	cJSON_Delete(opts);
 	ck_assert_str_eq(status_of(r, "large objects"), "error");
-	ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "large objects"), "fix")),
-	                             "--method dump"));
+	ck_assert_ptr_nonnull(
+		strstr(cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "large objects"), "fix")), "--method dump"));
 	ck_assert(!cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
 	cJSON_Delete(r);
 	cJSON_Delete(g);

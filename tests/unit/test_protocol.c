@@ -102,7 +102,7 @@ request_err(const char *line, const char *code, bool want_hint)
 	ck_assert_msg(cJSON_IsObject(e), "%s -> %s", line, text);
 	ck_assert_ptr_null(cJSON_GetObjectItem(r, "result"));
 	ck_assert_msg(strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "code")), code) == 0, "%s -> %s, want %s",
-	              line, text, code);
+		      line, text, code);
 	ck_assert_msg(pgm_error_code_known(code), "%s is not a code of protocol.h", code);
 	msg = cJSON_GetStringValue(cJSON_GetObjectItem(e, "message"));
 	ck_assert_msg(msg && *msg, "%s -> %s: no message", line, text);
@@ -161,8 +161,8 @@ static cJSON *
 create_job(const char *name, const char *extra)
 {
 	char *line = pgm_asprintf("{\"id\": 1, \"cmd\": \"create\", \"job\": \"%s\", \"args\": {\"source\": \"%s\", "
-	                          "\"target\": \"%s\", \"method\": \"dump\"%s}}",
-	                          name, SOURCE, TARGET, extra ? extra : "");
+				  "\"target\": \"%s\", \"method\": \"dump\"%s}}",
+				  name, SOURCE, TARGET, extra ? extra : "");
 	cJSON *r = request_ok(line);
 
 	free(line);
@@ -239,11 +239,11 @@ START_TEST(test_unknown_command)
 
 		for (int i = 0; pgm_commands[i].name; i++) {
 			char *word = pgm_asprintf("%s%s%s", i ? " " : ": ", pgm_commands[i].name,
-			                          pgm_commands[i + 1].name ? "," : "");
+						  pgm_commands[i + 1].name ? "," : "");
 
 			at = strstr(at, word);
 			ck_assert_msg(at != NULL, "the unknown_command hint \"%s\" lacks \"%s\" in table order", hint,
-			              word);
+				      word);
 			free(word);
 		}
 	}
@@ -333,8 +333,7 @@ START_TEST(test_version_describe_jobs)
 	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(res, "events")), PGM_EV__COUNT);
 	cmds = cJSON_GetObjectItem(res, "commands");
 	ck_assert(cJSON_IsArray(cmds));
-	cJSON_ArrayForEach(c, cmds)
-	{
+	cJSON_ArrayForEach (c, cmds) {
 		const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(c, "name"));
 		const pgm_command_t *def = pgm_command_find(name);
 
@@ -347,8 +346,8 @@ START_TEST(test_version_describe_jobs)
 	ck_assert_int_eq(n, 15);
 	{
 		static const char *global[] = {"version", "describe", "jobs", "status"};
-		static const char *per_job[] = {"create", "start", "freeze", "thaw", "verify", "cutover",
-		                                "rollback", "finish", "abort", "retry", "watch"};
+		static const char *per_job[] = {"create",   "start",  "freeze", "thaw",  "verify", "cutover",
+						"rollback", "finish", "abort",  "retry", "watch"};
 
 		for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++)
 			ck_assert_msg(!pgm_command_find(global[i])->needs_job, "%s needs a job", global[i]);
@@ -366,7 +365,7 @@ START_TEST(test_version_describe_jobs)
 	for (int ev = 0; ev < PGM_EV__COUNT; ev++)
 		if (pgm_event_is_command((pgm_event_t) ev))
 			ck_assert_msg(pgm_command_find(pgm_event_name((pgm_event_t) ev)) != NULL, "no command %s",
-			              pgm_event_name((pgm_event_t) ev));
+				      pgm_event_name((pgm_event_t) ev));
 	ck_assert_ptr_nonnull(pgm_command_find("watch"));
 	ck_assert_ptr_null(pgm_command_find("launch"));
 	cJSON_Delete(r);
@@ -411,17 +410,17 @@ END_TEST
 /* create requests that must be refused with code, and the message fragment */
 static void
 create_fails(const char *name, const char *source, const char *target, const char *method, const char *extra,
-             const char *code, const char *frag)
+	     const char *code, const char *frag)
 {
 	char *line = pgm_asprintf("{\"id\": 11, \"cmd\": \"create\", \"job\": \"%s\", \"args\": {"
-	                          "\"source\": \"%s\", \"target\": \"%s\", \"method\": \"%s\"%s}}",
-	                          name, source, target, method, extra ? extra : "");
+				  "\"source\": \"%s\", \"target\": \"%s\", \"method\": \"%s\"%s}}",
+				  name, source, target, method, extra ? extra : "");
 	cJSON *r = request_err(line, code, true);
 	char *text = cJSON_PrintUnformatted(r);
 
 	assert_id(r, "11");
 	ck_assert_msg(strstr(err_field(r, "message"), frag) != NULL, "\"%s\" lacks \"%s\"", err_field(r, "message"),
-	              frag);
+		      frag);
 	/* an error never echoes a password */
 	ck_assert_ptr_null(strstr(text, "secret"));
 	free(text);
@@ -441,34 +440,36 @@ START_TEST(test_create_refused)
 	/* a backup file is restored, never replicated */
 	create_fails("shop", "file:/etc/hostname", TARGET, "pglogical", NULL, "invalid_argument", "method dump");
 	create_fails("shop", "file:/nonexistent/latest.dump", TARGET, "dump", NULL, "invalid_argument",
-	             "cannot read the source file");
+		     "cannot read the source file");
 	create_fails("shop", "host=h bogus_key=1 password=secret", TARGET, "dump", NULL, "invalid_argument",
-	             "invalid source connection string");
+		     "invalid source connection string");
 	create_fails("shop", "", TARGET, "dump", NULL, "invalid_argument", "invalid source connection string");
 	create_fails("shop", SOURCE, "not a dsn", "dump", NULL, "invalid_argument", "invalid target connection string");
 	create_fails("shop", SOURCE, "postgres://h:5432/db?nonsense=1", "dump", NULL, "invalid_argument",
-	             "invalid target connection string");
+		     "invalid target connection string");
 	/* the same database, however it is spelled */
 	create_fails("shop", SOURCE, SOURCE, "dump", NULL, "invalid_argument", "same database");
-	create_fails("shop", "postgres://u:secret@db.example.com/app", "host=db.example.com port=5432 dbname=app user=other",
-	             "dump", NULL, "invalid_argument", "same database");
+	create_fails("shop", "postgres://u:secret@db.example.com/app",
+		     "host=db.example.com port=5432 dbname=app user=other", "dump", NULL, "invalid_argument",
+		     "same database");
 	/* options */
-	create_fails("shop", SOURCE, TARGET, "dump", ", \"options\": {\"nope\": \"1\"}", "invalid_argument", "\"nope\"");
+	create_fails("shop", SOURCE, TARGET, "dump", ", \"options\": {\"nope\": \"1\"}", "invalid_argument",
+		     "\"nope\"");
 	create_fails("shop", SOURCE, TARGET, "dump", ", \"options\": {\"jobs\": \"0\"}", "invalid_argument", "jobs");
 	create_fails("shop", SOURCE, TARGET, "dump", ", \"options\": {\"hook_timeout\": \"5 parsecs\"}",
-	             "invalid_argument", "hook_timeout");
+		     "invalid_argument", "hook_timeout");
 	create_fails("shop", SOURCE, TARGET, "dump", ", \"options\": [\"jobs=2\"]", "invalid_argument", "object");
 
 	/* missing source / target / method */
 	cJSON_Delete(request_err("{\"cmd\": \"create\", \"job\": \"shop\", \"args\": {\"target\": \"" TARGET
-	                         "\", \"method\": \"dump\"}}",
-	                         "invalid_argument", true));
+				 "\", \"method\": \"dump\"}}",
+				 "invalid_argument", true));
 	cJSON_Delete(request_err("{\"cmd\": \"create\", \"job\": \"shop\", \"args\": {\"source\": \"" SOURCE
-	                         "\", \"method\": \"dump\"}}",
-	                         "invalid_argument", true));
+				 "\", \"method\": \"dump\"}}",
+				 "invalid_argument", true));
 	cJSON_Delete(request_err("{\"cmd\": \"create\", \"job\": \"shop\", \"args\": {\"source\": \"" SOURCE
-	                         "\", \"target\": \"" TARGET "\"}}",
-	                         "invalid_argument", true));
+				 "\", \"target\": \"" TARGET "\"}}",
+				 "invalid_argument", true));
 	cJSON_Delete(request_err("{\"cmd\": \"create\", \"job\": \"shop\"}", "invalid_argument", true));
 
 	/* nothing reached the disk, and no job exists */
@@ -497,7 +498,7 @@ START_TEST(test_create_and_status)
 	ck_assert_str_eq(result_str(r, "allowed_commands"), "start, abort");
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(res, "options"), "jobs")), "4");
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(res, "options"), "rehearsal")),
-	                 "off");
+			 "off");
 	ck_assert(pgm_parse_time(result_str(r, "since")) > 0);
 	free(text);
 	cJSON_Delete(r);
@@ -565,8 +566,8 @@ START_TEST(test_create_duplicate)
 	cJSON_Delete(create_job("shop", NULL));
 	before = read_job_file("shop", "secrets.json");
 	r = request_err("{\"id\": 2, \"cmd\": \"create\", \"job\": \"shop\", \"args\": {\"source\": "
-	                "\"postgres://x:other@10.1.1.1/z\", \"target\": \"" TARGET "\", \"method\": \"dump\"}}",
-	                "job_exists", true);
+			"\"postgres://x:other@10.1.1.1/z\", \"target\": \"" TARGET "\", \"method\": \"dump\"}}",
+			"job_exists", true);
 	assert_id(r, "2");
 	ck_assert_ptr_nonnull(strstr(err_field(r, "message"), "shop"));
 	cJSON_Delete(r);
@@ -588,8 +589,8 @@ START_TEST(test_create_uses_file_defaults)
 	cJSON_AddStringToObject(d.cfg.job_defaults, "hook_timeout", "5000ms");
 	r = create_job("shop", ", \"options\": {\"hook_timeout\": \"2s\"}");
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(
-		                 cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "options"), "jobs")),
-	                 "8");
+				 cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "options"), "jobs")),
+			 "8");
 	ck_assert_int_eq(pgm_jobopt_int(pgm_jobs_find(&d, "shop")->options, "hook_timeout"), 2000);
 	cJSON_Delete(r);
 }
@@ -681,8 +682,8 @@ START_TEST(test_watch_and_shutdown_refusal)
 	/* while stopping, nothing new is created and nothing moves */
 	d.host.stopping = true;
 	r = request_err("{\"id\": 2, \"cmd\": \"create\", \"job\": \"late\", \"args\": {\"source\": \"" SOURCE
-	                "\", \"target\": \"" TARGET "\", \"method\": \"dump\"}}",
-	                "shutting_down", true);
+			"\", \"target\": \"" TARGET "\", \"method\": \"dump\"}}",
+			"shutting_down", true);
 	cJSON_Delete(r);
 	ck_assert_ptr_null(pgm_jobs_find(&d, "late"));
 	r = request_err("{\"id\": 3, \"cmd\": \"start\", \"job\": \"shop\"}", "shutting_down", true);
@@ -740,9 +741,9 @@ END_TEST
  */
 START_TEST(test_error_codes)
 {
-	static const char *contract[] = {"bad_request",      "unknown_command", "no_such_job",   "job_exists",
-	                                 "invalid_state",    "invalid_argument", "not_available", "line_too_long",
-	                                 "too_many_clients", "shutting_down",   "internal"};
+	static const char *contract[] = {"bad_request",      "unknown_command",  "no_such_job",   "job_exists",
+					 "invalid_state",    "invalid_argument", "not_available", "line_too_long",
+					 "too_many_clients", "shutting_down",    "internal"};
 	const char *macros[] = {PGM_ERR_CODES};
 	size_t n = 0;
 

@@ -75,8 +75,8 @@ make_job(const char *dir)
 	job->freeze_started_ms = 1700000400001;
 	job->rollback_deadline_ms = 0; /* not set */
 	job->facts = cJSON_Parse("{\"source\": {\"server_version_num\": 150004, \"tls\": true},"
-	                         " \"rehearsal\": {\"seconds\": 12.5, \"bytes\": 1048576},"
-	                         " \"tables\": [\"public.a\", \"public.\\\"odd\\\"\"]}");
+				 " \"rehearsal\": {\"seconds\": 12.5, \"bytes\": 1048576},"
+				 " \"tables\": [\"public.a\", \"public.\\\"odd\\\"\"]}");
 	job->artifacts = cJSON_Parse("[{\"kind\": \"setting\", \"name\": \"default_transaction_read_only\"}]");
 	job->warnings = cJSON_CreateArray();
 	w = cJSON_CreateObject();
@@ -197,7 +197,7 @@ START_TEST(test_round_trip_failed)
 	ck_assert(cJSON_Compare(job->error, back->error, true));
 	/* after the load, retry and abort decide exactly as before */
 	ck_assert_int_eq(pgm_fsm_decide(back->state, back->failed_from, PGM_EV_RETRY),
-	                 pgm_fsm_decide(job->state, job->failed_from, PGM_EV_RETRY));
+			 pgm_fsm_decide(job->state, job->failed_from, PGM_EV_RETRY));
 	ck_assert_int_ge(pgm_fsm_decide(back->state, back->failed_from, PGM_EV_ABORT), 0);
 	pgm_job_free(back);
 
@@ -311,14 +311,14 @@ START_TEST(test_no_secret_in_state)
 	ck_assert_int_eq(cJSON_GetObjectItem(o, "version")->valueint, 1);
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(o, "state")), "failed");
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(o, "source")),
-	                 "postgres://app:****@db.example.com:5432/shop?sslmode=require");
+			 "postgres://app:****@db.example.com:5432/shop?sslmode=require");
 	ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(o, "target")), "****"));
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(o, "created_at")), "2023-11-14T22:13:20.123Z");
 	ck_assert(cJSON_IsNull(cJSON_GetObjectItem(o, "rollback_deadline")));
-	ck_assert_str_eq(
-		cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "failed_in"), "state")), "freezing");
-	ck_assert_str_eq(
-		cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "last_transition"), "to")), "failed");
+	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "failed_in"), "state")),
+			 "freezing");
+	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "last_transition"), "to")),
+			 "failed");
 	cJSON_Delete(o);
 
 	/* the passwords live in secrets.json, readable by the owner only */
@@ -354,7 +354,7 @@ START_TEST(test_status_object)
 	ck_assert_ptr_null(cJSON_GetObjectItem(s, "version"));
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(s, "state")), "verified");
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(s, "allowed_commands")),
-	                 "thaw, verify, cutover, abort");
+			 "thaw, verify, cutover, abort");
 	ck_assert(cJSON_IsNull(cJSON_GetObjectItem(s, "lag_bytes")));
 	ck_assert(cJSON_IsNull(cJSON_GetObjectItem(s, "step")));
 	free(text);
@@ -403,9 +403,11 @@ START_TEST(test_load_errors)
 	load_fails("not valid JSON");
 	write_text(tmpdir, "state.json", "[1, 2, 3]");
 	load_fails("not valid JSON");
-	write_text(tmpdir, "state.json", "{\"version\": 2, \"name\": \"shop\", \"method\": \"dump\", \"state\": \"created\"}");
+	write_text(tmpdir, "state.json",
+		   "{\"version\": 2, \"name\": \"shop\", \"method\": \"dump\", \"state\": \"created\"}");
 	load_fails("unsupported version");
-	write_text(tmpdir, "state.json", "{\"version\": \"1\", \"name\": \"shop\", \"method\": \"dump\", \"state\": \"created\"}");
+	write_text(tmpdir, "state.json",
+		   "{\"version\": \"1\", \"name\": \"shop\", \"method\": \"dump\", \"state\": \"created\"}");
 	load_fails("unsupported version");
 	write_text(tmpdir, "state.json", "{\"name\": \"shop\", \"method\": \"dump\", \"state\": \"created\"}");
 	load_fails("unsupported version");
@@ -413,7 +415,8 @@ START_TEST(test_load_errors)
 	load_fails("lacks name");
 	write_text(tmpdir, "state.json", "{\"version\": 1, \"name\": \"shop\", \"method\": \"dump\", \"state\": 3}");
 	load_fails("lacks name");
-	write_text(tmpdir, "state.json", "{\"version\": 1, \"name\": \"shop\", \"method\": \"dump\", \"state\": \"melted\"}");
+	write_text(tmpdir, "state.json",
+		   "{\"version\": 1, \"name\": \"shop\", \"method\": \"dump\", \"state\": \"melted\"}");
 	load_fails("unknown state \"melted\"");
 
 	/* a good state without its secrets: the connection strings are lost */
@@ -439,9 +442,9 @@ START_TEST(test_load_errors)
 	}
 	/* odd but valid: unknown fields and rows are ignored, not fatal */
 	write_text(tmpdir, "state.json",
-	           "{\"version\": 1, \"name\": \"shop\", \"method\": \"dump\", \"state\": \"synced\","
-	           " \"future_field\": 1, \"last_transition\": {\"event\": \"warp\"}, \"facts\": null,"
-	           " \"created_at\": \"yesterday\"}");
+		   "{\"version\": 1, \"name\": \"shop\", \"method\": \"dump\", \"state\": \"synced\","
+		   " \"future_field\": 1, \"last_transition\": {\"event\": \"warp\"}, \"facts\": null,"
+		   " \"created_at\": \"yesterday\"}");
 	{
 		char *err = NULL;
 		pgm_job_t *back = pgm_store_load(tmpdir, &err);

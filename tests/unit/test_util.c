@@ -165,7 +165,7 @@ START_TEST(test_dsn_uri)
 	char *err = NULL;
 
 	ck_assert(pgm_dsn_parse("postgres://us%40er:p%40ss%3Aw%2Frd@db.example.com:6543/my%20db?sslmode=require", &d,
-	                        &err));
+				&err));
 	ck_assert_ptr_null(err);
 	ck_assert_str_eq(d.user, "us@er");
 	ck_assert_str_eq(d.password, "p@ss:w/rd");
@@ -256,11 +256,12 @@ assert_masked(const char *dsn, const char *expected)
 
 START_TEST(test_dsn_masked)
 {
-	assert_masked("postgres://u:secret@127.0.0.1:1/a?sslmode=require", "postgres://u:****@127.0.0.1:1/a?sslmode=require");
+	assert_masked("postgres://u:secret@127.0.0.1:1/a?sslmode=require",
+		      "postgres://u:****@127.0.0.1:1/a?sslmode=require");
 	assert_masked("postgres://u@h/db", "postgres://u@h/db");
 	assert_masked("postgres://h:5432/db", "postgres://h:5432/db");
 	assert_masked("host=h port=5433 dbname=d user=u password=hunter2 sslmode=verify-full",
-	              "postgres://u:****@h:5433/d?sslmode=verify-full");
+		      "postgres://u:****@h:5433/d?sslmode=verify-full");
 	assert_masked("postgres://u:p%40ss@h/db", "postgres://u:****@h/db");
 	assert_masked("not a dsn password=secret", "(invalid connection string)");
 	assert_masked("", "(invalid connection string)");
@@ -278,7 +279,8 @@ END_TEST
 
 START_TEST(test_dsn_without_password)
 {
-	char *s = pgm_dsn_without_password("postgres://u:secret@h.example:5433/shop?sslmode=require&application_name=x");
+	char *s =
+		pgm_dsn_without_password("postgres://u:secret@h.example:5433/shop?sslmode=require&application_name=x");
 	pgm_dsn_t d;
 	char *err = NULL;
 
@@ -354,7 +356,7 @@ START_TEST(test_json_set)
 	pgm_json_set_num(o, "n", 2.5);
 	ck_assert(pgm_json_num(o, "n", 0) == 2.5);
 	ck_assert(pgm_json_num(o, "missing", 7) == 7);
-	ck_assert(pgm_json_num(o, "s", 7) == 7); /* not a number */
+	ck_assert(pgm_json_num(o, "s", 7) == 7);  /* not a number */
 	ck_assert_ptr_null(pgm_json_str(o, "n")); /* not a string */
 	pgm_json_set_time(o, "at", 1700000000123);
 	ck_assert_str_eq(pgm_json_str(o, "at"), "2023-11-14T22:13:20.123Z");
@@ -415,7 +417,7 @@ assert_advice(const char *sqlstate, const char *message, const char *expect)
 	const char *a = advice(sqlstate, message, NULL);
 
 	ck_assert_msg(a && strstr(a, expect), "advice for [%s] %s: %s (expected ...%s...)", sqlstate, message,
-	              a ? a : "none", expect);
+		      a ? a : "none", expect);
 }
 
 START_TEST(test_error_advice)
@@ -435,14 +437,16 @@ START_TEST(test_error_advice)
 	assert_advice("", msg, "user name");
 	/* names the database, but the cause is pg_hba.conf */
 	snprintf(msg, sizeof(msg),
-	         "%sFATAL:  pg_hba.conf rejects connection for host \"127.0.0.1\", user \"u\", database \"d\", "
-	         "no encryption",
-	         at);
+		 "%sFATAL:  pg_hba.conf rejects connection for host \"127.0.0.1\", user \"u\", database \"d\", "
+		 "no encryption",
+		 at);
 	assert_advice("", msg, "sslmode=require");
 	snprintf(msg, sizeof(msg), "%sFATAL:  sorry, too many clients already", at);
 	assert_advice("", msg, "lower jobs");
-	snprintf(msg, sizeof(msg), "%sFATAL:  remaining connection slots are reserved for non-replication superuser "
-	         "connections", at);
+	snprintf(msg, sizeof(msg),
+		 "%sFATAL:  remaining connection slots are reserved for non-replication superuser "
+		 "connections",
+		 at);
 	assert_advice("", msg, "lower jobs");
 	assert_advice("53300", "too many connections for role \"u\"", "lower jobs");
 	snprintf(msg, sizeof(msg), "%sserver does not support SSL, but SSL was required", at);
@@ -450,7 +454,7 @@ START_TEST(test_error_advice)
 	snprintf(msg, sizeof(msg), "%sConnection refused Is the server running on that host?", at);
 	assert_advice("", msg, "host and port");
 	assert_advice("", "could not translate host name \"nohost\" to address: Name or service not known",
-	              "host and port");
+		      "host and port");
 	assert_advice("08006", "server closed the connection unexpectedly", "host and port");
 
 	/* the server's own hint wins; an unknown cause has no advice */

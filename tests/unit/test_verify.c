@@ -68,10 +68,10 @@ END_TEST
 START_TEST(test_sample_pct)
 {
 	ck_assert(pgm_vplan_sample_pct(0, 10) == 100);
-	ck_assert(pgm_vplan_sample_pct(100, 10) == 100);         /* tiny table: all of it */
-	ck_assert(pgm_vplan_sample_pct(5e6, 500) > 0.15);        /* 16 rows per chunk */
+	ck_assert(pgm_vplan_sample_pct(100, 10) == 100);  /* tiny table: all of it */
+	ck_assert(pgm_vplan_sample_pct(5e6, 500) > 0.15); /* 16 rows per chunk */
 	ck_assert(pgm_vplan_sample_pct(5e6, 500) < 0.17);
-	ck_assert(pgm_vplan_sample_pct(1e15, 2) == 0.0001);      /* floor */
+	ck_assert(pgm_vplan_sample_pct(1e15, 2) == 0.0001); /* floor */
 }
 END_TEST
 
@@ -116,7 +116,7 @@ START_TEST(test_block_chunks)
 	/* past 4 GB (524288 blocks) a heap is cut however many connections read it, for progress */
 	ck_assert_int_eq(pgm_vplan_block_chunks(524288, 524288, 1, 8192), 1);
 	ck_assert_int_eq(pgm_vplan_block_chunks(524289, 524289, 1, 8192), 2);
-	ck_assert_int_eq(pgm_vplan_block_chunks(64000000, 64000000, 1, 8192), 123);  /* 500 GB */
+	ck_assert_int_eq(pgm_vplan_block_chunks(64000000, 64000000, 1, 8192), 123); /* 500 GB */
 	ck_assert_int_eq(pgm_vplan_block_chunks(64000000, 64000000, 4, 8192), 123);
 	ck_assert_int_eq(pgm_vplan_block_chunks(64000000, 64000000, 512, 8192), 1024); /* half a share */
 }
@@ -146,14 +146,14 @@ START_TEST(test_sum_parse)
 	ck_assert_uint_eq(pgm_vsum_parse("0"), 0);
 	ck_assert_uint_eq(pgm_vsum_parse("42"), 42);
 	ck_assert_uint_eq(pgm_vsum_parse("-1"), UINT64_MAX);
-	ck_assert_uint_eq(pgm_vsum_parse("18446744073709551616"), 0);  /* 2^64 */
+	ck_assert_uint_eq(pgm_vsum_parse("18446744073709551616"), 0); /* 2^64 */
 	ck_assert_uint_eq(pgm_vsum_parse("18446744073709551617"), 1);
 	ck_assert_uint_eq(pgm_vsum_parse("-18446744073709551617"), UINT64_MAX);
 	/* a sum of row hashes as PostgreSQL prints it: mod 2^64 of the exact value */
 	ck_assert_uint_eq(pgm_vsum_parse("-24792420801080157563778"), 3233985479808126ULL);
 	/* sums add up mod 2^64 as the exact sums do */
 	ck_assert_uint_eq(pgm_vsum_parse("9223372036854775807") + pgm_vsum_parse("9223372036854775807"),
-	                  pgm_vsum_parse("18446744073709551614"));
+			  pgm_vsum_parse("18446744073709551614"));
 }
 END_TEST
 
@@ -218,7 +218,7 @@ START_TEST(test_merge_grouped)
 	ck_assert_int_eq(t.count[PGM_VDIFF_MISSING], 3); /* 111 twice, 222 once */
 	ck_assert_int_eq(t.count[PGM_VDIFF_EXTRA], 2);   /* 333 twice */
 	ck_assert_int_eq(t.count[PGM_VDIFF_CHANGED], 0);
-	pgm_vtable_reconcile(&t);                        /* no pairing without a key */
+	pgm_vtable_reconcile(&t); /* no pairing without a key */
 	ck_assert_int_eq(t.ndiffs, 5);
 	for (int i = 0; i < 2; i++) {
 		free(src[i].key);
@@ -306,14 +306,14 @@ START_TEST(test_row_hash)
 	t.ncols = 9;
 	h = pgm_vsql_row_hash(&t, false);
 	ck_assert_str_eq(h, "hashint4extended(t.\"id\", 1)"
-	                    " # coalesce(hashtextextended(t.\"name\" COLLATE \"C\", 2), 2)"
-	                    " # coalesce(hashtextextended(t.\"price\"::text COLLATE \"C\", 3), 3)"
-	                    " # coalesce(hashtextextended(t.\"ratio\"::text COLLATE \"C\", 4), 4)"
-	                    " # coalesce(hashtextextended(t.\"moved\"::text COLLATE \"C\", 5), 5)"
-	                    " # coalesce(hashtextextended(t.\"mood\"::text COLLATE \"C\", 6), 6)"
-	                    " # coalesce(timestamp_hash_extended(t.\"at\"::timestamp, 7), 7)"
-	                    " # coalesce(timestamp_hash_extended(t.\"local\", 8), 8)"
-	                    " # coalesce(hashtextextended(t.\"day\"::text COLLATE \"C\", 9), 9)");
+			    " # coalesce(hashtextextended(t.\"name\" COLLATE \"C\", 2), 2)"
+			    " # coalesce(hashtextextended(t.\"price\"::text COLLATE \"C\", 3), 3)"
+			    " # coalesce(hashtextextended(t.\"ratio\"::text COLLATE \"C\", 4), 4)"
+			    " # coalesce(hashtextextended(t.\"moved\"::text COLLATE \"C\", 5), 5)"
+			    " # coalesce(hashtextextended(t.\"mood\"::text COLLATE \"C\", 6), 6)"
+			    " # coalesce(timestamp_hash_extended(t.\"at\"::timestamp, 7), 7)"
+			    " # coalesce(timestamp_hash_extended(t.\"local\", 8), 8)"
+			    " # coalesce(hashtextextended(t.\"day\"::text COLLATE \"C\", 9), 9)");
 	free(h);
 	/* a side older than 12 prints floats differently: their bits are hashed */
 	h = pgm_vsql_row_hash(&t, true);
@@ -356,7 +356,7 @@ START_TEST(test_range)
 	free(s);
 	s = pgm_vsql_range(&c, cl, ch);
 	ck_assert_str_eq(s, "(t.\"id\", t.\"b\") >= ('1'::integer, 'it''s'::text)"
-	                    " AND (t.\"id\", t.\"b\") < ('2'::integer, 'a'::text)");
+			    " AND (t.\"id\", t.\"b\") < ('2'::integer, 'a'::text)");
 	free(s);
 	pgm_vkey_free(lo, 1);
 	pgm_vkey_free(hi, 1);
@@ -414,7 +414,7 @@ START_TEST(test_bucket)
 	t.key_types[0] = pgm_strdup("text");
 	s = pgm_vsql_bucket(&t, bounds, 3, 5);
 	ck_assert_str_eq(s, "CASE WHEN t.\"id\" < '20'::text THEN CASE WHEN t.\"id\" < '10'::text THEN 5 ELSE 6 END"
-	                    " ELSE CASE WHEN t.\"id\" < '30'::text THEN 7 ELSE 8 END END");
+			    " ELSE CASE WHEN t.\"id\" < '30'::text THEN 7 ELSE 8 END END");
 	free(s);
 	/* every size: a key's bucket is first + the boundaries at or below it */
 	for (int nb = 0; nb <= 40; nb++) {
@@ -445,41 +445,41 @@ START_TEST(test_queries)
 	b[0] = key1("15");
 	s = pgm_vsql_sums(&t, lo, hi, b, 1, 0);
 	ck_assert_str_eq(s, "SELECT width_bucket(t.\"id\", ARRAY['15'::integer]) + 0, count(*), sum(H)"
-	                    " FROM ONLY \"s\".\"t\" t WHERE t.\"id\" >= '10'::integer AND t.\"id\" < '20'::integer"
-	                    " GROUP BY 1");
+			    " FROM ONLY \"s\".\"t\" t WHERE t.\"id\" >= '10'::integer AND t.\"id\" < '20'::integer"
+			    " GROUP BY 1");
 	free(s);
 	s = pgm_vsql_sums_blocks(&t, -1, -1);
 	ck_assert_str_eq(s, "SELECT 0, count(*), sum(H) FROM ONLY \"s\".\"t\" t");
 	free(s);
 	s = pgm_vsql_sums_blocks(&t, 8192, 16384);
 	ck_assert_str_eq(s, "SELECT 0, count(*), sum(H) FROM ONLY \"s\".\"t\" t"
-	                    " WHERE t.ctid >= '(8192,0)'::tid AND t.ctid < '(16384,0)'::tid");
+			    " WHERE t.ctid >= '(8192,0)'::tid AND t.ctid < '(16384,0)'::tid");
 	free(s);
 	s = pgm_vsql_sums_blocks(&t, 16384, -1);
 	ck_assert_str_eq(s, "SELECT 0, count(*), sum(H) FROM ONLY \"s\".\"t\" t WHERE t.ctid >= '(16384,0)'::tid");
 	free(s);
 	s = pgm_vsql_split(&t, lo, NULL, 32);
 	ck_assert_str_eq(s, "SELECT s.k0::text FROM (SELECT t.\"id\" AS k0, row_number() OVER (ORDER BY t.\"id\") AS rn"
-	                    " FROM ONLY \"s\".\"t\" t WHERE t.\"id\" >= '10'::integer) s"
-	                    " WHERE s.rn % 32 = 1 AND s.rn > 1 ORDER BY s.rn");
+			    " FROM ONLY \"s\".\"t\" t WHERE t.\"id\" >= '10'::integer) s"
+			    " WHERE s.rn % 32 = 1 AND s.rn > 1 ORDER BY s.rn");
 	free(s);
 	s = pgm_vsql_fetch(&t, lo, hi, 0);
 	ck_assert_str_eq(s, "SELECT t.\"id\"::text, H FROM ONLY \"s\".\"t\" t"
-	                    " WHERE t.\"id\" >= '10'::integer AND t.\"id\" < '20'::integer");
+			    " WHERE t.\"id\" >= '10'::integer AND t.\"id\" < '20'::integer");
 	free(s);
 	s = pgm_vsql_fetch(&t, NULL, NULL, 20);
 	ck_assert_str_eq(s, "SELECT t.\"id\"::text, H FROM ONLY \"s\".\"t\" t WHERE true ORDER BY t.\"id\" LIMIT 20");
 	free(s);
 	s = pgm_vsql_sample(&t, 0.5);
 	ck_assert_str_eq(s, "SELECT t.\"id\"::text FROM ONLY \"s\".\"t\" t TABLESAMPLE SYSTEM (0.500000)"
-	                    " REPEATABLE (0) ORDER BY t.\"id\"");
+			    " REPEATABLE (0) ORDER BY t.\"id\"");
 	free(s);
 	s = pgm_vsql_row_groups(&n);
 	ck_assert_str_eq(s, "SELECT h, count(*) FROM (SELECT H AS h FROM ONLY \"s\".\"t\" t) s GROUP BY 1");
 	free(s);
 	s = pgm_vsql_rows_text(&n, hashes, 2);
 	ck_assert_str_eq(s, "SELECT DISTINCT ON (s.h) s.h, s.r FROM (SELECT H AS h, row()::text AS r FROM ONLY"
-	                    " \"s\".\"t\" t) s WHERE s.h IN (5, -1) ORDER BY s.h, s.r");
+			    " \"s\".\"t\" t) s WHERE s.h IN (5, -1) ORDER BY s.h, s.r");
 	free(s);
 	pgm_vkey_free(lo, 1);
 	pgm_vkey_free(hi, 1);
@@ -512,20 +512,20 @@ START_TEST(test_report_table)
 	r = pgm_vreport_table(&t, 2);
 	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(r, "match")));
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(r, "problem")),
-	                 "3 rows differ: 1 missing on the target, 2 changed");
+			 "3 rows differ: 1 missing on the target, 2 changed");
 	d = cJSON_GetObjectItem(r, "differences");
 	ck_assert_int_eq((int) cJSON_GetNumberValue(cJSON_GetObjectItem(d, "count")), 3);
 	ck_assert_int_eq((int) cJSON_GetNumberValue(cJSON_GetObjectItem(d, "listed")), 2);
 	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(d, "keys")), 2);
-	ck_assert_str_eq(cJSON_GetStringValue(
-	                     cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(d, "keys"), 0), "key")),
-	                 "1");
+	ck_assert_str_eq(
+		cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(d, "keys"), 0), "key")),
+		"1");
 	cJSON_Delete(r);
 
 	t.incomplete = true;
 	r = pgm_vreport_table(&t, 2);
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(r, "problem")),
-	                 "at least 3 rows differ: 1 missing on the target, 2 changed");
+			 "at least 3 rows differ: 1 missing on the target, 2 changed");
 	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "differences"), "complete")));
 	cJSON_Delete(r);
 
@@ -541,7 +541,7 @@ START_TEST(test_report_table)
 	t.whole_differs = true;
 	r = pgm_vreport_table(&t, 2);
 	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(r, "problem")),
-	                 "contents differ (no key to locate the rows)");
+			 "contents differ (no key to locate the rows)");
 	ck_assert(cJSON_IsNull(cJSON_GetObjectItem(r, "key")));
 	cJSON_Delete(r);
 	pgm_vtable_free(&t);
@@ -559,7 +559,7 @@ START_TEST(test_report_schema)
 	};
 	pgm_vobj_t dst[] = {
 		{"column", "s.t", "s.t.a", "bigint"},
-		{"extension", NULL, "citext", "1.7"},          /* versions may differ */
+		{"extension", NULL, "citext", "1.7"}, /* versions may differ */
 		{"column", "s.t", "s.t.extra", "integer"},
 		{"index", "s.t", "CREATE INDEX ON s.t USING btree (b)", "t_a_idx"},
 		{"column", "s.u", "s.u.x", "integer"},
@@ -570,16 +570,15 @@ START_TEST(test_report_schema)
 	cJSON *r = pgm_vreport_schema(objs, n, NULL), *d = cJSON_GetObjectItem(r, "differences"), *e;
 	char buf[1024] = "";
 
-	cJSON_ArrayForEach(e, d)
-	{
+	cJSON_ArrayForEach (e, d) {
 		strcat(buf, cJSON_GetStringValue(cJSON_GetObjectItem(e, "object")));
 		strcat(buf, ": ");
 		strcat(buf, cJSON_GetStringValue(cJSON_GetObjectItem(e, "problem")));
 		strcat(buf, "; ");
 	}
 	ck_assert_str_eq(buf, "s.t.a: differs; s.t.b: missing on the target; s.t.extra: only on the target; "
-	                      "CREATE INDEX ON s.t USING btree (a): missing on the target; "
-	                      "CREATE INDEX ON s.t USING btree (b): only on the target; ");
+			      "CREATE INDEX ON s.t USING btree (a): missing on the target; "
+			      "CREATE INDEX ON s.t USING btree (b): only on the target; ");
 	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(r, "ok")));
 	ck_assert_int_eq((int) cJSON_GetNumberValue(cJSON_GetObjectItem(r, "objects_compared")), 7);
 	cJSON_Delete(r);
@@ -594,7 +593,7 @@ START_TEST(test_report_sequences)
 {
 	pgm_vseq_t src[] = {
 		{"s.a", "s.t", "100", false}, {"s.b", NULL, "100", false}, {"s.c", NULL, NULL, false},
-		{"s.d", NULL, "5", false},    {"s.e", NULL, "9", false},    {"s.f", NULL, "-10", true},
+		{"s.d", NULL, "5", false},    {"s.e", NULL, "9", false},   {"s.f", NULL, "-10", true},
 		{"s.g", NULL, "-10", true},
 	};
 	pgm_vseq_t dst[] = {
@@ -607,8 +606,7 @@ START_TEST(test_report_sequences)
 	cJSON *r = pgm_vreport_sequences(seqs, n, NULL, &mismatches), *q;
 	char buf[512] = "";
 
-	cJSON_ArrayForEach(q, r)
-	{
+	cJSON_ArrayForEach (q, r) {
 		strcat(buf, cJSON_GetStringValue(cJSON_GetObjectItem(q, "sequence")));
 		strcat(buf, cJSON_IsTrue(cJSON_GetObjectItem(q, "match")) ? " ok; " : " ");
 		if (!cJSON_IsTrue(cJSON_GetObjectItem(q, "match"))) {
@@ -617,7 +615,7 @@ START_TEST(test_report_sequences)
 		}
 	}
 	ck_assert_str_eq(buf, "s.a ok; s.b target is behind the source; s.c ok; s.d missing on the target; s.e ok; "
-	                      "s.f target is behind the source; s.g ok; ");
+			      "s.f target is behind the source; s.g ok; ");
 	ck_assert_int_eq(mismatches, 3);
 	cJSON_Delete(r);
 	mismatches = 0;

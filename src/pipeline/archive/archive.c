@@ -28,7 +28,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 /* large objects: OID and size, as many as there are (millions, in some applications) */
 typedef struct lo_size {
 	uint32_t oid;
@@ -63,9 +62,9 @@ typedef struct archive {
 	pgm_step_t *step;
 	void (*then)(pgm_step_t *s);
 	char *label;
-	cJSON *facts;    /* what --list says */
-	cJSON *counts;   /* table -> rows in the archive */
-	char *current;   /* table whose COPY block is being read */
+	cJSON *facts;  /* what --list says */
+	cJSON *counts; /* table -> rows in the archive */
+	char *current; /* table whose COPY block is being read */
 	int64_t rows;
 	lo_list_t los[2]; /* large objects in the archive [0], on the target [1] */
 	bool in_lo;       /* between a large object's lo_open() and lo_close() */
@@ -118,10 +117,10 @@ on_list_line(pgm_proc_t *p, int stream, const char *line, void *data)
 {
 	archive_t *a = data;
 	static const char *const keys[][2] = {{";     dbname: ", "dbname"},
-	                                      {"; Archive created at ", "created_at"},
-	                                      {";     Format: ", "format"},
-	                                      {";     Dumped from database version: ", "dumped_from"},
-	                                      {";     Dumped by pg_dump version: ", "dumped_by"}};
+					      {"; Archive created at ", "created_at"},
+					      {";     Format: ", "format"},
+					      {";     Dumped from database version: ", "dumped_from"},
+					      {";     Dumped by pg_dump version: ", "dumped_by"}};
 
 	if (stream != 1)
 		return;
@@ -144,14 +143,14 @@ on_list_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 	if (status != 0 || sig != 0) {
 		char *msg = pgm_asprintf("\"%s\" is not a pg_dump archive pg_restore can read", path);
 		pgm_step_fail(s, msg, tail && tail[0] ? tail : NULL,
-		              "give the custom-format file of heroku pg:backups:download (latest.dump), or a file of "
-		              "pg_dump -Fc");
+			      "give the custom-format file of heroku pg:backups:download (latest.dump), or a file of "
+			      "pg_dump -Fc");
 		free(msg);
 		return;
 	}
 	if (strcmp(pgm_json_str(a->facts, "format") ? pgm_json_str(a->facts, "format") : "", "CUSTOM") != 0)
 		pgm_job_warn(job, "the archive is not in custom format: pg_restore cannot restore it in parallel",
-		             "take the backup with pg_dump -Fc (Heroku's backups are)");
+			     "take the backup with pg_dump -Fc (Heroku's backups are)");
 	pgm_json_set_str(a->facts, "file", path);
 	if (stat(path, &st) == 0)
 		pgm_json_set_num(a->facts, "file_bytes", (double) st.st_size);
@@ -159,7 +158,7 @@ on_list_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 	pgm_json_set(job->facts, "source", cJSON_Duplicate(a->facts, 1));
 	pgm_job_checkpoint(job);
 	pgm_info("job %s: source archive %s: database %s, %d table(s), created %s", job->name, path,
-	         pgm_json_str(a->facts, "dbname"), a->tables_total, pgm_json_str(a->facts, "created_at"));
+		 pgm_json_str(a->facts, "dbname"), a->tables_total, pgm_json_str(a->facts, "created_at"));
 	a->then(s);
 }
 
@@ -232,13 +231,14 @@ restore_after_clean(pgm_step_t *s, void *data)
 {
 	archive_t *a = data;
 	char jobs[16];
-	const char *args[] = {"--jobs", jobs, "--verbose", "--no-owner", "--no-acl", "--exit-on-error",
-	                      pgm_job_source_file(s->job), NULL};
+	const char *args[] = {
+		"--jobs", jobs, "--verbose", "--no-owner", "--no-acl", "--exit-on-error", pgm_job_source_file(s->job),
+		NULL};
 
 	snprintf(jobs, sizeof(jobs), "%d", (int) pgm_jobopt_int(s->job->options, "jobs"));
 	a->tables_total = (int) pgm_json_num(cJSON_GetObjectItem(s->job->facts, "source"), "tables", 0);
 	pgm_tool_spawn(s, "pg_restore", args, false, "-c maintenance_work_mem=256MB -c synchronous_commit=off",
-	               on_restore_line, on_restore_exit, a);
+		       on_restore_line, on_restore_exit, a);
 }
 
 void
@@ -250,7 +250,7 @@ pgm_archive_restore(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s
 	a->label = pgm_strdup(label);
 	pgm_notice("job %s: restoring the backup file %s", s->job->name, pgm_job_source_file(s->job));
 	q = pgm_sql_begin(s, false, "clean", "could not clean the target before the restore",
-	                  "the target role must own the target database and the objects in it");
+			  "the target role must own the target database and the objects in it");
 	pgm_target_clean(q, s->job);
 	pgm_sql_run(q, restore_after_clean, a);
 }
@@ -377,8 +377,8 @@ lo_report(archive_t *a)
 	pgm_json_set(row, "match", cJSON_CreateBool(count == 0));
 	if (count > 0) {
 		char *problem = pgm_asprintf("%d large object(s) differ: %d missing on the target, %d extra, %d of "
-		                             "another size",
-		                             count, missing, extra, count - missing - extra);
+					     "another size",
+					     count, missing, extra, count - missing - extra);
 		pgm_json_set_str(row, "problem", problem);
 		free(problem);
 		pgm_json_set_num(d, "count", count);
@@ -402,8 +402,7 @@ on_target_counts(pgm_step_t *s, const PGresult *res, void *data)
 
 	for (int r = 0; r < pgm_pg_ntuples(res); r++)
 		pgm_json_set_num(target, pgm_pg_value(res, r, 0), (double) pgm_pg_int64(res, r, 1, 0));
-	cJSON_ArrayForEach(it, a->counts)
-	{
+	cJSON_ArrayForEach (it, a->counts) {
 		const cJSON *t = cJSON_GetObjectItemCaseSensitive(target, it->string);
 		cJSON *row = cJSON_CreateObject();
 		bool match = t && t->valuedouble == it->valuedouble;
@@ -455,21 +454,20 @@ on_data_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 
 	if (archive_failed(a, "count of the rows in the backup file", status, sig, tail))
 		return;
-	cJSON_ArrayForEach(it, a->counts)
-	{
+	cJSON_ArrayForEach (it, a->counts) {
 		char *lit = pgm_quote_literal(it->string);
 		/* the name is as pg_dump wrote it: already quoted where needed */
 		pgm_buf_appendf(&sql, "%sSELECT %s::text, (SELECT count(*) FROM ONLY %s)", sql.len ? " UNION ALL " : "",
-		                lit, it->string);
+				lit, it->string);
 		free(lit);
 	}
 	if (sql.len == 0)
 		pgm_buf_append(&sql, "SELECT NULL::text, 0::bigint WHERE false");
 	q = pgm_sql_begin(s, false, "verify", "could not count the rows on the target",
-	                  "a table of the backup may be missing on the target: see the error");
+			  "a table of the backup may be missing on the target: see the error");
 	pgm_sql_add(q, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL, NULL);
 	pgm_sql_add(q, "SELECT m.oid, octet_length(lo_get(m.oid)) FROM pg_catalog.pg_largeobject_metadata m",
-	            on_target_los, a);
+		    on_target_los, a);
 	pgm_sql_add(q, sql.s, on_target_counts, a);
 	pgm_sql_add(q, "COMMIT", NULL, NULL);
 	free(sql.s);

@@ -38,8 +38,8 @@ archive_freeze(pgm_step_t *s)
 	pgm_job_t *job = s->job;
 
 	pgm_job_warn(job, "the source is a backup file: writes made after the backup was taken are not in it",
-	             "stop the application's writes before taking the backup (heroku maintenance:on), or use "
-	             "a live source");
+		     "stop the application's writes before taking the backup (heroku maintenance:on), or use "
+		     "a live source");
 	if (pgm_jobopt_str(job->options, "freeze_command")[0] == '\0') {
 		pgm_op_done(s);
 		return;
@@ -55,7 +55,7 @@ const pgm_method_t pgm_method_archive = {
 	.sync = archive_sync,
 	.synced = pgm_op_wait,
 	.freeze = archive_freeze,
-	.frozen = pgm_op_done,       /* nothing to prove: the file cannot change */
+	.frozen = pgm_op_done, /* nothing to prove: the file cannot change */
 	.verify = pgm_archive_verify,
 	.thaw = pgm_thaw_step,
 	.cutover = pgm_cutover_run,

@@ -57,7 +57,7 @@ typedef struct worker {
 	pgm_pg_conn_t *src, *dst;
 	bool src_ready, dst_ready;
 	chunk_t *cur;
-	bool in_tx;      /* the target chunk runs in BEGIN ... COMMIT (FREEZE) */
+	bool in_tx; /* the target chunk runs in BEGIN ... COMMIT (FREEZE) */
 	bool copy_started;
 	bool paused;
 	bool ending;
@@ -85,7 +85,7 @@ struct copy_engine {
 	int64_t started_mono, phase_mono, data_ms, last_save;
 	const char *phase;
 	bool failed;
-	char *xsnapshot;      /* pg_current_snapshot() of the copy: which transactions it holds */
+	char *xsnapshot; /* pg_current_snapshot() of the copy: which transactions it holds */
 	pgm_copy_opts_t opts;
 	pgm_buf_t toc_now, toc_later; /* post-data entries, split when opts.defer_constraints */
 };
@@ -207,7 +207,7 @@ copy_finished(pgm_step_t *s, void *data)
 	job->progress = NULL;
 	pgm_job_checkpoint(job);
 	pgm_notice("job %s: %s copy finished in %.1f s (%d tables, %d chunks, %lld bytes streamed)", job->name,
-	           cp->label, (double) total / 1000.0, cp->ntables, cp->nchunks, (long long) cp->bytes_streamed);
+		   cp->label, (double) total / 1000.0, cp->ntables, cp->nchunks, (long long) cp->bytes_streamed);
 	pgm_step_disown(s, cp);
 	copy_free(cp);
 	then(s);
@@ -288,12 +288,12 @@ static void
 run_post_data(copy_engine_t *cp, const char *list)
 {
 	char jobs[16], *l = list ? pgm_asprintf("--use-list=%s", list) : NULL;
-	const char *args[] = {"--section=post-data", "--jobs", jobs, "--no-owner", "--no-acl", "--exit-on-error",
-	                      cp->archive, l, NULL};
+	const char *args[] = {"--section=post-data", "--jobs",    jobs, "--no-owner", "--no-acl",
+			      "--exit-on-error",     cp->archive, l,    NULL};
 
 	snprintf(jobs, sizeof(jobs), "%d", cp->nworkers);
-	pgm_tool_spawn(cp->step, "pg_restore", args, false,
-	               "-c maintenance_work_mem=256MB -c synchronous_commit=off", on_tool_line, on_post_exit, cp);
+	pgm_tool_spawn(cp->step, "pg_restore", args, false, "-c maintenance_work_mem=256MB -c synchronous_commit=off",
+		       on_tool_line, on_post_exit, cp);
 	free(l);
 }
 
@@ -310,9 +310,10 @@ on_toc_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *t
 
 	if (pgm_tool_failed(cp->step, "pg_restore", "listing of the schema", status, sig, tail))
 		goto out;
-	ok = pgm_file_replace(now, cp->toc_now.s ? cp->toc_now.s : "", cp->toc_now.s ? strlen(cp->toc_now.s) : 0, 0600) &&
+	ok = pgm_file_replace(now, cp->toc_now.s ? cp->toc_now.s : "", cp->toc_now.s ? strlen(cp->toc_now.s) : 0,
+			      0600) &&
 	     pgm_file_replace(later, cp->toc_later.s ? cp->toc_later.s : "",
-	                      cp->toc_later.s ? strlen(cp->toc_later.s) : 0, 0600);
+			      cp->toc_later.s ? strlen(cp->toc_later.s) : 0, 0600);
 	/* the archive the deferred entries come from outlives the copy's work directory */
 	if (ok && (arch = pgm_file_read(cp->archive, (size_t) 1 << 30, &n)) != NULL)
 		ok = pgm_file_replace(keep, arch, n, 0600);
@@ -321,7 +322,7 @@ on_toc_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *t
 	free(arch);
 	if (!ok) {
 		pgm_step_fail(cp->step, "could not write the lists of the schema's post-data entries", job->dir,
-		              "check free space and permissions of state_dir");
+			      "check free space and permissions of state_dir");
 		goto out;
 	}
 	{
@@ -372,7 +373,7 @@ data_finished(copy_engine_t *cp)
 	pgm_step_close_conn(cp->step, cp->holder);
 	cp->holder = NULL;
 	pgm_info("job %s: %s copy: data copied in %.1f s (%lld bytes streamed)", cp->step->job->name, cp->label,
-	         (double) cp->data_ms / 1000.0, (long long) cp->bytes_streamed);
+		 (double) cp->data_ms / 1000.0, (long long) cp->bytes_streamed);
 	start_post_data(cp);
 }
 
@@ -505,11 +506,12 @@ chunk_select(copy_engine_t *cp, chunk_t *c)
 		out = pgm_asprintf("COPY %s %s TO STDOUT %s", t->ident, t->cols, fmt);
 	else if (c->to < 0)
 		out = pgm_asprintf("COPY (SELECT %s FROM ONLY %s WHERE ctid >= '(%lld,0)'::tid) TO STDOUT %s", list,
-		                   t->ident, (long long) c->from, fmt);
+				   t->ident, (long long) c->from, fmt);
 	else
-		out = pgm_asprintf("COPY (SELECT %s FROM ONLY %s WHERE ctid >= '(%lld,0)'::tid AND ctid < '(%lld,0)'::tid)"
-		                   " TO STDOUT %s",
-		                   list, t->ident, (long long) c->from, (long long) c->to, fmt);
+		out = pgm_asprintf(
+			"COPY (SELECT %s FROM ONLY %s WHERE ctid >= '(%lld,0)'::tid AND ctid < '(%lld,0)'::tid)"
+			" TO STDOUT %s",
+			list, t->ident, (long long) c->from, (long long) c->to, fmt);
 	free(list);
 	return out;
 }
@@ -522,7 +524,8 @@ on_dst_ready(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err
 	char *sql;
 
 	if (err) {
-		char *what = pgm_asprintf("could not start loading %s into the target", w->cp->tables[w->cur->table].name);
+		char *what =
+			pgm_asprintf("could not start loading %s into the target", w->cp->tables[w->cur->table].name);
 		engine_fail_pg(w->cp, what, err);
 		free(what);
 		return;
@@ -538,7 +541,7 @@ start_copy_in(worker_t *w)
 	copy_engine_t *cp = w->cp;
 	ctable_t *t = &cp->tables[w->cur->table];
 	char *sql = pgm_asprintf("COPY %s %s FROM STDIN WITH (FORMAT %s%s)", t->ident, t->cols,
-	                         cp->binary ? "binary" : "text", w->in_tx ? ", FREEZE" : "");
+				 cp->binary ? "binary" : "text", w->in_tx ? ", FREEZE" : "");
 
 	pgm_pg_copy_in_start(w->dst, sql, on_dst_ready, w);
 	free(sql);
@@ -625,7 +628,7 @@ on_src_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 		return;
 	}
 	sql = pgm_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '%s'",
-	                   w->cp->snapshot);
+			   w->cp->snapshot);
 	pgm_pg_query(conn, sql, 0, NULL, on_src_snapshot, w);
 	free(sql);
 }
@@ -705,13 +708,15 @@ static void
 start_schema(copy_engine_t *cp)
 {
 	char *snap = pgm_asprintf("--snapshot=%s", cp->snapshot);
-	const char *args[] = {"--schema-only", "--format=custom", snap, "--exclude-schema=" PGM_CAPTURE_SCHEMA_PREFIX "*",
-	                      "--file", cp->archive, NULL};
+	const char *args[] = {
+		"--schema-only", "--format=custom", snap, "--exclude-schema=" PGM_CAPTURE_SCHEMA_PREFIX "*",
+		"--file",        cp->archive,       NULL};
 
 	set_phase(cp, "schema");
 	progress_update(cp, true);
 	if (!pgm_mkdir_p(cp->workdir, 0700)) {
-		pgm_step_fail(cp->step, "could not create a work directory", cp->workdir, "check state_dir permissions");
+		pgm_step_fail(cp->step, "could not create a work directory", cp->workdir,
+			      "check state_dir permissions");
 		free(snap);
 		return;
 	}
@@ -735,13 +740,12 @@ static const char *tables_sql =
 	"                     AND d.objid = c.oid AND d.deptype = 'e')"
 	" ORDER BY 4 DESC";
 
-static const char *seqlist_sql =
-	"SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c"
-	"  JOIN pg_namespace n ON n.oid = c.relnamespace"
-	" WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-	"   AND n.nspname !~ '^" PGM_CAPTURE_SCHEMA_PREFIX "'"
-	"   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
-	"                     AND d.objid = c.oid AND d.deptype = 'e')";
+static const char *seqlist_sql = "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c"
+				 "  JOIN pg_namespace n ON n.oid = c.relnamespace"
+				 " WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+				 "   AND n.nspname !~ '^" PGM_CAPTURE_SCHEMA_PREFIX "'"
+				 "   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
+				 "                     AND d.objid = c.oid AND d.deptype = 'e')";
 
 /* split every table into chunks of about chunk_bytes, largest first */
 static void
@@ -790,7 +794,7 @@ on_seq_values(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *er
 	for (int r = 0; r < pgm_pg_ntuples(res); r++) {
 		char *lit = pgm_quote_literal(pgm_pg_value(res, r, 0));
 		cp->seq_sql[cp->nseq++] = pgm_asprintf("setval(%s, %s, %s)", lit, pgm_pg_value(res, r, 1),
-		                                       strcmp(pgm_pg_value(res, r, 2), "t") == 0 ? "true" : "false");
+						       strcmp(pgm_pg_value(res, r, 2), "t") == 0 ? "true" : "false");
 		free(lit);
 	}
 	start_schema(cp);
@@ -813,7 +817,8 @@ on_seq_list(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err,
 	for (int r = 0; r < pgm_pg_ntuples(res); r++) {
 		const char *ident = pgm_pg_value(res, r, 0);
 		char *lit = pgm_quote_literal(ident);
-		pgm_buf_appendf(&sql, "%sSELECT %s::text, last_value, is_called FROM %s", r ? " UNION ALL " : "", lit, ident);
+		pgm_buf_appendf(&sql, "%sSELECT %s::text, last_value, is_called FROM %s", r ? " UNION ALL " : "", lit,
+				ident);
 		free(lit);
 	}
 	pgm_pg_query(conn, sql.s, 0, NULL, on_seq_values, cp);
@@ -870,13 +875,12 @@ on_holder_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 		return;
 	}
 	cp->binary = pgm_pg_server_version(conn) / 10000 ==
-	             (int) pgm_json_num(cJSON_GetObjectItem(cp->step->job->facts, "target"), "server_version_num", 0) /
-	                 10000;
+		     (int) pgm_json_num(cJSON_GetObjectItem(cp->step->job->facts, "target"), "server_version_num", 0) /
+			     10000;
 	pgm_pg_query(conn,
-	             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
-	             " SELECT pg_export_snapshot(), pg_current_snapshot()::text",
-	             0, NULL,
-	             on_snapshot, cp);
+		     "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+		     " SELECT pg_export_snapshot(), pg_current_snapshot()::text",
+		     0, NULL, on_snapshot, cp);
 }
 
 static void
@@ -918,7 +922,7 @@ pgm_copy_run_opts(pgm_step_t *s, const char *label, const pgm_copy_opts_t *opts,
 	pgm_step_own(s, cp, copy_free);
 	pgm_notice("job %s: %s copy starts (copy engine, %d parallel streams)", job->name, label, cp->nworkers);
 	q = pgm_sql_begin(s, false, "clean", "could not clean the target before the copy",
-	                  "the target role must own the target database and the objects in it");
+			  "the target role must own the target database and the objects in it");
 	pgm_target_clean(q, job);
 	pgm_sql_run(q, after_clean, cp);
 }
@@ -987,7 +991,7 @@ pgm_copy_with_engine(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *
 	if (strcmp(pgm_jobopt_str(job->options, "engine"), "copy") == 0) {
 		if (pgm_json_num(src, "large_objects", 0) > 0) {
 			pgm_job_warn(job, "the source has large objects, which only the pg_dump engine copies",
-			             "nothing to do: this job uses the pg_dump engine");
+				     "nothing to do: this job uses the pg_dump engine");
 		} else {
 			pgm_copy_run(s, label, then);
 			return;

@@ -41,15 +41,13 @@ void pgm_dump_copy(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s)
 void pgm_dump_clean_target(pgm_step_t *s, void (*then)(pgm_step_t *s));
 
 /* tools.c: pg_dump/pg_restore for one side, as children of the step */
-pgm_proc_t *pgm_tool_spawn(pgm_step_t *s, const char *tool, const char *const *args, bool source,
-                           const char *pgoptions, pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data);
+pgm_proc_t *pgm_tool_spawn(pgm_step_t *s, const char *tool, const char *const *args, bool source, const char *pgoptions,
+			   pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data);
 /* the same with any DSN, or none (dsn NULL: e.g. pg_restore --list FILE) */
 pgm_proc_t *pgm_tool_spawn_dsn(pgm_step_t *s, const char *tool, const char *const *args, const char *dsn,
-                               const char *pgoptions, pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb,
-                               void *data);
+			       const char *pgoptions, pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data);
 /* a tool exited: false when it succeeded, else the step fails saying why */
-bool pgm_tool_failed(pgm_step_t *s, const char *tool, const char *during, int64_t status, int sig,
-                     const char *tail);
+bool pgm_tool_failed(pgm_step_t *s, const char *tool, const char *during, int64_t status, int sig, const char *tail);
 /* add to q: end this job's leftover sessions and empty the target */
 struct pgm_sql;
 void pgm_target_clean(struct pgm_sql *q, pgm_job_t *job);

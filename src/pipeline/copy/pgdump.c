@@ -25,8 +25,8 @@
 #include <string.h>
 
 typedef struct dump_table {
-	char *full;  /* schema.name as pg_dump prints it */
-	char *name;  /* bare name, as "finished item ... TABLE DATA name" prints it */
+	char *full; /* schema.name as pg_dump prints it */
+	char *name; /* bare name, as "finished item ... TABLE DATA name" prints it */
 	int64_t size;
 	bool started, done;
 } dump_table_t;
@@ -39,7 +39,7 @@ typedef struct dump {
 	dump_table_t *tables;
 	int ntables;
 	int64_t bytes_total;
-	const char *phase;      /* "prepare", "dump", "restore" */
+	const char *phase; /* "prepare", "dump", "restore" */
 	int64_t started_mono, phase_mono, dump_ms;
 	int64_t last_save;
 	int jobs;
@@ -214,7 +214,7 @@ on_restore_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const cha
 	job->progress = NULL;
 	pgm_job_checkpoint(job);
 	pgm_notice("job %s: %s copy finished in %.1f s (%d tables, %lld bytes)", job->name, d->label,
-	           (double) total / 1000.0, d->ntables, (long long) d->bytes_total);
+		   (double) total / 1000.0, d->ntables, (long long) d->bytes_total);
 	/* release the dump files now; the step goes on */
 	pgm_step_disown(s, d);
 	{
@@ -229,8 +229,8 @@ on_dump_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 {
 	dump_t *d = data;
 	char jobs[16];
-	const char *args[] = {"--format=directory", "--jobs", jobs, "--verbose", "--no-owner", "--no-acl",
-	                      "--exit-on-error", d->workdir, NULL};
+	const char *args[] = {"--format=directory", "--jobs",          jobs,       "--verbose", "--no-owner",
+			      "--no-acl",           "--exit-on-error", d->workdir, NULL};
 
 	char during[64];
 
@@ -258,8 +258,8 @@ start_dump(pgm_step_t *s, void *data)
 	progress_update(d, true);
 	snprintf(jobs, sizeof(jobs), "%d", d->jobs);
 	{
-		const char *args[] = {"--format=directory", "--jobs", jobs, "--verbose", "--compress=0", "--no-sync",
-		                      "--file", d->workdir, NULL};
+		const char *args[] = {"--format=directory", "--jobs", jobs,       "--verbose", "--compress=0",
+				      "--no-sync",          "--file", d->workdir, NULL};
 		pgm_tool_spawn(s, "pg_dump", args, true, NULL, on_tool_line, on_dump_exit, d);
 	}
 }
@@ -296,7 +296,7 @@ after_clean(pgm_step_t *s, void *data)
 	pgm_sql_t *q;
 
 	q = pgm_sql_begin(s, true, "sizes", "could not list the tables of the source",
-	                  "check that the source role can read the catalog");
+			  "check that the source role can read the catalog");
 	pgm_sql_add(q, sizes_sql, on_sizes, d);
 	pgm_sql_run(q, start_dump, d);
 }
@@ -319,7 +319,7 @@ pgm_dump_copy(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s))
 	pgm_notice("job %s: %s copy starts (%d parallel jobs)", job->name, label, d->jobs);
 
 	q = pgm_sql_begin(s, false, "clean", "could not clean the target before the copy",
-	                  "the target role must own the target database and the objects in it");
+			  "the target role must own the target database and the objects in it");
 	pgm_target_clean(q, job);
 	pgm_sql_run(q, after_clean, d);
 }
@@ -350,7 +350,7 @@ pgm_dump_clean_target(pgm_step_t *s, void (*then)(pgm_step_t *s))
 	s->priv = c;
 	s->priv_free = free;
 	q = pgm_sql_begin(s, false, "clean", "could not drop what pgmover restored into the target",
-	                  "the target role must own the target database and the objects in it");
+			  "the target role must own the target database and the objects in it");
 	pgm_target_clean(q, s->job);
 	pgm_sql_run(q, clean_done, c);
 }

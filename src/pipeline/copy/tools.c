@@ -18,17 +18,17 @@
 
 pgm_proc_t *
 pgm_tool_spawn(pgm_step_t *s, const char *tool, const char *const *args, bool source, const char *pgoptions,
-               pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data)
+	       pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data)
 {
 	pgm_job_t *job = s->job;
 
 	return pgm_tool_spawn_dsn(s, tool, args, source ? job->source_dsn : job->target_dsn, pgoptions, line_cb,
-	                          exit_cb, data);
+				  exit_cb, data);
 }
 
 pgm_proc_t *
-pgm_tool_spawn_dsn(pgm_step_t *s, const char *tool, const char *const *args, const char *dsn,
-                   const char *pgoptions, pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data)
+pgm_tool_spawn_dsn(pgm_step_t *s, const char *tool, const char *const *args, const char *dsn, const char *pgoptions,
+		   pgm_proc_line_cb line_cb, pgm_proc_exit_cb exit_cb, void *data)
 {
 	pgm_job_t *job = s->job;
 	const char *bindir = pgm_jobopt_str(job->options, "pg_bindir");
@@ -119,11 +119,12 @@ pgm_tool_failed(pgm_step_t *s, const char *tool, const char *during, int64_t sta
 	else
 		msg = pgm_asprintf("%s failed during the %s (exit status %lld)", tool, during, (long long) status);
 	why = error_lines(tail ? tail : "");
-	pgm_step_fail(s, msg, why[0] ? why : NULL,
-	              strcmp(tool, "pg_dump") == 0
-	                  ? "check that the source role can read every table (GRANT SELECT) and the source is reachable; "
-	                    "then \"pgmover retry\""
-	                  : "check the target (extensions available, disk space, role privileges); then \"pgmover retry\"");
+	pgm_step_fail(
+		s, msg, why[0] ? why : NULL,
+		strcmp(tool, "pg_dump") == 0
+			? "check that the source role can read every table (GRANT SELECT) and the source is reachable; "
+			  "then \"pgmover retry\""
+			: "check the target (extensions available, disk space, role privileges); then \"pgmover retry\"");
 	free(why);
 	free(msg);
 	return true;
@@ -187,10 +188,10 @@ pgm_target_clean(pgm_sql_t *q, pgm_job_t *job)
 
 	/* sessions an earlier run of this job left on the target (a killed daemon's copy) */
 	pgm_sql_add_params(q,
-	                   "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity"
-	                   " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-	                   "   AND left(application_name, length($1)) = $1",
-	                   1, params, NULL, NULL);
+			   "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity"
+			   " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+			   "   AND left(application_name, length($1)) = $1",
+			   1, params, NULL, NULL);
 	pgm_sql_add(q, clean_sql, NULL, NULL);
 	free(prefix);
 }

@@ -110,7 +110,7 @@ flow_run(pgm_flow_t *f)
 
 pgm_flow_t *
 pgm_flow_start(pgm_step_t *s, const char *name, const pgm_stage_t *stages, pgm_flow_undo_fn undo,
-               void (*then)(pgm_step_t *s))
+	       void (*then)(pgm_step_t *s))
 {
 	pgm_flow_t *f = pgm_calloc(1, sizeof(*f));
 
@@ -158,7 +158,7 @@ pgm_flow_fail(pgm_flow_t *f, const char *message, const char *detail, const char
 	if (f->failing) {
 		/* the undo itself failed: say so, and fail with the first reason */
 		pgm_warning("job %s: %s: while undoing: %s%s%s", f->job->name, f->name, message, detail ? ": " : "",
-		            detail ? detail : "");
+			    detail ? detail : "");
 		pgm_flow_fail_now(f);
 		return;
 	}
@@ -213,14 +213,14 @@ on_seq_raised(pgm_step_t *s, const pgm_seq_raised_t *r, void *data)
 	pgm_json_set_num(o, "raised", (double) r->raised);
 	if (r->missing) {
 		char *msg = pgm_asprintf("sequences missing on the %s: %s",
-		                         strcmp(f->name, "rollback") == 0 ? "source" : "target", r->missing);
+					 strcmp(f->name, "rollback") == 0 ? "source" : "target", r->missing);
 		pgm_json_set_str(o, "missing", r->missing);
 		pgm_job_warn(f->job, msg, "create them and set their values by hand before writing there");
 		free(msg);
 	}
 	pgm_json_set(pgm_flow_facts(f), "sequences", o);
 	pgm_info("job %s: %s: %lld sequence(s) checked, %lld raised", f->job->name, f->name, (long long) r->checked,
-	         (long long) r->raised);
+		 (long long) r->raised);
 }
 
 void
@@ -265,22 +265,25 @@ on_lo_fingerprint(pgm_step_t *s, const PGresult *res, void *data)
 		const char *then_fp = pgm_json_str(then, "fingerprint");
 
 		if (then_fp && strcmp(then_fp, fp) != 0) {
-			char *msg = pgm_asprintf("large objects were created or unlinked on the target after cutover (%.0f "
-			                         "then, %lld now): the rollback did not carry them to the source",
-			                         pgm_json_num(then, "count", 0), (long long) n);
+			char *msg =
+				pgm_asprintf("large objects were created or unlinked on the target after cutover (%.0f "
+					     "then, %lld now): the rollback did not carry them to the source",
+					     pgm_json_num(then, "count", 0), (long long) n);
 			pgm_json_set(o, "changed", cJSON_CreateTrue());
-			pgm_job_warn(f->job, msg,
-			             "the target is frozen and keeps them: copy the ones the source lacks by hand "
-			             "(lo_get on the target, lo_from_bytea on the source) before the application needs them");
+			pgm_job_warn(
+				f->job, msg,
+				"the target is frozen and keeps them: copy the ones the source lacks by hand "
+				"(lo_get on the target, lo_from_bytea on the source) before the application needs them");
 			free(msg);
 		}
 	} else if (n > 0) {
-		char *msg = pgm_asprintf("the target has %lld large object(s): the rollback window does not carry large "
-		                         "objects created or changed on the target back to the source",
-		                         (long long) n);
+		char *msg =
+			pgm_asprintf("the target has %lld large object(s): the rollback window does not carry large "
+				     "objects created or changed on the target back to the source",
+				     (long long) n);
 		pgm_job_warn(f->job, msg,
-		             "a rollback says whether any were created or unlinked meanwhile; bytes written into an "
-		             "existing one are not seen");
+			     "a rollback says whether any were created or unlinked meanwhile; bytes written into an "
+			     "existing one are not seen");
 		free(msg);
 	}
 	pgm_json_set(pgm_flow_facts(f), "large_objects", o);
@@ -297,9 +300,10 @@ seq_apply(pgm_step_t *s, void *data)
 {
 	pgm_flow_t *f = data;
 	bool to_source = strcmp(f->name, "rollback") == 0;
-	pgm_sql_t *q = pgm_flow_sql(f, to_source, "sequences", to_source ? "could not raise the sequences of the source"
-	                                                              : "could not raise the sequences of the target",
-	                        NULL);
+	pgm_sql_t *q = pgm_flow_sql(f, to_source, "sequences",
+				    to_source ? "could not raise the sequences of the source"
+					      : "could not raise the sequences of the target",
+				    NULL);
 
 	if (to_source)
 		pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
@@ -396,9 +400,9 @@ hook_failed(pgm_step_t *s, const char *message, const char *detail, void *data)
 	pgm_flow_t *f = data;
 	bool switched = traffic_moved(f->job);
 	const char *hint = switched ? "traffic is already on the target; fix the command (or raise hook_timeout), then "
-	                              "\"pgmover retry\" runs only what is left of the cutover"
-	                            : "traffic stays on the source, which is still frozen; fix the command (or raise "
-	                              "hook_timeout), then \"pgmover retry\" runs the cutover again";
+				      "\"pgmover retry\" runs only what is left of the cutover"
+				    : "traffic stays on the source, which is still frozen; fix the command (or raise "
+				      "hook_timeout), then \"pgmover retry\" runs the cutover again";
 
 	pgm_flow_fail(f, message, detail, hint);
 }
@@ -427,17 +431,16 @@ st_post_hook(pgm_flow_t *f)
 	pgm_hook_run_ex(f->step, "post_cutover_command", "post_cutover", hook_ok, hook_failed, f);
 }
 
-static const pgm_stage_t cutover_stages[] = {
-	{"dns:check", st_dns, want_dns},
-	{"pgbouncer:check", st_pgb_check, pgm_pgb_configured},
-	{"sequences", st_sequences, NULL},
-	{"reverse:setup", st_reverse_setup, NULL},
-	{"pgbouncer:pause", st_pause, pgm_pgb_configured},
-	{"hook:cutover_command", st_cutover_hook, want_cutover_hook},
-	{"pgbouncer:switch", st_switch, pgm_pgb_configured},
-	{"pgbouncer:resume", st_resume, pgm_pgb_configured},
-	{"hook:post_cutover_command", st_post_hook, want_post_hook},
-	{NULL, NULL, NULL}};
+static const pgm_stage_t cutover_stages[] = {{"dns:check", st_dns, want_dns},
+					     {"pgbouncer:check", st_pgb_check, pgm_pgb_configured},
+					     {"sequences", st_sequences, NULL},
+					     {"reverse:setup", st_reverse_setup, NULL},
+					     {"pgbouncer:pause", st_pause, pgm_pgb_configured},
+					     {"hook:cutover_command", st_cutover_hook, want_cutover_hook},
+					     {"pgbouncer:switch", st_switch, pgm_pgb_configured},
+					     {"pgbouncer:resume", st_resume, pgm_pgb_configured},
+					     {"hook:post_cutover_command", st_post_hook, want_post_hook},
+					     {NULL, NULL, NULL}};
 
 /* after the undo: start the next attempt from the first stage */
 static void
@@ -481,7 +484,8 @@ cutover_finished(pgm_step_t *s)
 	pgm_json_set_time(job->facts, "cutover_at", pgm_now_ms());
 	pgm_job_checkpoint(job);
 	pgm_notice("job %s: cut over: traffic is on the target; writes made there flow back to the source until the "
-	           "rollback window closes", job->name);
+		   "rollback window closes",
+		   job->name);
 	pgm_step_done(s, PGM_EV_DONE);
 }
 
@@ -521,15 +525,13 @@ st_pgb_cleanup(pgm_flow_t *f)
 }
 
 static const pgm_stage_t finish_stages[] = {
-	{"reverse:teardown", st_teardown, NULL},
-	{"pgbouncer:cleanup", st_pgb_cleanup, NULL},
-	{NULL, NULL, NULL}};
+	{"reverse:teardown", st_teardown, NULL}, {"pgbouncer:cleanup", st_pgb_cleanup, NULL}, {NULL, NULL, NULL}};
 
 static void
 finish_finished(pgm_step_t *s)
 {
 	pgm_notice("job %s: finished: no pgmover object is left on either server; the source stays frozen",
-	           s->job->name);
+		   s->job->name);
 	pgm_step_done(s, PGM_EV_DONE);
 }
 

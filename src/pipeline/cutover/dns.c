@@ -27,14 +27,14 @@
 
 typedef struct dns {
 	uv_work_t req;
-	pgm_flow_t *f;             /* NULL once the step is gone */
+	pgm_flow_t *f; /* NULL once the step is gone */
 	void (*then)(pgm_flow_t *f);
 	char *name, *server;
 	/* results, written by the worker */
-	int rcode;                 /* 0 ok, else h_errno */
+	int rcode; /* 0 ok, else h_errno */
 	char err[160];
-	long ttl;                  /* of the record for the name itself; -1 none */
-	long max_ttl;              /* the longest in the answer (CNAME chain) */
+	long ttl;     /* of the record for the name itself; -1 none */
+	long max_ttl; /* the longest in the answer (CNAME chain) */
 	int answers;
 	char server_used[64];
 } dns_t;
@@ -97,7 +97,7 @@ dns_work(uv_work_t *req)
 	}
 	if (rs.nscount > 0)
 		snprintf(d->server_used, sizeof(d->server_used), "%s:%d", inet_ntoa(rs.nsaddr_list[0].sin_addr),
-		         ntohs(rs.nsaddr_list[0].sin_port));
+			 ntohs(rs.nsaddr_list[0].sin_port));
 	n = query(&rs, d->name, ns_t_a, ans, sizeof(ans));
 	if (n < 0 && rs.res_h_errno == NO_DATA)
 		n = query(&rs, d->name, ns_t_aaaa, ans, sizeof(ans));
@@ -162,7 +162,9 @@ dns_after(uv_work_t *req, int status)
 	pgm_json_set_time(o, "checked_at", pgm_now_ms());
 	if (status != 0 || d->rcode != 0 || d->ttl < 0) {
 		char *msg = pgm_asprintf("could not look up the TTL of %s: %s", d->name,
-		                         status != 0 ? "cancelled" : d->rcode != 0 ? d->err : "no answer");
+					 status != 0     ? "cancelled"
+					 : d->rcode != 0 ? d->err
+							 : "no answer");
 		pgm_json_set_str(o, "error", status != 0 ? "cancelled" : d->rcode != 0 ? d->err : "no answer");
 		pgm_job_warn(f->job, msg, "check dns_record (and dns_server), or lower the TTL by hand before cutover");
 		free(msg);
@@ -172,9 +174,10 @@ dns_after(uv_work_t *req, int status)
 		pgm_json_set_num(o, "answers", d->answers);
 		pgm_info("job %s: dns: %s has a TTL of %ld s", f->job->name, d->name, d->ttl);
 		if (d->max_ttl > TTL_LIMIT) {
-			char *msg = pgm_asprintf("the DNS record %s has a TTL of %ld s (above %d s): clients may keep the old "
-			                         "address that long after the switch",
-			                         d->name, d->max_ttl, TTL_LIMIT);
+			char *msg = pgm_asprintf(
+				"the DNS record %s has a TTL of %ld s (above %d s): clients may keep the old "
+				"address that long after the switch",
+				d->name, d->max_ttl, TTL_LIMIT);
 			pgm_job_warn(f->job, msg, "lower the TTL to 60 s or less a day or more before cutover");
 			free(msg);
 		}

@@ -31,22 +31,22 @@ struct pgm_reverse;
 struct pgm_flow {
 	pgm_step_t *step;
 	pgm_job_t *job;
-	const char *name;              /* "cutover", "rollback", "finish" */
+	const char *name; /* "cutover", "rollback", "finish" */
 	const pgm_stage_t *stages;
-	int cur;                       /* index of the running stage */
-	int64_t stage_started;         /* monotonic ms */
-	void (*then)(pgm_step_t *s);   /* after the last stage */
-	pgm_flow_undo_fn undo;         /* on failure (may be NULL) */
-	bool failing;                  /* undo is running */
+	int cur;                     /* index of the running stage */
+	int64_t stage_started;       /* monotonic ms */
+	void (*then)(pgm_step_t *s); /* after the last stage */
+	pgm_flow_undo_fn undo;       /* on failure (may be NULL) */
+	bool failing;                /* undo is running */
 	char *fail_msg, *fail_detail, *fail_hint;
-	struct pgm_pgb *pgb;           /* pgbouncer admin console, when configured */
-	struct pgm_reverse *rev;       /* the reverse stream, when running */
-	char *scratch;                 /* a stage's value for the next (malloc'd) */
+	struct pgm_pgb *pgb;     /* pgbouncer admin console, when configured */
+	struct pgm_reverse *rev; /* the reverse stream, when running */
+	char *scratch;           /* a stage's value for the next (malloc'd) */
 };
 
 /* start a flow owned by the step; stages already done (facts.<flow>.done) are skipped */
 pgm_flow_t *pgm_flow_start(pgm_step_t *s, const char *name, const pgm_stage_t *stages, pgm_flow_undo_fn undo,
-                           void (*then)(pgm_step_t *s));
+			   void (*then)(pgm_step_t *s));
 /* the current stage succeeded: record it, run the next */
 void pgm_flow_next(pgm_flow_t *f);
 /* the current stage failed: record it, run the undo, then fail the step */
@@ -67,17 +67,14 @@ struct pgm_sql *pgm_flow_sql(pgm_flow_t *f, bool source, const char *purpose, co
 /* that error handler (a pgm_sql_error_cb; data: the flow), for scripts made elsewhere (db_freeze.c) */
 void pgm_flow_sql_error(pgm_step_t *s, const char *what, const char *hint, const pgm_pg_error_t *err, void *data);
 
-
 /* ---- sequences: on `to`, raise every sequence that is behind `from` ---- */
 
 void pgm_sequences_sync(pgm_flow_t *f, bool from_source);
-
 
 /* ---- the read-only freeze of the target (rollback; db_freeze.c) and its undo ---- */
 
 void pgm_target_freeze(pgm_flow_t *f, void (*then)(pgm_flow_t *f));
 void pgm_target_thaw(pgm_flow_t *f, void (*then)(pgm_flow_t *f));
-
 
 /* ---- DNS (dns.c): the TTL of the application's record, in the thread pool ---- */
 

@@ -28,16 +28,16 @@
 #define KIND_BACKUP "pgbouncer_include_backup"
 
 typedef struct pgm_pgb {
-	pgm_flow_t *f;                   /* not valid in pgb_free: the flow may be gone */
+	pgm_flow_t *f; /* not valid in pgb_free: the flow may be gone */
 	pgm_step_t *step;
-	const char *flow;                /* the flow's name (static) */
-	pgm_pg_conn_t *conn;             /* the admin console, opened on first use */
-	char *sql;                       /* the command waiting for the connection */
+	const char *flow;    /* the flow's name (static) */
+	pgm_pg_conn_t *conn; /* the admin console, opened on first use */
+	char *sql;           /* the command waiting for the connection */
 	pgm_pg_result_cb cb;
-	uv_timer_t *timer;               /* PAUSE timeout */
+	uv_timer_t *timer; /* PAUSE timeout */
 	void (*then)(pgm_flow_t *f);
 	bool to_target;
-	bool best_effort;                /* restore: errors are logged, never fatal */
+	bool best_effort; /* restore: errors are logged, never fatal */
 } pgm_pgb_t;
 
 static const char *
@@ -81,10 +81,10 @@ on_detached_result(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_
 
 	if (err && strstr(err->message, "not paused") == NULL)
 		pgm_error("job %s: pgbouncer: %s failed: %s; clients are waiting: run it on the admin console", d->job,
-		          d->sql, err->message);
+			  d->sql, err->message);
 	else
 		pgm_notice("job %s: pgbouncer: %s sent after the step failed, so that clients do not wait", d->job,
-		           d->sql);
+			   d->sql);
 	pgm_pg_close(conn);
 	detached_free(d);
 }
@@ -96,7 +96,7 @@ on_detached_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 
 	if (err) {
 		pgm_error("job %s: pgbouncer: could not connect to send %s: %s; clients are waiting", d->job, d->sql,
-		          err->message);
+			  err->message);
 		detached_free(d);
 		return;
 	}
@@ -120,7 +120,7 @@ pgb_free(void *p)
 		d->sql = pgm_asprintf("RESUME %s", opt(job, "pgbouncer_database"));
 		pgm_job_audit(job, NULL, "pgbouncer:resume", pgm_state_name(job->state), NULL, "sent after a failure");
 		(void) pgm_pg_connect(pgm_step_loop(b->step), opt(job, "pgbouncer_admin"), app,
-		                      (int) pgm_jobopt_int(job->options, "connect_timeout"), on_detached_connect, d);
+				      (int) pgm_jobopt_int(job->options, "connect_timeout"), on_detached_connect, d);
 		free(app);
 	}
 	free(b->sql);
@@ -145,7 +145,8 @@ static void
 pgb_fail(pgm_pgb_t *b, const char *msg, const char *detail, const char *hint)
 {
 	if (b->best_effort) {
-		pgm_warning("job %s: pgbouncer: %s%s%s", b->f->job->name, msg, detail ? ": " : "", detail ? detail : "");
+		pgm_warning("job %s: pgbouncer: %s%s%s", b->f->job->name, msg, detail ? ": " : "",
+			    detail ? detail : "");
 		b->then(b->f);
 		return;
 	}
@@ -164,8 +165,8 @@ on_admin_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 		b->conn = NULL;
 		free(sql);
 		pgb_fail(b, msg, NULL,
-		         "check pgbouncer_admin (e.g. postgres://admin@127.0.0.1:6432/pgbouncer), that the user is in "
-		         "admin_users, and its password (in the URL or a passfile)");
+			 "check pgbouncer_admin (e.g. postgres://admin@127.0.0.1:6432/pgbouncer), that the user is in "
+			 "admin_users, and its password (in the URL or a passfile)");
 		free(msg);
 		return;
 	}
@@ -190,7 +191,7 @@ pgb_command(pgm_pgb_t *b, const char *sql, pgm_pg_result_cb cb)
 	b->sql = pgm_strdup(sql);
 	char *app = pgm_asprintf("pgmover:%s:pgbouncer", job->name);
 	b->conn = pgm_pg_connect(pgm_step_loop(b->f->step), opt(job, "pgbouncer_admin"), app,
-	                         (int) pgm_jobopt_int(job->options, "connect_timeout"), on_admin_connect, b);
+				 (int) pgm_jobopt_int(job->options, "connect_timeout"), on_admin_connect, b);
 	free(app);
 }
 
@@ -251,15 +252,15 @@ on_show_check(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *er
 	if (err) {
 		pgb_drop_conn(b);
 		pgb_fail(b, "pgbouncer's admin console refused SHOW DATABASES", err->message,
-		         "the pgbouncer_admin user must be listed in admin_users");
+			 "the pgbouncer_admin user must be listed in admin_users");
 		return;
 	}
 	row = find_entry(job, res);
 	if (row < 0) {
 		char *msg = pgm_asprintf("pgbouncer has no database \"%s\"", opt(job, "pgbouncer_database"));
 		pgb_fail(b, msg, NULL,
-		         "%include the file named by pgbouncer_include in pgbouncer.ini and RELOAD, or fix "
-		         "pgbouncer_database");
+			 "%include the file named by pgbouncer_include in pgbouncer.ini and RELOAD, or fix "
+			 "pgbouncer_database");
 		free(msg);
 		return;
 	}
@@ -281,17 +282,17 @@ pgm_pgb_check(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 	b->then = then;
 	if (!valid_db_name(opt(job, "pgbouncer_database")) || inc[0] != '/') {
 		pgm_flow_fail(f, "pgbouncer needs pgbouncer_database and pgbouncer_include",
-		              "pgbouncer_database is the name of the [databases] entry (letters, digits, _ - .); "
-		              "pgbouncer_include the absolute path of the file holding it",
-		              "set both with --set, next to pgbouncer_admin");
+			      "pgbouncer_database is the name of the [databases] entry (letters, digits, _ - .); "
+			      "pgbouncer_include the absolute path of the file holding it",
+			      "set both with --set, next to pgbouncer_admin");
 		return;
 	}
 	text = pgm_pgb_read(inc, &err);
 	rewritten = text ? pgm_pgb_rewrite(text, opt(job, "pgbouncer_database"), job->target_dsn, &err) : NULL;
 	if (rewritten == NULL) {
 		pgm_flow_fail(f, "the pgbouncer include file cannot be switched", err,
-		              "pgbouncer_include must name the file %include'd by pgbouncer.ini that holds the entry "
-		              "\"<pgbouncer_database> = host=... port=... dbname=...\"");
+			      "pgbouncer_include must name the file %include'd by pgbouncer.ini that holds the entry "
+			      "\"<pgbouncer_database> = host=... port=... dbname=...\"");
 		free(err);
 		free(text);
 		return;
@@ -316,7 +317,7 @@ pgm_pgb_check(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 		}
 		if (!pgm_pgb_write_like(bak, inc, text, &err)) {
 			pgm_flow_fail(f, "could not back up the pgbouncer include file", err,
-			              "pgmoverd needs write access to the directory of pgbouncer_include");
+				      "pgmoverd needs write access to the directory of pgbouncer_include");
 			free(err);
 			free(text);
 			free(bak);
@@ -354,7 +355,7 @@ on_pause(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, vo
 	}
 	pgm_json_set_num(o, "pause_wait_ms", (double) waited);
 	pgm_info("job %s: pgbouncer: %s paused after %lld ms", b->f->job->name, opt(b->f->job, "pgbouncer_database"),
-	         (long long) waited);
+		 (long long) waited);
 	b->then(b->f);
 }
 
@@ -363,13 +364,13 @@ pause_timed_out(uv_timer_t *t)
 {
 	pgm_pgb_t *b = t->data;
 	char *detail = pgm_asprintf("transactions through pgbouncer did not end within %lld ms; in session pooling "
-	                            "PAUSE also waits for every client to disconnect",
-	                            (long long) pgm_jobopt_int(b->f->job->options, "pgbouncer_pause_timeout"));
+				    "PAUSE also waits for every client to disconnect",
+				    (long long) pgm_jobopt_int(b->f->job->options, "pgbouncer_pause_timeout"));
 
 	/* abandon the PAUSE; the undo sends RESUME on a new connection */
 	pgb_drop_conn(b);
 	pgb_fail(b, "pgbouncer's PAUSE timed out", detail,
-	         "use pool_mode = transaction, raise pgbouncer_pause_timeout, or end long transactions first");
+		 "use pool_mode = transaction, raise pgbouncer_pause_timeout, or end long transactions first");
 	free(detail);
 }
 
@@ -399,7 +400,7 @@ pgm_pgb_pause(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 		b->timer->data = b;
 	}
 	uv_timer_start(b->timer, pause_timed_out, (uint64_t) pgm_jobopt_int(f->job->options, "pgbouncer_pause_timeout"),
-	               0);
+		       0);
 	pgm_flow_audit(f, "pgbouncer:pause", "sent");
 	pgb_command(b, sql, on_pause);
 	free(sql);
@@ -416,7 +417,7 @@ on_resume(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, v
 	if (err && strstr(err->message, "not paused") == NULL) {
 		pgb_drop_conn(b);
 		pgb_fail(b, "pgbouncer refused RESUME", err->message,
-		         "clients are waiting: run RESUME on pgbouncer's admin console by hand");
+			 "clients are waiting: run RESUME on pgbouncer's admin console by hand");
 		return;
 	}
 	if (at > 0) {
@@ -425,7 +426,7 @@ on_resume(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, v
 		pgm_json_set_num(pgm_flow_facts(b->f), "pause_ms", (double) ms);
 		pgm_json_set_num(o, "paused_at_ms", 0);
 		pgm_notice("job %s: pgbouncer: %s resumed; clients waited at most %lld ms", b->f->job->name,
-		           opt(b->f->job, "pgbouncer_database"), (long long) ms);
+			   opt(b->f->job, "pgbouncer_database"), (long long) ms);
 	}
 	pgm_job_checkpoint(b->f->job);
 	b->then(b->f);
@@ -470,15 +471,17 @@ on_show_after_reload(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_erro
 		want_host = pgm_json_str(o, "host_before");
 		want_port = pgm_json_str(o, "port_before");
 	}
-	if (row < 0 || (want_host && strcmp(want_host, pgm_pg_value(res, row, 1) ? pgm_pg_value(res, row, 1) : "") != 0) ||
+	if (row < 0 ||
+	    (want_host && strcmp(want_host, pgm_pg_value(res, row, 1) ? pgm_pg_value(res, row, 1) : "") != 0) ||
 	    (want_port && strcmp(want_port, pgm_pg_value(res, row, 2) ? pgm_pg_value(res, row, 2) : "") != 0)) {
-		char *detail = pgm_asprintf("after RELOAD the entry \"%s\" points at %s:%s, not at %s:%s",
-		                            opt(job, "pgbouncer_database"), row >= 0 ? pgm_pg_value(res, row, 1) : "(none)",
-		                            row >= 0 ? pgm_pg_value(res, row, 2) : "", want_host ? want_host : "(default)",
-		                            want_port ? want_port : "");
+		char *detail = pgm_asprintf(
+			"after RELOAD the entry \"%s\" points at %s:%s, not at %s:%s", opt(job, "pgbouncer_database"),
+			row >= 0 ? pgm_pg_value(res, row, 1) : "(none)", row >= 0 ? pgm_pg_value(res, row, 2) : "",
+			want_host ? want_host : "(default)", want_port ? want_port : "");
 		pgm_dsn_free(&d);
-		pgb_fail(b, "pgbouncer did not take the new entry", detail,
-		         "check that pgbouncer.ini %include's pgbouncer_include and pgbouncer's log for a syntax error");
+		pgb_fail(
+			b, "pgbouncer did not take the new entry", detail,
+			"check that pgbouncer.ini %include's pgbouncer_include and pgbouncer's log for a syntax error");
 		free(detail);
 		return;
 	}
@@ -519,9 +522,10 @@ pgm_pgb_switch(pgm_flow_t *f, bool to_target, void (*then)(pgm_flow_t *f))
 		content = pgm_pgb_read(bak, &err);
 	}
 	if (content == NULL || !pgm_pgb_write_like(inc, inc, content, &err)) {
-		pgb_fail(b, to_target ? "could not point the pgbouncer entry at the target"
-		                      : "could not put the original pgbouncer include file back",
-		         err, "check the include file and its backup (.pgmover-orig) and their permissions");
+		pgb_fail(b,
+			 to_target ? "could not point the pgbouncer entry at the target"
+				   : "could not put the original pgbouncer include file back",
+			 err, "check the include file and its backup (.pgmover-orig) and their permissions");
 		free(err);
 	} else {
 		pgm_flow_audit(f, to_target ? "pgbouncer:include->target" : "pgbouncer:include->original", "written");

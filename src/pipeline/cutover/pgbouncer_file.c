@@ -254,7 +254,8 @@ pgm_pgb_rewrite(const char *file, const char *database, const char *dsn, char **
 			if (d.password)
 				put_pair(&pairs, "password", d.password);
 			if (!each_pair(strchr(p, '=') + 1, keep_other_pair, &pairs)) {
-				*err = pgm_asprintf("the entry \"%s\" in the include file is not valid for pgbouncer", database);
+				*err = pgm_asprintf("the entry \"%s\" in the include file is not valid for pgbouncer",
+						    database);
 				free(pairs);
 				found = false;
 				break;

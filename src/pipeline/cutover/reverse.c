@@ -50,9 +50,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH 5000          /* rows of changes asked for per round */
-#define FETCH_ROWS 1000     /* rows of them read at a time */
-#define RETRY_MS 5000       /* the window retries after an error */
+#define BATCH 5000      /* rows of changes asked for per round */
+#define FETCH_ROWS 1000 /* rows of them read at a time */
+#define RETRY_MS 5000   /* the window retries after an error */
 #define SAVE_EVERY_MS 10000
 #define PG_EPOCH_MS INT64_C(946684800000)
 
@@ -67,35 +67,35 @@ static const char *session_sql =
 
 typedef struct pgm_reverse {
 	pgm_step_t *s;
-	pgm_flow_t *f;                 /* drain: the rollback flow; NULL: follow the window */
+	pgm_flow_t *f; /* drain: the rollback flow; NULL: follow the window */
 	void (*drained)(pgm_flow_t *f);
 	char *slot, *slot_lit, *progress, *job_lit;
 	pgm_pg_conn_t *tgt, *src;
-	int ready;                     /* sessions set up; 2 = both */
+	int ready; /* sessions set up; 2 = both */
 	uv_timer_t *timer;
 	pgm_pgo_t *pgo;
-	uint64_t applied;              /* commit LSN of the last transaction the source has */
-	uint64_t confirmed;            /* the slot's confirmed_flush_lsn */
-	uint64_t flush;                /* the target's flush LSN before this round's read */
-	uint64_t drain_to;             /* drain: the target's flush LSN once writes stopped */
+	uint64_t applied;   /* commit LSN of the last transaction the source has */
+	uint64_t confirmed; /* the slot's confirmed_flush_lsn */
+	uint64_t flush;     /* the target's flush LSN before this round's read */
+	uint64_t drain_to;  /* drain: the target's flush LSN once writes stopped */
 	uint64_t advance_to;
-	uint8_t **msgs;                /* the messages of the last FETCH, */
+	uint8_t **msgs; /* the messages of the last FETCH, */
 	size_t *lens;
-	int nmsgs, pos;                /* how many, and the next to decode */
-	int64_t rows_read;             /* this round */
-	bool cursor_done;              /* the last FETCH came back short */
-	bool truncated;                /* the read hit BATCH: more is waiting */
-	pgm_pgo_txn_t cur;             /* a transaction read to its Commit */
-	uint64_t cur_commit;           /* the transaction being applied: commit LSN and xid */
+	int nmsgs, pos;      /* how many, and the next to decode */
+	int64_t rows_read;   /* this round */
+	bool cursor_done;    /* the last FETCH came back short */
+	bool truncated;      /* the read hit BATCH: more is waiting */
+	pgm_pgo_txn_t cur;   /* a transaction read to its Commit */
+	uint64_t cur_commit; /* the transaction being applied: commit LSN and xid */
 	uint32_t cur_xid;
 	enum { TX_NONE, TX_STREAM, TX_SKIP } tx; /* a large one, applied or skipped chunk by chunk */
-	int chunk;                     /* of cur's chunks: the next to apply */
-	pgm_buf_t batch;               /* small transactions read whole, to apply together */
+	int chunk;                               /* of cur's chunks: the next to apply */
+	pgm_buf_t batch;                         /* small transactions read whole, to apply together */
 	int batch_txns;
 	int batch_changes;
-	pgm_pgo_txn_t batch_last;      /* the last of them (commit, end, xid, time; no chunks) */
+	pgm_pgo_txn_t batch_last; /* the last of them (commit, end, xid, time; no chunks) */
 	uint32_t batch_first_xid;
-	int64_t oldest_ms;             /* commit time of this round's first transaction the source lacks */
+	int64_t oldest_ms; /* commit time of this round's first transaction the source lacks */
 	int64_t lag_bytes, lag_ms;
 	int64_t txn_total, change_total, last_save;
 } pgm_reverse_t;
@@ -177,8 +177,9 @@ rev_error(pgm_reverse_t *r, const char *what, const char *message, const char *d
 	cur_clear(r);
 	batch_clear(r);
 	if (r->f) {
-		pgm_flow_fail(r->f, msg, detail,
-		              "fix the cause (the message names the statement); \"pgmover retry\" resumes the rollback");
+		pgm_flow_fail(
+			r->f, msg, detail,
+			"fix the cause (the message names the statement); \"pgmover retry\" resumes the rollback");
 		free(msg);
 		return;
 	}
@@ -245,7 +246,7 @@ round_end(pgm_reverse_t *r)
 		return;
 	}
 	uv_timer_start(r->timer, on_timer,
-	               r->truncated ? 0 : (uint64_t) pgm_jobopt_int(job->options, "reverse_interval"), 0);
+		       r->truncated ? 0 : (uint64_t) pgm_jobopt_int(job->options, "reverse_interval"), 0);
 }
 
 static void
@@ -312,7 +313,8 @@ apply_failed(pgm_reverse_t *r, const pgm_pg_error_t *err)
 	char what[96], lsn[32];
 
 	pgm_lsn_format(r->cur_commit, lsn, sizeof(lsn));
-	snprintf(what, sizeof(what), "could not apply target transaction %u (commit %s) to the source", r->cur_xid, lsn);
+	snprintf(what, sizeof(what), "could not apply target transaction %u (commit %s) to the source", r->cur_xid,
+		 lsn);
 	rev_error_pg(r, what, err);
 }
 
@@ -337,9 +339,9 @@ progress_update(pgm_reverse_t *r, const pgm_pgo_txn_t *t)
 	pgm_lsn_format(t->commit_lsn, lsn, sizeof(lsn));
 	pgm_lsn_format(t->end_lsn, end, sizeof(end));
 	return pgm_asprintf("UPDATE %s SET commit_lsn = '%s', end_lsn = '%s', xid = %u, committed_at = "
-	                    "to_timestamp(%lld / 1000000.0) + interval '946684800 seconds', applied_at = now() "
-	                    "WHERE job = %s;\n",
-	                    r->progress, lsn, end, t->xid, (long long) t->commit_time, r->job_lit);
+			    "to_timestamp(%lld / 1000000.0) + interval '946684800 seconds', applied_at = now() "
+			    "WHERE job = %s;\n",
+			    r->progress, lsn, end, t->xid, (long long) t->commit_time, r->job_lit);
 }
 
 /* the chunks of cur not applied yet, one DO block each, then its progress and COMMIT */
@@ -418,7 +420,7 @@ stream_begin(pgm_reverse_t *r)
 
 	pgm_lsn_format(r->cur_commit, lsn, sizeof(lsn));
 	sql = pgm_asprintf("BEGIN; SELECT commit_lsn >= '%s' FROM %s WHERE job = %s FOR UPDATE", lsn, r->progress,
-	                   r->job_lit);
+			   r->job_lit);
 	pgm_pg_query(r->src, sql, 0, NULL, on_stream_begun, r);
 	free(sql);
 }
@@ -432,8 +434,9 @@ on_batch_applied(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *er
 		char what[128], lsn[32];
 
 		pgm_lsn_format(r->batch_last.commit_lsn, lsn, sizeof(lsn));
-		snprintf(what, sizeof(what), "could not apply target transactions %u to %u (last commit %s) to the source",
-		         r->batch_first_xid, r->batch_last.xid, lsn);
+		snprintf(what, sizeof(what),
+			 "could not apply target transactions %u to %u (last commit %s) to the source",
+			 r->batch_first_xid, r->batch_last.xid, lsn);
 		rev_error_pg(r, what, err);
 		return;
 	}
@@ -456,9 +459,9 @@ batch_flush(pgm_reverse_t *r)
 	char *pre, *post, *sql, *table = pgm_quote_literal(r->progress);
 
 	pre = pgm_asprintf("SELECT commit_lsn INTO pgm_done FROM %s WHERE job = %s FOR UPDATE;\n"
-	                   "IF NOT FOUND THEN RAISE EXCEPTION 'the progress row of job %% is missing from %%', %s, %s;"
-	                   " END IF;\n",
-	                   r->progress, r->job_lit, r->job_lit, table);
+			   "IF NOT FOUND THEN RAISE EXCEPTION 'the progress row of job %% is missing from %%', %s, %s;"
+			   " END IF;\n",
+			   r->progress, r->job_lit, r->job_lit, table);
 	free(table);
 	post = progress_update(r, &r->batch_last);
 	sql = pgm_pgo_do_block(pre, r->batch.s, post);
@@ -488,8 +491,7 @@ batch_add(pgm_reverse_t *r)
 	cur_clear(r);
 }
 
-static void
-on_fetch(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void *data);
+static void on_fetch(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void *data);
 
 static void
 on_read_closed(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void *data)
@@ -512,7 +514,8 @@ read_done(pgm_reverse_t *r)
 	uint32_t xid;
 
 	if (pgm_pgo_current(r->pgo, &lsn, &at, &xid)) {
-		rev_error(r, "the slot's changes end inside a transaction", "no Commit after the last change read", NULL);
+		rev_error(r, "the slot's changes end inside a transaction", "no Commit after the last change read",
+			  NULL);
 		return;
 	}
 	if (r->oldest_ms == 0) {
@@ -646,10 +649,11 @@ on_positions(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, v
 	}
 	if (pgm_pg_ntuples(res) == 0) {
 		rev_error(r, "the logical slot is gone from the target", r->slot,
-		          "writes made on the target since it was dropped are not on the source");
+			  "writes made on the target since it was dropped are not on the source");
 		return;
 	}
-	if (!pgm_lsn_parse(pgm_pg_value(res, 0, 0), &r->flush) || !pgm_lsn_parse(pgm_pg_value(res, 0, 1), &r->confirmed)) {
+	if (!pgm_lsn_parse(pgm_pg_value(res, 0, 0), &r->flush) ||
+	    !pgm_lsn_parse(pgm_pg_value(res, 0, 1), &r->confirmed)) {
 		rev_error(r, "unexpected positions on the target", pgm_pg_value(res, 0, 0) ?: "null", NULL);
 		return;
 	}
@@ -661,9 +665,9 @@ on_positions(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, v
 	r->cursor_done = r->truncated = false;
 	/* peek: the slot only moves once the source has the changes (advance) */
 	sql = pgm_asprintf("BEGIN; DECLARE pgm_reverse NO SCROLL CURSOR FOR SELECT data"
-	                   " FROM pg_logical_slot_peek_binary_changes(%s, NULL, %d, 'proto_version', '1',"
-	                   " 'publication_names', quote_ident(%s)); FETCH %d FROM pgm_reverse",
-	                   r->slot_lit, BATCH, r->slot_lit, FETCH_ROWS);
+			   " FROM pg_logical_slot_peek_binary_changes(%s, NULL, %d, 'proto_version', '1',"
+			   " 'publication_names', quote_ident(%s)); FETCH %d FROM pgm_reverse",
+			   r->slot_lit, BATCH, r->slot_lit, FETCH_ROWS);
 	pgm_pg_query(r->tgt, sql, 0, NULL, on_fetch, r);
 	free(sql);
 }
@@ -683,16 +687,16 @@ rev_round(pgm_reverse_t *r)
 		 * stopped is at or below the flush LSN read right after.
 		 */
 		sql = pgm_asprintf("BEGIN; SELECT txid_current(); COMMIT; SELECT pg_current_wal_flush_lsn()::text,"
-		                   " confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '%s'",
-		                   r->slot);
+				   " confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '%s'",
+				   r->slot);
 		pgm_pg_query(r->tgt, sql, 0, NULL, on_positions, r);
 		free(sql);
 		return;
 	}
 	pgm_pg_query(r->tgt,
-	             "SELECT pg_current_wal_flush_lsn()::text, confirmed_flush_lsn::text"
-	             "  FROM pg_replication_slots WHERE slot_name = $1",
-	             1, params, on_positions, r);
+		     "SELECT pg_current_wal_flush_lsn()::text, confirmed_flush_lsn::text"
+		     "  FROM pg_replication_slots WHERE slot_name = $1",
+		     1, params, on_positions, r);
 }
 
 static void

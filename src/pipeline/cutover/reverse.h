@@ -9,10 +9,9 @@
 
 /* ---- names pgmover gives its objects (slot names allow [a-z0-9_] only) ---- */
 
-char *pgm_reverse_slot_name(const pgm_job_t *job);   /* malloc'd */
-char *pgm_reverse_schema_name(const pgm_job_t *job); /* malloc'd, unquoted */
+char *pgm_reverse_slot_name(const pgm_job_t *job);      /* malloc'd */
+char *pgm_reverse_schema_name(const pgm_job_t *job);    /* malloc'd, unquoted */
 char *pgm_reverse_progress_table(const pgm_job_t *job); /* "schema".applied, malloc'd */
-
 
 /* ---- the reverse stream (reverse.c) ---- */
 

@@ -44,7 +44,7 @@ typedef struct setup {
 	pgm_flow_t *f;
 	void (*then)(pgm_flow_t *f);
 	bool pub_exists, slot_exists, superuser, logical;
-	char *tables;       /* every user table, for a publication without superuser */
+	char *tables; /* every user table, for a publication without superuser */
 } setup_t;
 
 static void
@@ -91,8 +91,9 @@ on_inspect(pgm_step_t *s, const PGresult *res, void *data)
 		cJSON *extra = cJSON_CreateObject();
 
 		pgm_json_set(extra, "tables", cJSON_Duplicate(list, 1));
-		(void) pgm_sql_record(s, pgm_artifact_record(s->job, KIND_IDENT, "target", NULL, PGM_ART_CREATING, extra),
-		                      "the replica identities of the tables without a key");
+		(void) pgm_sql_record(s,
+				      pgm_artifact_record(s->job, KIND_IDENT, "target", NULL, PGM_ART_CREATING, extra),
+				      "the replica identities of the tables without a key");
 	}
 	cJSON_Delete(list);
 }
@@ -109,15 +110,16 @@ setup_create(pgm_step_t *s, void *data)
 	pgm_sql_t *q;
 
 	if (!st->logical) {
-		pgm_flow_fail(f, "the target cannot keep its writes for the way back: wal_level is not logical", NULL,
-		              "set wal_level = logical on the target (ALTER SYSTEM SET wal_level = logical, then a restart), "
-		              "then retry");
+		pgm_flow_fail(
+			f, "the target cannot keep its writes for the way back: wal_level is not logical", NULL,
+			"set wal_level = logical on the target (ALTER SYSTEM SET wal_level = logical, then a restart), "
+			"then retry");
 		goto out;
 	}
 	if ((st->pub_exists && !pgm_artifact_find_live(job, KIND_PUB, NULL, slot)) ||
 	    (st->slot_exists && !pgm_artifact_find_live(job, KIND_SLOT, NULL, slot))) {
 		char *msg = pgm_asprintf("the target already has a %s named %s that this job did not create",
-		                         st->slot_exists ? "replication slot" : "publication", slot);
+					 st->slot_exists ? "replication slot" : "publication", slot);
 		pgm_flow_fail(f, msg, NULL, "drop it if it is left over from an earlier migration, then retry");
 		free(msg);
 		goto out;
@@ -134,11 +136,10 @@ setup_create(pgm_step_t *s, void *data)
 		goto out;
 	}
 	q = pgm_flow_sql(f, false, "reverse-setup", "could not create the reverse stream on the target",
-	                 "the target role needs the REPLICATION attribute (or superuser), wal_level = logical and "
-	                 "a free replication slot");
+			 "the target role needs the REPLICATION attribute (or superuser), wal_level = logical and "
+			 "a free replication slot");
 	pgm_sql_add(q, "SET lock_timeout = '10s'", NULL, NULL);
-	cJSON_ArrayForEach(t, cJSON_GetObjectItem(ident, "tables"))
-	{
+	cJSON_ArrayForEach (t, cJSON_GetObjectItem(ident, "tables")) {
 		sql = pgm_asprintf("ALTER TABLE IF EXISTS %s REPLICA IDENTITY FULL", pgm_json_str(t, "t"));
 		pgm_sql_add(q, sql, NULL, NULL);
 		free(sql);
@@ -152,7 +153,8 @@ setup_create(pgm_step_t *s, void *data)
 		free(sql);
 	}
 	if (!st->slot_exists) {
-		pgm_sql_add_params(q, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", 1, params, NULL, NULL);
+		pgm_sql_add_params(q, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", 1, params, NULL,
+				   NULL);
 	}
 	pgm_sql_run(q, setup_done, st);
 out:
@@ -193,7 +195,8 @@ pgm_reverse_setup(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 {
 	pgm_job_t *job = f->job;
 	setup_t *st = pgm_calloc(1, sizeof(*st));
-	char *schema = pgm_reverse_schema_name(job), *qs = pgm_quote_ident(schema), *pt = pgm_reverse_progress_table(job), *sql;
+	char *schema = pgm_reverse_schema_name(job), *qs = pgm_quote_ident(schema),
+	     *pt = pgm_reverse_progress_table(job), *sql;
 	const char *params[1] = {job->name};
 	bool fresh = pgm_artifact_find_live(job, KIND_PROGRESS, NULL, schema) == NULL;
 	pgm_sql_t *q;
@@ -212,19 +215,19 @@ pgm_reverse_setup(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 		return;
 	}
 	q = pgm_flow_sql(f, true, "reverse-setup", "could not create pgmover's progress table on the source",
-	                 "the source role must be allowed to create a schema (the database owner is)");
+			 "the source role must be allowed to create a schema (the database owner is)");
 	pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
 	sql = pgm_asprintf("CREATE SCHEMA %s%s", fresh ? "" : "IF NOT EXISTS ", qs);
 	pgm_sql_add(q, sql, NULL, NULL);
 	free(sql);
 	sql = pgm_asprintf("COMMENT ON SCHEMA %s IS 'pgmover: progress of the reverse stream of a rollback window; "
-	                   "dropped when the job finishes or rolls back'",
-	                   qs);
+			   "dropped when the job finishes or rolls back'",
+			   qs);
 	pgm_sql_add(q, sql, NULL, NULL);
 	free(sql);
 	sql = pgm_asprintf("CREATE TABLE IF NOT EXISTS %s (job text PRIMARY KEY, commit_lsn pg_lsn NOT NULL, "
-	                   "end_lsn pg_lsn NOT NULL, xid bigint, committed_at timestamptz, applied_at timestamptz)",
-	                   pt);
+			   "end_lsn pg_lsn NOT NULL, xid bigint, committed_at timestamptz, applied_at timestamptz)",
+			   pt);
 	pgm_sql_add(q, sql, NULL, NULL);
 	free(sql);
 	/* a new slot starts a new stream: progress of an older one means nothing */
@@ -234,8 +237,8 @@ pgm_reverse_setup(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 		free(sql);
 	}
 	sql = pgm_asprintf("INSERT INTO %s (job, commit_lsn, end_lsn) VALUES ($1, '0/0', '0/0') "
-	                   "ON CONFLICT (job) DO NOTHING",
-	                   pt);
+			   "ON CONFLICT (job) DO NOTHING",
+			   pt);
 	pgm_sql_add_params(q, sql, 1, params, NULL, NULL);
 	free(sql);
 	pgm_sql_run(q, setup_target, st);
@@ -325,15 +328,19 @@ pgm_reverse_teardown(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 		const char *params[1] = {pgm_json_str(slot, "name")};
 
 		/* a decoding session of a killed daemon may still hold it */
-		pgm_sql_add_params(q, "SELECT pg_terminate_backend(active_pid, 5000) FROM pg_replication_slots"
-		                      " WHERE slot_name = $1 AND active_pid IS NOT NULL AND active_pid <> pg_backend_pid()",
-		                   1, params, NULL, NULL);
-		pgm_sql_add_params(q, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-		                      " WHERE slot_name = $1",
-		                   1, params, mark_undone, slot);
+		pgm_sql_add_params(
+			q,
+			"SELECT pg_terminate_backend(active_pid, 5000) FROM pg_replication_slots"
+			" WHERE slot_name = $1 AND active_pid IS NOT NULL AND active_pid <> pg_backend_pid()",
+			1, params, NULL, NULL);
+		pgm_sql_add_params(q,
+				   "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+				   " WHERE slot_name = $1",
+				   1, params, mark_undone, slot);
 	}
 	if (pub) {
-		char *qp = pgm_quote_ident(pgm_json_str(pub, "name")), *sql = pgm_asprintf("DROP PUBLICATION IF EXISTS %s", qp);
+		char *qp = pgm_quote_ident(pgm_json_str(pub, "name")),
+		     *sql = pgm_asprintf("DROP PUBLICATION IF EXISTS %s", qp);
 		pgm_sql_add(q, sql, mark_undone, pub);
 		free(sql);
 		free(qp);
@@ -341,11 +348,11 @@ pgm_reverse_teardown(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 	if (ident) {
 		char *all = pgm_strdup("");
 
-		cJSON_ArrayForEach(t, cJSON_GetObjectItem(ident, "tables"))
-		{
+		cJSON_ArrayForEach (t, cJSON_GetObjectItem(ident, "tables")) {
 			const char *was = pgm_json_str(t, "was");
-			char *next = pgm_asprintf("%sALTER TABLE IF EXISTS %s REPLICA IDENTITY %s; ", all, pgm_json_str(t, "t"),
-			                          was && strcmp(was, "n") == 0 ? "NOTHING" : "DEFAULT");
+			char *next = pgm_asprintf("%sALTER TABLE IF EXISTS %s REPLICA IDENTITY %s; ", all,
+						  pgm_json_str(t, "t"),
+						  was && strcmp(was, "n") == 0 ? "NOTHING" : "DEFAULT");
 			free(all);
 			all = next;
 		}

@@ -156,8 +156,8 @@ static void
 hook_failed(pgm_step_t *s, const char *message, const char *detail, void *data)
 {
 	pgm_flow_fail(data, message, detail,
-	              "traffic stays on the target, which takes writes again; fix the command (or raise "
-	              "hook_timeout), then \"pgmover retry\" runs the rollback again");
+		      "traffic stays on the target, which takes writes again; fix the command (or raise "
+		      "hook_timeout), then \"pgmover retry\" runs the rollback again");
 }
 
 static void
@@ -203,18 +203,17 @@ st_cleanup(pgm_flow_t *f)
 	pgm_flow_next(f);
 }
 
-static const pgm_stage_t rollback_stages[] = {
-	{"pgbouncer:pause", st_pause, pgm_pgb_configured},
-	{"target:freeze", st_freeze_target, NULL},
-	{"reverse:drain", st_drain, NULL},
-	{"sequences", st_sequences, NULL},
-	{"hook:rollback_command", st_hook, want_hook},
-	{"source:thaw", st_thaw_source, NULL},
-	{"pgbouncer:switch", st_switch, pgm_pgb_configured},
-	{"pgbouncer:resume", st_resume, pgm_pgb_configured},
-	{"reverse:teardown", st_teardown, NULL},
-	{"pgbouncer:cleanup", st_cleanup, NULL},
-	{NULL, NULL, NULL}};
+static const pgm_stage_t rollback_stages[] = {{"pgbouncer:pause", st_pause, pgm_pgb_configured},
+					      {"target:freeze", st_freeze_target, NULL},
+					      {"reverse:drain", st_drain, NULL},
+					      {"sequences", st_sequences, NULL},
+					      {"hook:rollback_command", st_hook, want_hook},
+					      {"source:thaw", st_thaw_source, NULL},
+					      {"pgbouncer:switch", st_switch, pgm_pgb_configured},
+					      {"pgbouncer:resume", st_resume, pgm_pgb_configured},
+					      {"reverse:teardown", st_teardown, NULL},
+					      {"pgbouncer:cleanup", st_cleanup, NULL},
+					      {NULL, NULL, NULL}};
 
 static void
 undone(pgm_flow_t *f)
@@ -255,8 +254,8 @@ rollback_finished(pgm_step_t *s)
 	pgm_json_set_time(job->facts, "rolled_back_at", pgm_now_ms());
 	pgm_job_checkpoint(job);
 	pgm_notice("job %s: rolled back: traffic is on the source with every write made on the target; the target is "
-	           "read-only",
-	           job->name);
+		   "read-only",
+		   job->name);
 	pgm_step_done(s, PGM_EV_DONE);
 }
 

@@ -46,7 +46,7 @@ const pgm_method_t pgm_method_dump = {
 	.file_source = &pgm_method_archive,
 	.provision = pgm_copy_own_target,
 	.sync = dump_sync,
-	.synced = pgm_op_wait,       /* nothing follows the source: the final copy takes it all */
+	.synced = pgm_op_wait, /* nothing follows the source: the final copy takes it all */
 	.freeze = dump_freeze,
 	.frozen = pgm_freeze_check_step,
 	.verify = pgm_verify_step,
@@ -56,5 +56,5 @@ const pgm_method_t pgm_method_dump = {
 	.finish = pgm_finish_run,
 	.rollback = pgm_rollback_run,
 	.abort = pgm_copy_release_target,
-	.failed = pgm_op_wait,       /* a failed copy holds nothing on the source */
+	.failed = pgm_op_wait, /* a failed copy holds nothing on the source */
 };

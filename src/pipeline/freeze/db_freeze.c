@@ -60,13 +60,16 @@ on_previous(pgm_step_t *s, const PGresult *res, void *data)
 	char *change;
 
 	if (fz->warn && overriders)
-		pgm_job_warn(job, "some roles override default_transaction_read_only = off and will still be able to write",
-		             "ALTER ROLE ... RESET default_transaction_read_only for those roles, or use freeze_mode = both "
-		             "with a maintenance-mode freeze_command");
+		pgm_job_warn(
+			job, "some roles override default_transaction_read_only = off and will still be able to write",
+			"ALTER ROLE ... RESET default_transaction_read_only for those roles, or use freeze_mode = both "
+			"with a maintenance-mode freeze_command");
 	if (fz->warn && prev && (strcmp(prev, "on") == 0 || strcmp(prev, "true") == 0))
-		pgm_job_warn(job, "the source database was read-only before this freeze (default_transaction_read_only = on)",
-		             "thaw and abort put back what was there, so they leave it read-only: ALTER DATABASE ... RESET "
-		             "default_transaction_read_only (or SET it off) once writes should resume");
+		pgm_job_warn(
+			job,
+			"the source database was read-only before this freeze (default_transaction_read_only = on)",
+			"thaw and abort put back what was there, so they leave it read-only: ALTER DATABASE ... RESET "
+			"default_transaction_read_only (or SET it off) once writes should resume");
 	/* durable before the change, so thaw and abort find it after a crash */
 	pgm_json_set_str(a, "database", db);
 	pgm_json_set_str(a, "setting", "default_transaction_read_only");
@@ -120,8 +123,8 @@ on_terminated(pgm_step_t *s, const PGresult *res, void *data)
 
 	pgm_json_set_num(pgm_json_obj(job->facts, fz->facts), fz->sessions_fact, (double) pgm_pg_int64(res, 0, 0, 0));
 	if (fz->sessions == PGM_SESSIONS_SIGNALLABLE && untouchable > 0) {
-		char *msg = pgm_asprintf("%lld session(s) of %s could not be terminated (superuser)", (long long) untouchable,
-		                         pgm_pg_value(res, 0, 2));
+		char *msg = pgm_asprintf("%lld session(s) of %s could not be terminated (superuser)",
+					 (long long) untouchable, pgm_pg_value(res, 0, 2));
 		pgm_job_warn(job, msg, "close them yourself; the freeze check will fail if they write");
 		free(msg);
 	}
@@ -140,22 +143,22 @@ add_terminate(pgm_sql_t *q, const pgm_db_freeze_t *fz, const pgm_job_t *job)
 	char *cte = sessions_cte(fz, job);
 	const char *all = fz->sessions == PGM_SESSIONS_ALL_BUT_JOB ? "true" : "false";
 	char *sql = pgm_asprintf("%s SELECT count(*) FILTER (WHERE (may_signal OR %s) AND pg_terminate_backend(pid)),"
-	                         "        count(*) FILTER (WHERE NOT may_signal),"
-	                         "        string_agg(DISTINCT usename, ', ') FILTER (WHERE NOT may_signal)"
-	                         "   FROM s",
-	                         cte, all);
+				 "        count(*) FILTER (WHERE NOT may_signal),"
+				 "        string_agg(DISTINCT usename, ', ') FILTER (WHERE NOT may_signal)"
+				 "   FROM s",
+				 cte, all);
 
 	pgm_sql_add(q, sql, on_terminated, (void *) fz);
 	free(sql);
 	sql = pgm_asprintf("DO $pgm$ DECLARE deadline timestamptz := clock_timestamp() + interval '5 s'; BEGIN"
-	                   "  LOOP"
-	                   "    PERFORM pg_stat_clear_snapshot();"
-	                   "    EXIT WHEN clock_timestamp() > deadline OR NOT EXISTS ("
-	                   "      %s SELECT 1 FROM s WHERE may_signal OR %s);"
-	                   "    PERFORM pg_sleep(0.01);"
-	                   "  END LOOP;"
-	                   " END $pgm$",
-	                   cte, all);
+			   "  LOOP"
+			   "    PERFORM pg_stat_clear_snapshot();"
+			   "    EXIT WHEN clock_timestamp() > deadline OR NOT EXISTS ("
+			   "      %s SELECT 1 FROM s WHERE may_signal OR %s);"
+			   "    PERFORM pg_sleep(0.01);"
+			   "  END LOOP;"
+			   " END $pgm$",
+			   cte, all);
 	pgm_sql_add(q, sql, NULL, NULL);
 	free(sql);
 	free(cte);
@@ -163,7 +166,7 @@ add_terminate(pgm_sql_t *q, const pgm_db_freeze_t *fz, const pgm_job_t *job)
 
 void
 pgm_db_freeze(pgm_step_t *s, const pgm_db_freeze_t *fz, pgm_sql_error_cb on_error, void *error_data,
-              pgm_step_then_fn then, void *data)
+	      pgm_step_then_fn then, void *data)
 {
 	pgm_job_t *job = s->job;
 	pgm_sql_t *q = pgm_sql_begin(s, fz->source, fz->purpose, fz->what, fz->hint);
@@ -190,7 +193,7 @@ on_thawed(pgm_step_t *s, const PGresult *res, void *data)
 
 void
 pgm_db_thaw(pgm_step_t *s, const pgm_db_freeze_t *fz, cJSON *a, pgm_sql_error_cb on_error, void *error_data,
-            pgm_step_then_fn then, void *data)
+	    pgm_step_then_fn then, void *data)
 {
 	/* the source's records name the database in "database", the target's in "name" only */
 	const char *name = pgm_json_str(a, "database") ? pgm_json_str(a, "database") : pgm_json_str(a, "name");

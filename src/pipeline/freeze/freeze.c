@@ -41,8 +41,7 @@ pgm_freeze_active(const pgm_job_t *job)
 {
 	const cJSON *a;
 
-	cJSON_ArrayForEach(a, job->artifacts)
-	{
+	cJSON_ArrayForEach (a, job->artifacts) {
 		if (artifact_active(a, KIND_DB_SETTING) || artifact_active(a, KIND_ROLE_SETTING) ||
 		    artifact_active(a, KIND_HOOK))
 			return true;
@@ -77,9 +76,9 @@ typedef struct freeze {
  * source is frozen, which are not the application's; so is the change log
  * of the triggers method, which its drain empties after the freeze.
  */
-#define USER_ROW_CHANGES                                                                           \
-	"(SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables t"        \
-	"  WHERE t.schemaname !~ '^pgmover_capture_' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"          \
+#define USER_ROW_CHANGES                                                                                                               \
+	"(SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables t"                                       \
+	"  WHERE t.schemaname !~ '^pgmover_capture_' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass" \
 	"                      AND d.objid = t.relid AND d.deptype = 'e'))::bigint"
 
 static const char *baseline_sql = "SELECT pg_current_wal_lsn()::text, " USER_ROW_CHANGES;
@@ -107,8 +106,7 @@ role_frozen(const pgm_job_t *job, const char *role)
 {
 	const cJSON *a;
 
-	cJSON_ArrayForEach(a, job->artifacts)
-	{
+	cJSON_ArrayForEach (a, job->artifacts) {
 		const char *r = pgm_json_str(a, "role");
 		if (artifact_active(a, KIND_ROLE_SETTING) && r && strcmp(r, role) == 0)
 			return true;
@@ -123,7 +121,8 @@ on_role_previous(pgm_step_t *s, const PGresult *res, void *data)
 	cJSON *a;
 
 	if (strcmp(pgm_pg_value(res, 0, 3), "t") != 0) {
-		char *msg = pgm_asprintf("role \"%s\" of freeze_roles does not exist on the source", pgm_pg_value(res, 0, 0));
+		char *msg = pgm_asprintf("role \"%s\" of freeze_roles does not exist on the source",
+					 pgm_pg_value(res, 0, 0));
 		pgm_step_fail(s, msg, NULL, "list the application's roles in freeze_roles, comma-separated");
 		free(msg);
 		return;
@@ -134,10 +133,9 @@ on_role_previous(pgm_step_t *s, const PGresult *res, void *data)
 	pgm_json_set_str(a, "database", pgm_pg_value(res, 0, 1));
 	pgm_json_set_str(a, "setting", "default_transaction_read_only");
 	pgm_json_set_str(a, "previous", pgm_pg_value(res, 0, 2));
-	(void) pgm_sql_record(s,
-	                      pgm_artifact_record(job, KIND_ROLE_SETTING, "source", pgm_pg_value(res, 0, 0),
-	                                          PGM_ART_CREATING, a),
-	                      "the read-only freeze of a role");
+	(void) pgm_sql_record(
+		s, pgm_artifact_record(job, KIND_ROLE_SETTING, "source", pgm_pg_value(res, 0, 0), PGM_ART_CREATING, a),
+		"the read-only freeze of a role");
 }
 
 /*
@@ -159,8 +157,8 @@ add_role_freezes(pgm_sql_t *q, pgm_job_t *job)
 		if (!role_frozen(job, role))
 			pgm_sql_add_params(q, role_previous_sql, 1, params, on_role_previous, NULL);
 		sql = pgm_asprintf("DO $pgm$ BEGIN EXECUTE format('ALTER ROLE %%I IN DATABASE %%I SET "
-		                   "default_transaction_read_only = on', %s, current_database()); END $pgm$",
-		                   lit);
+				   "default_transaction_read_only = on', %s, current_database()); END $pgm$",
+				   lit);
 		pgm_sql_add(q, sql, NULL, NULL);
 		free(sql);
 		free(lit);
@@ -191,7 +189,7 @@ static const pgm_db_freeze_t source_freeze = {
 	.warn = true,
 	.what = "could not freeze writes on the source",
 	.hint = "the source role must own the database (ALTER DATABASE) and be a member of pg_signal_backend to end "
-	        "other sessions",
+		"other sessions",
 	.thaw_purpose = "thaw",
 	.thaw_what = "could not undo the freeze on the source",
 	.thaw_hint = "the source role must own the database",
@@ -238,15 +236,17 @@ pgm_freeze_source(pgm_step_t *s, pgm_step_then_fn then, void *data)
 	pgm_step_own(s, fz, free);
 	if (strcmp(mode, "read_only") != 0) {
 		if (pgm_jobopt_str(job->options, "freeze_command")[0] == '\0') {
-			pgm_step_fail(s, "freeze_mode needs a freeze_command", NULL,
-			              "set freeze_command (e.g. a maintenance-mode switch) or use freeze_mode = read_only");
+			pgm_step_fail(
+				s, "freeze_mode needs a freeze_command", NULL,
+				"set freeze_command (e.g. a maintenance-mode switch) or use freeze_mode = read_only");
 			return;
 		}
 		if (find_active(job, KIND_HOOK) == NULL) {
 			cJSON *a = cJSON_CreateObject();
 
 			pgm_json_set_str(a, "undo", "thaw_command");
-			if (pgm_artifact_record(job, KIND_HOOK, "source", "freeze_command", PGM_ART_CREATING, a) == NULL) {
+			if (pgm_artifact_record(job, KIND_HOOK, "source", "freeze_command", PGM_ART_CREATING, a) ==
+			    NULL) {
 				pgm_step_fail_unsaved(s, "freeze_command");
 				return;
 			}
@@ -302,16 +302,19 @@ thaw_next(pgm_step_t *s, thaw_t *th)
 			char *role = pgm_quote_ident(pgm_json_str(a, "role"));
 			char *db = pgm_quote_ident(pgm_json_str(a, "database"));
 			char *sql, *val = prev ? pgm_quote_literal(prev) : NULL;
-			pgm_sql_t *q = pgm_sql_begin(s, true, "thaw", "could not undo the freeze of a role on the source",
-			                             "the source role may change its own settings; another role's need "
-			                             "CREATEROLE");
+			pgm_sql_t *q =
+				pgm_sql_begin(s, true, "thaw", "could not undo the freeze of a role on the source",
+					      "the source role may change its own settings; another role's need "
+					      "CREATEROLE");
 
 			pgm_sql_add(q, "SET default_transaction_read_only = off", NULL, NULL);
 			if (val)
-				sql = pgm_asprintf("ALTER ROLE %s IN DATABASE %s SET default_transaction_read_only = %s", role, db,
-				                   val);
+				sql = pgm_asprintf(
+					"ALTER ROLE %s IN DATABASE %s SET default_transaction_read_only = %s", role, db,
+					val);
 			else
-				sql = pgm_asprintf("ALTER ROLE %s IN DATABASE %s RESET default_transaction_read_only", role, db);
+				sql = pgm_asprintf("ALTER ROLE %s IN DATABASE %s RESET default_transaction_read_only",
+						   role, db);
 			/*
 			 * The artifact is recorded before the ALTER: if that ALTER never
 			 * happened (it failed, or the daemon died first), there is
@@ -397,17 +400,18 @@ on_check(pgm_step_t *s, const PGresult *res, void *data)
 	pgm_json_set(f, "check", c);
 	if (base >= 0 && now != base) {
 		char *msg = pgm_asprintf("writes reached the source while it was frozen: %lld row change(s)",
-		                         (long long) (now - base));
+					 (long long) (now - base));
 		pgm_step_fail(s, msg,
-		              "a session overrode default_transaction_read_only or could not be terminated, so the "
-		              "copy may miss its writes",
-		              "find the writer (pg_stat_activity on the source), stop it, then \"pgmover thaw\" and "
-		              "\"pgmover freeze\" again for a new final copy");
+			      "a session overrode default_transaction_read_only or could not be terminated, so the "
+			      "copy may miss its writes",
+			      "find the writer (pg_stat_activity on the source), stop it, then \"pgmover thaw\" and "
+			      "\"pgmover freeze\" again for a new final copy");
 		free(msg);
 		return;
 	}
 	pgm_info("job %s: the freeze held: no row changed on the source, %lld bytes of WAL (checkpoints, "
-	         "autovacuum)", job->name, (long long) wal);
+		 "autovacuum)",
+		 job->name, (long long) wal);
 }
 
 static void
@@ -446,11 +450,11 @@ pgm_freeze_check(pgm_step_t *s, pgm_step_then_fn then, void *data)
 	 * the terminated sessions flushed theirs when they exited.
 	 */
 	pgm_sql_add_params(q,
-	                   "SELECT pg_current_wal_lsn()::text, " USER_ROW_CHANGES ","
-	                   "       pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint,"
-	                   "       (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-	                   "           AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL)",
-	                   1, params, on_check, NULL);
+			   "SELECT pg_current_wal_lsn()::text, " USER_ROW_CHANGES ","
+			   "       pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint,"
+			   "       (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+			   "           AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL)",
+			   1, params, on_check, NULL);
 	pgm_sql_run(q, check_done, ck);
 }
 

@@ -19,7 +19,6 @@ bool pgm_freeze_active(const pgm_job_t *job);
 void pgm_thaw_step(pgm_step_t *s);
 void pgm_freeze_check_step(pgm_step_t *s);
 
-
 /* ---- db_freeze.c: the read-only freeze of one side's database ---- */
 
 /* the other client sessions of the database that the freeze ends */
@@ -30,14 +29,14 @@ typedef enum pgm_session_filter {
 
 /* one side's freeze: a constant table each (freeze.c's for the source, rollback.c's for the target) */
 typedef struct pgm_db_freeze {
-	bool source;                   /* the side */
-	const char *kind;              /* its artifact: "db_setting", "target_db_setting" (state files know these) */
-	const char *purpose;           /* the freeze's session, in application_name */
+	bool source;         /* the side */
+	const char *kind;    /* its artifact: "db_setting", "target_db_setting" (state files know these) */
+	const char *purpose; /* the freeze's session, in application_name */
 	pgm_session_filter_t sessions;
-	const char *facts;             /* facts.<facts>.<sessions_fact>: the sessions ended */
+	const char *facts; /* facts.<facts>.<sessions_fact>: the sessions ended */
 	const char *sessions_fact;
-	bool warn;                     /* warn of roles that override it, of a database read-only before */
-	const char *what, *hint;       /* a failed freeze */
+	bool warn;               /* warn of roles that override it, of a database read-only before */
+	const char *what, *hint; /* a failed freeze */
 	const char *thaw_purpose;
 	const char *thaw_what, *thaw_hint;
 	/* the side's own statements, after ALTER DATABASE / after the sessions are gone (NULL: none) */
@@ -52,9 +51,9 @@ typedef struct pgm_db_freeze {
  * on_error(..., error_data), or fails the step when on_error is NULL.
  */
 void pgm_db_freeze(pgm_step_t *s, const pgm_db_freeze_t *fz, pgm_sql_error_cb on_error, void *error_data,
-                   pgm_step_then_fn then, void *data);
+		   pgm_step_then_fn then, void *data);
 /* undo the freeze recorded in artifact a (a live one of fz->kind): the previous value or RESET; a is dropped */
 void pgm_db_thaw(pgm_step_t *s, const pgm_db_freeze_t *fz, cJSON *a, pgm_sql_error_cb on_error, void *error_data,
-                 pgm_step_then_fn then, void *data);
+		 pgm_step_then_fn then, void *data);
 
 #endif

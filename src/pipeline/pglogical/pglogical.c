@@ -133,11 +133,11 @@ void
 pgl_fail(pgl_t *x, bool source, const char *what, const pgm_pg_error_t *err)
 {
 	pgm_step_fail_pg(x->step, what, err,
-	                 x->hint ? x->hint
-	                         : (source ? "check the source (reachable, pglogical installed, superuser), then "
-	                                     "\"pgmover retry\""
-	                                   : "check the target (reachable, pglogical installed, superuser), then "
-	                                     "\"pgmover retry\""));
+			 x->hint ? x->hint
+				 : (source ? "check the source (reachable, pglogical installed, superuser), then "
+					     "\"pgmover retry\""
+					   : "check the target (reachable, pglogical installed, superuser), then "
+					     "\"pgmover retry\""));
 }
 
 bool
@@ -185,7 +185,7 @@ pgl_sql(pgl_t *x, bool source, const char *what)
 
 void
 pgl_query(pgl_t *x, bool source, const char *what, const char *sql, int nparams, const char *const *params,
-          pgl_result_cb cb)
+	  pgl_result_cb cb)
 {
 	pgl_side_t *sd = &x->side[source ? 0 : 1];
 	pgm_sql_t *q = pgl_sql(x, source, what);
@@ -234,7 +234,7 @@ on_slot_name(pgl_t *x, const PGresult *res)
 	pgm_json_set(pgl, "sync_ms", cJSON_CreateNull());
 	pgm_artifact_created(job, e->art);
 	pgm_notice("job %s: subscription %s created on the target (slot %s on the source)", job->name, x->names.sub,
-	           pgm_json_str(e->art, "slot") ? pgm_json_str(e->art, "slot") : "?");
+		   pgm_json_str(e->art, "slot") ? pgm_json_str(e->art, "slot") : "?");
 	ensure_done(x);
 }
 
@@ -244,7 +244,7 @@ on_created(pgl_t *x, const PGresult *res)
 	const char *params[1] = {x->names.sub};
 
 	pgl_query(x, false, "could not read the subscription's slot name",
-	          "SELECT sub_slot_name FROM pglogical.subscription WHERE sub_name = $1", 1, params, on_slot_name);
+		  "SELECT sub_slot_name FROM pglogical.subscription WHERE sub_name = $1", 1, params, on_slot_name);
 }
 
 /* the replication sets pgmover made on the source, as a text[] literal */
@@ -278,9 +278,9 @@ on_truncated(pgl_t *x, const PGresult *res)
 	 * comes with the subscription, in the snapshot of its slot.
 	 */
 	pgl_query(x, false, "could not create the subscription on the target",
-	          "SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2,"
-	          " replication_sets := $3::text[], synchronize_structure := false, synchronize_data := true)",
-	          3, params, on_created);
+		  "SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2,"
+		  " replication_sets := $3::text[], synchronize_structure := false, synchronize_data := true)",
+		  3, params, on_created);
 	free(sets);
 }
 
@@ -297,12 +297,11 @@ ensure_create(pgl_t *x)
 	size_t len = 80;
 	char *sql;
 
-	cJSON_ArrayForEach(t, tables)
-	    len += strlen(pgm_json_str(t, "table") ? pgm_json_str(t, "table") : "") + 2;
+	cJSON_ArrayForEach (t, tables)
+		len += strlen(pgm_json_str(t, "table") ? pgm_json_str(t, "table") : "") + 2;
 	sql = pgm_malloc(len);
 	strcpy(sql, "TRUNCATE ");
-	cJSON_ArrayForEach(t, tables)
-	{
+	cJSON_ArrayForEach (t, tables) {
 		if (pgm_json_str(t, "table") == NULL)
 			continue;
 		if (sql[9])
@@ -349,7 +348,7 @@ on_subscription(pgl_t *x, const PGresult *res)
 	if (!exists && status == PGM_ART_CREATED) {
 		char *msg = pgm_asprintf("the subscription %s is gone from the target", x->names.sub);
 		pgm_step_fail(x->step, msg, "pgmover created it and did not drop it: someone else did",
-		              "\"pgmover retry\" creates it again and copies the data anew");
+			      "\"pgmover retry\" creates it again and copies the data anew");
 		free(msg);
 		return;
 	}
@@ -362,7 +361,7 @@ on_subscription(pgl_t *x, const PGresult *res)
 	if (exists) {
 		const char *params[1] = {x->names.sub};
 		pgl_query(x, false, "could not drop the stale subscription on the target",
-		          "SELECT pglogical.drop_subscription($1, true)", 1, params, on_dropped_stale);
+			  "SELECT pglogical.drop_subscription($1, true)", 1, params, on_dropped_stale);
 		return;
 	}
 	ensure_create(x);
@@ -383,7 +382,8 @@ pgl_ensure_subscription(pgl_t *x, void (*then)(pgl_t *x))
 
 		pgm_json_set_str(extra, "provider_node", pgl_provider_node(job));
 		pgm_json_set(extra, "slot", cJSON_CreateNull());
-		e->art = pgm_artifact_record(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub, PGM_ART_CREATING, extra);
+		e->art = pgm_artifact_record(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub, PGM_ART_CREATING,
+					     extra);
 		if (e->art == NULL) {
 			free(e);
 			pgm_step_fail_unsaved(x->step, "the subscription on the target");
@@ -393,7 +393,7 @@ pgl_ensure_subscription(pgl_t *x, void (*then)(pgl_t *x))
 	free(x->ensure);
 	x->ensure = e;
 	pgl_query(x, false, "could not look for the subscription on the target",
-	          "SELECT sub_slot_name FROM pglogical.subscription WHERE sub_name = $1", 1, params, on_subscription);
+		  "SELECT sub_slot_name FROM pglogical.subscription WHERE sub_name = $1", 1, params, on_subscription);
 }
 
 /*

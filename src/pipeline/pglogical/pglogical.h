@@ -33,7 +33,6 @@ void pgm_pglogical_remove(pgm_step_t *s, void (*then)(pgm_step_t *s));
 void pgm_pglogical_abort(pgm_step_t *s, void (*then)(pgm_step_t *s));
 void pgm_pglogical_failed(pgm_step_t *s);
 
-
 /* artifact kinds */
 #define PGL_KIND_EXTENSION "pglogical_extension"
 #define PGL_KIND_NODE "pglogical_node"
@@ -71,21 +70,21 @@ typedef void (*pgl_error_cb)(pgl_t *x, bool source, const char *what, const pgm_
 typedef struct pgl_side {
 	pgl_t *x;
 	bool source;
-	pgm_sql_session_t *session;  /* created on first use */
-	pgl_result_cb cb;            /* of the statement running */
+	pgm_sql_session_t *session; /* created on first use */
+	pgl_result_cb cb;           /* of the statement running */
 } pgl_side_t;
 
 struct pgl {
 	pgm_step_t *step;
 	pgl_names_t names;
-	pgl_side_t side[2];          /* [0] source, [1] target */
-	pgl_error_cb on_error;       /* default: fail the step */
-	const char *hint;            /* for the default error handler */
-	void *ensure;                /* pgl_ensure_subscription's state */
-	int errors;                  /* errors a tolerant phase (teardown) met */
-	int64_t mark_ms;             /* a time mark that outlives a phase (the freeze) */
-	uv_timer_t *timer;           /* pgl_timer: one timer for the phases that wait */
-	void *phase;                 /* the running phase's own state */
+	pgl_side_t side[2];    /* [0] source, [1] target */
+	pgl_error_cb on_error; /* default: fail the step */
+	const char *hint;      /* for the default error handler */
+	void *ensure;          /* pgl_ensure_subscription's state */
+	int errors;            /* errors a tolerant phase (teardown) met */
+	int64_t mark_ms;       /* a time mark that outlives a phase (the freeze) */
+	uv_timer_t *timer;     /* pgl_timer: one timer for the phases that wait */
+	void *phase;           /* the running phase's own state */
 	void (*phase_free)(void *);
 	void (*then)(pgm_step_t *s); /* what follows the phase */
 };
@@ -96,7 +95,7 @@ pgl_t *pgl_get(pgm_step_t *s);
 pgm_sql_t *pgl_sql(pgl_t *x, bool source, const char *what);
 /* run one statement on a side (at most 8 parameters); the side must not be busy */
 void pgl_query(pgl_t *x, bool source, const char *what, const char *sql, int nparams, const char *const *params,
-               pgl_result_cb cb);
+	       pgl_result_cb cb);
 /* a statement runs on the side (its callback has not been called yet) */
 bool pgl_busy(const pgl_t *x, bool source);
 /* the context's timer (data: the step), created once */
@@ -119,9 +118,9 @@ extern const char *const pgl_clean_target_sql;
 
 /* pglogical_monitor.c: follow the subscription every second */
 typedef enum pgl_follow_mode {
-	PGL_FOLLOW_SYNC,   /* syncing: done once the subscription and every table are ready */
-	PGL_FOLLOW_WATCH,  /* synced: never done; lag and warnings */
-	PGL_FOLLOW_READY,  /* freezing: call then(s) once ready */
+	PGL_FOLLOW_SYNC,  /* syncing: done once the subscription and every table are ready */
+	PGL_FOLLOW_WATCH, /* synced: never done; lag and warnings */
+	PGL_FOLLOW_READY, /* freezing: call then(s) once ready */
 } pgl_follow_mode_t;
 void pgl_follow(pgl_t *x, pgl_follow_mode_t mode, void (*ready)(pgm_step_t *s));
 

@@ -36,14 +36,14 @@
 
 typedef struct drain {
 	uv_timer_t *timer;
-	char lsn[32];          /* the drain target */
+	char lsn[32]; /* the drain target */
 	const char *slot;
 	int64_t ready_at, sentinel_at, drained_at, deadline, last_nudge;
-	int64_t behind;        /* bytes the slot still has to confirm */
+	int64_t behind; /* bytes the slot still has to confirm */
 	int polls, nudges;
-	char status[32];       /* the subscription, seen by the last nudge */
+	char status[32]; /* the subscription, seen by the last nudge */
 	int64_t down_since;
-	char *sequences;       /* the source's values (JSON, sequences.c), to set on the target */
+	char *sequences; /* the source's values (JSON, sequences.c), to set on the target */
 } drain_t;
 
 static drain_t *
@@ -68,8 +68,8 @@ on_sequences_set(pgm_step_t *s, const pgm_seq_raised_t *r, void *data)
 	if (r->missing) {
 		char *msg = pgm_asprintf("sequence(s) of the source are missing on the target: %s", r->missing);
 		pgm_step_fail(s, msg, "the source's schema changed after provisioning (DDL is not replicated)",
-		              "create them on the target (pg_dump --schema-only -t NAME from the source), then "
-		              "\"pgmover retry\"");
+			      "create them on the target (pg_dump --schema-only -t NAME from the source), then "
+			      "\"pgmover retry\"");
 		free(msg);
 		return;
 	}
@@ -92,9 +92,8 @@ on_sequences_set(pgm_step_t *s, const pgm_seq_raised_t *r, void *data)
 	pgm_json_set_num(cJSON_GetObjectItem(job->facts, "lag"), "seconds", 0);
 	pgm_job_checkpoint(job);
 	pgm_notice("job %s: drained: the target has every write; freeze to drained and sequences set in %lld ms "
-	           "(drain %lld ms, %lld sequence(s))",
-	           job->name, (long long) total, (long long) (d->drained_at - d->sentinel_at),
-	           (long long) r->checked);
+		   "(drain %lld ms, %lld sequence(s))",
+		   job->name, (long long) total, (long long) (d->drained_at - d->sentinel_at), (long long) r->checked);
 	pgm_step_done(s, PGM_EV_DONE);
 }
 
@@ -129,7 +128,7 @@ drained(pgl_t *x)
 	d->drained_at = pgm_mono_ms();
 	uv_timer_stop(d->timer);
 	pgm_info("job %s: the slot confirmed %s after %d poll(s) and %d nudge(s)", x->step->job->name, d->lsn, d->polls,
-	         d->nudges);
+		 d->nudges);
 	q = pgl_sql(x, true, "could not read the sequences of the source");
 	pgm_sequences_read(q, &d->sequences);
 	pgm_sql_run(q, on_source_sequences, x);
@@ -172,10 +171,12 @@ on_nudged_target(pgl_t *x, const PGresult *res)
 	} else if (d->down_since == 0) {
 		d->down_since = pgm_mono_ms();
 	} else if (pgm_mono_ms() - d->down_since > 30000) {
-		char *msg = pgm_asprintf("the subscription %s is %s: the target cannot catch up", x->names.sub, d->status);
-		pgm_step_fail(x->step, msg, "writes on the source stay frozen",
-		              "the target's server log says why; \"pgmover retry\" waits again, \"pgmover abort\" thaws "
-		              "the source");
+		char *msg =
+			pgm_asprintf("the subscription %s is %s: the target cannot catch up", x->names.sub, d->status);
+		pgm_step_fail(
+			x->step, msg, "writes on the source stay frozen",
+			"the target's server log says why; \"pgmover retry\" waits again, \"pgmover abort\" thaws "
+			"the source");
 		free(msg);
 		return;
 	}
@@ -183,8 +184,8 @@ on_nudged_target(pgl_t *x, const PGresult *res)
 		schedule_poll(x, POLL_MS);
 		return;
 	}
-	pgl_query(x, true, "could not write to the source's WAL", "SELECT pg_logical_emit_message(true, 'pgmover', 'nudge')",
-	          0, NULL, on_nudged_source);
+	pgl_query(x, true, "could not write to the source's WAL",
+		  "SELECT pg_logical_emit_message(true, 'pgmover', 'nudge')", 0, NULL, on_nudged_source);
 }
 
 static void
@@ -196,9 +197,10 @@ on_poll(pgl_t *x, const PGresult *res)
 	d->polls++;
 	if (pgm_pg_ntuples(res) != 1) {
 		char *msg = pgm_asprintf("the replication slot %s is gone from the source", d->slot);
-		pgm_step_fail(x->step, msg, "the target cannot receive the last writes",
-		              "\"pgmover retry\" creates the subscription anew (a full copy while writes stay frozen), or "
-		              "\"pgmover abort\"");
+		pgm_step_fail(
+			x->step, msg, "the target cannot receive the last writes",
+			"\"pgmover retry\" creates the subscription anew (a full copy while writes stay frozen), or "
+			"\"pgmover abort\"");
 		free(msg);
 		return;
 	}
@@ -208,14 +210,16 @@ on_poll(pgl_t *x, const PGresult *res)
 	}
 	d->behind = pgm_pg_int64(res, 0, 1, 0);
 	if (now > d->deadline) {
-		char *msg = pgm_asprintf("the target did not catch up with the frozen source within %lld s: %lld byte(s) "
-		                         "behind (subscription %s)",
-		                         (long long) (pgm_jobopt_int(x->step->job->options, "drain_timeout") / 1000),
-		                         (long long) d->behind, d->status[0] ? d->status : "unknown");
-		pgm_step_fail(x->step, msg, "writes on the source stay frozen",
-		              "look at the subscription on the target (pglogical.show_subscription_status() and the server "
-		              "log); \"pgmover retry\" waits again (raise drain_timeout), \"pgmover abort\" thaws the "
-		              "source");
+		char *msg =
+			pgm_asprintf("the target did not catch up with the frozen source within %lld s: %lld byte(s) "
+				     "behind (subscription %s)",
+				     (long long) (pgm_jobopt_int(x->step->job->options, "drain_timeout") / 1000),
+				     (long long) d->behind, d->status[0] ? d->status : "unknown");
+		pgm_step_fail(
+			x->step, msg, "writes on the source stay frozen",
+			"look at the subscription on the target (pglogical.show_subscription_status() and the server "
+			"log); \"pgmover retry\" waits again (raise drain_timeout), \"pgmover abort\" thaws the "
+			"source");
 		free(msg);
 		return;
 	}
@@ -225,8 +229,8 @@ on_poll(pgl_t *x, const PGresult *res)
 		d->last_nudge = now;
 		d->nudges++;
 		pgm_debug("job %s: drain: %lld byte(s) still to confirm after %lld ms (confirmed %s, source at %s)",
-		          x->step->job->name, (long long) d->behind, (long long) (now - d->sentinel_at),
-		          pgm_pg_value(res, 0, 2), pgm_pg_value(res, 0, 3));
+			  x->step->job->name, (long long) d->behind, (long long) (now - d->sentinel_at),
+			  pgm_pg_value(res, 0, 2), pgm_pg_value(res, 0, 3));
 		/*
 		 * Flush the target's WAL (the apply worker commits asynchronously):
 		 * a commit flushes only when its transaction wrote WAL, hence the
@@ -234,9 +238,9 @@ on_poll(pgl_t *x, const PGresult *res)
 		 */
 		if (!pgl_busy(x, false)) {
 			sql = pgm_asprintf("SET synchronous_commit = on; SELECT (SELECT status FROM "
-			                   "pglogical.show_subscription_status() WHERE subscription_name = %s),"
-			                   " pg_logical_emit_message(true, 'pgmover', 'flush')",
-			                   lit);
+					   "pglogical.show_subscription_status() WHERE subscription_name = %s),"
+					   " pg_logical_emit_message(true, 'pgmover', 'flush')",
+					   lit);
 			pgl_query(x, false, "could not flush the target's WAL", sql, 0, NULL, on_nudged_target);
 			free(sql);
 			free(lit);
@@ -258,10 +262,10 @@ drain_poll(pgl_t *x)
 		return;
 	}
 	pgl_query(x, true, "could not read the replication slot on the source",
-	          "SELECT confirmed_flush_lsn >= $1::pg_lsn, pg_wal_lsn_diff($1::pg_lsn, confirmed_flush_lsn)::bigint,"
-	          "       confirmed_flush_lsn::text, pg_current_wal_lsn()::text"
-	          "  FROM pg_replication_slots WHERE slot_name = $2",
-	          2, params, on_poll);
+		  "SELECT confirmed_flush_lsn >= $1::pg_lsn, pg_wal_lsn_diff($1::pg_lsn, confirmed_flush_lsn)::bigint,"
+		  "       confirmed_flush_lsn::text, pg_current_wal_lsn()::text"
+		  "  FROM pg_replication_slots WHERE slot_name = $2",
+		  2, params, on_poll);
 }
 
 /* ---- 3. the sentinel ---- */
@@ -282,8 +286,8 @@ on_flush_lsn(pgl_t *x, const PGresult *res)
 static void
 on_sentinel(pgl_t *x, const PGresult *res)
 {
-	pgl_query(x, true, "could not read the source's WAL position", "SELECT pg_current_wal_flush_lsn()::text", 0, NULL,
-	          on_flush_lsn);
+	pgl_query(x, true, "could not read the source's WAL position", "SELECT pg_current_wal_flush_lsn()::text", 0,
+		  NULL, on_flush_lsn);
 }
 
 /* a lost connection is retried until the deadline; anything else fails */
@@ -302,7 +306,7 @@ drain_error(pgl_t *x, bool source, const char *what, const pgm_pg_error_t *err)
 		return;
 	}
 	pgm_job_warn(x->step->job, "pgmover lost a connection while draining; it reconnects",
-	             "nothing to do unless it repeats; the drain waits up to drain_timeout");
+		     "nothing to do unless it repeats; the drain waits up to drain_timeout");
 	schedule_poll(x, 100);
 }
 
@@ -329,7 +333,7 @@ pgl_drain(pgm_step_t *s)
 	if (d->slot == NULL) {
 		free(d);
 		pgm_step_fail(s, "the subscription's replication slot is not known", NULL,
-		              "\"pgmover retry\"; if it repeats, abort and start again");
+			      "\"pgmover retry\"; if it repeats, abort and start again");
 		return;
 	}
 	d->timer = pgm_step_timer(s);
@@ -337,8 +341,8 @@ pgl_drain(pgm_step_t *s)
 	x->on_error = drain_error;
 	/* synchronous: the message's commit flushes every commit before it */
 	pgl_query(x, true, "could not write the drain sentinel on the source",
-	          "SET synchronous_commit = on; SELECT pg_logical_emit_message(true, 'pgmover', 'drain')", 0, NULL,
-	          on_sentinel);
+		  "SET synchronous_commit = on; SELECT pg_logical_emit_message(true, 'pgmover', 'drain')", 0, NULL,
+		  on_sentinel);
 }
 
 /* ---- 1. and 2. ---- */

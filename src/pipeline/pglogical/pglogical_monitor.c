@@ -30,14 +30,14 @@
 #include <string.h>
 
 #define TICK_MS 1000
-#define HISTORY 900                          /* one sample a second: 15 minutes */
+#define HISTORY 900 /* one sample a second: 15 minutes */
 /*
  * How long the slot's confirmed position may stand still while the source
  * writes, how long the sync catalog may miss a table, and the window over
  * which retained WAL must grow: the job option stall_warning (30 s).
  */
-#define DOWN_MS 15000                        /* down this long: disable + enable */
-#define LOOP_MS 180000                       /* the window in which failures count */
+#define DOWN_MS 15000  /* down this long: disable + enable */
+#define LOOP_MS 180000 /* the window in which failures count */
 /* retained WAL worth a warning: the job option retained_wal_warning (1 GiB) */
 
 typedef struct sample {
@@ -51,30 +51,30 @@ typedef struct follow {
 	void (*ready)(pgm_step_t *s);
 	uv_timer_t *timer;
 	int64_t started;
-	bool ensured, ensuring;  /* the subscription exists (pgl_ensure_subscription) */
+	bool ensured, ensuring; /* the subscription exists (pgl_ensure_subscription) */
 	bool finished;          /* ready: waiting for statements in flight to end */
 	/* target */
-	char status[32];        /* show_subscription_status */
-	char sub_sync;          /* the subscription-level sync row, 0 when none */
-	int64_t sub_ready_at;   /* first seen 'r' */
-	cJSON *tables;          /* name -> sync status ("r", "d", ...) */
-	cJSON *copy;            /* name -> "copying" | "copied" */
-	cJSON *copying;         /* [{table, rows_done}] now */
+	char status[32];      /* show_subscription_status */
+	char sub_sync;        /* the subscription-level sync row, 0 when none */
+	int64_t sub_ready_at; /* first seen 'r' */
+	cJSON *tables;        /* name -> sync status ("r", "d", ...) */
+	cJSON *copy;          /* name -> "copying" | "copied" */
+	cJSON *copying;       /* [{table, rows_done}] now */
 	int64_t down_since, enabled_at;
 	int enable_tries;
-	bool reenabling;        /* disable, then enable: two transactions */
-	int64_t apply_start, restarts[8];  /* the apply worker's start, its restarts */
+	bool reenabling;                  /* disable, then enable: two transactions */
+	int64_t apply_start, restarts[8]; /* the apply worker's start, its restarts */
 	int nrestarts;
 	int64_t rollbacks, rollback_at[8]; /* the target's rolled back transactions */
 	int nrollbacks;
-	int64_t origin_lsn, origin_moved;  /* the last remote commit applied */
+	int64_t origin_lsn, origin_moved; /* the last remote commit applied */
 	/* source */
 	sample_t hist[HISTORY];
 	int nhist, head;
 	int64_t confirmed, confirmed_moved;
 	bool have_source;
 	int64_t last_save;
-	char sync_state[64];    /* last saved summary, to save on change */
+	char sync_state[64]; /* last saved summary, to save on change */
 } follow_t;
 
 static void
@@ -121,8 +121,9 @@ lag_seconds(const follow_t *f, int64_t confirmed, int64_t now)
 	for (int age = 1; age < f->nhist; age++) {
 		const sample_t *older = sample_at(f, age), *newer = sample_at(f, age - 1);
 		if (older->lsn <= confirmed) {
-			double frac = newer->lsn > older->lsn ? (double) (confirmed - older->lsn) / (double) (newer->lsn - older->lsn)
-			                                      : 0;
+			double frac = newer->lsn > older->lsn
+					      ? (double) (confirmed - older->lsn) / (double) (newer->lsn - older->lsn)
+					      : 0;
 			double t = (double) older->mono + frac * (double) (newer->mono - older->mono);
 			return ((double) now - t) / 1000.0;
 		}
@@ -140,8 +141,7 @@ all_ready(follow_t *f, const cJSON *expected, int *done, int *missing, char *nam
 
 	*done = *missing = 0;
 	names[0] = '\0';
-	cJSON_ArrayForEach(t, expected)
-	{
+	cJSON_ArrayForEach (t, expected) {
 		const char *name = pgm_json_str(t, "table");
 		const char *st = name ? cJSON_GetStringValue(cJSON_GetObjectItem(f->tables, name)) : NULL;
 
@@ -152,7 +152,8 @@ all_ready(follow_t *f, const cJSON *expected, int *done, int *missing, char *nam
 		ok = false;
 		if (st == NULL && name) {
 			if ((*missing)++ < 10 && strlen(names) + strlen(name) + 3 < len)
-				snprintf(names + strlen(names), len - strlen(names), "%s%s", names[0] ? ", " : "", name);
+				snprintf(names + strlen(names), len - strlen(names), "%s%s", names[0] ? ", " : "",
+					 name);
 		}
 	}
 	return ok && f->sub_sync == 'r' && strcmp(f->status, "replicating") == 0;
@@ -180,8 +181,7 @@ update_progress(pgl_t *x, const cJSON *expected, int done, bool ready)
 	double bytes_total = 0, bytes_done = 0, elapsed = (double) (pgm_mono_ms() - f->started) / 1000.0;
 	int copied = 0;
 
-	cJSON_ArrayForEach(t, expected)
-	{
+	cJSON_ArrayForEach (t, expected) {
 		const char *name = pgm_json_str(t, "table");
 		const char *cs = name ? cJSON_GetStringValue(cJSON_GetObjectItem(f->copy, name)) : NULL;
 		double bytes = pgm_json_num(t, "bytes", 0), rows = pgm_json_num(t, "rows", 0);
@@ -193,8 +193,7 @@ update_progress(pgl_t *x, const cJSON *expected, int done, bool ready)
 			copied++;
 			continue;
 		}
-		cJSON_ArrayForEach(c, f->copying)
-		{
+		cJSON_ArrayForEach (c, f->copying) {
 			if (name && strcmp(pgm_json_str(c, "table"), name) == 0) {
 				double r = pgm_json_num(c, "rows_done", 0);
 				cJSON *o = cJSON_CreateObject();
@@ -323,14 +322,15 @@ watch_apply(pgl_t *x, const PGresult *res, int64_t now)
 	}
 	/* pglogical restarts a failed worker after 5 s, and after a minute when it keeps failing */
 	looping = (recent(f->rollback_at, f->nrollbacks, now, LOOP_MS) >= 2 && now - f->origin_moved > 15000) ||
-	          recent(f->restarts, f->nrestarts, now, LOOP_MS) >= 3;
+		  recent(f->restarts, f->nrestarts, now, LOOP_MS) >= 3;
 	if (looping) {
 		char *msg = pgm_asprintf("the apply worker of subscription %s keeps failing and restarting: the "
-		                         "subscription says %s but applies nothing",
-		                         x->names.sub, f->status);
-		pgm_job_warn(x->step->job, msg,
-		             "the target's server log has the worker's error (a conflict, a constraint or column only the "
-		             "target has, a missing role): fix it and the worker catches up by itself");
+					 "subscription says %s but applies nothing",
+					 x->names.sub, f->status);
+		pgm_job_warn(
+			x->step->job, msg,
+			"the target's server log has the worker's error (a conflict, a constraint or column only the "
+			"target has, a missing role): fix it and the worker catches up by itself");
 		free(msg);
 	}
 	return looping;
@@ -349,7 +349,7 @@ on_disabled(pgl_t *x, const PGresult *res)
 	const char *params[1] = {x->names.sub};
 
 	pgl_query(x, false, "could not enable the subscription again",
-	          "SELECT pglogical.alter_subscription_enable($1, true)", 1, params, on_reenabled);
+		  "SELECT pglogical.alter_subscription_enable($1, true)", 1, params, on_reenabled);
 }
 
 /*
@@ -380,9 +380,10 @@ watch_down(pgl_t *x, int64_t now, bool looping)
 		if (now - f->enabled_at < 60000)
 			return false;
 		msg = pgm_asprintf("the subscription %s stays %s", x->names.sub, f->status);
-		pgm_step_fail(x->step, msg, "pgmover disabled and enabled it again three times",
-		              "the target's server log says why (e.g. the source's output_plugin_libraries must list "
-		              "pglogical_output, or the source refused the connection); fix it, then \"pgmover retry\"");
+		pgm_step_fail(
+			x->step, msg, "pgmover disabled and enabled it again three times",
+			"the target's server log says why (e.g. the source's output_plugin_libraries must list "
+			"pglogical_output, or the source refused the connection); fix it, then \"pgmover retry\"");
 		free(msg);
 		return true;
 	}
@@ -390,15 +391,16 @@ watch_down(pgl_t *x, int64_t now, bool looping)
 	f->enabled_at = now;
 	f->reenabling = true;
 	{
-		char *warn = pgm_asprintf("the subscription %s was %s; pgmover disabled and enabled it again", x->names.sub,
-		                          f->status);
-		pgm_job_warn(x->step->job, warn,
-		             "if it stays down, the target's server log says why (a failed slot creation leaves it down "
-		             "until it is disabled and enabled)");
+		char *warn = pgm_asprintf("the subscription %s was %s; pgmover disabled and enabled it again",
+					  x->names.sub, f->status);
+		pgm_job_warn(
+			x->step->job, warn,
+			"if it stays down, the target's server log says why (a failed slot creation leaves it down "
+			"until it is disabled and enabled)");
 		free(warn);
 	}
-	pgl_query(x, false, "could not disable the subscription", "SELECT pglogical.alter_subscription_disable($1, true)",
-	          1, params, on_disabled);
+	pgl_query(x, false, "could not disable the subscription",
+		  "SELECT pglogical.alter_subscription_disable($1, true)", 1, params, on_disabled);
 	return false;
 }
 
@@ -431,7 +433,7 @@ on_target(pgl_t *x, const PGresult *res)
 		cJSON_Delete(rows);
 		cJSON_Delete(copying);
 		pgm_step_fail(x->step, msg, "pgmover created it and did not drop it: someone else did",
-		              "\"pgmover retry\" creates it again and copies the data anew");
+			      "\"pgmover retry\" creates it again and copies the data anew");
 		free(msg);
 		return;
 	}
@@ -447,8 +449,7 @@ on_target(pgl_t *x, const PGresult *res)
 	f->sub_sync = 0;
 	cJSON_Delete(f->tables);
 	f->tables = cJSON_CreateObject();
-	cJSON_ArrayForEach(r, rows)
-	{
+	cJSON_ArrayForEach (r, rows) {
 		const char *rel = cJSON_GetStringValue(cJSON_GetArrayItem(r, 1));
 		const char *st = cJSON_GetStringValue(cJSON_GetArrayItem(r, 2));
 
@@ -464,19 +465,17 @@ on_target(pgl_t *x, const PGresult *res)
 	/* the copy: tables that left pg_stat_progress_copy are copied */
 	if (f->copy == NULL)
 		f->copy = cJSON_CreateObject();
-	cJSON_ArrayForEach(c, f->copy)
-	{
+	cJSON_ArrayForEach (c, f->copy) {
 		bool still = false;
 		const cJSON *p;
-		cJSON_ArrayForEach(p, copying)
-		    still = still || strcmp(cJSON_GetStringValue(cJSON_GetArrayItem(p, 0)), c->string) == 0;
+		cJSON_ArrayForEach (p, copying)
+			still = still || strcmp(cJSON_GetStringValue(cJSON_GetArrayItem(p, 0)), c->string) == 0;
 		if (!still)
 			cJSON_SetValuestring(c, "copied");
 	}
 	cJSON_Delete(f->copying);
 	f->copying = cJSON_CreateArray();
-	cJSON_ArrayForEach(c, copying)
-	{
+	cJSON_ArrayForEach (c, copying) {
 		cJSON *o = cJSON_CreateObject();
 		const char *name = cJSON_GetStringValue(cJSON_GetArrayItem(c, 0));
 
@@ -490,13 +489,14 @@ on_target(pgl_t *x, const PGresult *res)
 
 	looping = watch_apply(x, res, now);
 	ready = all_ready(f, expected, &done, &missing, missing_names, sizeof(missing_names));
-	if (f->sub_sync == 'r' && missing > 0 && now - f->sub_ready_at > pgm_jobopt_int(job->options, "stall_warning")) {
+	if (f->sub_sync == 'r' && missing > 0 &&
+	    now - f->sub_ready_at > pgm_jobopt_int(job->options, "stall_warning")) {
 		char *msg = pgm_asprintf("%d table(s) are missing from pglogical's sync catalog of subscription %s: %s",
-		                         missing, x->names.sub, missing_names);
+					 missing, x->names.sub, missing_names);
 		char *hint = pgm_asprintf("their rows may never have been copied: on the target run SELECT "
-		                          "pglogical.alter_subscription_resynchronize_table('%s', 'TABLE') for each; "
-		                          "pgmover waits for them to be ready",
-		                          x->names.sub);
+					  "pglogical.alter_subscription_resynchronize_table('%s', 'TABLE') for each; "
+					  "pgmover waits for them to be ready",
+					  x->names.sub);
 		pgm_job_warn(job, msg, hint);
 		free(msg);
 		free(hint);
@@ -511,13 +511,12 @@ on_target(pgl_t *x, const PGresult *res)
 
 /* ---- the source ---- */
 
-static const char *source_sql =
-	"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,"
-	"       pg_wal_lsn_diff(s.confirmed_flush_lsn, '0/0')::bigint,"
-	"       pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint,"
-	"       s.wal_status, s.active, extract(epoch FROM r.flush_lag)::float8"
-	"  FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid"
-	" WHERE s.slot_name = $1";
+static const char *source_sql = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,"
+				"       pg_wal_lsn_diff(s.confirmed_flush_lsn, '0/0')::bigint,"
+				"       pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint,"
+				"       s.wal_status, s.active, extract(epoch FROM r.flush_lag)::float8"
+				"  FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid"
+				" WHERE s.slot_name = $1";
 
 static void
 on_source(pgl_t *x, const PGresult *res)
@@ -574,32 +573,36 @@ on_source(pgl_t *x, const PGresult *res)
 		f->confirmed = confirmed;
 		f->confirmed_moved = now;
 	} else if (f->sub_sync == 'r' && cur > confirmed &&
-	           now - f->confirmed_moved > pgm_jobopt_int(job->options, "stall_warning")) {
-		char *msg = pgm_asprintf("replication is stalled: the slot of subscription %s has not confirmed anything "
-		                         "for a while although the source writes",
-		                         x->names.sub);
-		pgm_job_warn(job, msg,
-		             "look at the target's server log (the apply worker's errors) and at "
-		             "pglogical.show_subscription_status() there; the source keeps the WAL until it catches up");
+		   now - f->confirmed_moved > pgm_jobopt_int(job->options, "stall_warning")) {
+		char *msg =
+			pgm_asprintf("replication is stalled: the slot of subscription %s has not confirmed anything "
+				     "for a while although the source writes",
+				     x->names.sub);
+		pgm_job_warn(
+			job, msg,
+			"look at the target's server log (the apply worker's errors) and at "
+			"pglogical.show_subscription_status() there; the source keeps the WAL until it catches up");
 		free(msg);
 	}
 	f->have_source = true;
 	/* retained WAL: big, and still growing over the stall_warning window (one sample a second) */
 	if (retained > pgm_jobopt_int(job->options, "retained_wal_warning") && f->nhist > window &&
 	    retained > sample_at(f, window)->retained) {
-		char *msg = pgm_asprintf("the replication slot of job %s retains more and more WAL on the source", job->name);
-		pgm_job_warn(job, msg,
-		             "the subscription does not keep up or is stuck; the source's disk fills until it catches up "
-		             "or the job is aborted (which drops the slot)");
+		char *msg = pgm_asprintf("the replication slot of job %s retains more and more WAL on the source",
+					 job->name);
+		pgm_job_warn(
+			job, msg,
+			"the subscription does not keep up or is stuck; the source's disk fills until it catches up "
+			"or the job is aborted (which drops the slot)");
 		free(msg);
 	}
 	if (strcmp(wal_status, "unreserved") == 0)
 		pgm_job_warn(job, "the replication slot's WAL is about to be removed (wal_status unreserved)",
-		             "raise max_slot_wal_keep_size on the source, or find why the target does not keep up");
+			     "raise max_slot_wal_keep_size on the source, or find why the target does not keep up");
 	if (strcmp(wal_status, "lost") == 0)
 		pgm_step_fail(x->step, "the source removed WAL the subscription still needed (its slot is lost)",
-		              "max_slot_wal_keep_size was reached while the target lagged",
-		              "\"pgmover retry\" creates the subscription anew and copies the data again");
+			      "max_slot_wal_keep_size was reached while the target lagged",
+			      "\"pgmover retry\" creates the subscription anew and copies the data again");
 }
 
 /* ---- the loop ---- */
@@ -620,8 +623,8 @@ follow_error(pgl_t *x, bool source, const char *what, const pgm_pg_error_t *err)
 		return;
 	}
 	/* the replication runs on the servers: keep trying */
-	msg = pgm_asprintf("pgmover lost its connection to the %s while following the replication", source ? "source"
-	                                                                                                      : "target");
+	msg = pgm_asprintf("pgmover lost its connection to the %s while following the replication",
+			   source ? "source" : "target");
 	pgm_job_warn(x->step->job, msg, "it reconnects every second; the replication itself runs on the servers");
 	free(msg);
 }
@@ -651,8 +654,9 @@ on_tick(uv_timer_t *t)
 
 	if (f->mode == PGL_FOLLOW_READY && pgm_mono_ms() - f->started > pgm_jobopt_int(job->options, "drain_timeout")) {
 		pgm_step_fail(s, "the subscription did not become ready in time to drain it",
-		              "the initial copy or the catch-up is still running", "raise drain_timeout, or thaw and wait "
-		                                                                   "until the job is synced again");
+			      "the initial copy or the catch-up is still running",
+			      "raise drain_timeout, or thaw and wait "
+			      "until the job is synced again");
 		return;
 	}
 	if (!f->ensured) {
@@ -666,12 +670,13 @@ on_tick(uv_timer_t *t)
 	if (!pgl_busy(x, false)) {
 		params[0] = x->names.sub;
 		pgl_query(x, false, "could not read the subscription's state on the target", target_sql, 1, params,
-		          on_target);
+			  on_target);
 	}
 	a = pgm_artifact_find(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub);
 	if (!pgl_busy(x, true) && a && pgm_json_str(a, "slot")) {
 		params[0] = pgm_json_str(a, "slot");
-		pgl_query(x, true, "could not read the replication slot on the source", source_sql, 1, params, on_source);
+		pgl_query(x, true, "could not read the replication slot on the source", source_sql, 1, params,
+			  on_source);
 	}
 }
 
@@ -711,7 +716,8 @@ follow_finish(pgl_t *x)
 		double ms = (double) pgm_now_ms() - pgm_json_num(pgl, "sync_started_ms", 0);
 		pgm_json_set_num(pgl, "sync_ms", ms);
 		pgm_json_set_time(pgl, "synced_at", pgm_now_ms());
-		pgm_notice("job %s: initial sync finished in %.1f s: every table is replicating", job->name, ms / 1000.0);
+		pgm_notice("job %s: initial sync finished in %.1f s: every table is replicating", job->name,
+			   ms / 1000.0);
 	}
 	pgm_job_checkpoint(job);
 	follow_complete(x);

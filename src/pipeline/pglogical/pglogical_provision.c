@@ -33,11 +33,11 @@
 #include <unistd.h>
 
 typedef struct prov {
-	bool source;                  /* the side of the stage running */
-	void (*next)(pgl_t *x);       /* what follows the stage */
-	cJSON *tables;                /* [{table, identity, bytes, rows, set}] */
+	bool source;            /* the side of the stage running */
+	void (*next)(pgl_t *x); /* what follows the stage */
+	cJSON *tables;          /* [{table, identity, bytes, rows, set}] */
 	int next_table;
-	cJSON *sequences;             /* names still to add */
+	cJSON *sequences; /* names still to add */
 	int next_seq;
 	bool need_io;
 	char *dumpfile;
@@ -99,8 +99,8 @@ on_ext(pgl_t *x, const PGresult *res)
 
 	if (a == NULL) {
 		/* there before pgmover: recorded as found, never dropped */
-		a = pgm_artifact_record(job, PGL_KIND_EXTENSION, side, "pglogical", exists ? PGM_ART_FOUND : PGM_ART_CREATING,
-		                        NULL);
+		a = pgm_artifact_record(job, PGL_KIND_EXTENSION, side, "pglogical",
+					exists ? PGM_ART_FOUND : PGM_ART_CREATING, NULL);
 		if (a == NULL) {
 			pgm_step_fail_unsaved(x->step, "the pglogical extension");
 			return;
@@ -116,8 +116,8 @@ on_ext(pgl_t *x, const PGresult *res)
 		pgm_step_fail_unsaved(x->step, "the pglogical extension");
 		return;
 	}
-	pgl_query(x, pv->source, "could not create the pglogical extension", "CREATE EXTENSION IF NOT EXISTS pglogical", 0,
-	          NULL, on_ext_created);
+	pgl_query(x, pv->source, "could not create the pglogical extension", "CREATE EXTENSION IF NOT EXISTS pglogical",
+		  0, NULL, on_ext_created);
 }
 
 static void
@@ -128,7 +128,7 @@ ensure_extension(pgl_t *x, bool source, void (*next)(pgl_t *x))
 	pv->source = source;
 	pv->next = next;
 	pgl_query(x, source, "could not look for the pglogical extension",
-	          "SELECT extversion FROM pg_extension WHERE extname = 'pglogical'", 0, NULL, on_ext);
+		  "SELECT extversion FROM pg_extension WHERE extname = 'pglogical'", 0, NULL, on_ext);
 }
 
 /* ---- 2. the nodes ---- */
@@ -147,7 +147,7 @@ on_node_created(pgl_t *x, const PGresult *res)
 
 	pgm_artifact_created(x->step->job, a);
 	pgm_info("job %s: pglogical node %s created on the %s", x->step->job->name, node_name(x, pv->source),
-	         side_name(pv->source));
+		 side_name(pv->source));
 	pv->next(x);
 }
 
@@ -169,8 +169,8 @@ on_node(pgl_t *x, const PGresult *res)
 				pgm_step_fail_unsaved(x->step, "the pglogical node");
 				return;
 			}
-			pgm_notice("job %s: the %s already is pglogical node %s; pgmover uses it and leaves it", job->name, side,
-			           existing);
+			pgm_notice("job %s: the %s already is pglogical node %s; pgmover uses it and leaves it",
+				   job->name, side, existing);
 		}
 		if (pv->source)
 			pgm_json_set_str(pgl_facts(job), "provider_node", existing);
@@ -200,7 +200,7 @@ on_node(pgl_t *x, const PGresult *res)
 	}
 	/* the node's DSN: how the other side's workers reach this one */
 	pgl_query(x, pv->source, "could not create the pglogical node",
-	          "SELECT pglogical.create_node(node_name := $1, dsn := $2)", 2, params, on_node_created);
+		  "SELECT pglogical.create_node(node_name := $1, dsn := $2)", 2, params, on_node_created);
 }
 
 static void
@@ -211,8 +211,8 @@ ensure_node(pgl_t *x, bool source, void (*next)(pgl_t *x))
 	pv->source = source;
 	pv->next = next;
 	pgl_query(x, source, "could not look for the pglogical node",
-	          "SELECT n.node_name FROM pglogical.local_node l JOIN pglogical.node n ON n.node_id = l.node_id", 0,
-	          NULL, on_node);
+		  "SELECT n.node_name FROM pglogical.local_node l JOIN pglogical.node n ON n.node_id = l.node_id", 0,
+		  NULL, on_node);
 }
 
 /* ---- 3. the schema ---- */
@@ -298,14 +298,13 @@ on_target_cleaned(pgl_t *x, const PGresult *res)
 	args[n++] = "--exclude-schema=pglogical";
 	own[nown++] = extension_arg("plpgsql");
 	args[n++] = own[nown - 1];
-	cJSON_ArrayForEach(e, exts)
-	{
+	cJSON_ArrayForEach (e, exts) {
 		const char *name = pgm_json_str(e, "name");
 		if (name == NULL || strcmp(name, "pglogical") == 0 || strcmp(name, "plpgsql") == 0)
 			continue;
 		if (nown == 38) {
 			pgm_step_fail(x->step, "the source has too many extensions for the schema copy", NULL,
-			              "use --method dump");
+				      "use --method dump");
 			goto cleanup;
 		}
 		own[nown++] = extension_arg(name);
@@ -340,7 +339,7 @@ start_schema(pgl_t *x)
 	}
 	pv->dumpfile = pgm_asprintf("%s/pglogical-schema.dump", job->dir);
 	pgl_query(x, false, "could not clean the target before copying the schema", pgl_clean_target_sql, 0, NULL,
-	          on_target_cleaned);
+		  on_target_cleaned);
 }
 
 /* ---- 4. replication sets, tables, sequences ---- */
@@ -362,17 +361,16 @@ static const char *tables_sql =
 	"                     AND d.objid = c.oid AND d.deptype = 'e')"
 	" ORDER BY 1";
 
-static const char *sequences_sql =
-	"SELECT format('%I.%I', n.nspname, c.relname)"
-	"  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-	" WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-	"   AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'"
-	"   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
-	"                     AND d.objid = c.oid AND d.deptype = 'e')"
-	"   AND NOT EXISTS (SELECT 1 FROM pglogical.replication_set_seq q"
-	"                     JOIN pglogical.replication_set s ON s.set_id = q.set_id"
-	"                    WHERE q.set_seqoid = c.oid AND s.set_name = $1)"
-	" ORDER BY 1";
+static const char *sequences_sql = "SELECT format('%I.%I', n.nspname, c.relname)"
+				   "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+				   " WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+				   "   AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'"
+				   "   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
+				   "                     AND d.objid = c.oid AND d.deptype = 'e')"
+				   "   AND NOT EXISTS (SELECT 1 FROM pglogical.replication_set_seq q"
+				   "                     JOIN pglogical.replication_set s ON s.set_id = q.set_id"
+				   "                    WHERE q.set_seqoid = c.oid AND s.set_name = $1)"
+				   " ORDER BY 1";
 
 static void add_next_sequence(pgl_t *x);
 
@@ -405,9 +403,9 @@ add_next_sequence(pgl_t *x)
 		return;
 	}
 	pgl_query(x, true, "could not add a sequence to the replication set",
-	          "SELECT pglogical.replication_set_add_sequence(set_name := $1, relation := $2::regclass,"
-	          " synchronize_data := true)",
-	          2, params, on_sequence_added);
+		  "SELECT pglogical.replication_set_add_sequence(set_name := $1, relation := $2::regclass,"
+		  " synchronize_data := true)",
+		  2, params, on_sequence_added);
 }
 
 static void
@@ -448,8 +446,7 @@ add_next_table(pgl_t *x)
 		cJSON *list = cJSON_CreateArray(), *it;
 		int64_t bytes = 0;
 
-		cJSON_ArrayForEach(it, pv->tables)
-		{
+		cJSON_ArrayForEach (it, pv->tables) {
 			cJSON *o = cJSON_CreateObject();
 			pgm_json_set_str(o, "table", pgm_json_str(it, "table"));
 			pgm_json_set_str(o, "set", pgm_json_str(it, "set"));
@@ -463,16 +460,17 @@ add_next_table(pgl_t *x)
 		pgm_job_checkpoint(job);
 		{
 			const char *sp[1] = {x->names.set};
-			pgl_query(x, true, "could not list the sequences of the source", sequences_sql, 1, sp, on_sequences);
+			pgl_query(x, true, "could not list the sequences of the source", sequences_sql, 1, sp,
+				  on_sequences);
 		}
 		return;
 	}
 	params[0] = pgm_json_str(t, "set");
 	params[1] = pgm_json_str(t, "table");
 	pgl_query(x, true, "could not add a table to the replication set",
-	          "SELECT pglogical.replication_set_add_table(set_name := $1, relation := $2::regclass,"
-	          " synchronize_data := true)",
-	          2, params, on_table_added);
+		  "SELECT pglogical.replication_set_add_table(set_name := $1, relation := $2::regclass,"
+		  " synchronize_data := true)",
+		  2, params, on_table_added);
 }
 
 static void
@@ -516,9 +514,9 @@ on_set(pgl_t *x, const PGresult *res)
 		return;
 	}
 	pgl_query(x, true, "could not create a replication set",
-	          "SELECT pglogical.create_replication_set(set_name := $1, replicate_insert := true,"
-	          " replicate_update := $2::boolean, replicate_delete := $2::boolean, replicate_truncate := true)",
-	          2, params, on_set_created);
+		  "SELECT pglogical.create_replication_set(set_name := $1, replicate_insert := true,"
+		  " replicate_update := $2::boolean, replicate_delete := $2::boolean, replicate_truncate := true)",
+		  2, params, on_set_created);
 }
 
 /* pv->source is borrowed here to say which set: false all changes, true insert-only */
@@ -531,9 +529,9 @@ ensure_set(pgl_t *x, bool insert_only, void (*next)(pgl_t *x))
 	pv->source = insert_only;
 	pv->next = next;
 	pgl_query(x, true, "could not look for the replication set",
-	          "SELECT 1 FROM pglogical.replication_set"
-	          " WHERE set_name = $1 AND set_nodeid = (SELECT node_id FROM pglogical.local_node)",
-	          1, params, on_set);
+		  "SELECT 1 FROM pglogical.replication_set"
+		  " WHERE set_name = $1 AND set_nodeid = (SELECT node_id FROM pglogical.local_node)",
+		  1, params, on_set);
 }
 
 static void
@@ -575,17 +573,18 @@ on_tables(pgl_t *x, const PGresult *res)
 		if (!identity) {
 			pv->need_io = true;
 			if (missing++ < 20 && strlen(names) + strlen(pgm_pg_value(res, r, 0)) + 3 < sizeof(names))
-				snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", names[0] ? ", " : "",
-				         pgm_pg_value(res, r, 0));
+				snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+					 names[0] ? ", " : "", pgm_pg_value(res, r, 0));
 		}
 	}
 	if (missing > 0 && !pgm_jobopt_bool(job->options, "allow_no_pk")) {
-		char *msg = pgm_asprintf("%d table(s) have no primary key or replica identity index: %s%s", missing, names,
-		                         missing > 20 ? ", ..." : "");
-		pgm_step_fail(x->step, msg, "pglogical cannot replicate their UPDATEs and DELETEs",
-		              "add a primary key to each (or REPLICA IDENTITY USING INDEX a unique index); or set "
-		              "allow_no_pk = on if they are only ever inserted into (they then replicate inserts only); or "
-		              "use --method dump");
+		char *msg = pgm_asprintf("%d table(s) have no primary key or replica identity index: %s%s", missing,
+					 names, missing > 20 ? ", ..." : "");
+		pgm_step_fail(
+			x->step, msg, "pglogical cannot replicate their UPDATEs and DELETEs",
+			"add a primary key to each (or REPLICA IDENTITY USING INDEX a unique index); or set "
+			"allow_no_pk = on if they are only ever inserted into (they then replicate inserts only); or "
+			"use --method dump");
 		free(msg);
 		return;
 	}

@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SLOT_TRIES 50   /* 10 s of waiting for the walsender to let go */
+#define SLOT_TRIES 50 /* 10 s of waiting for the walsender to let go */
 #define FAILED_RETRY_MS 30000
 
 static const struct {
@@ -46,9 +46,9 @@ typedef struct td {
 	bool strict;
 	void (*then)(pgm_step_t *s);
 	int stage, idx;
-	cJSON *cur;          /* the artifact being dropped */
-	bool in_slot;        /* its slot on the source, after the subscription */
-	bool target_ok;      /* the subscription is gone from the target */
+	cJSON *cur;     /* the artifact being dropped */
+	bool in_slot;   /* its slot on the source, after the subscription */
+	bool target_ok; /* the subscription is gone from the target */
 	int slot_tries;
 	char *first_error;
 	uv_timer_t *timer;
@@ -85,7 +85,7 @@ item_done(pgl_t *x)
 
 	pgm_artifact_dropped(x->step->job, td->cur);
 	pgm_info("job %s: dropped %s %s on the %s", x->step->job->name, pgm_json_str(td->cur, "kind"),
-	         pgm_json_str(td->cur, "name"), pgm_json_str(td->cur, "side"));
+		 pgm_json_str(td->cur, "name"), pgm_json_str(td->cur, "side"));
 	td->cur = NULL;
 	td_next(x);
 }
@@ -95,7 +95,7 @@ item_failed(pgl_t *x, const char *what, const pgm_pg_error_t *err)
 {
 	td_t *td = td_of(x);
 	char *e = pgm_asprintf("%s %s on the %s: %s: %s", pgm_json_str(td->cur, "kind"), pgm_json_str(td->cur, "name"),
-	                       pgm_json_str(td->cur, "side"), what, err->message);
+			       pgm_json_str(td->cur, "side"), what, err->message);
 
 	pgm_warning("job %s: could not drop %s", x->step->job->name, e);
 	x->errors++;
@@ -210,14 +210,15 @@ on_slots(pgl_t *x, const PGresult *res)
 		if (active)
 			/* the walsender of a subscription that is going away: end it, then drop */
 			pgl_query(x, true, "could not end the walsender holding the slot",
-			          "SELECT count(pg_terminate_backend(active_pid)) FROM pg_replication_slots"
-			          " WHERE slot_name = ANY ($1::text[]) AND active",
-			          1, params, on_slot_action);
+				  "SELECT count(pg_terminate_backend(active_pid)) FROM pg_replication_slots"
+				  " WHERE slot_name = ANY ($1::text[]) AND active",
+				  1, params, on_slot_action);
 		else
-			pgl_query(x, true, "could not drop the replication slot on the source",
-			          "SELECT slot_name, pg_drop_replication_slot(slot_name)::text FROM pg_replication_slots"
-			          " WHERE slot_name = ANY ($1::text[]) AND NOT active",
-			          1, params, on_slot_action);
+			pgl_query(
+				x, true, "could not drop the replication slot on the source",
+				"SELECT slot_name, pg_drop_replication_slot(slot_name)::text FROM pg_replication_slots"
+				" WHERE slot_name = ANY ($1::text[]) AND NOT active",
+				1, params, on_slot_action);
 	}
 	free(list);
 }
@@ -245,10 +246,10 @@ slot_list(pgl_t *x)
 	params[0] = slot ? slot : "";
 	params[1] = pattern;
 	pgl_query(x, true, "could not look for the replication slot on the source",
-	          "SELECT slot_name, active FROM pg_replication_slots"
-	          " WHERE database = current_database() AND plugin = 'pglogical_output'"
-	          "   AND (slot_name = $1 OR slot_name LIKE $2)",
-	          2, params, on_slots);
+		  "SELECT slot_name, active FROM pg_replication_slots"
+		  " WHERE database = current_database() AND plugin = 'pglogical_output'"
+		  "   AND (slot_name = $1 OR slot_name LIKE $2)",
+		  2, params, on_slots);
 }
 
 static void
@@ -271,7 +272,8 @@ drop_item(pgl_t *x)
 	bool source = strcmp(pgm_json_str(td->cur, "side"), "source") == 0;
 	const char *params[1] = {name};
 
-	if (pgm_artifact_status(td->cur) != PGM_ART_DROPPING && !pgm_artifact_set(x->step->job, td->cur, PGM_ART_DROPPING)) {
+	if (pgm_artifact_status(td->cur) != PGM_ART_DROPPING &&
+	    !pgm_artifact_set(x->step->job, td->cur, PGM_ART_DROPPING)) {
 		pgm_pg_error_t err = {"", (char *) "state.json could not be written", NULL, NULL};
 
 		item_failed(x, "could not record the drop before making it", &err);
@@ -282,16 +284,16 @@ drop_item(pgl_t *x)
 		td->target_ok = false;
 		td->slot_tries = 0;
 		pgl_query(x, false, "could not drop the subscription on the target",
-		          "SELECT pglogical.drop_subscription($1, true)", 1, params, on_subscription_dropped);
+			  "SELECT pglogical.drop_subscription($1, true)", 1, params, on_subscription_dropped);
 	} else if (strcmp(kind, PGL_KIND_NODE) == 0) {
-		pgl_query(x, source, "could not drop the pglogical node", "SELECT pglogical.drop_node($1, true)", 1, params,
-		          on_dropped);
+		pgl_query(x, source, "could not drop the pglogical node", "SELECT pglogical.drop_node($1, true)", 1,
+			  params, on_dropped);
 	} else if (strcmp(kind, PGL_KIND_SET) == 0) {
 		pgl_query(x, source, "could not drop the replication set",
-		          "SELECT pglogical.drop_replication_set($1, true)", 1, params, on_dropped);
+			  "SELECT pglogical.drop_replication_set($1, true)", 1, params, on_dropped);
 	} else {
 		pgl_query(x, source, "could not drop the pglogical extension", "DROP EXTENSION IF EXISTS pglogical", 0,
-		          NULL, on_dropped);
+			  NULL, on_dropped);
 	}
 }
 
@@ -304,8 +306,8 @@ td_finish(pgl_t *x)
 
 	if (x->errors > 0 && td->strict) {
 		char *msg = pgm_asprintf("could not remove everything pgmover created: %s", td->first_error);
-		char *detail = pgm_asprintf("%d object(s) remain; the job's artifacts list them (status dropping)",
-		                            x->errors);
+		char *detail =
+			pgm_asprintf("%d object(s) remain; the job's artifacts list them (status dropping)", x->errors);
 		pgm_step_fail(s, msg, detail, "fix the cause (is the server reachable?), then \"pgmover retry\"");
 		free(msg);
 		free(detail);
@@ -331,8 +333,10 @@ td_next(pgl_t *x)
 		for (; td->idx >= 0; td->idx--) {
 			cJSON *a = cJSON_GetArrayItem(job->artifacts, td->idx);
 
-			if (strcmp(pgm_json_str(a, "kind") ? pgm_json_str(a, "kind") : "", stages[td->stage].kind) != 0 ||
-			    strcmp(pgm_json_str(a, "side") ? pgm_json_str(a, "side") : "", stages[td->stage].side) != 0 ||
+			if (strcmp(pgm_json_str(a, "kind") ? pgm_json_str(a, "kind") : "", stages[td->stage].kind) !=
+				    0 ||
+			    strcmp(pgm_json_str(a, "side") ? pgm_json_str(a, "side") : "", stages[td->stage].side) !=
+				    0 ||
 			    !pgm_artifact_live(a))
 				continue;
 			td->cur = a;
@@ -399,7 +403,7 @@ abort_removed(pgm_step_t *s)
 		return;
 	}
 	pgl_query(x, false, "could not drop what pgmover restored into the target", pgl_clean_target_sql, 0, NULL,
-	          on_target_emptied);
+		  on_target_emptied);
 }
 
 void
@@ -427,8 +431,8 @@ failed_released(pgm_step_t *s)
 		return;
 	}
 	pgm_notice("job %s: failed: its subscription and replication slot are dropped so the source keeps no WAL "
-	           "for it; \"pgmover retry\" creates them again",
-	           s->job->name);
+		   "for it; \"pgmover retry\" creates them again",
+		   s->job->name);
 }
 
 static void

@@ -98,11 +98,11 @@ static const char *facts_sql =
 	"  FROM pg_database d, pg_roles r"
 	" WHERE d.datname = current_database() AND r.rolname = current_user";
 
-#define USER_RELS                                                                           \
-	" FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"                        \
-	" WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"                          \
-	"   AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'"                          \
-	"   AND n.nspname !~ '^pgmover_capture_'"                                                \
+#define USER_RELS                                                                                 \
+	" FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"                          \
+	" WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"                            \
+	"   AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'"                            \
+	"   AND n.nspname !~ '^pgmover_capture_'"                                                 \
 	"   AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_class'::regclass" \
 	"                     AND dep.objid = c.oid AND dep.deptype = 'e')"
 
@@ -115,8 +115,7 @@ static const char *largest_sql =
 
 /* relations, then large objects (lo_get() needs SELECT on each: its owner's, or a grant) */
 static const char *unreadable_sql =
-	"SELECT n.nspname || '.' || c.relname" USER_RELS
-	"   AND c.relkind IN ('r', 'p', 'S', 'v', 'm')"
+	"SELECT n.nspname || '.' || c.relname" USER_RELS "   AND c.relkind IN ('r', 'p', 'S', 'v', 'm')"
 	"   AND NOT (has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'))"
 	" UNION ALL SELECT 'large object ' || m.oid FROM pg_largeobject_metadata m"
 	"  WHERE NOT current_setting('lo_compat_privileges')::bool"
@@ -132,11 +131,10 @@ static const char *trigger_denied_sql =
 	"   AND c.relkind = 'r' AND c.relpersistence <> 't' AND NOT has_table_privilege(c.oid, 'TRIGGER')"
 	" ORDER BY 1";
 
-static const char *nopk_sql =
-	"SELECT n.nspname || '.' || c.relname" USER_RELS
-	"   AND c.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM pg_constraint k"
-	"                                        WHERE k.conrelid = c.oid AND k.contype = 'p')"
-	" ORDER BY 1";
+static const char *nopk_sql = "SELECT n.nspname || '.' || c.relname" USER_RELS
+			      "   AND c.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM pg_constraint k"
+			      "                                        WHERE k.conrelid = c.oid AND k.contype = 'p')"
+			      " ORDER BY 1";
 
 /*
  * Tables pglogical cannot replicate every change of: no replica identity
@@ -152,9 +150,8 @@ static const char *identity_sql =
 	"                                         WHERE i.indrelid = c.oid AND i.indisreplident))))"
 	" ORDER BY 1";
 
-static const char *extensions_sql =
-	"SELECT e.extname, e.extversion, n.nspname FROM pg_extension e"
-	"  JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY 1";
+static const char *extensions_sql = "SELECT e.extname, e.extversion, n.nspname FROM pg_extension e"
+				    "  JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY 1";
 
 static const char *existing_sql =
 	"SELECT n.nspname || '.' || c.relname" USER_RELS "   AND c.relkind IN ('r', 'p') ORDER BY 1 LIMIT 21";
@@ -264,7 +261,7 @@ handle_identity(plan_side_t *sd, const PGresult *res)
 
 		if (counts[which]++ < 20)
 			cJSON_AddItemToArray(cJSON_GetObjectItem(lists[which], "names"),
-			                     cJSON_CreateString(pgm_pg_value(res, r, 0)));
+					     cJSON_CreateString(pgm_pg_value(res, r, 0)));
 	}
 	for (int i = 0; i < 2; i++)
 		pgm_json_set_num(lists[i], "count", counts[i]);
@@ -293,7 +290,7 @@ handle_existing(plan_side_t *sd, const PGresult *res)
 	set_name_list(sd, "existing_tables", res);
 	/* the list is capped: the count is the facts' user_tables */
 	pgm_json_set_num(cJSON_GetObjectItem(sd->facts, "existing_tables"), "count",
-	                 pgm_json_num(sd->facts, "user_tables", 0));
+			 pgm_json_num(sd->facts, "user_tables", 0));
 }
 
 static void
@@ -308,26 +305,20 @@ handle_available(plan_side_t *sd, const PGresult *res)
 
 static const plan_query_t source_queries[] = {
 	{NULL, handle_facts}, /* facts_sql: set at run time (string constants are not constant expressions) */
-	{NULL, handle_largest},
-	{NULL, handle_unreadable},
-	{NULL, handle_nopk},
-	{NULL, handle_identity},
-	{NULL, handle_extensions},
-	{NULL, handle_trigger_denied},
-	{NULL, NULL}};
+	{NULL, handle_largest},    {NULL, handle_unreadable},     {NULL, handle_nopk}, {NULL, handle_identity},
+	{NULL, handle_extensions}, {NULL, handle_trigger_denied}, {NULL, NULL}};
 
-static const plan_query_t target_queries[] = {
-	{NULL, handle_facts},
-	{NULL, handle_extensions},
-	{NULL, handle_available},
-	{NULL, handle_existing},
-	{NULL, NULL}};
+static const plan_query_t target_queries[] = {{NULL, handle_facts},
+					      {NULL, handle_extensions},
+					      {NULL, handle_available},
+					      {NULL, handle_existing},
+					      {NULL, NULL}};
 
 static const char *
 query_sql(const plan_side_t *sd, int i)
 {
-	static const char *const *src[] = {&facts_sql, &largest_sql, &unreadable_sql, &nopk_sql, &identity_sql,
-	                                   &extensions_sql, &trigger_denied_sql};
+	static const char *const *src[] = {&facts_sql,    &largest_sql,    &unreadable_sql,    &nopk_sql,
+					   &identity_sql, &extensions_sql, &trigger_denied_sql};
 	static const char *const *dst[] = {&facts_sql, &extensions_sql, &available_sql, &existing_sql};
 
 	return sd->source ? *src[i] : *dst[i];
@@ -438,7 +429,7 @@ start_sample(plan_side_t *sd)
 	}
 	/* up to 200 000 rows in binary: long enough to time, short enough for a preflight */
 	sql = pgm_asprintf("COPY (SELECT * FROM %s LIMIT 200000) TO STDOUT (FORMAT binary)",
-	                   pgm_json_str(largest, "ident"));
+			   pgm_json_str(largest, "ident"));
 	sd->read_started = pgm_mono_ms();
 	pgm_pg_copy_out(sd->conn, sql, on_sample, sd);
 	free(sql);
@@ -524,8 +515,8 @@ pgm_plan_start(uv_loop_t *loop, const pgm_plan_opts_t *o, pgm_plan_cb cb, void *
 			continue;
 		}
 		sd->conn = pgm_pg_connect(loop, sd->source ? o->source : o->target,
-		                          o->app_name ? o->app_name : "pgmover:plan",
-		                          (int) pgm_jobopt_int(p->options, "connect_timeout"), on_connect, sd);
+					  o->app_name ? o->app_name : "pgmover:plan",
+					  (int) pgm_jobopt_int(p->options, "connect_timeout"), on_connect, sd);
 	}
 	return p;
 }

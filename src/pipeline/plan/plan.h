@@ -27,7 +27,7 @@ typedef struct pgm_plan_opts {
 	const cJSON *options; /* job options (built with pgm_job_options_build) */
 	bool target_owned;    /* the target's contents are pgmover's (a resumed job) */
 	const char *app_name;
-	const char *method;   /* "dump" (NULL) or "pglogical": its own checks are added */
+	const char *method; /* "dump" (NULL) or "pglogical": its own checks are added */
 } pgm_plan_opts_t;
 
 pgm_plan_t *pgm_plan_start(uv_loop_t *loop, const pgm_plan_opts_t *opts, pgm_plan_cb cb, void *data);
@@ -37,7 +37,6 @@ void pgm_plan_cancel(pgm_plan_t *p);
 /* the evaluation alone, from gathered facts (pure: unit-testable) */
 cJSON *pgm_plan_evaluate(const cJSON *gathered, const cJSON *options, bool target_owned);
 /* the same for a method: "pglogical" adds the logical replication checks */
-cJSON *pgm_plan_evaluate_method(const cJSON *gathered, const cJSON *options, bool target_owned,
-                                const char *method);
+cJSON *pgm_plan_evaluate_method(const cJSON *gathered, const cJSON *options, bool target_owned, const char *method);
 
 #endif

@@ -22,8 +22,7 @@ typedef struct eval {
 	int errors, warnings;
 } eval_t;
 
-static void
-add(eval_t *ev, const char *check, const char *status, const char *fix, const char *fmt, ...)
+static void add(eval_t *ev, const char *check, const char *status, const char *fix, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 
 static void
@@ -70,8 +69,7 @@ join_names(const cJSON *list, char *buf, size_t len)
 	size_t n = 0;
 
 	buf[0] = '\0';
-	cJSON_ArrayForEach(it, cJSON_GetObjectItem(list, "names"))
-	{
+	cJSON_ArrayForEach (it, cJSON_GetObjectItem(list, "names")) {
 		int w = snprintf(buf + n, len - n, "%s%s", n ? ", " : "", it->valuestring);
 		if (w < 0 || (size_t) w >= len - n)
 			break;
@@ -95,15 +93,16 @@ check_target_tls(eval_t *ev, const cJSON *dst)
 
 	if (flag(dst, "tls") && verified)
 		add(ev, "TLS to the target", "ok", NULL,
-		    "the connection to the target is encrypted and the server's certificate checked (sslmode=%s)", mode);
+		    "the connection to the target is encrypted and the server's certificate checked (sslmode=%s)",
+		    mode);
 	else if (flag(dst, "tls"))
 		add(ev, "TLS to the target", "info",
 		    "use sslmode=verify-full and sslrootcert=FILE (the CA of the target's certificate) in the target URL",
 		    "the connection to the target is encrypted, but the server's certificate is not checked (sslmode=%s)",
 		    mode);
 	else if (flag(dst, "local"))
-		add(ev, "TLS to the target", "ok", NULL, "the target is on this machine (%s): the copy crosses no network",
-		    str(dst, "host"));
+		add(ev, "TLS to the target", "ok", NULL,
+		    "the target is on this machine (%s): the copy crosses no network", str(dst, "host"));
 	else
 		add(ev, "TLS to the target", "warning",
 		    "add sslmode=verify-full and sslrootcert=FILE to the target URL (sslmode=require at the least)",
@@ -128,8 +127,8 @@ check_reachable(eval_t *ev, const cJSON *side, const char *name)
 	add(ev, check, "error",
 	    pgm_json_str(err, "hint") ? pgm_json_str(err, "hint")
 	    : strcmp(name, "source") == 0
-	        ? "check host, port, user, password and database name in the source URL (Heroku needs sslmode=require)"
-	        : "check host, port, user, password and database name in the target URL",
+		    ? "check host, port, user, password and database name in the source URL (Heroku needs sslmode=require)"
+		    : "check host, port, user, password and database name in the target URL",
 	    "%s: %s", str(err, "what"), str(err, "message"));
 	return false;
 }
@@ -160,11 +159,11 @@ check_source_role(eval_t *ev, const cJSON *src, const cJSON *options)
 		add(ev, "source privileges: read", "error",
 		    "GRANT SELECT on them (and USAGE on their schemas; GRANT SELECT ON LARGE OBJECT n for a large "
 		    "object) to this role, or use the credential that owns them (on Heroku, the default credential)",
-		    "role %s cannot read %d object(s): %s", str(src, "user"), (int) pgm_json_num(unreadable, "count", 0),
-		    names);
+		    "role %s cannot read %d object(s): %s", str(src, "user"),
+		    (int) pgm_json_num(unreadable, "count", 0), names);
 	} else {
-		add(ev, "source privileges: read", "ok", NULL, "role %s can read every table, view, sequence and large object",
-		    str(src, "user"));
+		add(ev, "source privileges: read", "ok", NULL,
+		    "role %s can read every table, view, sequence and large object", str(src, "user"));
 	}
 	if (strcmp(mode, "command") != 0 && !su && !flag(src, "owns_database"))
 		add(ev, "source privileges: freeze", "error",
@@ -189,8 +188,9 @@ check_target_empty(eval_t *ev, const cJSON *dst, const cJSON *options, bool targ
 	int tables = (int) pgm_json_num(dst, "user_tables", 0);
 
 	if (tables == 0 || target_owned)
-		add(ev, "target empty", "ok", NULL, target_owned ? "the target's contents were restored by this job"
-		                                                 : "the target database holds no tables");
+		add(ev, "target empty", "ok", NULL,
+		    target_owned ? "the target's contents were restored by this job"
+				 : "the target database holds no tables");
 	else if (pgm_jobopt_bool(options, "overwrite_target"))
 		add(ev, "target empty", "warning", NULL,
 		    "the target database holds %d table(s); overwrite_target = on: they will be dropped and replaced",
@@ -209,8 +209,7 @@ has_name(const cJSON *arr, const char *name)
 {
 	const cJSON *it;
 
-	cJSON_ArrayForEach(it, arr)
-	{
+	cJSON_ArrayForEach (it, arr) {
 		if (cJSON_IsString(it) && strcmp(it->valuestring, name) == 0)
 			return true;
 	}
@@ -225,8 +224,7 @@ check_extensions(eval_t *ev, const cJSON *src, const cJSON *dst)
 	int used = 0, heroku_ext = 0;
 	char list[1024] = "";
 
-	cJSON_ArrayForEach(e, cJSON_GetObjectItem(src, "extensions"))
-	{
+	cJSON_ArrayForEach (e, cJSON_GetObjectItem(src, "extensions")) {
 		const char *name = str(e, "name");
 
 		if (strcmp(name, "plpgsql") == 0)
@@ -239,12 +237,14 @@ check_extensions(eval_t *ev, const cJSON *src, const cJSON *dst)
 		if (!has_name(avail, name)) {
 			char check[128], fix[256];
 			snprintf(check, sizeof(check), "extension %s", name);
-			snprintf(fix, sizeof(fix),
-			         "install the package that provides %s on the target server, or drop the extension from "
-			         "the source if it is unused",
-			         name);
-			add(ev, check, "error", fix, "extension %s %s is used on the source but not available on the target",
-			    name, str(e, "version"));
+			snprintf(
+				fix, sizeof(fix),
+				"install the package that provides %s on the target server, or drop the extension from "
+				"the source if it is unused",
+				name);
+			add(ev, check, "error", fix,
+			    "extension %s %s is used on the source but not available on the target", name,
+			    str(e, "version"));
 		}
 	}
 	if (used == 0)
@@ -264,8 +264,8 @@ check_encoding(eval_t *ev, const cJSON *src, const cJSON *dst)
 {
 	if (strcmp(str(src, "encoding"), str(dst, "encoding")) != 0)
 		add(ev, "encoding", "error", "create the target database with the source's ENCODING",
-		    "the source database is %s, the target %s: text would be converted or rejected", str(src, "encoding"),
-		    str(dst, "encoding"));
+		    "the source database is %s, the target %s: text would be converted or rejected",
+		    str(src, "encoding"), str(dst, "encoding"));
 	else
 		add(ev, "encoding", "ok", NULL, "both databases use %s", str(src, "encoding"));
 	if (strcmp(str(src, "lc_collate"), str(dst, "lc_collate")) != 0 ||
@@ -379,10 +379,10 @@ static void
 check_pgl_capacity(eval_t *ev, const cJSON *side, const char *name, int slots, int senders, int workers)
 {
 	int free_slots = (int) (pgm_json_num(side, "max_replication_slots", 0) -
-	                        pgm_json_num(side, "replication_slots_used", 0));
+				pgm_json_num(side, "replication_slots_used", 0));
 	int free_senders = (int) (pgm_json_num(side, "max_wal_senders", 0) - pgm_json_num(side, "wal_senders_used", 0));
-	int free_workers = (int) (pgm_json_num(side, "max_worker_processes", 0) -
-	                          pgm_json_num(side, "worker_processes_used", 0));
+	int free_workers =
+		(int) (pgm_json_num(side, "max_worker_processes", 0) - pgm_json_num(side, "worker_processes_used", 0));
 	char check[64];
 
 	snprintf(check, sizeof(check), "pglogical: %s capacity", name);
@@ -392,8 +392,8 @@ check_pgl_capacity(eval_t *ev, const cJSON *side, const char *name, int slots, i
 		    (int) pgm_json_num(side, "max_replication_slots", 0), slots);
 	else if (free_senders < senders)
 		add(ev, check, "error", "raise max_wal_senders (restart needed)",
-		    "the %s has %d free WAL sender(s) of %d; pglogical needs %d (the stream and the initial copy)", name,
-		    free_senders, (int) pgm_json_num(side, "max_wal_senders", 0), senders);
+		    "the %s has %d free WAL sender(s) of %d; pglogical needs %d (the stream and the initial copy)",
+		    name, free_senders, (int) pgm_json_num(side, "max_wal_senders", 0), senders);
 	else if (free_workers < workers)
 		add(ev, check, "error", "raise max_worker_processes (restart needed)",
 		    "the %s has %d free background worker(s) of %d; pglogical needs %d", name, free_workers,
@@ -406,7 +406,7 @@ check_pgl_capacity(eval_t *ev, const cJSON *side, const char *name, int slots, i
 
 static void
 check_pglogical(eval_t *ev, const cJSON *src, const cJSON *dst, const cJSON *options, bool src_ok, bool dst_ok,
-                bool src_super)
+		bool src_super)
 {
 	const char *opl = pgm_json_str(src, "output_plugin_libraries");
 	const cJSON *noid = cJSON_GetObjectItem(src, "tables_without_replica_identity");
@@ -417,7 +417,8 @@ check_pglogical(eval_t *ev, const cJSON *src, const cJSON *dst, const cJSON *opt
 		if (strcmp(str(src, "wal_level"), "logical") != 0)
 			add(ev, "pglogical: wal_level", "error",
 			    "ALTER SYSTEM SET wal_level = logical and restart the source (impossible on Heroku: use --method dump)",
-			    "the source has wal_level = %s: logical decoding needs wal_level = logical", str(src, "wal_level"));
+			    "the source has wal_level = %s: logical decoding needs wal_level = logical",
+			    str(src, "wal_level"));
 		else
 			add(ev, "pglogical: wal_level", "ok", NULL, "the source has wal_level = logical");
 		check_pgl_library(ev, src, "source");
@@ -484,12 +485,11 @@ estimate(eval_t *ev, const cJSON *src, const cJSON *options)
 	const cJSON *t;
 	char top[1024] = "";
 
-	cJSON_ArrayForEach(t, cJSON_GetObjectItem(src, "largest_tables"))
-	{
+	cJSON_ArrayForEach (t, cJSON_GetObjectItem(src, "largest_tables")) {
 		if (strlen(top) > sizeof(top) - 80)
 			break;
-		snprintf(top + strlen(top), sizeof(top) - strlen(top), "%s%s %.1f MiB", top[0] ? ", " : "", str(t, "table"),
-		         pgm_json_num(t, "bytes", 0) / MIB);
+		snprintf(top + strlen(top), sizeof(top) - strlen(top), "%s%s %.1f MiB", top[0] ? ", " : "",
+			 str(t, "table"), pgm_json_num(t, "bytes", 0) / MIB);
 	}
 	add(ev, "size", "info", NULL, "the source database is %.2f GiB; largest tables: %s", bytes / GIB,
 	    top[0] ? top : "none");
@@ -523,43 +523,46 @@ recommend(eval_t *ev, const cJSON *src, double seconds)
 	char why[1024], eta[64] = "";
 	/* large objects: logical replication does not carry them */
 	bool logical_ok = flag(src, "superuser") && strcmp(str(src, "wal_level"), "logical") == 0 &&
-	                  strstr(str(src, "shared_preload_libraries"), "pglogical") != NULL &&
-	                  pgm_json_num(src, "large_objects", 0) == 0;
+			  strstr(str(src, "shared_preload_libraries"), "pglogical") != NULL &&
+			  pgm_json_num(src, "large_objects", 0) == 0;
 	/* triggers: PostgreSQL 13 or later (xid8), no large objects, the owner's privileges */
 	bool triggers_ok = pgm_json_num(src, "server_version_num", 0) >= 130000 &&
-	                   pgm_json_num(src, "large_objects", 0) == 0 && flag(src, "can_create_schema") &&
-	                   pgm_json_num(cJSON_GetObjectItem(src, "trigger_denied"), "count", 0) == 0;
+			   pgm_json_num(src, "large_objects", 0) == 0 && flag(src, "can_create_schema") &&
+			   pgm_json_num(cJSON_GetObjectItem(src, "trigger_denied"), "count", 0) == 0;
 
 	if (seconds >= 0)
 		snprintf(eta, sizeof(eta), " (about %.0f s here)", seconds);
 	if (bytes < 10 * GIB) {
 		pgm_json_set_str(rec, "method", "dump");
-		snprintf(why, sizeof(why),
-		         "the database is %.2f GiB, under the ~10 GB up to which the migration guides recommend dump and "
-		         "restore: writes stop for the final copy%s, and the rehearsal copy measures that window first",
-		         bytes / GIB, eta);
+		snprintf(
+			why, sizeof(why),
+			"the database is %.2f GiB, under the ~10 GB up to which the migration guides recommend dump and "
+			"restore: writes stop for the final copy%s, and the rehearsal copy measures that window first",
+			bytes / GIB, eta);
 	} else if (logical_ok) {
 		pgm_json_set_str(rec, "method", "pglogical");
 		snprintf(why, sizeof(why),
-		         "the database is %.2f GiB: a final copy%s would keep writes stopped long; this source allows "
-		         "logical replication (superuser, wal_level = logical, pglogical preloaded), which needs only "
-		         "seconds of freeze",
-		         bytes / GIB, eta);
+			 "the database is %.2f GiB: a final copy%s would keep writes stopped long; this source allows "
+			 "logical replication (superuser, wal_level = logical, pglogical preloaded), which needs only "
+			 "seconds of freeze",
+			 bytes / GIB, eta);
 	} else if (triggers_ok) {
 		pgm_json_set_str(rec, "method", "triggers");
-		snprintf(why, sizeof(why),
-		         "the database is %.2f GiB: a final copy%s would keep writes stopped long, and this source does not "
-		         "allow logical replication (Heroku gives neither superuser nor logical replication); change "
-		         "capture by triggers needs only the owner's privileges and a freeze of one apply round, at the "
-		         "price of a trigger on every write while the job runs",
-		         bytes / GIB, eta);
+		snprintf(
+			why, sizeof(why),
+			"the database is %.2f GiB: a final copy%s would keep writes stopped long, and this source does not "
+			"allow logical replication (Heroku gives neither superuser nor logical replication); change "
+			"capture by triggers needs only the owner's privileges and a freeze of one apply round, at the "
+			"price of a trigger on every write while the job runs",
+			bytes / GIB, eta);
 	} else {
 		pgm_json_set_str(rec, "method", "dump");
-		snprintf(why, sizeof(why),
-		         "the database is %.2f GiB, above ~10 GB, but this source allows neither logical replication nor "
-		         "change capture by triggers (PostgreSQL 13 or later, no large objects): plan a write freeze for "
-		         "the final copy%s",
-		         bytes / GIB, eta);
+		snprintf(
+			why, sizeof(why),
+			"the database is %.2f GiB, above ~10 GB, but this source allows neither logical replication nor "
+			"change capture by triggers (PostgreSQL 13 or later, no large objects): plan a write freeze for "
+			"the final copy%s",
+			bytes / GIB, eta);
 	}
 	pgm_json_set_str(rec, "why", why);
 	pgm_json_set(ev->report, "recommendation", rec);
@@ -588,7 +591,8 @@ check_triggers(eval_t *ev, const cJSON *src)
 		join_names(denied, names, sizeof(names));
 		add(ev, "triggers: privileges", "error",
 		    "connect as the owner of these tables, or GRANT TRIGGER ON them to this role",
-		    "%d table(s) may not get triggers from this role: %s", (int) pgm_json_num(denied, "count", 0), names);
+		    "%d table(s) may not get triggers from this role: %s", (int) pgm_json_num(denied, "count", 0),
+		    names);
 	} else {
 		add(ev, "triggers: privileges", "ok", NULL,
 		    "the role may create pgmover's schema and put triggers on every table; every write to a table also "
@@ -650,7 +654,8 @@ pgm_plan_evaluate_method(const cJSON *gathered, const cJSON *options, bool targe
 		if (flag(src, "tls"))
 			add(&ev, "TLS to the source", "ok", NULL, "the connection to the source is encrypted");
 		else
-			add(&ev, "TLS to the source", "warning", "add sslmode=require to the source URL (Heroku requires it)",
+			add(&ev, "TLS to the source", "warning",
+			    "add sslmode=require to the source URL (Heroku requires it)",
 			    "the connection to the source does not use TLS");
 		check_source_role(&ev, src, options);
 		check_connections(&ev, src, "source", jobs + 2);

@@ -49,11 +49,11 @@ typedef struct aworker {
 	apply_t *ap;
 	pgm_pg_conn_t *src, *dst;
 	bool src_ok, dst_ok;
-	int cur;               /* index into the round's pending tables, or -1 */
+	int cur; /* index into the round's pending tables, or -1 */
 } aworker_t;
 
 typedef struct pending {
-	int table;             /* index into ap->tables */
+	int table; /* index into ap->tables */
 	int64_t rows;
 	bool truncated;
 } pending_t;
@@ -62,28 +62,28 @@ struct apply {
 	pgm_step_t *step;
 	trg_mode_t mode;
 	void (*then)(pgm_step_t *s);
-	char *qs;              /* pgmover's schema, quoted (the same name on both sides) */
-	char *schema_lit;      /* its name as a literal */
+	char *qs;         /* pgmover's schema, quoted (the same name on both sides) */
+	char *schema_lit; /* its name as a literal */
 	bool binary;
 	pgm_pg_conn_t *holder;
 	bool holder_ok;
 	trg_table_t *tables;
 	int ntables;
-	char *snap;            /* S */
+	char *snap; /* S */
 	char *export_id;
 	pending_t *pending;
 	int npending, next_pending, done_pending, applied_tables;
-	bool *applied;         /* per pending entry: committed on the target */
+	bool *applied; /* per pending entry: committed on the target */
 	int64_t rows_pending, rows_applied, bytes_log, rounds;
 	double oldest_s;
 	int64_t round_started, started, bytes_round;
 	bool in_round;
-	bool caught_up;        /* DRAIN: a round found nothing */
+	bool caught_up; /* DRAIN: a round found nothing */
 	aworker_t workers[MAX_WORKERS];
 	int nworkers, workers_ready;
-	int joined;            /* workers in S this round */
+	int joined; /* workers in S this round */
 	uv_timer_t *timer;
-	double rate;           /* rows applied per second, smoothed */
+	double rate; /* rows applied per second, smoothed */
 };
 
 static void round_start(apply_t *ap);
@@ -119,8 +119,10 @@ publish(apply_t *ap)
 	cJSON *p = cJSON_CreateObject(), *f = pgm_json_obj(job->facts, "triggers"), *lag = cJSON_CreateObject();
 	double eta = ap->rate > 0 ? (double) ap->rows_pending / ap->rate : -1;
 
-	pgm_json_set_str(p, "phase", ap->mode == TRG_DRAIN ? "draining" : ap->mode == TRG_CATCHUP ? "catching up"
-	                                                                                        : "following");
+	pgm_json_set_str(p, "phase",
+			 ap->mode == TRG_DRAIN     ? "draining"
+			 : ap->mode == TRG_CATCHUP ? "catching up"
+						   : "following");
 	pgm_json_set_num(p, "log_rows_behind", (double) ap->rows_pending);
 	pgm_json_set_num(p, "log_bytes", (double) ap->bytes_log);
 	pgm_json_set_num(p, "oldest_seconds", ap->oldest_s);
@@ -176,13 +178,12 @@ round_finished(apply_t *ap)
 	if (ap->rounds % 20 == 0 || ap->mode != TRG_FOLLOW)
 		pgm_job_checkpoint(s->job);
 	pgm_debug("job %s: apply round %lld: %d table(s), %lld change(s) in %lld ms", s->job->name,
-	          (long long) ap->rounds, ap->npending, (long long) applied, (long long) ms);
-	if (ap->mode == TRG_CATCHUP &&
-	    ap->rows_pending <= pgm_jobopt_int(s->job->options, "catchup_rows")) {
+		  (long long) ap->rounds, ap->npending, (long long) applied, (long long) ms);
+	if (ap->mode == TRG_CATCHUP && ap->rows_pending <= pgm_jobopt_int(s->job->options, "catchup_rows")) {
 		void (*then)(pgm_step_t *) = ap->then;
 
-		pgm_notice("job %s: the target has caught up with the change log (%lld row(s) were behind)", s->job->name,
-		           (long long) ap->rows_pending);
+		pgm_notice("job %s: the target has caught up with the change log (%lld row(s) were behind)",
+			   s->job->name, (long long) ap->rows_pending);
 		ap->then = NULL;
 		if (then)
 			then(s);
@@ -197,7 +198,7 @@ round_finished(apply_t *ap)
 		return;
 	}
 	schedule(ap, ap->npending > 0 || ap->mode == TRG_DRAIN ? (ap->mode == TRG_DRAIN ? 0 : BUSY_INTERVAL_MS)
-	                                                       : IDLE_INTERVAL_MS);
+							       : IDLE_INTERVAL_MS);
 }
 
 static void
@@ -231,13 +232,15 @@ on_holder_commit(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t 
 		if (!ap->applied[i])
 			continue;
 		if (ap->pending[i].rows > 0)
-			pgm_buf_appendf(&b, "DELETE FROM %s.%c%lld WHERE pg_visible_in_snapshot(pgm_xid, %s::pg_snapshot);",
-			                ap->qs, t->keycols ? 'k' : 'r', (long long) t->relid, snap);
-		if (ap->pending[i].truncated)
 			pgm_buf_appendf(&b,
-			                "DELETE FROM %s.truncates WHERE relid = %lld AND pg_visible_in_snapshot(pgm_xid, "
-			                "%s::pg_snapshot);",
-			                ap->qs, (long long) t->relid, snap);
+					"DELETE FROM %s.%c%lld WHERE pg_visible_in_snapshot(pgm_xid, %s::pg_snapshot);",
+					ap->qs, t->keycols ? 'k' : 'r', (long long) t->relid, snap);
+		if (ap->pending[i].truncated)
+			pgm_buf_appendf(
+				&b,
+				"DELETE FROM %s.truncates WHERE relid = %lld AND pg_visible_in_snapshot(pgm_xid, "
+				"%s::pg_snapshot);",
+				ap->qs, (long long) t->relid, snap);
 	}
 	free(snap);
 	if (b.s == NULL) {
@@ -300,7 +303,7 @@ on_target_commit(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t 
 
 	if (err) {
 		char *what = pgm_asprintf("could not apply the changes of %s on the target",
-		                          w->ap->tables[w->ap->pending[w->cur].table].name);
+					  w->ap->tables[w->ap->pending[w->cur].table].name);
 		apply_fail(w->ap, what, err);
 		free(what);
 		return;
@@ -328,33 +331,34 @@ on_relayed(pgm_relay_t *r, int64_t bytes, const pgm_pg_error_t *err, bool from_s
 	ap->bytes_round += bytes;
 	if (!p->truncated && t->keycols) {
 		pgm_buf_appendf(&b, "DELETE FROM ONLY %s t USING pg_temp.pgm_k%lld l WHERE %s;", t->ident,
-		                (long long) t->relid, t->keyjoin);
+				(long long) t->relid, t->keyjoin);
 		pgm_buf_appendf(&b, "INSERT INTO %s (%s) SELECT %s FROM pg_temp.pgm_k%lld WHERE pgm_present;", t->ident,
-		                t->cols, t->cols, (long long) t->relid);
+				t->cols, t->cols, (long long) t->relid);
 	} else if (!p->truncated) {
 		/* each image's net count: -n deletes n of its identical rows, +n inserts n copies */
-		pgm_buf_appendf(&b,
-		                "DO $pgm$ DECLARE pgm_row record; pgm_k bigint; BEGIN"
-		                " FOR pgm_row IN SELECT img, -n AS n FROM pg_temp.pgm_r%lld WHERE n < 0 LOOP"
-		                "   DELETE FROM ONLY %s WHERE ctid = ANY (ARRAY(SELECT t.ctid FROM ONLY %s t"
-		                "     WHERE t IS NOT DISTINCT FROM jsonb_populate_record(NULL::%s, pgm_row.img) LIMIT pgm_row.n));"
-		                "   GET DIAGNOSTICS pgm_k = ROW_COUNT;"
-		                "   IF pgm_k < pgm_row.n THEN RAISE EXCEPTION"
-		                "     'pgmover: %% of %% row(s) to delete not found on the target', pgm_row.n - pgm_k, pgm_row.n"
-		                "     USING DETAIL = 'row ' || pgm_row.img::text; END IF;"
-		                " END LOOP;"
-		                " INSERT INTO %s (%s) SELECT %s FROM pg_temp.pgm_r%lld x,"
-		                "   jsonb_populate_record(NULL::%s, x.img) r, generate_series(1, x.n) WHERE x.n > 0;"
-		                " END $pgm$;",
-		                (long long) t->relid, t->ident, t->ident, t->ident, t->ident, t->cols, t->rsel,
-		                (long long) t->relid, t->ident);
+		pgm_buf_appendf(
+			&b,
+			"DO $pgm$ DECLARE pgm_row record; pgm_k bigint; BEGIN"
+			" FOR pgm_row IN SELECT img, -n AS n FROM pg_temp.pgm_r%lld WHERE n < 0 LOOP"
+			"   DELETE FROM ONLY %s WHERE ctid = ANY (ARRAY(SELECT t.ctid FROM ONLY %s t"
+			"     WHERE t IS NOT DISTINCT FROM jsonb_populate_record(NULL::%s, pgm_row.img) LIMIT pgm_row.n));"
+			"   GET DIAGNOSTICS pgm_k = ROW_COUNT;"
+			"   IF pgm_k < pgm_row.n THEN RAISE EXCEPTION"
+			"     'pgmover: %% of %% row(s) to delete not found on the target', pgm_row.n - pgm_k, pgm_row.n"
+			"     USING DETAIL = 'row ' || pgm_row.img::text; END IF;"
+			" END LOOP;"
+			" INSERT INTO %s (%s) SELECT %s FROM pg_temp.pgm_r%lld x,"
+			"   jsonb_populate_record(NULL::%s, x.img) r, generate_series(1, x.n) WHERE x.n > 0;"
+			" END $pgm$;",
+			(long long) t->relid, t->ident, t->ident, t->ident, t->ident, t->cols, t->rsel,
+			(long long) t->relid, t->ident);
 	}
 	snap = pgm_quote_literal(ap->snap);
 	pgm_buf_appendf(&b,
-	                "INSERT INTO %s.applied (relid, snapshot, at) VALUES (%lld, %s, now())"
-	                " ON CONFLICT (relid) DO UPDATE SET snapshot = excluded.snapshot, at = excluded.at;"
-	                "COMMIT",
-	                ap->qs, (long long) t->relid, snap);
+			"INSERT INTO %s.applied (relid, snapshot, at) VALUES (%lld, %s, now())"
+			" ON CONFLICT (relid) DO UPDATE SET snapshot = excluded.snapshot, at = excluded.at;"
+			"COMMIT",
+			ap->qs, (long long) t->relid, snap);
 	free(snap);
 	pgm_pg_query(w->dst, b.s, 0, NULL, on_target_commit, w);
 	free(b.s);
@@ -382,14 +386,15 @@ on_target_ready(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *
 		in = pgm_asprintf("COPY %s (%s) FROM STDIN %s", t->ident, t->cols, fmt);
 	} else if (t->keycols) {
 		out = pgm_asprintf("COPY (SELECT t.ctid IS NOT NULL, %s FROM (SELECT DISTINCT %s FROM %s.k%lld) l"
-		                   " LEFT JOIN ONLY %s t ON %s) TO STDOUT %s",
-		                   t->sel, t->keycols, ap->qs, (long long) t->relid, t->ident, t->keyjoin, fmt);
+				   " LEFT JOIN ONLY %s t ON %s) TO STDOUT %s",
+				   t->sel, t->keycols, ap->qs, (long long) t->relid, t->ident, t->keyjoin, fmt);
 		in = pgm_asprintf("COPY pg_temp.pgm_k%lld FROM STDIN %s", (long long) t->relid, fmt);
 	} else {
-		out = pgm_asprintf("COPY (SELECT img, sum(d)::bigint FROM (SELECT old AS img, -1 AS d FROM %s.r%lld"
-		                   " WHERE old IS NOT NULL UNION ALL SELECT new, 1 FROM %s.r%lld WHERE new IS NOT NULL) x"
-		                   " GROUP BY img HAVING sum(d) <> 0) TO STDOUT %s",
-		                   ap->qs, (long long) t->relid, ap->qs, (long long) t->relid, fmt);
+		out = pgm_asprintf(
+			"COPY (SELECT img, sum(d)::bigint FROM (SELECT old AS img, -1 AS d FROM %s.r%lld"
+			" WHERE old IS NOT NULL UNION ALL SELECT new, 1 FROM %s.r%lld WHERE new IS NOT NULL) x"
+			" GROUP BY img HAVING sum(d) <> 0) TO STDOUT %s",
+			ap->qs, (long long) t->relid, ap->qs, (long long) t->relid, fmt);
 		in = pgm_asprintf("COPY pg_temp.pgm_r%lld FROM STDIN %s", (long long) t->relid, fmt);
 	}
 	if (pgm_relay_start(w->src, out, w->dst, in, on_relayed, w) == NULL) {
@@ -418,12 +423,13 @@ worker_next(aworker_t *w)
 		pgm_buf_appendf(&b, "TRUNCATE ONLY %s;", t->ident);
 	else if (t->keycols)
 		pgm_buf_appendf(&b,
-		                "CREATE TEMP TABLE IF NOT EXISTS pgm_k%lld ON COMMIT DELETE ROWS AS"
-		                " SELECT true AS pgm_present, %s FROM ONLY %s WITH NO DATA;",
-		                (long long) t->relid, t->cols, t->ident);
+				"CREATE TEMP TABLE IF NOT EXISTS pgm_k%lld ON COMMIT DELETE ROWS AS"
+				" SELECT true AS pgm_present, %s FROM ONLY %s WITH NO DATA;",
+				(long long) t->relid, t->cols, t->ident);
 	else
-		pgm_buf_appendf(&b, "CREATE TEMP TABLE IF NOT EXISTS pgm_r%lld (img jsonb, n bigint) ON COMMIT DELETE ROWS;",
-		                (long long) t->relid);
+		pgm_buf_appendf(
+			&b, "CREATE TEMP TABLE IF NOT EXISTS pgm_r%lld (img jsonb, n bigint) ON COMMIT DELETE ROWS;",
+			(long long) t->relid);
 	pgm_pg_query(w->dst, b.s, 0, NULL, on_target_ready, w);
 	free(b.s);
 }
@@ -503,8 +509,9 @@ on_pending(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, 
 		return;
 	}
 	{
-		char *sql = pgm_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '%s'",
-		                         ap->export_id);
+		char *sql =
+			pgm_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '%s'",
+				     ap->export_id);
 		for (int i = 0; i < ap->nworkers; i++)
 			pgm_pg_query(ap->workers[i].src, sql, 0, NULL, on_worker_snapshot, &ap->workers[i]);
 		free(sql);
@@ -521,16 +528,17 @@ pending_sql(apply_t *ap)
 		trg_table_t *t = &ap->tables[i];
 
 		pgm_buf_appendf(&b,
-		                "SELECT %lld::bigint, count(*), extract(epoch FROM now() - min(pgm_at))::float8, false"
-		                " FROM %s.%c%lld HAVING count(*) > 0 UNION ALL ",
-		                (long long) t->relid, ap->qs, t->keycols ? 'k' : 'r', (long long) t->relid);
+				"SELECT %lld::bigint, count(*), extract(epoch FROM now() - min(pgm_at))::float8, false"
+				" FROM %s.%c%lld HAVING count(*) > 0 UNION ALL ",
+				(long long) t->relid, ap->qs, t->keycols ? 'k' : 'r', (long long) t->relid);
 	}
-	pgm_buf_appendf(&b,
-	                "SELECT relid::bigint, 0, extract(epoch FROM now() - min(pgm_at))::float8, true FROM %s.truncates"
-	                " GROUP BY relid UNION ALL"
-	                " SELECT 0, coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint, 0, false FROM pg_class c"
-	                "  WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s) AND c.relkind = 'r'",
-	                ap->qs, ap->schema_lit);
+	pgm_buf_appendf(
+		&b,
+		"SELECT relid::bigint, 0, extract(epoch FROM now() - min(pgm_at))::float8, true FROM %s.truncates"
+		" GROUP BY relid UNION ALL"
+		" SELECT 0, coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint, 0, false FROM pg_class c"
+		"  WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s) AND c.relkind = 'r'",
+		ap->qs, ap->schema_lit);
 	return b.s;
 }
 
@@ -547,17 +555,19 @@ on_schema_check(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *
 	if (pgm_pg_ntuples(res) > 0) {
 		const char *what = pgm_pg_value(res, 0, 1), *name = pgm_pg_value(res, 0, 0);
 		char *msg = pgm_asprintf("table %s was %s on the source during the migration", name, what);
-		char *detail = pgm_pg_ntuples(res) > 1 ? pgm_asprintf("%d table(s) changed; the first is named", pgm_pg_ntuples(res))
-		                                       : NULL;
+		char *detail = pgm_pg_ntuples(res) > 1
+				       ? pgm_asprintf("%d table(s) changed; the first is named", pgm_pg_ntuples(res))
+				       : NULL;
 
-		pgm_step_fail(ap->step, msg, detail,
-		              strcmp(what, "created") == 0
-		                  ? "the triggers method does not capture a table created after it started: \"pgmover "
-		                    "abort\", then create and start the job again (schema changes belong before or after "
-		                    "the migration)"
-		                  : "the triggers method cannot replay a schema change: \"pgmover abort\" (the capture is "
-		                    "removed), then create and start the job again; deploy schema changes before or after "
-		                    "the migration");
+		pgm_step_fail(
+			ap->step, msg, detail,
+			strcmp(what, "created") == 0
+				? "the triggers method does not capture a table created after it started: \"pgmover "
+				  "abort\", then create and start the job again (schema changes belong before or after "
+				  "the migration)"
+				: "the triggers method cannot replay a schema change: \"pgmover abort\" (the capture is "
+				  "removed), then create and start the job again; deploy schema changes before or after "
+				  "the migration");
 		free(msg);
 		free(detail);
 		return;
@@ -582,11 +592,11 @@ on_round_snapshot(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t
 	ap->snap = pgm_strdup(pgm_pg_value(res, 0, 0));
 	ap->export_id = pgm_strdup(pgm_pg_value(res, 0, 1));
 	sql = pgm_asprintf("SELECT coalesce(c.name, r.name),"
-	                   "       CASE WHEN r.relid IS NULL THEN 'created' WHEN c.relid IS NULL THEN 'dropped'"
-	                   "            WHEN c.ident <> r.ident THEN 'renamed' ELSE 'altered' END"
-	                   "  FROM (%s) c FULL JOIN %s.tables r ON r.relid = c.relid"
-	                   " WHERE r.relid IS NULL OR c.relid IS NULL OR c.fp <> r.fp OR c.ident <> r.ident",
-	                   trg_scope_sql, ap->qs);
+			   "       CASE WHEN r.relid IS NULL THEN 'created' WHEN c.relid IS NULL THEN 'dropped'"
+			   "            WHEN c.ident <> r.ident THEN 'renamed' ELSE 'altered' END"
+			   "  FROM (%s) c FULL JOIN %s.tables r ON r.relid = c.relid"
+			   " WHERE r.relid IS NULL OR c.relid IS NULL OR c.fp <> r.fp OR c.ident <> r.ident",
+			   trg_scope_sql, ap->qs);
 	pgm_pg_query(ap->holder, sql, 0, NULL, on_schema_check, ap);
 	free(sql);
 }
@@ -598,9 +608,9 @@ round_start(apply_t *ap)
 	ap->round_started = pgm_mono_ms();
 	ap->bytes_round = 0;
 	pgm_pg_query(ap->holder,
-	             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
-	             " SELECT pg_current_snapshot()::text, pg_export_snapshot()",
-	             0, NULL, on_round_snapshot, ap);
+		     "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+		     " SELECT pg_current_snapshot()::text, pg_export_snapshot()",
+		     0, NULL, on_round_snapshot, ap);
 }
 
 static void
@@ -647,11 +657,13 @@ on_progress(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err,
 
 			if (t->relid != relid)
 				continue;
-			pgm_buf_appendf(&b,
-			                "DELETE FROM %s.%c%lld WHERE pg_visible_in_snapshot(pgm_xid, %s::pg_snapshot);"
-			                "DELETE FROM %s.truncates WHERE relid = %lld AND pg_visible_in_snapshot(pgm_xid, "
-			                "%s::pg_snapshot);",
-			                ap->qs, t->keycols ? 'k' : 'r', (long long) relid, snap, ap->qs, (long long) relid, snap);
+			pgm_buf_appendf(
+				&b,
+				"DELETE FROM %s.%c%lld WHERE pg_visible_in_snapshot(pgm_xid, %s::pg_snapshot);"
+				"DELETE FROM %s.truncates WHERE relid = %lld AND pg_visible_in_snapshot(pgm_xid, "
+				"%s::pg_snapshot);",
+				ap->qs, t->keycols ? 'k' : 'r', (long long) relid, snap, ap->qs, (long long) relid,
+				snap);
 		}
 		free(snap);
 	}
@@ -680,8 +692,8 @@ on_registry(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err,
 {
 	apply_t *ap = data;
 	pgm_job_t *job = ap->step->job;
-	const char *copy_snap = pgm_json_str(cJSON_GetObjectItem(cJSON_GetObjectItem(job->facts, "copies"), "initial"),
-	                                     "snapshot");
+	const char *copy_snap =
+		pgm_json_str(cJSON_GetObjectItem(cJSON_GetObjectItem(job->facts, "copies"), "initial"), "snapshot");
 	pgm_buf_t b = {0};
 	char *lit;
 	cJSON *a;
@@ -692,7 +704,7 @@ on_registry(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err,
 	}
 	if (copy_snap == NULL) {
 		pgm_step_fail(ap->step, "the initial copy's snapshot is not recorded", NULL,
-		              "\"pgmover abort\", then create and start the job again");
+			      "\"pgmover abort\", then create and start the job again");
 		return;
 	}
 	ap->ntables = pgm_pg_ntuples(res);
@@ -725,13 +737,13 @@ on_registry(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err,
 	}
 	lit = pgm_quote_literal(copy_snap);
 	pgm_buf_appendf(&b,
-	                "CREATE SCHEMA IF NOT EXISTS %s;"
-	                "CREATE TABLE IF NOT EXISTS %s.applied (relid oid PRIMARY KEY, snapshot text NOT NULL,"
-	                " at timestamptz NOT NULL);",
-	                ap->qs, ap->qs);
+			"CREATE SCHEMA IF NOT EXISTS %s;"
+			"CREATE TABLE IF NOT EXISTS %s.applied (relid oid PRIMARY KEY, snapshot text NOT NULL,"
+			" at timestamptz NOT NULL);",
+			ap->qs, ap->qs);
 	for (int i = 0; i < ap->ntables; i++)
 		pgm_buf_appendf(&b, "INSERT INTO %s.applied VALUES (%lld, %s, now()) ON CONFLICT (relid) DO NOTHING;",
-		                ap->qs, (long long) ap->tables[i].relid, lit);
+				ap->qs, (long long) ap->tables[i].relid, lit);
 	free(lit);
 	if (pgm_artifact_status(a) == PGM_ART_CREATING)
 		pgm_artifact_created(job, a);
@@ -744,8 +756,8 @@ static void
 all_connected(apply_t *ap)
 {
 	char *sql = pgm_asprintf("SELECT relid, ident, name, cols, keycols, fp, sel, keyjoin, rsel FROM %s.tables"
-	                         " ORDER BY relid",
-	                         ap->qs);
+				 " ORDER BY relid",
+				 ap->qs);
 
 	ap->binary = pgm_pg_server_version(ap->holder) / 10000 == pgm_pg_server_version(ap->workers[0].dst) / 10000;
 	pgm_pg_query(ap->holder, sql, 0, NULL, on_registry, ap);
@@ -803,9 +815,9 @@ on_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 	}
 	/* the source may be frozen: pgmover's sessions lift the read-only default for themselves */
 	pgm_pg_query(conn,
-	             source ? "SET default_transaction_read_only = off; SET idle_in_transaction_session_timeout = 0"
-	                    : "SET default_transaction_read_only = off; SET synchronous_commit = off",
-	             0, NULL, on_session, x);
+		     source ? "SET default_transaction_read_only = off; SET idle_in_transaction_session_timeout = 0"
+			    : "SET default_transaction_read_only = off; SET synchronous_commit = off",
+		     0, NULL, on_session, x);
 }
 
 static sess_t *

@@ -147,16 +147,16 @@ typedef struct cap {
 	pgm_pg_conn_t *conn;
 	void (*then)(pgm_step_t *s);
 	char *schema, *qs, *tag;
-	int n;                 /* tables in scope */
+	int n; /* tables in scope */
 	int64_t *relid;
 	char **ident, **name, **cols, **keycols, **fp;
-	char **keyold;         /* "OLD.a, OLD.b": the key in a row trigger */
+	char **keyold;                 /* "OLD.a, OLD.b": the key in a row trigger */
 	char **sel, **keyjoin, **rsel; /* for the apply: see apply.c */
 	bool *child;
-	int next;              /* the next table to equip */
-	int batch_end;         /* the current batch's recorded tables end here */
-	cJSON *batch;          /* its artifact */
-	int tries;             /* lock timeouts of the current table */
+	int next;      /* the next table to equip */
+	int batch_end; /* the current batch's recorded tables end here */
+	cJSON *batch;  /* its artifact */
+	int tries;     /* lock timeouts of the current table */
 	int64_t started;
 } cap_t;
 
@@ -197,8 +197,8 @@ static void
 cap_fail(cap_t *c, const char *what, const pgm_pg_error_t *err)
 {
 	pgm_step_fail_pg(c->step, what, err,
-	                 "connect as the database owner (it needs CREATE on the database and the TRIGGER "
-	                 "privilege on every table), then \"pgmover retry\"");
+			 "connect as the database owner (it needs CREATE on the database and the TRIGGER "
+			 "privilege on every table), then \"pgmover retry\"");
 }
 
 static void cap_next_table(cap_t *c);
@@ -215,7 +215,7 @@ cap_done(cap_t *c)
 	pgm_json_set_str(f, "schema", c->schema);
 	pgm_job_checkpoint(s->job);
 	pgm_notice("job %s: change capture installed on %d table(s) of the source in %.1f s", s->job->name, c->n,
-	           (double) (pgm_mono_ms() - c->started) / 1000.0);
+		   (double) (pgm_mono_ms() - c->started) / 1000.0);
 	pgm_step_close_conn(s, c->conn);
 	pgm_step_disown(s, c);
 	cap_free(c);
@@ -238,52 +238,54 @@ table_ddl(cap_t *c, int i)
 		const char *k = c->keycols[i];
 
 		pgm_buf_appendf(&b, "CREATE TABLE IF NOT EXISTS %s.k%lld AS SELECT %s FROM %s WITH NO DATA;", qs, r, k,
-		                c->ident[i]);
+				c->ident[i]);
 		pgm_buf_appendf(&b,
-		                "ALTER TABLE %s.k%lld ADD COLUMN IF NOT EXISTS pgm_xid xid8 NOT NULL DEFAULT "
-		                "pg_catalog.pg_current_xact_id(), ADD COLUMN IF NOT EXISTS pgm_at timestamptz NOT NULL "
-		                "DEFAULT pg_catalog.now();",
-		                qs, r);
+				"ALTER TABLE %s.k%lld ADD COLUMN IF NOT EXISTS pgm_xid xid8 NOT NULL DEFAULT "
+				"pg_catalog.pg_current_xact_id(), ADD COLUMN IF NOT EXISTS pgm_at timestamptz NOT NULL "
+				"DEFAULT pg_catalog.now();",
+				qs, r);
 		if (c->child[i]) {
 			/* a row trigger: OLD.a, OLD.b and NEW.a, NEW.b */
 			char *ko = c->keyold[i], *kn = pgm_strdup(ko);
 
 			for (char *p = strstr(kn, "OLD."); p; p = strstr(p + 4, "OLD."))
 				memcpy(p, "NEW.", 4);
-			pgm_buf_appendf(&b,
-			                "CREATE OR REPLACE FUNCTION %s.c%lld() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"
-			                " AS $pgmf$ BEGIN"
-			                " IF TG_OP <> 'INSERT' THEN INSERT INTO %s.k%lld (%s) VALUES (%s); END IF;"
-			                " IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND ROW(%s) IS DISTINCT FROM ROW(%s)) THEN"
-			                "   INSERT INTO %s.k%lld (%s) VALUES (%s); END IF;"
-			                " RETURN NULL; END $pgmf$;",
-			                qs, r, qs, r, k, ko, ko, kn, qs, r, k, kn);
+			pgm_buf_appendf(
+				&b,
+				"CREATE OR REPLACE FUNCTION %s.c%lld() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"
+				" AS $pgmf$ BEGIN"
+				" IF TG_OP <> 'INSERT' THEN INSERT INTO %s.k%lld (%s) VALUES (%s); END IF;"
+				" IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND ROW(%s) IS DISTINCT FROM ROW(%s)) THEN"
+				"   INSERT INTO %s.k%lld (%s) VALUES (%s); END IF;"
+				" RETURN NULL; END $pgmf$;",
+				qs, r, qs, r, k, ko, ko, kn, qs, r, k, kn);
 			free(kn);
-		}
-		else
-			pgm_buf_appendf(&b,
-			                "CREATE OR REPLACE FUNCTION %s.c%lld() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"
-			                " AS $pgmf$ BEGIN"
-			                " IF TG_OP = 'INSERT' THEN INSERT INTO %s.k%lld (%s) SELECT %s FROM pgm_new;"
-			                " ELSIF TG_OP = 'UPDATE' THEN INSERT INTO %s.k%lld (%s)"
-			                "   SELECT %s FROM pgm_old UNION SELECT %s FROM pgm_new;"
-			                " ELSE INSERT INTO %s.k%lld (%s) SELECT %s FROM pgm_old; END IF;"
-			                " RETURN NULL; END $pgmf$;",
-			                qs, r, qs, r, k, k, qs, r, k, k, k, qs, r, k, k);
+		} else
+			pgm_buf_appendf(
+				&b,
+				"CREATE OR REPLACE FUNCTION %s.c%lld() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"
+				" AS $pgmf$ BEGIN"
+				" IF TG_OP = 'INSERT' THEN INSERT INTO %s.k%lld (%s) SELECT %s FROM pgm_new;"
+				" ELSIF TG_OP = 'UPDATE' THEN INSERT INTO %s.k%lld (%s)"
+				"   SELECT %s FROM pgm_old UNION SELECT %s FROM pgm_new;"
+				" ELSE INSERT INTO %s.k%lld (%s) SELECT %s FROM pgm_old; END IF;"
+				" RETURN NULL; END $pgmf$;",
+				qs, r, qs, r, k, k, qs, r, k, k, k, qs, r, k, k);
 	} else {
 		pgm_buf_appendf(&b,
-		                "CREATE TABLE IF NOT EXISTS %s.r%lld (op \"char\" NOT NULL, old jsonb, new jsonb,"
-		                " pgm_xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),"
-		                " pgm_at timestamptz NOT NULL DEFAULT pg_catalog.now());",
-		                qs, r);
-		pgm_buf_appendf(&b,
-		                "CREATE OR REPLACE FUNCTION %s.c%lld() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"
-		                " AS $pgmf$ BEGIN"
-		                " INSERT INTO %s.r%lld (op, old, new) VALUES (pg_catalog.left(TG_OP, 1),"
-		                "   CASE WHEN TG_OP <> 'INSERT' THEN pg_catalog.to_jsonb(OLD) END,"
-		                "   CASE WHEN TG_OP <> 'DELETE' THEN pg_catalog.to_jsonb(NEW) END);"
-		                " RETURN NULL; END $pgmf$;",
-		                qs, r, qs, r);
+				"CREATE TABLE IF NOT EXISTS %s.r%lld (op \"char\" NOT NULL, old jsonb, new jsonb,"
+				" pgm_xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),"
+				" pgm_at timestamptz NOT NULL DEFAULT pg_catalog.now());",
+				qs, r);
+		pgm_buf_appendf(
+			&b,
+			"CREATE OR REPLACE FUNCTION %s.c%lld() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"
+			" AS $pgmf$ BEGIN"
+			" INSERT INTO %s.r%lld (op, old, new) VALUES (pg_catalog.left(TG_OP, 1),"
+			"   CASE WHEN TG_OP <> 'INSERT' THEN pg_catalog.to_jsonb(OLD) END,"
+			"   CASE WHEN TG_OP <> 'DELETE' THEN pg_catalog.to_jsonb(NEW) END);"
+			" RETURN NULL; END $pgmf$;",
+			qs, r, qs, r);
 	}
 	{
 		char *lsel = c->sel[i] ? pgm_quote_literal(c->sel[i]) : pgm_strdup("NULL");
@@ -291,9 +293,9 @@ table_ddl(cap_t *c, int i)
 		char *lrsel = c->rsel[i] ? pgm_quote_literal(c->rsel[i]) : pgm_strdup("NULL");
 
 		pgm_buf_appendf(&b,
-		                "INSERT INTO %s.tables (relid, ident, name, cols, keycols, fp, sel, keyjoin, rsel)"
-		                " VALUES (%lld, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (relid) DO NOTHING;",
-		                qs, r, lit_ident, lit_name, lit_cols, lit_key, lit_fp, lsel, ljoin, lrsel);
+				"INSERT INTO %s.tables (relid, ident, name, cols, keycols, fp, sel, keyjoin, rsel)"
+				" VALUES (%lld, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (relid) DO NOTHING;",
+				qs, r, lit_ident, lit_name, lit_cols, lit_key, lit_fp, lsel, ljoin, lrsel);
 		free(lsel);
 		free(ljoin);
 		free(lrsel);
@@ -315,31 +317,32 @@ trigger_ddl(cap_t *c, int i)
 	pgm_buf_t b = {0};
 
 	pgm_buf_appendf(&b,
-	                "DO $pgm$ BEGIN SET LOCAL lock_timeout = '1s';"
-	                " IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = %lld"
-	                "                  AND tgname = '" TRG_TRIGGER_PREFIX "t_%s') THEN",
-	                r, tag);
+			"DO $pgm$ BEGIN SET LOCAL lock_timeout = '1s';"
+			" IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = %lld"
+			"                  AND tgname = '" TRG_TRIGGER_PREFIX "t_%s') THEN",
+			r, tag);
 	if (c->keycols[i] && !c->child[i]) {
-		pgm_buf_appendf(&b,
-		                " CREATE TRIGGER " TRG_TRIGGER_PREFIX "i_%s AFTER INSERT ON %s REFERENCING NEW TABLE AS pgm_new"
-		                "   FOR EACH STATEMENT EXECUTE FUNCTION %s.c%lld();"
-		                " CREATE TRIGGER " TRG_TRIGGER_PREFIX "u_%s AFTER UPDATE ON %s REFERENCING OLD TABLE AS pgm_old"
-		                "   NEW TABLE AS pgm_new FOR EACH STATEMENT EXECUTE FUNCTION %s.c%lld();"
-		                " CREATE TRIGGER " TRG_TRIGGER_PREFIX "d_%s AFTER DELETE ON %s REFERENCING OLD TABLE AS pgm_old"
-		                "   FOR EACH STATEMENT EXECUTE FUNCTION %s.c%lld();",
-		                tag, t, qs, r, tag, t, qs, r, tag, t, qs, r);
+		pgm_buf_appendf(
+			&b,
+			" CREATE TRIGGER " TRG_TRIGGER_PREFIX "i_%s AFTER INSERT ON %s REFERENCING NEW TABLE AS pgm_new"
+			"   FOR EACH STATEMENT EXECUTE FUNCTION %s.c%lld();"
+			" CREATE TRIGGER " TRG_TRIGGER_PREFIX "u_%s AFTER UPDATE ON %s REFERENCING OLD TABLE AS pgm_old"
+			"   NEW TABLE AS pgm_new FOR EACH STATEMENT EXECUTE FUNCTION %s.c%lld();"
+			" CREATE TRIGGER " TRG_TRIGGER_PREFIX "d_%s AFTER DELETE ON %s REFERENCING OLD TABLE AS pgm_old"
+			"   FOR EACH STATEMENT EXECUTE FUNCTION %s.c%lld();",
+			tag, t, qs, r, tag, t, qs, r, tag, t, qs, r);
 	} else {
 		pgm_buf_appendf(&b,
-		                " CREATE TRIGGER " TRG_TRIGGER_PREFIX "r_%s AFTER INSERT OR UPDATE OR DELETE ON %s"
-		                "   FOR EACH ROW EXECUTE FUNCTION %s.c%lld();",
-		                tag, t, qs, r);
+				" CREATE TRIGGER " TRG_TRIGGER_PREFIX "r_%s AFTER INSERT OR UPDATE OR DELETE ON %s"
+				"   FOR EACH ROW EXECUTE FUNCTION %s.c%lld();",
+				tag, t, qs, r);
 	}
 	/* the TRUNCATE trigger last: its presence says the table is done */
 	pgm_buf_appendf(&b,
-	                " CREATE TRIGGER " TRG_TRIGGER_PREFIX "t_%s AFTER TRUNCATE ON %s FOR EACH STATEMENT"
-	                "   EXECUTE FUNCTION %s.trunc();"
-	                " END IF; END $pgm$",
-	                tag, t, qs);
+			" CREATE TRIGGER " TRG_TRIGGER_PREFIX "t_%s AFTER TRUNCATE ON %s FOR EACH STATEMENT"
+			"   EXECUTE FUNCTION %s.trunc();"
+			" END IF; END $pgm$",
+			tag, t, qs);
 	return b.s;
 }
 
@@ -360,18 +363,20 @@ on_blockers(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err,
 	char *msg;
 
 	msg = pgm_asprintf("CREATE TRIGGER on %s waits for a lock held by %s; retrying every second (%d of %d)",
-	                   c->name[c->next], !err && pgm_pg_value(res, 0, 0) ? pgm_pg_value(res, 0, 0) : "another session",
-	                   c->tries, TRG_LOCK_TRIES);
+			   c->name[c->next],
+			   !err && pgm_pg_value(res, 0, 0) ? pgm_pg_value(res, 0, 0) : "another session", c->tries,
+			   TRG_LOCK_TRIES);
 	if (c->tries >= TRG_LOCK_TRIES) {
 		pgm_step_fail(c->step, msg, NULL,
-		              "end or wait out the session that holds the table (an anti-wraparound VACUUM must not be "
-		              "cancelled: wait for it), then \"pgmover retry\"");
+			      "end or wait out the session that holds the table (an anti-wraparound VACUUM must not be "
+			      "cancelled: wait for it), then \"pgmover retry\"");
 		free(msg);
 		return;
 	}
 	if (c->tries == 1 || c->tries % 10 == 0)
-		pgm_job_warn(c->step->job, msg, "pgmover waits at most 1 s at a time, so the application is not blocked "
-		                                "behind it; end the blocking session to let the capture start");
+		pgm_job_warn(c->step->job, msg,
+			     "pgmover waits at most 1 s at a time, so the application is not blocked "
+			     "behind it; end the blocking session to let the capture start");
 	pgm_info("job %s: %s", c->step->job->name, msg);
 	free(msg);
 	t = pgm_step_timer(c->step);
@@ -391,13 +396,13 @@ on_triggers(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err,
 		c->tries++;
 		snprintf(rel, sizeof(rel), "%lld", (long long) c->relid[c->next]);
 		pgm_pg_query(c->conn,
-		             "SELECT string_agg(DISTINCT format('pid %s (%s, %s, for %s: %s)', a.pid,"
-		             "         coalesce(nullif(a.usename, ''), a.backend_type), a.state,"
-		             "         date_trunc('second', now() - coalesce(a.xact_start, a.backend_start)),"
-		             "         left(a.query, 80)), '; ')"
-		             "  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-		             " WHERE l.relation = $1::oid AND l.granted AND l.pid <> pg_backend_pid()",
-		             1, params, on_blockers, c);
+			     "SELECT string_agg(DISTINCT format('pid %s (%s, %s, for %s: %s)', a.pid,"
+			     "         coalesce(nullif(a.usename, ''), a.backend_type), a.state,"
+			     "         date_trunc('second', now() - coalesce(a.xact_start, a.backend_start)),"
+			     "         left(a.query, 80)), '; ')"
+			     "  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+			     " WHERE l.relation = $1::oid AND l.granted AND l.pid <> pg_backend_pid()",
+			     1, params, on_blockers, c);
 		return;
 	}
 	if (err) {
@@ -533,9 +538,10 @@ on_scope(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, vo
 		}
 	}
 	{
-		char *comment = pgm_asprintf("pgmover: change capture of job %s (triggers method); dropped when the job "
-		                             "finishes, aborts or fails",
-		                             job->name);
+		char *comment =
+			pgm_asprintf("pgmover: change capture of job %s (triggers method); dropped when the job "
+				     "finishes, aborts or fails",
+				     job->name);
 		lit = pgm_quote_literal(comment);
 		free(comment);
 	}
@@ -650,13 +656,15 @@ rm_end(rm_t *r, const char *what, const pgm_pg_error_t *err)
 		char *msg = pgm_asprintf("%s: %s", what, err->message);
 
 		if (r->strict) {
-			pgm_step_fail(s, msg, err->detail,
-			              "the capture is still on the source; fix the cause (a lock held on a table, a lost "
-			              "connection), then \"pgmover retry\"");
+			pgm_step_fail(
+				s, msg, err->detail,
+				"the capture is still on the source; fix the cause (a lock held on a table, a lost "
+				"connection), then \"pgmover retry\"");
 			free(msg);
 			return;
 		}
-		pgm_job_warn(s->job, msg, "pgmover tries again in 30 s; the triggers add work to every write meanwhile");
+		pgm_job_warn(s->job, msg,
+			     "pgmover tries again in 30 s; the triggers add work to every write meanwhile");
 		free(msg);
 	} else {
 		rm_mark(s->job);
@@ -691,14 +699,15 @@ on_trigger_dropped(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_
 		uv_timer_t *t = pgm_step_timer(r->step);
 
 		if (r->tries == 1)
-			pgm_info("job %s: DROP TRIGGER on %s waits for a lock; retrying every second", r->step->job->name,
-			         r->rel[r->next]);
+			pgm_info("job %s: DROP TRIGGER on %s waits for a lock; retrying every second",
+				 r->step->job->name, r->rel[r->next]);
 		t->data = r;
 		uv_timer_start(t, retry_drop, 1000, 0);
 		return;
 	}
 	if (err) {
-		char *what = pgm_asprintf("could not drop the capture trigger %s on %s", r->trig[r->next], r->rel[r->next]);
+		char *what =
+			pgm_asprintf("could not drop the capture trigger %s on %s", r->trig[r->next], r->rel[r->next]);
 		rm_end(r, what, err);
 		free(what);
 		return;
@@ -720,8 +729,8 @@ rm_next(rm_t *r)
 		return;
 	}
 	qt = pgm_quote_ident(r->trig[r->next]);
-	sql = pgm_asprintf("DO $pgm$ BEGIN SET LOCAL lock_timeout = '1s'; DROP TRIGGER IF EXISTS %s ON %s; END $pgm$", qt,
-	                   r->rel[r->next]);
+	sql = pgm_asprintf("DO $pgm$ BEGIN SET LOCAL lock_timeout = '1s'; DROP TRIGGER IF EXISTS %s ON %s; END $pgm$",
+			   qt, r->rel[r->next]);
 	pgm_pg_query(r->conn, sql, 0, NULL, on_trigger_dropped, r);
 	free(sql);
 	free(qt);
@@ -758,10 +767,10 @@ on_rm_session(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *er
 	}
 	/* exactly the triggers whose functions live in pgmover's schema */
 	pgm_pg_query(conn,
-	             "SELECT t.tgrelid::regclass::text, t.tgname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid"
-	             " WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)"
-	             " ORDER BY t.tgrelid, t.tgname",
-	             1, params, on_our_triggers, r);
+		     "SELECT t.tgrelid::regclass::text, t.tgname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid"
+		     " WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)"
+		     " ORDER BY t.tgrelid, t.tgname",
+		     1, params, on_our_triggers, r);
 }
 
 static void
@@ -774,7 +783,8 @@ on_rm_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 		rm_end(r, "could not connect to the source", err);
 		return;
 	}
-	pgm_pg_query(conn, "SET default_transaction_read_only = off; SET lock_timeout = '5s'", 0, NULL, on_rm_session, r);
+	pgm_pg_query(conn, "SET default_transaction_read_only = off; SET lock_timeout = '5s'", 0, NULL, on_rm_session,
+		     r);
 }
 
 void

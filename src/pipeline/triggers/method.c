@@ -125,7 +125,7 @@ trg_synced(pgm_step_t *s)
 
 typedef struct drain {
 	int64_t started;
-	char *seqs;            /* the source's sequences, read after the drain */
+	char *seqs; /* the source's sequences, read after the drain */
 } drain_t;
 
 static void
@@ -145,7 +145,7 @@ drained(pgm_step_t *s, void *data)
 
 	pgm_json_set_num(fz, "freeze_to_drained_ms", (double) (pgm_mono_ms() - d->started));
 	pgm_notice("job %s: drained: the target has every change; freeze to drained in %lld ms", s->job->name,
-	           (long long) (pgm_mono_ms() - d->started));
+		   (long long) (pgm_mono_ms() - d->started));
 	pgm_job_checkpoint(s->job);
 	pgm_op_done(s);
 }

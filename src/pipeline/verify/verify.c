@@ -322,7 +322,7 @@ on_task(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, voi
 	w->task = NULL;
 	if (err) {
 		char *what = pgm_asprintf("could not compare %s on the %s", v->tables[tk->table].display,
-		                          side_names[w->side]);
+					  side_names[w->side]);
 		verify_fail(v, what, err);
 		free(what);
 		task_free(tk);
@@ -438,11 +438,11 @@ worker_setup(worker_t *w)
 
 	if (w->id == sd->leader) {
 		sql = pgm_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; %s SELECT pg_export_snapshot()",
-		                   pgm_vsql_session);
+				   pgm_vsql_session);
 	} else {
 		char *lit = pgm_quote_literal(sd->snapshot);
-		sql = pgm_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s; %s", lit,
-		                   pgm_vsql_session);
+		sql = pgm_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s; %s",
+				   lit, pgm_vsql_session);
 		free(lit);
 	}
 	pgm_pg_query(w->conn, sql, 0, NULL, on_setup, w);
@@ -473,7 +473,7 @@ on_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 		/* while another connection lives, a connection limit only slows the work down */
 		if (sd->nalive > 0 && too_many_connections(err)) {
 			verify_warn(v, pgm_asprintf("the %s accepts fewer connections: verifying with %d instead of %d",
-			                            side_names[w->side], sd->nalive, sd->nworkers));
+						    side_names[w->side], sd->nalive, sd->nworkers));
 			return;
 		}
 		char *what = pgm_asprintf("could not connect to the %s", side_names[w->side]);
@@ -487,9 +487,9 @@ on_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 		sd->server_version = pgm_pg_server_version(conn);
 		if (sd->server_version < 110000) {
 			char *msg = pgm_asprintf("the %s runs PostgreSQL %d.%d, older than 11", side_names[w->side],
-			                         sd->server_version / 10000, sd->server_version % 10000 / 100);
+						 sd->server_version / 10000, sd->server_version % 10000 / 100);
 			fail_text(v, "cannot verify", msg,
-			          "verification needs PostgreSQL 11 or later on both sides (64-bit hash functions)");
+				  "verification needs PostgreSQL 11 or later on both sides (64-bit hash functions)");
 			free(msg);
 			return;
 		}
@@ -501,7 +501,7 @@ on_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 
 pgm_verify_t *
 pgm_verify_start(uv_loop_t *loop, const char *source_dsn, const char *target_dsn, const pgm_verify_options_t *opts,
-                 pgm_verify_done_cb done_cb, pgm_verify_progress_cb progress_cb, void *data)
+		 pgm_verify_done_cb done_cb, pgm_verify_progress_cb progress_cb, void *data)
 {
 	struct pgm_verify *v = pgm_calloc(1, sizeof(*v));
 	pgm_verify_options_t o = opts ? *opts : (pgm_verify_options_t){0};
@@ -600,13 +600,13 @@ build_report(struct pgm_verify *v)
 		pgm_json_set(t, "source_rows", cJSON_CreateNull());
 		pgm_json_set(t, "target_rows", cJSON_CreateNull());
 		pgm_json_set(t, "match", cJSON_CreateFalse());
-		pgm_json_set_str(t, "problem", "no such table on either side: check the name (\"table\" matches it "
-		                               "in any schema, \"schema.table\" in one)");
+		pgm_json_set_str(t, "problem",
+				 "no such table on either side: check the name (\"table\" matches it "
+				 "in any schema, \"schema.table\" in one)");
 		cJSON_AddItemToArray(tables, t);
 		mismatches++;
 	}
-	pgm_json_set(r, "sequences",
-	             pgm_vreport_sequences(seqs, nseqs, (const char *const *) v->filter, &mismatches));
+	pgm_json_set(r, "sequences", pgm_vreport_sequences(seqs, nseqs, (const char *const *) v->filter, &mismatches));
 	schema = pgm_vreport_schema(objs, nobjs, (const char *const *) v->filter);
 	mismatches += cJSON_GetArraySize(cJSON_GetObjectItem(schema, "differences"));
 	pgm_json_set(r, "schema", schema);
@@ -625,7 +625,8 @@ build_report(struct pgm_verify *v)
 	pgm_json_set_num(r, "duration_ms", (double) (pgm_mono_ms() - v->started_mono));
 	/* where the time went: connecting and opening both snapshots, the catalogs, the data */
 	t = cJSON_AddObjectToObject(r, "timings_ms");
-	s0 = v->sides[0].snapshot_mono > v->sides[1].snapshot_mono ? v->sides[0].snapshot_mono : v->sides[1].snapshot_mono;
+	s0 = v->sides[0].snapshot_mono > v->sides[1].snapshot_mono ? v->sides[0].snapshot_mono
+								   : v->sides[1].snapshot_mono;
 	pgm_json_set_num(t, "snapshots", (double) (s0 - v->started_mono));
 	pgm_json_set_num(t, "catalogs", (double) (v->catalog_mono - s0));
 	pgm_json_set_num(t, "data", (double) (pgm_mono_ms() - v->catalog_mono));

@@ -38,9 +38,9 @@ typedef struct pgm_verify_options {
 	int connect_timeout_ms;    /* per connection attempt (0: 15 s) */
 	const char *app_name;      /* application_name prefix (NULL: "pgmover") */
 	/* tuning; 0 takes the default (measured on pgbench, see verify.c) */
-	int64_t chunk_bytes;       /* the smallest block range the first pass cuts a heap into */
-	int64_t chunk_rows;        /* rows per key-range chunk of a table found different */
-	int leaf_rows;             /* ranges this small are fetched key by key */
+	int64_t chunk_bytes; /* the smallest block range the first pass cuts a heap into */
+	int64_t chunk_rows;  /* rows per key-range chunk of a table found different */
+	int leaf_rows;       /* ranges this small are fetched key by key */
 } pgm_verify_options_t;
 
 /*
@@ -50,15 +50,15 @@ typedef struct pgm_verify_options {
  * failure is not the server's). The engine frees itself after the callback
  * returns: do not use or cancel it afterwards.
  */
-typedef void (*pgm_verify_done_cb)(pgm_verify_t *v, cJSON *report, const char *what,
-                                   const pgm_pg_error_t *err, void *data);
+typedef void (*pgm_verify_done_cb)(pgm_verify_t *v, cJSON *report, const char *what, const pgm_pg_error_t *err,
+				   void *data);
 /* now and then: {"phase", "tables_done", "tables_total", "chunks_done", ...} (borrowed) */
 typedef void (*pgm_verify_progress_cb)(pgm_verify_t *v, const cJSON *progress, void *data);
 
 /* start comparing; callbacks come from the loop, never from inside this call */
 pgm_verify_t *pgm_verify_start(uv_loop_t *loop, const char *source_dsn, const char *target_dsn,
-                               const pgm_verify_options_t *opts, pgm_verify_done_cb done_cb,
-                               pgm_verify_progress_cb progress_cb, void *data);
+			       const pgm_verify_options_t *opts, pgm_verify_done_cb done_cb,
+			       pgm_verify_progress_cb progress_cb, void *data);
 /* stop: running statements are cancelled, no callback fires after this; memory goes with the loop */
 void pgm_verify_cancel(pgm_verify_t *v);
 /* for pgm_step_own and the like */

@@ -20,8 +20,8 @@
 #include <string.h>
 
 #define FANOUT 32
-#define EXACT_SPLIT_ROWS 200000 /* up to this many rows, chunk boundaries are counted, not sampled */
-#define MAX_DEPTH 8             /* 32^8 rows: beyond, a range is fetched whole */
+#define EXACT_SPLIT_ROWS 200000  /* up to this many rows, chunk boundaries are counted, not sampled */
+#define MAX_DEPTH 8              /* 32^8 rows: beyond, a range is fetched whole */
 #define NOKEY_ROWS_LIMIT 2000000 /* a keyless table this big is only said to differ */
 
 static void
@@ -70,9 +70,9 @@ bisect(struct pgm_verify *v, int ti, const pgm_vkey_t lo, const pgm_vkey_t hi, c
 		c = verify_cmp_new(v, TK_FETCH, ti, lo, hi);
 		c->need = 1;
 		c->one_sided = rows[side];
-		verify_queue(v,
-		             verify_task_new(TK_FETCH, side, ti, c, pgm_vsql_fetch(t, lo, hi, v->opts.max_keys), ranged),
-		             true);
+		verify_queue(
+			v, verify_task_new(TK_FETCH, side, ti, c, pgm_vsql_fetch(t, lo, hi, v->opts.max_keys), ranged),
+			true);
 		return;
 	case PGM_VB_SPLIT:
 		break;
@@ -88,14 +88,14 @@ bisect(struct pgm_verify *v, int ti, const pgm_vkey_t lo, const pgm_vkey_t hi, c
 	c->parts = parts;
 	if (depth == 0 && most > EXACT_SPLIT_ROWS)
 		verify_queue(v,
-		             verify_task_new(TK_SAMPLE, side, ti, c,
-		                             pgm_vsql_sample(t, pgm_vplan_sample_pct((double) most, parts)), false),
-		             true);
+			     verify_task_new(TK_SAMPLE, side, ti, c,
+					     pgm_vsql_sample(t, pgm_vplan_sample_pct((double) most, parts)), false),
+			     true);
 	else
 		verify_queue(v,
-		             verify_task_new(TK_SPLIT, side, ti, c, pgm_vsql_split(t, lo, hi, (most + parts - 1) / parts),
-		                             ranged),
-		             true);
+			     verify_task_new(TK_SPLIT, side, ti, c,
+					     pgm_vsql_split(t, lo, hi, (most + parts - 1) / parts), ranged),
+			     true);
 }
 
 /* no key: the multiset of row hashes of both sides, if it is not too large */
@@ -139,8 +139,8 @@ sums_compared(struct pgm_verify *v, cmp_t *c)
 		if (c->depth == 1)
 			t->chunks_differ += !equal;
 		if (!equal)
-			bisect(v, c->table, b == 0 ? c->lo : c->bounds[b - 1], b == c->nb ? c->hi : c->bounds[b], rows, sums,
-			       c->depth);
+			bisect(v, c->table, b == 0 ? c->lo : c->bounds[b - 1], b == c->nb ? c->hi : c->bounds[b], rows,
+			       sums, c->depth);
 	}
 }
 
@@ -177,7 +177,7 @@ fetched(struct pgm_verify *v, cmp_t *c, int side)
 
 		for (int i = 0; i < c->nfetched[side]; i++)
 			pgm_vtable_add_diff(t, c->fetched[side][i].key, kind, side == 0 ? c->fetched[side][i].hash : 0,
-			                    side == 1 ? c->fetched[side][i].hash : 0);
+					    side == 1 ? c->fetched[side][i].hash : 0);
 		t->count[kind] += c->one_sided - c->nfetched[side];
 		return;
 	}
@@ -211,8 +211,9 @@ groups_compared(struct pgm_verify *v, cmp_t *c)
 			cmp_t *r = verify_cmp_new(v, TK_ROWS_TEXT, c->table, NULL, NULL);
 			r->need = 1;
 			verify_queue(v,
-			             verify_task_new(TK_ROWS_TEXT, s, c->table, r, pgm_vsql_rows_text(t, hashes[s], n[s]), false),
-			             true);
+				     verify_task_new(TK_ROWS_TEXT, s, c->table, r,
+						     pgm_vsql_rows_text(t, hashes[s], n[s]), false),
+				     true);
 		}
 		free(hashes[s]);
 	}
@@ -326,4 +327,3 @@ verify_handle_result(struct pgm_verify *v, task_t *tk, const PGresult *res)
 		groups_compared(v, c);
 	verify_cmp_finish(v, c);
 }
-

@@ -74,7 +74,7 @@ find_col(const cJSON *cols, const char *name)
 {
 	const cJSON *c;
 
-	cJSON_ArrayForEach(c, cols)
+	cJSON_ArrayForEach (c, cols)
 		if (strcmp(cJSON_GetStringValue(cJSON_GetArrayItem(c, 0)), name) == 0)
 			return c;
 	return NULL;
@@ -88,8 +88,7 @@ table_describe(pgm_vtable_t *t, const rawtab_t *s, const rawtab_t *d, bool float
 	int n = cJSON_GetArraySize(s->cols);
 
 	t->cols = pgm_calloc((size_t) n + 1, sizeof(pgm_vcol_t));
-	cJSON_ArrayForEach(c, s->cols)
-	{
+	cJSON_ArrayForEach (c, s->cols) {
 		const char *name = cJSON_GetStringValue(cJSON_GetArrayItem(c, 0));
 		const char *type = cJSON_GetStringValue(cJSON_GetArrayItem(c, 1));
 		const char *builtin = cJSON_GetStringValue(cJSON_GetArrayItem(c, 2));
@@ -109,8 +108,7 @@ table_describe(pgm_vtable_t *t, const rawtab_t *s, const rawtab_t *d, bool float
 	if (n > 0) {
 		t->key = pgm_calloc((size_t) n, sizeof(char *));
 		t->key_types = pgm_calloc((size_t) n, sizeof(char *));
-		cJSON_ArrayForEach(c, s->key)
-		{
+		cJSON_ArrayForEach (c, s->key) {
 			const char *name = cJSON_GetStringValue(cJSON_GetArrayItem(c, 0));
 
 			if (find_col(d->cols, name) == NULL)
@@ -167,9 +165,9 @@ queue_first_pass(struct pgm_verify *v, int ti, const int64_t side_blocks[2])
 	for (int side = 0; side < 2; side++) {
 		/* large objects: blocks are pg_largeobject's (their bytes), ranges would be the OIDs' */
 		int n = v->sides[side].server_version < 140000 || t->large_objects
-		            ? 1
-		            : pgm_vplan_block_chunks(t->blocks[side], side_blocks[side], v->opts.jobs,
-		                                     v->opts.chunk_bytes / 8192);
+				? 1
+				: pgm_vplan_block_chunks(t->blocks[side], side_blocks[side], v->opts.jobs,
+							 v->opts.chunk_bytes / 8192);
 		int64_t width = (t->blocks[side] + n - 1) / n;
 
 		t->scan_chunks[side] = n;

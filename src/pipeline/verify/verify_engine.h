@@ -13,13 +13,13 @@
 #define VERIFY_MAX_JOBS 32
 
 typedef enum {
-	TK_SUMS,      /* count and checksum: of a block range, or per bucket of a key range */
-	TK_SAMPLE,    /* one side: sampled keys -> key-range chunk boundaries */
-	TK_SPLIT,     /* one side: keys that split a range into equal parts */
-	TK_FETCH,     /* key and hash of every row of a range */
-	TK_COUNT,     /* a table on one side only: count(*) */
-	TK_GROUPS,    /* no key: row hashes and their occurrences */
-	TK_ROWS_TEXT  /* no key: the text of rows by hash */
+	TK_SUMS,     /* count and checksum: of a block range, or per bucket of a key range */
+	TK_SAMPLE,   /* one side: sampled keys -> key-range chunk boundaries */
+	TK_SPLIT,    /* one side: keys that split a range into equal parts */
+	TK_FETCH,    /* key and hash of every row of a range */
+	TK_COUNT,    /* a table on one side only: count(*) */
+	TK_GROUPS,   /* no key: row hashes and their occurrences */
+	TK_ROWS_TEXT /* no key: the text of rows by hash */
 } task_kind_t;
 
 /*
@@ -29,18 +29,18 @@ typedef enum {
 typedef struct cmp {
 	task_kind_t kind;
 	int table;
-	pgm_vkey_t lo, hi;      /* the range, NULL bounds open */
-	pgm_vkey_t *bounds;     /* nb boundaries inside it: nb + 1 buckets */
+	pgm_vkey_t lo, hi;  /* the range, NULL bounds open */
+	pgm_vkey_t *bounds; /* nb boundaries inside it: nb + 1 buckets */
 	int nb;
-	int first;              /* number of the first bucket (its chunk, at chunk level) */
-	bool first_pass;        /* the table's count and checksum, from block ranges */
-	int parts;              /* TK_SPLIT: how many parts to cut the range into */
-	int64_t *rows[2];       /* per bucket */
+	int first;        /* number of the first bucket (its chunk, at chunk level) */
+	bool first_pass;  /* the table's count and checksum, from block ranges */
+	int parts;        /* TK_SPLIT: how many parts to cut the range into */
+	int64_t *rows[2]; /* per bucket */
 	uint64_t *sums[2];
 	pgm_vrow_t *fetched[2]; /* TK_FETCH, TK_GROUPS, TK_SPLIT (keys in fetched[side].key) */
 	int nfetched[2];
-	int64_t one_sided;      /* rows of the non-empty side, for PGM_VB_ONE_SIDED */
-	int depth;              /* splits above this one */
+	int64_t one_sided; /* rows of the non-empty side, for PGM_VB_ONE_SIDED */
+	int depth;         /* splits above this one */
 	int have, need;
 	struct cmp *prev, *next;
 } cmp_t;
@@ -49,10 +49,10 @@ typedef struct task {
 	task_kind_t kind;
 	int side;
 	int table;
-	cmp_t *cmp;             /* NULL for TK_COUNT */
+	cmp_t *cmp; /* NULL for TK_COUNT */
 	char *sql;
-	bool ranged;            /* index range scan: the session runs with enable_seqscan off */
-	int64_t blocks;         /* first pass: the heap blocks it reads (progress) */
+	bool ranged;    /* index range scan: the session runs with enable_seqscan off */
+	int64_t blocks; /* first pass: the heap blocks it reads (progress) */
 	struct task *next;
 } task_t;
 
@@ -61,7 +61,7 @@ typedef struct worker {
 	int side, id;
 	pgm_pg_conn_t *conn;
 	bool connected, ready, seqscan_off;
-	task_t *task;           /* running, or NULL */
+	task_t *task; /* running, or NULL */
 } worker_t;
 
 /* what a side's catalog says about one table */
@@ -74,9 +74,9 @@ typedef struct rawtab {
 typedef struct side {
 	worker_t workers[VERIFY_MAX_JOBS];
 	int nworkers, nalive;
-	int leader;             /* the first connected: exports the snapshot, reads the catalog */
+	int leader; /* the first connected: exports the snapshot, reads the catalog */
 	char *snapshot;
-	int64_t snapshot_mono;  /* when it was exported */
+	int64_t snapshot_mono; /* when it was exported */
 	int server_version;
 	task_t *head, *tail;
 	rawtab_t *raw;
@@ -85,14 +85,14 @@ typedef struct side {
 	int nobjs;
 	pgm_vseq_t *seqs;
 	int nseqs;
-	int catalog_step;       /* 0 tables, 1 schema, 2 sequences, 3 done */
+	int catalog_step; /* 0 tables, 1 schema, 2 sequences, 3 done */
 } side_t;
 
 struct pgm_verify {
 	uv_loop_t *loop;
 	char *dsn[2];
 	pgm_verify_options_t opts;
-	char **filter;          /* NULL-terminated copy of opts.tables */
+	char **filter; /* NULL-terminated copy of opts.tables */
 	char *app_name;
 	pgm_verify_done_cb done_cb;
 	pgm_verify_progress_cb progress_cb;
@@ -103,12 +103,12 @@ struct pgm_verify {
 	int chunks_total, chunks_done;
 	int64_t blocks_total, blocks_done; /* of the first pass, both sides: progress by size */
 	int64_t rows_compared;
-	cmp_t *cmps;            /* every comparison in flight */
+	cmp_t *cmps; /* every comparison in flight */
 	const char *phase;
 	char **warnings;
 	int nwarnings;
 	int64_t started_mono, catalog_mono, last_progress;
-	uv_timer_t *timer;      /* delivers the end from a fresh stack */
+	uv_timer_t *timer; /* delivers the end from a fresh stack */
 	bool failed, finishing, cancelled;
 	char *fail_what;
 	pgm_pg_error_t fail_err;

@@ -19,10 +19,10 @@ enum { PGM_V_SOURCE = 0, PGM_V_TARGET = 1 };
 /* a compared column: present on both sides, described from the source */
 typedef struct pgm_vcol {
 	char *name;
-	char *type;      /* format_type() */
-	char *builtin;   /* typname when a base type of pg_catalog, else NULL */
-	bool same_type;  /* the target's column has the same type */
-	bool not_null;   /* NOT NULL on both sides: its hash needs no NULL case */
+	char *type;     /* format_type() */
+	char *builtin;  /* typname when a base type of pg_catalog, else NULL */
+	bool same_type; /* the target's column has the same type */
+	bool not_null;  /* NOT NULL on both sides: its hash needs no NULL case */
 } pgm_vcol_t;
 
 /* one key value: the text of each key column (nkey strings) */
@@ -45,29 +45,29 @@ typedef struct pgm_vdiff {
 
 typedef struct pgm_vtable {
 	char *schema, *name;
-	char *display;        /* schema.table, as reported */
-	char *ident;          /* "schema"."table", for SQL */
+	char *display; /* schema.table, as reported */
+	char *ident;   /* "schema"."table", for SQL */
 	bool present[2];
-	int64_t blocks[2];    /* heap size on each side */
-	int scan_chunks[2];   /* block ranges the first pass reads on each side */
-	pgm_vcol_t *cols;     /* compared columns, in source order */
+	int64_t blocks[2];  /* heap size on each side */
+	int scan_chunks[2]; /* block ranges the first pass reads on each side */
+	pgm_vcol_t *cols;   /* compared columns, in source order */
 	int ncols;
 	char **key, **key_types; /* key column names and types (none: compared whole) */
 	int nkey;
-	int nchunks;          /* key-range chunks of a table found different (0: none) */
-	char *hash_sql;       /* the row hash expression over alias t */
-	bool large_objects;   /* the large objects: pg_largeobject_metadata's OIDs, lo_get()'s bytes */
+	int nchunks;        /* key-range chunks of a table found different (0: none) */
+	char *hash_sql;     /* the row hash expression over alias t */
+	bool large_objects; /* the large objects: pg_largeobject_metadata's OIDs, lo_get()'s bytes */
 
 	/* results */
 	int64_t rows[2];
-	uint64_t sum[2];      /* sum of row hashes mod 2^64 */
+	uint64_t sum[2]; /* sum of row hashes mod 2^64 */
 	int chunks_differ;
-	bool whole_differs;   /* compared whole and found different */
-	bool incomplete;      /* bisection stopped after PGM_V_KEEP_DIFFS differences */
-	pgm_vdiff_t *diffs;   /* the first PGM_V_KEEP_DIFFS found */
+	bool whole_differs; /* compared whole and found different */
+	bool incomplete;    /* bisection stopped after PGM_V_KEEP_DIFFS differences */
+	pgm_vdiff_t *diffs; /* the first PGM_V_KEEP_DIFFS found */
 	int ndiffs, capdiffs;
-	int64_t count[3];     /* all differences found, by kind */
-	int pending;          /* queries of this table in flight or queued */
+	int64_t count[3]; /* all differences found, by kind */
+	int pending;      /* queries of this table in flight or queued */
 	bool done;
 	int64_t started_ms, ended_ms; /* monotonic */
 } pgm_vtable_t;
@@ -149,8 +149,8 @@ char *pgm_vsql_bucket(const pgm_vtable_t *t, const pgm_vkey_t *b, int nb, int fi
 /* count(*), sum(hash) of heap blocks from .. to (to < 0: to the end; from < 0: whole table) */
 char *pgm_vsql_sums_blocks(const pgm_vtable_t *t, int64_t from, int64_t to);
 /* per bucket: bucket, count(*), sum(hash), over lo <= key < hi */
-char *pgm_vsql_sums(const pgm_vtable_t *t, const pgm_vkey_t lo, const pgm_vkey_t hi, const pgm_vkey_t *b,
-                    int nb, int first);
+char *pgm_vsql_sums(const pgm_vtable_t *t, const pgm_vkey_t lo, const pgm_vkey_t hi, const pgm_vkey_t *b, int nb,
+		    int first);
 char *pgm_vsql_sample(const pgm_vtable_t *t, double pct);
 /* the key of every step-th row after the first in lo <= key < hi, in order */
 char *pgm_vsql_split(const pgm_vtable_t *t, const pgm_vkey_t lo, const pgm_vkey_t hi, int64_t step);

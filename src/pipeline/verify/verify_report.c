@@ -43,7 +43,7 @@ diff_summary(const pgm_vtable_t *t, int64_t total)
 	bool first = true;
 
 	pgm_buf_appendf(&b, "%s%lld row%s differ%s: ", t->incomplete ? "at least " : "", (long long) total,
-	                total == 1 ? "" : "s", total == 1 ? "s" : "");
+			total == 1 ? "" : "s", total == 1 ? "s" : "");
 	for (int k = 0; k < 3; k++) {
 		if (t->count[k] == 0)
 			continue;
@@ -74,8 +74,9 @@ pgm_vreport_table(const pgm_vtable_t *t, int max_keys)
 		pgm_json_set_str(o, "problem", s);
 		free(s);
 	} else if (!match) {
-		pgm_json_set_str(o, "problem", t->rows[0] != t->rows[1] ? "row counts differ (no key to locate the rows)"
-		                                                         : "contents differ (no key to locate the rows)");
+		pgm_json_set_str(o, "problem",
+				 t->rows[0] != t->rows[1] ? "row counts differ (no key to locate the rows)"
+							  : "contents differ (no key to locate the rows)");
 	}
 	if (t->nkey > 0) {
 		cJSON *k = cJSON_AddArrayToObject(o, "key");
@@ -244,9 +245,8 @@ pgm_vreport_sequences(pgm_vseq_t *seqs[2], const int n[2], const char *const *fi
 		pgm_json_set_str(q, "sequence", a->name);
 		pgm_json_set(q, "source_value", seq_value(a->value));
 		pgm_json_set(q, "target_value", b ? seq_value(b->value) : cJSON_CreateNull());
-		ok = b && (a->value == NULL ||
-		           (b->value && (a->descending ? pgm_vkey_cmp(b->value, a->value) <= 0
-		                                       : pgm_vkey_cmp(b->value, a->value) >= 0)));
+		ok = b && (a->value == NULL || (b->value && (a->descending ? pgm_vkey_cmp(b->value, a->value) <= 0
+									   : pgm_vkey_cmp(b->value, a->value) >= 0)));
 		pgm_json_set(q, "match", cJSON_CreateBool(ok));
 		if (!ok) {
 			pgm_json_set_str(q, "problem", b ? "target is behind the source" : "missing on the target");

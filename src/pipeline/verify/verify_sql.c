@@ -81,9 +81,9 @@ const char *const pgm_vsql_session =
  * ordinary tables and leaf partitions of user schemas; extensions' own and
  * pgmover's change capture on a source (the triggers method) left out
  */
-#define USER_RELS                                                                        \
+#define USER_RELS                                                                             \
 	" n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'" \
-	" AND n.nspname !~ '^pgmover_capture_'"                                                \
+	" AND n.nspname !~ '^pgmover_capture_'"                                               \
 	" AND n.nspname !~ '^pg_temp_' AND NOT EXISTS (SELECT 1 FROM pg_depend d"             \
 	"   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')"
 
@@ -380,20 +380,20 @@ pgm_vsql_sums_blocks(const pgm_vtable_t *t, int64_t from, int64_t to)
 		return pgm_asprintf("SELECT 0, count(*), sum(%s) FROM ONLY %s t", t->hash_sql, t->ident);
 	if (to < 0)
 		return pgm_asprintf("SELECT 0, count(*), sum(%s) FROM ONLY %s t WHERE t.ctid >= '(%lld,0)'::tid",
-		                    t->hash_sql, t->ident, (long long) from);
+				    t->hash_sql, t->ident, (long long) from);
 	return pgm_asprintf("SELECT 0, count(*), sum(%s) FROM ONLY %s t"
-	                    " WHERE t.ctid >= '(%lld,0)'::tid AND t.ctid < '(%lld,0)'::tid",
-	                    t->hash_sql, t->ident, (long long) from, (long long) to);
+			    " WHERE t.ctid >= '(%lld,0)'::tid AND t.ctid < '(%lld,0)'::tid",
+			    t->hash_sql, t->ident, (long long) from, (long long) to);
 }
 
 char *
-pgm_vsql_sums(const pgm_vtable_t *t, const pgm_vkey_t lo, const pgm_vkey_t hi, const pgm_vkey_t *bounds,
-              int nb, int first)
+pgm_vsql_sums(const pgm_vtable_t *t, const pgm_vkey_t lo, const pgm_vkey_t hi, const pgm_vkey_t *bounds, int nb,
+	      int first)
 {
 	char *range = pgm_vsql_range(t, lo, hi);
 	char *bucket = nb > 0 ? pgm_vsql_bucket(t, bounds, nb, first) : pgm_asprintf("%d", first);
 	char *sql = pgm_asprintf("SELECT %s, count(*), sum(%s) FROM ONLY %s t%s%s%s", bucket, t->hash_sql, t->ident,
-	                         lo || hi ? " WHERE " : "", lo || hi ? range : "", nb > 0 ? " GROUP BY 1" : "");
+				 lo || hi ? " WHERE " : "", lo || hi ? range : "", nb > 0 ? " GROUP BY 1" : "");
 
 	free(range);
 	free(bucket);
@@ -444,7 +444,7 @@ pgm_vsql_split(const pgm_vtable_t *t, const pgm_vkey_t lo, const pgm_vkey_t hi, 
 	pgm_buf_append(&b, "row_number() OVER (ORDER BY ");
 	key_columns(&b, t, NULL, false);
 	pgm_buf_appendf(&b, ") AS rn FROM ONLY %s t WHERE %s) s WHERE s.rn %% %lld = 1 AND s.rn > 1 ORDER BY s.rn",
-	                t->ident, range, (long long) step);
+			t->ident, range, (long long) step);
 	free(range);
 	return b.s;
 }
@@ -477,7 +477,7 @@ char *
 pgm_vsql_row_groups(const pgm_vtable_t *t)
 {
 	return pgm_asprintf("SELECT h, count(*) FROM (SELECT %s AS h FROM ONLY %s t) s GROUP BY 1", t->hash_sql,
-	                    t->ident);
+			    t->ident);
 }
 
 char *

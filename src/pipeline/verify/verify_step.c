@@ -60,11 +60,11 @@ on_verify_done(pgm_verify_t *v, cJSON *report, const char *what, const pgm_pg_er
 	mismatches = (int) pgm_json_num(report, "mismatches", 0);
 	if (mismatches > 0) {
 		pgm_warning("job %s: verification found %d difference(s); the source stays frozen", job->name,
-		            mismatches);
+			    mismatches);
 		pgm_step_done(s, PGM_EV_VERIFY_FAILED);
 	} else {
 		pgm_info("job %s: verification passed: %d table(s) match", job->name,
-		         (int) pgm_json_num(report, "tables_compared", 0));
+			 (int) pgm_json_num(report, "tables_compared", 0));
 		pgm_step_done(s, PGM_EV_DONE);
 	}
 }
@@ -83,8 +83,8 @@ pgm_verify_step(pgm_step_t *s)
 	o.connect_timeout_ms = (int) pgm_jobopt_int(job->options, "connect_timeout");
 	o.max_keys = 20;
 	o.app_name = app;
-	v = pgm_verify_start(pgm_step_loop(s), job->source_dsn, job->target_dsn, &o, on_verify_done,
-	                     on_verify_progress, run);
+	v = pgm_verify_start(pgm_step_loop(s), job->source_dsn, job->target_dsn, &o, on_verify_done, on_verify_progress,
+			     run);
 	free(app);
 	/* if the step ends first (abort, shutdown), the engine goes with it; so does run */
 	pgm_step_own(s, v, pgm_verify_cancel_cb);
