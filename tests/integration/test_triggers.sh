@@ -16,6 +16,8 @@
 #      servers hold nothing of pgmover's
 #   3. ALTER TABLE ... ADD COLUMN during sync stops the job naming the table; the failed
 #      job's capture is removed; abort
+#   4. rollback after cutover: the target's writes come back to the source, and nothing
+#      of pgmover's stays on either side
 #
 # Run as root from the source tree: PGM_BUILD=/tmp/bd bash tests/integration/test_triggers.sh
 set -uo pipefail
@@ -129,8 +131,8 @@ t_assert_eq "source: its owner is no superuser" "off" "$(q "$SOURCE_URL" "SHOW i
 t_assert_eq "target: its role is no superuser" "off" "$(q "$TARGET_URL" "SHOW is_superuser")"
 
 setup_ok=1
-for db in locked shop ddl; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
-for db in t_locked t_shop t_ddl; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
+for db in locked shop ddl back; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
+for db in t_locked t_shop t_ddl t_back; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
 SHOP=$(src_url shop)
 "$TB_PGBIN/pgbench" -i -s 1 -q "$SHOP" >"$WORK/pgbench-init.log" 2>&1 || setup_ok=0
 q "$SHOP" "CREATE TABLE hot (id int PRIMARY KEY, v bigint NOT NULL);
@@ -145,6 +147,8 @@ q "$SHOP" "CREATE TABLE hot (id int PRIMARY KEY, v bigint NOT NULL);
            INSERT INTO parent SELECT generate_series(1, 20);
            INSERT INTO child SELECT g, g FROM generate_series(1, 20) g;" >/dev/null || setup_ok=0
 q "$(src_url ddl)" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')" >/dev/null || setup_ok=0
+q "$(src_url back)" "CREATE TABLE items (id serial PRIMARY KEY, v text);
+                      INSERT INTO items (v) SELECT 'src ' || g FROM generate_series(1, 50) g" >/dev/null || setup_ok=0
 # a table of another role: the database owner may not put triggers on it
 sq locked "CREATE TABLE mine (id int PRIMARY KEY); CREATE TABLE theirs (id int PRIMARY KEY);
            ALTER TABLE mine OWNER TO app_owner;" >/dev/null || setup_ok=0
@@ -303,5 +307,25 @@ t_check "ddl: the failed job removed its capture" t_wait_for 60 no_capture_schem
 cmd "abort ddl" abort ddl
 wait_state "ddl aborted" ddl aborted 60
 nothing_left "ddl aborted" ddl t_ddl
+
+# ---------------------------------------------------------------------------------------
+# 4. rollback: the capture goes before the target's writes come back to the source
+
+cmd "create back" create back --source "$(src_url back)" --target "$(tgt_url t_back)" --method triggers
+cmd "start back" start back
+wait_state "back synced" back synced 60
+q "$(src_url back)" "INSERT INTO items (v) VALUES ('during sync')" >/dev/null
+cmd "freeze back" freeze back
+wait_state "back verified" back verified 60
+cmd "cutover back" cutover back
+wait_state "back in the rollback window" back rollback_window 60
+q "$(tgt_url t_back)" "INSERT INTO items (v) VALUES ('on the target'); UPDATE items SET v = 'changed' WHERE id = 1" \
+    >/dev/null
+cmd "rollback back" rollback back
+wait_state "back rolled back" back rolled_back 60
+compare "back rolled back" back t_back
+t_assert_eq "back: the target's writes are on the source" "2" \
+    "$(sq back "SELECT count(*) FROM items WHERE v IN ('on the target', 'changed')")"
+nothing_left "back rolled back" back t_back
 
 t_summary
