@@ -40,7 +40,8 @@
 #include <string.h>
 
 #define MAX_WORKERS 32
-#define BUSY_INTERVAL_MS 200 /* the next round, after one that applied something */
+#define BUSY_INTERVAL_MS 500 /* the next round, after one that applied something */
+#define SCHEMA_CHECK_MS 1000 /* the tables compared with the registry at most this often (every drain round) */
 #define IDLE_INTERVAL_MS 1000
 
 typedef struct apply apply_t;
@@ -78,7 +79,9 @@ struct apply {
 	double oldest_s;
 	int64_t round_started, started, bytes_round;
 	bool in_round;
-	bool caught_up; /* DRAIN: a round found nothing */
+	int64_t schema_checked;  /* when the tables were last compared with the registry */
+	int64_t behind_at_start; /* log rows counted at the round's start */
+	bool caught_up;          /* DRAIN: a round found nothing */
 	aworker_t workers[MAX_WORKERS];
 	int nworkers, workers_ready;
 	int joined; /* workers in S this round */
@@ -174,16 +177,18 @@ round_finished(apply_t *ap)
 	}
 	ap->in_round = false;
 	ap->rounds++;
+	/* what the round applied is no longer behind; what came since is counted by the next */
+	ap->rows_pending = ap->rows_pending > applied ? ap->rows_pending - applied : 0;
 	publish(ap);
 	if (ap->rounds % 20 == 0 || ap->mode != TRG_FOLLOW)
 		pgm_job_checkpoint(s->job);
 	pgm_debug("job %s: apply round %lld: %d table(s), %lld change(s) in %lld ms", s->job->name,
 		  (long long) ap->rounds, ap->npending, (long long) applied, (long long) ms);
-	if (ap->mode == TRG_CATCHUP && ap->rows_pending <= pgm_jobopt_int(s->job->options, "catchup_rows")) {
+	if (ap->mode == TRG_CATCHUP && ap->behind_at_start <= pgm_jobopt_int(s->job->options, "catchup_rows")) {
 		void (*then)(pgm_step_t *) = ap->then;
 
 		pgm_notice("job %s: the target has caught up with the change log (%lld row(s) were behind)",
-			   s->job->name, (long long) ap->rows_pending);
+			   s->job->name, (long long) ap->behind_at_start);
 		ap->then = NULL;
 		if (then)
 			then(s);
@@ -503,6 +508,7 @@ on_pending(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, 
 		ap->pending[ap->npending].truncated = trunc;
 		ap->npending++;
 	}
+	ap->behind_at_start = ap->rows_pending;
 	publish(ap);
 	if (ap->npending == 0) {
 		pgm_pg_query(ap->holder, "COMMIT", 0, NULL, on_holder_commit, ap);
@@ -591,6 +597,14 @@ on_round_snapshot(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t
 	free(ap->export_id);
 	ap->snap = pgm_strdup(pgm_pg_value(res, 0, 0));
 	ap->export_id = pgm_strdup(pgm_pg_value(res, 0, 1));
+	/* the catalog comparison costs the source a scan of its catalogs: once a second, and every drain round */
+	if (ap->mode != TRG_DRAIN && pgm_mono_ms() - ap->schema_checked < SCHEMA_CHECK_MS) {
+		sql = pending_sql(ap);
+		pgm_pg_query(ap->holder, sql, 0, NULL, on_pending, ap);
+		free(sql);
+		return;
+	}
+	ap->schema_checked = pgm_mono_ms();
 	sql = pgm_asprintf("SELECT coalesce(c.name, r.name),"
 			   "       CASE WHEN r.relid IS NULL THEN 'created' WHEN c.relid IS NULL THEN 'dropped'"
 			   "            WHEN c.ident <> r.ident THEN 'renamed' ELSE 'altered' END"

@@ -144,7 +144,7 @@ drained(pgm_step_t *s, void *data)
 	cJSON *fz = pgm_json_obj(s->job->facts, "freeze");
 
 	pgm_json_set_num(fz, "freeze_to_drained_ms", (double) (pgm_mono_ms() - d->started));
-	pgm_notice("job %s: drained: the target has every change; freeze to drained in %lld ms", s->job->name,
+	pgm_notice("job %s: drained: the target has every change; freeze requested to drained in %lld ms", s->job->name,
 		   (long long) (pgm_mono_ms() - d->started));
 	pgm_job_checkpoint(s->job);
 	pgm_op_done(s);
@@ -208,7 +208,8 @@ start_drain(pgm_step_t *s, void *data)
 {
 	drain_t *d = pgm_calloc(1, sizeof(*d));
 
-	d->started = pgm_mono_ms();
+	/* from the freeze's start, as pglogical's: what the operator waits for */
+	d->started = s->started_mono;
 	if (s->priv && s->priv_free)
 		s->priv_free(s->priv);
 	s->priv = d;
