@@ -58,3 +58,22 @@ pgm_json_num(const cJSON *obj, const char *key, double dflt)
 
 	return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
+
+void
+pgm_json_add_time_or_null(cJSON *obj, const char *key, int64_t ms)
+{
+	char buf[40];
+
+	if (ms <= 0) {
+		cJSON_AddNullToObject(obj, key);
+		return;
+	}
+	pgm_format_time(ms, buf, sizeof(buf));
+	cJSON_AddStringToObject(obj, key, buf);
+}
+
+void
+pgm_json_add_copy(cJSON *obj, const char *key, const cJSON *v)
+{
+	cJSON_AddItemToObject(obj, key, v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+}

@@ -3,32 +3,12 @@
  * job itself (not from state.json, whose format is the store's business).
  * Its fields are the protocol's: only ever added, never renamed or removed.
  */
+#include "common/json.h"
 #include "common/util.h"
 #include "fsm/job.h"
 #include "fsm/store.h"
 
 #include <stdlib.h>
-
-/* a time as ISO 8601 UTC, or null when never set */
-static void
-add_time(cJSON *o, const char *key, int64_t ms)
-{
-	char buf[40];
-
-	if (ms <= 0) {
-		cJSON_AddNullToObject(o, key);
-		return;
-	}
-	pgm_format_time(ms, buf, sizeof(buf));
-	cJSON_AddStringToObject(o, key, buf);
-}
-
-/* a copy of v, or null */
-static void
-add_copy(cJSON *o, const char *key, const cJSON *v)
-{
-	cJSON_AddItemToObject(o, key, v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
-}
 
 cJSON *
 pgm_job_status(const pgm_job_t *job)
@@ -41,10 +21,10 @@ pgm_job_status(const pgm_job_t *job)
 	cJSON_AddStringToObject(o, "method", job->method);
 	cJSON_AddStringToObject(o, "source", job->source_display);
 	cJSON_AddStringToObject(o, "target", job->target_display);
-	add_copy(o, "options", job->options);
+	pgm_json_add_copy(o, "options", job->options);
 	cJSON_AddStringToObject(o, "state", pgm_state_name(job->state));
-	add_time(o, "created_at", job->created_ms);
-	add_time(o, "since", job->since_ms);
+	pgm_json_add_time_or_null(o, "created_at", job->created_ms);
+	pgm_json_add_time_or_null(o, "since", job->since_ms);
 	cJSON_AddItemToObject(o, "last_transition", pgm_fsm_row_json(job->last_row));
 	if (job->state == PGM_ST_FAILED) {
 		cJSON *ff = cJSON_AddObjectToObject(o, "failed_in");
@@ -54,16 +34,16 @@ pgm_job_status(const pgm_job_t *job)
 			cJSON_AddStringToObject(ff, "step", pgm_transitions[job->failed_row].step_name);
 		}
 	}
-	add_copy(o, "facts", job->facts);
-	add_copy(o, "artifacts", job->artifacts);
-	add_copy(o, "error", job->error);
-	add_copy(o, "verify", job->verify);
-	add_copy(o, "warnings", job->warnings);
-	add_time(o, "freeze_started_at", job->freeze_started_ms);
-	add_time(o, "rollback_deadline", job->rollback_deadline_ms);
-	add_copy(o, "step", job->progress);
-	add_copy(o, "lag_bytes", cJSON_GetObjectItem(lag, "bytes"));
-	add_copy(o, "lag_seconds", cJSON_GetObjectItem(lag, "seconds"));
+	pgm_json_add_copy(o, "facts", job->facts);
+	pgm_json_add_copy(o, "artifacts", job->artifacts);
+	pgm_json_add_copy(o, "error", job->error);
+	pgm_json_add_copy(o, "verify", job->verify);
+	pgm_json_add_copy(o, "warnings", job->warnings);
+	pgm_json_add_time_or_null(o, "freeze_started_at", job->freeze_started_ms);
+	pgm_json_add_time_or_null(o, "rollback_deadline", job->rollback_deadline_ms);
+	pgm_json_add_copy(o, "step", job->progress);
+	pgm_json_add_copy(o, "lag_bytes", cJSON_GetObjectItem(lag, "bytes"));
+	pgm_json_add_copy(o, "lag_seconds", cJSON_GetObjectItem(lag, "seconds"));
 	cJSON_AddStringToObject(o, "allowed_commands", allowed);
 	free(allowed);
 	return o;

@@ -10,33 +10,13 @@
  * the time holds none.
  */
 #include "fsm/store.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "pg/dsn.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* key: ms as a UTC timestamp, or null when unset (0, or -1 from pgm_parse_time) */
-static void
-add_time(cJSON *o, const char *key, int64_t ms)
-{
-	char buf[40];
-
-	if (ms <= 0) {
-		cJSON_AddNullToObject(o, key);
-		return;
-	}
-	pgm_format_time(ms, buf, sizeof(buf));
-	cJSON_AddStringToObject(o, key, buf);
-}
-
-/* key: a deep copy of v, or null: state.json always has every key */
-static void
-add_copy(cJSON *o, const char *key, const cJSON *v)
-{
-	cJSON_AddItemToObject(o, key, v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
-}
 
 /*
  * The job as state.json holds it: what a restart needs, no secrets (source
@@ -55,10 +35,10 @@ pgm_store_job_json(const pgm_job_t *job)
 	cJSON_AddStringToObject(o, "method", job->method);
 	cJSON_AddStringToObject(o, "source", job->source_display);
 	cJSON_AddStringToObject(o, "target", job->target_display);
-	add_copy(o, "options", job->options);
+	pgm_json_add_copy(o, "options", job->options);
 	cJSON_AddStringToObject(o, "state", pgm_state_name(job->state));
-	add_time(o, "created_at", job->created_ms);
-	add_time(o, "since", job->since_ms);
+	pgm_json_add_time_or_null(o, "created_at", job->created_ms);
+	pgm_json_add_time_or_null(o, "since", job->since_ms);
 	cJSON_AddItemToObject(o, "last_transition", pgm_fsm_row_json(job->last_row));
 	if (job->state == PGM_ST_FAILED) {
 		cJSON *ff = cJSON_AddObjectToObject(o, "failed_in");
@@ -69,14 +49,14 @@ pgm_store_job_json(const pgm_job_t *job)
 			cJSON_AddStringToObject(ff, "step", t->step_name);
 		}
 	}
-	add_copy(o, "facts", job->facts);
-	add_copy(o, "artifacts", job->artifacts);
-	add_copy(o, "progress", job->progress);
-	add_copy(o, "error", job->error);
-	add_copy(o, "verify", job->verify);
-	add_copy(o, "warnings", job->warnings);
-	add_time(o, "freeze_started_at", job->freeze_started_ms);
-	add_time(o, "rollback_deadline", job->rollback_deadline_ms);
+	pgm_json_add_copy(o, "facts", job->facts);
+	pgm_json_add_copy(o, "artifacts", job->artifacts);
+	pgm_json_add_copy(o, "progress", job->progress);
+	pgm_json_add_copy(o, "error", job->error);
+	pgm_json_add_copy(o, "verify", job->verify);
+	pgm_json_add_copy(o, "warnings", job->warnings);
+	pgm_json_add_time_or_null(o, "freeze_started_at", job->freeze_started_ms);
+	pgm_json_add_time_or_null(o, "rollback_deadline", job->rollback_deadline_ms);
 	return o;
 }
 

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "daemon/config.h"
+#include "fixture_job.h"
 #include "fsm/step.h"
 #include "pipeline/cutover/flow.h"
 
@@ -55,25 +56,11 @@ static const pgm_stage_t stages[] = {
 static void
 setup(void)
 {
-	char *err = NULL;
-
 	pgm_log_set_level(PGM_LOG_ERROR + 1);
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/pgm-flow-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	job = calloc(1, sizeof(*job));
-	job->name = pgm_strdup("shop");
-	job->method = pgm_strdup("dump");
-	job->source_dsn = pgm_strdup("postgres://u:secret@src/db");
-	job->target_dsn = pgm_strdup("postgres://u:secret@dst/db");
-	job->source_display = pgm_strdup("postgres://u:***@src/db");
-	job->target_display = pgm_strdup("postgres://u:***@dst/db");
-	job->options = pgm_job_options_build(NULL, NULL, &err);
+	job = pgm_fixture_job(tmpdir);
 	job->state = PGM_ST_CUTTING_OVER;
-	job->last_row = job->failed_row = -1;
-	job->facts = cJSON_CreateObject();
-	job->artifacts = cJSON_CreateArray();
-	job->warnings = cJSON_CreateArray();
-	job->dir = pgm_strdup(tmpdir);
 	ran[0] = '\0';
 	finished = 0;
 	want_c = true;
