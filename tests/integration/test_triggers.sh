@@ -148,7 +148,11 @@ q "$SHOP" "CREATE TABLE hot (id int PRIMARY KEY, v bigint NOT NULL);
            INSERT INTO child SELECT g, g FROM generate_series(1, 20) g;" >/dev/null || setup_ok=0
 q "$(src_url ddl)" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')" >/dev/null || setup_ok=0
 q "$(src_url back)" "CREATE TABLE items (id serial PRIMARY KEY, v text);
-                      INSERT INTO items (v) SELECT 'src ' || g FROM generate_series(1, 50) g" >/dev/null || setup_ok=0
+                      INSERT INTO items (v) SELECT 'src ' || g FROM generate_series(1, 50) g;
+                      CREATE TABLE bp (id int PRIMARY KEY);
+                      CREATE TABLE bc (id int PRIMARY KEY, p int REFERENCES bp ON DELETE CASCADE);
+                      INSERT INTO bp SELECT generate_series(1, 10); INSERT INTO bc SELECT g, g FROM generate_series(1, 10) g" \
+    >/dev/null || setup_ok=0
 # a table of another role: the database owner may not put triggers on it
 sq locked "CREATE TABLE mine (id int PRIMARY KEY); CREATE TABLE theirs (id int PRIMARY KEY);
            ALTER TABLE mine OWNER TO app_owner;" >/dev/null || setup_ok=0
@@ -304,6 +308,14 @@ wait_state "ddl fails on ALTER TABLE" ddl failed 30
 t_assert_contains "ddl: the error names the table" "$(jst ddl '.error.message')" "public.t was altered"
 t_assert_contains "ddl: the hint says what to do" "$(jst ddl '.error.hint')" "abort"
 t_check "ddl: the failed job removed its capture" t_wait_for 60 no_capture_schema ddl
+# retry: the capture is installed again and the data copied anew, with the new column
+cmd "retry ddl" retry ddl
+# (retry resumes the step that failed, synced's: it shows synced while it copies anew)
+wait_state "ddl synced again after retry" ddl synced 60
+q "$(src_url ddl)" "INSERT INTO t VALUES (2, 'b', 7)" >/dev/null
+has_row2() { [[ $(tq t_ddl "SELECT extra FROM t WHERE id = 2") == 7 ]]; }
+t_check "ddl: after the retry's copy, a write with the new column reaches the target" t_wait_for 30 has_row2 ||
+    t_detail "$(pgm status ddl | head -12)"
 cmd "abort ddl" abort ddl
 wait_state "ddl aborted" ddl aborted 60
 nothing_left "ddl aborted" ddl t_ddl
@@ -317,6 +329,18 @@ wait_state "back synced" back synced 60
 q "$(src_url back)" "INSERT INTO items (v) VALUES ('during sync')" >/dev/null
 cmd "freeze back" freeze back
 wait_state "back verified" back verified 60
+fks() { tq t_back "SELECT count(*) FROM pg_constraint WHERE contype = 'f'"; }
+t_assert_eq "back: the freeze restored the foreign key on the target" "1" "$(fks)"
+# thaw: writes resume, and the foreign key is held back again while the rounds apply them
+cmd "thaw back" thaw back
+wait_state "back synced after thaw" back synced 60
+t_assert_eq "back: the foreign key is held back again after the thaw" "0" "$(fks)"
+q "$(src_url back)" "DELETE FROM bp WHERE id <= 3; UPDATE bc SET p = 10 WHERE id = 9;
+                     INSERT INTO bp VALUES (11); INSERT INTO bc VALUES (11, 11)" >/dev/null
+cmd "freeze back again" freeze back
+wait_state "back verified again" back verified 60
+t_assert_eq "back: the foreign key is back on the target" "1" "$(fks)"
+compare "back frozen again" back t_back
 cmd "cutover back" cutover back
 wait_state "back in the rollback window" back rollback_window 60
 q "$(tgt_url t_back)" "INSERT INTO items (v) VALUES ('on the target'); UPDATE items SET v = 'changed' WHERE id = 1" \

@@ -213,6 +213,8 @@ cap_done(cap_t *c)
 	pgm_json_set_num(f, "tables", c->n);
 	pgm_json_set_num(f, "install_ms", (double) (pgm_mono_ms() - c->started));
 	pgm_json_set_str(f, "schema", c->schema);
+	/* every table has its triggers: a removal, even a partial one, clears this */
+	pgm_json_set(f, "capture_complete", cJSON_CreateTrue());
 	pgm_job_checkpoint(s->job);
 	pgm_notice("job %s: change capture installed on %d table(s) of the source in %.1f s", s->job->name, c->n,
 		   (double) (pgm_mono_ms() - c->started) / 1000.0);
@@ -795,6 +797,15 @@ trg_capture_remove(pgm_step_t *s, bool strict, void (*then)(pgm_step_t *s))
 	if (pgm_artifact_find_live(s->job, TRG_KIND_SCHEMA, NULL, NULL) == NULL &&
 	    pgm_artifact_find_live(s->job, TRG_KIND_TRIGGERS, NULL, NULL) == NULL) {
 		then(s);
+		return;
+	}
+	/*
+	 * Durable before the first trigger goes: from here on the capture is
+	 * incomplete, and whatever comes next installs it again and copies anew.
+	 */
+	pgm_json_set(pgm_json_obj(s->job->facts, "triggers"), "capture_complete", cJSON_CreateFalse());
+	if (!pgm_job_save(s->job)) {
+		pgm_step_fail_unsaved(s, "the removal of the capture");
 		return;
 	}
 	r = pgm_calloc(1, sizeof(*r));

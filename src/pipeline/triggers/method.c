@@ -39,6 +39,14 @@ capture_live(const pgm_job_t *job)
 	return pgm_artifact_find_live((pgm_job_t *) job, TRG_KIND_SCHEMA, NULL, NULL) != NULL;
 }
 
+/* every table got its triggers, and no removal has begun since */
+static bool
+capture_complete(const pgm_job_t *job)
+{
+	return capture_live(job) &&
+	       cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(job->facts, "triggers"), "capture_complete"));
+}
+
 static bool
 copied(const pgm_job_t *job)
 {
@@ -86,16 +94,18 @@ ensure_copy(pgm_step_t *s, void (*then)(pgm_step_t *s))
 {
 	pgm_job_t *job = s->job;
 
-	if (!capture_live(job)) {
+	/*
+	 * A capture missing a table's triggers (a removal began: the job failed)
+	 * misses its changes: a copy older than the capture is worthless then
+	 */
+	if (!capture_complete(job)) {
 		cJSON_DeleteItemFromObject(pgm_json_obj(job->facts, "copies"), "initial");
 		pgm_job_checkpoint(job);
+		trg_capture_install(s, start_copy);
+		return;
 	}
 	if (copied(job)) {
 		then(s);
-		return;
-	}
-	if (!capture_live(job)) {
-		trg_capture_install(s, start_copy);
 		return;
 	}
 	start_copy(s);
@@ -229,6 +239,58 @@ trg_freeze(pgm_step_t *s)
 	ensure_copy(s, freeze_now);
 }
 
+/* ---- thawing: writes resume, so the target must take changes again ---- */
+
+/*
+ * The foreign keys and triggers the freeze restored on the target (the
+ * only ones there: the target is pgmover's, cleaned before the copy) go
+ * again, since the rounds that follow the thaw would check and fire them
+ * on rows arriving in pgmover's order; the next freeze restores them.
+ */
+static const char *hold_back_sql =
+	"DO $pgm$ DECLARE r record; BEGIN"
+	" FOR r IN SELECT c.conrelid::regclass AS t, c.conname FROM pg_constraint c"
+	"            JOIN pg_namespace n ON n.oid = c.connamespace"
+	"           WHERE c.contype = 'f' AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
+	"             AND n.nspname !~ '^" PGM_CAPTURE_SCHEMA_PREFIX "' LOOP"
+	"   EXECUTE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', r.t, r.conname);"
+	" END LOOP;"
+	" FOR r IN SELECT g.tgrelid::regclass AS t, g.tgname FROM pg_trigger g"
+	"            JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+	"           WHERE NOT g.tgisinternal AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
+	"             AND n.nspname !~ '^" PGM_CAPTURE_SCHEMA_PREFIX "' LOOP"
+	"   EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', r.tgname, r.t);"
+	" END LOOP; END $pgm$";
+
+static void
+held_back(pgm_step_t *s, void *data)
+{
+	cJSON_DeleteItemFromObject(pgm_json_obj(s->job->facts, "copies"), "deferred_restored_at");
+	pgm_job_checkpoint(s->job);
+	pgm_op_done(s);
+}
+
+static void
+thawed(pgm_step_t *s, void *data)
+{
+	pgm_sql_t *q;
+
+	if (cJSON_GetObjectItem(pgm_json_obj(s->job->facts, "copies"), "deferred_restored_at") == NULL) {
+		pgm_op_done(s);
+		return;
+	}
+	q = pgm_sql_begin(s, false, "hold-back", "could not hold back the target's foreign keys and triggers again",
+			  "the target role must own the target's tables");
+	pgm_sql_add(q, hold_back_sql, NULL, NULL);
+	pgm_sql_run(q, held_back, NULL);
+}
+
+static void
+trg_thaw(pgm_step_t *s)
+{
+	pgm_thaw_source(s, thawed, NULL);
+}
+
 /* ---- the ways out: the capture goes, and pgmover's progress on the target ---- */
 
 typedef struct out {
@@ -350,7 +412,7 @@ const pgm_method_t pgm_method_triggers = {
 	.freeze = trg_freeze,
 	.frozen = pgm_freeze_check_step,
 	.verify = pgm_verify_step,
-	.thaw = pgm_thaw_step,
+	.thaw = trg_thaw,
 	.cutover = pgm_cutover_run,
 	.window = pgm_window_run,
 	.finish = trg_finish,
