@@ -75,7 +75,9 @@ struct apply {
 	pending_t *pending;
 	int npending, next_pending, done_pending, applied_tables;
 	bool *applied; /* per pending entry: committed on the target */
-	int64_t rows_pending, rows_applied, bytes_log, rounds;
+	int64_t rows_pending, rows_applied, rounds;
+	int64_t bytes_log;       /* the bytes of the log rows behind */
+	int64_t bytes_relations; /* the log's tables on disk */
 	double oldest_s;
 	int64_t round_started, started, bytes_round;
 	bool in_round;
@@ -128,6 +130,7 @@ publish(apply_t *ap)
 						   : "following");
 	pgm_json_set_num(p, "log_rows_behind", (double) ap->rows_pending);
 	pgm_json_set_num(p, "log_bytes", (double) ap->bytes_log);
+	pgm_json_set_num(p, "log_relation_bytes", (double) ap->bytes_relations);
 	pgm_json_set_num(p, "oldest_seconds", ap->oldest_s);
 	pgm_json_set_num(p, "rows_applied", (double) ap->rows_applied);
 	pgm_json_set_num(p, "rate_rows_per_sec", ap->rate);
@@ -178,7 +181,12 @@ round_finished(apply_t *ap)
 	ap->in_round = false;
 	ap->rounds++;
 	/* what the round applied is no longer behind; what came since is counted by the next */
-	ap->rows_pending = ap->rows_pending > applied ? ap->rows_pending - applied : 0;
+	if (ap->rows_pending > 0) {
+		ap->bytes_log = applied >= ap->rows_pending
+					? 0
+					: ap->bytes_log * (ap->rows_pending - applied) / ap->rows_pending;
+		ap->rows_pending = ap->rows_pending > applied ? ap->rows_pending - applied : 0;
+	}
 	publish(ap);
 	if (ap->rounds % 20 == 0 || ap->mode != TRG_FOLLOW)
 		pgm_job_checkpoint(s->job);
@@ -476,6 +484,7 @@ on_pending(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, 
 	ap->applied = pgm_calloc((size_t) n + 1, sizeof(bool));
 	ap->npending = ap->next_pending = ap->done_pending = ap->joined = 0;
 	ap->rows_pending = 0;
+	ap->bytes_log = 0;
 	ap->oldest_s = 0;
 	for (int r = 0; r < n; r++) {
 		int64_t relid = pgm_pg_int64(res, r, 0, 0), rows = pgm_pg_int64(res, r, 1, 0);
@@ -484,9 +493,10 @@ on_pending(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, 
 		int idx = -1;
 
 		if (relid == 0) {
-			ap->bytes_log = rows;
+			ap->bytes_relations = rows; /* the log's tables on disk, dead rows included */
 			continue;
 		}
+		ap->bytes_log += pgm_pg_int64(res, r, 4, 0);
 		for (int i = 0; i < ap->ntables; i++)
 			if (ap->tables[i].relid == relid)
 				idx = i;
@@ -534,15 +544,15 @@ pending_sql(apply_t *ap)
 		trg_table_t *t = &ap->tables[i];
 
 		pgm_buf_appendf(&b,
-				"SELECT %lld::bigint, count(*), extract(epoch FROM now() - min(pgm_at))::float8, false"
-				" FROM %s.%c%lld HAVING count(*) > 0 UNION ALL ",
+				"SELECT %lld::bigint, count(*), extract(epoch FROM now() - min(pgm_at))::float8, false,"
+				" sum(pg_column_size(l.*))::bigint FROM %s.%c%lld l HAVING count(*) > 0 UNION ALL ",
 				(long long) t->relid, ap->qs, t->keycols ? 'k' : 'r', (long long) t->relid);
 	}
 	pgm_buf_appendf(
 		&b,
-		"SELECT relid::bigint, 0, extract(epoch FROM now() - min(pgm_at))::float8, true FROM %s.truncates"
-		" GROUP BY relid UNION ALL"
-		" SELECT 0, coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint, 0, false FROM pg_class c"
+		"SELECT relid::bigint, 0, extract(epoch FROM now() - min(pgm_at))::float8, true, 0::bigint"
+		" FROM %s.truncates GROUP BY relid UNION ALL"
+		" SELECT 0, coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint, 0, false, 0 FROM pg_class c"
 		"  WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s) AND c.relkind = 'r'",
 		ap->qs, ap->schema_lit);
 	return b.s;
