@@ -14,6 +14,11 @@
 	 PGM_S(PGM_ST_FREEZING) | PGM_S(PGM_ST_FROZEN) | PGM_S(PGM_ST_VERIFYING) | PGM_S(PGM_ST_VERIFIED) |  \
 	 PGM_S(PGM_ST_VERIFY_FAILED) | PGM_S(PGM_ST_THAWING))
 
+/* the states a job may hold the source's freeze in, before traffic moves */
+#define FREEZE_HELD                                                                                         \
+	(PGM_S(PGM_ST_FREEZING) | PGM_S(PGM_ST_FROZEN) | PGM_S(PGM_ST_VERIFYING) | PGM_S(PGM_ST_VERIFIED) | \
+	 PGM_S(PGM_ST_VERIFY_FAILED) | PGM_S(PGM_ST_THAWING))
+
 #define NON_TERMINAL                                                                                             \
 	(BEFORE_CUTOVER | PGM_S(PGM_ST_CUTTING_OVER) | PGM_S(PGM_ST_ROLLBACK_WINDOW) | PGM_S(PGM_ST_FINISHING) | \
 	 PGM_S(PGM_ST_ROLLING_BACK) | PGM_S(PGM_ST_ABORTING))
@@ -37,8 +42,8 @@ const pgm_transition_t pgm_transitions[] = {
 	 "verified: source and target match; waiting for cutover"},
 	{PGM_S(PGM_ST_VERIFYING), PGM_EV_VERIFY_FAILED, PGM_ST_VERIFY_FAILED, "hold", pgm_step_hold,
 	 "verify found differences: the source stays frozen; thaw, abort, or fix and verify again"},
-	{PGM_S(PGM_ST_FROZEN) | PGM_S(PGM_ST_VERIFIED) | PGM_S(PGM_ST_VERIFY_FAILED), PGM_EV_THAW, PGM_ST_THAWING,
-	 "thaw", pgm_step_thaw, "thaw: undo exactly what freeze did; writes resume"},
+	{PGM_S(PGM_ST_FROZEN) | PGM_S(PGM_ST_VERIFIED) | PGM_S(PGM_ST_VERIFY_FAILED) | PGM_S(PGM_ST_FAILED),
+	 PGM_EV_THAW, PGM_ST_THAWING, "thaw", pgm_step_thaw, "thaw: undo exactly what freeze did; writes resume"},
 	{PGM_S(PGM_ST_THAWING), PGM_EV_DONE, PGM_ST_SYNCED, "synced", pgm_step_synced,
 	 "thawed: writes allowed again; freeze again when ready"},
 	{PGM_S(PGM_ST_VERIFIED), PGM_EV_CUTOVER, PGM_ST_CUTTING_OVER, "cutover", pgm_step_cutover,
@@ -136,6 +141,12 @@ pgm_fsm_decide(pgm_state_t state, pgm_state_t failed_from, pgm_event_t event)
 			continue;
 		/* a job that failed after cutover cannot be aborted, only retried */
 		if (state == PGM_ST_FAILED && event == PGM_EV_ABORT && !pgm_state_before_cutover(failed_from))
+			continue;
+		/*
+		 * a job that failed while the source may be frozen (and traffic has
+		 * not moved) can be thawed: never stuck read-only behind a failure
+		 */
+		if (state == PGM_ST_FAILED && event == PGM_EV_THAW && (PGM_S(failed_from) & FREEZE_HELD) == 0)
 			continue;
 		return i;
 	}

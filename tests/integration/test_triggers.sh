@@ -16,6 +16,7 @@
 #      servers hold nothing of pgmover's
 #   3. ALTER TABLE ... ADD COLUMN during sync stops the job naming the table; the failed
 #      job's capture is removed; abort
+#   3b. a freeze that fails with the source read-only: thaw from failed
 #   4. rollback after cutover: the target's writes come back to the source, and nothing
 #      of pgmover's stays on either side
 #
@@ -131,8 +132,8 @@ t_assert_eq "source: its owner is no superuser" "off" "$(q "$SOURCE_URL" "SHOW i
 t_assert_eq "target: its role is no superuser" "off" "$(q "$TARGET_URL" "SHOW is_superuser")"
 
 setup_ok=1
-for db in locked shop ddl back; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
-for db in t_locked t_shop t_ddl t_back; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
+for db in locked shop ddl back stuck; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
+for db in t_locked t_shop t_ddl t_back t_stuck; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
 SHOP=$(src_url shop)
 "$TB_PGBIN/pgbench" -i -s 1 -q "$SHOP" >"$WORK/pgbench-init.log" 2>&1 || setup_ok=0
 q "$SHOP" "CREATE TABLE hot (id int PRIMARY KEY, v bigint NOT NULL);
@@ -147,6 +148,7 @@ q "$SHOP" "CREATE TABLE hot (id int PRIMARY KEY, v bigint NOT NULL);
            INSERT INTO parent SELECT generate_series(1, 20);
            INSERT INTO child SELECT g, g FROM generate_series(1, 20) g;" >/dev/null || setup_ok=0
 q "$(src_url ddl)" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')" >/dev/null || setup_ok=0
+q "$(src_url stuck)" "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)" >/dev/null || setup_ok=0
 q "$(src_url back)" "CREATE TABLE items (id serial PRIMARY KEY, v text);
                       INSERT INTO items (v) SELECT 'src ' || g FROM generate_series(1, 50) g;
                       CREATE TABLE bp (id int PRIMARY KEY);
@@ -319,6 +321,28 @@ t_check "ddl: after the retry's copy, a write with the new column reaches the ta
 cmd "abort ddl" abort ddl
 wait_state "ddl aborted" ddl aborted 60
 nothing_left "ddl aborted" ddl t_ddl
+
+# ---------------------------------------------------------------------------------------
+# 3b. a freeze that fails after the database went read-only (a freeze_roles role that
+#     does not exist): the job is failed with the source frozen; thaw from failed gives
+#     the writes back
+
+cmd "create stuck" create stuck --source "$(src_url stuck)" --target "$(tgt_url t_stuck)" --method triggers \
+    --set freeze_roles=no_such_role
+cmd "start stuck" start stuck
+wait_state "stuck synced" stuck synced 60
+pgm freeze stuck >/dev/null 2>&1
+wait_state "stuck: the freeze fails on the missing role" stuck failed 60
+t_assert_contains "stuck: the error names the role" "$(jst stuck '.error.message')" "no_such_role"
+ro=$(q "$(src_url stuck)" "INSERT INTO t VALUES (2)")
+t_assert_contains "stuck: the failed job left the source read-only" "$ro" "read-only"
+t_assert_contains "stuck: thaw is among the commands accepted" "$(jst stuck '.allowed_commands')" "thaw"
+cmd "thaw stuck from failed" thaw stuck
+wait_state "stuck thawed back to synced" stuck synced 60
+t_assert_eq "stuck: the source takes writes again" "" "$(q "$(src_url stuck)" "INSERT INTO t VALUES (3)")"
+cmd "abort stuck" abort stuck
+wait_state "stuck aborted" stuck aborted 60
+nothing_left "stuck aborted" stuck t_stuck
 
 # ---------------------------------------------------------------------------------------
 # 4. rollback: the capture goes before the target's writes come back to the source

@@ -348,6 +348,21 @@ START_TEST(test_decide)
 	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_CREATED, 0, PGM_EV__NONE), -1);
 	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_CREATED, 0, PGM_EV__COUNT), -1);
 
+	/*
+	 * a job that failed while it may hold the source's freeze can be thawed
+	 * (never stuck read-only behind a failure); before the freeze or after
+	 * cutover there is no freeze of the job's to undo
+	 */
+	assert_decides(PGM_ST_FAILED, PGM_ST_FREEZING, PGM_EV_THAW, PGM_ST_THAWING, pgm_step_thaw);
+	assert_decides(PGM_ST_FAILED, PGM_ST_FROZEN, PGM_EV_THAW, PGM_ST_THAWING, pgm_step_thaw);
+	assert_decides(PGM_ST_FAILED, PGM_ST_VERIFYING, PGM_EV_THAW, PGM_ST_THAWING, pgm_step_thaw);
+	assert_decides(PGM_ST_FAILED, PGM_ST_THAWING, PGM_EV_THAW, PGM_ST_THAWING, pgm_step_thaw);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_SYNCING, PGM_EV_THAW), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_PROVISIONING, PGM_EV_THAW), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_CUTTING_OVER, PGM_EV_THAW), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_ROLLBACK_WINDOW, PGM_EV_THAW), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_SYNCED, 0, PGM_EV_THAW), -1);
+
 	/* a job that failed after cutover cannot be aborted, only retried */
 	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_ROLLBACK_WINDOW, PGM_EV_ABORT), -1);
 	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_CUTTING_OVER, PGM_EV_ABORT), -1);
