@@ -26,6 +26,7 @@
 
 static int cmd_daemon(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int cmd_set(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_verify(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_plan(pgm_cli_args_t *args, const pgm_cli_command_t *command);
@@ -71,6 +72,10 @@ const pgm_cli_command_t pgm_cli_commands[] = {
 	 "give up before cutover: thaw the source, drop what pgmover created"},
 	{"retry", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "retry JOB",
 	 "resume a failed job from its last durable step"},
+	{"set", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_BIT(PGM_CLI_OPT_SET), cmd_set, render_state,
+	 "set JOB --set key=value [--set key=value ...]", "change a job's options where no step is reading them"},
+	{"delete", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "delete JOB",
+	 "remove a job that has ended; its state and audit trail are kept"},
 	{"plan", PGM_CLI_RUNS_LOCAL, PGM_CLI_JOB_NONE, PGM_CLI_OPT_CREATE | PGM_CLI_OPT_BIT(PGM_CLI_OPT_TABLES),
 	 cmd_plan, NULL, "plan --source URL --target URL [--method dump|pglogical|triggers] [--set key=value ...]",
 	 "check a migration in-process, touching nothing"},
@@ -175,6 +180,37 @@ cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	    !cJSON_AddItemReferenceToObject(req_args, "options", args->options)) {
 		cJSON_Delete(req_args);
 		pgm_cli_output_error("out of memory building the \"create\" request");
+		pgm_cli_output_hint("free some memory and retry the command");
+		return PGM_EXIT_FAILED;
+	}
+	rc = cli_request(args, &client, command->name, req_args, &reply);
+	if (rc == PGM_EXIT_OK && !args->json)
+		command->render(args, reply.result);
+	pgm_cli_reply_free(&reply);
+	pgm_cli_conn_close(&client);
+	return rc;
+}
+
+/*
+ * cmd_set sends the --set pairs as the options to change.
+ */
+static int
+cmd_set(pgm_cli_args_t *args, const pgm_cli_command_t *command)
+{
+	pgm_cli_conn_t client;
+	pgm_cli_reply_t reply;
+	cJSON *req_args;
+	int rc;
+
+	if (args->options == NULL || args->options->child == NULL) {
+		pgm_cli_output_error("\"set\" needs at least one --set key=value");
+		pgm_cli_usage_hint(command);
+		return PGM_EXIT_USAGE;
+	}
+	req_args = cJSON_CreateObject();
+	if (req_args == NULL || !cJSON_AddItemReferenceToObject(req_args, "options", args->options)) {
+		cJSON_Delete(req_args);
+		pgm_cli_output_error("out of memory building the \"set\" request");
 		pgm_cli_output_hint("free some memory and retry the command");
 		return PGM_EXIT_FAILED;
 	}

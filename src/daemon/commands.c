@@ -144,6 +144,44 @@ cmd_event(pgm_cmd_ctx_t *ctx)
 	return true;
 }
 
+/* set: args.options, validated onto the job's */
+static bool
+cmd_set(pgm_cmd_ctx_t *ctx)
+{
+	pgm_job_t *job = need_job(ctx);
+	const char *code = NULL;
+	char *message = NULL, *hint = NULL;
+
+	if (job == NULL)
+		return false;
+	if (!pgm_jobs_set_options(job, cJSON_GetObjectItemCaseSensitive(ctx->args, "options"),
+				  pgm_client_peer(ctx->client), &code, &message, &hint))
+		return fail(ctx, code, message, hint);
+	ctx->result = pgm_job_status(job);
+	return true;
+}
+
+static bool
+cmd_delete(pgm_cmd_ctx_t *ctx)
+{
+	pgm_job_t *job = need_job(ctx);
+	const char *code = NULL;
+	char *message = NULL, *hint = NULL, *name;
+
+	if (job == NULL)
+		return false;
+	name = pgm_strdup(job->name);
+	if (!pgm_jobs_delete(ctx->daemon, job, pgm_client_peer(ctx->client), &code, &message, &hint)) {
+		free(name);
+		return fail(ctx, code, message, hint);
+	}
+	ctx->result = cJSON_CreateObject();
+	cJSON_AddStringToObject(ctx->result, "name", name);
+	cJSON_AddStringToObject(ctx->result, "state", "deleted");
+	free(name);
+	return true;
+}
+
 static bool
 cmd_watch(pgm_cmd_ctx_t *ctx)
 {
@@ -179,6 +217,8 @@ const pgm_command_t pgm_commands[] = {
 	{"abort", true, cmd_event, "give up before cutover: thaw the source, drop what pgmover created"},
 	{"retry", true, cmd_event, "resume a failed job from its last durable step"},
 	{"watch", true, cmd_watch, "follow a job's transitions and progress ticks"},
+	{"set", true, cmd_set, "change a job's options where no step is reading them"},
+	{"delete", true, cmd_delete, "remove a job that has ended; its state and audit trail are kept"},
 	{NULL, false, NULL, NULL}};
 
 /* "version, describe, ...": every command of the table, in its order (malloc'd) */

@@ -182,7 +182,6 @@ cJSON *
 pgm_job_options_build(const pgm_config_t *cfg, const cJSON *given, char **err)
 {
 	cJSON *opts = cJSON_CreateObject();
-	const cJSON *item;
 
 	*err = NULL;
 	for (int i = 0; pgm_job_opts[i].name; i++) {
@@ -200,10 +199,22 @@ pgm_job_options_build(const pgm_config_t *cfg, const cJSON *given, char **err)
 	}
 	if (given == NULL)
 		return opts;
-	if (!cJSON_IsObject(given)) {
-		*err = pgm_strdup("options must be an object of \"name\": \"value\" pairs");
+	if (!pgm_job_options_apply(opts, given, err)) {
 		cJSON_Delete(opts);
 		return NULL;
+	}
+	return opts;
+}
+
+bool
+pgm_job_options_apply(cJSON *opts, const cJSON *given, char **err)
+{
+	const cJSON *item;
+
+	*err = NULL;
+	if (!cJSON_IsObject(given)) {
+		*err = pgm_strdup("options must be an object of \"name\": \"value\" pairs");
+		return false;
 	}
 	cJSON_ArrayForEach (item, given) {
 		const pgm_opt_def_t *def = pgm_opt_find(pgm_job_opts, item->string);
@@ -213,8 +224,7 @@ pgm_job_options_build(const pgm_config_t *cfg, const cJSON *given, char **err)
 
 		if (def == NULL) {
 			*err = pgm_asprintf("unknown job option \"%s\"", item->string);
-			cJSON_Delete(opts);
-			return NULL;
+			return false;
 		}
 		if (cJSON_IsString(item))
 			val = item->valuestring;
@@ -234,16 +244,14 @@ pgm_job_options_build(const pgm_config_t *cfg, const cJSON *given, char **err)
 			val = numbuf;
 		} else {
 			*err = pgm_asprintf("job option \"%s\" must be a string", item->string);
-			cJSON_Delete(opts);
-			return NULL;
+			return false;
 		}
 		if (!pgm_opt_validate(def, val, &canon, &verr)) {
 			*err = verr;
-			cJSON_Delete(opts);
-			return NULL;
+			return false;
 		}
 		pgm_json_set_str(opts, def->name, canon);
 		free(canon);
 	}
-	return opts;
+	return true;
 }

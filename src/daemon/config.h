@@ -37,4 +37,6 @@ bool pgm_config_parse(pgm_config_t *cfg, const char *path, const char *text, cha
  * (name -> string). Unknown keys or bad values fail with *err.
  */
 cJSON *pgm_job_options_build(const pgm_config_t *cfg, const cJSON *given, char **err);
+/* validate the caller's object (name -> value) onto built options; false with *err and opts partly changed */
+bool pgm_job_options_apply(cJSON *opts, const cJSON *given, char **err);
 #endif

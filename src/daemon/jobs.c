@@ -288,3 +288,118 @@ pgm_jobs_load_all(pgm_daemon_t *d)
 	pgm_info("loaded %d job(s) from \"%s\"", n, d->cfg.state_dir);
 	return true;
 }
+
+/*
+ * set: change a job's options, validated as create validates them, in the
+ * states where no step is half-way through reading them (a job waiting for
+ * an operator, a failed one -- a typo in a hook fixed before retry -- or
+ * one in its rollback window); made durable before the reply, audited with
+ * the names of what changed (values may be commands: not in the audit).
+ */
+static bool
+options_settable(pgm_state_t st)
+{
+	return st == PGM_ST_CREATED || st == PGM_ST_SYNCED || st == PGM_ST_VERIFIED || st == PGM_ST_VERIFY_FAILED ||
+	       st == PGM_ST_FAILED || st == PGM_ST_ROLLBACK_WINDOW;
+}
+
+bool
+pgm_jobs_set_options(pgm_job_t *job, const cJSON *given, const pgm_peer_t *peer, const char **code, char **message,
+		     char **hint)
+{
+	cJSON *opts, *old;
+	const cJSON *it;
+	char *err = NULL;
+	pgm_buf_t names = {0};
+
+	*message = *hint = NULL;
+	if (!options_settable(job->state)) {
+		*code = PGM_ERR_INVALID_STATE;
+		*message = pgm_asprintf("job \"%s\" is %s: its options cannot change while its step runs", job->name,
+					pgm_state_name(job->state));
+		*hint = pgm_strdup("set options when the job is created, synced, verified, verify_failed, failed or in "
+				   "its rollback window");
+		pgm_job_audit(job, peer, "set", pgm_state_name(job->state), NULL, "refused: " PGM_ERR_INVALID_STATE);
+		return false;
+	}
+	if (!cJSON_IsObject(given) || given->child == NULL) {
+		*code = PGM_ERR_INVALID_ARGUMENT;
+		*message = pgm_strdup("set needs at least one option");
+		*hint = pgm_strdup("pgmover set JOB --set key=value [--set key=value ...]");
+		return false;
+	}
+	opts = cJSON_Duplicate(job->options, 1);
+	if (!pgm_job_options_apply(opts, given, &err)) {
+		cJSON_Delete(opts);
+		*code = PGM_ERR_INVALID_ARGUMENT;
+		*message = err;
+		*hint = pgm_strdup("see pgmoverd.conf(5) or conf/pgmoverd.conf for the job options and their values");
+		pgm_job_audit(job, peer, "set", pgm_state_name(job->state), NULL, "refused: " PGM_ERR_INVALID_ARGUMENT);
+		return false;
+	}
+	old = job->options;
+	job->options = opts;
+	if (!pgm_job_save(job)) {
+		job->options = old;
+		cJSON_Delete(opts);
+		*code = PGM_ERR_INTERNAL;
+		*message = pgm_asprintf("could not persist the options of job \"%s\"", job->name);
+		*hint = pgm_strdup("check free space and permissions of state_dir; the options are unchanged");
+		return false;
+	}
+	cJSON_Delete(old);
+	cJSON_ArrayForEach (it, given) {
+		pgm_buf_appendf(&names, "%s%s", names.s ? ", " : "", it->string);
+	}
+	{
+		char *outcome = pgm_asprintf("ok: %s", names.s);
+
+		pgm_job_audit(job, peer, "set", pgm_state_name(job->state), pgm_state_name(job->state), outcome);
+		pgm_info("job %s: options changed: %s", job->name, names.s);
+		free(outcome);
+	}
+	free(names.s);
+	return true;
+}
+
+/*
+ * delete: a job that has ended (completed, aborted, rolled back) leaves the
+ * registry and its name is free again; its folder -- state.json and the
+ * audit trail -- moves to state_dir/.deleted/<name>.<UTC time>, kept, never
+ * removed by pgmoverd.
+ */
+bool
+pgm_jobs_delete(pgm_daemon_t *d, pgm_job_t *job, const pgm_peer_t *peer, const char **code, char **message, char **hint)
+{
+	char ts[40], *attic, *to;
+
+	*message = *hint = NULL;
+	if (!pgm_state_is_terminal(job->state)) {
+		char *allowed = pgm_fsm_allowed_commands(job->state, job->failed_from);
+
+		*code = PGM_ERR_INVALID_STATE;
+		*message = pgm_asprintf("job \"%s\" is %s: only a job that has ended can be deleted", job->name,
+					pgm_state_name(job->state));
+		*hint = pgm_asprintf("finish, abort or roll the job back first (commands accepted now: %s)", allowed);
+		free(allowed);
+		pgm_job_audit(job, peer, "delete", pgm_state_name(job->state), NULL, "refused: " PGM_ERR_INVALID_STATE);
+		return false;
+	}
+	pgm_format_time(pgm_now_ms(), ts, sizeof(ts));
+	attic = pgm_asprintf("%s/.deleted", d->cfg.state_dir);
+	to = pgm_asprintf("%s/%s.%s", attic, job->name, ts);
+	pgm_job_audit(job, peer, "delete", pgm_state_name(job->state), NULL, "ok: archived");
+	if (!pgm_mkdir_p(attic, 0700) || rename(job->dir, to) != 0) {
+		*code = PGM_ERR_INTERNAL;
+		*message = pgm_asprintf("could not move \"%s\" to \"%s\": %s", job->dir, to, strerror(errno));
+		*hint = pgm_strdup("check the permissions of state_dir; the job is unchanged");
+		free(attic);
+		free(to);
+		return false;
+	}
+	pgm_info("job %s: deleted; its state and audit trail are kept in %s", job->name, to);
+	free(attic);
+	free(to);
+	pgm_job_release(job);
+	return true;
+}

@@ -28,6 +28,12 @@ pgm_job_t *pgm_jobs_find(pgm_daemon_t *d, const char *name);
 pgm_job_t *pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const char *target,
 			   const char *method, const cJSON *options, const pgm_peer_t *peer, const char **code,
 			   char **message, char **hint);
+/* change a job's options (validated, audited, durable) where no step reads them half-way */
+bool pgm_jobs_set_options(pgm_job_t *job, const cJSON *given, const pgm_peer_t *peer, const char **code, char **message,
+			  char **hint);
+/* remove an ended job from the registry; its folder goes to state_dir/.deleted/, kept */
+bool pgm_jobs_delete(pgm_daemon_t *d, pgm_job_t *job, const pgm_peer_t *peer, const char **code, char **message,
+		     char **hint);
 /* load every job from state_dir and resume each from its last durable step */
 bool pgm_jobs_load_all(pgm_daemon_t *d);
 

@@ -402,3 +402,30 @@ pgm_jobs_shutdown(pgm_host_t *h)
 		job = next;
 	}
 }
+
+/*
+ * Take one job out of its host (delete): its step is cancelled, it leaves
+ * the list at once (its name is free again), and it is freed once libuv
+ * has closed its kick timer. Nothing is saved: the caller moved its
+ * folder away first.
+ */
+void
+pgm_job_release(pgm_job_t *job)
+{
+	pgm_job_t **p;
+
+	for (p = &job->host->jobs; *p; p = &(*p)->next) {
+		if (*p == job) {
+			*p = job->next;
+			break;
+		}
+	}
+	step_cancel(job);
+	if (job->ended) {
+		pgm_step_free(job->ended);
+		job->ended = NULL;
+	}
+	job->pending = PGM_EV__NONE;
+	uv_timer_stop(job->kick);
+	uv_close((uv_handle_t *) job->kick, job_kick_closed);
+}

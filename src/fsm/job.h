@@ -174,6 +174,8 @@ uv_loop_t *pgm_step_loop(pgm_step_t *s);
 void pgm_job_attach(pgm_job_t *job, pgm_host_t *h);
 /* run the step of the row that led to the current state (after a restart) */
 void pgm_job_schedule_resume(pgm_job_t *job);
+/* take one job out of its host (delete): its step cancelled, freed once its timer is closed */
+void pgm_job_release(pgm_job_t *job);
 /* stop every running step (they resume on the next start), save and free the jobs */
 void pgm_jobs_shutdown(pgm_host_t *h);
 

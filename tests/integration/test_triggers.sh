@@ -340,9 +340,21 @@ t_assert_contains "stuck: thaw is among the commands accepted" "$(jst stuck '.al
 cmd "thaw stuck from failed" thaw stuck
 wait_state "stuck thawed back to synced" stuck synced 60
 t_assert_eq "stuck: the source takes writes again" "" "$(q "$(src_url stuck)" "INSERT INTO t VALUES (3)")"
+# the option fixed with set (validated, audited), and the freeze goes through
+out=$(pgm set stuck --set jobs=0 2>&1)
+t_assert_contains "stuck: set refuses a bad value" "$out" "jobs"
+cmd "set stuck: freeze_roles cleared" set stuck --set freeze_roles=
+t_assert_eq "stuck: the option changed" "" "$(jst stuck '.options.freeze_roles')"
+cmd "freeze stuck again" freeze stuck
+wait_state "stuck verified" stuck verified 60
 cmd "abort stuck" abort stuck
 wait_state "stuck aborted" stuck aborted 60
 nothing_left "stuck aborted" stuck t_stuck
+# delete: the ended job leaves the registry, its folder (and audit trail) is archived
+cmd "delete stuck" delete stuck
+t_assert_contains "stuck: deleted, the name is unknown" "$(pgm status stuck 2>&1)" "no job named"
+t_check "stuck: its audit trail is kept under state_dir/.deleted" \
+    grep -q '"set"' "$(ls -d "$DMN"/state/.deleted/stuck.*)/audit.jsonl"
 
 # ---------------------------------------------------------------------------------------
 # 4. rollback: the capture goes before the target's writes come back to the source

@@ -342,12 +342,12 @@ START_TEST(test_version_describe_jobs)
 		ck_assert_ptr_nonnull(cJSON_GetStringValue(cJSON_GetObjectItem(c, "help")));
 		n++;
 	}
-	/* the commands of DESIGN.md, and every operator event is one of them */
-	ck_assert_int_eq(n, 15);
+	/* the commands of DESIGN.md, set and delete, and every operator event is one of them */
+	ck_assert_int_eq(n, 17);
 	{
 		static const char *global[] = {"version", "describe", "jobs", "status"};
-		static const char *per_job[] = {"create",   "start",  "freeze", "thaw",  "verify", "cutover",
-						"rollback", "finish", "abort",  "retry", "watch"};
+		static const char *per_job[] = {"create", "start", "freeze", "thaw",  "verify", "cutover", "rollback",
+						"finish", "abort", "retry",  "watch", "set",    "delete"};
 
 		for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++)
 			ck_assert_msg(!pgm_command_find(global[i])->needs_job, "%s needs a job", global[i]);
@@ -696,6 +696,77 @@ START_TEST(test_watch_and_shutdown_refusal)
 END_TEST
 
 /* a job created here is loaded by a new daemon on the same state_dir */
+/* set: options validated like create's, durable, audited; refused while a step reads them */
+START_TEST(test_set_options)
+{
+	cJSON *r;
+	char *state, *audit;
+
+	cJSON_Delete(create_job("shop", NULL));
+	r = request_ok("{\"id\": 2, \"cmd\": \"set\", \"job\": \"shop\", \"args\": {\"options\": "
+		       "{\"jobs\": \"5\", \"cutover_command\": \"/bin/true\"}}}");
+	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(
+				 cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "options"), "jobs")),
+			 "5");
+	cJSON_Delete(r);
+	state = read_job_file("shop", "state.json");
+	ck_assert_ptr_nonnull(strstr(state, "\"cutover_command\":\t\"/bin/true\""));
+	free(state);
+	audit = read_job_file("shop", "audit.jsonl");
+	ck_assert_ptr_nonnull(strstr(audit, ":\"set\",\"from\":\"created\""));
+	ck_assert_ptr_nonnull(strstr(audit, "ok: jobs, cutover_command"));
+	ck_assert_ptr_null(strstr(audit, "/bin/true")); /* a hook's command line is not audited */
+	free(audit);
+	/* a bad value or an unknown option changes nothing */
+	cJSON_Delete(request_err("{\"id\": 3, \"cmd\": \"set\", \"job\": \"shop\", \"args\": {\"options\": "
+				 "{\"jobs\": \"0\", \"cutover_command\": \"/bin/false\"}}}",
+				 PGM_ERR_INVALID_ARGUMENT, true));
+	cJSON_Delete(request_err("{\"id\": 4, \"cmd\": \"set\", \"job\": \"shop\", \"args\": {\"options\": "
+				 "{\"no_such_option\": \"1\"}}}",
+				 PGM_ERR_INVALID_ARGUMENT, true));
+	cJSON_Delete(request_err("{\"id\": 5, \"cmd\": \"set\", \"job\": \"shop\", \"args\": {}}",
+				 PGM_ERR_INVALID_ARGUMENT, true));
+	state = read_job_file("shop", "state.json");
+	ck_assert_ptr_nonnull(strstr(state, "\"/bin/true\""));
+	ck_assert_ptr_null(strstr(state, "/bin/false"));
+	free(state);
+	cJSON_Delete(request_err("{\"id\": 6, \"cmd\": \"set\", \"job\": \"nosuch\", \"args\": {\"options\": "
+				 "{\"jobs\": \"3\"}}}",
+				 PGM_ERR_NO_SUCH_JOB, true));
+}
+END_TEST
+
+/* delete: only an ended job; its folder is archived, its name free again */
+START_TEST(test_delete_job)
+{
+	cJSON *r;
+	char *attic = pgm_asprintf("%s/.deleted", state_dir);
+	pgm_job_t *job;
+
+	cJSON_Delete(create_job("shop", NULL));
+	r = request_err("{\"id\": 2, \"cmd\": \"delete\", \"job\": \"shop\"}", PGM_ERR_INVALID_STATE, true);
+	ck_assert_ptr_nonnull(strstr(err_field(r, "hint"), "abort"));
+	cJSON_Delete(r);
+	cJSON_Delete(request_ok("{\"id\": 3, \"cmd\": \"abort\", \"job\": \"shop\"}"));
+	/* the abort step of a job never started has nothing to drop */
+	job = pgm_jobs_find(&d, "shop");
+	for (int i = 0; i < 200 && job->state != PGM_ST_ABORTED; i++)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	ck_assert_int_eq(job->state, PGM_ST_ABORTED);
+	r = request_ok("{\"id\": 4, \"cmd\": \"delete\", \"job\": \"shop\"}");
+	ck_assert_str_eq(result_str(r, "state"), "deleted");
+	cJSON_Delete(r);
+	ck_assert_ptr_null(pgm_jobs_find(&d, "shop"));
+	ck_assert_int_eq(count_entries(attic), 1);
+	ck_assert_int_eq(access(job_file("shop", "state.json"), F_OK), -1);
+	for (int i = 0; i < 20; i++)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	/* the name can be used again */
+	cJSON_Delete(create_job("shop", NULL));
+	free(attic);
+}
+END_TEST
+
 START_TEST(test_reload_jobs)
 {
 	pgm_daemon_t d2;
@@ -849,6 +920,8 @@ pgm_test_suite(void)
 	tcase_add_test(jobs, test_wrong_state);
 	tcase_add_test(jobs, test_watch_and_shutdown_refusal);
 	tcase_add_test(jobs, test_reload_jobs);
+	tcase_add_test(jobs, test_set_options);
+	tcase_add_test(jobs, test_delete_job);
 	suite_add_tcase(s, jobs);
 	return s;
 }
