@@ -758,7 +758,12 @@ START_TEST(test_delete_job)
 	cJSON_Delete(r);
 	ck_assert_ptr_null(pgm_jobs_find(&d, "shop"));
 	ck_assert_int_eq(count_entries(attic), 1);
-	ck_assert_int_eq(access(job_file("shop", "state.json"), F_OK), -1);
+	{
+		char *gone = job_file("shop", "state.json");
+
+		ck_assert_int_eq(access(gone, F_OK), -1);
+		free(gone);
+	}
 	for (int i = 0; i < 20; i++)
 		uv_run(&loop, UV_RUN_NOWAIT);
 	/* the name can be used again */
