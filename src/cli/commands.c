@@ -135,21 +135,27 @@ cli_request(const pgm_cli_args_t *args, pgm_cli_conn_t *client, const char *cmd,
 }
 
 /*
- * cmd_daemon runs a command that is exactly one request with no arguments,
- * rendering the result with the row's renderer.
+ * send_render sends one request (taking req_args) and renders the result
+ * with the row's renderer; cmd_daemon is it for a request without arguments.
  */
 static int
-cmd_daemon(pgm_cli_args_t *args, const pgm_cli_command_t *command)
+send_render(pgm_cli_args_t *args, const pgm_cli_command_t *command, cJSON *req_args)
 {
 	pgm_cli_conn_t client;
 	pgm_cli_reply_t reply;
-	int rc = cli_request(args, &client, command->name, NULL, &reply);
+	int rc = cli_request(args, &client, command->name, req_args, &reply);
 
 	if (rc == PGM_EXIT_OK && !args->json)
 		command->render(args, reply.result);
 	pgm_cli_reply_free(&reply);
 	pgm_cli_conn_close(&client);
 	return rc;
+}
+
+static int
+cmd_daemon(pgm_cli_args_t *args, const pgm_cli_command_t *command)
+{
+	return send_render(args, command, NULL);
 }
 
 /*
@@ -159,14 +165,11 @@ cmd_daemon(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 static int
 cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 {
-	pgm_cli_conn_t client;
-	pgm_cli_reply_t reply;
 	cJSON *req_args;
 	const char *missing = args->source == NULL   ? "--source"
 			      : args->target == NULL ? "--target"
 			      : args->method == NULL ? "--method"
 						     : NULL;
-	int rc;
 
 	if (missing != NULL) {
 		pgm_cli_output_error("missing %s for \"create\"", missing);
@@ -183,12 +186,7 @@ cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 		pgm_cli_output_hint("free some memory and retry the command");
 		return PGM_EXIT_FAILED;
 	}
-	rc = cli_request(args, &client, command->name, req_args, &reply);
-	if (rc == PGM_EXIT_OK && !args->json)
-		command->render(args, reply.result);
-	pgm_cli_reply_free(&reply);
-	pgm_cli_conn_close(&client);
-	return rc;
+	return send_render(args, command, req_args);
 }
 
 /*
@@ -197,10 +195,7 @@ cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 static int
 cmd_set(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 {
-	pgm_cli_conn_t client;
-	pgm_cli_reply_t reply;
 	cJSON *req_args;
-	int rc;
 
 	if (args->options == NULL || args->options->child == NULL) {
 		pgm_cli_output_error("\"set\" needs at least one --set key=value");
@@ -214,12 +209,7 @@ cmd_set(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 		pgm_cli_output_hint("free some memory and retry the command");
 		return PGM_EXIT_FAILED;
 	}
-	rc = cli_request(args, &client, command->name, req_args, &reply);
-	if (rc == PGM_EXIT_OK && !args->json)
-		command->render(args, reply.result);
-	pgm_cli_reply_free(&reply);
-	pgm_cli_conn_close(&client);
-	return rc;
+	return send_render(args, command, req_args);
 }
 
 /*
