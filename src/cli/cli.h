@@ -72,7 +72,8 @@ typedef enum pgm_cli_option_id_e {
 	PGM_CLI_OPT_TARGET,
 	PGM_CLI_OPT_METHOD,
 	PGM_CLI_OPT_SET,
-	PGM_CLI_OPT_TABLES
+	PGM_CLI_OPT_TABLES,
+	PGM_CLI_OPT_NO_TRAFFIC_SWITCH
 } pgm_cli_option_id_t;
 
 #define PGM_CLI_OPT_BIT(id) (1u << (id))
@@ -88,19 +89,20 @@ typedef enum pgm_cli_option_id_e {
 
 /* The parsed command line */
 typedef struct pgm_cli_args_s {
-	const char *socket;  /* -s, else $PGMOVER_SOCKET, else default */
-	int timeout_ms;      /* --timeout, else $PGMOVER_TIMEOUT, else 30 s; 0: none */
-	bool json;           /* --json: print replies unchanged */
-	bool help;           /* -h / --help */
-	const char *command; /* first positional argument */
-	const char *job;     /* second positional argument */
-	const char *source;  /* --source */
-	const char *target;  /* --target */
-	const char *method;  /* --method */
-	cJSON *options;      /* --set key=value pairs, as strings */
-	unsigned given;      /* PGM_CLI_OPT_BITs of the options seen */
-	int rest_argc;       /* argc for the in-process commands */
-	char **rest_argv;    /* command word, then all but global options */
+	const char *socket;     /* -s, else $PGMOVER_SOCKET, else default */
+	int timeout_ms;         /* --timeout, else $PGMOVER_TIMEOUT, else 30 s; 0: none */
+	bool json;              /* --json: print replies unchanged */
+	bool help;              /* -h / --help */
+	const char *command;    /* first positional argument */
+	const char *job;        /* second positional argument */
+	const char *source;     /* --source */
+	const char *target;     /* --target */
+	const char *method;     /* --method */
+	cJSON *options;         /* --set key=value pairs, as strings */
+	bool no_traffic_switch; /* cutover --no-traffic-switch */
+	unsigned given;         /* PGM_CLI_OPT_BITs of the options seen */
+	int rest_argc;          /* argc for the in-process commands */
+	char **rest_argv;       /* command word, then all but global options */
 } pgm_cli_args_t;
 
 typedef struct pgm_cli_command_s pgm_cli_command_t;
@@ -155,6 +157,7 @@ extern const char *pgm_cli_bytes_format(double bytes, char *buf, size_t size);
 extern const char *pgm_cli_duration_format(double seconds, char *buf, size_t size);
 extern const char *pgm_cli_scalar_format(const char *key, const cJSON *value, char *buf, size_t size);
 extern const char *pgm_cli_progress_format(const cJSON *step, char *buf, size_t size);
+extern const char *pgm_cli_phase_name(const char *phase);
 extern const char *pgm_cli_lag_format(const cJSON *status, char *buf, size_t size);
 extern const char *pgm_cli_transition_format(const cJSON *row, char *buf, size_t size);
 

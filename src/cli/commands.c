@@ -27,6 +27,7 @@
 static int cmd_daemon(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_set(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int cmd_cutover(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_verify(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_plan(pgm_cli_args_t *args, const pgm_cli_command_t *command);
@@ -62,8 +63,10 @@ const pgm_cli_command_t pgm_cli_commands[] = {
 	{"verify", PGM_CLI_RUNS_BOTH, PGM_CLI_JOB_OPTIONAL, PGM_CLI_OPT_COMPARE, cmd_verify, render_state,
 	 "verify JOB\nverify --source URL --target URL [--tables schema.table,...]",
 	 "compare a job's source and target again, or two databases in-process"},
-	{"cutover", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "cutover JOB",
-	 "switch traffic to the target and open the rollback window"},
+	{"cutover", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_BIT(PGM_CLI_OPT_NO_TRAFFIC_SWITCH),
+	 cmd_cutover, render_state, "cutover JOB [--no-traffic-switch]",
+	 "switch traffic to the target and open the rollback window, --no-traffic-switch when the job has neither "
+	 "pgbouncer nor cutover_command, and you move the traffic yourself"},
 	{"rollback", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "rollback JOB",
 	 "switch back to the source, with the writes made on the target"},
 	{"finish", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "finish JOB",
@@ -156,6 +159,22 @@ static int
 cmd_daemon(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 {
 	return send_render(args, command, NULL);
+}
+
+/* cmd_cutover sends --no-traffic-switch as args.no_traffic_switch */
+static int
+cmd_cutover(pgm_cli_args_t *args, const pgm_cli_command_t *command)
+{
+	cJSON *req_args = cJSON_CreateObject();
+
+	if (req_args == NULL ||
+	    (args->no_traffic_switch && cJSON_AddTrueToObject(req_args, "no_traffic_switch") == NULL)) {
+		cJSON_Delete(req_args);
+		pgm_cli_output_error("out of memory building the \"cutover\" request");
+		pgm_cli_output_hint("free some memory and retry the command");
+		return PGM_EXIT_FAILED;
+	}
+	return send_render(args, command, req_args);
 }
 
 /*

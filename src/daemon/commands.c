@@ -3,7 +3,9 @@
  * {name, needs_job, handler} rows (like PgBouncer's admin console) and one
  * handler signature.
  */
+#include "common/json.h"
 #include "common/log.h"
+#include "common/settings.h"
 #include "common/util.h"
 #include "daemon/control.h"
 #include "pgm_config.h"
@@ -144,6 +146,47 @@ cmd_event(pgm_cmd_ctx_t *ctx)
 	return true;
 }
 
+/*
+ * cutover: something must move the application's traffic (pgbouncer's
+ * entry or cutover_command); without either, only an operator who says
+ * they move it themselves (args.no_traffic_switch) may cut over. In a
+ * state where cutover is refused anyway, that refusal is the answer.
+ */
+static bool
+cmd_cutover(pgm_cmd_ctx_t *ctx)
+{
+	pgm_job_t *job = need_job(ctx);
+	const cJSON *nts = cJSON_GetObjectItemCaseSensitive(ctx->args, "no_traffic_switch");
+	bool switch_configured;
+
+	if (job == NULL)
+		return false;
+	if (nts && !cJSON_IsBool(nts))
+		return fail(ctx, PGM_ERR_INVALID_ARGUMENT, pgm_strdup("args.no_traffic_switch must be true or false"),
+			    NULL);
+	switch_configured = pgm_jobopt_str(job->options, "pgbouncer_admin")[0] != '\0' ||
+			    pgm_jobopt_str(job->options, "cutover_command")[0] != '\0';
+	if (!switch_configured && !cJSON_IsTrue(nts) &&
+	    pgm_fsm_decide(job->state, job->failed_from, pgm_job_traffic_moved(job), PGM_EV_CUTOVER) >= 0) {
+		pgm_job_audit(job, pgm_client_peer(ctx->client), "cutover", pgm_state_name(job->state), NULL,
+			      "refused: no traffic switch");
+		return fail(
+			ctx, PGM_ERR_INVALID_ARGUMENT,
+			pgm_asprintf("job \"%s\" has no traffic switch: neither pgbouncer_admin nor cutover_command is "
+				     "set, so nothing would move the application's connections to the target",
+				     job->name),
+			pgm_asprintf("set one (pgmover set %s --set cutover_command=...), or, if you move the traffic "
+				     "yourself, run \"pgmover cutover %s --no-traffic-switch\"",
+				     job->name, job->name));
+	}
+	if (!switch_configured && cJSON_IsTrue(nts)) {
+		pgm_json_set(job->facts, "traffic_switch", cJSON_CreateString("operator (--no-traffic-switch)"));
+		pgm_job_audit(job, pgm_client_peer(ctx->client), "cutover --no-traffic-switch",
+			      pgm_state_name(job->state), NULL, "ok: the operator moves the traffic");
+	}
+	return cmd_event(ctx);
+}
+
 /* set: args.options, validated onto the job's */
 static bool
 cmd_set(pgm_cmd_ctx_t *ctx)
@@ -211,7 +254,7 @@ const pgm_command_t pgm_commands[] = {
 	{"freeze", true, cmd_event, "stop writes on the source, take the final copy or drain replication"},
 	{"thaw", true, cmd_event, "allow writes on the source again"},
 	{"verify", true, cmd_event, "compare a job's source and target again"},
-	{"cutover", true, cmd_event, "switch traffic to the target and open the rollback window"},
+	{"cutover", true, cmd_cutover, "switch traffic to the target and open the rollback window"},
 	{"rollback", true, cmd_event, "switch back to the source, with the writes made on the target"},
 	{"finish", true, cmd_event, "close the rollback window and remove what pgmover created"},
 	{"abort", true, cmd_event, "give up before cutover: thaw the source, drop what pgmover created"},

@@ -375,7 +375,7 @@ pgm_jobs_delete(pgm_daemon_t *d, pgm_job_t *job, const pgm_peer_t *peer, const c
 
 	*message = *hint = NULL;
 	if (!pgm_state_is_terminal(job->state)) {
-		char *allowed = pgm_fsm_allowed_commands(job->state, job->failed_from);
+		char *allowed = pgm_fsm_allowed_commands(job->state, job->failed_from, pgm_job_traffic_moved(job));
 
 		*code = PGM_ERR_INVALID_STATE;
 		*message = pgm_asprintf("job \"%s\" is %s: only a job that has ended can be deleted", job->name,

@@ -150,7 +150,7 @@ add_time_field(cJSON *o, const char *key, int64_t ms)
 bool
 pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char **code, char **message, char **hint)
 {
-	int row = pgm_fsm_decide(job->state, job->failed_from, ev);
+	int row = pgm_fsm_decide(job->state, job->failed_from, pgm_job_traffic_moved(job), ev);
 	const pgm_transition_t *t;
 	pgm_state_t from = job->state, to;
 	int step_row;
@@ -162,7 +162,7 @@ pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char 
 
 	*message = *hint = NULL;
 	if (row < 0) {
-		char *allowed = pgm_fsm_allowed_commands(job->state, job->failed_from);
+		char *allowed = pgm_fsm_allowed_commands(job->state, job->failed_from, pgm_job_traffic_moved(job));
 		*code = PGM_ERR_INVALID_STATE;
 		*message = pgm_asprintf("job \"%s\" is %s: %s is not possible now", job->name,
 					pgm_state_name(job->state), pgm_event_name(ev));

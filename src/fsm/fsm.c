@@ -132,21 +132,26 @@ pgm_state_before_cutover(pgm_state_t st)
 }
 
 int
-pgm_fsm_decide(pgm_state_t state, pgm_state_t failed_from, pgm_event_t event)
+pgm_fsm_decide(pgm_state_t state, pgm_state_t failed_from, bool traffic_moved, pgm_event_t event)
 {
+	/* a cutover that failed before traffic moved left the source frozen and the job before cutover */
+	bool unmoved_cutover = failed_from == PGM_ST_CUTTING_OVER && !traffic_moved;
+
 	for (int i = 0; i < pgm_transitions_count; i++) {
 		const pgm_transition_t *t = &pgm_transitions[i];
 
 		if (t->event != event || (t->from_mask & PGM_S(state)) == 0)
 			continue;
 		/* a job that failed after cutover cannot be aborted, only retried */
-		if (state == PGM_ST_FAILED && event == PGM_EV_ABORT && !pgm_state_before_cutover(failed_from))
+		if (state == PGM_ST_FAILED && event == PGM_EV_ABORT && !pgm_state_before_cutover(failed_from) &&
+		    !unmoved_cutover)
 			continue;
 		/*
 		 * a job that failed while the source may be frozen (and traffic has
 		 * not moved) can be thawed: never stuck read-only behind a failure
 		 */
-		if (state == PGM_ST_FAILED && event == PGM_EV_THAW && (PGM_S(failed_from) & FREEZE_HELD) == 0)
+		if (state == PGM_ST_FAILED && event == PGM_EV_THAW && (PGM_S(failed_from) & FREEZE_HELD) == 0 &&
+		    !unmoved_cutover)
 			continue;
 		return i;
 	}
@@ -154,12 +159,13 @@ pgm_fsm_decide(pgm_state_t state, pgm_state_t failed_from, pgm_event_t event)
 }
 
 char *
-pgm_fsm_allowed_commands(pgm_state_t state, pgm_state_t failed_from)
+pgm_fsm_allowed_commands(pgm_state_t state, pgm_state_t failed_from, bool traffic_moved)
 {
 	char buf[256] = "";
 
 	for (int ev = 0; ev < PGM_EV__COUNT; ev++) {
-		if (!pgm_event_is_command((pgm_event_t) ev) || pgm_fsm_decide(state, failed_from, (pgm_event_t) ev) < 0)
+		if (!pgm_event_is_command((pgm_event_t) ev) ||
+		    pgm_fsm_decide(state, failed_from, traffic_moved, (pgm_event_t) ev) < 0)
 			continue;
 		if (buf[0])
 			strcat(buf, ", ");

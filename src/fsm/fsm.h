@@ -82,12 +82,15 @@ bool pgm_state_before_cutover(pgm_state_t st);
 
 /*
  * The decision, free of I/O: which row the event takes from this state.
- * failed_from is the state a failed job failed in (for retry and abort).
- * Returns the row index, or -1 when the event is not allowed.
+ * failed_from is the state a failed job failed in (for retry and abort);
+ * traffic_moved, whether a cutover moved the application's traffic to the
+ * target (a cutover that failed before that can still be thawed or
+ * aborted; pass true when it is not known). Returns the row index, or -1
+ * when the event is not allowed.
  */
-int pgm_fsm_decide(pgm_state_t state, pgm_state_t failed_from, pgm_event_t event);
+int pgm_fsm_decide(pgm_state_t state, pgm_state_t failed_from, bool traffic_moved, pgm_event_t event);
 /* the commands accepted in a state, as "start, abort" (malloc'd) */
-char *pgm_fsm_allowed_commands(pgm_state_t state, pgm_state_t failed_from);
+char *pgm_fsm_allowed_commands(pgm_state_t state, pgm_state_t failed_from, bool traffic_moved);
 
 /* {event, to, step} of a row of the table, or JSON null for -1 */
 cJSON *pgm_fsm_row_json(int row);

@@ -2,6 +2,7 @@
  * job.c — a job's own bookkeeping outside the driver: warnings, events for
  * whoever the host has listening, and freeing.
  */
+#include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "fsm/job.h"
@@ -45,6 +46,19 @@ pgm_job_warn(pgm_job_t *job, const char *message, const char *hint)
 	cJSON_AddStringToObject(w, "at", ts);
 	cJSON_AddItemToArray(job->warnings, w);
 	pgm_warning("job %s: %s%s%s", job->name, message, hint ? "; hint: " : "", hint ? hint : "");
+}
+
+bool
+pgm_job_traffic_moved(const pgm_job_t *job)
+{
+	const cJSON *done = cJSON_GetObjectItem(cJSON_GetObjectItem(job->facts, "cutover"), "done");
+	const char *pgb = pgm_json_str(job->options, "pgbouncer_admin");
+
+	if (cJSON_GetObjectItem(job->facts, "traffic_moved_at"))
+		return true;
+	/* a job recorded before the fact existed: the stages it finished say it */
+	return cJSON_GetObjectItem(done, "pgbouncer:switch") != NULL ||
+	       ((pgb == NULL || pgb[0] == '\0') && cJSON_GetObjectItem(done, "hook:cutover_command") != NULL);
 }
 
 /* free the job; the DSNs are wiped first */

@@ -132,6 +132,13 @@ cJSON *pgm_job_status(const pgm_job_t *job);
 void pgm_job_emit(pgm_job_t *job, cJSON *event);
 void pgm_job_warn(pgm_job_t *job, const char *message, const char *hint);
 void pgm_job_free(pgm_job_t *job);
+/*
+ * Whether a cutover moved the application's traffic to the target: the
+ * fact facts.traffic_moved_at, written by the cutover in the same save that
+ * records the stage that moved it (pgbouncer's switch, or the cutover hook
+ * without pgbouncer). The state machine reads it for a failed cutover.
+ */
+bool pgm_job_traffic_moved(const pgm_job_t *job);
 
 /* the path of a backup-file source ("file:/path" or "/path"), or NULL for a live one */
 const char *pgm_source_file(const char *source);

@@ -15,7 +15,7 @@ pgm_job_status(const pgm_job_t *job)
 {
 	cJSON *o = cJSON_CreateObject();
 	const cJSON *lag = cJSON_GetObjectItem(job->facts, "lag");
-	char *allowed = pgm_fsm_allowed_commands(job->state, job->failed_from);
+	char *allowed = pgm_fsm_allowed_commands(job->state, job->failed_from, pgm_job_traffic_moved(job));
 
 	cJSON_AddStringToObject(o, "name", job->name);
 	cJSON_AddStringToObject(o, "method", job->method);

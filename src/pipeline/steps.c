@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "fsm/job.h"
+#include "pipeline/cutover/cutover.h"
 #include "pipeline/freeze/freeze.h"
 #include "pipeline/method.h"
 #include "pipeline/plan/plan.h"
@@ -116,10 +117,20 @@ pgm_step_hold(pgm_step_t *s)
 	pgm_op_wait(s);
 }
 
+static void
+thaw_unwound(pgm_step_t *s)
+{
+	s->job->ops->thaw(s);
+}
+
+/* after a cutover that failed before traffic moved, its leftovers go first */
 void
 pgm_step_thaw(pgm_step_t *s)
 {
-	s->job->ops->thaw(s);
+	if (pgm_cutover_leftovers(s->job))
+		pgm_cutover_unwind(s, thaw_unwound);
+	else
+		s->job->ops->thaw(s);
 }
 
 /* ---- cutover and the rollback window ---- */
@@ -170,10 +181,26 @@ abort_thawed(pgm_step_t *s, void *data)
 	s->job->ops->abort(s);
 }
 
-/* abort: every method thaws the source first (one exit path out of a freeze) */
+static void
+abort_unwound(pgm_step_t *s)
+{
+	if (pgm_freeze_active(s->job))
+		pgm_thaw_source(s, abort_thawed, NULL);
+	else
+		s->job->ops->abort(s);
+}
+
+/*
+ * abort: a failed cutover's leftovers go first; then every method thaws
+ * the source (one exit path out of a freeze)
+ */
 void
 pgm_step_abort(pgm_step_t *s)
 {
+	if (pgm_cutover_leftovers(s->job)) {
+		pgm_cutover_unwind(s, abort_unwound);
+		return;
+	}
 	if (pgm_freeze_active(s->job))
 		pgm_thaw_source(s, abort_thawed, NULL);
 	else

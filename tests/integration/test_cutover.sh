@@ -135,8 +135,8 @@ fi
 . "$BED/env"
 
 setup_ok=1
-for db in shop second; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
-for db in t_shop t_second; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
+for db in shop second third; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
+for db in t_shop t_second t_third; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
 "$TB_PGBIN/pgbench" -i -s 1 -q "$(src_url shop)" >"$WORK/pgbench-init.log" 2>&1 || setup_ok=0
 APP_SQL="CREATE TABLE public.kv (id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text, j jsonb,
            t timestamptz, big text);
@@ -147,7 +147,7 @@ APP_SQL="CREATE TABLE public.kv (id integer GENERATED ALWAYS AS IDENTITY PRIMARY
          INSERT INTO public.nopk SELECT i, 'b' || i, point(i, i) FROM generate_series(1, 20) i;
          INSERT INTO public.nopk VALUES (7, 'b7', point(7, 7));
          INSERT INTO public.scratch (note) SELECT 'n' || i FROM generate_series(1, 10) i;"
-for db in shop second; do q "$(src_url "$db")" "$APP_SQL" >/dev/null || setup_ok=0; done
+for db in shop second third; do q "$(src_url "$db")" "$APP_SQL" >/dev/null || setup_ok=0; done
 # large objects: copied and verified, but not carried back by the rollback window
 q "$(src_url shop)" "SELECT lo_from_bytea(0, convert_to('attachment ' || i, 'UTF8')) FROM generate_series(1, 2) i" \
     >/dev/null || setup_ok=0
@@ -422,14 +422,37 @@ echo "# 7. second job: SIGKILL in the window, then finish"
 pgmd_stop
 t_assert_eq "pgmoverd stops cleanly on SIGTERM" "0" "$?"
 pgmd_start "$DMN" && t_assert_eq "pgmoverd restarts; the rolled back job stays so" "rolled_back" "$(pgmd_state shop)"
+# its cutover hook (the only traffic switch: no pgbouncer) fails until $WORK/second-go exists
+# shellcheck disable=SC2016
 cmd "second: create" create second --source "$(src_url second)" --target "$(tgt_url t_second)" --method dump \
-    --set rehearsal=off --set reverse_interval=200ms
+    --set rehearsal=off --set reverse_interval=200ms \
+    --set cutover_command='test -e '"$WORK/second-go"' || { echo "the load balancer said no"; exit 5; }'
 cmd "second: start" start second
 wait_state "second: synced" second synced 120
 cmd "second: freeze" freeze second
 wait_state "second: verified" second verified 120
+# a cutover that fails before traffic moved: never stuck frozen, thaw (or abort) works
+cmd "second: cutover (hook fails)" cutover second
+wait_state "second: the cutover fails" second failed 60
+t_assert_eq "second: failed in cutting_over, traffic not moved: thaw, abort, retry" "thaw, abort, retry" \
+    "$(jst second '.allowed_commands')"
+t_assert_contains "second: the hint says traffic stays on the source" "$(jst second '.error.hint')" "stays on the source"
+t_assert_eq "second: no slot or publication left by the failed cutover" "" "$(target_leftovers t_second)"
+cmd "second: thaw after the failed cutover" thaw second
+wait_state "second: thawed to synced" second synced 60
+out=$(q "$(src_url second)" "UPDATE public.kv SET v = 'written after the failed cutover' WHERE id = 2 RETURNING 'ok'")
+t_assert_eq "second: the source takes writes again" "ok" "$out"
+grep -q '"thaw".*"from":"failed"' "$DMN/state/second/audit.jsonl" && t_ok "second: the thaw is audited" ||
+    t_fail "second: the thaw is audited" "$(grep thaw "$DMN/state/second/audit.jsonl" | tail -2)"
+cmd "second: freeze again" freeze second
+wait_state "second: verified again" second verified 120
+touch "$WORK/second-go"
 cmd "second: cutover" cutover second
 wait_state "second: rollback_window" second rollback_window 60
+t_check "second: the hook moved the traffic (facts.traffic_moved_at)" test -n "$(jst second '.facts.traffic_moved_at // empty')"
+t_assert_eq "second: after the cutover: rollback, finish" "rollback, finish" "$(jst second '.allowed_commands')"
+t_assert_eq "second: the write made between the two freezes is on the target" "written after the failed cutover" \
+    "$(tq t_second "SELECT v FROM public.kv WHERE id = 2")"
 T2="$(tgt_url t_second)"
 # one transaction of 2500 rows: applied in blocks of 1000 within one source transaction
 q "$T2" "INSERT INTO public.scratch (note) SELECT 'w' || i FROM generate_series(1, 2500) i" >/dev/null
@@ -510,6 +533,38 @@ out=$(q "$(src_url second)" "INSERT INTO public.scratch (note) VALUES ('x')")
 t_assert_contains "second: the source stays frozen after completed" "$out" "read-only transaction"
 out=$(q "$T2" "INSERT INTO public.scratch (note) VALUES ('x') RETURNING 'ok'")
 t_assert_eq "second: the target takes writes" "ok" "$out"
+
+# ---------------------------------------------------------------------------------------
+echo "# 8. third job: no traffic switch at all, then a cutover that fails; abort"
+cmd "third: create (neither pgbouncer nor cutover_command)" create third --source "$(src_url third)" \
+    --target "$(tgt_url t_third)" --method dump --set rehearsal=off
+cmd "third: start" start third
+wait_state "third: synced" third synced 120
+cmd "third: freeze" freeze third
+wait_state "third: verified" third verified 120
+out=$(pgm cutover third 2>&1)
+rc=$?
+t_check "third: cutover without a traffic switch is refused (exit $rc)" test "$rc" -ne 0
+t_assert_contains "third: ... saying nothing would move the traffic" "$out" "has no traffic switch"
+t_assert_contains "third: ... and how to go on" "$out" "--no-traffic-switch"
+t_assert_eq "third: ... and the job stays verified" "verified" "$(pgmd_state third)"
+grep -q '"cutover".*refused: no traffic switch' "$DMN/state/third/audit.jsonl" &&
+    t_ok "third: the refusal is audited" || t_fail "third: the refusal is audited" "$(tail -2 "$DMN/state/third/audit.jsonl")"
+# a publication of the name the job would use: the reverse setup fails, before traffic moves
+tq t_third "CREATE PUBLICATION pgmover_third" >/dev/null
+cmd "third: cutover --no-traffic-switch accepted" cutover third --no-traffic-switch
+wait_state "third: the cutover fails at the reverse setup" third failed 60
+t_assert_contains "third: the error names the publication" "$(jst third '.error.message')" "pgmover_third"
+t_assert_eq "third: thaw, abort, retry" "thaw, abort, retry" "$(jst third '.allowed_commands')"
+cmd "third: abort after the failed cutover" abort third
+wait_state "third: aborted" third aborted 60
+out=$(q "$(src_url third)" "UPDATE public.kv SET v = 'after abort' WHERE id = 1 RETURNING 'ok'")
+t_assert_eq "third: the source takes writes after the abort" "ok" "$out"
+t_assert_eq "third: the publication pgmover did not create is still there" "pgmover_third" \
+    "$(tq t_third "SELECT string_agg(pubname, ',') FROM pg_publication")"
+t_assert_eq "third: no slot left" "" "$(tq postgres "SELECT string_agg(slot_name, ',') FROM pg_replication_slots WHERE slot_name = 'pgmover_third'")"
+t_assert_eq "third: no progress table left on the source" "" "$(source_leftovers third)"
+tq t_third "DROP PUBLICATION pgmover_third" >/dev/null
 
 leaks=$(grep -rlF -e "$SOURCE_OWNER_PASSWORD" -e "$TARGET_ADMIN_PASSWORD" -e adminpw "$DMN" 2>/dev/null | grep -v '/secrets\.json$' || true)
 t_assert_eq "no password in state.json, audit.jsonl or the log" "" "$leaks"

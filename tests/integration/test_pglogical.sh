@@ -305,7 +305,7 @@ main_job() {
     fi
     t_assert_eq "bench: the drain set the sequences" "true" "$(jst bench '.facts.freeze.drain.sequences >= 1')"
 
-    cmd "bench: cutover" cutover bench
+    cmd "bench: cutover" cutover bench --no-traffic-switch
     wait_state "bench: rollback_window" bench rollback_window 60
     t_assert_eq "bench: the target is independent after cutover (no subscription)" "0" \
         "$(tq t_bench "SELECT count(*) FROM pglogical.subscription")"

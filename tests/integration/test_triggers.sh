@@ -296,7 +296,7 @@ t_assert_eq "shop: the key-less table's duplicates on the target" "1|changed 1|d
     "$(tq t_shop "SELECT string_agg(coalesce(a::text, '') || '|' || coalesce(b, ''), ' ' ORDER BY a, b) FROM nokey")"
 t_assert_eq "shop: the sequence is not behind the source" "t" \
     "$(tq t_shop "SELECT last_value >= $(sq shop "SELECT last_value FROM counter_id_seq") FROM counter_id_seq")"
-cmd "cutover shop" cutover shop
+cmd "cutover shop" cutover shop --no-traffic-switch
 wait_state "shop in the rollback window" shop rollback_window 60
 cmd "finish shop" finish shop
 wait_state "shop completed" shop completed 60
@@ -377,7 +377,7 @@ cmd "freeze back again" freeze back
 wait_state "back verified again" back verified 60
 t_assert_eq "back: the foreign key is back on the target" "1" "$(fks)"
 compare "back frozen again" back t_back
-cmd "cutover back" cutover back
+cmd "cutover back" cutover back --no-traffic-switch
 wait_state "back in the rollback window" back rollback_window 60
 q "$(tgt_url t_back)" "INSERT INTO items (v) VALUES ('on the target'); UPDATE items SET v = 'changed' WHERE id = 1" \
     >/dev/null

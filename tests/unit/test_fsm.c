@@ -47,8 +47,10 @@ walk(pgm_state_t st, pgm_state_t ff, bool *seen)
 	if (seen[node])
 		return;
 	seen[node] = true;
-	for (int ev = 0; ev < PGM_EV__COUNT; ev++) {
-		int row = pgm_fsm_decide(st, ff, (pgm_event_t) ev);
+	/* traffic moved by a cutover or not: both worlds are walked */
+	for (int i = 0; i < 2 * PGM_EV__COUNT; i++) {
+		pgm_event_t ev = (pgm_event_t) (i % PGM_EV__COUNT);
+		int row = pgm_fsm_decide(st, ff, i >= PGM_EV__COUNT, ev);
 		pgm_state_t to, nff = ff;
 
 		if (row < 0)
@@ -221,17 +223,17 @@ START_TEST(test_abort_before_cutover)
 		ck_assert_msg(reaches((pgm_state_t) st, 0, PGM_ST_ABORTED), "%s cannot reach aborted",
 			      pgm_state_name((pgm_state_t) st));
 		/* directly, by the abort command */
-		ck_assert_msg(pgm_fsm_decide((pgm_state_t) st, 0, PGM_EV_ABORT) >= 0, "%s does not accept abort",
+		ck_assert_msg(pgm_fsm_decide((pgm_state_t) st, 0, true, PGM_EV_ABORT) >= 0, "%s does not accept abort",
 			      pgm_state_name((pgm_state_t) st));
 		/* and also once it failed there */
-		ck_assert_int_ge(pgm_fsm_decide(PGM_ST_FAILED, (pgm_state_t) st, PGM_EV_ABORT), 0);
+		ck_assert_int_ge(pgm_fsm_decide(PGM_ST_FAILED, (pgm_state_t) st, true, PGM_EV_ABORT), 0);
 	}
 	ck_assert_int_eq(nbefore, PGM_ST_CUTTING_OVER);
 	/* from cutting_over on, abort is never offered */
 	for (int st = 0; st < NST; st++) {
 		if (pgm_state_before_cutover((pgm_state_t) st) || st == PGM_ST_FAILED)
 			continue;
-		ck_assert_msg(pgm_fsm_decide((pgm_state_t) st, 0, PGM_EV_ABORT) < 0, "%s accepts abort",
+		ck_assert_msg(pgm_fsm_decide((pgm_state_t) st, 0, true, PGM_EV_ABORT) < 0, "%s accepts abort",
 			      pgm_state_name((pgm_state_t) st));
 	}
 	ck_assert(!pgm_state_before_cutover(PGM_ST_CUTTING_OVER));
@@ -254,7 +256,7 @@ START_TEST(test_failure_possible)
 	}
 	/* failed itself is not terminal: it is left by retry (and abort before cutover) */
 	ck_assert(!pgm_state_is_terminal(PGM_ST_FAILED));
-	ck_assert_int_ge(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_SYNCING, PGM_EV_RETRY), 0);
+	ck_assert_int_ge(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_SYNCING, true, PGM_EV_RETRY), 0);
 }
 END_TEST
 
@@ -296,7 +298,7 @@ START_TEST(test_terminal_states)
 				      pgm_state_name((pgm_state_t) st), i);
 		}
 		for (int ev = 0; ev < PGM_EV__COUNT; ev++)
-			ck_assert_int_eq(pgm_fsm_decide((pgm_state_t) st, 0, (pgm_event_t) ev), -1);
+			ck_assert_int_eq(pgm_fsm_decide((pgm_state_t) st, 0, true, (pgm_event_t) ev), -1);
 	}
 	ck_assert_int_eq(nterminal, 3);
 	ck_assert(pgm_state_is_terminal(PGM_ST_COMPLETED));
@@ -309,7 +311,7 @@ END_TEST
 static void
 assert_decides(pgm_state_t st, pgm_state_t ff, pgm_event_t ev, pgm_state_t to, pgm_step_fn fn)
 {
-	int row = pgm_fsm_decide(st, ff, ev);
+	int row = pgm_fsm_decide(st, ff, true, ev);
 
 	ck_assert_msg(row >= 0 && row < pgm_transitions_count, "%s + %s: no row", pgm_state_name(st),
 		      pgm_event_name(ev));
@@ -336,17 +338,17 @@ START_TEST(test_decide)
 	assert_decides(PGM_ST_FAILED, PGM_ST_FROZEN, PGM_EV_ABORT, PGM_ST_ABORTING, pgm_step_abort);
 
 	/* refusals */
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_PROVISIONING, 0, PGM_EV_CUTOVER), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_CREATED, 0, PGM_EV_FREEZE), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_SYNCED, 0, PGM_EV_CUTOVER), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_VERIFY_FAILED, 0, PGM_EV_CUTOVER), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_ROLLBACK_WINDOW, 0, PGM_EV_ABORT), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_CUTTING_OVER, 0, PGM_EV_ROLLBACK), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_SYNCED, 0, PGM_EV_RETRY), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_SYNCING, PGM_EV_ERROR), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_COMPLETED, 0, PGM_EV_ERROR), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_CREATED, 0, PGM_EV__NONE), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_CREATED, 0, PGM_EV__COUNT), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_PROVISIONING, 0, true, PGM_EV_CUTOVER), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_CREATED, 0, true, PGM_EV_FREEZE), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_SYNCED, 0, true, PGM_EV_CUTOVER), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_VERIFY_FAILED, 0, true, PGM_EV_CUTOVER), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_ROLLBACK_WINDOW, 0, true, PGM_EV_ABORT), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_CUTTING_OVER, 0, true, PGM_EV_ROLLBACK), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_SYNCED, 0, true, PGM_EV_RETRY), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_SYNCING, true, PGM_EV_ERROR), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_COMPLETED, 0, true, PGM_EV_ERROR), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_CREATED, 0, true, PGM_EV__NONE), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_CREATED, 0, true, PGM_EV__COUNT), -1);
 
 	/*
 	 * a job that failed while it may hold the source's freeze can be thawed
@@ -357,20 +359,38 @@ START_TEST(test_decide)
 	assert_decides(PGM_ST_FAILED, PGM_ST_FROZEN, PGM_EV_THAW, PGM_ST_THAWING, pgm_step_thaw);
 	assert_decides(PGM_ST_FAILED, PGM_ST_VERIFYING, PGM_EV_THAW, PGM_ST_THAWING, pgm_step_thaw);
 	assert_decides(PGM_ST_FAILED, PGM_ST_THAWING, PGM_EV_THAW, PGM_ST_THAWING, pgm_step_thaw);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_SYNCING, PGM_EV_THAW), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_PROVISIONING, PGM_EV_THAW), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_CUTTING_OVER, PGM_EV_THAW), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_ROLLBACK_WINDOW, PGM_EV_THAW), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_SYNCED, 0, PGM_EV_THAW), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_SYNCING, true, PGM_EV_THAW), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_PROVISIONING, true, PGM_EV_THAW), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_CUTTING_OVER, true, PGM_EV_THAW), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_ROLLBACK_WINDOW, true, PGM_EV_THAW), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_SYNCED, 0, true, PGM_EV_THAW), -1);
 
 	/* a job that failed after cutover cannot be aborted, only retried */
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_ROLLBACK_WINDOW, PGM_EV_ABORT), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_CUTTING_OVER, PGM_EV_ABORT), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_ROLLING_BACK, PGM_EV_ABORT), -1);
-	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_ABORTING, PGM_EV_ABORT), -1);
-	ck_assert_int_ge(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_ROLLBACK_WINDOW, PGM_EV_RETRY), 0);
-	ck_assert_int_ge(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_VERIFIED, PGM_EV_ABORT), 0);
-	ck_assert_int_ge(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_THAWING, PGM_EV_ABORT), 0);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_ROLLBACK_WINDOW, true, PGM_EV_ABORT), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_CUTTING_OVER, true, PGM_EV_ABORT), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_ROLLING_BACK, true, PGM_EV_ABORT), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_ABORTING, true, PGM_EV_ABORT), -1);
+	ck_assert_int_ge(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_ROLLBACK_WINDOW, true, PGM_EV_RETRY), 0);
+	ck_assert_int_ge(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_VERIFIED, true, PGM_EV_ABORT), 0);
+	ck_assert_int_ge(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_THAWING, true, PGM_EV_ABORT), 0);
+
+	/*
+	 * a cutover that failed before traffic moved left the source frozen:
+	 * thaw and abort are open; once traffic moved, only retry
+	 */
+	ck_assert_int_ge(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_CUTTING_OVER, false, PGM_EV_THAW), 0);
+	ck_assert_int_eq(pgm_transitions[pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_CUTTING_OVER, false, PGM_EV_THAW)].to,
+			 PGM_ST_THAWING);
+	ck_assert_int_ge(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_CUTTING_OVER, false, PGM_EV_ABORT), 0);
+	ck_assert_int_eq(pgm_transitions[pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_CUTTING_OVER, false, PGM_EV_ABORT)].to,
+			 PGM_ST_ABORTING);
+	ck_assert_int_ge(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_CUTTING_OVER, false, PGM_EV_RETRY), 0);
+	/* traffic never moves outside a cutover: the flag changes nothing elsewhere */
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_ROLLBACK_WINDOW, false, PGM_EV_ABORT), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_ROLLING_BACK, false, PGM_EV_THAW), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_FAILED, PGM_ST_FINISHING, false, PGM_EV_ABORT), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_CUTTING_OVER, 0, false, PGM_EV_ABORT), -1);
+	ck_assert_int_eq(pgm_fsm_decide(PGM_ST_ROLLBACK_WINDOW, 0, false, PGM_EV_THAW), -1);
 }
 END_TEST
 
@@ -381,7 +401,7 @@ START_TEST(test_decide_matches_table)
 		if (st == PGM_ST_FAILED)
 			continue; /* its abort depends on failed_from; see test_decide */
 		for (int ev = 0; ev < PGM_EV__COUNT; ev++)
-			ck_assert_int_eq(pgm_fsm_decide((pgm_state_t) st, 0, (pgm_event_t) ev),
+			ck_assert_int_eq(pgm_fsm_decide((pgm_state_t) st, 0, true, (pgm_event_t) ev),
 					 row_for((pgm_state_t) st, (pgm_event_t) ev));
 	}
 }
@@ -391,7 +411,7 @@ END_TEST
 static void
 assert_allowed(pgm_state_t st, pgm_state_t ff, const char *expected)
 {
-	char *got = pgm_fsm_allowed_commands(st, ff);
+	char *got = pgm_fsm_allowed_commands(st, ff, true);
 
 	ck_assert_ptr_nonnull(got);
 	ck_assert_msg(strcmp(got, expected) == 0, "%s (from %s): \"%s\", expected \"%s\"", pgm_state_name(st),
@@ -415,14 +435,20 @@ START_TEST(test_allowed_commands)
 	assert_allowed(PGM_ST_FAILED, PGM_ST_SYNCING, "abort, retry");
 	assert_allowed(PGM_ST_FAILED, PGM_ST_ROLLBACK_WINDOW, "retry");
 	assert_allowed(PGM_ST_FAILED, PGM_ST_CUTTING_OVER, "retry");
+	{
+		char *got = pgm_fsm_allowed_commands(PGM_ST_FAILED, PGM_ST_CUTTING_OVER, false);
+
+		ck_assert_str_eq(got, "thaw, abort, retry");
+		free(got);
+	}
 
 	/* every listed command is one decide accepts, and every accepted command is listed */
 	for (int st = 0; st < NST; st++) {
-		char *got = pgm_fsm_allowed_commands((pgm_state_t) st, PGM_ST_SYNCED);
+		char *got = pgm_fsm_allowed_commands((pgm_state_t) st, PGM_ST_SYNCED, true);
 
 		for (int ev = 0; ev < PGM_EV__COUNT; ev++) {
 			bool ok = pgm_event_is_command((pgm_event_t) ev) &&
-				  pgm_fsm_decide((pgm_state_t) st, PGM_ST_SYNCED, (pgm_event_t) ev) >= 0;
+				  pgm_fsm_decide((pgm_state_t) st, PGM_ST_SYNCED, true, (pgm_event_t) ev) >= 0;
 			const char *name = pgm_event_name((pgm_event_t) ev);
 			bool listed = false;
 

@@ -31,6 +31,8 @@ fixture(void)
 		"  \"read_sample\": {\"bytes\": 20971520, \"ms\": 200}},"
 		" \"target\": {\"server_version\": \"16.4\", \"server_version_num\": 160004, \"database\": \"app\","
 		"  \"user\": \"admin\", \"superuser\": true, \"encoding\": \"UTF8\", \"lc_collate\": \"en_US.UTF-8\","
+		"  \"wal_level\": \"logical\", \"replication\": false, \"max_replication_slots\": 10,"
+		"  \"replication_slots_used\": 0,"
 		"  \"lc_ctype\": \"en_US.UTF-8\", \"user_tables\": 0, \"connections_free\": 90,"
 		"  \"role_connection_limit\": -1, \"database_connection_limit\": -1, \"tls\": false,"
 		"  \"host\": \"127.0.0.1\", \"local\": true, \"sslmode\": \"prefer\","
@@ -185,6 +187,66 @@ START_TEST(test_target_tls)
 }
 END_TEST
 
+/*
+ * What the cutover will need is seen before the freeze: the rollback
+ * window's logical slot on the target, and something that moves traffic.
+ */
+START_TEST(test_cutover_needs)
+{
+	cJSON *g, *dst, *r;
+
+	/* the healthy pair: the window is possible; no switch is a warning, not a blocker */
+	r = evaluate(fixture(), options(NULL, NULL), false);
+	ck_assert_str_eq(status_of(r, "rollback window"), "ok");
+	ck_assert_str_eq(status_of(r, "traffic switch"), "warning");
+	ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "traffic switch"), "fix")),
+				     "--no-traffic-switch"));
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
+	cJSON_Delete(r);
+	r = evaluate(fixture(), options("cutover_command", "/usr/local/bin/switch-dns"), false);
+	ck_assert_str_eq(status_of(r, "traffic switch"), "ok");
+	cJSON_Delete(r);
+
+	/* a managed target: not a superuser, wal_level = replica, no REPLICATION, every slot taken */
+	g = fixture();
+	dst = cJSON_GetObjectItem(g, "target");
+	cJSON_ReplaceItemInObject(dst, "superuser", cJSON_CreateFalse());
+	cJSON_ReplaceItemInObject(dst, "wal_level", cJSON_CreateString("replica"));
+	cJSON_ReplaceItemInObject(dst, "replication_slots_used", cJSON_CreateNumber(10));
+	r = evaluate(g, options(NULL, NULL), false);
+	ck_assert(!cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
+	ck_assert_str_eq(status_of(r, "rollback window: wal_level"), "error");
+	ck_assert_ptr_nonnull(
+		strstr(cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "rollback window: wal_level"), "finding")),
+		       "wal_level = replica"));
+	ck_assert_ptr_nonnull(
+		strstr(cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "rollback window: wal_level"), "fix")),
+		       "rollback_window=0"));
+	ck_assert_str_eq(status_of(r, "rollback window: privileges"), "error");
+	ck_assert_str_eq(status_of(r, "rollback window: replication slots"), "error");
+	ck_assert_ptr_null(finding(r, "rollback window"));
+	cJSON_Delete(r);
+
+	/* the REPLICATION attribute (or rds_replication) is enough; without a window nothing is needed */
+	g = fixture();
+	dst = cJSON_GetObjectItem(g, "target");
+	cJSON_ReplaceItemInObject(dst, "superuser", cJSON_CreateFalse());
+	cJSON_ReplaceItemInObject(dst, "replication", cJSON_CreateTrue());
+	r = evaluate(g, options(NULL, NULL), false);
+	ck_assert_str_eq(status_of(r, "rollback window"), "ok");
+	ck_assert_str_eq(status_of(r, "rollback window: privileges"), "(missing)");
+	cJSON_Delete(r);
+	g = fixture();
+	dst = cJSON_GetObjectItem(g, "target");
+	cJSON_ReplaceItemInObject(dst, "wal_level", cJSON_CreateString("replica"));
+	r = evaluate(g, options("rollback_window", "0"), false);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
+	ck_assert_str_eq(status_of(r, "rollback window"), "info");
+	ck_assert_str_eq(status_of(r, "rollback window: wal_level"), "(missing)");
+	cJSON_Delete(r);
+}
+END_TEST
+
 START_TEST(test_options_change_findings)
 {
 	cJSON *g = fixture(), *r;
@@ -322,6 +384,7 @@ pgm_test_suite(void)
 	tcase_add_test(tc, test_healthy_pair);
 	tcase_add_test(tc, test_blockers);
 	tcase_add_test(tc, test_target_tls);
+	tcase_add_test(tc, test_cutover_needs);
 	tcase_add_test(tc, test_options_change_findings);
 	tcase_add_test(tc, test_unreachable_and_recommendations);
 	tcase_add_test(tc, test_triggers_checks);

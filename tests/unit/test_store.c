@@ -196,9 +196,9 @@ START_TEST(test_round_trip_failed)
 	ck_assert_int_eq(back->failed_from, PGM_ST_SYNCING);
 	ck_assert(cJSON_Compare(job->error, back->error, true));
 	/* after the load, retry and abort decide exactly as before */
-	ck_assert_int_eq(pgm_fsm_decide(back->state, back->failed_from, PGM_EV_RETRY),
-			 pgm_fsm_decide(job->state, job->failed_from, PGM_EV_RETRY));
-	ck_assert_int_ge(pgm_fsm_decide(back->state, back->failed_from, PGM_EV_ABORT), 0);
+	ck_assert_int_eq(pgm_fsm_decide(back->state, back->failed_from, true, PGM_EV_RETRY),
+			 pgm_fsm_decide(job->state, job->failed_from, true, PGM_EV_RETRY));
+	ck_assert_int_ge(pgm_fsm_decide(back->state, back->failed_from, true, PGM_EV_ABORT), 0);
 	pgm_job_free(back);
 
 	/* failed after cutover: abort must stay refused after a restart */
@@ -208,7 +208,7 @@ START_TEST(test_round_trip_failed)
 	back = pgm_store_load(tmpdir, &err);
 	ck_assert_ptr_nonnull(back);
 	assert_same_job(job, back);
-	ck_assert_int_eq(pgm_fsm_decide(back->state, back->failed_from, PGM_EV_ABORT), -1);
+	ck_assert_int_eq(pgm_fsm_decide(back->state, back->failed_from, true, PGM_EV_ABORT), -1);
 	pgm_job_free(back);
 	pgm_job_free(job);
 }

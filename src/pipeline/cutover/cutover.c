@@ -344,6 +344,13 @@ want_post_hook(pgm_job_t *job)
 	return pgm_jobopt_str(job->options, "post_cutover_command")[0] != '\0';
 }
 
+/* rollback_window = 0: no way back, so no reverse stream (and no logical decoding on the target) */
+static bool
+want_reverse(pgm_job_t *job)
+{
+	return pgm_jobopt_int(job->options, "rollback_window") > 0;
+}
+
 static void
 stage_next(pgm_flow_t *f)
 {
@@ -386,12 +393,24 @@ hook_ok(pgm_step_t *s, void *data)
 	pgm_flow_next(data);
 }
 
-/* traffic has moved once pgbouncer's entry switched, or, without pgbouncer, the hook ran */
+/*
+ * Traffic has moved once pgbouncer's entry switched, or, without pgbouncer,
+ * the cutover hook ran: that stage records facts.traffic_moved_at in the
+ * save that records the stage itself (pgm_flow_next), and from then on
+ * neither thaw nor abort is possible (pgm_job_traffic_moved, fsm.c).
+ */
+static void
+traffic_moved_next(pgm_flow_t *f)
+{
+	pgm_json_set_time(f->job->facts, "traffic_moved_at", pgm_now_ms());
+	pgm_flow_audit(f, "traffic", "moved to the target");
+	pgm_flow_next(f);
+}
+
 static bool
 traffic_moved(pgm_job_t *job)
 {
-	return pgm_flow_done(job, "cutover", "pgbouncer:switch") ||
-	       (!pgm_pgb_configured(job) && pgm_flow_done(job, "cutover", "hook:cutover_command"));
+	return pgm_job_traffic_moved(job);
 }
 
 static void
@@ -407,16 +426,28 @@ hook_failed(pgm_step_t *s, const char *message, const char *detail, void *data)
 	pgm_flow_fail(f, message, detail, hint);
 }
 
+/* without pgbouncer, the hook is what moves traffic */
+static void
+cutover_hook_ok(pgm_step_t *s, void *data)
+{
+	pgm_flow_t *f = data;
+
+	if (pgm_pgb_configured(f->job))
+		pgm_flow_next(f);
+	else
+		traffic_moved_next(f);
+}
+
 static void
 st_cutover_hook(pgm_flow_t *f)
 {
-	pgm_hook_run_ex(f->step, "cutover_command", "cutover", hook_ok, hook_failed, f);
+	pgm_hook_run_ex(f->step, "cutover_command", "cutover", cutover_hook_ok, hook_failed, f);
 }
 
 static void
 st_switch(pgm_flow_t *f)
 {
-	pgm_pgb_switch(f, true, stage_next);
+	pgm_pgb_switch(f, true, traffic_moved_next);
 }
 
 static void
@@ -434,7 +465,7 @@ st_post_hook(pgm_flow_t *f)
 static const pgm_stage_t cutover_stages[] = {{"dns:check", st_dns, want_dns},
 					     {"pgbouncer:check", st_pgb_check, pgm_pgb_configured},
 					     {"sequences", st_sequences, NULL},
-					     {"reverse:setup", st_reverse_setup, NULL},
+					     {"reverse:setup", st_reverse_setup, want_reverse},
 					     {"pgbouncer:pause", st_pause, pgm_pgb_configured},
 					     {"hook:cutover_command", st_cutover_hook, want_cutover_hook},
 					     {"pgbouncer:switch", st_switch, pgm_pgb_configured},
@@ -482,6 +513,9 @@ cutover_finished(pgm_step_t *s)
 	pgm_job_t *job = s->job;
 
 	pgm_json_set_time(job->facts, "cutover_at", pgm_now_ms());
+	/* with --no-traffic-switch the operator moves it, from now on */
+	if (!pgm_job_traffic_moved(job))
+		pgm_json_set_time(job->facts, "traffic_moved_at", pgm_now_ms());
 	pgm_job_checkpoint(job);
 	pgm_notice("job %s: cut over: traffic is on the target; writes made there flow back to the source until the "
 		   "rollback window closes",
@@ -539,4 +573,36 @@ void
 pgm_finish_run(pgm_step_t *s)
 {
 	pgm_flow_start(s, "finish", finish_stages, NULL, finish_finished);
+}
+
+/* ---- unwind: before thaw or abort, what a failed cutover left behind ---- */
+
+bool
+pgm_cutover_leftovers(pgm_job_t *job)
+{
+	return !pgm_job_traffic_moved(job) && (pgm_reverse_live(job) || pgm_pgb_backup_live(job));
+}
+
+/* the include file as the backup has it, RELOAD, RESUME: best effort, never fails */
+static void
+st_unwind_pgb(pgm_flow_t *f)
+{
+	if (pgm_pgb_backup_live(f->job))
+		pgm_pgb_restore(f, true, stage_next);
+	else
+		pgm_flow_next(f);
+}
+
+static const pgm_stage_t unwind_stages[] = {{"pgbouncer:restore", st_unwind_pgb, pgm_pgb_configured},
+					    {"reverse:teardown", st_teardown, NULL},
+					    {"pgbouncer:cleanup", st_pgb_cleanup, NULL},
+					    {NULL, NULL, NULL}};
+
+void
+pgm_cutover_unwind(pgm_step_t *s, void (*then)(pgm_step_t *s))
+{
+	pgm_info("job %s: the failed cutover left objects behind: removing them first", s->job->name);
+	/* every stage is idempotent: each thaw or abort runs them all */
+	pgm_flow_reset(s->job, "unwind");
+	pgm_flow_start(s, "unwind", unwind_stages, NULL, then);
 }

@@ -13,5 +13,12 @@ void pgm_cutover_run(pgm_step_t *s);
 void pgm_window_run(pgm_step_t *s);
 void pgm_rollback_run(pgm_step_t *s);
 void pgm_finish_run(pgm_step_t *s);
+/*
+ * What a cutover that failed before traffic moved may have left: the
+ * reverse stream's objects, pgbouncer paused or its include file changed.
+ * thaw and abort run the unwind first when there is any (idempotent).
+ */
+bool pgm_cutover_leftovers(pgm_job_t *job);
+void pgm_cutover_unwind(pgm_step_t *s, void (*then)(pgm_step_t *s));
 
 #endif

@@ -606,6 +606,12 @@ pgm_pgb_restore(pgm_flow_t *f, bool original, void (*then)(pgm_flow_t *f))
 	pgb_command(b, "RELOAD", on_restore_reload);
 }
 
+bool
+pgm_pgb_backup_live(pgm_job_t *job)
+{
+	return pgm_artifact_find_live(job, KIND_BACKUP, NULL, NULL) != NULL;
+}
+
 void
 pgm_pgb_cleanup(pgm_flow_t *f)
 {

@@ -24,6 +24,8 @@ void pgm_pgb_switch(pgm_flow_t *f, bool to_target, void (*then)(pgm_flow_t *f));
  * RELOAD (when original), then RESUME.
  */
 void pgm_pgb_restore(pgm_flow_t *f, bool original, void (*then)(pgm_flow_t *f));
+/* a backup of the include file is recorded: a cutover reached pgbouncer */
+bool pgm_pgb_backup_live(pgm_job_t *job);
 /* remove the backup of the include file (finish, rollback) */
 void pgm_pgb_cleanup(pgm_flow_t *f);
 

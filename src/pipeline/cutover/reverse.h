@@ -17,6 +17,8 @@ char *pgm_reverse_progress_table(const pgm_job_t *job); /* "schema".applied, mal
 
 /* create on the target a publication and a slot, on the source the progress table */
 void pgm_reverse_setup(pgm_flow_t *f, void (*then)(pgm_flow_t *f));
+/* whether any reverse object is recorded live (on either server) */
+bool pgm_reverse_live(pgm_job_t *job);
 /* drop every reverse object recorded in the artifacts (idempotent) */
 void pgm_reverse_teardown(pgm_flow_t *f, void (*then)(pgm_flow_t *f));
 /* the rollback window: apply target changes to the source every reverse_interval */

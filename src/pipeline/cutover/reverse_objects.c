@@ -303,6 +303,15 @@ teardown_source(pgm_step_t *s, void *data)
 	free(qs);
 }
 
+bool
+pgm_reverse_live(pgm_job_t *job)
+{
+	return pgm_artifact_find_live(job, KIND_SLOT, NULL, NULL) ||
+	       pgm_artifact_find_live(job, KIND_PUB, NULL, NULL) ||
+	       pgm_artifact_find_live(job, KIND_IDENT, NULL, NULL) ||
+	       pgm_artifact_find_live(job, KIND_PROGRESS, NULL, NULL);
+}
+
 void
 pgm_reverse_teardown(pgm_flow_t *f, void (*then)(pgm_flow_t *f))
 {

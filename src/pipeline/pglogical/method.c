@@ -3,6 +3,7 @@
  * source that allows it (a superuser, wal_level = logical, pglogical
  * preloaded: not Heroku), with a freeze of a fraction of a second.
  */
+#include "fsm/artifact.h"
 #include "pipeline/cutover/cutover.h"
 #include "pipeline/freeze/freeze.h"
 #include "pipeline/method.h"
@@ -14,6 +15,30 @@ static void
 pgl_cutover(pgm_step_t *s)
 {
 	pgm_pglogical_detach(s, pgm_cutover_run);
+}
+
+/*
+ * thaw: writes back on the source. After a cutover that failed once it had
+ * dropped the subscription, the target no longer follows the source: the
+ * thaw still gives writes back, then says so and fails.
+ */
+static void
+pgl_thawed(pgm_step_t *s, void *data)
+{
+	if (pgm_artifact_find(s->job, PGL_KIND_SUBSCRIPTION, NULL, NULL) &&
+	    !pgm_artifact_find_live(s->job, PGL_KIND_SUBSCRIPTION, NULL, NULL)) {
+		pgm_step_fail(s, "the source takes writes again, but the target no longer follows it",
+			      "the failed cutover had already dropped the pglogical subscription",
+			      "abort the job (it removes what pgmover created), then create and start it again");
+		return;
+	}
+	pgm_step_done(s, PGM_EV_DONE);
+}
+
+static void
+pgl_thaw(pgm_step_t *s)
+{
+	pgm_thaw_source(s, pgl_thawed, NULL);
 }
 
 /* the nodes, replication sets and extensions pgmover created go first */
@@ -45,7 +70,7 @@ const pgm_method_t pgm_method_pglogical = {
 	.freeze = pgm_pglogical_freeze,
 	.frozen = pgm_freeze_check_step,
 	.verify = pgm_verify_step,
-	.thaw = pgm_thaw_step,
+	.thaw = pgl_thaw,
 	.cutover = pgl_cutover,
 	.window = pgm_window_run,
 	.finish = pgl_finish,

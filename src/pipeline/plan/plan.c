@@ -55,6 +55,9 @@ static const char *facts_sql =
 	"       pg_database_size(current_database()) AS database_size,"
 	"       current_user AS \"user\","
 	"       r.rolsuper AS superuser,"
+	/* a logical slot needs REPLICATION (RDS: membership in rds_replication) */
+	"       r.rolreplication OR EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_replication'"
+	"                                    AND pg_has_role(current_user, g.oid, 'MEMBER')) AS replication,"
 	"       pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') AS can_signal_backends,"
 	"       pg_has_role(current_user, d.datdba, 'MEMBER') AS owns_database,"
 	"       has_database_privilege(current_database(), 'CREATE') AS can_create_schema,"

@@ -616,6 +616,76 @@ check_triggers(eval_t *ev, const cJSON *src)
 	}
 }
 
+/*
+ * What the cutover will need, seen before anything is frozen. The rollback
+ * window decodes the target's writes from a logical slot: wal_level =
+ * logical (a restart to change), the REPLICATION attribute and a free slot
+ * on the target. Found only at cutover, the fix would be a restart of the
+ * target during the outage.
+ */
+static void
+check_target_rollback(eval_t *ev, const cJSON *dst, const cJSON *options)
+{
+	int64_t window = pgm_jobopt_int(options, "rollback_window");
+	int free_slots =
+		(int) (pgm_json_num(dst, "max_replication_slots", 0) - pgm_json_num(dst, "replication_slots_used", 0));
+	bool logical = strcmp(str(dst, "wal_level"), "logical") == 0;
+	bool may = flag(dst, "superuser") || flag(dst, "replication");
+
+	if (window == 0) {
+		add(ev, "rollback window", "info", NULL,
+		    "rollback_window = 0: no way back after cutover; the target needs no logical decoding");
+		return;
+	}
+	if (!logical)
+		add(ev, "rollback window: wal_level", "error",
+		    "ALTER SYSTEM SET wal_level = logical on the target and restart it before you start (managed "
+		    "services: a parameter group or flag, e.g. rds.logical_replication = 1); or --set rollback_window=0 "
+		    "to migrate without a way back",
+		    "the target has wal_level = %s: the rollback window decodes the writes made on the target after "
+		    "cutover, which needs wal_level = logical; the cutover would fail with the source already frozen",
+		    str(dst, "wal_level"));
+	if (!may)
+		add(ev, "rollback window: privileges", "error",
+		    "ALTER ROLE ... REPLICATION on the target (RDS: GRANT rds_replication TO the role); or --set "
+		    "rollback_window=0",
+		    "the target role %s may not create a replication slot (no REPLICATION attribute, not a superuser)",
+		    str(dst, "user"));
+	if (free_slots < 1)
+		add(ev, "rollback window: replication slots", "error",
+		    "raise max_replication_slots on the target (a restart), or drop an unused slot "
+		    "(SELECT pg_drop_replication_slot(name))",
+		    "the target has no free replication slot (%d of %d in use); the rollback window needs one",
+		    (int) pgm_json_num(dst, "replication_slots_used", 0),
+		    (int) pgm_json_num(dst, "max_replication_slots", 0));
+	if (logical && may && free_slots >= 1)
+		add(ev, "rollback window", "ok", NULL,
+		    "the target can keep its writes for the way back: wal_level = logical, the role may create a slot, "
+		    "%d slot(s) free",
+		    free_slots);
+}
+
+/* something must move the application's connections at cutover */
+static void
+check_traffic_switch(eval_t *ev, const cJSON *options)
+{
+	bool pgb = pgm_jobopt_str(options, "pgbouncer_admin")[0] != '\0';
+	bool hook = pgm_jobopt_str(options, "cutover_command")[0] != '\0';
+
+	if (pgb)
+		add(ev, "traffic switch", "ok", NULL, "cutover points pgbouncer's entry %s at the target%s",
+		    pgm_jobopt_str(options, "pgbouncer_database"), hook ? ", and runs cutover_command" : "");
+	else if (hook)
+		add(ev, "traffic switch", "ok", NULL, "cutover runs cutover_command to move the traffic");
+	else
+		add(ev, "traffic switch", "warning",
+		    "--set pgbouncer_admin=... (with pgbouncer_database and pgbouncer_include) or --set "
+		    "cutover_command=...; or, if you move the traffic yourself, \"pgmover cutover JOB "
+		    "--no-traffic-switch\"",
+		    "nothing is configured to move the application's traffic at cutover: neither pgbouncer nor "
+		    "cutover_command; cutover will refuse without --no-traffic-switch");
+}
+
 cJSON *
 pgm_plan_evaluate(const cJSON *gathered, const cJSON *options, bool target_owned)
 {
@@ -695,7 +765,9 @@ pgm_plan_evaluate_method(const cJSON *gathered, const cJSON *options, bool targe
 		check_target_tls(&ev, dst);
 		check_target_empty(&ev, dst, options, target_owned);
 		check_connections(&ev, dst, "target", jobs + 1);
+		check_target_rollback(&ev, dst, options);
 	}
+	check_traffic_switch(&ev, options);
 	if (pglogical && !flag(src, "backup_file"))
 		check_pglogical(&ev, src, dst, options, src_ok, dst_ok, src_super);
 	pgm_json_set_str(ev.report, "method", pglogical ? "pglogical" : triggers ? "triggers" : "dump");
