@@ -146,17 +146,22 @@ pgm_cli_scalar_format(const char *key, const cJSON *value, char *buf, size_t siz
 const char *
 pgm_cli_progress_format(const cJSON *step, char *buf, size_t size)
 {
-	double done, total;
+	double done, total, rate = 0;
 	char a[32], b[32];
 	size_t len;
 	const char *sep = "";
+	const char *phase = pgm_cli_phase_name(pgm_cli_json_string(step, "phase", NULL));
+	bool have_rate = pgm_cli_json_number(step, "rate_bytes_per_sec", &rate);
 
-	len = (size_t) snprintf(buf, size, "%s:", pgm_cli_json_string(step, "name", "step"));
+	len = (size_t) snprintf(buf, size, "%s", pgm_cli_json_string(step, "name", "step"));
 #define APPEND(...)                                                                   \
 	do {                                                                          \
 		if (len < size)                                                       \
 			len += (size_t) snprintf(buf + len, size - len, __VA_ARGS__); \
 	} while (0)
+	if (phase != NULL)
+		APPEND(" (%s)", phase);
+	APPEND(":");
 	if (pgm_cli_json_number(step, "tables_done", &done) && pgm_cli_json_number(step, "tables_total", &total)) {
 		APPEND(" tables %s/%s", pgm_cli_number_format(done, a, sizeof(a)),
 		       pgm_cli_number_format(total, b, sizeof(b)));
@@ -164,18 +169,54 @@ pgm_cli_progress_format(const cJSON *step, char *buf, size_t size)
 	}
 	if (pgm_cli_json_number(step, "bytes_done", &done)) {
 		APPEND("%s %s", sep, pgm_cli_bytes_format(done, a, sizeof(a)));
-		if (pgm_cli_json_number(step, "bytes_total", &total))
+		if (pgm_cli_json_number(step, "bytes_total", &total)) {
 			APPEND(" of %s", pgm_cli_bytes_format(total, b, sizeof(b)));
+			if (total > 0)
+				APPEND(" (%.0f%%)", 100.0 * (done < total ? done : total) / total);
+		}
 		sep = ",";
 	}
-	if (pgm_cli_json_number(step, "rate_bytes_per_sec", &done)) {
-		APPEND("%s %s/s", sep, pgm_cli_bytes_format(done, a, sizeof(a)));
+	/* no rate outside the data phase: "0 B/s" while indexes build looks stalled */
+	if (have_rate && (rate > 0 || phase == NULL)) {
+		APPEND("%s %s/s", sep, pgm_cli_bytes_format(rate, a, sizeof(a)));
 		sep = ",";
 	}
 	if (pgm_cli_json_number(step, "eta_seconds", &done))
 		APPEND("%s ETA %s", sep, pgm_cli_duration_format(done, a, sizeof(a)));
+	if (pgm_cli_json_number(step, "log_rows_behind", &done)) {
+		APPEND("%s %s logged changes behind", sep, pgm_cli_number_format(done, a, sizeof(a)));
+		sep = ",";
+	}
+	if (len > 0 && len < size && buf[len - 1] == ':')
+		buf[--len] = '\0';
 #undef APPEND
 	return buf;
+}
+
+/*
+ * pgm_cli_phase_name says what a step's phase means to the operator
+ * ("post-data": building indexes and constraints); unknown phases are shown
+ * as the daemon names them, none as NULL.
+ */
+const char *
+pgm_cli_phase_name(const char *phase)
+{
+	static const char *const names[][2] = {{"snapshot", "opening the snapshot"},
+					       {"schema", "creating the schema"},
+					       {"data", "copying data"},
+					       {"post-data", "building indexes and constraints"},
+					       {"sequences", "setting sequences"},
+					       {"restore", "restoring"},
+					       {"planning", "planning the comparison"},
+					       {"connecting", "connecting"},
+					       {NULL, NULL}};
+
+	if (phase == NULL || phase[0] == '\0')
+		return NULL;
+	for (int i = 0; names[i][0] != NULL; i++)
+		if (strcmp(names[i][0], phase) == 0)
+			return names[i][1];
+	return phase;
 }
 
 /*

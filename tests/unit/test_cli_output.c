@@ -111,8 +111,22 @@ START_TEST(test_progress_format)
 	cJSON *partial = json("{\"name\": \"restore\", \"bytes_done\": 2048, \"eta_seconds\": null}");
 
 	ck_assert_str_eq(pgm_cli_progress_format(full, buf, sizeof(buf)),
-			 "copy: tables 3/10, 1.2 GiB of 4.0 GiB, 35.0 MiB/s, ETA 1m20s");
+			 "copy: tables 3/10, 1.2 GiB of 4.0 GiB (30%), 35.0 MiB/s, ETA 1m20s");
 	ck_assert_str_eq(pgm_cli_progress_format(partial, buf, sizeof(buf)), "restore: 2.0 KiB");
+	{
+		/* the phase in the operator's words; no "0 B/s" while indexes build */
+		cJSON *post = json("{\"name\": \"rehearsal\", \"phase\": \"post-data\", \"tables_done\": 8,"
+				   " \"tables_total\": 8, \"bytes_done\": 1024, \"bytes_total\": 1024,"
+				   " \"rate_bytes_per_sec\": 0, \"eta_seconds\": null}");
+		cJSON *drain = json("{\"name\": \"drain\", \"phase\": \"draining\", \"log_rows_behind\": 1200}");
+
+		ck_assert_str_eq(pgm_cli_progress_format(post, buf, sizeof(buf)),
+				 "rehearsal (building indexes and constraints): tables 8/8, 1.0 KiB of 1.0 KiB (100%)");
+		ck_assert_str_eq(pgm_cli_progress_format(drain, buf, sizeof(buf)),
+				 "drain (draining): 1200 logged changes behind");
+		cJSON_Delete(post);
+		cJSON_Delete(drain);
+	}
 	/* a short buffer truncates, never overflows */
 	ck_assert_uint_eq(strlen(pgm_cli_progress_format(full, buf, 12)), 11);
 	cJSON_Delete(full);
