@@ -73,7 +73,9 @@ typedef enum pgm_cli_option_id_e {
 	PGM_CLI_OPT_METHOD,
 	PGM_CLI_OPT_SET,
 	PGM_CLI_OPT_TABLES,
-	PGM_CLI_OPT_NO_TRAFFIC_SWITCH
+	PGM_CLI_OPT_NO_TRAFFIC_SWITCH,
+	PGM_CLI_OPT_VERBOSE,
+	PGM_CLI_OPT_UNTIL
 } pgm_cli_option_id_t;
 
 #define PGM_CLI_OPT_BIT(id) (1u << (id))
@@ -100,6 +102,8 @@ typedef struct pgm_cli_args_s {
 	const char *method;     /* --method */
 	cJSON *options;         /* --set key=value pairs, as strings */
 	bool no_traffic_switch; /* cutover --no-traffic-switch */
+	bool verbose;           /* status -v: the whole status */
+	const char *until;      /* watch --until STATE */
 	unsigned given;         /* PGM_CLI_OPT_BITs of the options seen */
 	int rest_argc;          /* argc for the in-process commands */
 	char **rest_argv;       /* command word, then all but global options */
@@ -167,6 +171,10 @@ extern void pgm_cli_output_hint(const char *fmt, ...) __attribute__((format(prin
 extern void pgm_cli_output_reply_error(const cJSON *error);
 extern void pgm_cli_output_value(FILE *out, int indent, const char *key, const cJSON *value);
 extern void pgm_cli_output_status(FILE *out, const cJSON *status);
+/* --json: the client's own errors as a {"ok": false, "error"} line at exit */
+extern void pgm_cli_json_errors(bool on);
+extern void pgm_cli_json_errors_flush(int rc);
+extern void pgm_cli_output_status_full(FILE *out, const cJSON *status);
 extern void pgm_cli_output_status_table(FILE *out, const cJSON *jobs);
 extern void pgm_cli_output_describe(FILE *out, const cJSON *machine);
 extern void pgm_cli_output_event(FILE *out, const cJSON *event);

@@ -89,8 +89,17 @@ pgm_cli_conn_open(pgm_cli_conn_t *client, const char *path)
 
 	if (connect(client->fd, (struct sockaddr *) &addr, sizeof(addr)) != 0 &&
 	    !(errno == EINTR && socket_wait_connected(client->fd))) {
-		pgm_cli_output_error("could not connect to pgmoverd at \"%s\": %s", path, strerror(errno));
-		pgm_cli_output_hint("is pgmoverd running? start it with \"pgmoverd -c FILE\" or pass -s SOCKET");
+		int e = errno;
+
+		pgm_cli_output_error("could not connect to pgmoverd at \"%s\": %s", path, strerror(e));
+		if (e == EACCES || e == EPERM)
+			pgm_cli_output_hint(
+				"pgmoverd runs, but this user may not open its socket: run as the daemon's user "
+				"or root, or join the group that owns the socket file (socket_mode in "
+				"pgmoverd.conf)");
+		else
+			pgm_cli_output_hint("is pgmoverd running? start it with \"systemctl start pgmoverd\" or "
+					    "\"pgmoverd -c FILE\", or pass -s SOCKET (or PGMOVER_SOCKET)");
 		pgm_cli_conn_close(client);
 		return PGM_EXIT_UNREACHABLE;
 	}

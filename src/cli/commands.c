@@ -10,6 +10,8 @@
  * and stand-alone verify run in-process through the pgmover library.
  */
 #include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #if defined(__has_include)
@@ -19,6 +21,7 @@
 #endif
 
 #include "cli.h"
+#include "fsm/fsm.h"
 
 #ifndef PGM_VERSION
 #define PGM_VERSION "0.1.0"
@@ -51,10 +54,11 @@ const pgm_cli_command_t pgm_cli_commands[] = {
 	 "create a job: source, target, method and options"},
 	{"start", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "start JOB",
 	 "start a job: preflight, prepare the target, copy or sync the data"},
-	{"status", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_OPTIONAL, 0, cmd_daemon, render_status, "status [JOB]",
-	 "show one job in detail, or all jobs"},
-	{"watch", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_watch, NULL, "watch JOB",
-	 "follow a job's transitions and progress ticks, until the job ends"},
+	{"status", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_OPTIONAL, PGM_CLI_OPT_BIT(PGM_CLI_OPT_VERBOSE), cmd_daemon,
+	 render_status, "status [JOB] [-v]", "show one job in detail, or all jobs, on one screen; -v: everything"},
+	{"watch", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_BIT(PGM_CLI_OPT_UNTIL), cmd_watch, NULL,
+	 "watch JOB [--until STATE]",
+	 "follow a job's transitions and progress ticks, until the job ends, fails (exit 1) or reaches STATE"},
 	{"jobs", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_NONE, 0, cmd_daemon, render_jobs, "jobs", "list the jobs"},
 	{"freeze", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "freeze JOB",
 	 "stop writes on the source, take the final copy or drain replication"},
@@ -269,49 +273,158 @@ event_state(const cJSON *event)
 	return NULL;
 }
 
+/* --until takes the state machine's own names */
+static bool
+valid_state(const char *name)
+{
+	pgm_state_t st;
+
+	return pgm_state_parse(name, &st);
+}
+
+/* "created, provisioning, ...", for the hint (static buffer) */
+static const char *
+all_states(void)
+{
+	static char buf[512];
+	size_t n = 0;
+
+	for (int i = 0; i < PGM_ST__COUNT && n < sizeof(buf); i++)
+		n += (size_t) snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? ", " : "",
+				       pgm_state_name((pgm_state_t) i));
+	return buf;
+}
+
+/* watch's memory between events: what it printed last, and how it ends */
+typedef struct watch_s {
+	const pgm_cli_args_t *args;
+	bool tty;       /* stdout is a terminal: progress rewrites one line */
+	bool open_line; /* a progress line without its newline is on screen */
+	char *last;     /* the last progress line printed (without its clock) */
+	int rc;         /* exit code once done */
+	bool done;
+} watch_t;
+
+/* the human line of an event, as pgm_cli_output_event prints it (malloc'd) */
+static char *
+event_text(const cJSON *event)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (f == NULL)
+		return NULL;
+	pgm_cli_output_event(f, event);
+	fclose(f);
+	return text;
+}
+
 /*
- * watch_follow reads event lines until the job reaches a terminal state or
- * the daemon closes the connection (both exit 0), printing each line
- * unchanged (--json) or as one human line. done says the job has already
- * ended.
+ * watch_show prints one event for a person: a transition always, a
+ * progress tick only when what it says moved (the clock aside), on a
+ * terminal in place. Then it decides whether watching is over: the job
+ * ended, failed (exit 1, after its error), or reached --until.
+ */
+static void
+watch_show(watch_t *w, const cJSON *event)
+{
+	const char *kind = pgm_cli_json_string(event, "event", "");
+	const char *state = event_state(event);
+	const cJSON *status = cJSON_GetObjectItemCaseSensitive(event, "status");
+
+	if (!w->args->json) {
+		char *text = event_text(event);
+		/* "HH:MM:SS job: ..." -- the part after the clock is what changes */
+		const char *body = text && strchr(text, ' ') ? strchr(text, ' ') + 1 : text;
+		bool progress = strcmp(kind, "progress") == 0;
+
+		if (text != NULL && (!progress || w->last == NULL || strcmp(w->last, body) != 0)) {
+			if (progress && w->tty) {
+				size_t n = strlen(text);
+
+				fprintf(stdout, "\r\033[K%.*s", (int) (n > 0 && text[n - 1] == '\n' ? n - 1 : n), text);
+				w->open_line = true;
+			} else {
+				if (w->open_line)
+					fputc('\n', stdout);
+				w->open_line = false;
+				fputs(text, stdout);
+			}
+			if (progress) {
+				free(w->last);
+				w->last = strdup(body);
+			}
+		}
+		free(text);
+	}
+	if (state == NULL)
+		return;
+	/* a failed job: its error (a progress tick carries it in the status), exit 1 */
+	if (strcmp(state, "failed") == 0) {
+		const cJSON *error = cJSON_GetObjectItemCaseSensitive(status, "error");
+
+		if (!w->args->json && strcmp(kind, "progress") == 0 && cJSON_IsObject(error)) {
+			if (w->open_line)
+				fputc('\n', stdout);
+			w->open_line = false;
+			printf("%s: failed: %s\n", pgm_cli_json_string(event, "job", "?"),
+			       pgm_cli_json_string(error, "message", "(no message)"));
+			if (pgm_cli_json_string(error, "hint", NULL) != NULL)
+				printf("hint: %s\n", pgm_cli_json_string(error, "hint", ""));
+		}
+		w->done = true;
+		w->rc = w->args->until != NULL && strcmp(w->args->until, "failed") == 0 ? PGM_EXIT_OK : PGM_EXIT_FAILED;
+	} else if (w->args->until != NULL && strcmp(w->args->until, state) == 0) {
+		w->done = true;
+		w->rc = PGM_EXIT_OK;
+	} else if (state_is_terminal(state)) {
+		w->done = true;
+		/* ended elsewhere than asked: the runbook's assumption is wrong */
+		w->rc = w->args->until != NULL ? PGM_EXIT_FAILED : PGM_EXIT_OK;
+	}
+}
+
+/*
+ * watch_follow reads event lines until watch_show says it is over or the
+ * daemon closes the connection, printing each line unchanged (--json) or
+ * for a person.
  */
 static int
-watch_follow(const pgm_cli_args_t *args, pgm_cli_conn_t *client, bool done)
+watch_follow(watch_t *w, pgm_cli_conn_t *client)
 {
 	char *line;
 	pgm_cli_read_t rc;
 
-	while (!done) {
+	while (!w->done) {
 		cJSON *event;
 
 		rc = pgm_cli_conn_read_line(client, &line);
 		if (rc != PGM_CLI_READ_LINE)
 			return rc == PGM_CLI_READ_ERROR ? PGM_EXIT_UNREACHABLE : PGM_EXIT_OK;
-		if (args->json)
+		if (w->args->json)
 			printf("%s\n", line);
 		event = cJSON_Parse(line);
 		if (!cJSON_IsObject(event)) {
 			cJSON_Delete(event);
 			pgm_cli_output_error("pgmoverd at \"%s\" sent an event that is not a JSON object",
-					     args->socket);
+					     w->args->socket);
 			pgm_cli_output_hint("check that client and daemon versions match (\"pgmover version\")");
 			return PGM_EXIT_UNREACHABLE;
 		}
-		done = state_is_terminal(event_state(event));
-		if (!args->json)
-			pgm_cli_output_event(stdout, event);
+		watch_show(w, event);
 		cJSON_Delete(event);
 		if (fflush(stdout) != 0)
 			return PGM_EXIT_FAILED; /* reader went away, e.g. "| head" */
 	}
-	return PGM_EXIT_OK;
+	return w->rc;
 }
 
 /*
  * cmd_watch subscribes to a job's events. The ok reply carries the job's
- * status; if the job has already ended there is nothing to wait for.
- * Ctrl-C stops watching; main then re-raises SIGINT so that shells and
- * scripts see the interruption.
+ * status, shown as the first event: a job that has already ended, failed
+ * or reached --until has nothing to wait for. Ctrl-C stops watching; main
+ * then re-raises SIGINT so that shells and scripts see the interruption.
  */
 static int
 cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command)
@@ -319,9 +432,14 @@ cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	struct sigaction sa;
 	pgm_cli_conn_t client;
 	pgm_cli_reply_t reply;
-	const char *state;
+	watch_t w = {.args = args, .tty = !args->json && isatty(STDOUT_FILENO), .rc = PGM_EXIT_OK};
 	int rc;
 
+	if (args->until != NULL && !valid_state(args->until)) {
+		pgm_cli_output_error("unknown state \"%s\" for --until", args->until);
+		pgm_cli_output_hint("states: %s", all_states());
+		return PGM_EXIT_USAGE;
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = watch_on_sigint;
 	sa.sa_flags = SA_RESETHAND; /* no SA_RESTART: read() must see EINTR */
@@ -330,19 +448,19 @@ cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 
 	rc = cli_request(args, &client, command->name, NULL, &reply);
 	if (rc == PGM_EXIT_OK) {
-		state = pgm_cli_json_string(reply.result, "state", NULL);
-		if (!args->json && state != NULL) {
-			cJSON *event = cJSON_CreateObject();
+		cJSON *event = cJSON_CreateObject();
 
-			cJSON_AddStringToObject(event, "event", "progress");
-			cJSON_AddStringToObject(event, "job", pgm_cli_json_string(reply.result, "name", args->job));
-			cJSON_AddItemReferenceToObject(event, "status", (cJSON *) reply.result);
-			pgm_cli_output_event(stdout, event);
-			cJSON_Delete(event);
-		}
+		cJSON_AddStringToObject(event, "event", "progress");
+		cJSON_AddStringToObject(event, "job", pgm_cli_json_string(reply.result, "name", args->job));
+		cJSON_AddItemReferenceToObject(event, "status", (cJSON *) reply.result);
+		watch_show(&w, event);
+		cJSON_Delete(event);
 		fflush(stdout);
-		rc = watch_follow(args, &client, state_is_terminal(state));
+		rc = watch_follow(&w, &client);
+		if (w.open_line)
+			fputc('\n', stdout);
 	}
+	free(w.last);
 	pgm_cli_reply_free(&reply);
 	pgm_cli_conn_close(&client);
 	return pgm_cli_interrupted ? PGM_EXIT_OK : rc;
@@ -514,7 +632,9 @@ render_jobs(const pgm_cli_args_t *args, const cJSON *result)
 static void
 render_status(const pgm_cli_args_t *args, const cJSON *result)
 {
-	if (args->job != NULL)
+	if (args->job != NULL && args->verbose)
+		pgm_cli_output_status_full(stdout, result);
+	else if (args->job != NULL)
 		pgm_cli_output_status(stdout, result);
 	else
 		render_jobs(args, result);

@@ -31,6 +31,8 @@ static const cli_option_t cli_options[] = {{"socket", 's', true, PGM_CLI_OPT_SOC
 					   {"set", 0, true, PGM_CLI_OPT_SET},
 					   {"tables", 0, true, PGM_CLI_OPT_TABLES},
 					   {"no-traffic-switch", 0, false, PGM_CLI_OPT_NO_TRAFFIC_SWITCH},
+					   {"verbose", 'v', false, PGM_CLI_OPT_VERBOSE},
+					   {"until", 0, true, PGM_CLI_OPT_UNTIL},
 					   {NULL, 0, false, 0}};
 
 /*
@@ -106,6 +108,12 @@ option_apply(pgm_cli_args_t *args, const cli_option_t *option, const char *value
 		break; /* only used by the in-process verify */
 	case PGM_CLI_OPT_NO_TRAFFIC_SWITCH:
 		args->no_traffic_switch = true;
+		break;
+	case PGM_CLI_OPT_VERBOSE:
+		args->verbose = true;
+		break;
+	case PGM_CLI_OPT_UNTIL:
+		args->until = value;
 		break;
 	case PGM_CLI_OPT_SET:
 		eq = strchr(value, '=');
@@ -255,6 +263,10 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	memset(&args, 0, sizeof(args));
 
+	/* before the parse: a usage error after --json is JSON too */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--json") == 0)
+			pgm_cli_json_errors(true);
 	if (!args_parse(&args, argc, argv))
 		goto cleanup;
 	if (args.command == NULL && args.help) {
@@ -282,6 +294,7 @@ main(int argc, char **argv)
 		rc = command->handler(&args, command);
 
 cleanup:
+	pgm_cli_json_errors_flush(rc);
 	cJSON_Delete(args.options);
 	free(args.rest_argv);
 	if (fflush(stdout) != 0 && rc == PGM_EXIT_OK) {

@@ -9,12 +9,56 @@
  * sent them (ISO-8601 UTC).
  */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli.h"
+#include "common/util.h"
 
 static void output_object_rest(FILE *out, int indent, const cJSON *object, const char *const *skip);
+
+/*
+ * With --json, the client's own errors (the daemon unreachable, a usage
+ * error) are also kept, the first with its hint, and printed at exit as
+ * the envelope a daemon refusal has: {"ok": false, "error": {...}}.
+ */
+static bool json_errors;
+static char *json_message, *json_hint;
+
+void
+pgm_cli_json_errors(bool on)
+{
+	json_errors = on;
+}
+
+void
+pgm_cli_json_errors_flush(int rc)
+{
+	cJSON *root, *error;
+	char *text;
+
+	if (json_errors && json_message != NULL && rc != PGM_EXIT_OK) {
+		root = cJSON_CreateObject();
+		cJSON_AddFalseToObject(root, "ok");
+		error = cJSON_AddObjectToObject(root, "error");
+		cJSON_AddStringToObject(error, "code",
+					rc == PGM_EXIT_UNREACHABLE ? "unreachable"
+					: rc == PGM_EXIT_USAGE     ? "usage"
+								   : "client_error");
+		cJSON_AddStringToObject(error, "message", json_message);
+		if (json_hint != NULL)
+			cJSON_AddStringToObject(error, "hint", json_hint);
+		text = cJSON_PrintUnformatted(root);
+		if (text != NULL)
+			printf("%s\n", text);
+		cJSON_free(text);
+		cJSON_Delete(root);
+	}
+	free(json_message);
+	free(json_hint);
+	json_message = json_hint = NULL;
+}
 
 /*
  * pgm_cli_output_error prints "pgmover: error: MESSAGE" to stderr.
@@ -30,6 +74,12 @@ pgm_cli_output_error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	if (json_errors && json_message == NULL) {
+		va_start(ap, fmt);
+		if (vasprintf(&json_message, fmt, ap) < 0)
+			json_message = NULL;
+		va_end(ap);
+	}
 }
 
 /*
@@ -45,6 +95,12 @@ pgm_cli_output_hint(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	if (json_errors && json_message != NULL && json_hint == NULL) {
+		va_start(ap, fmt);
+		if (vasprintf(&json_hint, fmt, ap) < 0)
+			json_hint = NULL;
+		va_end(ap);
+	}
 }
 
 /*
@@ -200,12 +256,12 @@ output_warning(FILE *out, const cJSON *warning)
 }
 
 /*
- * pgm_cli_output_status prints one job's status object as a readable summary:
- * a headline, the DSNs, progress, lag, times, error and warnings, then
+ * pgm_cli_output_status_full prints one job's status object whole (status
+ * -v): a headline, the DSNs, progress, lag, times, error and warnings, then
  * every other field (options, facts, verify, ...) generically.
  */
 void
-pgm_cli_output_status(FILE *out, const cJSON *status)
+pgm_cli_output_status_full(FILE *out, const cJSON *status)
 {
 	static const char *const known[] = {"name",
 					    "state",
@@ -407,4 +463,140 @@ pgm_cli_output_event(FILE *out, const cJSON *event)
 		fprintf(out, "%s %s: %s %s\n", clock, job, kind, text != NULL ? text : "");
 		cJSON_free(text);
 	}
+}
+
+/* seconds since an ISO-8601 UTC time the daemon sent, or -1 */
+static double
+seconds_since(const char *iso)
+{
+	int64_t ms = iso != NULL ? pgm_parse_time(iso) : -1;
+
+	return ms > 0 ? (double) (pgm_now_ms() - ms) / 1000.0 : -1;
+}
+
+/*
+ * The freeze the operator can expect, from what the rehearsal measured:
+ * "expected freeze 14.7s (rehearsal: data 10.2s, indexes and constraints
+ * 2.3s; verification 2.2s)", or NULL when nothing was measured yet.
+ */
+static const char *
+expected_freeze(const cJSON *status, char *buf, size_t size)
+{
+	const cJSON *facts = cJSON_GetObjectItemCaseSensitive(status, "facts");
+	const cJSON *rehearsal =
+		cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(facts, "copies"), "rehearsal");
+	const cJSON *verify = cJSON_GetObjectItemCaseSensitive(status, "verify");
+	double total_ms, data_ms, verify_ms = -1;
+	char a[32], b[32], c[32], d[32], e[32];
+
+	if (!pgm_cli_json_number(rehearsal, "duration_ms", &total_ms))
+		return NULL;
+	if (!pgm_cli_json_number(rehearsal, "data_ms", &data_ms))
+		data_ms = total_ms;
+	pgm_cli_json_number(verify, "duration_ms", &verify_ms);
+	if (verify_ms >= 0)
+		snprintf(buf, size, "%s (rehearsal copy %s: data %s, indexes and constraints %s; verification %s)",
+			 pgm_cli_duration_format((total_ms + verify_ms) / 1000.0, a, sizeof(a)),
+			 pgm_cli_duration_format(total_ms / 1000.0, b, sizeof(b)),
+			 pgm_cli_duration_format(data_ms / 1000.0, c, sizeof(c)),
+			 pgm_cli_duration_format((total_ms - data_ms) / 1000.0, d, sizeof(d)),
+			 pgm_cli_duration_format(verify_ms / 1000.0, e, sizeof(e)));
+	else
+		snprintf(buf, size, "%s + verification (rehearsal copy: data %s, indexes and constraints %s)",
+			 pgm_cli_duration_format(total_ms / 1000.0, a, sizeof(a)),
+			 pgm_cli_duration_format(data_ms / 1000.0, b, sizeof(b)),
+			 pgm_cli_duration_format((total_ms - data_ms) / 1000.0, c, sizeof(c)));
+	return buf;
+}
+
+/*
+ * pgm_cli_output_status prints one job on one screen, like pg_autoctl show
+ * state: the state and how long it has been so, what the step is doing
+ * (phase, percent, rate, ETA), lag, the freeze so far and expected, the
+ * error, warnings, and the commands accepted next. -v prints everything.
+ */
+void
+pgm_cli_output_status(FILE *out, const cJSON *status)
+{
+	const char *name = pgm_cli_json_string(status, "name", "?");
+	const cJSON *step = cJSON_GetObjectItemCaseSensitive(status, "step");
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(status, "error");
+	const cJSON *warnings = cJSON_GetObjectItemCaseSensitive(status, "warnings");
+	const cJSON *failed_in = cJSON_GetObjectItemCaseSensitive(status, "failed_in");
+	const cJSON *verify = cJSON_GetObjectItemCaseSensitive(status, "verify");
+	const char *freeze_at = pgm_cli_json_string(status, "freeze_started_at", NULL);
+	const char *deadline = pgm_cli_json_string(status, "rollback_deadline", NULL);
+	const char *state = pgm_cli_json_string(status, "state", "?");
+	const char *allowed = pgm_cli_json_string(status, "allowed_commands", "none");
+	const cJSON *item;
+	char buf[512], a[32];
+	int nwarn = cJSON_GetArraySize(warnings), shown = 0;
+
+	fprintf(out, "%s  %s", name, state);
+	if (cJSON_IsObject(failed_in))
+		fprintf(out, " (in %s)", pgm_cli_json_string(failed_in, "state", "?"));
+	fprintf(out, "  for %s  (method %s)\n",
+		pgm_cli_duration_format(seconds_since(pgm_cli_json_string(status, "since", NULL)), a, sizeof(a)),
+		pgm_cli_json_string(status, "method", "?"));
+	fprintf(out, "  source:   %s\n", pgm_cli_json_string(status, "source", "?"));
+	fprintf(out, "  target:   %s\n", pgm_cli_json_string(status, "target", "?"));
+	if (cJSON_IsObject(step))
+		fprintf(out, "  progress: %s\n", pgm_cli_progress_format(step, buf, sizeof(buf)));
+	if (pgm_cli_lag_format(status, buf, sizeof(buf)) != NULL)
+		fprintf(out, "  lag:      %s\n", buf);
+	if (freeze_at != NULL)
+		fprintf(out, "  frozen:   for %s (since %s)\n",
+			pgm_cli_duration_format(seconds_since(freeze_at), a, sizeof(a)), freeze_at);
+	if (expected_freeze(status, buf, sizeof(buf)) != NULL &&
+	    (strcmp(state, "synced") == 0 || strcmp(state, "syncing") == 0 || freeze_at != NULL))
+		fprintf(out, "  expected: freeze %s\n", buf);
+	if (cJSON_IsObject(verify)) {
+		const cJSON *ok = cJSON_GetObjectItemCaseSensitive(verify, "ok");
+		double tables = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(verify, "tables")), diffs = -1;
+
+		pgm_cli_json_number(verify, "mismatches", &diffs);
+		fprintf(out, "  verified: %s", cJSON_IsTrue(ok) ? "source and target match" : "DIFFERENCES found");
+		if (tables > 0)
+			fprintf(out, ", %s tables", pgm_cli_number_format(tables, a, sizeof(a)));
+		if (diffs > 0)
+			fprintf(out, ", %s differ", pgm_cli_number_format(diffs, a, sizeof(a)));
+		fprintf(out, " (%s)\n", pgm_cli_json_string(verify, "at", "?"));
+		if (!cJSON_IsTrue(ok)) {
+			const cJSON *t;
+			int listed = 0;
+
+			fprintf(out, "  differ:   ");
+			cJSON_ArrayForEach (t, cJSON_GetObjectItemCaseSensitive(verify, "tables")) {
+				if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "match")) || listed++ >= 10)
+					continue;
+				fprintf(out, "%s%s", listed > 1 ? ", " : "", pgm_cli_json_string(t, "table", "?"));
+			}
+			fprintf(out, "%s\n", listed > 10 ? ", ... (status -v)" : "");
+		}
+	}
+	if (deadline != NULL)
+		fprintf(out, "  rollback: possible until %s\n", deadline);
+	if (cJSON_IsObject(error)) {
+		fprintf(out, "  error:    %s\n", pgm_cli_json_string(error, "message", "(no message)"));
+		if (pgm_cli_json_string(error, "detail", NULL) != NULL)
+			fprintf(out, "    detail: %s\n", pgm_cli_json_string(error, "detail", ""));
+		if (pgm_cli_json_string(error, "hint", NULL) != NULL)
+			fprintf(out, "    hint: %s\n", pgm_cli_json_string(error, "hint", ""));
+	}
+	/* the newest warnings matter most; three at most on the screen */
+	cJSON_ArrayForEach (item, warnings) {
+		if (nwarn - shown++ > 3)
+			continue;
+		fprintf(out, "  warning:  %s\n",
+			cJSON_IsString(item) ? item->valuestring : pgm_cli_json_string(item, "message", "?"));
+	}
+	if (nwarn > 3)
+		fprintf(out, "            (%d warnings in all: status -v)\n", nwarn);
+	if (strcmp(allowed, "none") != 0)
+		fprintf(out, "  next:     %s  (pgmover COMMAND %s)\n", allowed, name);
+	else if (strcmp(state, "completed") == 0 || strcmp(state, "aborted") == 0 || strcmp(state, "rolled_back") == 0)
+		fprintf(out, "  next:     nothing: the job has ended (pgmover delete %s frees its name)\n", name);
+	else
+		fprintf(out, "  next:     nothing yet: pgmoverd is working (pgmover watch %s follows it)\n", name);
+	fprintf(out, "  (pgmover status %s -v: everything; --json: the same as JSON)\n", name);
 }

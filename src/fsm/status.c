@@ -9,6 +9,7 @@
 #include "fsm/store.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 cJSON *
 pgm_job_status(const pgm_job_t *job)
@@ -45,6 +46,14 @@ pgm_job_status(const pgm_job_t *job)
 	pgm_json_add_copy(o, "lag_bytes", cJSON_GetObjectItem(lag, "bytes"));
 	pgm_json_add_copy(o, "lag_seconds", cJSON_GetObjectItem(lag, "seconds"));
 	cJSON_AddStringToObject(o, "allowed_commands", allowed);
+	/* the same as an array, for programs (allowed_commands stays, as it was) */
+	{
+		cJSON *next = cJSON_AddArrayToObject(o, "next_commands");
+
+		for (char *save = NULL, *tok = strtok_r(allowed, ", ", &save); tok && strcmp(tok, "none") != 0;
+		     tok = strtok_r(NULL, ", ", &save))
+			cJSON_AddItemToArray(next, cJSON_CreateString(tok));
+	}
 	free(allowed);
 	return o;
 }

@@ -254,6 +254,18 @@ fi
 run "$PGMOVER" -s "$T/no-such-dir/sock" version
 t_assert_eq "CLI: daemon not running (wrong -s): exit 3" 3 "$RC"
 t_assert_contains "CLI: unreachable says why" "$ERR" "could not connect to pgmoverd at \"$T/no-such-dir/sock\""
+run "$PGMOVER" -s "$T/no-such-dir/sock" --json version
+t_assert_eq "CLI --json, daemon not running: exit 3" 3 "$RC"
+jq_eq "CLI --json, daemon not running: the error as JSON on stdout" '[false,"unreachable",true]' "$OUT" \
+    '[.ok, .error.code, (.error.hint | test("pgmoverd running"))]'
+if [[ $(id -u) -eq 0 ]]; then
+    # a user who may not open the socket (mode 0660, root's): told so, not "is pgmoverd running?"
+    run runuser -u nobody -- "$PGMOVER" -s "$SOCK1" version
+    t_assert_eq "CLI: a socket this user may not open: exit 3" 3 "$RC"
+    t_assert_contains "CLI: ... and the hint says why" "$ERR" "may not open its socket"
+fi
+run "$PGMOVER" --json frobnicate
+jq_eq "CLI --json, usage error: JSON too" '[false,"usage"]' "$OUT" '[.ok, .error.code]'
 run env PGMOVER_SOCKET="$T/no-such-dir/sock" "$PGMOVER" status
 t_assert_eq "CLI: PGMOVER_SOCKET pointing nowhere: exit 3" 3 "$RC"
 run pgm
@@ -365,13 +377,30 @@ else
 fi
 run pgm status fj
 t_assert_contains "status of the failed job names the step and the error" "$OUT" "error:"
+# one screen: the state, the error, what to do next; everything with -v
+t_check "status fits one screen ($(wc -l <<<"$OUT") lines)" test "$(wc -l <<<"$OUT")" -le 20
+t_assert_contains "status: the state and where it failed" "$(head -1 <<<"$OUT")" "fj  failed (in provisioning)"
+t_assert_contains "status: the next commands" "$OUT" "next:     abort, retry"
+run pgm status fj -v
+t_check "status -v: everything, options and facts ($(wc -l <<<"$OUT") lines)" \
+    test "$(grep -c '^  options:\|^  facts:' <<<"$OUT")" -eq 2
+jq_eq "status --json: next_commands is an array" '["abort","retry"]' "$(pgm --json status fj)" '.result.next_commands'
+# watch on a job that failed before it started: the error, exit 1
+run pgm watch fj
+t_assert_eq "watch of a failed job: exit 1" 1 "$RC"
+t_assert_contains "watch of a failed job prints the error" "$OUT" "fj: failed:"
+run pgm watch fj --until sinking
+t_assert_eq "watch --until an unknown state: exit 2" 2 "$RC"
+t_assert_contains "watch --until an unknown state lists the states" "$ERR" "provisioning"
+run pgm watch fj --until failed
+t_assert_eq "watch --until failed of a failed job: exit 0" 0 "$RC"
 run pgm abort fj
 t_assert_eq "abort the failed job: exit 0" 0 "$RC"
 t_check "failed job aborted" pgmd_wait_state fj aborted 20 || t_detail "state $(pgmd_state fj)"
 _gone() { ! kill -0 "$1" 2>/dev/null; }
 if t_wait_for 10 _gone "$W1"; then
     wait "$W1"
-    t_assert_eq "watch ends by itself (exit 0) when the job reaches a terminal state" 0 "$?"
+    t_assert_eq "watch ends by itself (exit 1) when the job fails" 1 "$?"
 else
     t_fail "watch ends by itself at a terminal state" "still running"
 fi

@@ -121,7 +121,7 @@ t_assert_contains "a file that is no archive fails with a clear message" "$(pgm 
 
 pgm start hk >/dev/null
 pgmd_wait_state hk synced 120 || t_fail "file restore" "did not reach synced: $(pgm status hk | head -20)"
-t_assert_contains "status shows the archive's database" "$(pgm status hk)" "dbname: appdb"
+t_assert_contains "status -v shows the archive's database" "$(pgm status hk -v)" "dbname: appdb"
 pgm freeze hk >/dev/null
 pgmd_wait_state hk verified 120 || t_fail "file verify" "did not reach verified: $(pgm status hk | head -30)"
 t_assert_eq "rows restored from the file" 50000 "$($TARGET_PSQL -d from_file -Atc 'select count(*) from items')"
