@@ -196,6 +196,16 @@ pgm_pg_error_advice(const pgm_pg_error_t *err)
 		{"",
 		 {"server does not support SSL", "SSL connection is required", "SSL off", NULL},
 		 "the URL's sslmode and the server's TLS setting disagree: Heroku needs sslmode=require"},
+		{"",
+		 {"root certificate file", "certificate verify failed", "server certificate for", NULL},
+		 "sslmode=verify-full (or verify-ca) checks the server's certificate against a root certificate: name "
+		 "it with sslrootcert=/path/to/root.crt in the URL (the provider publishes it), and for verify-full "
+		 "use the host name the certificate is for; sslmode=require encrypts without checking"},
+		{"",
+		 {"certificate present, but not private key", "could not load private key",
+		  "could not open certificate", "private key file"},
+		 "the client certificate or key (sslcert, sslkey in the URL) cannot be used: check both paths, that the "
+		 "key belongs to the certificate, and that the key file is mode 0600 and readable by pgmoverd's user"},
 		{"08",
 		 {"Connection refused", "could not translate host name", "timeout expired",
 		  "No such file or directory"},

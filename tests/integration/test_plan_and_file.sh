@@ -85,6 +85,10 @@ t_assert_contains "a closed port: the fix names host and port" "$out" "check the
 out=$("$P" plan --source "${SOURCE_URL/sslmode=require/sslmode=disable}" --target "$(dst_url plan_three)" 2>&1)
 t_assert_contains "a non-TLS connection to the Heroku-like source is refused and said" "$out" "no encryption"
 t_assert_contains "a non-TLS connection: the fix names sslmode" "$out" "Heroku needs sslmode=require"
+# verify-full with no root certificate: libpq's refusal, and what to do about it
+out=$(HOME="$work" "$P" plan --source "${SOURCE_URL/sslmode=require/sslmode=verify-full}" --target "$(dst_url plan_three)" 2>&1)
+t_assert_contains "verify-full without a root certificate is refused and said" "$out" "root certificate file"
+t_assert_contains "verify-full without a root certificate: the fix names sslrootcert" "$out" "sslrootcert="
 # TLS to the target: the loopback needs none; over TLS, whether the certificate is checked
 out=$("$P" plan --source "$SOURCE_URL" --target "$(dst_url plan_three)" 2>&1)
 t_assert_contains "a target on the loopback: no TLS needed" "$out" "TLS to the target: the target is on this machine"

@@ -456,6 +456,16 @@ START_TEST(test_error_advice)
 	assert_advice("", "could not translate host name \"nohost\" to address: Name or service not known",
 		      "host and port");
 	assert_advice("08006", "server closed the connection unexpectedly", "host and port");
+	/* TLS: verify-full without a root certificate, a certificate for another name, a client key */
+	snprintf(msg, sizeof(msg),
+		 "%sroot certificate file \"/root/.postgresql/root.crt\" does not exist\nEither provide the file or "
+		 "change sslmode to disable server certificate verification.",
+		 at);
+	assert_advice("", msg, "sslrootcert=");
+	snprintf(msg, sizeof(msg), "%sserver certificate for \"db.example\" does not match host name \"10.0.0.5\"", at);
+	assert_advice("", msg, "host name the certificate is for");
+	snprintf(msg, sizeof(msg), "%scertificate present, but not private key file \"/x/client.key\"", at);
+	assert_advice("", msg, "sslkey");
 
 	/* the server's own hint wins; an unknown cause has no advice */
 	ck_assert_ptr_null(advice("42501", "permission denied for table t", "ask the owner"));
