@@ -367,15 +367,34 @@ on_subscription(pgl_t *x, const PGresult *res)
 	ensure_create(x);
 }
 
+static void
+lookup_subscription(pgl_t *x)
+{
+	const char *params[1] = {x->names.sub};
+
+	pgl_query(x, false, "could not look for the subscription on the target",
+		  "SELECT sub_slot_name FROM pglogical.subscription WHERE sub_name = $1", 1, params, on_subscription);
+}
+
+static void
+on_fenced(pgl_t *x, const PGresult *res)
+{
+	if (pgm_pg_ntuples(res) == 1 && pgm_pg_value(res, 0, 0) && strcmp(pgm_pg_value(res, 0, 0), "0") != 0)
+		pgm_notice("job %s: ended %s session(s) an earlier run left on the target", x->step->job->name,
+			   pgm_pg_value(res, 0, 0));
+	lookup_subscription(x);
+}
+
 void
 pgl_ensure_subscription(pgl_t *x, void (*then)(pgl_t *x))
 {
 	pgm_job_t *job = x->step->job;
 	ensure_t *e = pgm_calloc(1, sizeof(*e));
-	const char *params[1] = {x->names.sub};
+	bool resumed;
 
 	e->then = then;
 	e->art = pgm_artifact_find(job, PGL_KIND_SUBSCRIPTION, "target", x->names.sub);
+	resumed = e->art != NULL && pgm_artifact_status(e->art) == PGM_ART_CREATING;
 	if (e->art == NULL) {
 		/* recorded before anything can create it */
 		cJSON *extra = cJSON_CreateObject();
@@ -392,8 +411,26 @@ pgl_ensure_subscription(pgl_t *x, void (*then)(pgl_t *x))
 	}
 	free(x->ensure);
 	x->ensure = e;
-	pgl_query(x, false, "could not look for the subscription on the target",
-		  "SELECT sub_slot_name FROM pglogical.subscription WHERE sub_name = $1", 1, params, on_subscription);
+	if (resumed) {
+		/*
+		 * An earlier run died while creating it: its session may still be
+		 * running create_subscription (a backend finishes the statement of a
+		 * killed client). Looking before it commits would make a second one
+		 * (pglogical refuses: "already subscribes"), or truncate tables its
+		 * initial copy has filled. End it first, and wait until it has.
+		 */
+		char *prefix = pgm_asprintf("pgmover:%s:", job->name);
+		const char *fence[1] = {prefix};
+
+		pgl_query(x, false, "could not end the sessions an earlier run of this job left on the target",
+			  "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity"
+			  " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+			  "   AND left(application_name, length($1)) = $1",
+			  1, fence, on_fenced);
+		free(prefix);
+		return;
+	}
+	lookup_subscription(x);
 }
 
 /*
