@@ -174,6 +174,8 @@ extern void pgm_cli_output_status(FILE *out, const cJSON *status);
 /* --json: the client's own errors as a {"ok": false, "error"} line at exit */
 extern void pgm_cli_json_errors(bool on);
 extern void pgm_cli_json_errors_flush(int rc);
+/* --json: a report the client made, as {"ok": OK, "result": REPORT} */
+extern void pgm_cli_print_envelope(const cJSON *result, bool ok);
 extern void pgm_cli_output_status_full(FILE *out, const cJSON *status);
 extern void pgm_cli_output_status_table(FILE *out, const cJSON *jobs);
 extern void pgm_cli_output_describe(FILE *out, const cJSON *machine);

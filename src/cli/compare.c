@@ -2,7 +2,7 @@
  * compare.c — `pgmover verify --source URL --target URL [--tables a,b]`:
  * the verification engine (src/pipeline/verify/verify.h) run in-process on its
  * own loop, no daemon needed, read-only on both servers. Prints the report
- * (--json: the report object itself, or {"ok": false, "error": {...}}).
+ * (--json: {"ok": OK, "result": REPORT}, or {"ok": false, "error": {...}}).
  * Exit 0 only when everything matches, 1 on any difference or error, 2 on
  * a usage error. PGMOVER_VERIFY_JOBS=N sets the connections per side
  * (default 2, as the daemon's `jobs` option; the command line has no room
@@ -175,6 +175,8 @@ print_error(const compare_run_t *run, bool json)
 		char *text;
 
 		cJSON_AddFalseToObject(o, "ok");
+		/* the code a daemon's error has; "what" says which step */
+		cJSON_AddStringToObject(e, "code", run->has_err ? "server_error" : "failed");
 		cJSON_AddStringToObject(e, "what", run->what);
 		if (run->has_err) {
 			cJSON_AddStringToObject(e, "message", run->err.message);
@@ -265,10 +267,9 @@ pgm_cli_compare(int argc, char **argv, bool json)
 		print_error(&run, json);
 		rc = PGM_EXIT_FAILED;
 	} else {
+		rc = cJSON_IsTrue(cJSON_GetObjectItem(run.report, "ok")) ? PGM_EXIT_OK : PGM_EXIT_FAILED;
 		if (json) {
-			char *text = cJSON_Print(run.report);
-			printf("%s\n", text);
-			free(text);
+			pgm_cli_print_envelope(run.report, rc == PGM_EXIT_OK);
 		} else {
 			ms = pgm_dsn_masked(source);
 			mt = pgm_dsn_masked(target);
@@ -276,7 +277,6 @@ pgm_cli_compare(int argc, char **argv, bool json)
 			free(ms);
 			free(mt);
 		}
-		rc = cJSON_IsTrue(cJSON_GetObjectItem(run.report, "ok")) ? PGM_EXIT_OK : PGM_EXIT_FAILED;
 		cJSON_Delete(run.report);
 	}
 	free(run.what);

@@ -61,6 +61,25 @@ pgm_cli_json_errors_flush(int rc)
 }
 
 /*
+ * A report the client made itself (plan, stand-alone verify) in the
+ * envelope of a daemon's reply: {"ok": OK, "result": REPORT}, one line.
+ */
+void
+pgm_cli_print_envelope(const cJSON *result, bool ok)
+{
+	cJSON *root = cJSON_CreateObject();
+	char *text;
+
+	cJSON_AddBoolToObject(root, "ok", ok);
+	cJSON_AddItemReferenceToObject(root, "result", (cJSON *) result);
+	text = cJSON_PrintUnformatted(root);
+	if (text != NULL)
+		printf("%s\n", text);
+	cJSON_free(text);
+	cJSON_Delete(root);
+}
+
+/*
  * pgm_cli_output_error prints "pgmover: error: MESSAGE" to stderr.
  */
 void

@@ -124,14 +124,11 @@ pgm_cli_plan(int argc, char **argv, bool json)
 		pgm_cli_output_error("the preflight ended without a report");
 		return PGM_EXIT_FAILED;
 	}
-	if (json) {
-		char *text = cJSON_PrintUnformatted(run.report);
-		printf("%s\n", text);
-		free(text);
-	} else {
-		print_human(run.report);
-	}
 	rc = cJSON_IsTrue(cJSON_GetObjectItem(run.report, "ok")) ? PGM_EXIT_OK : PGM_EXIT_FAILED;
+	if (json)
+		pgm_cli_print_envelope(run.report, rc == PGM_EXIT_OK);
+	else
+		print_human(run.report);
 	cJSON_Delete(run.report);
 	return rc;
 }

@@ -284,3 +284,50 @@ pgm_jobopt_int(const cJSON *opts, const char *name)
 		v = strtoll(s, NULL, 10);
 	return v;
 }
+
+/*
+ * The job's options for programs: a boolean as true/false, an integer as a
+ * number, a duration as a number of milliseconds under NAME_ms, an unset
+ * string as null. Options the table does not know (an older state.json)
+ * are left out.
+ */
+cJSON *
+pgm_jobopts_typed(const cJSON *opts)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	for (int i = 0; pgm_job_opts[i].name; i++) {
+		const pgm_opt_def_t *def = &pgm_job_opts[i];
+		const cJSON *item = cJSON_GetObjectItemCaseSensitive(opts, def->name);
+		const char *s = cJSON_IsString(item) ? item->valuestring : NULL;
+		char *key;
+		int64_t v;
+		bool b;
+
+		if (s == NULL)
+			continue;
+		switch (def->type) {
+		case PGM_OPT_BOOL:
+			if (pgm_parse_bool(s, &b))
+				cJSON_AddBoolToObject(o, def->name, b);
+			break;
+		case PGM_OPT_INT:
+		case PGM_OPT_MODE:
+			v = strtoll(s, NULL, def->type == PGM_OPT_MODE ? 8 : 10);
+			cJSON_AddNumberToObject(o, def->name, (double) v);
+			break;
+		case PGM_OPT_DURATION:
+			key = pgm_asprintf("%s_ms", def->name);
+			if (pgm_parse_duration_ms(s, &v))
+				cJSON_AddNumberToObject(o, key, (double) v);
+			free(key);
+			break;
+		default:
+			if (*s)
+				cJSON_AddStringToObject(o, def->name, s);
+			else
+				cJSON_AddNullToObject(o, def->name);
+		}
+	}
+	return o;
+}

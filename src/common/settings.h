@@ -48,5 +48,7 @@ bool pgm_parse_duration_ms(const char *s, int64_t *out);
 const char *pgm_jobopt_str(const cJSON *opts, const char *name);
 bool pgm_jobopt_bool(const cJSON *opts, const char *name);
 int64_t pgm_jobopt_int(const cJSON *opts, const char *name);
+/* the options with JSON types (durations as NAME_ms numbers), for status --json */
+cJSON *pgm_jobopts_typed(const cJSON *opts);
 
 #endif

@@ -4,6 +4,7 @@
  * Its fields are the protocol's: only ever added, never renamed or removed.
  */
 #include "common/json.h"
+#include "common/settings.h"
 #include "common/util.h"
 #include "fsm/job.h"
 #include "fsm/store.h"
@@ -23,6 +24,8 @@ pgm_job_status(const pgm_job_t *job)
 	cJSON_AddStringToObject(o, "source", job->source_display);
 	cJSON_AddStringToObject(o, "target", job->target_display);
 	pgm_json_add_copy(o, "options", job->options);
+	/* the same with JSON types ("options" keeps the text form, as it was) */
+	cJSON_AddItemToObject(o, "settings", pgm_jobopts_typed(job->options));
 	cJSON_AddStringToObject(o, "state", pgm_state_name(job->state));
 	pgm_json_add_time_or_null(o, "created_at", job->created_ms);
 	pgm_json_add_time_or_null(o, "since", job->since_ms);

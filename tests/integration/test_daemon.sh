@@ -385,6 +385,11 @@ run pgm status fj -v
 t_check "status -v: everything, options and facts ($(wc -l <<<"$OUT") lines)" \
     test "$(grep -c '^  options:\|^  facts:' <<<"$OUT")" -eq 2
 jq_eq "status --json: next_commands is an array" '["abort","retry"]' "$(pgm --json status fj)" '.result.next_commands'
+jq_eq "status --json: settings are typed (options keep their text)" '["number","number","boolean","string"]' \
+    "$(pgm --json status fj)" \
+    '.result | [(.settings.jobs|type), (.settings.drain_timeout_ms|type), (.settings.rehearsal|type), (.options.jobs|type)]'
+jq_eq "status --json: a duration in ms under its _ms name" "true" "$(pgm --json status fj)" \
+    '.result | (.settings.drain_timeout_ms | tostring) + "ms" == .options.drain_timeout'
 # watch on a job that failed before it started: the error, exit 1
 run pgm watch fj
 t_assert_eq "watch of a failed job: exit 1" 1 "$RC"

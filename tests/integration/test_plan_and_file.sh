@@ -39,6 +39,8 @@ t_assert_contains "plan recommends dump for a small database" "$out" "recommende
 t_assert_contains "plan lists the largest tables" "$out" "public.items"
 json=$("$P" plan --json --source "$SOURCE_URL" --target "$(dst_url plan_ok)")
 t_assert_contains "plan --json has the estimate" "$json" '"estimate"'
+t_assert_eq "plan --json: the daemon's envelope, ok and the report as result" "true object" \
+    "$(jq -r '"\(.ok) \(.result | type)"' <<<"$json")"
 t_assert_eq "plan touched nothing on the target" 0 \
     "$($TARGET_PSQL -d plan_ok -Atc "select count(*) from pg_class where relkind = 'r' and relnamespace = 'public'::regnamespace")"
 

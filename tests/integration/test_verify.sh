@@ -56,7 +56,8 @@ verify() {
     "$PGMOVER" verify --json "$@" >"$WORK/$name.json" 2>"$WORK/$name.err" || RC=$?
 }
 # r NAME FILTER: a jq filter over a report
-r() { jq -r "$2" "$WORK/$1.json" 2>/dev/null; }
+# (a report is in the envelope {"ok", "result"}; an error is {"ok": false, "error"})
+r() { jq -r "if has(\"result\") then .result else . end | $2" "$WORK/$1.json" 2>/dev/null; }
 # diffs NAME TABLE: "key:kind,..." of a table's listed differences
 diffs() { r "$1" ".tables[] | select(.table == \"$2\") | [.differences.keys[] | \"\(.key // .row):\(.kind)\"] | join(\",\")"; }
 
@@ -130,6 +131,7 @@ T1=$(tgt_url copy1)
 verify equal --source "$SOURCE_URL" --target "$T1"
 t_assert_eq "equal: exit 0" 0 "$RC"
 t_assert_eq "equal: report ok" "true" "$(r equal .ok)"
+t_assert_eq "equal: --json is the daemon's envelope" "true true" "$(jq -r '"\(.ok) \(.result.ok)"' "$WORK/equal.json")"
 t_assert_eq "equal: no mismatch" "0" "$(r equal .mismatches)"
 t_assert_eq "equal: every table compared, and the large objects" \
     "$(echo "$(q "$SOURCE_URL" "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -566,6 +566,34 @@ options_fail(const char *json, const char *frag1, const char *frag2)
 	cJSON_Delete(given);
 }
 
+START_TEST(test_job_options_typed)
+{
+	char *err = NULL;
+	cJSON *opts = pgm_job_options_build(NULL, NULL, &err), *t;
+
+	ck_assert_ptr_nonnull(opts);
+	t = pgm_jobopts_typed(opts);
+	/* numbers, booleans and nulls where the text form has strings */
+	ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(t, "jobs")));
+	ck_assert_int_eq((int) cJSON_GetNumberValue(cJSON_GetObjectItem(t, "jobs")), 2);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(t, "rehearsal")));
+	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(t, "overwrite_target")));
+	ck_assert(cJSON_IsNull(cJSON_GetObjectItem(t, "freeze_command")));
+	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(t, "freeze_mode")), "read_only");
+	/* a duration is a number of milliseconds, under NAME_ms only */
+	ck_assert_ptr_null(cJSON_GetObjectItem(t, "hook_timeout"));
+	ck_assert_int_eq((int) cJSON_GetNumberValue(cJSON_GetObjectItem(t, "hook_timeout_ms")), 60000);
+	ck_assert_int_eq((int) cJSON_GetNumberValue(cJSON_GetObjectItem(t, "rollback_window_ms")), 86400000);
+	/* an option the table does not know (an older state.json) is left out */
+	cJSON_AddStringToObject(opts, "no_such_option", "1");
+	cJSON_Delete(t);
+	t = pgm_jobopts_typed(opts);
+	ck_assert_ptr_null(cJSON_GetObjectItem(t, "no_such_option"));
+	cJSON_Delete(t);
+	cJSON_Delete(opts);
+}
+END_TEST
+
 START_TEST(test_job_options_rejected)
 {
 	options_fail("{\"nope\": \"1\"}", "unknown job option", "\"nope\"");
@@ -678,6 +706,7 @@ pgm_test_suite(void)
 	tcase_add_test(opts, test_job_options_layers);
 	tcase_add_test(opts, test_job_options_types);
 	tcase_add_test(opts, test_job_options_rejected);
+	tcase_add_test(opts, test_job_options_typed);
 	suite_add_tcase(s, opts);
 	return s;
 }
