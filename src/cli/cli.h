@@ -103,6 +103,7 @@ typedef struct pgm_cli_args_s {
 	cJSON *options;         /* --set key=value pairs, as strings */
 	bool no_traffic_switch; /* cutover --no-traffic-switch */
 	bool verbose;           /* status -v: the whole status */
+	bool per_table;         /* status --tables: each table's progress */
 	const char *until;      /* watch --until STATE */
 	unsigned given;         /* PGM_CLI_OPT_BITs of the options seen */
 	int rest_argc;          /* argc for the in-process commands */
@@ -177,6 +178,8 @@ extern void pgm_cli_json_errors_flush(int rc);
 /* --json: a report the client made, as {"ok": OK, "result": REPORT} */
 extern void pgm_cli_print_envelope(const cJSON *result, bool ok);
 extern void pgm_cli_output_status_full(FILE *out, const cJSON *status);
+/* status --tables: each table's progress or sync state */
+extern void pgm_cli_output_tables(FILE *out, const cJSON *status);
 extern void pgm_cli_output_status_table(FILE *out, const cJSON *jobs);
 extern void pgm_cli_output_describe(FILE *out, const cJSON *machine);
 extern void pgm_cli_output_event(FILE *out, const cJSON *event);

@@ -31,6 +31,7 @@ static int cmd_daemon(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_set(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_cutover(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int cmd_status(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_verify(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_plan(pgm_cli_args_t *args, const pgm_cli_command_t *command);
@@ -54,8 +55,10 @@ const pgm_cli_command_t pgm_cli_commands[] = {
 	 "create a job: source, target, method and options"},
 	{"start", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "start JOB",
 	 "start a job: preflight, prepare the target, copy or sync the data"},
-	{"status", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_OPTIONAL, PGM_CLI_OPT_BIT(PGM_CLI_OPT_VERBOSE), cmd_daemon,
-	 render_status, "status [JOB] [-v]", "show one job in detail, or all jobs, on one screen; -v: everything"},
+	{"status", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_OPTIONAL,
+	 PGM_CLI_OPT_BIT(PGM_CLI_OPT_VERBOSE) | PGM_CLI_OPT_BIT(PGM_CLI_OPT_TABLES), cmd_status, render_status,
+	 "status [JOB] [-v] [--tables]",
+	 "show one job in detail, or all jobs, on one screen; -v: everything; --tables: each table's progress"},
 	{"watch", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_BIT(PGM_CLI_OPT_UNTIL), cmd_watch, NULL,
 	 "watch JOB [--until STATE]",
 	 "follow a job's transitions and progress ticks, until the job ends, fails (exit 1) or reaches STATE"},
@@ -163,6 +166,29 @@ static int
 cmd_daemon(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 {
 	return send_render(args, command, NULL);
+}
+
+/* cmd_status sends --tables as args.tables: the daemon adds each table's progress */
+static int
+cmd_status(pgm_cli_args_t *args, const pgm_cli_command_t *command)
+{
+	cJSON *req_args;
+
+	if (!args->per_table)
+		return send_render(args, command, NULL);
+	if (args->job == NULL) {
+		pgm_cli_output_error("status --tables needs a job name");
+		pgm_cli_usage_hint(command);
+		return PGM_EXIT_USAGE;
+	}
+	req_args = cJSON_CreateObject();
+	if (req_args == NULL || cJSON_AddTrueToObject(req_args, "tables") == NULL) {
+		cJSON_Delete(req_args);
+		pgm_cli_output_error("out of memory building the \"status\" request");
+		pgm_cli_output_hint("free some memory and retry the command");
+		return PGM_EXIT_FAILED;
+	}
+	return send_render(args, command, req_args);
 }
 
 /* cmd_cutover sends --no-traffic-switch as args.no_traffic_switch */
@@ -638,6 +664,8 @@ render_status(const pgm_cli_args_t *args, const cJSON *result)
 		pgm_cli_output_status(stdout, result);
 	else
 		render_jobs(args, result);
+	if (args->job != NULL && args->per_table)
+		pgm_cli_output_tables(stdout, result);
 }
 
 /*

@@ -159,7 +159,10 @@ pgm_cli_progress_format(const cJSON *step, char *buf, size_t size)
 		if (len < size)                                                       \
 			len += (size_t) snprintf(buf + len, size - len, __VA_ARGS__); \
 	} while (0)
-	if (phase != NULL)
+	if (phase != NULL && pgm_cli_json_number(step, "items_done", &done) &&
+	    pgm_cli_json_number(step, "items_total", &total))
+		APPEND(" (%s %.0f/%.0f)", phase, done, total);
+	else if (phase != NULL)
 		APPEND(" (%s)", phase);
 	APPEND(":");
 	if (pgm_cli_json_number(step, "tables_done", &done) && pgm_cli_json_number(step, "tables_total", &total)) {
@@ -181,8 +184,11 @@ pgm_cli_progress_format(const cJSON *step, char *buf, size_t size)
 		APPEND("%s %s/s", sep, pgm_cli_bytes_format(rate, a, sizeof(a)));
 		sep = ",";
 	}
+	/* the ETA is the whole step's when the rehearsal measured what follows the data */
 	if (pgm_cli_json_number(step, "eta_seconds", &done))
-		APPEND("%s ETA %s", sep, pgm_cli_duration_format(done, a, sizeof(a)));
+		APPEND("%s %s %s", sep,
+		       strcmp(pgm_cli_json_string(step, "eta_covers", "step"), "data") == 0 ? "data ETA" : "ETA",
+		       pgm_cli_duration_format(done, a, sizeof(a)));
 	if (pgm_cli_json_number(step, "log_rows_behind", &done)) {
 		APPEND("%s %s logged changes behind", sep, pgm_cli_number_format(done, a, sizeof(a)));
 		sep = ",";

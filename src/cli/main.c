@@ -105,7 +105,8 @@ option_apply(pgm_cli_args_t *args, const cli_option_t *option, const char *value
 		args->method = value;
 		break;
 	case PGM_CLI_OPT_TABLES:
-		break; /* only used by the in-process verify */
+		args->per_table = value == NULL; /* status --tables; verify --tables LIST is read in-process */
+		break;
 	case PGM_CLI_OPT_NO_TRAFFIC_SWITCH:
 		args->no_traffic_switch = true;
 		break;
@@ -201,6 +202,13 @@ args_parse(pgm_cli_args_t *args, int argc, char **argv)
 			pgm_cli_output_error("unrecognized option \"%s\"", arg);
 			pgm_cli_output_hint("run \"pgmover help\" for the list of options");
 			return false;
+		}
+		/* status --tables takes no value (verify --tables takes a list) */
+		if (option->id == PGM_CLI_OPT_TABLES && value == NULL && args->command != NULL &&
+		    strcmp(args->command, "status") == 0) {
+			args->given |= PGM_CLI_OPT_BIT(option->id);
+			args->per_table = true;
+			continue;
 		}
 		if (option->has_arg && value == NULL) {
 			if (i + 1 >= argc) {

@@ -619,3 +619,72 @@ pgm_cli_output_status(FILE *out, const cJSON *status)
 		fprintf(out, "  next:     nothing yet: pgmoverd is working (pgmover watch %s follows it)\n", name);
 	fprintf(out, "  (pgmover status %s -v: everything; --json: the same as JSON)\n", name);
 }
+
+/* pglogical's per-table sync states (pglogical/pglogical_sync.h, SYNC_STATUS_*) in words */
+static const char *
+sync_state_name(const char *st)
+{
+	static const char *const names[][2] = {
+		{"i", "waiting"},     {"s", "copying the schema"}, {"d", "copying"}, {"c", "building constraints"},
+		{"w", "catching up"}, {"u", "catching up"},        {"y", "copied"},  {"r", "replicating"},
+		{NULL, NULL}};
+
+	for (int i = 0; names[i][0]; i++)
+		if (strcmp(names[i][0], st) == 0)
+			return names[i][1];
+	return st;
+}
+
+/*
+ * status JOB --tables: each table's progress in the running copy (the
+ * copy engine's), or each table's sync state (pglogical), one line each.
+ */
+void
+pgm_cli_output_tables(FILE *out, const cJSON *status)
+{
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(status, "tables_progress");
+	const cJSON *sync = cJSON_GetObjectItem(
+		cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(status, "facts"), "pglogical"), "sync"),
+		"tables");
+	const cJSON *t;
+	int width = 5;
+
+	if (cJSON_IsArray(arr)) {
+		cJSON_ArrayForEach (t, arr) {
+			int w = (int) strlen(pgm_cli_json_string(t, "table", ""));
+			width = w > width ? w : width;
+		}
+		fprintf(out, "\n%-*s  %-8s %s\n", width, "table", "state", "copied");
+		cJSON_ArrayForEach (t, arr) {
+			double done = 0, total = 0, cd = 0, ct = 0;
+			char a[32], b[32];
+
+			pgm_cli_json_number(t, "bytes_done", &done);
+			pgm_cli_json_number(t, "bytes_total", &total);
+			pgm_cli_json_number(t, "chunks_done", &cd);
+			pgm_cli_json_number(t, "chunks_total", &ct);
+			fprintf(out, "%-*s  %-8s %s of %s", width, pgm_cli_json_string(t, "table", "?"),
+				pgm_cli_json_string(t, "state", "?"), pgm_cli_bytes_format(done, a, sizeof(a)),
+				pgm_cli_bytes_format(total, b, sizeof(b)));
+			if (total > 0)
+				fprintf(out, " (%.0f%%)", 100.0 * (done < total ? done : total) / total);
+			if (ct > 1)
+				fprintf(out, ", parts %.0f/%.0f", cd, ct);
+			fputc('\n', out);
+		}
+		return;
+	}
+	if (cJSON_IsObject(sync) && cJSON_GetArraySize(sync) > 0) {
+		cJSON_ArrayForEach (t, sync) {
+			int w = (int) strlen(t->string);
+			width = w > width ? w : width;
+		}
+		fprintf(out, "\n%-*s  %s\n", width, "table", "state");
+		cJSON_ArrayForEach (t, sync)
+			fprintf(out, "%-*s  %s\n", width, t->string,
+				cJSON_IsString(t) ? sync_state_name(t->valuestring) : "?");
+		return;
+	}
+	fprintf(out, "\nno per-table progress now: tables are listed while a copy runs (copy engine) or while "
+		     "pglogical syncs\n");
+}

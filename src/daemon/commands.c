@@ -96,6 +96,10 @@ cmd_status(pgm_cmd_ctx_t *ctx)
 	if ((job = need_job(ctx)) == NULL)
 		return false;
 	ctx->result = pgm_job_status(job);
+	/* {"tables": true}: each table's progress in the running copy, where there is one */
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ctx->args, "tables")) && job->step != NULL &&
+	    job->step->tables_progress != NULL)
+		cJSON_AddItemToObject(ctx->result, "tables_progress", job->step->tables_progress(job->step));
 	return true;
 }
 

@@ -53,6 +53,9 @@ typedef struct pgm_step {
 	void *priv; /* the step's own state */
 	void (*priv_free)(void *);
 	int64_t started_mono;
+	/* status --tables: the running work's per-table progress (an array), or NULL */
+	cJSON *(*tables_progress)(struct pgm_step *s);
+	void *tables_data;
 } pgm_step_t;
 
 struct pgm_job {

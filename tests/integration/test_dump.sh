@@ -192,8 +192,8 @@ fi
 # source databases (owned by app_owner; objects created as app_owner, like on Heroku)
 # and fresh target databases, one per job: DROP DATABASE is never used
 setup_ok=1
-for db in pre rich thaw big many; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
-for db in t_badpw t_full t_full2 t_rich t_thaw t_big t_many; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
+for db in pre rich thaw big many rls; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
+for db in t_badpw t_full t_full2 t_rich t_thaw t_big t_many t_rls; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
 for db in pre rich thaw big many; do
     q "$(src_url "$db")" "CREATE TABLE public.write_probe (id serial PRIMARY KEY, note text)" >/dev/null || setup_ok=0
 done
@@ -339,6 +339,15 @@ full_job() {
     out=$(jst rich '.facts.copies.rehearsal.duration_ms | type')
     t_assert_eq "rich: rehearsal copy duration" "number" "$out"
     t_assert_contains "rich: human status shows the rehearsal" "$(pgm status rich 2>&1)" "rehearsal"
+    if [[ ${PGM_TEST_ENGINE:-copy} == copy ]]; then
+        # each phase measured (the final copy's ETA uses them), and the index builds counted
+        t_assert_eq "rich: the rehearsal's phases are measured" "number number number" \
+            "$(jst rich '.facts.copies.rehearsal.phases_ms | "\(.schema|type) \(.data|type) \(."post-data"|type)"')"
+        t_check "rich: post-data entries counted, at least one per index on the source" \
+            test "$(jst rich '.facts.copies.rehearsal.post_data_entries')" -ge \
+            "$(q "$(src_url rich)" "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+                                   WHERE c.relnamespace::regnamespace::text NOT IN ('pg_catalog', 'information_schema', 'pg_toast')")"
+    fi
     t_assert_eq "rich: the source is still writable while synced" "" "$(ro_setting rich)"
 
     # writes after the rehearsal: the final copy must carry them
@@ -434,6 +443,15 @@ kill_job() {
     }
     # best effort, whatever the engine: kill once the data has started to reach the target
     t_wait_for 3 _target_has_big
+    if [[ ${PGM_TEST_ENGINE:-copy} == copy ]]; then
+        # 3M rows take seconds: right after the schema is on the target, the big table is not copied yet
+        local tables
+        tables=$(pgm --json status big --tables | jq -r '.result.tables_progress // [] | map(.table + ":" + .state) | join(" ")')
+        t_assert_contains "big: status --tables lists each table of the running copy" "$tables" "public.small:"
+        t_check "big: the big table is being copied or waits ($tables)" \
+            grep -qE 'public\.big:(copying|waiting)' <<<"$tables"
+        t_assert_contains "big: the human form has one line per table" "$(pgm status big --tables)" "public.big "
+    fi
     sleep 1
     before=$(pgmd_state big)
     tools=$(pgrep -f -- "(pg_dump|pg_restore).*$WORK/" | wc -l)
@@ -607,6 +625,33 @@ many_job() {
     t_assert_eq "many: abort cleaned the target" "" "$(tq t_many "$LIST_TABLES_SQL")"
 }
 many_job
+
+# ---------------------------------------------------------------------------------------
+echo "# 7. row-level security forced on the owner: an error, never a partial copy"
+# The owner is subject to its own policies under FORCE ROW LEVEL SECURITY; a copy or a
+# comparison run under them would see half the rows on both sides, and agree.
+rls_job() {
+    q "$(src_url rls)" "CREATE TABLE public.notes (id int PRIMARY KEY, body text);
+        INSERT INTO public.notes SELECT i, 'note ' || i FROM generate_series(1, 10) i;
+        ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE public.notes FORCE ROW LEVEL SECURITY;
+        CREATE POLICY even_only ON public.notes USING (id % 2 = 0)" >/dev/null
+    t_assert_eq "rls: the owner sees half the rows through its policy" "5" \
+        "$(q "$(src_url rls)" "SELECT count(*) FROM public.notes")"
+    cmd "rls: create" create rls --source "$(src_url rls)" --target "$(tgt_url t_rls)" --method dump "${ENGINE_SET[@]}"
+    cmd "rls: start" start rls
+    wait_state "rls: the copy fails" rls failed 120
+    t_assert_contains "rls: the error names row-level security and the table" \
+        "$(jst rls '[.error.message, .error.detail, .error.hint] | join(" ")')" "row-level security"
+    t_assert_contains "rls: the hint says how to lift it" "$(jst rls '.error.hint')" "NO FORCE ROW LEVEL SECURITY"
+    q "$(src_url rls)" "ALTER TABLE public.notes NO FORCE ROW LEVEL SECURITY" >/dev/null
+    cmd "rls: retry" retry rls
+    wait_state "rls: synced" rls synced 120
+    t_assert_eq "rls: every row on the target" "10" "$(tq t_rls "SELECT count(*) FROM public.notes")"
+    cmd "rls: abort" abort rls
+    wait_state "rls: aborted" rls aborted 60
+}
+rls_job
 
 # ---------------------------------------------------------------------------------------
 # secrets never reach status, state.json, the audit trail or the log

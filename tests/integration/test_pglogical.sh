@@ -237,6 +237,8 @@ main_job() {
     [[ $(pgmd_state bench) == synced ]] || return 1
     t_assert_eq "bench: one subscription on the target" "1" "$(tq t_bench "SELECT count(*) FROM pglogical.subscription")"
     t_assert_eq "bench: every table ready" "5/5" "$(jst bench '"\(.facts.pglogical.sync.tables_ready)/\(.facts.pglogical.sync.tables_total)"')"
+    t_assert_eq "bench: status --tables, each table replicating" "5" \
+        "$(pgm status bench --tables | grep -cE '^public\.[a-z_]+ +replicating$')"
     # lag is followed while synced, with pgbench still writing
     sleep 3
     lag=$(jst bench '"\(.lag_bytes|type) \(.lag_seconds|type)"')

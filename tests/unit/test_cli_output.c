@@ -126,6 +126,18 @@ START_TEST(test_progress_format)
 				 "drain (draining): 1200 logged changes behind");
 		cJSON_Delete(post);
 		cJSON_Delete(drain);
+		/* entries i/n while indexes build; an ETA for the data alone says so */
+		post = json("{\"name\": \"final\", \"phase\": \"post-data\", \"items_done\": 3, \"items_total\": 10,"
+			    " \"eta_seconds\": 12, \"eta_covers\": \"step\"}");
+		ck_assert_str_eq(pgm_cli_progress_format(post, buf, sizeof(buf)),
+				 "final (building indexes and constraints 3/10): ETA 12s");
+		cJSON_Delete(post);
+		post = json(
+			"{\"name\": \"rehearsal\", \"phase\": \"data\", \"bytes_done\": 1024, \"bytes_total\": 2048,"
+			" \"rate_bytes_per_sec\": 1024, \"eta_seconds\": 1, \"eta_covers\": \"data\"}");
+		ck_assert_str_eq(pgm_cli_progress_format(post, buf, sizeof(buf)),
+				 "rehearsal (copying data): 1.0 KiB of 2.0 KiB (50%), 1.0 KiB/s, data ETA 1.0s");
+		cJSON_Delete(post);
 	}
 	/* a short buffer truncates, never overflows */
 	ck_assert_uint_eq(strlen(pgm_cli_progress_format(full, buf, 12)), 11);

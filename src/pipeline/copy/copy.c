@@ -40,6 +40,7 @@ typedef struct ctable {
 	char *ident; /* "schema"."table" */
 	char *cols;  /* "(a, b)": quoted columns without generated ones, or "" */
 	int64_t bytes, blocks;
+	int64_t bytes_done; /* estimated bytes of the chunks copied */
 	int chunks, chunks_done;
 } ctable_t;
 
@@ -84,6 +85,10 @@ struct copy_engine {
 	int64_t bytes_total, bytes_done, bytes_streamed;
 	int64_t started_mono, phase_mono, data_ms, last_save;
 	const char *phase;
+	cJSON *phases_ms;  /* how long each phase took: {"schema": 120, "data": 4500, ...} */
+	int post_total;    /* post-data entries (indexes, constraints, ...) to restore */
+	int post_started;  /* pg_restore --verbose: entries it began */
+	int post_finished; /* and, restoring in parallel, entries it finished */
 	bool failed;
 	char *xsnapshot; /* pg_current_snapshot() of the copy: which transactions it holds */
 	pgm_copy_opts_t opts;
@@ -118,15 +123,82 @@ copy_free(void *p)
 	free(cp->label);
 	free(cp->toc_now.s);
 	free(cp->toc_later.s);
+	cJSON_Delete(cp->phases_ms);
 	free(cp);
 }
 
 static void
 set_phase(copy_engine_t *cp, const char *phase)
 {
+	if (cp->phase != NULL) {
+		if (cp->phases_ms == NULL)
+			cp->phases_ms = cJSON_CreateObject();
+		pgm_json_set_num(cp->phases_ms, cp->phase, (double) (pgm_mono_ms() - cp->phase_mono));
+	}
 	cp->phase = phase;
 	cp->phase_mono = pgm_mono_ms();
 	pgm_info("job %s: %s copy: %s", cp->step->job->name, cp->label, phase);
+}
+
+/* post-data entries restored so far (a serial pg_restore finishes one as it begins the next) */
+static int
+post_done(const copy_engine_t *cp)
+{
+	int done = cp->post_finished > 0 ? cp->post_finished : cp->post_started - 1;
+
+	return done < 0 ? 0 : done > cp->post_total ? cp->post_total : done;
+}
+
+/*
+ * How long the step still takes, ETA for all of it: the data left at the
+ * current rate, plus what came after the data in the rehearsal (indexes,
+ * constraints, sequences: measured, not guessed). Without a rehearsal the
+ * data's ETA alone, said as such ("eta_covers": "data").
+ */
+static void
+step_eta(copy_engine_t *cp, cJSON *p, double rate)
+{
+	const cJSON *reh = cJSON_GetObjectItem(cJSON_GetObjectItem(cp->step->job->facts, "copies"), "rehearsal");
+	double after_data = -1, in_phase = (double) (pgm_mono_ms() - cp->phase_mono);
+	const cJSON *ph = cJSON_GetObjectItem(reh, "phases_ms");
+
+	if (strcmp(cp->label, "rehearsal") != 0 && cJSON_IsObject(ph))
+		after_data = cJSON_GetNumberValue(cJSON_GetObjectItem(ph, "post-data")) +
+			     cJSON_GetNumberValue(cJSON_GetObjectItem(ph, "sequences"));
+	if (after_data != after_data) /* NaN: a phase missing */
+		after_data = -1;
+	if (strcmp(cp->phase, "data") == 0) {
+		double data_left = rate > 0 ? (double) (cp->bytes_total - cp->bytes_done) / rate : -1;
+
+		if (data_left >= 0)
+			pgm_json_set_num(p, "data_eta_seconds", data_left);
+		if (data_left >= 0 && after_data >= 0) {
+			pgm_json_set_num(p, "eta_seconds", data_left + after_data / 1000.0);
+			pgm_json_set_str(p, "eta_covers", "step");
+		} else if (data_left >= 0) {
+			pgm_json_set_num(p, "eta_seconds", data_left);
+			pgm_json_set_str(p, "eta_covers", "data");
+		} else {
+			pgm_json_set(p, "eta_seconds", cJSON_CreateNull());
+		}
+		return;
+	}
+	if (strcmp(cp->phase, "post-data") == 0 && after_data >= 0) {
+		double left = after_data - in_phase;
+
+		pgm_json_set_num(p, "eta_seconds", (left > 0 ? left : 0) / 1000.0);
+		pgm_json_set_str(p, "eta_covers", "step");
+		return;
+	}
+	if (strcmp(cp->phase, "post-data") == 0 && post_done(cp) > 0 && cp->post_total > 0) {
+		/* no rehearsal: the entries left at the pace of those done (indexes differ; a rough figure) */
+		double per = in_phase / post_done(cp);
+
+		pgm_json_set_num(p, "eta_seconds", per * (cp->post_total - post_done(cp)) / 1000.0);
+		pgm_json_set_str(p, "eta_covers", "step");
+		return;
+	}
+	pgm_json_set(p, "eta_seconds", cJSON_CreateNull());
 }
 
 static void
@@ -154,10 +226,11 @@ progress_update(copy_engine_t *cp, bool force_save)
 	pgm_json_set_num(p, "bytes_total", (double) cp->bytes_total);
 	pgm_json_set_num(p, "bytes_streamed", (double) cp->bytes_streamed);
 	pgm_json_set_num(p, "rate_bytes_per_sec", rate);
-	if (rate > 0)
-		pgm_json_set_num(p, "eta_seconds", (double) (cp->bytes_total - cp->bytes_done) / rate);
-	else
-		pgm_json_set(p, "eta_seconds", cJSON_CreateNull());
+	if (strcmp(cp->phase, "post-data") == 0 && cp->post_total > 0) {
+		pgm_json_set_num(p, "items_done", post_done(cp));
+		pgm_json_set_num(p, "items_total", cp->post_total);
+	}
+	step_eta(cp, p, rate);
 	pgm_json_set_num(p, "elapsed_ms", (double) (pgm_mono_ms() - cp->started_mono));
 	cJSON_Delete(job->progress);
 	job->progress = p;
@@ -176,6 +249,46 @@ engine_fail_pg(copy_engine_t *cp, const char *what, const pgm_pg_error_t *err)
 	pgm_step_fail_pg(cp->step, what, err, "fix the cause, then \"pgmover retry\" starts the copy again");
 }
 
+/*
+ * status --tables: each table's state in this copy (waiting, copying,
+ * copied), its estimated size and what of it is copied, the tables being
+ * copied first, like pgcopydb's "list progress".
+ */
+static cJSON *
+copy_tables_progress(pgm_step_t *s)
+{
+	copy_engine_t *cp = s->tables_data;
+	cJSON *arr = cJSON_CreateArray();
+
+	for (int pass = 0; pass < 3; pass++) {
+		for (int i = 0; i < cp->ntables; i++) {
+			const ctable_t *t = &cp->tables[i];
+			bool busy = false;
+			const char *state;
+			cJSON *o;
+
+			for (int w = 0; w < cp->nworkers; w++)
+				busy |= cp->workers[w].cur != NULL && cp->workers[w].cur->table == i;
+			state = t->chunks_done == t->chunks  ? "copied"
+				: busy || t->chunks_done > 0 ? "copying"
+							     : "waiting";
+			if ((pass == 0) != (strcmp(state, "copying") == 0) ||
+			    (pass == 1) != (strcmp(state, "waiting") == 0))
+				continue;
+			o = cJSON_CreateObject();
+			pgm_json_set_str(o, "table", t->name);
+			pgm_json_set_str(o, "state", state);
+			pgm_json_set_num(o, "bytes_total", (double) t->bytes);
+			pgm_json_set_num(o, "bytes_done",
+					 (double) (t->chunks_done == t->chunks ? t->bytes : t->bytes_done));
+			pgm_json_set_num(o, "chunks_done", t->chunks_done);
+			pgm_json_set_num(o, "chunks_total", t->chunks);
+			cJSON_AddItemToArray(arr, o);
+		}
+	}
+	return arr;
+}
+
 /* ---- 5. sequences, then the end ---- */
 
 static void
@@ -187,8 +300,14 @@ copy_finished(pgm_step_t *s, void *data)
 	int64_t total = pgm_mono_ms() - cp->started_mono;
 	void (*then)(pgm_step_t *) = cp->then;
 
+	set_phase(cp, "finished"); /* closes the last phase's time */
 	pgm_json_set_num(rec, "duration_ms", (double) total);
 	pgm_json_set_num(rec, "data_ms", (double) cp->data_ms);
+	if (cp->phases_ms != NULL) {
+		cJSON_AddItemToObject(rec, "phases_ms", cp->phases_ms);
+		cp->phases_ms = NULL;
+	}
+	pgm_json_set_num(rec, "post_data_entries", cp->post_total);
 	pgm_json_set_num(rec, "tables", cp->ntables);
 	pgm_json_set_num(rec, "chunks", cp->nchunks);
 	pgm_json_set_num(rec, "bytes", (double) cp->bytes_total);
@@ -205,6 +324,8 @@ copy_finished(pgm_step_t *s, void *data)
 		pgm_json_set_num(job->facts, "expected_freeze_copy_seconds", (double) total / 1000.0);
 	cJSON_Delete(job->progress);
 	job->progress = NULL;
+	s->tables_progress = NULL;
+	s->tables_data = NULL;
 	pgm_job_checkpoint(job);
 	pgm_notice("job %s: %s copy finished in %.1f s (%d tables, %d chunks, %lld bytes streamed)", job->name,
 		   cp->label, (double) total / 1000.0, cp->ntables, cp->nchunks, (long long) cp->bytes_streamed);
@@ -259,6 +380,16 @@ on_tool_line(pgm_proc_t *p, int stream, const char *line, void *data)
 	copy_engine_t *cp = data;
 
 	pgm_debug("job %s: %s", cp->step->job->name, line);
+	if (cp->phase == NULL || strcmp(cp->phase, "post-data") != 0)
+		return;
+	/* pg_restore --verbose: "creating INDEX ..." as it begins an entry, "finished item N ..." in parallel */
+	if (strncmp(line, "pg_restore: creating ", 21) == 0)
+		cp->post_started++;
+	else if (strncmp(line, "pg_restore: finished item ", 26) == 0)
+		cp->post_finished++;
+	else
+		return;
+	progress_update(cp, false);
 }
 
 /*
@@ -281,6 +412,7 @@ on_toc_line(pgm_proc_t *p, int stream, const char *line, void *data)
 		pgm_buf_appendf(&cp->toc_later, "%s\n", line);
 		return;
 	}
+	cp->post_total++;
 	pgm_buf_appendf(&cp->toc_now, "%s\n", line);
 }
 
@@ -288,8 +420,9 @@ static void
 run_post_data(copy_engine_t *cp, const char *list)
 {
 	char jobs[16], *l = list ? pgm_asprintf("--use-list=%s", list) : NULL;
-	const char *args[] = {"--section=post-data", "--jobs",    jobs, "--no-owner", "--no-acl",
-			      "--exit-on-error",     cp->archive, l,    NULL};
+	/* --verbose: a line per entry begun and finished, for the progress (items i/n) */
+	const char *args[] = {"--section=post-data", "--jobs",    jobs, "--no-owner", "--no-acl", "--exit-on-error",
+			      "--verbose",           cp->archive, l,    NULL};
 
 	snprintf(jobs, sizeof(jobs), "%d", cp->nworkers);
 	pgm_tool_spawn(cp->step, "pg_restore", args, false, "-c maintenance_work_mem=256MB -c synchronous_commit=off",
@@ -310,6 +443,17 @@ on_toc_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *t
 
 	if (pgm_tool_failed(cp->step, "pg_restore", "listing of the schema", status, sig, tail))
 		goto out;
+	if (!cp->opts.defer_constraints) {
+		/* every post-data entry now: the list only counts them */
+		if (!pgm_file_replace(now, cp->toc_now.s ? cp->toc_now.s : "",
+				      cp->toc_now.s ? strlen(cp->toc_now.s) : 0, 0600)) {
+			pgm_step_fail(cp->step, "could not write the list of the schema's post-data entries", now,
+				      "check free space and permissions of state_dir");
+			goto out;
+		}
+		run_post_data(cp, now);
+		goto out;
+	}
 	ok = pgm_file_replace(now, cp->toc_now.s ? cp->toc_now.s : "", cp->toc_now.s ? strlen(cp->toc_now.s) : 0,
 			      0600) &&
 	     pgm_file_replace(later, cp->toc_later.s ? cp->toc_later.s : "",
@@ -339,17 +483,14 @@ out:
 	free(keep);
 }
 
+/* the archive's post-data entries listed first: how many there are, which wait (defer_constraints) */
 static void
 start_post_data(copy_engine_t *cp)
 {
-	const char *args[] = {"--list", cp->archive, NULL};
+	const char *args[] = {"--list", "--section=post-data", cp->archive, NULL};
 
 	set_phase(cp, "post-data");
 	progress_update(cp, true);
-	if (!cp->opts.defer_constraints) {
-		run_post_data(cp, NULL);
-		return;
-	}
 	pgm_tool_spawn_dsn(cp->step, "pg_restore", args, NULL, NULL, on_toc_line, on_toc_exit, cp);
 }
 
@@ -384,6 +525,7 @@ chunk_done(worker_t *w)
 	chunk_t *c = w->cur;
 
 	cp->tables[c->table].chunks_done++;
+	cp->tables[c->table].bytes_done += c->est_bytes;
 	cp->chunks_done++;
 	cp->bytes_done += c->est_bytes;
 	w->cur = NULL;
@@ -627,7 +769,13 @@ on_src_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 		engine_fail_pg(w->cp, "could not connect to the source", err);
 		return;
 	}
-	sql = pgm_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '%s'",
+	/*
+	 * row_security = off, as pg_dump does: a policy that would hide rows from
+	 * pgmover's role (FORCE ROW LEVEL SECURITY on a table it owns) is an
+	 * error naming the table, never a copy that silently misses rows.
+	 */
+	sql = pgm_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '%s';"
+			   " SET LOCAL row_security = off",
 			   w->cp->snapshot);
 	pgm_pg_query(conn, sql, 0, NULL, on_src_snapshot, w);
 	free(sql);
@@ -920,6 +1068,8 @@ pgm_copy_run_opts(pgm_step_t *s, const char *label, const pgm_copy_opts_t *opts,
 	cp->phase = "prepare";
 	cp->phase_mono = cp->started_mono;
 	pgm_step_own(s, cp, copy_free);
+	s->tables_progress = copy_tables_progress;
+	s->tables_data = cp;
 	pgm_notice("job %s: %s copy starts (copy engine, %d parallel streams)", job->name, label, cp->nworkers);
 	q = pgm_sql_begin(s, false, "clean", "could not clean the target before the copy",
 			  "the target role must own the target database and the objects in it");
