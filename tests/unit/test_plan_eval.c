@@ -119,6 +119,7 @@ START_TEST(test_blockers)
 	cJSON_ReplaceItemInObject(dst, "available_extensions", cJSON_Parse("[\"plpgsql\"]"));
 	cJSON_ReplaceItemInObject(src, "owns_database", cJSON_CreateFalse());
 	cJSON_ReplaceItemInObject(src, "unreadable", cJSON_Parse("{\"count\": 1, \"names\": [\"x.secret\"]}"));
+	cJSON_AddItemToObject(src, "row_security_applies", cJSON_Parse("{\"count\": 1, \"names\": [\"x.notes\"]}"));
 	cJSON_ReplaceItemInObject(src, "tls", cJSON_CreateFalse());
 	cJSON_ReplaceItemInObject(src, "connections_free", cJSON_CreateNumber(2));
 	r = evaluate(g, options(NULL, NULL), false);
@@ -130,6 +131,10 @@ START_TEST(test_blockers)
 	ck_assert_str_eq(status_of(r, "extension pgcrypto"), "error");
 	ck_assert_str_eq(status_of(r, "source privileges: read"), "error");
 	ck_assert_str_eq(status_of(r, "source privileges: freeze"), "error");
+	ck_assert_str_eq(status_of(r, "source privileges: row-level security"), "error");
+	ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(
+					     finding(r, "source privileges: row-level security"), "finding")),
+				     "x.notes"));
 	ck_assert_str_eq(status_of(r, "TLS to the source"), "warning");
 	ck_assert_str_eq(status_of(r, "source connections"), "error");
 	ck_assert_ptr_nonnull(
@@ -143,7 +148,7 @@ START_TEST(test_blockers)
 				ck_assert_ptr_nonnull(cJSON_GetStringValue(cJSON_GetObjectItem(f, "fix")));
 		}
 	}
-	ck_assert_int_eq((int) cJSON_GetNumberValue(cJSON_GetObjectItem(r, "errors")), 7);
+	ck_assert_int_eq((int) cJSON_GetNumberValue(cJSON_GetObjectItem(r, "errors")), 8);
 	cJSON_Delete(r);
 }
 END_TEST

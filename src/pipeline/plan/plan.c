@@ -128,6 +128,17 @@ static const char *unreadable_sql =
 	"                      AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE')))"
 	" ORDER BY 1";
 
+/*
+ * Tables whose policies apply to this role (FORCE ROW LEVEL SECURITY on its
+ * own table, or row security on another role's): copy and verification run
+ * with row_security = off, and such a table is an error there -- found here.
+ */
+static const char *rls_sql =
+	"SELECT n.nspname || '.' || c.relname" USER_RELS "   AND c.relkind IN ('r', 'p') AND c.relrowsecurity"
+	"   AND NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = current_user)"
+	"   AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE'))"
+	" ORDER BY 1";
+
 /* the triggers method puts triggers on every table: the role needs TRIGGER on each */
 static const char *trigger_denied_sql =
 	"SELECT n.nspname || '.' || c.relname" USER_RELS
@@ -245,6 +256,12 @@ handle_trigger_denied(plan_side_t *sd, const PGresult *res)
 }
 
 static void
+handle_rls(plan_side_t *sd, const PGresult *res)
+{
+	set_name_list(sd, "row_security_applies", res);
+}
+
+static void
 handle_nopk(plan_side_t *sd, const PGresult *res)
 {
 	set_name_list(sd, "tables_without_primary_key", res);
@@ -309,7 +326,7 @@ handle_available(plan_side_t *sd, const PGresult *res)
 static const plan_query_t source_queries[] = {
 	{NULL, handle_facts}, /* facts_sql: set at run time (string constants are not constant expressions) */
 	{NULL, handle_largest},    {NULL, handle_unreadable},     {NULL, handle_nopk}, {NULL, handle_identity},
-	{NULL, handle_extensions}, {NULL, handle_trigger_denied}, {NULL, NULL}};
+	{NULL, handle_extensions}, {NULL, handle_trigger_denied}, {NULL, handle_rls},  {NULL, NULL}};
 
 static const plan_query_t target_queries[] = {{NULL, handle_facts},
 					      {NULL, handle_extensions},
@@ -320,8 +337,8 @@ static const plan_query_t target_queries[] = {{NULL, handle_facts},
 static const char *
 query_sql(const plan_side_t *sd, int i)
 {
-	static const char *const *src[] = {&facts_sql,    &largest_sql,    &unreadable_sql,    &nopk_sql,
-					   &identity_sql, &extensions_sql, &trigger_denied_sql};
+	static const char *const *src[] = {&facts_sql,    &largest_sql,    &unreadable_sql,     &nopk_sql,
+					   &identity_sql, &extensions_sql, &trigger_denied_sql, &rls_sql};
 	static const char *const *dst[] = {&facts_sql, &extensions_sql, &available_sql, &existing_sql};
 
 	return sd->source ? *src[i] : *dst[i];

@@ -150,6 +150,7 @@ static void
 check_source_role(eval_t *ev, const cJSON *src, const cJSON *options)
 {
 	const cJSON *unreadable = cJSON_GetObjectItem(src, "unreadable");
+	const cJSON *rls = cJSON_GetObjectItem(src, "row_security_applies");
 	const char *mode = pgm_jobopt_str(options, "freeze_mode");
 	bool su = flag(src, "superuser");
 	char names[1024];
@@ -164,6 +165,15 @@ check_source_role(eval_t *ev, const cJSON *src, const cJSON *options)
 	} else {
 		add(ev, "source privileges: read", "ok", NULL,
 		    "role %s can read every table, view, sequence and large object", str(src, "user"));
+	}
+	if (pgm_json_num(rls, "count", 0) > 0) {
+		join_names(rls, names, sizeof(names));
+		add(ev, "source privileges: row-level security", "error",
+		    "as each table's owner, ALTER TABLE ... NO FORCE ROW LEVEL SECURITY for the migration (and FORCE "
+		    "again after it), or connect as the owner of the tables that are not this role's",
+		    "row-level security policies apply to role %s on %d table(s): a copy under them would miss the "
+		    "rows they hide, so pgmover reads with row_security = off and these tables would fail: %s",
+		    str(src, "user"), (int) pgm_json_num(rls, "count", 0), names);
 	}
 	if (strcmp(mode, "command") != 0 && !su && !flag(src, "owns_database"))
 		add(ev, "source privileges: freeze", "error",
