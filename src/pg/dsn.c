@@ -112,6 +112,19 @@ append_kv(char **buf, size_t *len, size_t *cap, const char *key, const char *val
 }
 
 char *
+pgm_dsn_sslpassword(const char *dsn)
+{
+	PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
+	char *out = NULL;
+
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, "sslpassword") == 0 && o->val != NULL && o->val[0] != '\0')
+			out = pgm_strdup(o->val);
+	PQconninfoFree(opts);
+	return out;
+}
+
+char *
 pgm_dsn_without_password(const char *dsn)
 {
 	PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
@@ -123,7 +136,7 @@ pgm_dsn_without_password(const char *dsn)
 	buf = pgm_malloc(cap);
 	buf[0] = '\0';
 	for (PQconninfoOption *o = opts; o->keyword; o++) {
-		if (o->val == NULL || strcmp(o->keyword, "password") == 0)
+		if (o->val == NULL || strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0)
 			continue;
 		append_kv(&buf, &len, &cap, o->keyword, o->val);
 	}

@@ -22,7 +22,9 @@ void pgm_dsn_free(pgm_dsn_t *dsn);
 
 /* "postgres://user:****@host:port/db?sslmode=require" (malloc'd) */
 char *pgm_dsn_masked(const char *dsn);
-/* the same connection as key=value conninfo without the password (malloc'd) */
+/* the same connection as key=value conninfo without the password and sslpassword (malloc'd) */
 char *pgm_dsn_without_password(const char *dsn);
+/* the passphrase of the client key (sslpassword), or NULL (malloc'd) */
+char *pgm_dsn_sslpassword(const char *dsn);
 
 #endif

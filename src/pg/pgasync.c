@@ -214,6 +214,12 @@ pgm_pg_error_advice(const pgm_pg_error_t *err)
 
 	if (err == NULL || err->hint)
 		return NULL;
+	/* a pg_hba.conf refusal (28000) whose cause the message names: checked before the sqlstate */
+	if (err->message && (strstr(err->message, "requires a valid client certificate") ||
+			     strstr(err->message, "certificate authentication failed")))
+		return "the server asks for a client certificate (clientcert=verify-full in its pg_hba.conf; Heroku "
+		       "Shield, for one): add sslcert=/path/to/client.crt and sslkey=/path/to/client.key to the URL, "
+		       "the key mode 0600, and the certificate's CN the user name when the server checks it";
 	for (size_t i = 0; i < sizeof(causes) / sizeof(causes[0]); i++) {
 		size_t n = strlen(causes[i].sqlstate);
 

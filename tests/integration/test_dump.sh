@@ -193,7 +193,7 @@ fi
 # and fresh target databases, one per job: DROP DATABASE is never used
 setup_ok=1
 for db in pre rich thaw big many rls; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
-for db in t_badpw t_full t_full2 t_rich t_thaw t_big t_many t_rls; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
+for db in t_badpw t_full t_full2 t_rich t_thaw t_big t_many t_rls t_shield; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
 for db in pre rich thaw big many; do
     q "$(src_url "$db")" "CREATE TABLE public.write_probe (id serial PRIMARY KEY, note text)" >/dev/null || setup_ok=0
 done
@@ -631,6 +631,7 @@ echo "# 7. row-level security forced on the owner: an error, never a partial cop
 # The owner is subject to its own policies under FORCE ROW LEVEL SECURITY; a copy or a
 # comparison run under them would see half the rows on both sides, and agree.
 rls_job() {
+    local out rc
     q "$(src_url rls)" "CREATE TABLE public.notes (id int PRIMARY KEY, body text);
         INSERT INTO public.notes SELECT i, 'note ' || i FROM generate_series(1, 10) i;
         ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;
@@ -638,15 +639,27 @@ rls_job() {
         CREATE POLICY even_only ON public.notes USING (id % 2 = 0)" >/dev/null
     t_assert_eq "rls: the owner sees half the rows through its policy" "5" \
         "$(q "$(src_url rls)" "SELECT count(*) FROM public.notes")"
+    out=$(pgm plan --source "$(src_url rls)" --target "$(tgt_url t_rls)" 2>&1)
+    rc=$?
+    t_assert_eq "rls: plan finds a blocker" 1 "$rc"
+    t_assert_contains "rls: plan names row-level security and the table" "$out" "policies apply to role"
+    t_assert_contains "rls: plan names the table" "$out" "public.notes"
+    # lifted for the migration, and forced again by someone before the freeze
+    q "$(src_url rls)" "ALTER TABLE public.notes NO FORCE ROW LEVEL SECURITY" >/dev/null
     cmd "rls: create" create rls --source "$(src_url rls)" --target "$(tgt_url t_rls)" --method dump "${ENGINE_SET[@]}"
     cmd "rls: start" start rls
-    wait_state "rls: the copy fails" rls failed 120
-    t_assert_contains "rls: the error names row-level security and the table" \
-        "$(jst rls '[.error.message, .error.detail, .error.hint] | join(" ")')" "row-level security"
-    t_assert_contains "rls: the hint says how to lift it" "$(jst rls '.error.hint')" "NO FORCE ROW LEVEL SECURITY"
-    q "$(src_url rls)" "ALTER TABLE public.notes NO FORCE ROW LEVEL SECURITY" >/dev/null
-    cmd "rls: retry" retry rls
     wait_state "rls: synced" rls synced 120
+    q "$(src_url rls)" "ALTER TABLE public.notes FORCE ROW LEVEL SECURITY" >/dev/null
+    cmd "rls: freeze" freeze rls
+    wait_state "rls: the final copy fails" rls failed 120
+    t_assert_contains "rls: the error names row-level security and the table" \
+        "$(jst rls '[.error.message, .error.detail, .error.hint] | join(" ")')" "row-level security policy for table \"notes\""
+    t_assert_contains "rls: the hint says how to lift it" "$(jst rls '.error.hint')" "NO FORCE ROW LEVEL SECURITY"
+    # the source is frozen (sessions read-only by default): a read-write transaction of the owner's
+    t_check "rls: lifted while frozen" q "$(src_url rls)" \
+        "BEGIN READ WRITE; ALTER TABLE public.notes NO FORCE ROW LEVEL SECURITY; COMMIT"
+    cmd "rls: retry" retry rls
+    wait_state "rls: verified" rls verified 120
     t_assert_eq "rls: every row on the target" "10" "$(tq t_rls "SELECT count(*) FROM public.notes")"
     cmd "rls: abort" abort rls
     wait_state "rls: aborted" rls aborted 60
@@ -654,9 +667,39 @@ rls_job() {
 rls_job
 
 # ---------------------------------------------------------------------------------------
+echo "# 8. a Heroku Shield-like source: a client certificate (mTLS) and verify-full"
+shield_job() {
+    local out st
+    q "$SOURCE_SHIELD_URL" "CREATE TABLE public.patients (id int PRIMARY KEY, name text NOT NULL);
+        INSERT INTO public.patients SELECT i, 'patient ' || i FROM generate_series(1, 500) i" >/dev/null
+    out=$(pgm plan --source "${SOURCE_SHIELD_URL%%&sslcert=*}" --target "$(tgt_url t_shield)" 2>&1)
+    t_assert_contains "shield: without a client certificate, plan says to add sslcert and sslkey" "$out" \
+        "sslcert=/path/to/client.crt"
+    out=$(pgm plan --source "$SOURCE_SHIELD_URL" --target "$(tgt_url t_shield)" 2>&1)
+    t_assert_contains "shield: with it, plan sees the source over TLS" "$out" "TLS to the source: the connection to the source is encrypted"
+    cmd "shield: create" create shield --source "$SOURCE_SHIELD_URL" --target "$(tgt_url t_shield)" --method dump \
+        "${ENGINE_SET[@]}" --set rollback_window=0 --set cutover_command=true
+    t_assert_eq "shield: status shows verify-full, no password" "postgres://shield_owner:****@127.0.0.1:$SOURCE_PORT/shielddb?sslmode=verify-full" \
+        "$(jst shield '.source')"
+    cmd "shield: start" start shield
+    wait_state "shield: synced" shield synced 120
+    q "$SOURCE_SHIELD_URL" "UPDATE public.patients SET name = 'renamed' WHERE id = 7" >/dev/null
+    cmd "shield: freeze" freeze shield
+    wait_state "shield: verified" shield verified 120
+    t_assert_eq "shield: every row on the target, the late change too" "500 renamed" \
+        "$(tq t_shield "SELECT count(*) || ' ' || (SELECT name FROM public.patients WHERE id = 7) FROM public.patients")"
+    cmd "shield: cutover" cutover shield
+    _shield_after_cutover() { st=$(pgmd_state shield); [[ $st == rollback_window || $st == completed || $st == failed ]]; }
+    t_wait_for 60 _shield_after_cutover
+    if [[ $(pgmd_state shield) == rollback_window ]]; then cmd "shield: finish" finish shield; fi
+    wait_state "shield: completed" shield completed 60
+}
+shield_job
+
+# ---------------------------------------------------------------------------------------
 # secrets never reach status, state.json, the audit trail or the log
 
-leaks=$(grep -rlF -e "$SOURCE_OWNER_PASSWORD" -e "$TARGET_ADMIN_PASSWORD" "$DMN" 2>/dev/null |
+leaks=$(grep -rlF -e "$SOURCE_OWNER_PASSWORD" -e "$TARGET_ADMIN_PASSWORD" -e "$SOURCE_SHIELD_PASSWORD" "$DMN" 2>/dev/null |
     grep -v '/secrets\.json$' || true)
 t_assert_eq "no password in state.json, audit.jsonl or the log" "" "$leaks"
 out=$(pgm status 2>&1)

@@ -81,6 +81,13 @@ verify="sslmode=verify-full&sslrootcert=$SOURCE_SSLROOTCERT"
 t_assert_eq "source cert verifies (verify-full)" "t" \
     "$(q "${SOURCE_URL/sslmode=require/"$verify"}" \
         'select ssl from pg_stat_ssl where pid = pg_backend_pid()')"
+# Heroku Shield-like: shield_owner must show a client certificate, and its password
+t_assert_eq "shield: a client certificate and a password let shield_owner in" "true shield_owner" \
+    "$(q "$SOURCE_SHIELD_URL" "select ssl::text || ' ' || client_dn from pg_stat_ssl where pid = pg_backend_pid()" |
+        sed 's|/CN=||; s|^CN=||')"
+out=$(q "${SOURCE_SHIELD_URL%%&sslcert=*}" 'select 1')
+t_check "shield: no client certificate, refused" test $? -ne 0
+t_assert_contains "shield: the refusal says a certificate is required" "$out" "certificate"
 t_assert_eq "app_owner is not superuser" "f" \
     "$(q "$SOURCE_URL" "select rolsuper from pg_roles where rolname = 'app_owner'")"
 t_assert_eq "app_owner owns appdb" "app_owner" \

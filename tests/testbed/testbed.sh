@@ -22,6 +22,7 @@
 # that the postgres user can traverse it):
 #   DIR/src, DIR/dst          data directories      DIR/src.log, DIR/dst.log  server logs
 #   DIR/server.crt|.key       source TLS cert/key   DIR/env                   sourceable exports
+#   DIR/ca.crt                CA of client certs    DIR/client.crt|.key       shield_owner's client cert
 #   DIR/.s.PGSQL.<port>       unix sockets of both clusters
 #
 # Environment knobs:
@@ -38,6 +39,9 @@
 #   TARGET_DATA SOURCE_URL SOURCE_APP_URL SOURCE_ADMIN_URL TARGET_URL SOURCE_PSQL
 #   TARGET_PSQL SOURCE_SSLROOTCERT SOURCE_OWNER_PASSWORD SOURCE_APP_PASSWORD
 #   SOURCE_ADMIN_PASSWORD TARGET_ADMIN_PASSWORD
+#   SOURCE_SHIELD_URL (Heroku Shield-like: database shielddb, role shield_owner, which must
+#   show a client certificate: clientcert=verify-full, sslmode=verify-full) SOURCE_SHIELD_PASSWORD
+#   SOURCE_CLIENT_CERT SOURCE_CLIENT_KEY
 #
 # Never DROP DATABASE on these clusters: it hangs with pglogical preloaded. Use
 # `createdb` with a fresh name instead.
@@ -178,6 +182,7 @@ _tb_write_conf() {
             echo "ssl = on"
             echo "ssl_cert_file = '$dir/server.crt'"
             echo "ssl_key_file = '$dir/server.key'"
+            echo "ssl_ca_file = '$dir/ca.crt'"
         fi
     } >"$f" || return 1
     _tb_chown "$f"
@@ -198,6 +203,8 @@ _tb_write_hba() {
 # written by tests/testbed/testbed.sh (source, Heroku-like)
 local     all          all                 trust
 local     replication  all                 trust
+# Heroku Shield-like: shield_owner needs a client certificate signed by DIR/ca.crt, and its password
+hostssl   all          shield_owner  127.0.0.1/32  scram-sha-256  clientcert=verify-full
 hostssl   all          all   127.0.0.1/32  scram-sha-256
 hostssl   replication  all   127.0.0.1/32  scram-sha-256
 hostnossl all          all   127.0.0.1/32  reject
@@ -224,8 +231,19 @@ _tb_make_cert() {
         _tb_err "openssl failed to create the certificate, see $dir/openssl.log"
         return 1
     fi
-    chmod 0600 "$dir/server.key" && chmod 0644 "$dir/server.crt" &&
-        _tb_chown "$dir/server.key" "$dir/server.crt"
+    # a CA for client certificates, and shield_owner's certificate (CN = the role) and key
+    if ! { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+        -subj "/CN=testbed client CA" -keyout "$dir/ca.key" -out "$dir/ca.crt" &&
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=shield_owner" \
+            -keyout "$dir/client.key" -out "$dir/client.csr" &&
+        openssl x509 -req -in "$dir/client.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+            -days 3650 -out "$dir/client.crt"; } >>"$dir/openssl.log" 2>&1; then
+        _tb_err "openssl failed to create the client certificates, see $dir/openssl.log"
+        return 1
+    fi
+    # the client key stays the caller's (libpq refuses a key others may read); the server reads ca.crt
+    chmod 0600 "$dir/server.key" "$dir/client.key" "$dir/ca.key" && chmod 0644 "$dir/server.crt" "$dir/ca.crt" \
+        "$dir/client.crt" && _tb_chown "$dir/server.key" "$dir/server.crt" "$dir/ca.crt"
 }
 
 # initdb + configure + start (retrying on port collisions) + create roles/databases for
@@ -279,6 +297,9 @@ _tb_bring_up() {
 GRANT pg_signal_backend TO app_owner;
 CREATE ROLE app_user LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD '$_TB_PW_APP';
 CREATE ROLE src_admin LOGIN SUPERUSER PASSWORD '$_TB_PW_SRCADMIN';
+CREATE ROLE shield_owner LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD '$_TB_PW_SHIELD';
+GRANT pg_signal_backend TO shield_owner;
+CREATE DATABASE shielddb OWNER shield_owner;
 CREATE DATABASE appdb OWNER app_owner;
 GRANT CONNECT ON DATABASE appdb TO app_user;"
     else
@@ -394,7 +415,8 @@ tb_start() {
         _TB_HAS_OPL=1
     fi
     if ! { _TB_PW_OWNER=$(openssl rand -hex 12) && _TB_PW_APP=$(openssl rand -hex 12) &&
-        _TB_PW_SRCADMIN=$(openssl rand -hex 12) && _TB_PW_TGTADMIN=$(openssl rand -hex 12); }; then
+        _TB_PW_SRCADMIN=$(openssl rand -hex 12) && _TB_PW_TGTADMIN=$(openssl rand -hex 12) &&
+        _TB_PW_SHIELD=$(openssl rand -hex 12); }; then
         _tb_err "openssl rand failed"
         return 1
     fi
@@ -434,6 +456,10 @@ tb_start() {
             SOURCE_PSQL "$psqlcmd $sp $qflags" \
             TARGET_PSQL "$psqlcmd $dp $qflags" \
             SOURCE_SSLROOTCERT "$dir/server.crt" \
+            SOURCE_SHIELD_URL "postgres://shield_owner:$_TB_PW_SHIELD@127.0.0.1:$sp/shielddb?sslmode=verify-full&sslrootcert=$dir/server.crt&sslcert=$dir/client.crt&sslkey=$dir/client.key" \
+            SOURCE_SHIELD_PASSWORD "$_TB_PW_SHIELD" \
+            SOURCE_CLIENT_CERT "$dir/client.crt" \
+            SOURCE_CLIENT_KEY "$dir/client.key" \
             SOURCE_OWNER_PASSWORD "$_TB_PW_OWNER" \
             SOURCE_APP_PASSWORD "$_TB_PW_APP" \
             SOURCE_ADMIN_PASSWORD "$_TB_PW_SRCADMIN" \
@@ -442,7 +468,7 @@ tb_start() {
         _tb_err "cannot write $dir/env"
         return 1
     }
-    unset _TB_PW_OWNER _TB_PW_APP _TB_PW_SRCADMIN _TB_PW_TGTADMIN _TB_HAS_OPL
+    unset _TB_PW_OWNER _TB_PW_APP _TB_PW_SRCADMIN _TB_PW_TGTADMIN _TB_PW_SHIELD _TB_HAS_OPL
     chmod 0644 "$dir/env" || true
     # shellcheck disable=SC1091
     . "$dir/env" || return 1

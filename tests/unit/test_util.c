@@ -331,6 +331,23 @@ START_TEST(test_dsn_without_password)
 	}
 
 	ck_assert_ptr_null(pgm_dsn_without_password("not a dsn"));
+
+	/* mTLS: certificate paths pass through; the key's passphrase is a secret like the password */
+	s = pgm_dsn_without_password("postgres://u@h/db?sslmode=verify-full&sslrootcert=/c/root.crt"
+				     "&sslcert=/c/client.crt&sslkey=/c/client.key&sslpassword=k3y-pass");
+	ck_assert_ptr_nonnull(s);
+	ck_assert_ptr_null(strstr(s, "k3y-pass"));
+	ck_assert_ptr_nonnull(strstr(s, "sslcert='/c/client.crt'"));
+	ck_assert_ptr_nonnull(strstr(s, "sslkey='/c/client.key'"));
+	ck_assert_ptr_nonnull(strstr(s, "sslrootcert='/c/root.crt'"));
+	free(s);
+	s = pgm_dsn_sslpassword("postgres://u@h/db?sslkey=/c/client.key&sslpassword=k3y-pass");
+	ck_assert_str_eq(s, "k3y-pass");
+	free(s);
+	ck_assert_ptr_null(pgm_dsn_sslpassword("postgres://u@h/db?sslmode=require"));
+	s = pgm_dsn_masked("postgres://u:pw@h/db?sslmode=verify-full&sslpassword=k3y-pass");
+	ck_assert_ptr_null(strstr(s, "k3y-pass"));
+	free(s);
 }
 END_TEST
 
@@ -466,6 +483,10 @@ START_TEST(test_error_advice)
 	assert_advice("", msg, "host name the certificate is for");
 	snprintf(msg, sizeof(msg), "%scertificate present, but not private key file \"/x/client.key\"", at);
 	assert_advice("", msg, "sslkey");
+	/* a server that wants a client certificate (Heroku Shield): whether or not the 28000 came with it */
+	snprintf(msg, sizeof(msg), "%sFATAL:  connection requires a valid client certificate", at);
+	assert_advice("", msg, "sslcert=");
+	assert_advice("28000", "connection requires a valid client certificate", "sslcert=");
 
 	/* the server's own hint wins; an unknown cause has no advice */
 	ck_assert_ptr_null(advice("42501", "permission denied for table t", "ask the owner"));

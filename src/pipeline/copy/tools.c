@@ -36,7 +36,7 @@ pgm_tool_spawn_dsn(pgm_step_t *s, const char *tool, const char *const *args, con
 	char *dbarg = dsn ? pgm_asprintf("--dbname=%s", conninfo ? conninfo : "") : NULL;
 	char *path = bindir[0] ? pgm_asprintf("%s/%s", bindir, tool) : pgm_strdup(tool);
 	pgm_dsn_t parsed;
-	char *err = NULL, *env[5] = {NULL, NULL, NULL, NULL, NULL};
+	char *err = NULL, *sslpw = NULL, *env[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
 	const char *argv[64];
 	int n = 0, e = 0;
 	pgm_proc_t *p;
@@ -45,6 +45,31 @@ pgm_tool_spawn_dsn(pgm_step_t *s, const char *tool, const char *const *args, con
 		if (parsed.password)
 			env[e++] = pgm_asprintf("PGPASSWORD=%s", parsed.password);
 		pgm_dsn_free(&parsed);
+	}
+	if (dsn && (sslpw = pgm_dsn_sslpassword(dsn)) != NULL) {
+		/*
+		 * The client key's passphrase has no environment variable: it goes
+		 * in a service file of the job's (0600, like secrets.json), never
+		 * on the command line, where ps shows it.
+		 */
+		char *svc = pgm_asprintf("%s/pgservice.conf", job->dir);
+		char *text = pgm_asprintf("[pgmover]\nsslpassword=%s\n", sslpw);
+		char *with = pgm_asprintf("%s service=pgmover", conninfo ? conninfo : "");
+
+		if (strchr(sslpw, '\n') == NULL && pgm_file_replace(svc, text, strlen(text), 0600)) {
+			env[e++] = pgm_asprintf("PGSERVICEFILE=%s", svc);
+			free(dbarg);
+			dbarg = pgm_asprintf("--dbname=%s", with);
+		} else {
+			pgm_warning("job %s: could not write %s: %s runs without the client key's passphrase",
+				    job->name, svc, tool);
+		}
+		memset(text, 0, strlen(text));
+		memset(sslpw, 0, strlen(sslpw));
+		free(text);
+		free(with);
+		free(svc);
+		free(sslpw);
 	}
 	free(err);
 	err = NULL;
