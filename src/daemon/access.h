@@ -46,7 +46,9 @@ bool pgm_access_decide(const pgm_access_t *acc, uid_t daemon_uid, uid_t uid, gid
 /*
  * The decision for a peer of the socket: the user's groups are looked up
  * (getpwuid_r, getgrouplist) only when the uid alone does not decide and
- * admin_group is set.
+ * admin_group is set. Those look-ups go through NSS on the loop's thread:
+ * instant for /etc/group, as slow as the directory for LDAP or SSSD, and
+ * only for a command that changes something from a user not allowed by uid.
  */
 bool pgm_access_allowed(const pgm_access_t *acc, uid_t daemon_uid, uid_t uid, gid_t gid);
 

@@ -230,35 +230,26 @@ cmd_delete(pgm_cmd_ctx_t *ctx)
 {
 	const cJSON *force = cJSON_GetObjectItemCaseSensitive(ctx->args, "force");
 	pgm_corrupt_t *c = pgm_jobs_find_corrupt(ctx->daemon, ctx->job);
+	const pgm_peer_t *peer = pgm_client_peer(ctx->client);
 	pgm_job_t *job;
 	const char *code = NULL;
-	char *message = NULL, *hint = NULL, *name;
+	char *message = NULL, *hint = NULL;
+	bool ok;
 
 	if (force && !cJSON_IsBool(force))
 		return fail(ctx, PGM_ERR_INVALID_ARGUMENT, pgm_strdup("args.force must be true or false"), NULL);
-	if (c && cJSON_IsTrue(force)) {
-		name = pgm_strdup(c->name);
-		if (!pgm_jobs_delete_corrupt(ctx->daemon, c, pgm_client_peer(ctx->client), &code, &message, &hint)) {
-			free(name);
-			return fail(ctx, code, message, hint);
-		}
-		ctx->result = cJSON_CreateObject();
-		cJSON_AddStringToObject(ctx->result, "name", name);
-		cJSON_AddStringToObject(ctx->result, "state", "deleted");
-		free(name);
-		return true;
-	}
-	if ((job = need_job(ctx)) == NULL)
+	if (c && cJSON_IsTrue(force))
+		ok = pgm_jobs_delete_corrupt(ctx->daemon, c, peer, &code, &message, &hint);
+	else if ((job = need_job(ctx)) == NULL)
 		return false;
-	name = pgm_strdup(job->name);
-	if (!pgm_jobs_delete(ctx->daemon, job, pgm_client_peer(ctx->client), &code, &message, &hint)) {
-		free(name);
+	else
+		ok = pgm_jobs_delete(ctx->daemon, job, peer, &code, &message, &hint);
+	if (!ok)
 		return fail(ctx, code, message, hint);
-	}
+	/* the request's name: the job and its entry are freed */
 	ctx->result = cJSON_CreateObject();
-	cJSON_AddStringToObject(ctx->result, "name", name);
+	cJSON_AddStringToObject(ctx->result, "name", ctx->job);
 	cJSON_AddStringToObject(ctx->result, "state", "deleted");
-	free(name);
 	return true;
 }
 
