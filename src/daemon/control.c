@@ -242,6 +242,7 @@ check_access(pgm_daemon_t *d, pgm_client_t *client, const pgm_command_t *def, co
 	const pgm_peer_t *peer = pgm_client_peer(client);
 	pgm_job_t *job;
 	char *who, *msg, *hint, *outcome;
+	pgm_buf_t readers = {0};
 	cJSON *reply;
 
 	if (def->read_only == PGM_READ_ONLY || peer == NULL ||
@@ -252,10 +253,14 @@ check_access(pgm_daemon_t *d, pgm_client_t *client, const pgm_command_t *def, co
 			   "pgmoverd's own user (uid %u), admin_users (%s) and the members of admin_group (%s)",
 			   who, def->name, (unsigned) d->uid, d->cfg.admin_users[0] ? d->cfg.admin_users : "none",
 			   d->cfg.admin_group[0] ? d->cfg.admin_group : "none");
+	for (int i = 0; pgm_commands[i].name; i++)
+		if (pgm_commands[i].read_only == PGM_READ_ONLY)
+			pgm_buf_appendf(&readers, "%s%s", readers.s ? ", " : "", pgm_commands[i].name);
 	hint = pgm_asprintf("to grant it, add the user to admin_users, or to the group named by admin_group, in %s "
-			    "and reload pgmoverd (SIGHUP, systemctl reload pgmoverd); read-only commands (status, "
-			    "jobs, describe, version, watch) need no grant",
-			    d->config_path ? d->config_path : "pgmoverd.conf");
+			    "and reload pgmoverd (SIGHUP, systemctl reload pgmoverd); the read-only commands (%s) "
+			    "need no grant",
+			    d->config_path ? d->config_path : "pgmoverd.conf", readers.s);
+	free(readers.s);
 	outcome = pgm_asprintf("refused: %s", PGM_ERR_PERMISSION_DENIED);
 	job = jobname ? pgm_jobs_find(d, jobname) : NULL;
 	if (job)
