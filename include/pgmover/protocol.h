@@ -23,6 +23,10 @@
 #define PGM_ERR_TOO_MANY_CLIENTS "too_many_clients"
 #define PGM_ERR_SHUTTING_DOWN "shutting_down"
 #define PGM_ERR_INTERNAL "internal"
+/* a command that changes something, from a uid not allowed to (admin_users, admin_group) */
+#define PGM_ERR_PERMISSION_DENIED "permission_denied"
+/* the job's state.json (or secrets.json) could not be read back: nothing runs on it */
+#define PGM_ERR_JOB_CORRUPT "job_corrupt"
 /*
  * Every code above, for the daemon's reply builder: it sends no other (a
  * code missing here goes out as PGM_ERR_INTERNAL, logged as a bug). A new
@@ -31,7 +35,7 @@
 #define PGM_ERR_CODES                                                                                                 \
 	PGM_ERR_BAD_REQUEST, PGM_ERR_UNKNOWN_COMMAND, PGM_ERR_NO_SUCH_JOB, PGM_ERR_JOB_EXISTS, PGM_ERR_INVALID_STATE, \
 		PGM_ERR_INVALID_ARGUMENT, PGM_ERR_NOT_AVAILABLE, PGM_ERR_LINE_TOO_LONG, PGM_ERR_TOO_MANY_CLIENTS,     \
-		PGM_ERR_SHUTTING_DOWN, PGM_ERR_INTERNAL
+		PGM_ERR_SHUTTING_DOWN, PGM_ERR_INTERNAL, PGM_ERR_PERMISSION_DENIED, PGM_ERR_JOB_CORRUPT
 
 /* exit codes of the pgmover CLI */
 #define PGM_EXIT_OK 0          /* success */

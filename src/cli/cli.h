@@ -75,7 +75,8 @@ typedef enum pgm_cli_option_id_e {
 	PGM_CLI_OPT_TABLES,
 	PGM_CLI_OPT_NO_TRAFFIC_SWITCH,
 	PGM_CLI_OPT_VERBOSE,
-	PGM_CLI_OPT_UNTIL
+	PGM_CLI_OPT_UNTIL,
+	PGM_CLI_OPT_FORCE
 } pgm_cli_option_id_t;
 
 #define PGM_CLI_OPT_BIT(id) (1u << (id))
@@ -105,6 +106,7 @@ typedef struct pgm_cli_args_s {
 	bool verbose;           /* status -v: the whole status */
 	bool per_table;         /* status --tables: each table's progress */
 	const char *until;      /* watch --until STATE */
+	bool force;             /* delete --force: archive a corrupt job's folder */
 	unsigned given;         /* PGM_CLI_OPT_BITs of the options seen */
 	int rest_argc;          /* argc for the in-process commands */
 	char **rest_argv;       /* command word, then all but global options */

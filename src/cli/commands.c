@@ -32,6 +32,7 @@ static int cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_set(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_cutover(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_status(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int cmd_delete(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_verify(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_plan(pgm_cli_args_t *args, const pgm_cli_command_t *command);
@@ -84,8 +85,10 @@ const pgm_cli_command_t pgm_cli_commands[] = {
 	 "resume a failed job from its last durable step"},
 	{"set", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_BIT(PGM_CLI_OPT_SET), cmd_set, render_state,
 	 "set JOB --set key=value [--set key=value ...]", "change a job's options where no step is reading them"},
-	{"delete", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "delete JOB",
-	 "remove a job that has ended; its state and audit trail are kept"},
+	{"delete", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_BIT(PGM_CLI_OPT_FORCE), cmd_delete,
+	 render_state, "delete JOB [--force]",
+	 "remove a job that has ended; its state and audit trail are kept, --force: a corrupt job's folder too "
+	 "(archived in state_dir/.deleted/, not removed)"},
 	{"plan", PGM_CLI_RUNS_LOCAL, PGM_CLI_JOB_NONE, PGM_CLI_OPT_CREATE | PGM_CLI_OPT_BIT(PGM_CLI_OPT_TABLES),
 	 cmd_plan, NULL, "plan --source URL --target URL [--method dump|pglogical|triggers] [--set key=value ...]",
 	 "check a migration in-process, touching nothing"},
@@ -201,6 +204,21 @@ cmd_cutover(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	    (args->no_traffic_switch && cJSON_AddTrueToObject(req_args, "no_traffic_switch") == NULL)) {
 		cJSON_Delete(req_args);
 		pgm_cli_output_error("out of memory building the \"cutover\" request");
+		pgm_cli_output_hint("free some memory and retry the command");
+		return PGM_EXIT_FAILED;
+	}
+	return send_render(args, command, req_args);
+}
+
+/* cmd_delete sends --force as args.force */
+static int
+cmd_delete(pgm_cli_args_t *args, const pgm_cli_command_t *command)
+{
+	cJSON *req_args = cJSON_CreateObject();
+
+	if (req_args == NULL || (args->force && cJSON_AddTrueToObject(req_args, "force") == NULL)) {
+		cJSON_Delete(req_args);
+		pgm_cli_output_error("out of memory building the \"delete\" request");
 		pgm_cli_output_hint("free some memory and retry the command");
 		return PGM_EXIT_FAILED;
 	}

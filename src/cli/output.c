@@ -364,6 +364,17 @@ pgm_cli_output_status_table(FILE *out, const cJSON *jobs)
 		fprintf(out, "%-*s  %-*s  %-*s  %s\n", width[0], pgm_cli_json_string(job, "name", "-"), width[1],
 			pgm_cli_json_string(job, "state", "-"), width[2], pgm_cli_json_string(job, "method", "-"),
 			pgm_cli_json_string(job, "since", "-"));
+	/* a job that did not load: what is wrong and what to do, under the table */
+	cJSON_ArrayForEach (job, jobs) {
+		const cJSON *error = cJSON_GetObjectItemCaseSensitive(job, "error");
+
+		if (strcmp(pgm_cli_json_string(job, "state", ""), "corrupt") != 0)
+			continue;
+		fprintf(out, "\n%s: %s\n", pgm_cli_json_string(job, "name", "-"),
+			pgm_cli_json_string(error, "message", "its state could not be read"));
+		if (pgm_cli_json_string(error, "hint", NULL) != NULL)
+			fprintf(out, "  hint: %s\n", pgm_cli_json_string(error, "hint", ""));
+	}
 }
 
 /*

@@ -17,7 +17,11 @@
 
 const pgm_opt_def_t pgm_daemon_opts[] = {
 	{"socket_path", PGM_OPT_STRING, "/run/pgmover/pgmoverd.sock", 0, 0, NULL, false, "path of the control socket"},
-	{"socket_mode", PGM_OPT_MODE, "0660", 0, 0777, NULL, false, "file mode of the control socket"},
+	{"socket_mode", PGM_OPT_MODE, "0660", 0, 0777, NULL, false,
+	 "file mode of the control socket: at most 0660 (nothing for others)"},
+	{"admin_users", PGM_OPT_STRING, "", 0, 0, NULL, false,
+	 "users (names or uids, comma-separated) who may change jobs, besides root and pgmoverd's own user"},
+	{"admin_group", PGM_OPT_STRING, "", 0, 0, NULL, false, "a group whose members may change jobs"},
 	{"state_dir", PGM_OPT_STRING, "/var/lib/pgmover", 0, 0, NULL, false,
 	 "directory holding one folder per job (state.json, audit.jsonl)"},
 	{"log_level", PGM_OPT_ENUM, "info", 0, 0, "debug|info|notice|warning|error", true,

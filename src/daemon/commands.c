@@ -1,7 +1,8 @@
 /*
  * commands.c — the control socket's commands: one table of
- * {name, needs_job, handler} rows (like PgBouncer's admin console) and one
- * handler signature.
+ * {name, needs_job, read_only, handler} rows (like PgBouncer's admin
+ * console) and one handler signature. read_only says who may run a
+ * command (control.c checks it before the handler runs).
  */
 #include "common/json.h"
 #include "common/log.h"
@@ -22,13 +23,23 @@ fail(pgm_cmd_ctx_t *ctx, const char *code, char *message, char *hint)
 	return false;
 }
 
-/* the job the request names, or an error naming the jobs there are */
+/*
+ * The job the request names, or an error: job_corrupt for a folder whose
+ * state did not load (saying what is wrong and how to recover), else one
+ * naming the jobs there are.
+ */
 static pgm_job_t *
 need_job(pgm_cmd_ctx_t *ctx)
 {
 	pgm_job_t *job = pgm_jobs_find(ctx->daemon, ctx->job);
+	pgm_corrupt_t *c;
 
-	if (job == NULL)
+	if (job == NULL && (c = pgm_jobs_find_corrupt(ctx->daemon, ctx->job)) != NULL) {
+		char *message, *hint;
+
+		pgm_jobs_corrupt_error(ctx->daemon, c, &message, &hint);
+		fail(ctx, PGM_ERR_JOB_CORRUPT, message, hint);
+	} else if (job == NULL)
 		fail(ctx, PGM_ERR_NO_SUCH_JOB, pgm_asprintf("no job named \"%s\"", ctx->job),
 		     pgm_strdup("list the jobs with \"pgmover jobs\", or create one with \"pgmover create\""));
 	return job;
@@ -54,6 +65,7 @@ cmd_describe(pgm_cmd_ctx_t *ctx)
 		cJSON *c = cJSON_CreateObject();
 		cJSON_AddStringToObject(c, "name", pgm_commands[i].name);
 		cJSON_AddBoolToObject(c, "needs_job", pgm_commands[i].needs_job);
+		cJSON_AddBoolToObject(c, "read_only", pgm_commands[i].read_only == PGM_READ_ONLY);
 		cJSON_AddStringToObject(c, "help", pgm_commands[i].help);
 		cJSON_AddItemToArray(cmds, c);
 	}
@@ -77,6 +89,8 @@ cmd_jobs(pgm_cmd_ctx_t *ctx)
 		cJSON_AddStringToObject(o, "since", ts);
 		cJSON_AddItemToArray(arr, o);
 	}
+	for (const pgm_corrupt_t *c = ctx->daemon->corrupt; c; c = c->next)
+		cJSON_AddItemToArray(arr, pgm_jobs_corrupt_json(ctx->daemon, c));
 	return true;
 }
 
@@ -91,6 +105,8 @@ cmd_status(pgm_cmd_ctx_t *ctx)
 		arr = cJSON_AddArrayToObject(ctx->result, "jobs");
 		for (pgm_job_t *j = ctx->daemon->host.jobs; j; j = j->next)
 			cJSON_AddItemToArray(arr, pgm_job_status(j));
+		for (const pgm_corrupt_t *c = ctx->daemon->corrupt; c; c = c->next)
+			cJSON_AddItemToArray(arr, pgm_jobs_corrupt_json(ctx->daemon, c));
 		return true;
 	}
 	if ((job = need_job(ctx)) == NULL)
@@ -208,24 +224,36 @@ cmd_set(pgm_cmd_ctx_t *ctx)
 	return true;
 }
 
+/*
+ * delete: an ended job is archived. args.force archives a corrupt job's
+ * folder too (the only command a corrupt job takes); it does not make a
+ * job that is still running deletable.
+ */
 static bool
 cmd_delete(pgm_cmd_ctx_t *ctx)
 {
-	pgm_job_t *job = need_job(ctx);
+	const cJSON *force = cJSON_GetObjectItemCaseSensitive(ctx->args, "force");
+	pgm_corrupt_t *c = pgm_jobs_find_corrupt(ctx->daemon, ctx->job);
+	const pgm_peer_t *peer = pgm_client_peer(ctx->client);
+	pgm_job_t *job;
 	const char *code = NULL;
-	char *message = NULL, *hint = NULL, *name;
+	char *message = NULL, *hint = NULL;
+	bool ok;
 
-	if (job == NULL)
+	if (force && !cJSON_IsBool(force))
+		return fail(ctx, PGM_ERR_INVALID_ARGUMENT, pgm_strdup("args.force must be true or false"), NULL);
+	if (c && cJSON_IsTrue(force))
+		ok = pgm_jobs_delete_corrupt(ctx->daemon, c, peer, &code, &message, &hint);
+	else if ((job = need_job(ctx)) == NULL)
 		return false;
-	name = pgm_strdup(job->name);
-	if (!pgm_jobs_delete(ctx->daemon, job, pgm_client_peer(ctx->client), &code, &message, &hint)) {
-		free(name);
+	else
+		ok = pgm_jobs_delete(ctx->daemon, job, peer, &code, &message, &hint);
+	if (!ok)
 		return fail(ctx, code, message, hint);
-	}
+	/* the request's name: the job and its entry are freed */
 	ctx->result = cJSON_CreateObject();
-	cJSON_AddStringToObject(ctx->result, "name", name);
+	cJSON_AddStringToObject(ctx->result, "name", ctx->job);
 	cJSON_AddStringToObject(ctx->result, "state", "deleted");
-	free(name);
 	return true;
 }
 
@@ -246,27 +274,29 @@ cmd_watch(pgm_cmd_ctx_t *ctx)
 /*
  * The commands, in the order the unknown_command hint lists them. The CLI
  * has a row for each (src/cli/commands.c) whose one-line help starts with
- * this one; test_cli_output.c checks that they agree.
+ * this one; test_cli_output.c checks that they agree. Every row says
+ * whether it only reads (open to whoever can open the socket) or changes
+ * something (admin_users, admin_group); test_protocol.c checks each does.
  */
 const pgm_command_t pgm_commands[] = {
-	{"version", false, cmd_version, "show the daemon's version and protocol"},
-	{"describe", false, cmd_describe, "show the job state machine"},
-	{"jobs", false, cmd_jobs, "list the jobs"},
-	{"create", true, cmd_create, "create a job: source, target, method and options"},
-	{"status", false, cmd_status, "show one job in detail, or all jobs"},
-	{"start", true, cmd_event, "start a job: preflight, prepare the target, copy or sync the data"},
-	{"freeze", true, cmd_event, "stop writes on the source, take the final copy or drain replication"},
-	{"thaw", true, cmd_event, "allow writes on the source again"},
-	{"verify", true, cmd_event, "compare a job's source and target again"},
-	{"cutover", true, cmd_cutover, "switch traffic to the target and open the rollback window"},
-	{"rollback", true, cmd_event, "switch back to the source, with the writes made on the target"},
-	{"finish", true, cmd_event, "close the rollback window and remove what pgmover created"},
-	{"abort", true, cmd_event, "give up before cutover: thaw the source, drop what pgmover created"},
-	{"retry", true, cmd_event, "resume a failed job from its last durable step"},
-	{"watch", true, cmd_watch, "follow a job's transitions and progress ticks"},
-	{"set", true, cmd_set, "change a job's options where no step is reading them"},
-	{"delete", true, cmd_delete, "remove a job that has ended; its state and audit trail are kept"},
-	{NULL, false, NULL, NULL}};
+	{"version", false, PGM_READ_ONLY, cmd_version, "show the daemon's version and protocol"},
+	{"describe", false, PGM_READ_ONLY, cmd_describe, "show the job state machine"},
+	{"jobs", false, PGM_READ_ONLY, cmd_jobs, "list the jobs"},
+	{"create", true, PGM_CHANGES, cmd_create, "create a job: source, target, method and options"},
+	{"status", false, PGM_READ_ONLY, cmd_status, "show one job in detail, or all jobs"},
+	{"start", true, PGM_CHANGES, cmd_event, "start a job: preflight, prepare the target, copy or sync the data"},
+	{"freeze", true, PGM_CHANGES, cmd_event, "stop writes on the source, take the final copy or drain replication"},
+	{"thaw", true, PGM_CHANGES, cmd_event, "allow writes on the source again"},
+	{"verify", true, PGM_CHANGES, cmd_event, "compare a job's source and target again"},
+	{"cutover", true, PGM_CHANGES, cmd_cutover, "switch traffic to the target and open the rollback window"},
+	{"rollback", true, PGM_CHANGES, cmd_event, "switch back to the source, with the writes made on the target"},
+	{"finish", true, PGM_CHANGES, cmd_event, "close the rollback window and remove what pgmover created"},
+	{"abort", true, PGM_CHANGES, cmd_event, "give up before cutover: thaw the source, drop what pgmover created"},
+	{"retry", true, PGM_CHANGES, cmd_event, "resume a failed job from its last durable step"},
+	{"watch", true, PGM_READ_ONLY, cmd_watch, "follow a job's transitions and progress ticks"},
+	{"set", true, PGM_CHANGES, cmd_set, "change a job's options where no step is reading them"},
+	{"delete", true, PGM_CHANGES, cmd_delete, "remove a job that has ended; its state and audit trail are kept"},
+	{NULL, false, PGM_ACCESS_UNSET, NULL, NULL}};
 
 /* "version, describe, ...": every command of the table, in its order (malloc'd) */
 char *

@@ -23,6 +23,8 @@ pgm_config_init(pgm_config_t *cfg)
 	cfg->state_dir = pgm_strdup(pgm_opt_find(pgm_daemon_opts, "state_dir")->dflt);
 	cfg->log_level = PGM_LOG_INFO;
 	cfg->max_clients = 4096;
+	cfg->admin_users = pgm_strdup("");
+	cfg->admin_group = pgm_strdup("");
 	cfg->job_defaults = cJSON_CreateObject();
 }
 
@@ -31,6 +33,9 @@ pgm_config_free(pgm_config_t *cfg)
 {
 	free(cfg->socket_path);
 	free(cfg->state_dir);
+	free(cfg->admin_users);
+	free(cfg->admin_group);
+	pgm_access_free(&cfg->access);
 	cJSON_Delete(cfg->job_defaults);
 	memset(cfg, 0, sizeof(*cfg));
 }
@@ -51,6 +56,12 @@ config_apply(pgm_config_t *cfg, const char *name, const char *canon)
 		pgm_log_level_parse(canon, &cfg->log_level);
 	} else if (strcmp(name, "max_clients") == 0) {
 		cfg->max_clients = (int) strtol(canon, NULL, 10);
+	} else if (strcmp(name, "admin_users") == 0) {
+		free(cfg->admin_users);
+		cfg->admin_users = pgm_strdup(canon);
+	} else if (strcmp(name, "admin_group") == 0) {
+		free(cfg->admin_group);
+		cfg->admin_group = pgm_strdup(canon);
 	}
 }
 
@@ -65,6 +76,33 @@ trim(char *s)
 	while (e > s && isspace((unsigned char) e[-1]))
 		*--e = '\0';
 	return s;
+}
+
+/*
+ * What no single line can say: the socket's mode against the access rule
+ * (access.h), and the names of admin_users and admin_group resolved to
+ * ids, so that a typo stops the start (and --check) rather than locking
+ * the operators out.
+ */
+static bool
+config_check(pgm_config_t *cfg, const char *path, char **err)
+{
+	char *aerr = NULL;
+
+	if (!pgm_socket_mode_ok(cfg->socket_mode)) {
+		*err = pgm_asprintf("%s: socket_mode %04o is more open than 0660: anyone it lets open the socket can "
+				    "read every job's status; use 0660 (pgmoverd's user and group) or 0600, and "
+				    "admin_users or admin_group for who may change jobs",
+				    path, cfg->socket_mode);
+		return false;
+	}
+	if (!pgm_access_parse_users(&cfg->access, cfg->admin_users, &aerr) ||
+	    !pgm_access_parse_group(&cfg->access, cfg->admin_group, &aerr)) {
+		*err = pgm_asprintf("%s: %s", path, aerr);
+		free(aerr);
+		return false;
+	}
+	return true;
 }
 
 bool
@@ -148,6 +186,8 @@ pgm_config_parse(pgm_config_t *out, const char *path, const char *text, char **e
 		free(canon);
 	}
 	free(copy);
+	if (ok)
+		ok = config_check(&cfg, path, err);
 	if (!ok) {
 		pgm_config_free(&cfg);
 		return false;

@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/settings.h"
+#include "daemon/access.h"
 
 /* daemon-wide settings */
 typedef struct pgm_config {
@@ -19,13 +20,18 @@ typedef struct pgm_config {
 	char *state_dir;
 	pgm_log_level_t log_level;
 	int max_clients;
+	char *admin_users;   /* as written: "alice, 1002" */
+	char *admin_group;   /* as written, "" for none */
+	pgm_access_t access; /* both resolved to ids when the file was read */
 	cJSON *job_defaults; /* object: option name -> string value */
 } pgm_config_t;
 
 void pgm_config_init(pgm_config_t *cfg);
 void pgm_config_free(pgm_config_t *cfg);
 /*
- * Load a file. On error returns false and *err (malloc'd) is a message
+ * Load a file. A socket_mode with bits outside 0660, a user of admin_users
+ * or the group of admin_group that the system does not know are errors
+ * too. On error returns false and *err (malloc'd) is a message
  * naming the file and line. cfg is only modified on success.
  */
 bool pgm_config_load(pgm_config_t *cfg, const char *path, char **err);

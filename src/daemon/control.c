@@ -5,12 +5,15 @@
  * unterminated line) and write queue (at most 8 MiB not yet read); a
  * client that sends garbage, disconnects mid-request or reads too slowly
  * is answered or dropped alone, and never stalls the loop the jobs run on.
- * Who asked comes from the kernel (SO_PEERCRED), for the audit log; who
- * may connect is the socket file's mode. Replies are produced by
+ * Who asked comes from the kernel (SO_PEERCRED), for the audit log and
+ * for who may change jobs (access.h: root, pgmoverd's user, admin_users,
+ * admin_group); who may connect, and so run the read-only commands, is
+ * the socket file's mode. Replies are produced by
  * pgm_control_handle_line, which parses the request and dispatches
  * through the command table in commands.c.
  */
 #include "daemon/control.h"
+#include "daemon/access.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -227,10 +230,59 @@ pgm_reply_error(const cJSON *id, const char *code, const char *message, const ch
 }
 
 /*
+ * A command that changes something, from a peer access.h does not allow:
+ * refused with permission_denied, which says who asked and how to grant
+ * it, and audited -- in the named job's trail when there is such a job,
+ * else in the daemon's (state_dir/audit.jsonl). No client (a unit test)
+ * is pgmoverd itself, allowed.
+ */
+static cJSON *
+check_access(pgm_daemon_t *d, pgm_client_t *client, const pgm_command_t *def, const cJSON *id, const char *jobname)
+{
+	const pgm_peer_t *peer = pgm_client_peer(client);
+	pgm_job_t *job;
+	char *who, *msg, *hint, *outcome;
+	pgm_buf_t readers = {0};
+	cJSON *reply;
+
+	if (def->read_only == PGM_READ_ONLY || peer == NULL ||
+	    pgm_access_allowed(&d->cfg.access, d->uid, peer->uid, peer->gid))
+		return NULL;
+	who = pgm_access_user_name(peer->uid);
+	msg = pgm_asprintf("permission denied: %s may not run \"%s\": commands that change jobs are for root, "
+			   "pgmoverd's own user (uid %u), admin_users (%s) and the members of admin_group (%s)",
+			   who, def->name, (unsigned) d->uid, d->cfg.admin_users[0] ? d->cfg.admin_users : "none",
+			   d->cfg.admin_group[0] ? d->cfg.admin_group : "none");
+	for (int i = 0; pgm_commands[i].name; i++)
+		if (pgm_commands[i].read_only == PGM_READ_ONLY)
+			pgm_buf_appendf(&readers, "%s%s", readers.s ? ", " : "", pgm_commands[i].name);
+	hint = pgm_asprintf("to grant it, add the user to admin_users, or to the group named by admin_group, in %s "
+			    "and reload pgmoverd (SIGHUP, systemctl reload pgmoverd); the read-only commands (%s) "
+			    "need no grant",
+			    d->config_path ? d->config_path : "pgmoverd.conf", readers.s);
+	free(readers.s);
+	outcome = pgm_asprintf("refused: %s", PGM_ERR_PERMISSION_DENIED);
+	job = jobname ? pgm_jobs_find(d, jobname) : NULL;
+	if (job)
+		pgm_job_audit(job, peer, def->name, pgm_state_name(job->state), NULL, outcome);
+	else
+		pgm_daemon_audit(d, jobname, peer, def->name, outcome);
+	pgm_warning("refused \"%s\"%s%s from %s, pid %d: not allowed to change jobs", def->name,
+		    jobname ? " of job " : "", jobname ? jobname : "", who, (int) peer->pid);
+	reply = pgm_reply_error(id, PGM_ERR_PERMISSION_DENIED, msg, hint);
+	free(outcome);
+	free(hint);
+	free(msg);
+	free(who);
+	return reply;
+}
+
+/*
  * Answer one request line (the socket's, or a unit test's with client
  * NULL). Checked in order: valid JSON, an object, a "cmd" string, a known
  * command, "job" a string if there and there if the command needs one,
- * "args" an object if there. Handlers then always see ctx.args as an
+ * "args" an object if there, and a command that changes something from a
+ * peer allowed to (check_access). Handlers then always see ctx.args as an
  * object (empty when absent) and ctx.job as a string or NULL. A handler's
  * result becomes the reply's; on failure whatever it left there is
  * dropped. The reply echoes "id" if the request had one, and is never NULL.
@@ -288,6 +340,8 @@ pgm_control_handle_line(pgm_daemon_t *d, pgm_client_t *client, const char *line,
 		reply = pgm_reply_error(id, PGM_ERR_BAD_REQUEST, "\"args\" must be an object", NULL);
 		goto done;
 	}
+	if ((reply = check_access(d, client, def, id, cJSON_IsString(job) ? job->valuestring : NULL)) != NULL)
+		goto done;
 	if (args == NULL || cJSON_IsNull(args))
 		args = empty_args = cJSON_CreateObject();
 

@@ -45,9 +45,22 @@ typedef struct pgm_cmd_ctx {
 
 typedef bool (*pgm_cmd_fn)(pgm_cmd_ctx_t *ctx);
 
+/*
+ * Whether a command changes anything: every row says so, and 0 (a row that
+ * forgot) counts as changing (test_protocol.c checks that no row is 0).
+ * Read-only commands are open to whoever can open the socket; the others
+ * only to the uids access.h allows.
+ */
+typedef enum pgm_cmd_access {
+	PGM_ACCESS_UNSET = 0,
+	PGM_READ_ONLY, /* reads: status, jobs, describe, ... */
+	PGM_CHANGES,   /* creates, moves, changes or deletes a job */
+} pgm_cmd_access_t;
+
 typedef struct pgm_command {
 	const char *name;
 	bool needs_job;
+	pgm_cmd_access_t read_only;
 	pgm_cmd_fn fn;
 	const char *help;
 } pgm_command_t;

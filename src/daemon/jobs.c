@@ -127,6 +127,16 @@ pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const cha
 		*hint = pgm_strdup("use 1 to 63 letters, digits, '-' or '_', starting with a letter or digit");
 		return NULL;
 	}
+	/* a folder that did not load keeps its name: a create would overwrite its secrets */
+	{
+		pgm_corrupt_t *c = pgm_jobs_find_corrupt(d, name);
+
+		if (c) {
+			*code = PGM_ERR_JOB_CORRUPT;
+			pgm_jobs_corrupt_error(d, c, message, hint);
+			return NULL;
+		}
+	}
 	if (pgm_jobs_find(d, name)) {
 		*code = PGM_ERR_JOB_EXISTS;
 		*message = pgm_asprintf("job \"%s\" already exists", name);
@@ -224,14 +234,33 @@ job_new(pgm_daemon_t *d, const char *name, const char *source, const char *targe
 	return job;
 }
 
+/* remember a folder that did not load: listed as corrupt, its name kept from create */
+static void
+add_corrupt(pgm_daemon_t *d, const char *name, const char *dir, char *problem)
+{
+	pgm_corrupt_t *c = pgm_calloc(1, sizeof(*c));
+
+	c->name = pgm_strdup(name);
+	c->dir = pgm_strdup(dir);
+	c->problem = problem;
+	c->next = d->corrupt;
+	d->corrupt = c;
+	pgm_error("job %s is corrupt and was not loaded: %s; restore the file, or archive the folder with "
+		  "\"pgmover delete --force %s\"",
+		  name, problem, name);
+}
+
 /*
  * At start, load every job in state_dir and schedule each to resume. A
  * missing state_dir is created; any other error opening it returns false,
  * and pgmoverd does not start rather than run as if it had no jobs. What
  * is not a job is skipped quietly: dot files, names no job can have, a
  * directory without state.json (a create that did not finish, say). A job
- * that does not load, or whose method this pgmoverd lacks, is logged and
- * left on disk; the others still load.
+ * whose state.json is there but does not load (unreadable, truncated, not
+ * JSON, its secrets lost) or whose method this pgmoverd lacks is logged
+ * and kept as corrupt: listed, refused every command but delete --force,
+ * its name not free for a create (which would overwrite its secrets and
+ * artifacts); the others still load.
  */
 bool
 pgm_jobs_load_all(pgm_daemon_t *d)
@@ -255,27 +284,37 @@ pgm_jobs_load_all(pgm_daemon_t *d)
 			continue;
 		path = pgm_asprintf("%s/%s", d->cfg.state_dir, de->d_name);
 		statefile = pgm_asprintf("%s/state.json", path);
+		if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+			free(statefile);
+			free(path);
+			continue;
+		}
 		if (stat(statefile, &st) != 0) {
+			/* no state.json: not a job; one that cannot even be looked at is one gone bad */
+			if (errno != ENOENT)
+				add_corrupt(d, de->d_name, path,
+					    pgm_asprintf("could not read \"%s\": %s", statefile, strerror(errno)));
 			free(statefile);
 			free(path);
 			continue;
 		}
 		free(statefile);
 		job = pgm_store_load(path, &err);
-		free(path);
 		if (job == NULL) {
-			pgm_error("could not load job \"%s\": %s", de->d_name, err);
-			free(err);
+			add_corrupt(d, de->d_name, path, err);
+			free(path);
 			continue;
 		}
 		/* ops are runtime: found again by name, the file variant for a file source */
 		job->ops = pgm_method_for(job->method, job->source_dsn);
 		if (job->ops == NULL) {
-			pgm_error("could not load job \"%s\": its method \"%s\" is not one this pgmoverd knows",
-				  job->name, job->method);
+			add_corrupt(d, de->d_name, path,
+				    pgm_asprintf("its method \"%s\" is not one this pgmoverd knows", job->method));
+			free(path);
 			pgm_job_free(job);
 			continue;
 		}
+		free(path);
 		pgm_job_attach(job, &d->host);
 		n++;
 		pgm_info("job %s: loaded in state %s", job->name, pgm_state_name(job->state));
@@ -286,6 +325,127 @@ pgm_jobs_load_all(pgm_daemon_t *d)
 	}
 	closedir(dir);
 	pgm_info("loaded %d job(s) from \"%s\"", n, d->cfg.state_dir);
+	return true;
+}
+
+pgm_corrupt_t *
+pgm_jobs_find_corrupt(pgm_daemon_t *d, const char *name)
+{
+	for (pgm_corrupt_t *c = d->corrupt; c; c = c->next)
+		if (name && strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+void
+pgm_jobs_corrupt_error(const pgm_daemon_t *d, const pgm_corrupt_t *c, char **message, char **hint)
+{
+	*message = pgm_asprintf("job \"%s\" is corrupt and was not loaded: %s", c->name, c->problem);
+	*hint = pgm_asprintf("restore %s/state.json (and secrets.json) from a backup and restart pgmoverd, or run "
+			     "\"pgmover delete --force %s\", which moves the folder to %s/.deleted/ (nothing is "
+			     "removed) and frees the name",
+			     c->dir, c->name, d->cfg.state_dir);
+}
+
+cJSON *
+pgm_jobs_corrupt_json(const pgm_daemon_t *d, const pgm_corrupt_t *c)
+{
+	cJSON *o = cJSON_CreateObject(), *e;
+	char *message, *hint;
+
+	cJSON_AddStringToObject(o, "name", c->name);
+	cJSON_AddStringToObject(o, "state", "corrupt");
+	pgm_jobs_corrupt_error(d, c, &message, &hint);
+	e = cJSON_AddObjectToObject(o, "error");
+	cJSON_AddStringToObject(e, "code", PGM_ERR_JOB_CORRUPT);
+	cJSON_AddStringToObject(e, "message", message);
+	cJSON_AddStringToObject(e, "hint", hint);
+	free(message);
+	free(hint);
+	return o;
+}
+
+static void
+corrupt_free(pgm_corrupt_t *c)
+{
+	free(c->name);
+	free(c->dir);
+	free(c->problem);
+	free(c);
+}
+
+void
+pgm_jobs_free_corrupt(pgm_daemon_t *d)
+{
+	while (d->corrupt) {
+		pgm_corrupt_t *next = d->corrupt->next;
+
+		corrupt_free(d->corrupt);
+		d->corrupt = next;
+	}
+}
+
+void
+pgm_daemon_audit(pgm_daemon_t *d, const char *job, const pgm_peer_t *peer, const char *command, const char *outcome)
+{
+	char *path = pgm_asprintf("%s/audit.jsonl", d->cfg.state_dir);
+
+	pgm_audit_append(path, job, peer, command, NULL, NULL, outcome);
+	free(path);
+}
+
+/*
+ * Move a job's folder to state_dir/.deleted/<name>.<UTC time>: kept, never
+ * removed by pgmoverd. False with errno when it could not be moved; *to
+ * (malloc'd) is where it goes, either way.
+ */
+static bool
+archive_dir(pgm_daemon_t *d, const char *name, const char *dir, char **to)
+{
+	char ts[40], *attic;
+	bool ok;
+
+	pgm_format_time(pgm_now_ms(), ts, sizeof(ts));
+	attic = pgm_asprintf("%s/.deleted", d->cfg.state_dir);
+	*to = pgm_asprintf("%s/%s.%s", attic, name, ts);
+	ok = pgm_mkdir_p(attic, 0700) && rename(dir, *to) == 0;
+	free(attic);
+	return ok;
+}
+
+/*
+ * delete --force of a corrupt job: the folder is archived as delete
+ * archives an ended job's, the attempt audited in the folder's own trail
+ * (it goes with it) and in the daemon's, and the name is free again.
+ */
+bool
+pgm_jobs_delete_corrupt(pgm_daemon_t *d, pgm_corrupt_t *c, const pgm_peer_t *peer, const char **code, char **message,
+			char **hint)
+{
+	char *to = NULL, *own = pgm_asprintf("%s/audit.jsonl", c->dir), *outcome;
+
+	*message = *hint = NULL;
+	pgm_audit_append(own, c->name, peer, "delete --force", "corrupt", NULL, "ok: archived");
+	free(own);
+	if (!archive_dir(d, c->name, c->dir, &to)) {
+		*code = PGM_ERR_INTERNAL;
+		*message = pgm_asprintf("could not move \"%s\" to \"%s\": %s", c->dir, to, strerror(errno));
+		*hint = pgm_strdup("check the permissions of state_dir; the folder is unchanged");
+		pgm_daemon_audit(d, c->name, peer, "delete --force", "failed: " PGM_ERR_INTERNAL);
+		free(to);
+		return false;
+	}
+	outcome = pgm_asprintf("ok: corrupt folder archived in %s", to);
+	pgm_daemon_audit(d, c->name, peer, "delete --force", outcome);
+	free(outcome);
+	pgm_notice("job %s: corrupt folder archived in %s; the name is free", c->name, to);
+	free(to);
+	for (pgm_corrupt_t **p = &d->corrupt; *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	corrupt_free(c);
 	return true;
 }
 
@@ -371,7 +531,7 @@ pgm_jobs_set_options(pgm_job_t *job, const cJSON *given, const pgm_peer_t *peer,
 bool
 pgm_jobs_delete(pgm_daemon_t *d, pgm_job_t *job, const pgm_peer_t *peer, const char **code, char **message, char **hint)
 {
-	char ts[40], *attic, *to;
+	char *to = NULL;
 
 	*message = *hint = NULL;
 	if (!pgm_state_is_terminal(job->state)) {
@@ -385,20 +545,15 @@ pgm_jobs_delete(pgm_daemon_t *d, pgm_job_t *job, const pgm_peer_t *peer, const c
 		pgm_job_audit(job, peer, "delete", pgm_state_name(job->state), NULL, "refused: " PGM_ERR_INVALID_STATE);
 		return false;
 	}
-	pgm_format_time(pgm_now_ms(), ts, sizeof(ts));
-	attic = pgm_asprintf("%s/.deleted", d->cfg.state_dir);
-	to = pgm_asprintf("%s/%s.%s", attic, job->name, ts);
 	pgm_job_audit(job, peer, "delete", pgm_state_name(job->state), NULL, "ok: archived");
-	if (!pgm_mkdir_p(attic, 0700) || rename(job->dir, to) != 0) {
+	if (!archive_dir(d, job->name, job->dir, &to)) {
 		*code = PGM_ERR_INTERNAL;
 		*message = pgm_asprintf("could not move \"%s\" to \"%s\": %s", job->dir, to, strerror(errno));
 		*hint = pgm_strdup("check the permissions of state_dir; the job is unchanged");
-		free(attic);
 		free(to);
 		return false;
 	}
 	pgm_info("job %s: deleted; its state and audit trail are kept in %s", job->name, to);
-	free(attic);
 	free(to);
 	pgm_job_release(job);
 	return true;

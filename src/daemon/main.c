@@ -12,12 +12,15 @@
 #include "pg/proc.h"
 #include "pgm_config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 static pgm_daemon_t daemon_state;
 static uv_signal_t sig_term, sig_int, sig_hup;
@@ -134,13 +137,23 @@ daemon_reload(pgm_daemon_t *d)
 		pgm_warning("state_dir changes only when pgmoverd restarts");
 	d->cfg.log_level = cfg.log_level;
 	d->cfg.max_clients = cfg.max_clients;
+	/* who may change jobs: from the next request on */
+	free(d->cfg.admin_users);
+	free(d->cfg.admin_group);
+	pgm_access_free(&d->cfg.access);
+	d->cfg.admin_users = cfg.admin_users;
+	d->cfg.admin_group = cfg.admin_group;
+	d->cfg.access = cfg.access;
+	cfg.admin_users = cfg.admin_group = NULL;
+	memset(&cfg.access, 0, sizeof(cfg.access));
 	pgm_log_set_level(cfg.log_level);
 	cJSON_Delete(d->cfg.job_defaults);
 	d->cfg.job_defaults = cfg.job_defaults;
 	cfg.job_defaults = NULL;
 	pgm_config_free(&cfg);
-	pgm_notice("configuration reloaded from \"%s\" (log_level %s; job defaults apply to new jobs)", d->config_path,
-		   pgm_log_level_name(d->cfg.log_level));
+	pgm_notice("configuration reloaded from \"%s\" (log_level %s, admin_users \"%s\", admin_group \"%s\"; job "
+		   "defaults apply to new jobs)",
+		   d->config_path, pgm_log_level_name(d->cfg.log_level), d->cfg.admin_users, d->cfg.admin_group);
 	pgm_notify("READY=1");
 }
 
@@ -153,6 +166,48 @@ signal_cb(uv_signal_t *h, int signum)
 		daemon_reload(d);
 	else
 		daemon_stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/*
+ * One pgmoverd a state_dir: an fcntl lock on state_dir/pgmoverd.pid, which
+ * holds its pid, taken before the socket and the jobs. A second daemon on
+ * the same state_dir is refused, naming the pid that holds the lock (the
+ * kernel's answer, F_GETLK, not the file's text). The lock goes with the
+ * process, a crash included; the file stays and is harmless. The
+ * descriptor is kept open (close-on-exec: no child holds it) until exit.
+ */
+static bool
+lock_state_dir(pgm_daemon_t *d)
+{
+	char *path = pgm_asprintf("%s/pgmoverd.pid", d->cfg.state_dir);
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+	char pid[32];
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600), n;
+
+	if (fd < 0) {
+		pgm_error("could not open the lock file \"%s\": %s", path, strerror(errno));
+		free(path);
+		return false;
+	}
+	if (fcntl(fd, F_SETLK, &fl) != 0) {
+		int err = errno;
+		struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+
+		if ((err == EAGAIN || err == EACCES) && fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK)
+			pgm_error("state_dir \"%s\" is in use by another pgmoverd (pid %d holds the lock on \"%s\"); "
+				  "stop that one first, or give this one another state_dir",
+				  d->cfg.state_dir, (int) who.l_pid, path);
+		else
+			pgm_error("could not lock \"%s\": %s", path, strerror(err));
+		close(fd);
+		free(path);
+		return false;
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int) getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t) n, 0) != n)
+		pgm_warning("could not write the pid into \"%s\": %s", path, strerror(errno));
+	free(path);
+	return true;
 }
 
 int
@@ -229,6 +284,9 @@ main(int argc, char **argv)
 		pgm_error("could not create state_dir \"%s\"", d->cfg.state_dir);
 		return 1;
 	}
+	if (!lock_state_dir(d))
+		return 1;
+	d->uid = geteuid();
 	if (!pgm_control_start(d))
 		return 1;
 	d->host.on_event = forward_event;
@@ -258,6 +316,7 @@ main(int argc, char **argv)
 
 	if (uv_loop_close(d->host.loop) != 0)
 		pgm_warning("some handles were still open at exit");
+	pgm_jobs_free_corrupt(d);
 	pgm_config_free(&d->cfg);
 	free(d->config_path);
 	pgm_notice("pgmoverd stopped");

@@ -15,12 +15,25 @@ void
 pgm_job_audit(pgm_job_t *job, const pgm_peer_t *peer, const char *command, const char *from, const char *to,
 	      const char *outcome)
 {
+	char *path = pgm_asprintf("%s/audit.jsonl", job->dir);
+
+	pgm_audit_append(path, job->name, peer, command, from, to, outcome);
+	free(path);
+}
+
+void
+pgm_audit_append(const char *path, const char *job, const pgm_peer_t *peer, const char *command, const char *from,
+		 const char *to, const char *outcome)
+{
 	cJSON *o = cJSON_CreateObject();
-	char ts[40], *line, *path;
+	char ts[40], *line;
 
 	pgm_format_time(pgm_now_ms(), ts, sizeof(ts));
 	cJSON_AddStringToObject(o, "time", ts);
-	cJSON_AddStringToObject(o, "job", job->name);
+	if (job)
+		cJSON_AddStringToObject(o, "job", job);
+	else
+		cJSON_AddNullToObject(o, "job");
 	if (peer) {
 		/* -1: the kernel did not say (SO_PEERCRED failed) */
 		if (peer->uid == (uid_t) -1)
@@ -46,10 +59,8 @@ pgm_job_audit(pgm_job_t *job, const pgm_peer_t *peer, const char *command, const
 		cJSON_AddStringToObject(o, "to", to);
 	cJSON_AddStringToObject(o, "outcome", outcome ? outcome : "ok");
 	line = cJSON_PrintUnformatted(o);
-	path = pgm_asprintf("%s/audit.jsonl", job->dir);
 	if (!pgm_file_append_line(path, line, 0600))
 		pgm_error("could not append to audit log \"%s\": %s", path, strerror(errno));
-	free(path);
 	free(line);
 	cJSON_Delete(o);
 }

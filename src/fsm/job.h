@@ -129,6 +129,9 @@ void pgm_job_checkpoint(pgm_job_t *job);
 /* one line in audit.jsonl */
 void pgm_job_audit(pgm_job_t *job, const pgm_peer_t *peer, const char *command, const char *from, const char *to,
 		   const char *outcome);
+/* one such line appended to the file at path (job NULL: none applies) */
+void pgm_audit_append(const char *path, const char *job, const pgm_peer_t *peer, const char *command, const char *from,
+		      const char *to, const char *outcome);
 /* the status object of the protocol */
 cJSON *pgm_job_status(const pgm_job_t *job);
 /* tell watchers */

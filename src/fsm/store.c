@@ -164,7 +164,8 @@ pgm_store_load(const char *dir, char **err)
 {
 	char *path = pgm_asprintf("%s/state.json", dir);
 	char *spath = pgm_asprintf("%s/secrets.json", dir);
-	char *text = pgm_file_read(path, 64 << 20, NULL);
+	size_t len = 0;
+	char *text = pgm_file_read(path, 64 << 20, &len);
 	char *stext = NULL;
 	cJSON *o = NULL, *so = NULL;
 	pgm_job_t *job = NULL;
@@ -175,9 +176,21 @@ pgm_store_load(const char *dir, char **err)
 		*err = pgm_asprintf("could not read \"%s\": %s", path, strerror(errno));
 		goto cleanup;
 	}
-	o = cJSON_Parse(text);
+	/* what is wrong, said so that the operator knows whether the file was cut short or overwritten */
+	if (len == 0) {
+		*err = pgm_asprintf("\"%s\" is empty (0 bytes): it was truncated", path);
+		goto cleanup;
+	}
+	o = cJSON_ParseWithLength(text, len);
 	if (!cJSON_IsObject(o)) {
-		*err = pgm_asprintf("\"%s\" is not valid JSON", path);
+		const char *at = o ? NULL : cJSON_GetErrorPtr();
+
+		if (at && at >= text && at <= text + len)
+			*err = pgm_asprintf("\"%s\" is not valid JSON (%zu bytes, unreadable from byte %zu on): it "
+					    "was cut short or overwritten",
+					    path, len, (size_t) (at - text));
+		else
+			*err = pgm_asprintf("\"%s\" is not a JSON object: it was overwritten", path);
 		goto cleanup;
 	}
 	/* another version's layout is refused, not guessed at */

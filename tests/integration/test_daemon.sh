@@ -456,8 +456,13 @@ D2=$T/d2
 if pgmd_start "$D2" "socket_mode = 0600"; then
     t_assert_eq "configured socket_mode 0600 is applied" "600" "$(stat -c %a "$PGMOVER_SOCKET")"
     t_assert_contains "the log names the mode" "$(<"$D2/pgmoverd.log")" "(mode 0600)"
-    # a second daemon on the same socket must refuse, not steal it
+    # a second daemon on the same state_dir must refuse (the lock, with the holder's pid)
     run timeout 10 "$PGMOVERD" -c "$D2/pgmoverd.conf"
+    t_assert_eq "a second daemon on the same state_dir refuses (exit 1)" 1 "$RC"
+    t_assert_contains "... and says which pid holds it" "$ERR" "in use by another pgmoverd (pid $PGMD_PID holds the lock"
+    # one on another state_dir but the same socket must refuse, not steal the socket
+    sed "s|^state_dir = .*|state_dir = $D2/state2|" "$D2/pgmoverd.conf" >"$D2/other-state.conf"
+    run timeout 10 "$PGMOVERD" -c "$D2/other-state.conf"
     t_assert_eq "a second daemon on the same socket refuses (exit 1)" 1 "$RC"
     t_assert_contains "... and says why" "$ERR" "another pgmoverd is already listening"
     run pgm version

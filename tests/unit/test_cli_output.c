@@ -38,7 +38,7 @@ static const struct {
 	const char *spelling;
 } row_options[] = {
 	{PGM_CLI_OPT_SOURCE, "--source"}, {PGM_CLI_OPT_TARGET, "--target"}, {PGM_CLI_OPT_METHOD, "--method"},
-	{PGM_CLI_OPT_SET, "--set"},       {PGM_CLI_OPT_TABLES, "--tables"},
+	{PGM_CLI_OPT_SET, "--set"},       {PGM_CLI_OPT_TABLES, "--tables"}, {PGM_CLI_OPT_FORCE, "--force"},
 };
 
 /* Options a row allows and its usage does not show, each with why */
@@ -431,6 +431,32 @@ START_TEST(test_help_shows_every_command)
 END_TEST
 
 /*
+ * The jobs table: a corrupt job (the daemon could not read its state) has
+ * a row like the others, and under the table what is wrong and the hint.
+ */
+START_TEST(test_status_table_corrupt)
+{
+	cJSON *jobs = json("[{\"name\": \"mall\", \"state\": \"created\", \"method\": \"dump\", \"since\": \"t\"},"
+			   " {\"name\": \"shop\", \"state\": \"corrupt\", \"error\": {\"code\": \"job_corrupt\","
+			   " \"message\": \"job shop is corrupt: state.json is empty\", \"hint\": \"restore it\"}}]");
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	ck_assert_ptr_nonnull(out);
+	pgm_cli_output_status_table(out, jobs);
+	ck_assert_int_eq(fclose(out), 0);
+	ck_assert_msg(strstr(text, "mall  created  dump    t\n") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "shop  corrupt  -       -\n") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "\nshop: job shop is corrupt: state.json is empty\n  hint: restore it\n") != NULL,
+		      "%s", text);
+	ck_assert_ptr_null(strstr(text, "mall:"));
+	free(text);
+	cJSON_Delete(jobs);
+}
+END_TEST
+
+/*
  * The formatting tests and those of the command table.
  */
 Suite *
@@ -446,6 +472,7 @@ pgm_test_suite(void)
 	tcase_add_test(tc, test_lag_format);
 	tcase_add_test(tc, test_transition_format);
 	tcase_add_test(tc, test_scalar_format);
+	tcase_add_test(tc, test_status_table_corrupt);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("commands");
 	tcase_add_test(tc, test_tables_agree);

@@ -57,6 +57,7 @@ teardown(void)
 {
 	shutdown_daemon(&d);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	pgm_jobs_free_corrupt(&d);
 	pgm_config_free(&d.cfg);
 	ck_assert(pgm_rmtree(state_dir));
 }
@@ -772,6 +773,141 @@ START_TEST(test_delete_job)
 }
 END_TEST
 
+/*
+ * Every command says whether it only reads: the read-only ones are exactly
+ * these (open to whoever can open the socket), every other row changes
+ * something and is for admin_users and admin_group only. A new row that
+ * leaves read_only out is PGM_ACCESS_UNSET, and fails here.
+ */
+START_TEST(test_command_access)
+{
+	static const char *readers[] = {"version", "describe", "jobs", "status", "watch"};
+	int nread = 0;
+	cJSON *r;
+	const cJSON *c;
+
+	for (int i = 0; pgm_commands[i].name; i++) {
+		bool listed = false;
+
+		ck_assert_msg(pgm_commands[i].read_only == PGM_READ_ONLY || pgm_commands[i].read_only == PGM_CHANGES,
+			      "command \"%s\" does not say whether it is read-only", pgm_commands[i].name);
+		for (size_t j = 0; j < PGM_ARRAY_LEN(readers); j++)
+			listed = listed || strcmp(readers[j], pgm_commands[i].name) == 0;
+		ck_assert_msg(listed == (pgm_commands[i].read_only == PGM_READ_ONLY), "command \"%s\": read_only is %d",
+			      pgm_commands[i].name, pgm_commands[i].read_only);
+		nread += listed;
+	}
+	ck_assert_int_eq(nread, (int) PGM_ARRAY_LEN(readers));
+	/* and describe says so to clients */
+	r = request_ok("{\"id\": 1, \"cmd\": \"describe\"}");
+	cJSON_ArrayForEach (c, cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "commands")) {
+		const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(c, "name"));
+
+		ck_assert(cJSON_IsBool(cJSON_GetObjectItem(c, "read_only")));
+		ck_assert_int_eq(cJSON_IsTrue(cJSON_GetObjectItem(c, "read_only")),
+				 pgm_command_find(name)->read_only == PGM_READ_ONLY);
+	}
+	cJSON_Delete(r);
+}
+END_TEST
+
+/*
+ * A job whose state.json no longer reads back (truncated) is not loaded,
+ * not skipped either: listed as corrupt with what is wrong and how to
+ * recover, every command on it refused with job_corrupt, its name not
+ * free for a create (which would overwrite its secrets), until delete
+ * --force archives the folder; the other jobs load as before.
+ */
+START_TEST(test_corrupt_job)
+{
+	cJSON *r;
+	char *path, *text, *attic = pgm_asprintf("%s/.deleted", state_dir);
+	const cJSON *arr, *it;
+	int ncorrupt = 0;
+	static const char *cmds[] = {"status", "start", "freeze", "thaw", "abort", "retry", "set", "watch", "delete"};
+
+	cJSON_Delete(create_job("shop", NULL));
+	cJSON_Delete(create_job("mall", NULL));
+	shutdown_daemon(&d);
+	path = job_file("shop", "state.json");
+	ck_assert_int_eq(truncate(path, 0), 0);
+	free(path);
+	ck_assert(pgm_jobs_load_all(&d));
+	ck_assert_ptr_nonnull(pgm_jobs_find(&d, "mall"));
+	ck_assert_ptr_null(pgm_jobs_find(&d, "shop"));
+	ck_assert_ptr_nonnull(pgm_jobs_find_corrupt(&d, "shop"));
+
+	/* listed by jobs and status, with the problem and the way out */
+	r = request_ok("{\"id\": 1, \"cmd\": \"jobs\"}");
+	arr = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "jobs");
+	ck_assert_int_eq(cJSON_GetArraySize(arr), 2);
+	cJSON_ArrayForEach (it, arr) {
+		const cJSON *e = cJSON_GetObjectItem(it, "error");
+
+		if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(it, "state")), "corrupt") != 0)
+			continue;
+		ncorrupt++;
+		ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(it, "name")), "shop");
+		ck_assert_ptr_nonnull(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(e, "message")),
+					     "shop/state.json\" is empty (0 bytes)"));
+		ck_assert_ptr_nonnull(
+			strstr(cJSON_GetStringValue(cJSON_GetObjectItem(e, "hint")), "pgmover delete --force shop"));
+	}
+	ck_assert_int_eq(ncorrupt, 1);
+	cJSON_Delete(r);
+	r = request_ok("{\"id\": 2, \"cmd\": \"status\"}");
+	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "jobs")), 2);
+	cJSON_Delete(r);
+
+	/* every command naming it: job_corrupt */
+	for (size_t i = 0; i < PGM_ARRAY_LEN(cmds); i++) {
+		char *line = pgm_asprintf("{\"id\": 3, \"cmd\": \"%s\", \"job\": \"shop\"}", cmds[i]);
+
+		r = request_err(line, PGM_ERR_JOB_CORRUPT, true);
+		ck_assert_ptr_nonnull(strstr(err_field(r, "message"), "is corrupt"));
+		ck_assert_ptr_nonnull(strstr(err_field(r, "hint"), "restore"));
+		cJSON_Delete(r);
+		free(line);
+	}
+	/* its name cannot be reused: the secrets stay as they were */
+	text = read_job_file("shop", "secrets.json");
+	r = request_err(
+		"{\"id\": 4, \"cmd\": \"create\", \"job\": \"shop\", \"args\": {\"source\": "
+		"\"postgres://x@127.0.0.1:7/x\", \"target\": \"postgres://y@127.0.0.1:8/y\", \"method\": \"dump\"}}",
+		PGM_ERR_JOB_CORRUPT, true);
+	cJSON_Delete(r);
+	path = read_job_file("shop", "secrets.json");
+	ck_assert_str_eq(path, text);
+	free(path);
+	free(text);
+	cJSON_Delete(request_err("{\"id\": 5, \"cmd\": \"delete\", \"job\": \"shop\", \"args\": {\"force\": 1}}",
+				 PGM_ERR_INVALID_ARGUMENT, false));
+	/* --force on a job that is not corrupt does not make it deletable */
+	cJSON_Delete(request_err("{\"id\": 6, \"cmd\": \"delete\", \"job\": \"mall\", \"args\": {\"force\": true}}",
+				 PGM_ERR_INVALID_STATE, true));
+
+	/* delete --force archives the folder, audited, and frees the name */
+	r = request_ok("{\"id\": 7, \"cmd\": \"delete\", \"job\": \"shop\", \"args\": {\"force\": true}}");
+	ck_assert_str_eq(result_str(r, "state"), "deleted");
+	cJSON_Delete(r);
+	ck_assert_ptr_null(pgm_jobs_find_corrupt(&d, "shop"));
+	ck_assert_int_eq(count_entries(attic), 1);
+	path = job_file("shop", "state.json");
+	ck_assert_int_eq(access(path, F_OK), -1);
+	free(path);
+	path = pgm_asprintf("%s/audit.jsonl", state_dir);
+	text = pgm_file_read(path, 1 << 20, NULL);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_nonnull(strstr(text, "\"job\":\"shop\""));
+	ck_assert_ptr_nonnull(strstr(text, "\"delete --force\""));
+	ck_assert_ptr_nonnull(strstr(text, "ok: corrupt folder archived in"));
+	free(text);
+	free(path);
+	cJSON_Delete(create_job("shop", NULL));
+	free(attic);
+}
+END_TEST
+
 START_TEST(test_reload_jobs)
 {
 	pgm_daemon_t d2;
@@ -819,7 +955,8 @@ START_TEST(test_error_codes)
 {
 	static const char *contract[] = {"bad_request",      "unknown_command",  "no_such_job",   "job_exists",
 					 "invalid_state",    "invalid_argument", "not_available", "line_too_long",
-					 "too_many_clients", "shutting_down",    "internal"};
+					 "too_many_clients", "shutting_down",    "internal",      "permission_denied",
+					 "job_corrupt"};
 	const char *macros[] = {PGM_ERR_CODES};
 	size_t n = 0;
 
@@ -846,6 +983,8 @@ START_TEST(test_error_codes)
 	ck_assert_str_eq(PGM_ERR_TOO_MANY_CLIENTS, "too_many_clients");
 	ck_assert_str_eq(PGM_ERR_SHUTTING_DOWN, "shutting_down");
 	ck_assert_str_eq(PGM_ERR_INTERNAL, "internal");
+	ck_assert_str_eq(PGM_ERR_PERMISSION_DENIED, "permission_denied");
+	ck_assert_str_eq(PGM_ERR_JOB_CORRUPT, "job_corrupt");
 	ck_assert(!pgm_error_code_known(NULL));
 	ck_assert(!pgm_error_code_known(""));
 	ck_assert(!pgm_error_code_known("Invalid_State"));
@@ -927,6 +1066,8 @@ pgm_test_suite(void)
 	tcase_add_test(jobs, test_reload_jobs);
 	tcase_add_test(jobs, test_set_options);
 	tcase_add_test(jobs, test_delete_job);
+	tcase_add_test(jobs, test_corrupt_job);
+	tcase_add_test(req, test_command_access);
 	suite_add_tcase(s, jobs);
 	return s;
 }

@@ -397,12 +397,13 @@ START_TEST(test_load_errors)
 	ck_assert(pgm_store_save(job));
 	good = read_text(tmpdir, "state.json");
 
+	/* cut short: where the text stops being JSON is said */
 	write_text(tmpdir, "state.json", "{\"version\": 1, \"name\": \"shop\", \"meth");
-	load_fails("not valid JSON");
+	load_fails("not valid JSON (36 bytes, unreadable from byte");
 	write_text(tmpdir, "state.json", "");
-	load_fails("not valid JSON");
+	load_fails("is empty (0 bytes): it was truncated");
 	write_text(tmpdir, "state.json", "[1, 2, 3]");
-	load_fails("not valid JSON");
+	load_fails("is not a JSON object");
 	write_text(tmpdir, "state.json",
 		   "{\"version\": 2, \"name\": \"shop\", \"method\": \"dump\", \"state\": \"created\"}");
 	load_fails("unsupported version");
