@@ -457,6 +457,47 @@ START_TEST(test_status_table_corrupt)
 END_TEST
 
 /*
+ * One screen of status: the freeze to expect, from the rehearsal's measured
+ * phases; and status --tables, from the running copy or pglogical's states.
+ */
+START_TEST(test_status_expected_and_tables)
+{
+	cJSON *st =
+		json("{\"name\": \"shop\", \"state\": \"synced\", \"method\": \"dump\","
+		     " \"facts\": {\"copies\": {\"rehearsal\": {\"duration_ms\": 14700, \"data_ms\": 10200,"
+		     " \"phases_ms\": {\"snapshot\": 100, \"schema\": 2100, \"data\": 10200, \"post-data\": 2300}}}},"
+		     " \"verify\": {\"duration_ms\": 2200},"
+		     " \"tables_progress\": [{\"table\": \"public.big\", \"state\": \"copying\", \"bytes_total\": 2048,"
+		     " \"bytes_done\": 1024, \"chunks_done\": 1, \"chunks_total\": 2},"
+		     " {\"table\": \"public.s\", \"state\": \"waiting\", \"bytes_total\": 0, \"bytes_done\": 0,"
+		     " \"chunks_done\": 0, \"chunks_total\": 1}]}");
+	cJSON *pgl = json("{\"name\": \"live\", \"state\": \"syncing\", \"facts\": {\"pglogical\": {\"sync\":"
+			  " {\"tables\": {\"public.a\": \"r\", \"public.b\": \"d\"}}}}}");
+	cJSON *none = json("{\"name\": \"idle\", \"state\": \"created\"}");
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	pgm_cli_output_status(out, st);
+	pgm_cli_output_tables(out, st);
+	pgm_cli_output_tables(out, pgl);
+	pgm_cli_output_tables(out, none);
+	ck_assert_int_eq(fclose(out), 0);
+	ck_assert_msg(strstr(text, "expected: freeze 17s (rehearsal copy 15s: schema and setup 2.2s, data 10s, "
+				   "indexes and constraints 2.3s; verification 2.2s)") != NULL,
+		      "%s", text);
+	ck_assert_msg(strstr(text, "public.big  copying  1.0 KiB of 2.0 KiB (50%), parts 1/2\n") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "public.s    waiting  0 B of 0 B\n") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "public.a  replicating\npublic.b  copying\n") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "no per-table progress now") != NULL, "%s", text);
+	free(text);
+	cJSON_Delete(st);
+	cJSON_Delete(pgl);
+	cJSON_Delete(none);
+}
+END_TEST
+
+/*
  * The formatting tests and those of the command table.
  */
 Suite *
@@ -473,6 +514,7 @@ pgm_test_suite(void)
 	tcase_add_test(tc, test_transition_format);
 	tcase_add_test(tc, test_scalar_format);
 	tcase_add_test(tc, test_status_table_corrupt);
+	tcase_add_test(tc, test_status_expected_and_tables);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("commands");
 	tcase_add_test(tc, test_tables_agree);
