@@ -8,11 +8,14 @@
 #   - systemd-analyze verify passes on the unit (a copy whose ExecStart is the
 #     DESTDIR's pgmoverd) and security rates it as the README says; its sandbox
 #     lets pgmoverd write the paths the documented features write, and no more;
-#   - the installed pgmoverd, with the installed config, in a mount namespace
-#     that is read-only but for the unit's writable paths, starts, takes a job,
-#     and stops cleanly; bash completion completes commands, options and jobs;
+#   - the installed pgmoverd, with the installed config, as an unprivileged user
+#     in a mount namespace that is read-only but for the unit's writable paths,
+#     takes a dump job through pgbouncer to completed (the include file rewritten
+#     in the unit's include directory), and stops cleanly;
+#   - bash completion completes commands, options, states and that daemon's jobs;
 #   - systemd-sysusers and systemd-tmpfiles --root accept the entries.
-# Needs root (the mount namespace), meson, man-db, groff, systemd, bash-completion.
+# Needs root (the mount namespace), meson, man-db, groff, systemd, bash-completion,
+# and for the migration the test bed (PostgreSQL 15) and pgbouncer.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . tests/integration/lib.sh
@@ -24,6 +27,12 @@ fi
 t_need_cmd "$NAME" meson ninja man groff systemd-analyze systemd-sysusers systemd-tmpfiles unshare
 [[ -f /usr/share/bash-completion/bash_completion ]] ||
     t_skip "$NAME" "bash-completion is not installed (scripts/deps.sh installs it)"
+t_need_cmd "$NAME" jq setpriv ss
+[[ -x /usr/sbin/pgbouncer ]] || t_skip "$NAME" "pgbouncer is not installed (scripts/deps.sh installs it)"
+t_need_server "$NAME"
+id nobody >/dev/null 2>&1 && getent group nogroup >/dev/null || t_skip "$NAME" "no nobody user or nogroup group"
+. tests/integration/pgmd.sh
+. tests/integration/jobs.sh
 
 work=$(mktemp -d /tmp/pgmover-install.XXXXXX)
 chmod 0755 "$work"
@@ -146,78 +155,184 @@ for p in /run/pgmover /var/lib/pgmover /etc/pgbouncer/pgmover; do
     t_check "README's Install says the unit must be able to write $p" readme_has "\`$p\`" install
 done
 
-# --- the installed daemon, sandboxed like the unit ----------------------------
+# --- a migration by the installed daemon, sandboxed like the unit --------------
 
-# In a private mount namespace: /run and /var/lib are empty, and, as under
-# ProtectSystem=strict, everything is read-only but /run/pgmover and
-# /var/lib/pgmover; the installed pgmoverd runs with the installed config. Each
-# result goes to a file in $work/ns (written before the root is made read-only).
-mkdir -m 0755 "$work/ns"
-cat >"$work/sandbox.sh" <<EOF
-set -u
-R=$R NS=$work/ns
-EOF
-cat >>"$work/sandbox.sh" <<'EOF'
-mount -t tmpfs -o mode=0755 pgmover-run /run && mkdir -m 0750 /run/pgmover &&
-    mount -t tmpfs -o mode=0755 pgmover-varlib /var/lib && mkdir -m 0700 /var/lib/pgmover &&
-    mount --bind "$NS" "$NS" &&
-    mount --bind /run/pgmover /run/pgmover && mount --bind /var/lib/pgmover /var/lib/pgmover &&
-    mount -o remount,bind,ro /run && mount -o remount,bind,ro /var/lib && mount -o remount,bind,ro / ||
-    { echo "mounts failed" >"$NS/error"; exit 1; }
-touch "$NS/../probe" 2>/dev/null && echo "the root file system is writable" >"$NS/error"
-"$R/usr/sbin/pgmoverd" -c "$R/etc/pgmover/pgmoverd.conf" 2>"$NS/daemon.log" &
-pid=$!
-for _ in $(seq 1 150); do [[ -S /run/pgmover/pgmoverd.sock ]] && break; sleep 0.2; done
-stat -c '%a' /run/pgmover/pgmoverd.sock >"$NS/socket_mode" 2>&1
-"$R/usr/bin/pgmover" create shop --source postgres://app@127.0.0.1:1/shop \
-    --target postgres://app@127.0.0.1:1/shop_new --method dump >"$NS/create" 2>&1
-echo $? >"$NS/create_rc"
-"$R/usr/bin/pgmover" jobs >"$NS/jobs" 2>&1
-ls /var/lib/pgmover/shop >"$NS/state_files" 2>&1
-# bash completion, in a shell that loads it as bash-completion does
-PATH=$R/usr/bin:$PATH bash -c '
-    . /usr/share/bash-completion/bash_completion || exit 1
-    . "$1" || exit 1
-    complete -p pgmover || exit 1
-    compopt() { :; }    # outside a real completion, bash refuses compopt
-    complete_line() {
-        COMP_LINE=$1 COMP_POINT=${#1}
-        read -ra COMP_WORDS <<<"$1"
-        [[ $1 == *" " ]] && COMP_WORDS+=("")
-        COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
-        COMPREPLY=()
-        _pgmover pgmover "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
-        echo "$1|${COMPREPLY[*]}"
+# The writable paths come from the installed unit: RuntimeDirectory=,
+# StateDirectory= and ReadWritePaths=. In a private mount namespace each is a
+# stand-in directory of this test bound over its path (on an empty tmpfs over its
+# parent), and then everything else is made read-only, as ProtectSystem=strict
+# does; the installed pgmoverd runs there with the installed config as an
+# unprivileged user (nobody, no new privileges). The test bed's servers and
+# pgbouncer run outside; the test drives the daemon through the stand-in of
+# /run/pgmover. (The system call filter and the other settings are not emulated.)
+writable=("/run/$(sed -n 's/^RuntimeDirectory=//p' <<<"$unit")" "/var/lib/$(sed -n 's/^StateDirectory=//p' <<<"$unit")")
+for p in $rw; do writable+=("${p#-}"); done
+t_assert_eq "the unit's writable paths" "/run/pgmover /var/lib/pgmover /etc/pgbouncer/pgmover" "${writable[*]}"
+
+TB=$PWD/tests/testbed/testbed.sh
+BED=$work/bed
+PGB=$work/pgb
+SB=$work/rw # the stand-ins: $SB/run/pgmover ...
+stop_all() {
+    pgmd_cleanup
+    if [[ -f $PGB/pgbouncer.pid ]]; then kill "$(<"$PGB/pgbouncer.pid")" 2>/dev/null; fi
+    [[ -f $BED/env ]] && "$TB" stop "$BED" >/dev/null 2>&1
+    cleanup
+}
+trap stop_all EXIT
+free_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((35000 + (RANDOM % 2000)))
+        ss -Hlntu "( sport = :$p )" 2>/dev/null | grep -q . || {
+            printf '%s' "$p"
+            return 0
+        }
+    done
+    return 1
+}
+admin() { PGPASSWORD=adminpw "$TB_PGBIN/psql" -h 127.0.0.1 -p "$PGB_PORT" -U pgbadmin -X -q -tA pgbouncer -c "$1" 2>&1; }
+pgb_entry() { admin "SHOW DATABASES" | awk -F'|' '$1 == "shop" { print $2 ":" $3 }'; }
+
+bed_up() {
+    "$TB" start "$BED" >"$work/testbed.log" 2>&1 && . "$BED/env" &&
+        "$TB" createdb "$BED" src shop >/dev/null && "$TB" createdb "$BED" dst t_shop >/dev/null &&
+        q "$(src_url shop)" "CREATE TABLE public.orders (id integer PRIMARY KEY, note text);
+            INSERT INTO public.orders SELECT i, 'order ' || i FROM generate_series(1, 1000) i" >/dev/null
+}
+t_check "test bed: a Heroku-like source with data, an empty target" bed_up ||
+    {
+        t_detail "$(tail -20 "$work/testbed.log")"
+        t_summary
+        exit 1
     }
-    complete_line "pgmover "
-    complete_line "pgmover fr"
-    complete_line "pgmover --js"
-    complete_line "pgmover create x --method "
-    complete_line "pgmover create x --set rollback_w"
-    complete_line "pgmover watch shop --until verif"
-    complete_line "pgmover help cu"
-    complete_line "pgmover start "
-    complete_line "pgmover --json status s"
-    complete_line "pgmover create "
-' _ "$R/usr/share/bash-completion/completions/pgmover" >"$NS/complete" 2>"$NS/complete.err"
-kill -TERM "$pid"
-wait "$pid"
-echo $? >"$NS/daemon_rc"
-EOF
-unshare -m --propagation private bash "$work/sandbox.sh"
-t_assert_eq "sandbox: set up, and the root file system read-only" "" "$(cat "$work/ns/error" 2>/dev/null)"
-t_assert_eq "sandbox: the control socket is socket_mode (0660)" "660" "$(cat "$work/ns/socket_mode")"
-t_assert_eq "sandbox: create succeeds with the installed config" "0" "$(cat "$work/ns/create_rc")" ||
-    t_detail "$(cat "$work/ns/create" "$work/ns/daemon.log")"
-t_assert_contains "sandbox: the job is listed" "$(cat "$work/ns/jobs")" "shop  created"
-t_assert_contains "sandbox: its state is in state_dir" "$(cat "$work/ns/state_files")" "state.json"
-t_assert_eq "sandbox: SIGTERM stops pgmoverd with 0" "0" "$(cat "$work/ns/daemon_rc")" ||
-    t_detail "$(cat "$work/ns/daemon.log")"
-t_assert_eq "sandbox: pgmoverd logged no error or warning" "" "$(grep -E '^<[0-4]>' "$work/ns/daemon.log")"
 
-# --- bash completion --------------------------------------------------------------
+# the stand-ins, made as the README says: the state and runtime directories
+# pgmover's (here nobody's), the include directory pgmover's, in pgbouncer's
+# group (postgres), set-group-ID, with the entry file in it
+for p in "${writable[@]}"; do mkdir -p "$SB$p"; done
+chmod -R a+rX "$SB"
+chown nobody:nogroup "$SB/run/pgmover" "$SB/var/lib/pgmover"
+chmod 0750 "$SB/run/pgmover"
+chmod 0700 "$SB/var/lib/pgmover"
+INC=$SB/etc/pgbouncer/pgmover
+chown nobody:postgres "$INC"
+chmod 2750 "$INC"
+PGB_PORT=$(free_port)
+mkdir -p "$PGB"
+printf '[databases]\nshop = host=127.0.0.1 port=%s dbname=shop user=app_owner password=%s\n' \
+    "$SOURCE_PORT" "$SOURCE_OWNER_PASSWORD" >"$INC/shop.ini"
+chown nobody:postgres "$INC/shop.ini"
+chmod 0640 "$INC/shop.ini"
+{
+    printf '[databases]\n%%include %s/shop.ini\n\n[pgbouncer]\n' "$INC"
+    printf 'listen_addr = 127.0.0.1\nlisten_port = %s\nunix_socket_dir =\n' "$PGB_PORT"
+    printf 'auth_type = plain\nauth_file = %s/userlist.txt\nadmin_users = pgbadmin\n' "$PGB"
+    printf 'pool_mode = transaction\nserver_tls_sslmode = prefer\n'
+    printf 'logfile = %s/pgbouncer.log\npidfile = %s/pgbouncer.pid\n' "$PGB" "$PGB"
+} >"$PGB/pgbouncer.ini"
+printf '"pgbadmin" "adminpw"\n"app_owner" "%s"\n' "$SOURCE_OWNER_PASSWORD" >"$PGB/userlist.txt"
+chown -R postgres:postgres "$PGB"
+chmod 0600 "$PGB/userlist.txt"
+pgb_up() {
+    runuser -u postgres -- /usr/sbin/pgbouncer -d "$PGB/pgbouncer.ini" >"$work/pgbouncer.start.log" 2>&1 &&
+        t_wait_for 10 admin "SHOW VERSION"
+}
+t_check "pgbouncer runs, %include of a file in the unit's include directory" pgb_up ||
+    {
+        t_detail "$(cat "$work/pgbouncer.start.log" "$PGB/pgbouncer.log" 2>/dev/null | tail -5)"
+        t_summary
+        exit 1
+    }
+# pgbouncer's admin password in a passfile that pgmoverd's user reads
+printf '127.0.0.1:%s:pgbouncer:pgbadmin:adminpw\n' "$PGB_PORT" >"$work/pgpass"
+chown nobody "$work/pgpass"
+chmod 0600 "$work/pgpass"
 
-comp=$(cat "$work/ns/complete")
+# sandbox.sh R SB PATH...: in a private mount namespace, each PATH writable (the
+# stand-in SB/PATH bound over it), everything else read-only; then the installed
+# pgmoverd as nobody with the installed config, and nobody's environment (HOME
+# too: systemd sets the user's; libpq looks for ~/.postgresql/postgresql.crt and
+# fails the connection when it may not look in /root)
+{
+    echo 'R=$1 SB=$2'
+    echo 'shift 2'
+    echo 'declare -A parents=()'
+    echo 'for p in "$@"; do'
+    echo '    parent=$(dirname "$p")'
+    echo '    if [[ -z ${parents[$parent]:-} ]]; then'
+    echo '        mount -t tmpfs -o mode=0755 pgmover-sandbox "$parent" || { echo "sandbox: cannot mount a tmpfs on $parent"; exit 1; }'
+    echo '        parents[$parent]=1'
+    echo '    fi'
+    echo '    mkdir -p "$p" && mount --bind "$SB$p" "$p" || { echo "sandbox: cannot bind $SB$p on $p"; exit 1; }'
+    echo 'done'
+    echo 'for parent in "${!parents[@]}"; do'
+    echo '    mount -o remount,bind,ro "$parent" || { echo "sandbox: cannot make $parent read-only"; exit 1; }'
+    echo 'done'
+    echo 'mount -o remount,bind,ro / || { echo "sandbox: cannot make / read-only"; exit 1; }'
+    echo 'touch "$SB/../probe" 2>/dev/null && echo "sandbox: the root file system is still writable"'
+    echo 'exec setpriv --reuid=nobody --regid=nogroup --clear-groups --no-new-privs --reset-env \'
+    echo '    "$R/usr/sbin/pgmoverd" -c "$R/etc/pgmover/pgmoverd.conf"'
+} >"$work/sandbox.sh"
+PGMD_DIR=$work/daemon
+mkdir -p "$PGMD_DIR"
+export PGMOVER_SOCKET=$SB$sock
+PGM_BUILD=$R/usr/bin # pgm: the installed client
+unshare -m --propagation private bash "$work/sandbox.sh" "$R" "$SB" "${writable[@]}" >"$PGMD_DIR/pgmoverd.log" 2>&1 &
+PGMD_PID=$!
+daemon_up() { t_wait_for 30 test -S "$PGMOVER_SOCKET" && t_wait_for 10 pgm version; }
+t_check "sandbox: the installed pgmoverd starts with the installed config, as nobody" daemon_up ||
+    {
+        t_detail "$(cat "$PGMD_DIR/pgmoverd.log")"
+        t_summary
+        exit 1
+    }
+t_assert_eq "sandbox: set up as the unit's, the rest read-only" "" "$(grep '^sandbox:' "$PGMD_DIR/pgmoverd.log")"
+t_assert_eq "sandbox: the control socket is socket_mode (0660), nobody's" "660 nobody" "$(stat -c '%a %U' "$PGMOVER_SOCKET")"
+
+cmd "sandbox: create, pgbouncer switch through the unit's include directory" create shop \
+    --source "$(src_url shop)" --target "$(tgt_url t_shop)" --method dump \
+    --set pg_bindir="$TB_PGBIN" --set engine=pg_dump --set rollback_window=0 \
+    --set pgbouncer_admin="postgres://pgbadmin@127.0.0.1:$PGB_PORT/pgbouncer?passfile=$work/pgpass" \
+    --set pgbouncer_database=shop --set pgbouncer_include=/etc/pgbouncer/pgmover/shop.ini
+cmd "sandbox: start" start shop
+wait_state "sandbox: synced (rehearsal copy by pg_dump into state_dir)" shop synced 180
+cmd "sandbox: freeze" freeze shop
+wait_state "sandbox: verified" shop verified 180
+cmd "sandbox: cutover" cutover shop
+wait_state "sandbox: completed (no rollback window)" shop completed 120
+t_assert_eq "sandbox: pgbouncer points at the target" "127.0.0.1:$TARGET_PORT" "$(pgb_entry)"
+t_assert_contains "sandbox: the include file was rewritten for the target" "$(cat "$INC/shop.ini")" "port='$TARGET_PORT'"
+t_assert_eq "sandbox: ... pgmover's, in pgbouncer's group, its mode kept" "nobody postgres 640" \
+    "$(stat -c '%U %G %a' "$INC/shop.ini")"
+t_assert_eq "sandbox: finish removed the original's copy (FILE.pgmover-orig), nothing else left there" "shop.ini" \
+    "$(ls -A "$INC")"
+t_assert_eq "sandbox: the target has every row" "1000" "$(tq t_shop 'SELECT count(*) FROM public.orders')"
+t_assert_contains "sandbox: the job's state is in the state directory" "$(ls "$SB$state/shop")" "state.json"
+
+# --- bash completion (against the sandboxed daemon) ------------------------------
+
+{
+    echo '. /usr/share/bash-completion/bash_completion || exit 1'
+    echo '. "$1" || exit 1'
+    echo 'complete -p pgmover || exit 1'
+    echo 'compopt() { :; } # outside a real completion, bash refuses compopt'
+    echo 'complete_line() {'
+    echo '    COMP_LINE=$1 COMP_POINT=${#1}'
+    echo '    read -ra COMP_WORDS <<<"$1"'
+    echo '    [[ $1 == *" " ]] && COMP_WORDS+=("")'
+    echo '    COMP_CWORD=$((${#COMP_WORDS[@]} - 1))'
+    echo '    COMPREPLY=()'
+    echo '    _pgmover pgmover "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"'
+    echo '    echo "$1|${COMPREPLY[*]}"'
+    echo '}'
+    for line in "pgmover " "pgmover fr" "pgmover --js" "pgmover create x --method " \
+        "pgmover create x --set rollback_w" "pgmover watch shop --until verif" "pgmover help cu" \
+        "pgmover status " "pgmover --json status s" "pgmover create "; do
+        printf 'complete_line %q\n' "$line"
+    done
+} >"$work/complete.sh"
+comp=$(PATH=$R/usr/bin:$PATH bash "$work/complete.sh" "$R/usr/share/bash-completion/completions/pgmover" 2>"$work/complete.err")
 t_assert_contains "bash completion loads and registers for pgmover" "$comp" "complete -F _pgmover pgmover"
 commands=$("$R/usr/bin/pgmover" help | sed -n '/^Commands:/,/^$/p' | sed -nE 's/^  ([a-z]+) .*/\1/p' | tr '\n' ' ')
 t_assert_contains "completes every command" "$comp" "pgmover |${commands% }"
@@ -227,10 +342,13 @@ t_assert_contains "completes --method" "$comp" "pgmover create x --method |dump 
 t_assert_contains "completes --set with the job options" "$comp" "pgmover create x --set rollback_w|rollback_window="
 t_assert_contains "completes --until with the states" "$comp" "pgmover watch shop --until verif|verified verify_failed verifying"
 t_assert_contains "completes help's command" "$comp" "pgmover help cu|cutover"
-t_assert_contains "completes a job name from the daemon" "$comp" "pgmover start |shop"
+t_assert_contains "completes a job name from the daemon" "$comp" "pgmover status |shop"
 t_assert_contains "completes a job name after options" "$comp" "pgmover --json status s|shop"
 t_assert_eq "offers no existing job to create" "pgmover create |" "$(grep '^pgmover create |' <<<"$comp")"
-t_assert_eq "completion printed no error" "" "$(cat "$work/ns/complete.err")"
+t_assert_eq "completion printed no error" "" "$(cat "$work/complete.err")"
+
+t_check "sandbox: SIGTERM stops pgmoverd with 0" pgmd_stop || t_detail "$(tail -5 "$PGMD_DIR/pgmoverd.log")"
+t_assert_eq "sandbox: pgmoverd logged no error or warning" "" "$(grep -E '^<[0-4]>' "$PGMD_DIR/pgmoverd.log")"
 
 # --- sysusers.d and tmpfiles.d ---------------------------------------------------
 
