@@ -124,6 +124,16 @@ for s in $(cut -f2 <<<"$describe"); do
     grep -qE "^       $s = " <<<"$page_man5_pgmoverd_conf_5" || missing+=" $s"
 done
 t_assert_eq "pgmoverd.conf(5) describes every setting of pgmoverd --describe-config" "" "$missing"
+# the client's options (its option table, src/cli/main.c) in pgmover(1) and the completion
+options=$(sed -nE 's/.*\{"([a-z-]+)", [^,]+, (true|false), PGM_CLI_OPT_.*/\1/p' src/cli/main.c)
+t_assert_contains "the client's option table is read" "$options" "no-traffic-switch"
+missing=
+for o in $options; do
+    grep -qE -- "(^|[ ,])--$o([ =,]|$)" <<<"$page_man1_pgmover_1" || missing+=" man:--$o"
+    grep -qE -- "^    local options=.*--$o( |\")" "$R/usr/share/bash-completion/completions/pgmover" ||
+        missing+=" completion:--$o"
+done
+t_assert_eq "pgmover(1) and the completion know every option of the client" "" "$missing"
 t_assert_contains "pgmoverd(8) says which paths the unit may write" "$page_man8_pgmoverd_8" "/etc/pgbouncer/pgmover"
 
 # --- the systemd unit ----------------------------------------------------------
