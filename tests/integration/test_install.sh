@@ -93,6 +93,15 @@ describe=$("$R/usr/sbin/pgmoverd" --describe-config)
 default_of() { awk -F'\t' -v n="$1" '$1 == "daemon" && $2 == n { print $4 }' <<<"$describe"; }
 conf_value() { sed -nE "s/^$1 *= *(.*)$/\1/p" "$R$CONF"; }
 sock=$(default_of socket_path) state=$(default_of state_dir)
+# the installed file shows every setting: set to its default, or as a commented example
+unlisted= differs=
+while IFS=$'\037' read -r _ n _ d _; do
+    v=$(sed -nE "s/^$n = (.*)$/\1/p" "$R$CONF")
+    grep -qE "^#?$n = " "$R$CONF" || unlisted+=" $n"
+    [[ -z $v || $v == "$d" ]] || differs+=" $n=$v($d)"
+done < <(tr '\t' '\037' <<<"$describe")
+t_assert_eq "the installed config shows every setting" "" "$unlisted"
+t_assert_eq "the installed config sets each to its default" "" "$differs"
 t_assert_eq "installed config's socket_path is the default" "$sock" "$(conf_value socket_path)"
 t_assert_eq "installed config's state_dir is the default" "$state" "$(conf_value state_dir)"
 t_assert_contains "pgmover's default socket is pgmoverd's" "$("$R/usr/bin/pgmover" help)" "else $sock)"
