@@ -10,6 +10,10 @@ PACKAGES=(
     postgresql-client-15 pgbouncer pgcopydb        # client tools, peers in bench/
     openssl procps iproute2 jq bc python3          # TLS certs, pgrep, ss; jq, bc, python3 (a loopback DNS server) for tests and bench
     clang-format git                               # test_style: the one C style (.clang-format), git ls-files
+    systemd man-db groff-base bash-completion      # test_install: systemd-analyze verify/security, systemd-sysusers and
+                                                   # -tmpfiles --root on the installed unit and entries, man -l renders the
+                                                   # pages (groff), bash-completion's completionsdir (pkg-config) and
+                                                   # _init_completion for the completion script
 )
 
 missing=()

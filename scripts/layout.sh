@@ -29,8 +29,6 @@ table() {
     tests/integration) echo "bash tests on real PostgreSQL 15 + pglogical clusters (tests/testbed)" ;;
     tests/testbed) echo "testbed.sh: a Heroku-like TLS source and a target on loopback" ;;
     bench) echo "side-by-side benchmarks against pg_dump|pg_restore and pgcopydb" ;;
-    conf) echo "pgmoverd.conf: every setting, explained, with its default or an example" ;;
-    systemd) echo "pgmoverd.service: Type=notify, runtime and state directories, hardening" ;;
     scripts) echo "deps.sh (Debian packages), test.sh (every test), demo.sh, layout.sh (this block)" ;;
     *) return 1 ;;
     esac

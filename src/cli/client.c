@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "pgm_config.h"
 
 #define CLIENT_BUF_INITIAL (64 * 1024)
 
@@ -95,11 +96,12 @@ pgm_cli_conn_open(pgm_cli_conn_t *client, const char *path)
 		if (e == EACCES || e == EPERM)
 			pgm_cli_output_hint(
 				"pgmoverd runs, but this user may not open its socket: run as the daemon's user "
-				"or root, or join the group that owns the socket file (socket_mode in "
-				"pgmoverd.conf)");
+				"or root, or join the group that owns the socket file (socket_mode in " PGM_DEFAULT_CONF
+				")");
 		else
 			pgm_cli_output_hint("is pgmoverd running? start it with \"systemctl start pgmoverd\" or "
-					    "\"pgmoverd -c FILE\", or pass -s SOCKET (or PGMOVER_SOCKET)");
+					    "\"pgmoverd -c " PGM_DEFAULT_CONF
+					    "\", or pass -s SOCKET (or PGMOVER_SOCKET)");
 		pgm_cli_conn_close(client);
 		return PGM_EXIT_UNREACHABLE;
 	}

@@ -26,7 +26,7 @@ const pgm_opt_def_t pgm_daemon_opts[] = {
 	 "directory holding one folder per job (state.json, audit.jsonl)"},
 	{"log_level", PGM_OPT_ENUM, "info", 0, 0, "debug|info|notice|warning|error", true,
 	 "least important level written to the log"},
-	{"max_clients", PGM_OPT_INT, "4096", 1, 1000000, NULL, false, "control socket connections accepted at once"},
+	{"max_clients", PGM_OPT_INT, "4096", 1, 1000000, NULL, true, "control socket connections accepted at once"},
 	{NULL, 0, NULL, 0, 0, NULL, false, NULL}};
 
 /*
@@ -251,6 +251,84 @@ pgm_opt_validate(const pgm_opt_def_t *def, const char *value, char **canon, char
 	*canon = def->type == PGM_OPT_DURATION ? pgm_asprintf("%lldms", (long long) v)
 					       : pgm_asprintf("%lld", (long long) v);
 	return true;
+}
+
+/* a bound in milliseconds in the largest unit that divides it: 30s, 5min, 24h */
+static char *
+duration_text(int64_t ms)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {{"d", 86400000}, {"h", 3600000}, {"min", 60000}, {"s", 1000}, {NULL, 0}};
+
+	if (ms == 0)
+		return pgm_strdup("0");
+	for (int i = 0; units[i].unit; i++)
+		if (ms % units[i].ms == 0)
+			return pgm_asprintf("%lld%s", (long long) (ms / units[i].ms), units[i].unit);
+	return pgm_asprintf("%lldms", (long long) ms);
+}
+
+/* the allowed values of a setting, in the words a reader of the file needs */
+static char *
+allowed_text(const pgm_opt_def_t *def)
+{
+	char *lo, *hi, *text;
+
+	switch (def->type) {
+	case PGM_OPT_ENUM:
+		return pgm_strdup(def->choices);
+	case PGM_OPT_BOOL:
+		return pgm_strdup("on|off");
+	case PGM_OPT_MODE:
+		return pgm_asprintf("0000 to 0%03llo", (unsigned long long) def->max);
+	case PGM_OPT_INT:
+		if (def->min == 0 && def->max == 0)
+			return pgm_strdup("");
+		if (def->max == INT64_MAX)
+			return pgm_asprintf("%lld or more", (long long) def->min);
+		return pgm_asprintf("%lld to %lld", (long long) def->min, (long long) def->max);
+	case PGM_OPT_DURATION:
+		if (def->min == 0 && def->max == 0)
+			return pgm_strdup("");
+		lo = duration_text(def->min);
+		hi = duration_text(def->max);
+		text = pgm_asprintf("%s to %s", lo, hi);
+		free(lo);
+		free(hi);
+		return text;
+	case PGM_OPT_STRING:
+	case PGM_OPT_CONNINFO:
+		break;
+	}
+	return pgm_strdup("");
+}
+
+char *
+pgm_opt_describe(void)
+{
+	static const char *types[] = {
+		[PGM_OPT_STRING] = "string",     [PGM_OPT_BOOL] = "boolean",    [PGM_OPT_INT] = "integer",
+		[PGM_OPT_DURATION] = "duration", [PGM_OPT_MODE] = "octal mode", [PGM_OPT_ENUM] = "enum",
+		[PGM_OPT_CONNINFO] = "conninfo"};
+	const struct {
+		const char *section;
+		const pgm_opt_def_t *table;
+	} sections[] = {{"daemon", pgm_daemon_opts}, {"job", pgm_job_opts}};
+	pgm_buf_t b = {0};
+
+	for (size_t s = 0; s < sizeof(sections) / sizeof(sections[0]); s++) {
+		for (const pgm_opt_def_t *def = sections[s].table; def->name; def++) {
+			char *allowed = allowed_text(def);
+
+			pgm_buf_appendf(&b, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sections[s].section, def->name,
+					types[def->type], def->dflt, allowed, def->reloadable ? "reload" : "restart",
+					def->help);
+			free(allowed);
+		}
+	}
+	return b.s ? b.s : pgm_strdup("");
 }
 
 const char *

@@ -44,6 +44,15 @@ bool pgm_opt_validate(const pgm_opt_def_t *def, const char *value, char **canon,
 bool pgm_parse_bool(const char *s, bool *out);
 bool pgm_parse_duration_ms(const char *s, int64_t *out);
 
+/*
+ * Both tables as text for tools and documentation (malloc'd): one setting a
+ * line, tab-separated: section (daemon | job), name, type, default, allowed
+ * values (empty: any), "reload" (SIGHUP applies it) or "restart", help.
+ * pgmoverd --describe-config prints it; man/conf-man.sh makes
+ * pgmoverd.conf(5) of it at build time, so the page never drifts.
+ */
+char *pgm_opt_describe(void);
+
 /* typed getters on a built options object (values are validated) */
 const char *pgm_jobopt_str(const cJSON *opts, const char *name);
 bool pgm_jobopt_bool(const cJSON *opts, const char *name);

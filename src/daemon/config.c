@@ -166,7 +166,8 @@ pgm_config_parse(pgm_config_t *out, const char *path, const char *text, char **e
 			def = pgm_opt_find(pgm_job_opts, key);
 		if (def == NULL) {
 			*err = pgm_asprintf(
-				"%s:%d: unknown setting \"%s\"; see conf/pgmoverd.conf for the settings pgmoverd knows",
+				"%s:%d: unknown setting \"%s\"; see pgmoverd.conf(5) or pgmoverd --describe-config for the "
+				"settings pgmoverd knows",
 				path, lineno, key);
 			ok = false;
 			break;

@@ -97,7 +97,7 @@ create_from_file(pgm_daemon_t *d, const char *name, const char *source, const ch
 	opts = pgm_job_options_build(&d->cfg, options, &err);
 	if (opts == NULL) {
 		*message = err;
-		*hint = pgm_strdup("see conf/pgmoverd.conf for the job options and their values");
+		*hint = pgm_strdup("see pgmoverd.conf(5) for the job options and their values");
 		return NULL;
 	}
 	return job_new(d, name, source, target, method, opts, peer, code, message, hint);
@@ -181,7 +181,7 @@ pgm_jobs_create(pgm_daemon_t *d, const char *name, const char *source, const cha
 	opts = pgm_job_options_build(&d->cfg, options, &err);
 	if (opts == NULL) {
 		*message = err;
-		*hint = pgm_strdup("see conf/pgmoverd.conf for the job options and their values");
+		*hint = pgm_strdup("see pgmoverd.conf(5) for the job options and their values");
 		return NULL;
 	}
 	return job_new(d, name, source, target, method, opts, peer, code, message, hint);
@@ -493,7 +493,7 @@ pgm_jobs_set_options(pgm_job_t *job, const cJSON *given, const pgm_peer_t *peer,
 		cJSON_Delete(opts);
 		*code = PGM_ERR_INVALID_ARGUMENT;
 		*message = err;
-		*hint = pgm_strdup("see pgmoverd.conf(5) or conf/pgmoverd.conf for the job options and their values");
+		*hint = pgm_strdup("see pgmoverd.conf(5) for the job options and their values");
 		pgm_job_audit(job, peer, "set", pgm_state_name(job->state), NULL, "refused: " PGM_ERR_INVALID_ARGUMENT);
 		return false;
 	}

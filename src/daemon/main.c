@@ -3,6 +3,7 @@
  * signals (TERM/INT stop, HUP reloads) and systemd notification.
  */
 #include "common/log.h"
+#include "common/settings.h"
 #include "common/util.h"
 #include "daemon/config.h"
 #include "daemon/control.h"
@@ -32,10 +33,12 @@ usage(FILE *out)
 	fprintf(out,
 		"pgmoverd — the pgmover daemon: drives PostgreSQL migration jobs\n\n"
 		"Usage: pgmoverd [-c FILE] [--check]\n"
-		"       pgmoverd --describe[=dot] | --version | --help\n\n"
+		"       pgmoverd --describe[=dot] | --describe-config | --version | --help\n\n"
 		"  -c, --config FILE     configuration file (default %s)\n"
 		"      --check           validate the configuration file and exit\n"
 		"      --describe[=dot]  print the job state machine (text or graphviz) and exit\n"
+		"      --describe-config print every setting, tab-separated: section, name, type,\n"
+		"                        default, allowed values, reload|restart, help; and exit\n"
 		"  -V, --version         print the version and exit\n"
 		"  -h, --help            this help\n\n"
 		"Jobs are driven over the control socket: see \"pgmover help\" for its commands.\n",
@@ -213,10 +216,13 @@ lock_state_dir(pgm_daemon_t *d)
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},   {"check", no_argument, NULL, 'C'},
-		{"describe", optional_argument, NULL, 'D'}, {"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+						 {"check", no_argument, NULL, 'C'},
+						 {"describe", optional_argument, NULL, 'D'},
+						 {"version", no_argument, NULL, 'V'},
+						 {"describe-config", no_argument, NULL, 'S'},
+						 {"help", no_argument, NULL, 'h'},
+						 {NULL, 0, NULL, 0}};
 	pgm_daemon_t *d = &daemon_state;
 	const char *config_path = PGM_DEFAULT_CONF;
 	bool check_only = false;
@@ -239,6 +245,13 @@ main(int argc, char **argv)
 			/* the state machine, straight from the transition table */
 			char *text =
 				optarg && strcmp(optarg, "dot") == 0 ? pgm_fsm_describe_dot() : pgm_fsm_describe_text();
+			fputs(text, stdout);
+			free(text);
+			return 0;
+		}
+		case 'S': {
+			/* the settings table, for pgmoverd.conf(5) (man/conf-man.sh) */
+			char *text = pgm_opt_describe();
 			fputs(text, stdout);
 			free(text);
 			return 0;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_notify.sh — pgmoverd speaks systemd's notify protocol by itself
-# (Type=notify in systemd/pgmoverd.service): READY=1 and STATUS= once it
+# (Type=notify in systemd/pgmoverd.service.in): READY=1 and STATUS= once it
 # listens, RELOADING=1 then READY=1 on SIGHUP, STOPPING=1 on SIGTERM. A
 # datagram socket stands in for systemd.
 set -uo pipefail

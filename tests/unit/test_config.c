@@ -89,6 +89,39 @@ START_TEST(test_defaults)
 }
 END_TEST
 
+/*
+ * pgmoverd --describe-config: every setting of both tables, one line of
+ * seven tab-separated fields, bounds in the units a user writes
+ */
+START_TEST(test_describe_config)
+{
+	char *text = pgm_opt_describe(), *save = NULL;
+	int lines = 0, expected = 0;
+
+	for (int i = 0; pgm_daemon_opts[i].name; i++)
+		expected++;
+	for (int i = 0; pgm_job_opts[i].name; i++)
+		expected++;
+	ck_assert_ptr_nonnull(strstr(text, "daemon\tsocket_mode\toctal mode\t0660\t0000 to 0777\trestart\t"));
+	ck_assert_ptr_nonnull(strstr(text, "daemon\tlog_level\tenum\tinfo\tdebug|info|notice|warning|error\treload\t"));
+	ck_assert_ptr_nonnull(strstr(text, "job\trollback_window\tduration\t24h\t0 to 30d\treload\t"));
+	ck_assert_ptr_nonnull(strstr(text, "job\thook_timeout\tduration\t60s\t100ms to 1d\treload\t"));
+	ck_assert_ptr_nonnull(strstr(text, "job\tjobs\tinteger\t2\t1 to 32\treload\t"));
+	ck_assert_ptr_nonnull(strstr(text, "job\tretained_wal_warning\tinteger\t1073741824\t0 or more\t"));
+	ck_assert_ptr_nonnull(strstr(text, "job\tcutover_command\tstring\t\t\treload\t"));
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		int tabs = 0;
+
+		for (char *p = line; *p; p++)
+			tabs += *p == '\t';
+		ck_assert_msg(tabs == 6, "not 7 fields: %s", line);
+		lines++;
+	}
+	ck_assert_int_eq(lines, expected);
+	free(text);
+}
+END_TEST
+
 /* every default in both tables passes its own validation */
 START_TEST(test_table_defaults_valid)
 {
@@ -701,6 +734,7 @@ pgm_test_suite(void)
 
 	tcase_add_checked_fixture(opts, setup, teardown);
 	tcase_add_test(opts, test_canonical_forms);
+	tcase_add_test(opts, test_describe_config);
 	tcase_add_test(opts, test_parse_helpers);
 	tcase_add_test(opts, test_job_options_defaults);
 	tcase_add_test(opts, test_job_options_layers);
