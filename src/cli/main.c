@@ -33,6 +33,8 @@ static const cli_option_t cli_options[] = {{"socket", 's', true, PGM_CLI_OPT_SOC
 					   {"no-traffic-switch", 0, false, PGM_CLI_OPT_NO_TRAFFIC_SWITCH},
 					   {"verbose", 'v', false, PGM_CLI_OPT_VERBOSE},
 					   {"until", 0, true, PGM_CLI_OPT_UNTIL},
+					   {"check", 0, false, PGM_CLI_OPT_CHECK},
+					   {"summary", 0, false, PGM_CLI_OPT_SUMMARY},
 					   {NULL, 0, false, 0}};
 
 /*
@@ -114,6 +116,12 @@ option_apply(pgm_cli_args_t *args, const cli_option_t *option, const char *value
 		break;
 	case PGM_CLI_OPT_UNTIL:
 		args->until = value;
+		break;
+	case PGM_CLI_OPT_CHECK:
+		args->check = true;
+		break;
+	case PGM_CLI_OPT_SUMMARY:
+		args->summary = true;
 		break;
 	case PGM_CLI_OPT_SET:
 		eq = strchr(value, '=');

@@ -279,8 +279,22 @@ pgm_jobs_load_all(pgm_daemon_t *d)
 		pgm_job_attach(job, &d->host);
 		n++;
 		pgm_info("job %s: loaded in state %s", job->name, pgm_state_name(job->state));
-		/* the audit log records each start of pgmoverd that took the job back */
-		pgm_job_audit(job, NULL, "resume", pgm_state_name(job->state), pgm_state_name(job->state), "ok");
+		/* the audit trail's head, from its last line; the resume line says what was repaired */
+		{
+			char *note = NULL, *outcome;
+
+			if (!pgm_audit_recover(job, &note))
+				pgm_error("job %s: could not read the end of its audit trail: %s", job->name,
+					  strerror(errno));
+			if (note)
+				pgm_warning("job %s: %s", job->name, note);
+			outcome = note ? pgm_asprintf("ok: %s", note) : pgm_strdup("ok");
+			/* the audit log records each start of pgmoverd that took the job back */
+			pgm_job_audit(job, NULL, "resume", pgm_state_name(job->state), pgm_state_name(job->state),
+				      outcome);
+			free(outcome);
+			free(note);
+		}
 		/* its step starts from the kick once the loop runs, after every job is loaded */
 		pgm_job_schedule_resume(job);
 	}

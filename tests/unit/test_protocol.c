@@ -342,12 +342,12 @@ START_TEST(test_version_describe_jobs)
 		ck_assert_ptr_nonnull(cJSON_GetStringValue(cJSON_GetObjectItem(c, "help")));
 		n++;
 	}
-	/* the commands of DESIGN.md, set and delete, and every operator event is one of them */
-	ck_assert_int_eq(n, 17);
+	/* the commands of DESIGN.md, set, delete and events, and every operator event is one of them */
+	ck_assert_int_eq(n, 18);
 	{
 		static const char *global[] = {"version", "describe", "jobs", "status"};
 		static const char *per_job[] = {"create", "start", "freeze", "thaw",  "verify", "cutover", "rollback",
-						"finish", "abort", "retry",  "watch", "set",    "delete"};
+						"finish", "abort", "retry",  "watch", "set",    "delete",  "events"};
 
 		for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++)
 			ck_assert_msg(!pgm_command_find(global[i])->needs_job, "%s needs a job", global[i]);
