@@ -251,7 +251,9 @@ chain_json(const pgm_job_t *job, const pgm_audit_check_t *r)
 	cJSON_AddBoolToObject(o, "intact", r->intact);
 	cJSON_AddNumberToObject(o, "lines", r->lines);
 	cJSON_AddNumberToObject(o, "unchained_lines", r->unchained);
-	cJSON_AddStringToObject(o, "head", r->head);
+	/* the head proves something only for an intact chain */
+	if (r->intact)
+		cJSON_AddStringToObject(o, "head", r->head);
 	cJSON_AddStringToObject(o, "genesis", genesis);
 	if (r->broken_line > 0 || r->reason) {
 		cJSON *b = cJSON_AddObjectToObject(o, "broken");

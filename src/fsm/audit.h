@@ -36,7 +36,7 @@ typedef struct pgm_audit_check {
 	char *reason;                      /* what is wrong with it (malloc'd), or NULL */
 	char expected[PGM_AUDIT_HASH_HEX]; /* what should be there (empty when not a hash) */
 	char found[PGM_AUDIT_HASH_HEX];    /* what is there */
-	char head[PGM_AUDIT_HASH_HEX];     /* the hash of the last line, what the next will carry */
+	char head[PGM_AUDIT_HASH_HEX];     /* intact: the last line's hash, what the next carries */
 } pgm_audit_check_t;
 
 /*
