@@ -306,10 +306,16 @@ cmd_events(pgm_cmd_ctx_t *ctx)
 	if (r.intact && job->audit_head_known && strcmp(r.head, job->audit_head) != 0) {
 		r.intact = false;
 		r.broken_line = r.lines;
-		r.reason = pgm_asprintf("the trail does not end with the line pgmoverd wrote last: its last line (%d) "
-					"hashes to %s, pgmoverd's head is %s (the last line changed, or lines removed "
-					"from the end)",
-					r.lines, r.head, job->audit_head);
+		if (r.lines == 0)
+			r.reason =
+				pgm_strdup("the trail is empty, but pgmoverd has written lines to it (it was removed "
+					   "or emptied)");
+		else
+			r.reason = pgm_asprintf(
+				"the trail does not end with the line pgmoverd wrote last: its last line "
+				"(%d) hashes to %s, pgmoverd's head is %s (the last line changed, or lines "
+				"removed from the end)",
+				r.lines, r.head, job->audit_head);
 		snprintf(r.expected, sizeof(r.expected), "%s", job->audit_head);
 		snprintf(r.found, sizeof(r.found), "%s", r.head);
 	}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Integration test of the audit trail's evidence: `pgmover events` and its hash chain.
 #
-#   1. a real dump job on the Heroku-like test bed, created -> completed (with a command
-#      refused on the way), then `events`: one readable line per audit.jsonl line (local
+#   1. a job that fails (its error is the outcome in the trail), then a real dump job on
+#      the Heroku-like test bed, created -> completed (with a command refused on the way),
+#      then `events`: one readable line per audit.jsonl line (local
 #      time, who, command, from -> to, outcome), and a summary whose numbers are those of
 #      state.json (verification) and of the trail's own times (write downtime)
 #   2. the chain checked by an implementation of its own here (sha256sum over each line),
@@ -102,6 +103,7 @@ fi
 setup_ok=1
 "$TB" createdb "$BED" src ev >/dev/null || setup_ok=0
 "$TB" createdb "$BED" dst t_ev >/dev/null || setup_ok=0
+"$TB" createdb "$BED" dst t_bad >/dev/null || setup_ok=0
 q "$(src_url ev)" "CREATE TABLE public.accounts (id int PRIMARY KEY, owner text NOT NULL, balance numeric);
     INSERT INTO public.accounts SELECT i, 'owner ' || i, i * 1.5 FROM generate_series(1, 5000) AS i;
     CREATE TABLE public.notes (id serial PRIMARY KEY, body text);
@@ -146,6 +148,19 @@ if ! whole_job; then
     t_summary
     exit 1
 fi
+
+# a step that fails: its error is in the trail, and events shows it as the outcome
+WRONG_URL=$(src_url ev)
+WRONG_URL=${WRONG_URL/:$SOURCE_OWNER_PASSWORD@/:not-the-password@}
+cmd "a job with a wrong source password" create bad --source "$WRONG_URL" --target "$(tgt_url t_bad)" --method dump
+cmd "its start" start bad
+wait_state "it fails" bad failed 60
+assert_match "events: the failure, with the error's message" "$(pgm events bad)" \
+    ' pgmoverd +\(error\) +provisioning → failed +error: .*password authentication failed'
+t_assert_eq "the trail has the message as the outcome" "1" \
+    "$(grep -c '"event":"error".*"outcome":"error: .*password authentication failed' "$DMN/state/bad/audit.jsonl")"
+cmd "abort the failed job" abort bad
+wait_state "it ends aborted" bad aborted 60
 
 # the events as a person reads them: in this time zone, whatever the machine's
 export TZ=Asia/Kolkata
