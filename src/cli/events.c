@@ -216,10 +216,12 @@ pgm_cli_output_chain(FILE *out, const char *job, const cJSON *chain)
 			pgm_cli_json_string(chain, "head", "?"));
 		return PGM_EXIT_OK;
 	}
-	fprintf(out, "audit trail of %s: BROKEN", job);
+	/* no broken line: the chain holds, but not over the whole trail (lines older than the chain) */
 	if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(broken, "line")))
-		fprintf(out, " at line %.0f of %.0f", cJSON_GetObjectItemCaseSensitive(broken, "line")->valuedouble,
-			lines);
+		fprintf(out, "audit trail of %s: BROKEN at line %.0f of %.0f", job,
+			cJSON_GetObjectItemCaseSensitive(broken, "line")->valuedouble, lines);
+	else
+		fprintf(out, "audit trail of %s: NOT VERIFIED whole", job);
 	fprintf(out, "\n  %s\n", pgm_cli_json_string(broken, "reason", "(no reason given)"));
 	if (pgm_cli_json_string(broken, "expected", NULL) != NULL)
 		fprintf(out, "  expected: %s\n", pgm_cli_json_string(broken, "expected", ""));

@@ -22,6 +22,8 @@
 static char tmpdir[64];
 static pgm_job_t *job;
 
+static char *printed(void (*fn)(FILE *, void *), void *arg);
+
 static void
 setup(void)
 {
@@ -234,6 +236,33 @@ START_TEST(test_unchained_prefix)
 	ck_assert_int_eq(r.broken_line, 0);
 	ck_assert_ptr_nonnull(strstr(r.reason, "lines 1 to 1 were written before"));
 	pgm_audit_check_free(&r);
+}
+END_TEST
+
+static void
+print_chain(FILE *f, void *chain)
+{
+	ck_assert_int_eq(pgm_cli_output_chain(f, "shop", chain), PGM_EXIT_FAILED);
+}
+
+/* the verdicts as pgmover prints them: a broken line with both hashes; a trail older than its chain */
+START_TEST(test_chain_verdicts)
+{
+	cJSON *broken = cJSON_Parse("{\"intact\":false,\"lines\":9,\"broken\":{\"line\":4,\"reason\":\"line 4 was "
+				    "changed\",\"expected\":\"aa\",\"found\":\"bb\"}}");
+	cJSON *old = cJSON_Parse("{\"intact\":false,\"lines\":9,\"unchained_lines\":2,\"broken\":{\"reason\":"
+				 "\"lines 1 to 2 were written before the audit trail was chained\"}}");
+	char *text = printed(print_chain, broken);
+
+	ck_assert_str_eq(text, "audit trail of shop: BROKEN at line 4 of 9\n  line 4 was changed\n  expected: aa\n"
+			       "  found:    bb\n");
+	free(text);
+	text = printed(print_chain, old);
+	ck_assert_str_eq(text, "audit trail of shop: NOT VERIFIED whole\n  lines 1 to 2 were written before the audit "
+			       "trail was chained\n");
+	free(text);
+	cJSON_Delete(broken);
+	cJSON_Delete(old);
 }
 END_TEST
 
@@ -509,6 +538,7 @@ pgm_test_suite(void)
 	suite_add_tcase(s, chain);
 	tcase_add_checked_fixture(text, setup, teardown);
 	tcase_add_test(text, test_event_lines);
+	tcase_add_test(text, test_chain_verdicts);
 	tcase_add_test(text, test_summary);
 	tcase_add_test(text, test_summary_open);
 	suite_add_tcase(s, text);
