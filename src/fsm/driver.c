@@ -222,9 +222,8 @@ pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char 
 	job->progress = NULL;
 	if (ev == PGM_EV_ERROR) {
 		/* the reason belongs to the evidence: "error: <message>" */
-		char *outcome = pgm_asprintf("error: %s", pgm_json_str(job->error, "message")
-								  ? pgm_json_str(job->error, "message")
-								  : "(no message)");
+		const char *why = pgm_json_str(job->error, "message");
+		char *outcome = pgm_asprintf("error: %s", why ? why : "(no message)");
 
 		pgm_job_audit(job, peer, pgm_event_name(ev), pgm_state_name(from), pgm_state_name(to), outcome);
 		free(outcome);
