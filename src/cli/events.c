@@ -326,11 +326,39 @@ phase_print(FILE *out, const char *name, stay_t s, int64_t now, const char *deta
 }
 
 /*
+ * One freeze that began at in: how long writes were stopped, until the end
+ * of the cutover that followed (writes go to the target), of a thaw, or of
+ * an abort -- whichever came first; "so far" while none has.
+ */
+static void
+freeze_print(FILE *out, const char *label, const cJSON *events, int64_t in, int64_t now)
+{
+	int64_t cut = entered_after(events, "rollback_window", in, NULL);
+	int64_t thawed = entered_after(events, "synced", in, NULL);
+	int64_t aborted = entered_after(events, "aborted", in, NULL);
+	int64_t end = cut;
+	const char *how = "cutover done";
+	char a[32], b[64], c[64];
+
+	if (end < 0 || (thawed >= 0 && thawed < end))
+		end = thawed, how = "thawed";
+	if (end < 0 || (aborted >= 0 && aborted < end))
+		end = aborted, how = "aborted, source thawed";
+	if (end >= 0)
+		fprintf(out, "  %-16s %s  (frozen %s → %s %s)\n", label, ms_format((double) (end - in), a, sizeof(a)),
+			pgm_cli_local_time(in, b, sizeof(b)), how, pgm_cli_local_time(end, c, sizeof(c)));
+	else
+		fprintf(out, "  %-16s %s so far  (frozen since %s)\n", label,
+			ms_format((double) (now - in), a, sizeof(a)), pgm_cli_local_time(in, b, sizeof(b)));
+}
+
+/*
  * pgm_cli_output_summary prints what an auditor asks first: how long
  * writes were stopped (from the last freeze to the end of the cutover, or
- * to the end of a thaw), how long each phase took, and what verification
- * compared (tables, rows, differences). now is the time of an open phase's
- * "so far" (the current time; a parameter for the tests).
+ * to the end of a thaw; each earlier freeze, thawed, on a line of its
+ * own), how long each phase took, and what verification compared
+ * (tables, rows, differences). now is the time of an open phase's "so
+ * far" (the current time; a parameter for the tests).
  */
 void
 pgm_cli_output_summary(FILE *out, const cJSON *status, const cJSON *events, int64_t now)
@@ -338,30 +366,21 @@ pgm_cli_output_summary(FILE *out, const cJSON *status, const cJSON *events, int6
 	const cJSON *verify = cJSON_GetObjectItemCaseSensitive(status, "verify");
 	stay_t freeze = last_stay(events, "freezing"), window = last_stay(events, "rollback_window");
 	char a[32], b[64], c[64], detail[256];
+	const cJSON *e;
 
 	fprintf(out, "summary of %s (%s, method %s)\n", pgm_cli_json_string(status, "name", "?"),
 		pgm_cli_json_string(status, "state", "?"), pgm_cli_json_string(status, "method", "?"));
 	if (freeze.in >= 0) {
-		const cJSON *by = NULL;
-		int64_t cut = entered_after(events, "rollback_window", freeze.in, &by);
-		int64_t thawed = entered_after(events, "synced", freeze.in, NULL);
-		int64_t aborted = entered_after(events, "aborted", freeze.in, NULL);
-		int64_t end = cut;
-		const char *how = "cutover done";
+		freeze_print(out, "write downtime", events, freeze.in, now);
+		/* the freezes before the last one, each ended by a thaw */
+		cJSON_ArrayForEach (e, events) {
+			const char *from = pgm_cli_json_string(e, "from", NULL);
+			const char *to = pgm_cli_json_string(e, "to", NULL);
 
-		if (end < 0 || (thawed >= 0 && thawed < end))
-			end = thawed, how = "thawed";
-		if (end < 0 || (aborted >= 0 && aborted < end))
-			end = aborted, how = "aborted, source thawed";
-		if (end >= 0)
-			fprintf(out, "  %-16s %s  (frozen %s → %s %s)\n", "write downtime",
-				ms_format((double) (end - freeze.in), a, sizeof(a)),
-				pgm_cli_local_time(freeze.in, b, sizeof(b)), how,
-				pgm_cli_local_time(end, c, sizeof(c)));
-		else
-			fprintf(out, "  %-16s %s so far  (frozen since %s)\n", "write downtime",
-				ms_format((double) (now - freeze.in), a, sizeof(a)),
-				pgm_cli_local_time(freeze.in, b, sizeof(b)));
+			if (to != NULL && strcmp(to, "freezing") == 0 && (from == NULL || strcmp(from, to) != 0) &&
+			    event_ms(e) < freeze.in)
+				freeze_print(out, "  and earlier", events, event_ms(e), now);
+		}
 	} else
 		fprintf(out, "  %-16s none: the source was never frozen\n", "write downtime");
 	phase_print(out, "sync", last_stay(events, "syncing"), now,

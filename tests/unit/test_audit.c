@@ -496,6 +496,53 @@ START_TEST(test_summary)
 }
 END_TEST
 
+/* frozen, thawed, frozen again: each freeze is counted, the last one first */
+START_TEST(test_summary_thawed)
+{
+	summary_arg_t a = {fixture_status(false), fixture_events(), 0};
+	const char *moves[][3] = {
+		{"freezing", "frozen", "3000"}, {"frozen", "thawing", "4000"}, {"thawing", "synced", "4500"}};
+	char *text;
+
+	/* a freeze at 07:30:30, thawed at 07:30:34.5, before the one at 07:31:00: after line 4 */
+	/* (not cJSON_InsertItemInArray: Debian 12's libcjson 1.7.15-1+deb12u4 refuses an insert inside an array) */
+	cJSON *events = cJSON_CreateArray(), *e;
+	int n = 0;
+
+	while ((e = cJSON_DetachItemFromArray(a.events, 0)) != NULL) {
+		cJSON_AddItemToArray(events, e);
+		if (++n != 4)
+			continue;
+		for (int i = -1; i < 3; i++) {
+			char ts[40];
+
+			e = cJSON_CreateObject();
+			pgm_format_time(1764747030000 + (i < 0 ? 0 : atoi(moves[i][2])), ts, sizeof(ts));
+			cJSON_AddStringToObject(e, "time", ts);
+			cJSON_AddStringToObject(e, "by", "pgmoverd");
+			cJSON_AddStringToObject(e, "event", i < 0 ? "freeze" : "done");
+			cJSON_AddStringToObject(e, "from", i < 0 ? "synced" : moves[i][0]);
+			cJSON_AddStringToObject(e, "to", i < 0 ? "freezing" : moves[i][1]);
+			cJSON_AddItemToArray(events, e);
+		}
+	}
+	cJSON_Delete(a.events);
+	a.events = events;
+	setenv("TZ", "UTC", 1);
+	tzset();
+	text = printed(print_summary, &a);
+	ck_assert_ptr_nonnull(strstr(text,
+				     "  write downtime   10s  (frozen 2025-12-03 07:31:00 UTC → cutover done "
+				     "2025-12-03 07:31:10 UTC)\n"
+				     "    and earlier    4.5s  (frozen 2025-12-03 07:30:30 UTC → thawed 2025-12-03 "
+				     "07:30:34 UTC)\n"
+				     "  sync "));
+	free(text);
+	cJSON_Delete(a.status);
+	cJSON_Delete(a.events);
+}
+END_TEST
+
 /* a job still frozen, with differences: "so far", and what differs */
 START_TEST(test_summary_open)
 {
@@ -540,6 +587,7 @@ pgm_test_suite(void)
 	tcase_add_test(text, test_event_lines);
 	tcase_add_test(text, test_chain_verdicts);
 	tcase_add_test(text, test_summary);
+	tcase_add_test(text, test_summary_thawed);
 	tcase_add_test(text, test_summary_open);
 	suite_add_tcase(s, text);
 	return s;
