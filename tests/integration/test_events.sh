@@ -2,8 +2,8 @@
 # Integration test of the audit trail's evidence: `pgmover events` and its hash chain.
 #
 #   1. a job that fails (its error is the outcome in the trail), then a real dump job on
-#      the Heroku-like test bed, created -> completed (with a command refused on the way),
-#      then `events`: one readable line per audit.jsonl line (local
+#      the Heroku-like test bed, created -> completed (with a command refused on the way,
+#      and a freeze thawed before the last one), then `events`: one readable line per audit.jsonl line (local
 #      time, who, command, from -> to, outcome), and a summary whose numbers are those of
 #      state.json (verification) and of the trail's own times (write downtime)
 #   2. the chain checked by an implementation of its own here (sha256sum over each line),
@@ -135,8 +135,13 @@ whole_job() {
     # refused: a cutover before the freeze is refused and audited as such
     pgm cutover ev >/dev/null 2>&1
     t_assert_eq "cutover before the freeze is refused" "1" "$?"
+    # a freeze thawed, then the freeze that stays: both count as write downtime
     cmd "freeze" freeze ev
     wait_state "verified" ev verified 120
+    cmd "thaw" thaw ev
+    wait_state "thawed: synced" ev synced 60
+    cmd "freeze again" freeze ev
+    wait_state "verified again" ev verified 120
     cmd "cutover" cutover ev
     wait_state "rollback_window" ev rollback_window 60
     cmd "finish" finish ev
@@ -213,11 +218,17 @@ win=$(entered rollback_window)
 down=$(dur $(($(ms_of "$win") - $(ms_of "$frz"))))
 t_assert_contains "summary: write downtime from the freeze to the cutover ($down)" "$SUMMARY" \
     "write downtime   $down  (frozen $(date -d "$frz" '+%Y-%m-%d %H:%M:%S %Z') → cutover done $(date -d "$win" '+%Y-%m-%d %H:%M:%S %Z'))"
+frz1=$(jq -r 'select(.to == "freezing" and .from != .to) | .time' "$AUDIT" | head -n 1)
+thawed=$(jq -r 'select(.from == "thawing" and .to == "synced") | .time' "$AUDIT" | head -n 1)
+t_check "the first freeze is not the last" test "$frz1" != "$frz"
+t_assert_contains "summary: the earlier freeze, thawed ($(dur $(($(ms_of "$thawed") - $(ms_of "$frz1")))))" "$SUMMARY" \
+    "    and earlier    $(dur $(($(ms_of "$thawed") - $(ms_of "$frz1"))))  (frozen $(date -d "$frz1" '+%Y-%m-%d %H:%M:%S %Z') → thawed $(date -d "$thawed" '+%Y-%m-%d %H:%M:%S %Z'))"
+assert_match "events: the thaw" "$(row_of "$(line_of '"command":"thaw"')")" ' thaw +verified → thawing +ok$'
 reh=$(dur "$(jq '.facts.copies.rehearsal.duration_ms' "$STATE")")
 fin=$(dur "$(jq '.facts.copies.final.duration_ms' "$STATE")")
 t_assert_contains "summary: the sync phase with the rehearsal copy's time ($reh)" "$SUMMARY" "(rehearsal copy $reh"
 t_assert_contains "summary: the freeze phase with the final copy's time ($fin)" "$SUMMARY" "(final copy $fin"
-ver=$(dur $(($(ms_of "$(jq -r 'select(.from == "verifying" and .to == "verified") | .time' "$AUDIT")") - $(ms_of "$(entered verifying)"))))
+ver=$(dur $(($(ms_of "$(jq -r 'select(.from == "verifying" and .to == "verified") | .time' "$AUDIT" | tail -n 1)") - $(ms_of "$(entered verifying)"))))
 t_assert_contains "summary: the verify phase ($ver)" "$SUMMARY" "  verify           $ver"
 t_assert_contains "summary: the rollback window, closed by finish" "$SUMMARY" "(closed by finish)"
 t_assert_contains "summary: the cutover phase" "$SUMMARY" "  cutover          "
