@@ -108,6 +108,7 @@ say "finish: close the rollback window"
 build/pgmover finish shop
 wait_state completed
 build/pgmover status shop
-say "audit trail ($work/state/shop/audit.jsonl)"
-cut -c1-160 "$work/state/shop/audit.jsonl"
+say "audit trail ($work/state/shop/audit.jsonl, hash-chained) and the summary"
+build/pgmover events shop
+build/pgmover events shop --check
 say "demo finished: the target holds the source's data"

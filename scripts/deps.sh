@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential meson ninja-build pkg-config   # the build
     libpq-dev libuv1-dev libcjson-dev check        # libraries (check: unit tests)
+    libssl-dev                                     # libcrypto's SHA-256 for the audit trail's hash chain
     postgresql-15 postgresql-15-pglogical          # servers for tests and the demo
     postgresql-client-15 pgbouncer pgcopydb        # client tools, peers in bench/
     openssl procps iproute2 jq bc python3          # TLS certs, pgrep, ss; jq, bc, python3 (a loopback DNS server) for tests and bench

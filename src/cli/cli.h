@@ -76,7 +76,9 @@ typedef enum pgm_cli_option_id_e {
 	PGM_CLI_OPT_NO_TRAFFIC_SWITCH,
 	PGM_CLI_OPT_VERBOSE,
 	PGM_CLI_OPT_UNTIL,
-	PGM_CLI_OPT_FORCE
+	PGM_CLI_OPT_FORCE,
+	PGM_CLI_OPT_CHECK,
+	PGM_CLI_OPT_SUMMARY
 } pgm_cli_option_id_t;
 
 #define PGM_CLI_OPT_BIT(id) (1u << (id))
@@ -107,6 +109,8 @@ typedef struct pgm_cli_args_s {
 	bool per_table;         /* status --tables: each table's progress */
 	const char *until;      /* watch --until STATE */
 	bool force;             /* delete --force: archive a corrupt job's folder */
+	bool check;             /* events --check: the hash chain only */
+	bool summary;           /* events --summary: the summary in any state */
 	unsigned given;         /* PGM_CLI_OPT_BITs of the options seen */
 	int rest_argc;          /* argc for the in-process commands */
 	char **rest_argv;       /* command word, then all but global options */
@@ -185,6 +189,13 @@ extern void pgm_cli_output_tables(FILE *out, const cJSON *status);
 extern void pgm_cli_output_status_table(FILE *out, const cJSON *jobs);
 extern void pgm_cli_output_describe(FILE *out, const cJSON *machine);
 extern void pgm_cli_output_event(FILE *out, const cJSON *event);
+
+/* events.c: the audit trail for a person */
+extern const char *pgm_cli_local_time(int64_t ms, char *buf, size_t size);
+extern const char *pgm_cli_event_outcome(const cJSON *event, char *buf, size_t size);
+extern void pgm_cli_output_event_lines(FILE *out, const cJSON *events);
+extern int pgm_cli_output_chain(FILE *out, const char *job, const cJSON *chain);
+extern void pgm_cli_output_summary(FILE *out, const cJSON *status, const cJSON *events, int64_t now);
 
 /*
  * In-process commands: plan.c and compare.c run the pgmover library's

@@ -21,6 +21,7 @@
 #endif
 
 #include "cli.h"
+#include "common/util.h"
 #include "fsm/fsm.h"
 
 #ifndef PGM_VERSION
@@ -34,6 +35,7 @@ static int cmd_cutover(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_status(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_delete(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int cmd_events(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_verify(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_plan(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_help(pgm_cli_args_t *args, const pgm_cli_command_t *command);
@@ -63,6 +65,12 @@ const pgm_cli_command_t pgm_cli_commands[] = {
 	{"watch", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_BIT(PGM_CLI_OPT_UNTIL), cmd_watch, NULL,
 	 "watch JOB [--until STATE]",
 	 "follow a job's transitions and progress ticks, until the job ends, fails (exit 1) or reaches STATE"},
+	{"events", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED,
+	 PGM_CLI_OPT_BIT(PGM_CLI_OPT_CHECK) | PGM_CLI_OPT_BIT(PGM_CLI_OPT_SUMMARY), cmd_events, NULL,
+	 "events JOB [--summary]\nevents JOB --check",
+	 "show a job's audit trail and check its hash chain, one line per event, then the chain's head and, for "
+	 "an ended job (or with --summary), the write downtime, each phase's time and what verification compared; "
+	 "--check: only verify the chain, exit 1 naming the first broken line"},
 	{"jobs", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_NONE, 0, cmd_daemon, render_jobs, "jobs", "list the jobs"},
 	{"freeze", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "freeze JOB",
 	 "stop writes on the source, take the final copy or drain replication"},
@@ -508,6 +516,68 @@ cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	pgm_cli_reply_free(&reply);
 	pgm_cli_conn_close(&client);
 	return pgm_cli_interrupted ? PGM_EXIT_OK : rc;
+}
+
+/*
+ * cmd_events asks for the job's audit trail (args.check: the chain's
+ * verdict only) and prints it for a person: the events, the verdict, and
+ * the summary for a job that has ended or with --summary. --check exits 1
+ * when the chain is broken, as does --json --check.
+ */
+static int
+cmd_events(pgm_cli_args_t *args, const pgm_cli_command_t *command)
+{
+	pgm_cli_conn_t client;
+	pgm_cli_reply_t reply;
+	cJSON *req_args = cJSON_CreateObject();
+	const cJSON *chain, *status;
+	int rc;
+
+	if (args->check && args->summary) {
+		cJSON_Delete(req_args);
+		pgm_cli_output_error("\"events --check\" takes no --summary");
+		pgm_cli_usage_hint(command);
+		return PGM_EXIT_USAGE;
+	}
+	if (req_args == NULL || (args->check && cJSON_AddTrueToObject(req_args, "check") == NULL)) {
+		cJSON_Delete(req_args);
+		pgm_cli_output_error("out of memory building the \"events\" request");
+		pgm_cli_output_hint("free some memory and retry the command");
+		return PGM_EXIT_FAILED;
+	}
+	rc = cli_request(args, &client, command->name, req_args, &reply);
+	if (rc == PGM_EXIT_OK) {
+		chain = cJSON_GetObjectItemCaseSensitive(reply.result, "chain");
+		status = cJSON_GetObjectItemCaseSensitive(reply.result, "status");
+		if (!args->json && !args->check) {
+			double omitted = 0;
+
+			pgm_cli_json_number(reply.result, "omitted", &omitted);
+			if (omitted > 0)
+				printf("(%.0f older events left out: the whole trail is in state_dir/%s/audit.jsonl)\n",
+				       omitted, args->job);
+			pgm_cli_output_event_lines(stdout, cJSON_GetObjectItemCaseSensitive(reply.result, "events"));
+			putchar('\n');
+		}
+		if (args->json) {
+			if (args->check && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(chain, "intact")))
+				rc = PGM_EXIT_FAILED;
+		} else {
+			int chain_rc = pgm_cli_output_chain(stdout, args->job, chain);
+
+			if (args->check)
+				rc = chain_rc;
+		}
+		if (!args->json && !args->check &&
+		    (args->summary || state_is_terminal(pgm_cli_json_string(status, "state", NULL)))) {
+			putchar('\n');
+			pgm_cli_output_summary(stdout, status, cJSON_GetObjectItemCaseSensitive(reply.result, "events"),
+					       pgm_now_ms());
+		}
+	}
+	pgm_cli_reply_free(&reply);
+	pgm_cli_conn_close(&client);
+	return rc;
 }
 
 /*

@@ -28,7 +28,8 @@ static const cli_option_t cli_options[] = {
 	{"method", 0, true, PGM_CLI_OPT_METHOD},      {"set", 0, true, PGM_CLI_OPT_SET},
 	{"tables", 0, true, PGM_CLI_OPT_TABLES},      {"no-traffic-switch", 0, false, PGM_CLI_OPT_NO_TRAFFIC_SWITCH},
 	{"verbose", 'v', false, PGM_CLI_OPT_VERBOSE}, {"until", 0, true, PGM_CLI_OPT_UNTIL},
-	{"force", 0, false, PGM_CLI_OPT_FORCE},       {NULL, 0, false, 0}};
+	{"force", 0, false, PGM_CLI_OPT_FORCE},       {"check", 0, false, PGM_CLI_OPT_CHECK},
+	{"summary", 0, false, PGM_CLI_OPT_SUMMARY},   {NULL, 0, false, 0}};
 
 /*
  * option_find looks an option up by long name (name_len bytes of name) or,
@@ -113,6 +114,12 @@ option_apply(pgm_cli_args_t *args, const cli_option_t *option, const char *value
 		break;
 	case PGM_CLI_OPT_FORCE:
 		args->force = true;
+		break;
+	case PGM_CLI_OPT_CHECK:
+		args->check = true;
+		break;
+	case PGM_CLI_OPT_SUMMARY:
+		args->summary = true;
 		break;
 	case PGM_CLI_OPT_SET:
 		eq = strchr(value, '=');

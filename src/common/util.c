@@ -302,11 +302,17 @@ cleanup:
 bool
 pgm_file_append_line(const char *path, const char *data, int mode)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, (mode_t) mode);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
 	size_t len = strlen(data);
+	bool created = false;
 	char *line;
 	bool ok;
 
+	/* a file created here is durable only once its directory entry is */
+	if (fd < 0 && errno == ENOENT) {
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, (mode_t) mode);
+		created = fd >= 0;
+	}
 	if (fd < 0)
 		return false;
 	line = pgm_malloc(len + 1);
@@ -316,6 +322,8 @@ pgm_file_append_line(const char *path, const char *data, int mode)
 	free(line);
 	if (close(fd) != 0)
 		ok = false;
+	if (ok && created)
+		ok = fsync_parent(path);
 	return ok;
 }
 

@@ -9,8 +9,10 @@
 #include "common/settings.h"
 #include "common/util.h"
 #include "daemon/control.h"
+#include "fsm/audit.h"
 #include "pgm_config.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -271,6 +273,114 @@ cmd_watch(pgm_cmd_ctx_t *ctx)
 	return true;
 }
 
+/* the check's findings as the protocol's "chain" object */
+static cJSON *
+chain_json(const pgm_job_t *job, const pgm_audit_check_t *r)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *genesis = pgm_audit_genesis_text(job->name, job->created_ms);
+
+	cJSON_AddBoolToObject(o, "intact", r->intact);
+	cJSON_AddNumberToObject(o, "lines", r->lines);
+	cJSON_AddNumberToObject(o, "unchained_lines", r->unchained);
+	/* the head proves something only for an intact chain */
+	if (r->intact)
+		cJSON_AddStringToObject(o, "head", r->head);
+	cJSON_AddStringToObject(o, "genesis", genesis);
+	if (r->broken_line > 0 || r->reason) {
+		cJSON *b = cJSON_AddObjectToObject(o, "broken");
+
+		if (r->broken_line > 0)
+			cJSON_AddNumberToObject(b, "line", r->broken_line);
+		cJSON_AddStringToObject(b, "reason", r->reason ? r->reason : "broken");
+		if (r->expected[0])
+			cJSON_AddStringToObject(b, "expected", r->expected);
+		if (r->found[0])
+			cJSON_AddStringToObject(b, "found", r->found);
+	}
+	free(genesis);
+	return o;
+}
+
+/* at most this many events in a reply (the newest); the check reads them all */
+#define EVENTS_MAX 10000
+
+/*
+ * events: the job's audit trail, read-only (not audited itself: the trail
+ * would change under the check). args.check: the hash chain's verdict
+ * only. Otherwise the events (parsed lines, the newest EVENTS_MAX), the
+ * verdict, and the job's status for the summary the client prints. The
+ * end of the trail is compared with the head pgmoverd keeps: a last line
+ * changed or removed since pgmoverd wrote it shows there, where no later
+ * line's "prev" covers it.
+ */
+static bool
+cmd_events(pgm_cmd_ctx_t *ctx)
+{
+	pgm_job_t *job = need_job(ctx);
+	char *path, *buf, genesis[PGM_AUDIT_HASH_HEX];
+	size_t len = 0;
+	pgm_audit_check_t r;
+
+	if (job == NULL)
+		return false;
+	path = pgm_asprintf("%s/audit.jsonl", job->dir);
+	buf = pgm_file_read(path, (size_t) 1 << 30, &len);
+	if (buf == NULL && errno != ENOENT) {
+		char *msg = pgm_asprintf("could not read the audit trail \"%s\": %s", path, strerror(errno));
+
+		free(path);
+		return fail(ctx, PGM_ERR_INTERNAL, msg, pgm_strdup("check the permissions of state_dir"));
+	}
+	free(path);
+	pgm_audit_genesis(job->name, job->created_ms, genesis);
+	pgm_audit_check(buf ? buf : "", buf ? len : 0, genesis, &r);
+	if (r.intact && job->audit_head_known && strcmp(r.head, job->audit_head) != 0) {
+		r.intact = false;
+		r.broken_line = r.lines;
+		if (r.lines == 0)
+			r.reason =
+				pgm_strdup("the trail is empty, but pgmoverd has written lines to it (it was removed "
+					   "or emptied)");
+		else
+			r.reason = pgm_asprintf(
+				"the trail does not end with the line pgmoverd wrote last: its last line "
+				"(%d) hashes to %s, pgmoverd's head is %s (the last line changed, or lines "
+				"removed from the end)",
+				r.lines, r.head, job->audit_head);
+		snprintf(r.expected, sizeof(r.expected), "%s", job->audit_head);
+		snprintf(r.found, sizeof(r.found), "%s", r.head);
+	}
+	ctx->result = cJSON_CreateObject();
+	cJSON_AddStringToObject(ctx->result, "name", job->name);
+	cJSON_AddItemToObject(ctx->result, "chain", chain_json(job, &r));
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ctx->args, "check"))) {
+		cJSON *events = cJSON_AddArrayToObject(ctx->result, "events");
+		int n = 0, skip = r.lines > EVENTS_MAX ? r.lines - EVENTS_MAX : 0;
+
+		for (char *line = buf, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+			cJSON *e;
+
+			nl = strchr(line, '\n');
+			if (n++ < skip)
+				continue;
+			e = cJSON_ParseWithLength(line, nl ? (size_t) (nl - line) : strlen(line));
+			if (!cJSON_IsObject(e)) {
+				cJSON_Delete(e);
+				e = cJSON_CreateObject();
+				cJSON_AddStringToObject(e, "unreadable", "not a JSON object");
+			}
+			cJSON_AddNumberToObject(e, "line", n);
+			cJSON_AddItemToArray(events, e);
+		}
+		cJSON_AddNumberToObject(ctx->result, "omitted", skip);
+		cJSON_AddItemToObject(ctx->result, "status", pgm_job_status(job));
+	}
+	pgm_audit_check_free(&r);
+	free(buf);
+	return true;
+}
+
 /*
  * The commands, in the order the unknown_command hint lists them. The CLI
  * has a row for each (src/cli/commands.c) whose one-line help starts with
@@ -296,6 +406,7 @@ const pgm_command_t pgm_commands[] = {
 	{"watch", true, PGM_READ_ONLY, cmd_watch, "follow a job's transitions and progress ticks"},
 	{"set", true, PGM_CHANGES, cmd_set, "change a job's options where no step is reading them"},
 	{"delete", true, PGM_CHANGES, cmd_delete, "remove a job that has ended; its state and audit trail are kept"},
+	{"events", true, PGM_READ_ONLY, cmd_events, "show a job's audit trail and check its hash chain"},
 	{NULL, false, PGM_ACCESS_UNSET, NULL, NULL}};
 
 /* "version, describe, ...": every command of the table, in its order (malloc'd) */

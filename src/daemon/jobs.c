@@ -251,6 +251,27 @@ add_corrupt(pgm_daemon_t *d, const char *name, const char *dir, char *problem)
 }
 
 /*
+ * A job taken back at start: its audit trail's head from the trail's last
+ * line (a torn end cut off), and a "resume" line that says what was
+ * repaired -- the audit log records each start of pgmoverd that took the
+ * job back.
+ */
+static void
+audit_resume(pgm_job_t *job)
+{
+	char *note = NULL, *outcome;
+
+	if (!pgm_audit_recover(job, &note))
+		pgm_error("job %s: could not read the end of its audit trail: %s", job->name, strerror(errno));
+	if (note)
+		pgm_warning("job %s: %s", job->name, note);
+	outcome = note ? pgm_asprintf("ok: %s", note) : pgm_strdup("ok");
+	pgm_job_audit(job, NULL, "resume", pgm_state_name(job->state), pgm_state_name(job->state), outcome);
+	free(outcome);
+	free(note);
+}
+
+/*
  * At start, load every job in state_dir and schedule each to resume. A
  * missing state_dir is created; any other error opening it returns false,
  * and pgmoverd does not start rather than run as if it had no jobs. What
@@ -318,8 +339,7 @@ pgm_jobs_load_all(pgm_daemon_t *d)
 		pgm_job_attach(job, &d->host);
 		n++;
 		pgm_info("job %s: loaded in state %s", job->name, pgm_state_name(job->state));
-		/* the audit log records each start of pgmoverd that took the job back */
-		pgm_job_audit(job, NULL, "resume", pgm_state_name(job->state), pgm_state_name(job->state), "ok");
+		audit_resume(job);
 		/* its step starts from the kick once the loop runs, after every job is loaded */
 		pgm_job_schedule_resume(job);
 	}

@@ -220,7 +220,15 @@ pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char 
 	/* progress was the old step's */
 	cJSON_Delete(job->progress);
 	job->progress = NULL;
-	pgm_job_audit(job, peer, pgm_event_name(ev), pgm_state_name(from), pgm_state_name(to), "ok");
+	if (ev == PGM_EV_ERROR) {
+		/* the reason belongs to the evidence: "error: <message>" */
+		const char *why = pgm_json_str(job->error, "message");
+		char *outcome = pgm_asprintf("error: %s", why ? why : "(no message)");
+
+		pgm_job_audit(job, peer, pgm_event_name(ev), pgm_state_name(from), pgm_state_name(to), outcome);
+		free(outcome);
+	} else
+		pgm_job_audit(job, peer, pgm_event_name(ev), pgm_state_name(from), pgm_state_name(to), "ok");
 	pgm_info("job %s: %s -> %s: %s", job->name, pgm_state_name(from), pgm_state_name(to), t->comment);
 
 	event = cJSON_CreateObject();

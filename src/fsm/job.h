@@ -15,6 +15,7 @@
 
 #include "common/settings.h"
 #include "common/util.h"
+#include "fsm/audit.h"
 #include "fsm/fsm.h"
 #include "pg/pgasync.h"
 #include "pg/proc.h"
@@ -83,13 +84,15 @@ struct pgm_job {
 	int64_t rollback_deadline_ms;
 
 	/* runtime only */
-	pgm_host_t *host;     /* the loop and the registry the job lives in */
-	char *dir;            /* state_dir/<name> */
-	pgm_step_t *step;     /* running step or NULL */
-	pgm_step_t *ended;    /* finished step awaiting release */
-	pgm_event_t pending;  /* event the finished step raised */
-	uv_timer_t *kick;     /* runs pending work from a fresh stack */
-	bool kick_start_step; /* the kick starts the step of last_row */
+	pgm_host_t *host;                    /* the loop and the registry the job lives in */
+	char *dir;                           /* state_dir/<name> */
+	pgm_step_t *step;                    /* running step or NULL */
+	pgm_step_t *ended;                   /* finished step awaiting release */
+	pgm_event_t pending;                 /* event the finished step raised */
+	uv_timer_t *kick;                    /* runs pending work from a fresh stack */
+	bool kick_start_step;                /* the kick starts the step of last_row */
+	char audit_head[PGM_AUDIT_HASH_HEX]; /* the hash the next audit line carries as "prev" */
+	bool audit_head_known;               /* false: read it from audit.jsonl's end first */
 	pgm_job_t *next;
 };
 

@@ -343,12 +343,12 @@ START_TEST(test_version_describe_jobs)
 		ck_assert_ptr_nonnull(cJSON_GetStringValue(cJSON_GetObjectItem(c, "help")));
 		n++;
 	}
-	/* the commands of DESIGN.md, set and delete, and every operator event is one of them */
-	ck_assert_int_eq(n, 17);
+	/* the commands of DESIGN.md, set, delete and events, and every operator event is one of them */
+	ck_assert_int_eq(n, 18);
 	{
 		static const char *global[] = {"version", "describe", "jobs", "status"};
 		static const char *per_job[] = {"create", "start", "freeze", "thaw",  "verify", "cutover", "rollback",
-						"finish", "abort", "retry",  "watch", "set",    "delete"};
+						"finish", "abort", "retry",  "watch", "set",    "delete",  "events"};
 
 		for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++)
 			ck_assert_msg(!pgm_command_find(global[i])->needs_job, "%s needs a job", global[i]);
@@ -1038,6 +1038,79 @@ START_TEST(test_error_reply_codes)
 }
 END_TEST
 
+/*
+ * events: the audit trail parsed, with the chain's verdict and the status;
+ * check: the verdict alone. The trail edited behind pgmoverd's back is
+ * found: a line in the middle by the chain, the last line by the head
+ * pgmoverd keeps. events itself is not audited.
+ */
+START_TEST(test_events)
+{
+	cJSON *r;
+	const cJSON *chain;
+	char *path, *text, *p;
+
+	cJSON_Delete(create_job("ev", NULL));
+	/* audited: one set taken, one refused */
+	cJSON_Delete(request_ok(
+		"{\"id\": 2, \"cmd\": \"set\", \"job\": \"ev\", \"args\": {\"options\": {\"jobs\": \"3\"}}}"));
+	cJSON_Delete(request_err(
+		"{\"id\": 3, \"cmd\": \"set\", \"job\": \"ev\", \"args\": {\"options\": {\"jobs\": \"x\"}}}",
+		"invalid_argument", true));
+	r = request_ok("{\"id\": 4, \"cmd\": \"events\", \"job\": \"ev\"}");
+	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "events")), 3);
+	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(
+				 cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "events"), 1),
+				 "outcome")),
+			 "ok: jobs");
+	ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(
+				 cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "status"), "state")),
+			 "created");
+	chain = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "chain");
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(chain, "intact")));
+	ck_assert_int_eq(strlen(cJSON_GetStringValue(cJSON_GetObjectItem(chain, "head"))), 64);
+	cJSON_Delete(r);
+	r = request_ok("{\"id\": 5, \"cmd\": \"events\", \"job\": \"ev\", \"args\": {\"check\": true}}");
+	ck_assert_ptr_null(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "events"));
+	chain = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "chain");
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(chain, "intact")));
+	/* neither events request was audited */
+	ck_assert_int_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(chain, "lines")), 3);
+	cJSON_Delete(r);
+
+	/* line 2's outcome edited: line 2 is named */
+	path = job_file("ev", "audit.jsonl");
+	text = read_job_file("ev", "audit.jsonl");
+	p = strstr(text, "ok: jobs");
+	ck_assert_ptr_nonnull(p);
+	p[0] = 'O';
+	ck_assert(pgm_file_replace(path, text, strlen(text), 0600));
+	r = request_ok("{\"id\": 6, \"cmd\": \"events\", \"job\": \"ev\", \"args\": {\"check\": true}}");
+	chain = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "chain");
+	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(chain, "intact")));
+	ck_assert_ptr_null(cJSON_GetObjectItem(chain, "head"));
+	ck_assert_int_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(chain, "broken"), "line")), 2);
+	cJSON_Delete(r);
+	/* back as it was, then the last line edited: pgmoverd's head names it */
+	p[0] = 'o';
+	p = strstr(p + 1, "refused: invalid_argument");
+	ck_assert_ptr_nonnull(p);
+	p[0] = 'R';
+	ck_assert(pgm_file_replace(path, text, strlen(text), 0600));
+	r = request_ok("{\"id\": 7, \"cmd\": \"events\", \"job\": \"ev\", \"args\": {\"check\": true}}");
+	chain = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "chain");
+	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(chain, "intact")));
+	ck_assert_int_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(chain, "broken"), "line")), 3);
+	ck_assert_ptr_nonnull(
+		strstr(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(chain, "broken"), "reason")),
+		       "pgmoverd wrote last"));
+	cJSON_Delete(r);
+	cJSON_Delete(request_err("{\"id\": 8, \"cmd\": \"events\", \"job\": \"nope\"}", "no_such_job", true));
+	free(text);
+	free(path);
+}
+END_TEST
+
 Suite *
 pgm_test_suite(void)
 {
@@ -1068,6 +1141,7 @@ pgm_test_suite(void)
 	tcase_add_test(jobs, test_delete_job);
 	tcase_add_test(jobs, test_corrupt_job);
 	tcase_add_test(req, test_command_access);
+	tcase_add_test(jobs, test_events);
 	suite_add_tcase(s, jobs);
 	return s;
 }
