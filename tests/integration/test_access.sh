@@ -183,7 +183,7 @@ t_assert_eq "reader: create refused (exit 1)" 1 "$RC"
 t_assert_contains "... the uid named" "$ERR" "permission denied: pgmacc_r (uid $UID_R) may not run \"create\""
 t_assert_contains "... who may" "$ERR" "admin_users (pgmacc_u) and the members of admin_group (pgmacc_adm)"
 t_assert_contains "... how to grant it, in the file the daemon read" "$ERR" "add the user to admin_users, or to the group named by admin_group, in $CONF"
-t_assert_contains "... and what needs no grant" "$ERR" "the read-only commands (version, describe, jobs, status, watch) need no grant"
+t_assert_contains "... and what needs no grant" "$ERR" "the read-only commands (version, describe, jobs, status, watch, events) need no grant"
 as pgmacc_r --json create shop --source "$SRC" --target "$DST" --method dump
 t_assert_eq "reader: create --json: code permission_denied" "permission_denied" "$(jq -r .error.code <<<"$OUT")"
 t_assert_eq "... audited in state_dir/audit.jsonl with the uid (both attempts)" 2 \

@@ -781,7 +781,7 @@ END_TEST
  */
 START_TEST(test_command_access)
 {
-	static const char *readers[] = {"version", "describe", "jobs", "status", "watch"};
+	static const char *readers[] = {"version", "describe", "jobs", "status", "watch", "events"};
 	int nread = 0;
 	cJSON *r;
 	const cJSON *c;
