@@ -4,6 +4,7 @@
  * evidence: who (SO_PEERCRED uid/pid) asked what, when, and what happened.
  */
 #include "common/log.h"
+#include "common/redact.h"
 #include "common/util.h"
 #include "fsm/job.h"
 
@@ -45,7 +46,7 @@ pgm_job_audit(pgm_job_t *job, const pgm_peer_t *peer, const char *command, const
 	if (to)
 		cJSON_AddStringToObject(o, "to", to);
 	cJSON_AddStringToObject(o, "outcome", outcome ? outcome : "ok");
-	line = cJSON_PrintUnformatted(o);
+	line = pgm_redact_print(o); /* an outcome may quote a server's error */
 	path = pgm_asprintf("%s/audit.jsonl", job->dir);
 	if (!pgm_file_append_line(path, line, 0600))
 		pgm_error("could not append to audit log \"%s\": %s", path, strerror(errno));
