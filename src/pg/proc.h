@@ -13,9 +13,10 @@ typedef struct pgm_proc pgm_proc_t;
 /* stream is 1 (stdout) or 2 (stderr); line has no newline */
 typedef void (*pgm_proc_line_cb)(pgm_proc_t *p, int stream, const char *line, void *data);
 /*
- * The child exited and both pipes are closed. tail holds the last lines it
- * printed (stdout and stderr interleaved), for error messages. timed_out
- * says the timeout killed it.
+ * The child exited and both pipes are closed (at their end, or given up
+ * once it was stopped: see pgm_proc_set_grace). tail holds the last lines
+ * it printed (stdout and stderr interleaved), for error messages.
+ * timed_out says the timeout stopped it.
  */
 typedef void (*pgm_proc_exit_cb)(pgm_proc_t *p, int64_t exit_status, int term_signal, int timed_out, const char *tail,
 				 void *data);
