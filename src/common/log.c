@@ -1,11 +1,14 @@
 /*
  * log.c — one line per message on stderr, prefixed with the syslog
- * priority so journald (and anything reading the unit's output) keeps it.
+ * priority so journald (and anything reading the unit's output) keeps it,
+ * with passwords masked.
  */
 #include "common/log.h"
+#include "common/redact.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static pgm_log_level_t log_level = PGM_LOG_INFO;
@@ -50,13 +53,16 @@ pgm_log_level_name(pgm_log_level_t level)
 }
 
 /*
- * The message is formatted into one buffer and written with a single
- * fputs so concurrent writers never interleave within a line.
+ * The message is formatted into one buffer, its passwords masked
+ * (pgm_redact: a server's error or a hook's line may quote a connection
+ * string), and written with a single fputs so concurrent writers never
+ * interleave within a line.
  */
 void
 pgm_log(pgm_log_level_t level, const char *fmt, ...)
 {
-	char buf[4096];
+	static __thread bool in_log; /* out of memory while masking logs without masking */
+	char buf[4096], *masked = NULL;
 	int n;
 	va_list ap;
 
@@ -71,6 +77,12 @@ pgm_log(pgm_log_level_t level, const char *fmt, ...)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
 	strcat(buf, "\n");
-	fputs(buf, stderr);
+	if (!in_log) {
+		in_log = true;
+		masked = pgm_redact(buf);
+		in_log = false;
+	}
+	fputs(masked ? masked : buf, stderr);
 	fflush(stderr);
+	free(masked);
 }

@@ -65,6 +65,8 @@ const pgm_opt_def_t pgm_job_opts[] = {
 	{"rollback_command", PGM_OPT_STRING, "", 0, 0, NULL, true,
 	 "command run at rollback before traffic returns to the source"},
 	{"hook_timeout", PGM_OPT_DURATION, "60s", 100, 86400000, NULL, true, "how long a hook command may run"},
+	{"hook_kill_grace", PGM_OPT_DURATION, "5s", 0, 600000, NULL, true,
+	 "after hook_timeout: how long a hook's processes have between SIGTERM and SIGKILL"},
 	{"pgbouncer_admin", PGM_OPT_CONNINFO, "", 0, 0, NULL, true,
 	 "URL of pgbouncer's admin console (postgres://admin@host:6432/pgbouncer?passfile=...), without a password; "
 	 "empty: no pgbouncer switch"},

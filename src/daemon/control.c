@@ -15,6 +15,7 @@
 #include "daemon/control.h"
 #include "daemon/access.h"
 #include "common/log.h"
+#include "common/redact.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -179,11 +180,14 @@ client_send(pgm_client_t *c, const char *text)
 	}
 }
 
-/* unformatted: a reply is one line (cJSON escapes newlines inside strings) */
+/*
+ * unformatted: a reply is one line (cJSON escapes newlines inside strings);
+ * every string in it masked (pgm_redact), whatever part of the job it shows
+ */
 static void
 client_send_json(pgm_client_t *c, const cJSON *o)
 {
-	char *text = cJSON_PrintUnformatted(o);
+	char *text = pgm_redact_print(o);
 
 	client_send(c, text);
 	free(text);
@@ -655,7 +659,7 @@ pgm_control_broadcast(pgm_daemon_t *d, const char *job, const cJSON *event)
 		if (c->watch_job == NULL || strcmp(c->watch_job, job) != 0)
 			continue;
 		if (text == NULL)
-			text = cJSON_PrintUnformatted(event);
+			text = pgm_redact_print(event);
 		client_send(c, text);
 	}
 	free(text);

@@ -8,6 +8,7 @@
  */
 #include "fsm/audit.h"
 #include "common/log.h"
+#include "common/redact.h"
 #include "common/util.h"
 #include "fsm/job.h"
 
@@ -407,7 +408,7 @@ append_chained(const char *path, cJSON *o, const char *name, int64_t created_ms,
 		cJSON_AddStringToObject(o, "prev", head);
 	else
 		cJSON_AddNullToObject(o, "prev");
-	line = cJSON_PrintUnformatted(o);
+	line = pgm_redact_print(o); /* an outcome may quote a server's error */
 	if (pgm_file_append_line(path, line, 0600)) {
 		pgm_audit_hash(line, strlen(line), head);
 		*known = true;

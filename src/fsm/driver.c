@@ -9,6 +9,7 @@
  */
 #include "common/json.h"
 #include "common/log.h"
+#include "common/redact.h"
 #include "common/util.h"
 #include "fsm/job.h"
 #include "fsm/step.h"
@@ -25,6 +26,7 @@ void
 pgm_job_attach(pgm_job_t *job, pgm_host_t *h)
 {
 	job->host = h;
+	pgm_job_learn_secrets(job);
 	job->pending = PGM_EV__NONE;
 	job->kick = pgm_malloc(sizeof(uv_timer_t));
 	uv_timer_init(h->loop, job->kick);
@@ -328,13 +330,17 @@ pgm_step_done(pgm_step_t *s, pgm_event_t ev)
  * with the FAILED state and sent to watchers with the transition.
  */
 void
-pgm_step_fail(pgm_step_t *s, const char *message, const char *detail, const char *hint)
+pgm_step_fail(pgm_step_t *s, const char *given_message, const char *given_detail, const char *given_hint)
 {
 	pgm_job_t *job = s->job;
-	char ts[40];
+	char ts[40], *message, *detail, *hint;
 
 	if (s->finished || job->step != s)
 		return;
+	/* a server's or a hook's words may quote a connection string */
+	message = pgm_redact(given_message);
+	detail = pgm_redact(given_detail);
+	hint = pgm_redact(given_hint);
 	cJSON_Delete(job->error);
 	job->error = cJSON_CreateObject();
 	cJSON_AddStringToObject(job->error, "message", message);
@@ -348,6 +354,9 @@ pgm_step_fail(pgm_step_t *s, const char *message, const char *detail, const char
 	cJSON_AddStringToObject(job->error, "at", ts);
 	pgm_error("job %s: %s failed: %s%s%s%s%s", job->name, pgm_transitions[s->row].step_name, message,
 		  detail ? "; detail: " : "", detail ? detail : "", hint ? "; hint: " : "", hint ? hint : "");
+	free(message);
+	free(detail);
+	free(hint);
 	pgm_step_done(s, PGM_EV_ERROR);
 }
 

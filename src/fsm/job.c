@@ -4,6 +4,7 @@
  */
 #include "common/json.h"
 #include "common/log.h"
+#include "common/redact.h"
 #include "common/util.h"
 #include "fsm/job.h"
 #include "pg/dsn.h"
@@ -25,17 +26,20 @@ pgm_job_emit(pgm_job_t *job, cJSON *event)
  * message twice is noise, so only the first is kept.
  */
 void
-pgm_job_warn(pgm_job_t *job, const char *message, const char *hint)
+pgm_job_warn(pgm_job_t *job, const char *given_message, const char *given_hint)
 {
 	cJSON *w = cJSON_CreateObject();
 	char ts[40];
 	const cJSON *it;
+	char *message = pgm_redact(given_message), *hint = pgm_redact(given_hint);
 
 	/* the same warning twice is noise: keep the first */
 	cJSON_ArrayForEach (it, job->warnings) {
 		const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(it, "message"));
 		if (m && strcmp(m, message) == 0) {
 			cJSON_Delete(w);
+			free(message);
+			free(hint);
 			return;
 		}
 	}
@@ -46,6 +50,16 @@ pgm_job_warn(pgm_job_t *job, const char *message, const char *hint)
 	cJSON_AddStringToObject(w, "at", ts);
 	cJSON_AddItemToArray(job->warnings, w);
 	pgm_warning("job %s: %s%s%s", job->name, message, hint ? "; hint: " : "", hint ? hint : "");
+	free(message);
+	free(hint);
+}
+
+void
+pgm_job_learn_secrets(const pgm_job_t *job)
+{
+	if (pgm_job_source_file(job) == NULL)
+		pgm_dsn_learn_secret(job->source_dsn);
+	pgm_dsn_learn_secret(job->target_dsn);
 }
 
 bool

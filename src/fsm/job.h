@@ -186,7 +186,9 @@ void pgm_step_own(pgm_step_t *s, void *p, void (*free_fn)(void *));
 void pgm_step_disown(pgm_step_t *s, void *p);
 uv_loop_t *pgm_step_loop(pgm_step_t *s);
 
-/* take a loaded or new job into the host (the driver's timer, the list) */
+/* register the passwords of the job's DSNs for masking (pgm_redact), wherever they are printed */
+void pgm_job_learn_secrets(const pgm_job_t *job);
+/* take a loaded or new job into the host (the driver's timer, the list); learns its secrets */
 void pgm_job_attach(pgm_job_t *job, pgm_host_t *h);
 /* run the step of the row that led to the current state (after a restart) */
 void pgm_job_schedule_resume(pgm_job_t *job);

@@ -12,6 +12,7 @@
 #include "fsm/store.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/redact.h"
 #include "pg/dsn.h"
 
 #include <errno.h>
@@ -55,6 +56,12 @@ pgm_store_job_json(const pgm_job_t *job)
 	pgm_json_add_copy(o, "error", job->error);
 	pgm_json_add_copy(o, "verify", job->verify);
 	pgm_json_add_copy(o, "warnings", job->warnings);
+	/* what servers and hooks said (errors, warnings, findings) may quote a DSN */
+	pgm_redact_json(cJSON_GetObjectItem(o, "facts"));
+	pgm_redact_json(cJSON_GetObjectItem(o, "progress"));
+	pgm_redact_json(cJSON_GetObjectItem(o, "error"));
+	pgm_redact_json(cJSON_GetObjectItem(o, "verify"));
+	pgm_redact_json(cJSON_GetObjectItem(o, "warnings"));
 	pgm_json_add_time_or_null(o, "freeze_started_at", job->freeze_started_ms);
 	pgm_json_add_time_or_null(o, "rollback_deadline", job->rollback_deadline_ms);
 	return o;

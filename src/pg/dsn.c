@@ -3,6 +3,7 @@
  * form libpq accepts (URI, key=value, percent-encoding) works here too.
  */
 #include "pg/dsn.h"
+#include "common/redact.h"
 #include "common/util.h"
 
 #include <libpq-fe.h>
@@ -142,4 +143,20 @@ pgm_dsn_without_password(const char *dsn)
 	}
 	PQconninfoFree(opts);
 	return buf;
+}
+
+void
+pgm_dsn_learn_secret(const char *dsn)
+{
+	PQconninfoOption *opts;
+
+	if (dsn == NULL || *dsn == '\0')
+		return;
+	opts = PQconninfoParse(dsn, NULL);
+	if (opts == NULL)
+		return;
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (o->val && (strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0))
+			pgm_redact_add_secret(o->val);
+	PQconninfoFree(opts);
 }

@@ -27,4 +27,11 @@ char *pgm_dsn_without_password(const char *dsn);
 /* the passphrase of the client key (sslpassword), or NULL (malloc'd) */
 char *pgm_dsn_sslpassword(const char *dsn);
 
+/*
+ * Register the password of a connection string (and its sslpassword) with
+ * pgm_redact_add_secret, so it is masked wherever it is printed; a string
+ * that does not parse, or carries none, registers nothing.
+ */
+void pgm_dsn_learn_secret(const char *dsn);
+
 #endif

@@ -2,6 +2,10 @@
  * hooks.c — operators' commands (maintenance mode switches, DATABASE_URL
  * updates, DNS flips) run by the event loop through /bin/sh with the job's
  * name, the phase and the target URL in their environment, and a timeout.
+ * They run under the guard (proc.h), as pg tools do: in a process group of
+ * their own, stopped at hook_timeout by SIGTERM and hook_kill_grace later
+ * by SIGKILL, every process they started included, and killed with the
+ * daemon if it dies.
  */
 #include "common/json.h"
 #include "common/log.h"
@@ -10,6 +14,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct hook {
 	pgm_step_t *step;
@@ -56,7 +61,11 @@ on_hook_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 	pgm_json_set_num(rec, "duration_ms", (double) ms);
 	pgm_json_set(pgm_json_obj(s->job->facts, "hooks"), h->phase, rec);
 	if (timed_out)
-		msg = pgm_asprintf("hook %s timed out after %lld ms and was stopped", h->option, (long long) ms);
+		msg = pgm_asprintf("hook %s timed out after %lld ms (hook_timeout %lld ms): its processes were sent "
+				   "SIGTERM, and SIGKILL %lld ms later if still running",
+				   h->option, (long long) ms,
+				   (long long) pgm_jobopt_int(s->job->options, "hook_timeout"),
+				   (long long) pgm_jobopt_int(s->job->options, "hook_kill_grace"));
 	else if (sig != 0)
 		msg = pgm_asprintf("hook %s was killed by signal %d", h->option, sig);
 	else if (status != 0)
@@ -89,14 +98,19 @@ pgm_hook_run_ex(pgm_step_t *s, const char *option, const char *phase, pgm_step_t
 {
 	pgm_job_t *job = s->job;
 	const char *cmd = pgm_jobopt_str(job->options, option);
-	char *env[5], *err = NULL;
-	const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+	char *env[7], *err = NULL;
+	const char *argv[] = {pgm_proc_self_exe(), PGM_PROC_GUARD_FLAG, "/bin/sh", "-c", cmd, NULL};
+	int grace = (int) pgm_jobopt_int(job->options, "hook_kill_grace");
 	hook_t *h;
+	pgm_proc_t *p;
 
 	if (cmd == NULL || cmd[0] == '\0') {
 		then(s, data);
 		return;
 	}
+	if (argv[0] == NULL)
+		err = pgm_strdup("the guard that runs hooks is pgmoverd's own executable, and /proc/self/exe "
+				 "could not be read");
 	h = pgm_calloc(1, sizeof(*h));
 	h->step = s;
 	h->option = pgm_strdup(option);
@@ -110,10 +124,18 @@ pgm_hook_run_ex(pgm_step_t *s, const char *option, const char *phase, pgm_step_t
 	env[1] = pgm_asprintf("PGMOVER_PHASE=%s", phase);
 	env[2] = pgm_asprintf("PGMOVER_TARGET_URL=%s", job->target_dsn);
 	env[3] = pgm_asprintf("PGMOVER_SOURCE_URL=%s", job->source_dsn);
-	env[4] = NULL;
+	/* the guard checks that the daemon that started it is still its parent */
+	env[4] = pgm_asprintf("PGMOVER_DAEMON_PID=%d", (int) getpid());
+	env[5] = pgm_asprintf("%s=%d", PGM_PROC_GUARD_GRACE_ENV, grace);
+	env[6] = NULL;
 	pgm_info("job %s: running hook %s for %s", job->name, option, phase);
-	if (pgm_step_spawn(s, argv, (const char *const *) env, (int) pgm_jobopt_int(job->options, "hook_timeout"),
-			   on_hook_line, on_hook_exit, h, &err) == NULL) {
+	p = argv[0] == NULL ? NULL
+			    : pgm_step_spawn(s, argv, (const char *const *) env,
+					     (int) pgm_jobopt_int(job->options, "hook_timeout"), on_hook_line,
+					     on_hook_exit, h, &err);
+	if (p) {
+		pgm_proc_set_grace(p, grace);
+	} else {
 		char *msg = pgm_asprintf("could not run hook %s", option);
 		pgm_step_disown(s, h);
 		hook_free(h);
@@ -124,7 +146,7 @@ pgm_hook_run_ex(pgm_step_t *s, const char *option, const char *phase, pgm_step_t
 		free(msg);
 		free(err);
 	}
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 6; i++) {
 		memset(env[i], 0, strlen(env[i]));
 		free(env[i]);
 	}

@@ -8,8 +8,10 @@
 #   2. from then on pgbench runs a script that writes whenever its server takes writes
 #      (it only reads while the source is frozen) and keeps running to the end
 #   3. a cutover whose PAUSE times out (a transaction held open through pgbouncer), then
-#      one whose hook fails: each stops, says why (the hook: which and what it printed),
-#      traffic stays on the source, no reverse slot or publication is left
+#      one whose hook fails, then one whose hook ignores SIGTERM and leaves a child holding
+#      its output (stopped after hook_timeout and hook_kill_grace, nothing of it left):
+#      each stops, says why (the hook: which and what it printed), traffic stays on the
+#      source (pgbouncer resumed), no reverse slot or publication is left
 #   4. retry: traffic moves to the target with zero failed transactions and the pause
 #      length reported; the DNS TTL check warns (a loopback DNS server says 300 s)
 #   5. writes on the target (pgbench and by hand: keyed, identity, key-less, TOAST,
@@ -288,6 +290,27 @@ t_assert_eq "hook: no progress table left on the source" "" "$(source_leftovers 
 grep -q '"cutover:hook:cutover_command".*failed' "$DMN/state/shop/audit.jsonl" &&
     t_ok "hook: the failure is in the audit log" || t_fail "hook: audit" "$(tail -5 "$DMN/state/shop/audit.jsonl")"
 t_assert_eq "hook: pgbench saw no failure" "0 0" "$(bench_failed) $(bench_errors)"
+
+echo "# 3b. a cutover hook that ignores SIGTERM, with a child holding its output"
+HANG_MARK=pgmhang$$x$RANDOM
+HANG_SLEEP=$((8000 + RANDOM % 1000))
+_hang_gone() { [[ -z $(pgrep -f "$HANG_MARK|sleep $HANG_SLEEP") ]]; }
+cmd "hang: set a cutover hook that will not end" set shop \
+    --set cutover_command=": $HANG_MARK; trap 'echo got TERM' TERM; (trap '' TERM; exec sleep $HANG_SLEEP) & while :; do sleep 0.2; done" \
+    --set hook_timeout=1s --set hook_kill_grace=1s
+cmd "hang: retry accepted" retry shop
+wait_state "hang: the cutover fails" shop failed 60
+t_assert_contains "hang: the error says the hook timed out and was killed" "$(jst shop '.error.message')" \
+    "hook cutover_command timed out after"
+t_assert_contains "hang: the hook got SIGTERM first" "$(jst shop '.error.detail')" "got TERM"
+t_assert_eq "hang: pgbouncer still points at the source, not paused" "127.0.0.1:$SOURCE_PORT 0" "$(pgb_entry)"
+t_check "hang: no process of the hook is left" t_wait_for 10 _hang_gone ||
+    t_detail "$(pgrep -af "$HANG_MARK|sleep $HANG_SLEEP")"
+t_assert_eq "hang: no reverse slot or publication left on the target" "" "$(target_leftovers t_shop)"
+t_assert_eq "hang: pgbench waited but saw no failure" "0 0" "$(bench_failed) $(bench_errors)"
+# shellcheck disable=SC2016
+cmd "hang: the cutover hook set back" set shop --set hook_timeout=60s --set hook_kill_grace=5s \
+    --set cutover_command='if test -e '"$HOOK_FAIL"'; then echo "dns provider said no"; exit 3; fi; echo "$PGMOVER_PHASE" > '"$WORK/hook.phase"
 
 # ---------------------------------------------------------------------------------------
 echo "# 4. retry: cutover to the target"
