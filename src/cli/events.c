@@ -296,13 +296,20 @@ copy_detail(const cJSON *status, const char *label, const char *what, char *buf,
 {
 	const cJSON *rec = cJSON_GetObjectItemCaseSensitive(
 		cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(status, "facts"), "copies"), label);
-	double total, data;
-	char a[32], b[32], c[32];
+	const cJSON *ph = cJSON_GetObjectItemCaseSensitive(rec, "phases_ms");
+	double total, data, post;
+	char a[32], b[32], c[32], d[32];
 
 	buf[0] = '\0';
 	if (!pgm_cli_json_number(rec, "duration_ms", &total))
 		return buf;
-	if (pgm_cli_json_number(rec, "data_ms", &data))
+	/* the copy engine times each phase: the schema and the rest are not index builds */
+	if (pgm_cli_json_number(rec, "data_ms", &data) && pgm_cli_json_number(ph, "post-data", &post) &&
+	    post <= total - data)
+		snprintf(buf, size, "  (%s %s: schema and setup %s, data %s, indexes and constraints %s)", what,
+			 ms_format(total, a, sizeof(a)), ms_format(total - data - post, d, sizeof(d)),
+			 ms_format(data, b, sizeof(b)), ms_format(post, c, sizeof(c)));
+	else if (pgm_cli_json_number(rec, "data_ms", &data))
 		snprintf(buf, size, "  (%s %s: data %s, indexes and constraints %s)", what,
 			 ms_format(total, a, sizeof(a)), ms_format(data, b, sizeof(b)),
 			 ms_format(total - data, c, sizeof(c)));
