@@ -220,6 +220,11 @@ pgm_pg_error_advice(const pgm_pg_error_t *err)
 		return "the server asks for a client certificate (clientcert=verify-full in its pg_hba.conf; Heroku "
 		       "Shield, for one): add sslcert=/path/to/client.crt and sslkey=/path/to/client.key to the URL, "
 		       "the key mode 0600, and the certificate's CN the user name when the server checks it";
+	/* libpq's default client certificate in a HOME that is not pgmoverd's user's (sudo, runuser) */
+	if (err->message && strstr(err->message, "/.postgresql/postgresql.crt") && strstr(err->message, "ermission"))
+		return "libpq looked for a default client certificate in ~/.postgresql of the HOME it was given and may "
+		       "not read it: start pgmoverd with its own user's HOME (the systemd unit does: "
+		       "/var/lib/pgmover), or name the certificate and key with sslcert= and sslkey= in the URL";
 	for (size_t i = 0; i < sizeof(causes) / sizeof(causes[0]); i++) {
 		size_t n = strlen(causes[i].sqlstate);
 

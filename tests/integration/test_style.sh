@@ -79,4 +79,11 @@ t_check "every C file opens with a block comment" test "${#nocomment[@]}" -eq 0 
 other=$(git grep -l '#include <cJSON.h>' -- '*.c' '*.h' || true)
 t_check "cJSON is included as <cjson/cJSON.h> everywhere" test -z "$other" || t_detail "$other"
 
+# 5. what pgmover prints names installed paths, never the source tree's: a string literal
+# of src/ (not a comment) naming conf/, scripts/, tests/, bench/, systemd/ or man/ files
+# would send an operator of an installed pgmover to a file they do not have
+repo=$(git grep -nE '"[^"]*(^|[ (`])(conf|scripts|tests|bench|systemd|man)/[a-z_.-]+[^"]*"' -- 'src/*.c' |
+    grep -vE '^[^:]+:[0-9]+:\s*(/?\*|//)' || true)
+t_check "messages name installed paths, not the source tree's" test -z "$repo" || t_detail "$repo"
+
 t_summary

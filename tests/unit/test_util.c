@@ -487,6 +487,10 @@ START_TEST(test_error_advice)
 	snprintf(msg, sizeof(msg), "%sFATAL:  connection requires a valid client certificate", at);
 	assert_advice("", msg, "sslcert=");
 	assert_advice("28000", "connection requires a valid client certificate", "sslcert=");
+	/* pgmoverd started with another user's HOME: libpq's default certificate there is not readable */
+	snprintf(msg, sizeof(msg),
+		 "%scould not open certificate file \"/root/.postgresql/postgresql.crt\": Permission denied", at);
+	assert_advice("", msg, "its own user's HOME");
 
 	/* the server's own hint wins; an unknown cause has no advice */
 	ck_assert_ptr_null(advice("42501", "permission denied for table t", "ask the owner"));

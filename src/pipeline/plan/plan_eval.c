@@ -608,7 +608,7 @@ check_triggers(eval_t *ev, const cJSON *src)
 		    "the role may create pgmover's schema and put triggers on every table; while the job runs, every "
 		    "write statement also writes its keys (or, without a key, its rows) to the change log: measured "
 		    "at pgbench's TPC-B mix, four small writes a transaction and the worst case, 16-41%% fewer "
-		    "transactions a second (bench/bench_triggers.sh)");
+		    "transactions a second (the README's Benchmarks)");
 	}
 	if (pgm_json_num(src, "large_objects", 0) > 0)
 		add(ev, "large objects", "error", "use --method dump (its pg_dump engine carries large objects)",
