@@ -9,7 +9,7 @@ PACKAGES=(
     libmicrohttpd-dev                              # HTTP of the Prometheus endpoint (metrics_listen)
     postgresql-15 postgresql-15-pglogical          # servers for tests and the demo
     postgresql-client-15 pgbouncer pgcopydb        # client tools, peers in bench/
-    openssl procps iproute2 jq bc python3          # TLS certs, pgrep, ss; jq, bc, python3 (a loopback DNS server) for tests and bench
+    openssl procps iproute2 jq bc python3 curl     # TLS certs, pgrep, ss; jq, bc, python3 (a loopback DNS server), curl (test_metrics) for tests and bench
     clang-format git                               # test_style: the one C style (.clang-format), git ls-files
     prometheus                                     # test_metrics: promtool check metrics on a real scrape
 )
