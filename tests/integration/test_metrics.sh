@@ -63,8 +63,12 @@ free_port() {
     return 1
 }
 
-# scrape [PATH]: the body of GET http://127.0.0.1:$PORT/PATH (default metrics)
-scrape() { curl -sS --max-time 10 "http://127.0.0.1:$PORT/${1:-metrics}"; }
+# scrape [PATH]: the body of GET http://127.0.0.1:$PORT/PATH (default metrics); the
+# families seen are collected in $WORK/families
+scrape() {
+    curl -sS --max-time 10 "http://127.0.0.1:$PORT/${1:-metrics}" |
+        awk '/^# TYPE / { print $3 >> "'"$WORK/families"'" } { print }'
+}
 # http_code METHOD PATH: the status code of a request
 http_code() { curl -s --max-time 10 -o /dev/null -w '%{http_code}' -X "$1" "http://127.0.0.1:$PORT/$2"; }
 # value TEXT SERIES: the value of one series (name with its labels, as written), or empty
@@ -273,6 +277,13 @@ wait_state "the job is aborted" big aborted 120
 m=$(scrape)
 t_assert_eq "aborted: state gauge aborted = 1" 1 "$(value "$m" "$(state_series big aborted)")"
 t_assert_eq "aborted: no freeze seconds once thawed" "" "$(value "$m" 'pgmover_job_freeze_seconds{job="big",method="dump"}')"
+
+# every family a scrape showed is in the README's list
+missing=
+while read -r f; do
+    grep -q "\`${f}[\`{]" "$ROOT/README.md" || missing="$missing $f"
+done < <(sort -u "$WORK/families")
+t_assert_eq "the README lists every metric family scraped ($(sort -u "$WORK/families" | wc -l))" "" "$missing"
 
 # ---------------------------------------------------------------------------------------
 # 5. stop
