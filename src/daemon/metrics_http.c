@@ -74,7 +74,7 @@ mhd_log_cb(void *cls, const char *fmt, va_list ap)
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	buf[strcspn(buf, "\n")] = '\0';
-	pgm_warning("metrics endpoint: %s", buf);
+	pgm_info("metrics endpoint: %s", buf); /* about a client, mostly: not worth a warning */
 }
 
 static int
@@ -109,9 +109,23 @@ static enum MHD_Result
 access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *method, const char *version,
 	  const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
+	static int request_seen; /* the marker of a request whose headers were seen */
 	struct pgm_metrics_http *m = cls;
 	char *body;
 
+	/*
+	 * MHD calls once with the headers, then with the body (none, for a
+	 * GET), then once more: answered at the last call, the connection
+	 * can stay open for the next request (answered earlier, MHD closes it).
+	 */
+	if (*con_cls == NULL) {
+		*con_cls = &request_seen;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		*upload_data_size = 0; /* a body is not wanted: read and dropped */
+		return MHD_YES;
+	}
 	if (strcmp(url, "/metrics") != 0)
 		return answer(conn, MHD_HTTP_NOT_FOUND, (char *) not_found, sizeof(not_found) - 1,
 			      MHD_RESPMEM_PERSISTENT, "text/plain; charset=utf-8");

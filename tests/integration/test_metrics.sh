@@ -6,7 +6,8 @@
 #   1. configuration: metrics_listen not an address:port is refused by --check, saying
 #      what it expects; a port already in use is a clear start error
 #   2. a daemon with metrics_listen on a free loopback port: GET /metrics passes
-#      `promtool check metrics`; another path is 404, POST is 405
+#      `promtool check metrics`; a connection serves more than one scrape; another path
+#      is 404, POST is 405
 #   3. a real dump job on a 2M-row table: the state gauge follows the job (syncing, then
 #      synced); scrapes during the copy show its phase and copied bytes that never go
 #      back; once synced the copy's bytes and rows are the job's facts and the rows the
@@ -174,6 +175,10 @@ t_assert_eq "pgmover_jobs is 0" 0 "$(value "$m" pgmover_jobs)"
 t_assert_contains "build info carries the version" "$m" "pgmover_build_info{version=\"$("$PGM_BUILD/pgmoverd" --version | awk '{ print $2 }')\",protocol=\"1\"} 1"
 ctype=$(curl -s --max-time 10 -o /dev/null -w '%{content_type}' "http://127.0.0.1:$PORT/metrics")
 t_assert_eq "Content-Type is the text format 0.0.4" "text/plain; version=0.0.4; charset=utf-8" "$ctype"
+# two requests on one connection: the first answer keeps it open (HTTP/1.1 keep-alive)
+two=$(curl -sv --max-time 10 -o /dev/null -o /dev/null "http://127.0.0.1:$PORT/metrics" "http://127.0.0.1:$PORT/metrics" 2>&1)
+t_assert_contains "keep-alive: the second scrape reuses the connection" "$two" "Re-using existing connection"
+t_assert_eq "keep-alive: both answered 200" 2 "$(grep -c '^< HTTP/1.1 200 OK' <<<"$two")"
 t_assert_eq "GET / is 404" 404 "$(http_code GET "")"
 t_assert_eq "GET /metrics/x is 404" 404 "$(http_code GET metrics/x)"
 t_assert_eq "POST /metrics is 405" 405 "$(http_code POST metrics)"
