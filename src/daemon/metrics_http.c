@@ -167,6 +167,10 @@ metrics_listen_socket(const char *addr)
 			pgm_error("could not listen for metrics on %s: no interface of this machine has that address; "
 				  "set metrics_listen to one it has, e.g. 127.0.0.1:9187",
 				  addr);
+		else if (err == EACCES)
+			pgm_error("could not listen for metrics on %s: permission denied (a port below 1024 needs a "
+				  "privilege pgmoverd does not take); set metrics_listen to a port like 9187",
+				  addr);
 		else
 			pgm_error("could not listen for metrics on %s: %s; check metrics_listen", addr, strerror(err));
 		close(fd);
