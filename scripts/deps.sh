@@ -7,14 +7,16 @@ PACKAGES=(
     build-essential meson ninja-build pkg-config   # the build
     libpq-dev libuv1-dev libcjson-dev check        # libraries (check: unit tests)
     libssl-dev                                     # libcrypto's SHA-256 for the audit trail's hash chain
+    libmicrohttpd-dev                              # HTTP of the Prometheus endpoint (metrics_listen)
     postgresql-15 postgresql-15-pglogical          # servers for tests and the demo
     postgresql-client-15 pgbouncer pgcopydb        # client tools, peers in bench/
-    openssl procps iproute2 jq bc python3          # TLS certs, pgrep, ss; jq, bc, python3 (a loopback DNS server) for tests and bench
+    openssl procps iproute2 jq bc python3 curl     # TLS certs, pgrep, ss; jq, bc, python3 (a loopback DNS server), curl (test_metrics) for tests and bench
     clang-format git                               # test_style: the one C style (.clang-format), git ls-files
     systemd man-db groff-base bash-completion      # test_install: systemd-analyze verify/security, systemd-sysusers and
                                                    # -tmpfiles --root on the installed unit and entries, man -l renders the
                                                    # pages (groff), bash-completion's completionsdir (pkg-config) and
                                                    # _init_completion for the completion script
+    prometheus                                     # test_metrics: promtool check metrics on a real scrape
 )
 
 missing=()

@@ -9,8 +9,10 @@
 #include "common/util.h"
 #include "pg/dsn.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,8 @@ const pgm_opt_def_t pgm_daemon_opts[] = {
 	{"log_level", PGM_OPT_ENUM, "info", 0, 0, "debug|info|notice|warning|error", true,
 	 "least important level written to the log"},
 	{"max_clients", PGM_OPT_INT, "4096", 1, 1000000, NULL, true, "control socket connections accepted at once"},
+	{"metrics_listen", PGM_OPT_LISTEN, "", 0, 0, NULL, false,
+	 "address:port of the Prometheus metrics endpoint (GET /metrics), e.g. 127.0.0.1:9187; empty: none"},
 	{NULL, 0, NULL, 0, 0, NULL, false, NULL}};
 
 /*
@@ -155,6 +159,51 @@ pgm_parse_duration_ms(const char *s, int64_t *out)
 }
 
 bool
+pgm_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned *len)
+{
+	const char *colon = strrchr(s, ':');
+	char host[INET6_ADDRSTRLEN + 2];
+	size_t hlen;
+	char *end;
+	long port;
+
+	if (colon == NULL || colon == s)
+		return false;
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno != 0 || end == colon + 1 || *end != '\0' || port < 1 || port > 65535 ||
+	    !isdigit((unsigned char) colon[1]))
+		return false;
+	hlen = (size_t) (colon - s);
+	if (hlen >= sizeof(host))
+		return false;
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (host[0] == '[') {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *) ss;
+
+		if (hlen < 3 || host[hlen - 1] != ']')
+			return false;
+		host[hlen - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
+			return false;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t) port);
+		*len = sizeof(*a6);
+	} else {
+		struct sockaddr_in *a4 = (struct sockaddr_in *) ss;
+
+		if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+			return false;
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t) port);
+		*len = sizeof(*a4);
+	}
+	return true;
+}
+
+bool
 pgm_opt_validate(const pgm_opt_def_t *def, const char *value, char **canon, char **err)
 {
 	int64_t v = 0;
@@ -189,6 +238,19 @@ pgm_opt_validate(const pgm_opt_def_t *def, const char *value, char **canon, char
 				"passfile, e.g. ?passfile=/etc/pgmover/pgpass (host:port:database:user:password, "
 				"mode 0600)",
 				def->name);
+			return false;
+		}
+		*canon = pgm_strdup(value);
+		return true;
+	}
+	case PGM_OPT_LISTEN: {
+		struct sockaddr_storage ss;
+		unsigned len;
+
+		if (value[0] != '\0' && !pgm_parse_listen(value, &ss, &len)) {
+			*err = pgm_asprintf("invalid value for %s: \"%s\" (expected a numeric address and a port like "
+					    "127.0.0.1:9187 or [::1]:9187, or empty for none)",
+					    def->name, value);
 			return false;
 		}
 		*canon = pgm_strdup(value);

@@ -17,6 +17,7 @@ typedef enum pgm_opt_type {
 	PGM_OPT_MODE,     /* octal file mode */
 	PGM_OPT_ENUM,     /* one of a '|' separated list */
 	PGM_OPT_CONNINFO, /* a libpq URL or conninfo without a password (it would reach state.json) */
+	PGM_OPT_LISTEN,   /* a numeric address and port, 127.0.0.1:9187 or [::1]:9187; empty: off */
 } pgm_opt_type_t;
 
 /* a row of the settings table */
@@ -43,6 +44,12 @@ bool pgm_opt_validate(const pgm_opt_def_t *def, const char *value, char **canon,
 /* parse helpers for already-validated text */
 bool pgm_parse_bool(const char *s, bool *out);
 bool pgm_parse_duration_ms(const char *s, int64_t *out);
+/*
+ * A listen address "IPv4:port" or "[IPv6]:port" (numeric, port 1 to 65535)
+ * into *ss and *len; false when s is not one.
+ */
+struct sockaddr_storage;
+bool pgm_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned *len);
 
 /*
  * Both tables as text for tools and documentation (malloc'd): one setting a

@@ -25,6 +25,7 @@ pgm_config_init(pgm_config_t *cfg)
 	cfg->max_clients = 4096;
 	cfg->admin_users = pgm_strdup("");
 	cfg->admin_group = pgm_strdup("");
+	cfg->metrics_listen = pgm_strdup("");
 	cfg->job_defaults = cJSON_CreateObject();
 }
 
@@ -35,6 +36,7 @@ pgm_config_free(pgm_config_t *cfg)
 	free(cfg->state_dir);
 	free(cfg->admin_users);
 	free(cfg->admin_group);
+	free(cfg->metrics_listen);
 	pgm_access_free(&cfg->access);
 	cJSON_Delete(cfg->job_defaults);
 	memset(cfg, 0, sizeof(*cfg));
@@ -62,6 +64,9 @@ config_apply(pgm_config_t *cfg, const char *name, const char *canon)
 	} else if (strcmp(name, "admin_group") == 0) {
 		free(cfg->admin_group);
 		cfg->admin_group = pgm_strdup(canon);
+	} else if (strcmp(name, "metrics_listen") == 0) {
+		free(cfg->metrics_listen);
+		cfg->metrics_listen = pgm_strdup(canon);
 	}
 }
 

@@ -20,10 +20,11 @@ typedef struct pgm_config {
 	char *state_dir;
 	pgm_log_level_t log_level;
 	int max_clients;
-	char *admin_users;   /* as written: "alice, 1002" */
-	char *admin_group;   /* as written, "" for none */
-	pgm_access_t access; /* both resolved to ids when the file was read */
-	cJSON *job_defaults; /* object: option name -> string value */
+	char *metrics_listen; /* "127.0.0.1:9187", "" for no metrics endpoint */
+	char *admin_users;    /* as written: "alice, 1002" */
+	char *admin_group;    /* as written, "" for none */
+	pgm_access_t access;  /* both resolved to ids when the file was read */
+	cJSON *job_defaults;  /* object: option name -> string value */
 } pgm_config_t;
 
 void pgm_config_init(pgm_config_t *cfg);

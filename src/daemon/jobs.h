@@ -10,6 +10,7 @@
 
 typedef struct pgm_daemon pgm_daemon_t;
 struct pgm_control;
+struct pgm_metrics_http;
 
 /*
  * A job folder in state_dir whose state.json (or secrets.json) could not
@@ -29,6 +30,7 @@ struct pgm_daemon {
 	pgm_config_t cfg;
 	char *config_path;
 	struct pgm_control *control;
+	struct pgm_metrics_http *metrics; /* the metrics endpoint, NULL when metrics_listen is empty */
 	int64_t started_ms;
 	uid_t uid;              /* pgmoverd's own (effective) uid: it may change jobs */
 	pgm_corrupt_t *corrupt; /* folders that did not load, newest first */

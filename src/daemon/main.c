@@ -8,6 +8,7 @@
 #include "daemon/config.h"
 #include "daemon/control.h"
 #include "daemon/jobs.h"
+#include "daemon/metrics.h"
 #include "daemon/notify.h"
 #include "fsm/fsm.h"
 #include "pg/proc.h"
@@ -110,6 +111,7 @@ daemon_stop(pgm_daemon_t *d, const char *why)
 	pgm_notice("%s: stopping; running steps are checkpointed and resume at the next start", why);
 	pgm_notify("STOPPING=1");
 	pgm_control_stop(d);
+	pgm_metrics_stop(d);
 	pgm_jobs_shutdown(&d->host);
 	uv_timer_stop(&tick_timer);
 	uv_close((uv_handle_t *) &tick_timer, NULL);
@@ -138,6 +140,8 @@ daemon_reload(pgm_daemon_t *d)
 		pgm_warning("socket_path and socket_mode change only when pgmoverd restarts");
 	if (strcmp(cfg.state_dir, d->cfg.state_dir) != 0)
 		pgm_warning("state_dir changes only when pgmoverd restarts");
+	if (strcmp(cfg.metrics_listen, d->cfg.metrics_listen) != 0)
+		pgm_warning("metrics_listen changes only when pgmoverd restarts");
 	d->cfg.log_level = cfg.log_level;
 	d->cfg.max_clients = cfg.max_clients;
 	/* who may change jobs: from the next request on */
@@ -300,12 +304,17 @@ main(int argc, char **argv)
 	if (!lock_state_dir(d))
 		return 1;
 	d->uid = geteuid();
-	if (!pgm_control_start(d))
+	if (!pgm_metrics_start(d))
 		return 1;
+	if (!pgm_control_start(d)) {
+		pgm_metrics_stop(d);
+		return 1;
+	}
 	d->host.on_event = forward_event;
 	d->host.data = d;
 	if (!pgm_jobs_load_all(d)) {
 		pgm_control_stop(d);
+		pgm_metrics_stop(d);
 		uv_run(d->host.loop, UV_RUN_DEFAULT);
 		return 1;
 	}

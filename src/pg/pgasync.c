@@ -833,3 +833,11 @@ pgm_pg_ntuples(const PGresult *res)
 {
 	return res ? PQntuples(res) : 0;
 }
+
+int64_t
+pgm_pg_cmd_rows(const PGresult *res)
+{
+	const char *n = res ? PQcmdTuples((PGresult *) res) : "";
+
+	return *n ? strtoll(n, NULL, 10) : -1;
+}

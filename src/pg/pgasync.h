@@ -90,5 +90,7 @@ const char *pgm_pg_error_advice(const pgm_pg_error_t *err);
 const char *pgm_pg_value(const PGresult *res, int row, int col); /* NULL if null */
 int64_t pgm_pg_int64(const PGresult *res, int row, int col, int64_t dflt);
 int pgm_pg_ntuples(const PGresult *res);
+/* the rows a command (INSERT, COPY ...) affected, as its tag says; -1 when it says none */
+int64_t pgm_pg_cmd_rows(const PGresult *res);
 
 #endif

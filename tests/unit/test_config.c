@@ -5,8 +5,10 @@
  *    file and line, canonical forms, and the job option builder that both
  *    the file's defaults and `pgmover create --set` go through.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -710,6 +712,39 @@ START_TEST(test_load_file)
 }
 END_TEST
 
+/* metrics_listen: empty by default (off), a numeric address and port, refused otherwise */
+START_TEST(test_metrics_listen)
+{
+	static const char *bad[] = {"localhost:9187", "127.0.0.1", "127.0.0.1:",    "127.0.0.1:0",   "127.0.0.1:65536",
+				    "127.0.0.1:91x7", "::1:9187",  "[::1]",         "[::1:9187",     "[nope]:9187",
+				    "1.2.3.4.5:80",   ":9187",     "127.0.0.1:-80", "127.0.0.1:+80", "0x7f.0.0.1:80"};
+	struct sockaddr_storage ss;
+	unsigned len;
+
+	ck_assert_str_eq(cfg.metrics_listen, "");
+	parse_ok("metrics_listen = 127.0.0.1:9187\n");
+	ck_assert_str_eq(cfg.metrics_listen, "127.0.0.1:9187");
+	parse_ok("metrics_listen = [::1]:9187\n");
+	ck_assert_str_eq(cfg.metrics_listen, "[::1]:9187");
+	parse_ok("metrics_listen = 0.0.0.0:1\n");
+	parse_ok("metrics_listen = \"\"\n");
+	ck_assert_str_eq(cfg.metrics_listen, "");
+	ck_assert(pgm_parse_listen("10.1.2.3:65535", &ss, &len));
+	ck_assert_int_eq(ss.ss_family, AF_INET);
+	ck_assert_int_eq(ntohs(((struct sockaddr_in *) &ss)->sin_port), 65535);
+	ck_assert(pgm_parse_listen("[::]:80", &ss, &len));
+	ck_assert_int_eq(ss.ss_family, AF_INET6);
+	ck_assert_uint_eq(len, sizeof(struct sockaddr_in6));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *text = pgm_asprintf("\nmetrics_listen = %s\n", bad[i]);
+
+		ck_assert_msg(!pgm_parse_listen(bad[i], &ss, &len), "%s parsed", bad[i]);
+		parse_fails(text, 2, "metrics_listen", "127.0.0.1:9187");
+		free(text);
+	}
+}
+END_TEST
+
 Suite *
 pgm_test_suite(void)
 {
@@ -730,6 +765,7 @@ pgm_test_suite(void)
 	tcase_add_test(file, test_bad_values);
 	tcase_add_test(file, test_failed_parse_keeps_previous);
 	tcase_add_test(file, test_load_file);
+	tcase_add_test(file, test_metrics_listen);
 	suite_add_tcase(s, file);
 
 	tcase_add_checked_fixture(opts, setup, teardown);

@@ -40,7 +40,8 @@ typedef struct ctable {
 	char *ident; /* "schema"."table" */
 	char *cols;  /* "(a, b)": quoted columns without generated ones, or "" */
 	int64_t bytes, blocks;
-	int64_t bytes_done; /* estimated bytes of the chunks copied */
+	int64_t bytes_done;    /* estimated bytes of the chunks copied */
+	int64_t rows_estimate; /* pg_class.reltuples; -1 never analyzed */
 	int chunks, chunks_done;
 } ctable_t;
 
@@ -62,6 +63,7 @@ typedef struct worker {
 	bool copy_started;
 	bool paused;
 	bool ending;
+	int64_t chunk_rows; /* what the target's COPY of the chunk said it loaded */
 	char *buf;
 	size_t len;
 } worker_t;
@@ -83,6 +85,8 @@ struct copy_engine {
 	worker_t workers[MAX_WORKERS];
 	int nworkers, workers_idle;
 	int64_t bytes_total, bytes_done, bytes_streamed;
+	int64_t rows_done;     /* rows the target's COPYs loaded, chunks committed */
+	int64_t rows_estimate; /* the tables' reltuples summed, or -1 when one was never analyzed */
 	int64_t started_mono, phase_mono, data_ms, last_save;
 	const char *phase;
 	cJSON *phases_ms;  /* how long each phase took: {"schema": 120, "data": 4500, ...} */
@@ -225,6 +229,9 @@ progress_update(copy_engine_t *cp, bool force_save)
 	pgm_json_set_num(p, "bytes_done", (double) cp->bytes_done);
 	pgm_json_set_num(p, "bytes_total", (double) cp->bytes_total);
 	pgm_json_set_num(p, "bytes_streamed", (double) cp->bytes_streamed);
+	pgm_json_set_num(p, "rows_done", (double) cp->rows_done);
+	if (cp->rows_estimate >= 0)
+		pgm_json_set_num(p, "rows_estimate", (double) cp->rows_estimate);
 	pgm_json_set_num(p, "rate_bytes_per_sec", rate);
 	if (strcmp(cp->phase, "post-data") == 0 && cp->post_total > 0) {
 		pgm_json_set_num(p, "items_done", post_done(cp));
@@ -312,6 +319,9 @@ copy_finished(pgm_step_t *s, void *data)
 	pgm_json_set_num(rec, "chunks", cp->nchunks);
 	pgm_json_set_num(rec, "bytes", (double) cp->bytes_total);
 	pgm_json_set_num(rec, "bytes_streamed", (double) cp->bytes_streamed);
+	pgm_json_set_num(rec, "rows", (double) cp->rows_done);
+	if (cp->rows_estimate >= 0)
+		pgm_json_set_num(rec, "rows_estimate", (double) cp->rows_estimate);
 	pgm_json_set_num(rec, "sequences", cp->nseq);
 	pgm_json_set_num(rec, "jobs", cp->nworkers);
 	pgm_json_set_str(rec, "engine", "copy");
@@ -528,6 +538,9 @@ chunk_done(worker_t *w)
 	cp->tables[c->table].bytes_done += c->est_bytes;
 	cp->chunks_done++;
 	cp->bytes_done += c->est_bytes;
+	if (w->chunk_rows > 0)
+		cp->rows_done += w->chunk_rows;
+	w->chunk_rows = 0;
 	w->cur = NULL;
 	progress_update(cp, false);
 	worker_next(w);
@@ -557,6 +570,7 @@ on_dst_end(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, 
 		free(what);
 		return;
 	}
+	w->chunk_rows = pgm_pg_cmd_rows(res);
 	if (w->in_tx) {
 		pgm_pg_query(w->dst, "COMMIT", 0, NULL, on_commit, w);
 		return;
@@ -879,7 +893,8 @@ static const char *tables_sql =
 	"       (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a"
 	"         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),"
 	"       pg_relation_size(c.oid),"
-	"       pg_relation_size(c.oid) / current_setting('block_size')::bigint"
+	"       pg_relation_size(c.oid) / current_setting('block_size')::bigint,"
+	"       c.reltuples::bigint"
 	"  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 	" WHERE c.relkind = 'r' AND c.relpersistence <> 't'"
 	"   AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
@@ -992,7 +1007,14 @@ on_tables(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, v
 		t->cols = pgm_pg_value(res, r, 2) ? pgm_asprintf("(%s)", pgm_pg_value(res, r, 2)) : pgm_strdup("");
 		t->bytes = pgm_pg_int64(res, r, 3, 0);
 		t->blocks = pgm_pg_int64(res, r, 4, 0);
+		t->rows_estimate = pgm_pg_int64(res, r, 5, -1);
 		cp->bytes_total += t->bytes;
+		if (r == 0)
+			cp->rows_estimate = 0;
+		if (t->rows_estimate < 0 || cp->rows_estimate < 0)
+			cp->rows_estimate = -1;
+		else
+			cp->rows_estimate += t->rows_estimate;
 	}
 	plan_chunks(cp);
 	pgm_pg_query(conn, seqlist_sql, 0, NULL, on_seq_list, cp);
