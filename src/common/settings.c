@@ -362,6 +362,8 @@ allowed_text(const pgm_opt_def_t *def)
 		free(lo);
 		free(hi);
 		return text;
+	case PGM_OPT_LISTEN:
+		return pgm_strdup("ADDRESS:PORT (numeric: 127.0.0.1:9187, [::1]:9187), or empty");
 	case PGM_OPT_STRING:
 	case PGM_OPT_CONNINFO:
 		break;
@@ -375,7 +377,7 @@ pgm_opt_describe(void)
 	static const char *types[] = {
 		[PGM_OPT_STRING] = "string",     [PGM_OPT_BOOL] = "boolean",    [PGM_OPT_INT] = "integer",
 		[PGM_OPT_DURATION] = "duration", [PGM_OPT_MODE] = "octal mode", [PGM_OPT_ENUM] = "enum",
-		[PGM_OPT_CONNINFO] = "conninfo"};
+		[PGM_OPT_CONNINFO] = "conninfo", [PGM_OPT_LISTEN] = "address"};
 	const struct {
 		const char *section;
 		const pgm_opt_def_t *table;
