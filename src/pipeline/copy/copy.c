@@ -627,7 +627,12 @@ on_src_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 		engine_fail_pg(w->cp, "could not connect to the source", err);
 		return;
 	}
-	sql = pgm_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '%s'",
+	/*
+	 * A COPY of one big table may rightly outlast statement_timeout: the
+	 * streams are bounded by their progress instead (pgasync's silence bound)
+	 */
+	sql = pgm_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '%s';"
+			   " SET statement_timeout = 0",
 			   w->cp->snapshot);
 	pgm_pg_query(conn, sql, 0, NULL, on_src_snapshot, w);
 	free(sql);
@@ -657,7 +662,7 @@ on_dst_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 		return;
 	}
 	/* the data is committed again by the final copy or verified: no need to wait for the disk */
-	pgm_pg_query(conn, "SET synchronous_commit = off", 0, NULL, on_dst_session, w);
+	pgm_pg_query(conn, "SET synchronous_commit = off; SET statement_timeout = 0", 0, NULL, on_dst_session, w);
 }
 
 static void
