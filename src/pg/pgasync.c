@@ -487,6 +487,7 @@ waits_on_server(const pgm_pg_conn_t *c)
 }
 
 static void on_silence(uv_timer_t *t);
+static void error_timed_out(const pgm_pg_conn_t *c, pgm_pg_error_t *e);
 
 /* (re)start the silence bound while the server owes an answer: every byte moved restarts it */
 static void
@@ -504,15 +505,16 @@ quiet_arm(pgm_pg_conn_t *c)
  * Nothing came from the server for the silence bound while it owed an
  * answer: the path or the server is dead (the server's own
  * statement_timeout would have sent an error by now, the keepalives had
- * their time). The socket is shut down, so libpq reports a lost
- * connection and the statement fails with this message instead.
+ * their time). The statement fails now with that message, and the
+ * connection stays unusable: libpq is not asked to read or write on it
+ * again (PQfinish when the caller closes it).
  */
 static void
 on_silence(uv_timer_t *t)
 {
 	pgm_pg_conn_t *c = t->data;
 	char *total, *st;
-	int fd;
+	pgm_pg_error_t e;
 
 	if (c->mode == MODE_CLOSED || !waits_on_server(c) || c->pg == NULL)
 		return;
@@ -524,10 +526,31 @@ on_silence(uv_timer_t *t)
 	free(total);
 	free(st);
 	pgm_warning("%s", c->timed_out);
-	fd = PQsocket(c->pg);
-	if (fd >= 0)
-		shutdown(fd, SHUT_RDWR);
-	conn_watch(c, UV_READABLE | UV_WRITABLE);
+	if (c->poll)
+		uv_poll_stop(c->poll);
+	memset(&e, 0, sizeof(e));
+	error_timed_out(c, &e);
+	PQclear(c->last);
+	PQclear(c->error);
+	PQclear(c->copy_final);
+	c->last = c->error = c->copy_final = NULL;
+	if (c->mode == MODE_COPY_OUT) {
+		pgm_pg_copy_out_cb cb = c->copy_out_cb;
+
+		c->mode = MODE_IDLE;
+		c->copy_out_cb = NULL;
+		if (cb)
+			cb(c, NULL, 0, &e, c->data);
+	} else {
+		pgm_pg_result_cb cb = c->result_cb;
+
+		c->mode = MODE_IDLE;
+		c->result_cb = NULL;
+		c->drain_cb = NULL;
+		if (cb)
+			cb(c, NULL, &e, c->data);
+	}
+	error_clear(&e);
 }
 
 /* an error of a statement the silence bound ended says so */
@@ -711,7 +734,8 @@ copy_out_drain(pgm_pg_conn_t *c)
 	pgm_pg_error_t e;
 	bool failed;
 
-	for (;;) {
+	/* a connection taken for dead is not read again: its statement never ends */
+	while (!c->timed_out) {
 		PGresult *more;
 
 		if (PQisBusy(c->pg))
@@ -899,6 +923,8 @@ pgm_pg_query(pgm_pg_conn_t *c, const char *sql, int nparams, const char *const *
 		return false;
 	c->data = data;
 	c->result_cb = cb;
+	if (c->timed_out)
+		return send_failed(c, MODE_QUERY); /* the connection was taken for dead */
 	stmt_remember(c, sql);
 	if (nparams == 0)
 		ok = PQsendQuery(c->pg, sql);
@@ -918,6 +944,8 @@ pgm_pg_copy_out(pgm_pg_conn_t *c, const char *sql, pgm_pg_copy_out_cb cb, void *
 	c->copy_out_cb = cb;
 	c->copy_started = false;
 	c->copy_ending = false;
+	if (c->timed_out)
+		return send_failed(c, MODE_COPY_OUT);
 	stmt_remember(c, sql);
 	if (!PQsendQuery(c->pg, sql))
 		return send_failed(c, MODE_COPY_OUT);
@@ -946,6 +974,8 @@ pgm_pg_copy_in_start(pgm_pg_conn_t *c, const char *sql, pgm_pg_result_cb ready_c
 		return false;
 	c->data = data;
 	c->result_cb = ready_cb;
+	if (c->timed_out)
+		return send_failed(c, MODE_COPY_IN);
 	stmt_remember(c, sql);
 	if (!PQsendQuery(c->pg, sql))
 		return send_failed(c, MODE_COPY_IN);
