@@ -350,6 +350,7 @@ on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 					   status < 0 ? uv_strerror(status) : "no address");
 		conn_fail(c, NULL);
 	} else {
+		pgm_debug("resolved %s: hostaddr=%s", name, addrs.s);
 		conn_start(c, hosts.s, addrs.s);
 	}
 	free(hosts.s);

@@ -13,7 +13,8 @@
 #      fails with connect_timeout's message
 #   3. the path back: `thaw` lets writes in again
 #   4. freeze_timeout: a verified job waiting for its cutover fails once the source has
-#      been frozen that long, saying so; thaw works
+#      been frozen that long, saying so; thaw works (its source named by host name,
+#      resolved by pgmoverd on its loop)
 #
 # Run from the source tree as root (or postgres):
 #   PGM_BUILD=/tmp/bd bash tests/integration/test_faults.sh
@@ -198,10 +199,13 @@ wait_state "fz: aborted" fz aborted 120
 # ---------------------------------------------------------------------------------------
 # 4. freeze_timeout: verified, waiting for the cutover, for longer than the bound
 
-cmd "ft: create" create ft --source "$(src_url ft)" --target "$(tgt_url t_ft)" --method dump --set rehearsal=off \
+# the source by name: pgmoverd resolves it on its loop and hands libpq the address (hostaddr)
+cmd "ft: create (the source's host by name)" create ft --source "$(src_url ft | sed 's/@127\.0\.0\.1:/@localhost:/')" --target "$(tgt_url t_ft)" --method dump --set rehearsal=off \
     --set rollback_window=0 --set freeze_timeout=20s
 cmd "ft: start" start ft
 wait_state "ft: synced" ft synced 180
+t_check "ft: the host name was resolved off the loop, and its address given to libpq" \
+    grep -q "resolved localhost: hostaddr=127.0.0.1" "$DMN/pgmoverd.log"
 cmd "ft: freeze" freeze ft
 wait_state "ft: verified" ft verified 120
 wait_state "ft: fails once frozen for freeze_timeout" ft failed 180
