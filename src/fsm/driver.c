@@ -347,7 +347,7 @@ pgm_step_fail(pgm_step_t *s, const char *message, const char *detail, const char
 	if (hint)
 		cJSON_AddStringToObject(job->error, "hint", hint);
 	free(thaw_hint);
-	hint = job->error ? pgm_json_str(job->error, "hint") : NULL;
+	hint = pgm_json_str(job->error, "hint"); /* thaw_hint is freed: the error keeps the text */
 	cJSON_AddBoolToObject(job->error, "source_frozen", frozen);
 	cJSON_AddStringToObject(job->error, "state", pgm_state_name(job->state));
 	cJSON_AddStringToObject(job->error, "step", pgm_transitions[s->row].step_name);
