@@ -15,6 +15,7 @@
 #   4. freeze_timeout: a verified job waiting for its cutover fails once the source has
 #      been frozen that long, saying so; thaw works (its source named by host name,
 #      resolved by pgmoverd on its loop)
+#   5. a rehearsal copy longer than freeze_timeout: the freeze is refused, nothing frozen
 #
 # Run from the source tree as root (or postgres):
 #   PGM_BUILD=/tmp/bd bash tests/integration/test_faults.sh
@@ -100,15 +101,18 @@ fi
 . "$BED/env"
 
 setup_ok=1
-for db in fz ft bh; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
-for db in t_fz t_ft t_bh; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
-for db in fz ft bh; do
+for db in fz ft bh rh; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
+for db in t_fz t_ft t_bh t_rh; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
+for db in fz ft bh rh; do
     q "$(src_url "$db")" "CREATE TABLE public.write_probe (id serial PRIMARY KEY, note text)" >/dev/null || setup_ok=0
 done
 # about 20 MB to copy: at the proxy's 400 kB/s the final copy lasts long enough to be cut
 q "$(src_url fz)" "CREATE TABLE public.big (id bigint PRIMARY KEY, payload text NOT NULL);
    INSERT INTO public.big SELECT i, md5(i::text) || md5((-i)::text) FROM generate_series(1, 300000) AS i" \
     >"$WORK/load.log" || setup_ok=0
+# about 1.6 MB: through the proxy, a copy of it takes 4 s at least
+q "$(src_url rh)" "CREATE TABLE public.mid (id bigint PRIMARY KEY, payload text NOT NULL);
+   INSERT INTO public.mid SELECT i, md5(i::text) FROM generate_series(1, 30000) AS i" >>"$WORK/load.log" || setup_ok=0
 q "$(src_url ft)" "CREATE TABLE public.small (id integer PRIMARY KEY, v text);
    INSERT INTO public.small SELECT i, 'v' || i FROM generate_series(1, 100) AS i" >>"$WORK/load.log" || setup_ok=0
 if [[ $setup_ok == 1 ]]; then t_ok "setup: databases and data loaded"; else
@@ -221,5 +225,23 @@ wait_state "ft: thawed, synced" ft synced 120
 assert_writable "ft: after thaw" ft
 cmd "ft: abort" abort ft
 wait_state "ft: aborted" ft aborted 120
+
+# ---------------------------------------------------------------------------------------
+# 5. a rehearsal that took longer than freeze_timeout: the freeze is refused, nothing frozen
+
+cmd "rh: create (through the slow proxy, freeze_timeout=1s)" create rh --source "$(via_proxy rh)" \
+    --target "$(tgt_url t_rh)" --method dump --set jobs=1 --set rollback_window=0 --set freeze_timeout=1s
+cmd "rh: start (the rehearsal copy)" start rh
+wait_state "rh: synced" rh synced 180
+t_check "rh: the rehearsal took longer than 1 s" \
+    test "$(jst rh '(.facts.expected_freeze_copy_seconds // 0) > 1')" = true
+cmd "rh: freeze" freeze rh
+wait_state "rh: the freeze is refused" rh failed 120
+t_assert_contains "rh: the error says why" "$(jst rh '.error.message // ""')" "longer than freeze_timeout (1 s)"
+t_assert_contains "rh: the hint says what to do" "$(jst rh '.error.hint // ""')" "pgmover set rh --set freeze_timeout="
+t_assert_eq "rh: error.source_frozen" "false" "$(jst rh '.error.source_frozen')"
+assert_writable "rh: the freeze refused" rh
+cmd "rh: abort" abort rh
+wait_state "rh: aborted" rh aborted 120
 
 t_summary
