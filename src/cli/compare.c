@@ -220,6 +220,7 @@ pgm_cli_compare(int argc, char **argv, bool json)
 	uv_loop_t loop;
 	int rc;
 
+	pgm_pg_net_from_options(NULL, false, &o.net); /* keepalives; the server's own statement timeout */
 	for (int i = 1; i < argc; i++) {
 		if ((v = pgm_cli_option_value(argc, argv, &i, "--source")) != NULL)
 			source = v;

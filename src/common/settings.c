@@ -90,7 +90,23 @@ const pgm_opt_def_t pgm_job_opts[] = {
 	 "how long rollback stays possible after cutover"},
 	{"pg_bindir", PGM_OPT_STRING, "", 0, 0, NULL, true,
 	 "directory of pg_dump and pg_restore (empty: found in PATH)"},
-	{"connect_timeout", PGM_OPT_DURATION, "15s", 100, 600000, NULL, true, "how long a connection attempt may take"},
+	{"connect_timeout", PGM_OPT_DURATION, "15s", 100, 600000, NULL, true,
+	 "how long a connection attempt may take (name resolution, TCP, TLS, authentication)"},
+	{"keepalives_idle", PGM_OPT_DURATION, "30s", 1000, 7200000, NULL, true,
+	 "TCP keepalives on every connection: idle time before the first probe"},
+	{"keepalives_interval", PGM_OPT_DURATION, "10s", 1000, 600000, NULL, true,
+	 "TCP keepalives: time between probes"},
+	{"keepalives_count", PGM_OPT_INT, "3", 1, 100, NULL, true,
+	 "TCP keepalives: probes lost before the connection is taken for dead"},
+	{"tcp_user_timeout", PGM_OPT_DURATION, "60s", 0, 3600000, NULL, true,
+	 "how long sent data may stay unacknowledged before the connection is dead (0: the kernel's default)"},
+	{"statement_timeout", PGM_OPT_DURATION, "15min", 0, 86400000, NULL, true,
+	 "bound of one statement while the source is frozen, verified, cut over or rolled back (0: none); "
+	 "COPY streams are bounded by their progress instead"},
+	{"lock_timeout", PGM_OPT_DURATION, "10s", 0, 3600000, NULL, true,
+	 "bound of one lock wait in those states (0: none)"},
+	{"freeze_timeout", PGM_OPT_DURATION, "1h", 1000, 604800000, NULL, true,
+	 "longest the source stays frozen before cutover without the job failing to say so"},
 	{NULL, 0, NULL, 0, 0, NULL, false, NULL}};
 
 const pgm_opt_def_t *

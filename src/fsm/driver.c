@@ -327,12 +327,17 @@ pgm_step_done(pgm_step_t *s, pgm_event_t ev)
 /*
  * Fail the step: set job->error (message, detail, hint, state, step, when),
  * replacing any earlier one, log it and raise ERROR; the error is saved
- * with the FAILED state and sent to watchers with the transition.
+ * with the FAILED state and sent to watchers with the transition. When the
+ * job's freeze is still on the source, the error says so (source_frozen)
+ * and, where the failed job may be thawed, its hint says how.
  */
 void
 pgm_step_fail(pgm_step_t *s, const char *given_message, const char *given_detail, const char *given_hint)
 {
 	pgm_job_t *job = s->job;
+	bool frozen = pgm_job_source_frozen(job);
+	bool thawable =
+		frozen && pgm_fsm_decide(PGM_ST_FAILED, job->state, pgm_job_traffic_moved(job), PGM_EV_THAW) >= 0;
 	char ts[40], *message, *detail, *hint;
 
 	if (s->finished || job->step != s)
@@ -341,6 +346,14 @@ pgm_step_fail(pgm_step_t *s, const char *given_message, const char *given_detail
 	message = pgm_redact(given_message);
 	detail = pgm_redact(given_detail);
 	hint = pgm_redact(given_hint);
+	if (thawable && !(hint && strstr(hint, "pgmover thaw"))) {
+		char *with = pgm_asprintf("%s%sthe source is still frozen (writes are refused): \"pgmover thaw %s\" "
+					  "allows writes again, \"pgmover retry %s\" runs the step again",
+					  hint ? hint : "", hint ? "; " : "", job->name, job->name);
+
+		free(hint);
+		hint = with;
+	}
 	cJSON_Delete(job->error);
 	job->error = cJSON_CreateObject();
 	cJSON_AddStringToObject(job->error, "message", message);
@@ -348,6 +361,7 @@ pgm_step_fail(pgm_step_t *s, const char *given_message, const char *given_detail
 		cJSON_AddStringToObject(job->error, "detail", detail);
 	if (hint)
 		cJSON_AddStringToObject(job->error, "hint", hint);
+	cJSON_AddBoolToObject(job->error, "source_frozen", frozen);
 	cJSON_AddStringToObject(job->error, "state", pgm_state_name(job->state));
 	cJSON_AddStringToObject(job->error, "step", pgm_transitions[s->row].step_name);
 	pgm_format_time(pgm_now_ms(), ts, sizeof(ts));

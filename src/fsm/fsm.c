@@ -125,6 +125,19 @@ pgm_state_is_terminal(pgm_state_t st)
 	return st == PGM_ST_COMPLETED || st == PGM_ST_ABORTED || st == PGM_ST_ROLLED_BACK;
 }
 
+/*
+ * Where a hung statement would hold the source's freeze or a cutover or
+ * rollback half done: statements are bounded (statement_timeout,
+ * lock_timeout and the silence that takes a connection for dead)
+ */
+#define BOUNDED (FREEZE_HELD | PGM_S(PGM_ST_CUTTING_OVER) | PGM_S(PGM_ST_ROLLING_BACK))
+
+bool
+pgm_state_bounded(pgm_state_t st)
+{
+	return st >= 0 && st < PGM_ST__COUNT && (BOUNDED & PGM_S(st)) != 0;
+}
+
 bool
 pgm_state_before_cutover(pgm_state_t st)
 {

@@ -79,6 +79,11 @@ bool pgm_event_is_command(pgm_event_t ev);
 bool pgm_state_is_terminal(pgm_state_t st);
 /* states before cutting_over: abort is allowed and the source may be thawed */
 bool pgm_state_before_cutover(pgm_state_t st);
+/*
+ * states whose statements are bounded (statement_timeout, lock_timeout):
+ * freezing .. cutting_over, verifying, thawing, rolling_back
+ */
+bool pgm_state_bounded(pgm_state_t st);
 
 /*
  * The decision, free of I/O: which row the event takes from this state.

@@ -43,6 +43,7 @@ typedef struct pgm_step {
 	bool finished; /* done or failed was called */
 	pgm_pg_conn_t *conns[PGM_STEP_MAX_RES];
 	pgm_pg_connect_cb conn_cb[PGM_STEP_MAX_RES];
+	bool conn_source[PGM_STEP_MAX_RES]; /* to the source, else the target */
 	void *conn_data[PGM_STEP_MAX_RES];
 	pgm_proc_t *procs[PGM_STEP_MAX_RES];
 	pgm_proc_exit_cb proc_cb[PGM_STEP_MAX_RES];
@@ -57,6 +58,7 @@ typedef struct pgm_step {
 	/* status --tables: the running work's per-table progress (an array), or NULL */
 	cJSON *(*tables_progress)(struct pgm_step *s);
 	void *tables_data;
+	uv_timer_t *freeze_guard; /* freeze_timeout's timer (one of timers[]), or NULL */
 } pgm_step_t;
 
 struct pgm_job {
@@ -148,6 +150,11 @@ void pgm_job_free(pgm_job_t *job);
  * without pgbouncer). The state machine reads it for a failed cutover.
  */
 bool pgm_job_traffic_moved(const pgm_job_t *job);
+/*
+ * Whether the source is frozen by this job: a freeze recorded and not
+ * undone (pipeline/freeze). A failure then says so (error.source_frozen).
+ */
+bool pgm_job_source_frozen(const pgm_job_t *job);
 
 /* the path of a backup-file source ("file:/path" or "/path"), or NULL for a live one */
 const char *pgm_source_file(const char *source);
@@ -175,6 +182,8 @@ const char *pgm_unsaved_hint(void);
  * closed when the step ends. On a connection error the step keeps nothing.
  */
 pgm_pg_conn_t *pgm_step_connect(pgm_step_t *s, bool source, const char *purpose, pgm_pg_connect_cb cb, void *data);
+/* what the step's connections and children wait for, "; "-separated (malloc'd; NULL: nothing) */
+char *pgm_step_describe_waits(const pgm_step_t *s);
 /* close one of the step's connections early */
 void pgm_step_close_conn(pgm_step_t *s, pgm_pg_conn_t *c);
 /* run a child process for this step; it is killed if the step ends first */

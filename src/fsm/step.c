@@ -89,6 +89,7 @@ pgm_step_connect(pgm_step_t *s, bool source, const char *purpose, pgm_pg_connect
 	pgm_job_t *job = s->job;
 	char *app = pgm_asprintf("pgmover:%s:%s", job->name, purpose);
 	int i = conn_slot(s, NULL);
+	pgm_pg_net_t net;
 	pgm_pg_conn_t *c;
 
 	if (i < 0) {
@@ -97,11 +98,32 @@ pgm_step_connect(pgm_step_t *s, bool source, const char *purpose, pgm_pg_connect
 	}
 	s->conn_cb[i] = cb;
 	s->conn_data[i] = data;
-	c = pgm_pg_connect(job->host->loop, source ? job->source_dsn : job->target_dsn, app,
-			   (int) pgm_jobopt_int(job->options, "connect_timeout"), step_connect_cb, s);
+	s->conn_source[i] = source;
+	pgm_pg_net_from_options(job->options, pgm_state_bounded(job->state), &net);
+	c = pgm_pg_connect(job->host->loop, source ? job->source_dsn : job->target_dsn, app, &net, step_connect_cb, s);
 	s->conns[i] = c;
 	free(app);
 	return c;
+}
+
+char *
+pgm_step_describe_waits(const pgm_step_t *s)
+{
+	pgm_buf_t b = {0};
+
+	for (int i = 0; i < PGM_STEP_MAX_RES; i++) {
+		char *w = s->conns[i] ? pgm_pg_describe_wait(s->conns[i]) : NULL;
+
+		if (w)
+			pgm_buf_appendf(&b, "%sthe %s at %s", b.s ? "; " : "", s->conn_source[i] ? "source" : "target",
+					w);
+		free(w);
+	}
+	for (int i = 0; i < PGM_STEP_MAX_RES; i++)
+		if (s->procs[i])
+			pgm_buf_appendf(&b, "%sa child process (pid %d)", b.s ? "; " : "",
+					(int) pgm_proc_pid(s->procs[i]));
+	return b.s;
 }
 
 void

@@ -8,13 +8,23 @@
  * operation. Callbacks may close the connection or start the next
  * operation; memory is released only from uv_close's callback, so a
  * handle stays valid until the loop comes round.
+ *
+ * Nothing here blocks the loop: a host name is resolved by uv_getaddrinfo
+ * and handed to libpq as hostaddr beside host (which TLS still verifies),
+ * and a cancel request runs on a libuv worker. A statement from which
+ * nothing arrives for the connection's silence bound (pgm_pg_net_silence_ms)
+ * has its socket shut down: the statement fails naming the server and
+ * itself, instead of waiting on a dead path for ever.
  */
 #include "pg/pgasync.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "pg/dsn.h"
 
+#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 typedef enum { MODE_CONNECTING, MODE_IDLE, MODE_QUERY, MODE_COPY_OUT, MODE_COPY_IN, MODE_CLOSED } conn_mode_t;
 
@@ -24,7 +34,9 @@ struct pgm_pg_conn {
 	uv_poll_t *poll; /* NULL until the socket is known */
 	int poll_fd;
 	int poll_events;   /* events currently watched */
-	uv_timer_t *timer; /* connect timeout */
+	uv_timer_t *timer; /* connect timeout, deferred reports */
+	uv_timer_t *quiet; /* the silence bound of a running statement */
+	int handles;       /* timer and quiet not closed yet; the last close frees */
 	conn_mode_t mode;
 	bool copy_paused;
 	bool copy_in_ready; /* COPY IN start callback delivered */
@@ -38,8 +50,19 @@ struct pgm_pg_conn {
 	void (*drain_cb)(pgm_pg_conn_t *, void *);
 	void *drain_data;
 	void *data;
-	PGresult *last;  /* last result of the running statement */
-	PGresult *error; /* first error result of the running statement */
+	PGresult *last;      /* last result of the running statement */
+	PGresult *error;     /* first error result of the running statement */
+	bool copy_in_ending; /* COPY IN end sent: waiting for its result */
+	pgm_pg_net_t net;    /* the bounds asked for */
+	int64_t silence_ms;  /* 0: no silence bound */
+	char *dsn, *app;     /* kept while the host name is resolved */
+	char *server;        /* "host:port", for messages */
+	char *stmt;          /* the running statement's first words, for messages */
+	int64_t op_started_mono;
+	char *timed_out;             /* set when the silence bound ended the statement */
+	char *fail_msg;              /* why the connection could not start, if not libpq's */
+	uv_getaddrinfo_t *resolving; /* the host name lookup, until it answers */
+	void *user_data;             /* the caller's data while the session's timeouts are set */
 };
 
 static void on_poll(uv_poll_t *h, int status, int events);
@@ -86,7 +109,26 @@ conn_free_cb(uv_handle_t *h)
 	pgm_pg_conn_t *c = h->data;
 
 	free(h);
+	if (--c->handles > 0)
+		return;
+	free(c->dsn);
+	free(c->app);
+	free(c->server);
+	free(c->stmt);
+	free(c->timed_out);
+	free(c->fail_msg);
 	free(c);
+}
+
+/* "90 s", "15 min", "1500 ms": a bound as an operator set it */
+static char *
+ms_text(int64_t ms)
+{
+	if (ms % 60000 == 0 && ms >= 60000)
+		return pgm_asprintf("%lld min", (long long) (ms / 60000));
+	if (ms % 1000 == 0)
+		return pgm_asprintf("%lld s", (long long) (ms / 1000));
+	return pgm_asprintf("%lld ms", (long long) ms);
 }
 
 /* one line: libpq's "...failed: X\n\tIs the server running...?" reads as one sentence */
@@ -271,30 +313,122 @@ conn_watch(pgm_pg_conn_t *c, int events)
 	return true;
 }
 
+/* libpq starts the connection; host and hostaddrs when the name was resolved here */
+static void
+conn_start(pgm_pg_conn_t *c, const char *host, const char *hostaddrs)
+{
+	pgm_conn_kw_t kw;
+
+	pgm_conn_kw_build(&kw, c->dsn, &c->net, c->app, host, hostaddrs);
+	c->pg = PQconnectStartParams(kw.keys, kw.vals, 1);
+	pgm_conn_kw_free(&kw);
+	if (c->pg != NULL)
+		PQsetNoticeReceiver(c->pg, notice_receiver, NULL);
+	if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD || !conn_watch(c, UV_WRITABLE))
+		conn_fail(c, "could not start the connection"); /* reported from the loop */
+}
+
+/* the addresses of the name, numeric, comma-separated, and the name as often */
+static void
+on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	pgm_pg_conn_t *c = req->data;
+	pgm_buf_t hosts = {0}, addrs = {0};
+	char *name = c ? pgm_conn_host_to_resolve(c->dsn) : NULL;
+	int n = 0;
+
+	free(req);
+	if (c == NULL || c->mode == MODE_CLOSED) {
+		uv_freeaddrinfo(res);
+		free(name);
+		return; /* closed meanwhile: pgm_pg_close let go of the request */
+	}
+	c->resolving = NULL;
+	for (struct addrinfo *ai = status == 0 ? res : NULL; ai && n < 8; ai = ai->ai_next) {
+		char ip[NI_MAXHOST];
+
+		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST) != 0)
+			continue;
+		if (addrs.s && strstr(addrs.s, ip)) /* the same address for each socket type */
+			continue;
+		pgm_buf_appendf(&addrs, "%s%s", n ? "," : "", ip);
+		pgm_buf_appendf(&hosts, "%s%s", n ? "," : "", name);
+		n++;
+	}
+	uv_freeaddrinfo(res);
+	if (n == 0) {
+		c->fail_msg = pgm_asprintf("could not translate host name \"%s\" to address: %s", name,
+					   status < 0 ? uv_strerror(status) : "no address");
+		conn_fail(c, NULL);
+	} else {
+		pgm_debug("resolved %s: hostaddr=%s", name, addrs.s);
+		conn_start(c, hosts.s, addrs.s);
+	}
+	free(hosts.s);
+	free(addrs.s);
+	free(name);
+}
+
+/* "host:port" of the string, for messages */
+static char *
+dsn_server(const char *dsn)
+{
+	pgm_dsn_t d;
+	char *err = NULL, *out;
+
+	if (!pgm_dsn_parse(dsn, &d, &err)) {
+		free(err);
+		return pgm_strdup("the server");
+	}
+	out = pgm_asprintf("%s:%s", d.host ? d.host : "localhost", d.port ? d.port : "5432");
+	pgm_dsn_free(&d);
+	return out;
+}
+
 pgm_pg_conn_t *
-pgm_pg_connect(uv_loop_t *loop, const char *dsn, const char *app_name, int timeout_ms, pgm_pg_connect_cb cb, void *data)
+pgm_pg_connect(uv_loop_t *loop, const char *dsn, const char *app_name, const pgm_pg_net_t *net, pgm_pg_connect_cb cb,
+	       void *data)
 {
 	pgm_pg_conn_t *c = pgm_calloc(1, sizeof(*c));
-	const char *keys[] = {"dbname", "application_name", NULL};
-	const char *vals[] = {dsn, app_name ? app_name : "pgmover", NULL};
+	char *name;
 
 	c->loop = loop;
 	c->connect_cb = cb;
 	c->data = data;
 	c->mode = MODE_CONNECTING;
 	c->poll_fd = -1;
+	if (net)
+		c->net = *net;
+	if (c->net.connect_timeout_ms <= 0)
+		c->net.connect_timeout_ms = 15000;
+	c->silence_ms = pgm_pg_net_silence_ms(&c->net);
+	c->dsn = pgm_strdup(dsn ? dsn : "");
+	c->app = pgm_strdup(app_name ? app_name : "pgmover");
+	c->server = dsn_server(c->dsn);
 	c->timer = pgm_malloc(sizeof(uv_timer_t));
 	uv_timer_init(loop, c->timer);
 	c->timer->data = c;
-	uv_timer_start(c->timer, on_connect_timeout, (uint64_t) (timeout_ms > 0 ? timeout_ms : 15000), 0);
-	c->pg = PQconnectStartParams(keys, vals, 1);
-	if (c->pg != NULL)
-		PQsetNoticeReceiver(c->pg, notice_receiver, NULL);
-	if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD || !conn_watch(c, UV_WRITABLE)) {
-		/* report from the loop, never from inside the caller */
-		conn_fail(c, "could not start the connection");
+	c->quiet = pgm_malloc(sizeof(uv_timer_t));
+	uv_timer_init(loop, c->quiet);
+	c->quiet->data = c;
+	c->handles = 2;
+	c->op_started_mono = pgm_mono_ms();
+	uv_timer_start(c->timer, on_connect_timeout, (uint64_t) c->net.connect_timeout_ms, 0);
+	name = pgm_conn_host_to_resolve(c->dsn);
+	if (name) {
+		struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+
+		c->resolving = pgm_malloc(sizeof(uv_getaddrinfo_t));
+		c->resolving->data = c;
+		if (uv_getaddrinfo(loop, c->resolving, on_resolved, name, NULL, &hints) != 0) {
+			free(c->resolving);
+			c->resolving = NULL;
+			conn_start(c, NULL, NULL); /* libpq resolves it */
+		}
+		free(name);
 		return c;
 	}
+	conn_start(c, NULL, NULL);
 	return c;
 }
 
@@ -304,11 +438,18 @@ on_connect_timeout(uv_timer_t *t)
 	pgm_pg_conn_t *c = t->data;
 	pgm_pg_error_t e;
 	pgm_pg_connect_cb cb = c->connect_cb;
+	char *bound, *msg;
 
 	if (c->mode != MODE_CONNECTING)
 		return;
-	error_from_text(&e, "timeout expired while connecting");
-	e.hint = pgm_strdup("check that the server is up and reachable from this machine (host, port, firewall)");
+	bound = ms_text(c->net.connect_timeout_ms);
+	msg = pgm_asprintf("timeout expired while connecting to %s: no session within connect_timeout (%s)%s",
+			   c->server, bound, c->resolving ? ", the host name not resolved yet" : "");
+	error_from_text(&e, msg);
+	free(msg);
+	free(bound);
+	e.hint = pgm_strdup("check that the server is up and reachable from this machine (host, port, firewall), "
+			    "or raise connect_timeout");
 	c->connect_cb = NULL;
 	pgm_pg_close(c);
 	if (cb)
@@ -322,7 +463,7 @@ deferred_fail_cb(uv_timer_t *t)
 	pgm_pg_conn_t *c = t->data;
 	pgm_pg_error_t e;
 	pgm_pg_connect_cb cb = c->connect_cb;
-	const char *msg = c->pg ? PQerrorMessage(c->pg) : "";
+	const char *msg = c->fail_msg ? c->fail_msg : c->pg ? PQerrorMessage(c->pg) : "";
 
 	error_from_text(&e, msg[0] ? msg : "could not start the connection");
 	c->connect_cb = NULL;
@@ -341,10 +482,145 @@ conn_fail(pgm_pg_conn_t *c, const char *fallback)
 	uv_timer_start(c->timer, deferred_fail_cb, 0, 0);
 }
 
+/* whether the running operation waits on the server (not on pgmover's own producer or consumer) */
+static bool
+waits_on_server(const pgm_pg_conn_t *c)
+{
+	switch (c->mode) {
+	case MODE_QUERY:
+		return true;
+	case MODE_COPY_OUT:
+		return !c->copy_paused;
+	case MODE_COPY_IN:
+		return !c->copy_in_ready || c->copy_in_ending || (c->poll_events & UV_WRITABLE);
+	default:
+		return false;
+	}
+}
+
+static void on_silence(uv_timer_t *t);
+static void error_timed_out(const pgm_pg_conn_t *c, pgm_pg_error_t *e);
+
+/* (re)start the silence bound while the server owes an answer: every byte moved restarts it */
+static void
+quiet_arm(pgm_pg_conn_t *c)
+{
+	if (c->silence_ms <= 0 || c->timed_out || c->mode == MODE_CLOSED)
+		return;
+	if (waits_on_server(c))
+		uv_timer_start(c->quiet, on_silence, (uint64_t) c->silence_ms, 0);
+	else
+		uv_timer_stop(c->quiet);
+}
+
+/*
+ * Nothing came from the server for the silence bound while it owed an
+ * answer: the path or the server is dead (the server's own
+ * statement_timeout would have sent an error by now, the keepalives had
+ * their time). The statement fails now with that message, and the
+ * connection stays unusable: libpq is not asked to read or write on it
+ * again (PQfinish when the caller closes it).
+ */
+static void
+on_silence(uv_timer_t *t)
+{
+	pgm_pg_conn_t *c = t->data;
+	char *total, *st;
+	pgm_pg_error_t e;
+
+	if (c->mode == MODE_CLOSED || !waits_on_server(c) || c->pg == NULL)
+		return;
+	total = ms_text(c->silence_ms);
+	st = ms_text(c->net.statement_timeout_ms);
+	c->timed_out = pgm_asprintf("no answer from %s for %s while running \"%s\" (statement_timeout %s and the "
+				    "keepalives' time): the connection is taken for dead",
+				    c->server, total, c->stmt ? c->stmt : "?", st);
+	free(total);
+	free(st);
+	pgm_warning("%s", c->timed_out);
+	if (c->poll)
+		uv_poll_stop(c->poll);
+	memset(&e, 0, sizeof(e));
+	error_timed_out(c, &e);
+	PQclear(c->last);
+	PQclear(c->error);
+	PQclear(c->copy_final);
+	c->last = c->error = c->copy_final = NULL;
+	if (c->mode == MODE_COPY_OUT) {
+		pgm_pg_copy_out_cb cb = c->copy_out_cb;
+
+		c->mode = MODE_IDLE;
+		c->copy_out_cb = NULL;
+		if (cb)
+			cb(c, NULL, 0, &e, c->data);
+	} else {
+		pgm_pg_result_cb cb = c->result_cb;
+
+		c->mode = MODE_IDLE;
+		c->result_cb = NULL;
+		c->drain_cb = NULL;
+		if (cb)
+			cb(c, NULL, &e, c->data);
+	}
+	error_clear(&e);
+}
+
+/* an error of a statement the silence bound ended says so */
+static void
+error_timed_out(const pgm_pg_conn_t *c, pgm_pg_error_t *e)
+{
+	if (c->timed_out == NULL)
+		return;
+	free(e->message);
+	free(e->detail);
+	free(e->hint);
+	e->message = pgm_strdup(c->timed_out);
+	e->detail = NULL;
+	e->hint = pgm_strdup("the network path to the server or the server itself stopped answering: check it, then "
+			     "retry; statement_timeout, keepalives_idle, keepalives_interval and keepalives_count "
+			     "set how long pgmover waits");
+	snprintf(e->sqlstate, sizeof(e->sqlstate), "08006");
+}
+
+/* the connection is ready (err NULL), or its session could not be set up */
+static void
+connected(pgm_pg_conn_t *c, const pgm_pg_error_t *err)
+{
+	pgm_pg_connect_cb cb = c->connect_cb;
+
+	c->connect_cb = NULL;
+	if (err)
+		pgm_pg_close(c); /* the callback gets a closed connection, as for any connection error */
+	if (cb)
+		cb(c, err, c->data);
+}
+
+/* the session's statement and lock timeouts are set */
+static void
+on_bounds_set(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	pgm_pg_conn_t *c = data;
+	pgm_pg_error_t e;
+
+	memset(&e, 0, sizeof(e));
+	c->data = c->user_data;
+	if (err == NULL) {
+		connected(c, NULL);
+		return;
+	}
+	memcpy(e.sqlstate, err->sqlstate, sizeof(e.sqlstate));
+	e.message = pgm_asprintf("could not set statement_timeout and lock_timeout on %s: %s", c->server, err->message);
+	e.detail = err->detail;
+	e.hint = err->hint;
+	connected(c, &e);
+	free(e.message);
+}
+
 static void
 connect_step(pgm_pg_conn_t *c)
 {
 	PostgresPollingStatusType st = PQconnectPoll(c->pg);
+	char *bounds;
 
 	switch (st) {
 	case PGRES_POLLING_READING:
@@ -368,11 +644,14 @@ connect_step(pgm_pg_conn_t *c)
 	PQsetnonblocking(c->pg, 1);
 	c->mode = MODE_IDLE;
 	conn_watch(c, 0);
-	if (c->connect_cb) {
-		pgm_pg_connect_cb cb = c->connect_cb;
-		c->connect_cb = NULL;
-		cb(c, NULL, c->data);
+	bounds = pgm_conn_bounds_sql(c->dsn, &c->net);
+	if (bounds) {
+		c->user_data = c->data;
+		pgm_pg_query(c, bounds, 0, NULL, on_bounds_set, c);
+		free(bounds);
+		return;
 	}
+	connected(c, NULL);
 }
 
 /* a statement finished: hand its last result or its error to the caller */
@@ -394,7 +673,9 @@ deliver_result(pgm_pg_conn_t *c)
 			error_from_result(&e, error, c->pg);
 		else
 			error_from_text(&e, PQerrorMessage(c->pg));
+		error_timed_out(c, &e);
 	}
+	uv_timer_stop(c->quiet);
 	if (cb)
 		cb(c, has_err ? NULL : last, has_err ? &e : NULL, c->data);
 	if (has_err)
@@ -465,7 +746,8 @@ copy_out_drain(pgm_pg_conn_t *c)
 	pgm_pg_error_t e;
 	bool failed;
 
-	for (;;) {
+	/* a connection taken for dead is not read again: its statement never ends */
+	while (!c->timed_out) {
 		PGresult *more;
 
 		if (PQisBusy(c->pg))
@@ -482,7 +764,9 @@ copy_out_drain(pgm_pg_conn_t *c)
 			error_from_result(&e, r, c->pg);
 		else
 			error_from_text(&e, PQerrorMessage(c->pg));
+		error_timed_out(c, &e);
 	}
+	uv_timer_stop(c->quiet);
 	PQclear(r);
 	c->copy_final_null = false;
 	c->mode = MODE_IDLE;
@@ -580,6 +864,7 @@ on_poll(uv_poll_t *h, int status, int events)
 		else
 			drain_results(c);
 	}
+	quiet_arm(c);
 }
 
 static bool
@@ -592,8 +877,28 @@ begin_op(pgm_pg_conn_t *c, conn_mode_t mode)
 	c->mode = mode;
 	c->copy_paused = false;
 	c->copy_in_ready = false;
+	c->copy_in_ending = false;
+	c->op_started_mono = pgm_mono_ms();
 	/* flush what was queued, then read */
-	return conn_watch(c, UV_READABLE | UV_WRITABLE);
+	if (!conn_watch(c, UV_READABLE | UV_WRITABLE))
+		return false;
+	quiet_arm(c);
+	return true;
+}
+
+/* the statement's first words, on one line, for messages; nothing past a password */
+static void
+stmt_remember(pgm_pg_conn_t *c, const char *sql)
+{
+	char *d = trim_dup(sql);
+	char *pw = strstr(d, "password");
+
+	if (pw)
+		strcpy(pw, "...");
+	if (strlen(d) > 100)
+		strcpy(d + 97, "...");
+	free(c->stmt);
+	c->stmt = d;
 }
 
 static void
@@ -630,6 +935,9 @@ pgm_pg_query(pgm_pg_conn_t *c, const char *sql, int nparams, const char *const *
 		return false;
 	c->data = data;
 	c->result_cb = cb;
+	if (c->timed_out)
+		return send_failed(c, MODE_QUERY); /* the connection was taken for dead */
+	stmt_remember(c, sql);
 	if (nparams == 0)
 		ok = PQsendQuery(c->pg, sql);
 	else
@@ -648,6 +956,9 @@ pgm_pg_copy_out(pgm_pg_conn_t *c, const char *sql, pgm_pg_copy_out_cb cb, void *
 	c->copy_out_cb = cb;
 	c->copy_started = false;
 	c->copy_ending = false;
+	if (c->timed_out)
+		return send_failed(c, MODE_COPY_OUT);
+	stmt_remember(c, sql);
 	if (!PQsendQuery(c->pg, sql))
 		return send_failed(c, MODE_COPY_OUT);
 	return begin_op(c, MODE_COPY_OUT);
@@ -665,6 +976,7 @@ pgm_pg_copy_out_pause(pgm_pg_conn_t *c, bool paused)
 	} else {
 		conn_watch(c, 0);
 	}
+	quiet_arm(c);
 }
 
 bool
@@ -674,6 +986,9 @@ pgm_pg_copy_in_start(pgm_pg_conn_t *c, const char *sql, pgm_pg_result_cb ready_c
 		return false;
 	c->data = data;
 	c->result_cb = ready_cb;
+	if (c->timed_out)
+		return send_failed(c, MODE_COPY_IN);
+	stmt_remember(c, sql);
 	if (!PQsendQuery(c->pg, sql))
 		return send_failed(c, MODE_COPY_IN);
 	return begin_op(c, MODE_COPY_IN);
@@ -689,8 +1004,13 @@ pgm_pg_copy_in_put(pgm_pg_conn_t *c, const char *buf, int len)
 	r = PQputCopyData(c->pg, buf, len);
 	if (r < 0)
 		return false;
-	if (r == 0 || PQflush(c->pg) == 1)
+	if (r == 0 || PQflush(c->pg) == 1) {
+		bool was = waits_on_server(c);
+
 		conn_watch(c, UV_READABLE | UV_WRITABLE);
+		if (!was)
+			quiet_arm(c); /* a backlog starts the bound; more data does not restart it */
+	}
 	return true;
 }
 
@@ -706,6 +1026,7 @@ pgm_pg_copy_in_on_drain(pgm_pg_conn_t *c, void (*cb)(pgm_pg_conn_t *, void *), v
 	c->drain_cb = cb;
 	c->drain_data = data;
 	conn_watch(c, UV_READABLE | UV_WRITABLE);
+	quiet_arm(c);
 }
 
 bool
@@ -718,23 +1039,75 @@ pgm_pg_copy_in_end(pgm_pg_conn_t *c, const char *errmsg, pgm_pg_result_cb cb, vo
 	c->drain_cb = NULL;
 	if (PQputCopyEnd(c->pg, errmsg) < 0)
 		return false;
-	return conn_watch(c, UV_READABLE | UV_WRITABLE);
+	c->copy_in_ending = true;
+	if (!conn_watch(c, UV_READABLE | UV_WRITABLE))
+		return false;
+	quiet_arm(c);
+	return true;
+}
+
+/* a cancel request on a libuv worker: PQcancel connects and waits for the server */
+typedef struct cancel_work {
+	uv_work_t req;
+	PGcancel *cancel;
+	char *server;
+	char err[256];
+	bool ok;
+} cancel_work_t;
+
+/* cancels on workers now; beyond a few, one waiting on a dead path would starve name lookups */
+static int cancels_running;
+#define CANCELS_MAX 2
+
+static void
+cancel_work_cb(uv_work_t *req)
+{
+	cancel_work_t *w = req->data;
+
+	w->ok = PQcancel(w->cancel, w->err, sizeof(w->err)) != 0;
+}
+
+static void
+cancel_after_cb(uv_work_t *req, int status)
+{
+	cancel_work_t *w = req->data;
+
+	cancels_running--;
+	if (status == 0 && !w->ok)
+		pgm_warning("could not cancel a running statement on %s: %s", w->server, w->err);
+	PQfreeCancel(w->cancel);
+	free(w->server);
+	free(w);
 }
 
 void
 pgm_pg_cancel(pgm_pg_conn_t *c)
 {
+	cancel_work_t *w;
 	PGcancel *cancel;
-	char err[256];
 
 	if (c == NULL || c->pg == NULL || c->mode == MODE_IDLE || c->mode == MODE_CLOSED || c->mode == MODE_CONNECTING)
 		return;
-	cancel = PQgetCancel(c->pg);
-	if (cancel) {
-		if (!PQcancel(cancel, err, sizeof(err)))
-			pgm_warning("could not cancel a running statement: %s", err);
-		PQfreeCancel(cancel);
+	if (c->timed_out || cancels_running >= CANCELS_MAX) {
+		/* the path is dead, or cancels already wait: the server ends the statement at its timeout */
+		pgm_debug("no cancel request sent to %s (%s)", c->server,
+			  c->timed_out ? "it does not answer" : "other cancel requests still wait");
+		return;
 	}
+	cancel = PQgetCancel(c->pg);
+	if (cancel == NULL)
+		return;
+	w = pgm_calloc(1, sizeof(*w));
+	w->cancel = cancel;
+	w->server = pgm_strdup(c->server);
+	w->req.data = w;
+	if (uv_queue_work(c->loop, &w->req, cancel_work_cb, cancel_after_cb) != 0) {
+		PQfreeCancel(cancel);
+		free(w->server);
+		free(w);
+		return;
+	}
+	cancels_running++;
 }
 
 void
@@ -743,6 +1116,12 @@ pgm_pg_close(pgm_pg_conn_t *c)
 	if (c == NULL || c->mode == MODE_CLOSED)
 		return;
 	c->mode = MODE_CLOSED;
+	if (c->resolving) {
+		/* the lookup's callback frees the request; it finds no connection */
+		c->resolving->data = NULL;
+		uv_cancel((uv_req_t *) c->resolving);
+		c->resolving = NULL;
+	}
 	c->connect_cb = NULL;
 	c->result_cb = NULL;
 	c->copy_out_cb = NULL;
@@ -761,10 +1140,25 @@ pgm_pg_close(pgm_pg_conn_t *c)
 		PQfinish(c->pg);
 	}
 	c->pg = NULL;
-	/* the timer's close callback frees the connection itself */
+	/* the timers' close callbacks free the connection itself, the last of them */
 	uv_timer_stop(c->timer);
 	c->timer->data = c;
 	uv_close((uv_handle_t *) c->timer, conn_free_cb);
+	uv_timer_stop(c->quiet);
+	c->quiet->data = c;
+	uv_close((uv_handle_t *) c->quiet, conn_free_cb);
+}
+
+char *
+pgm_pg_describe_wait(const pgm_pg_conn_t *c)
+{
+	int64_t secs = (pgm_mono_ms() - c->op_started_mono) / 1000;
+
+	if (c->mode == MODE_CONNECTING)
+		return pgm_asprintf("connecting to %s for %lld s", c->server, (long long) secs);
+	if (c->mode == MODE_IDLE || c->mode == MODE_CLOSED)
+		return NULL;
+	return pgm_asprintf("%s running \"%s\" for %lld s", c->server, c->stmt ? c->stmt : "?", (long long) secs);
 }
 
 bool

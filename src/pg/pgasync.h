@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "pg/connparams.h"
+
 typedef struct pgm_pg_error {
 	char sqlstate[6]; /* "" when the error is not from the server */
 	char *message;    /* primary message, never NULL in an error */
@@ -35,11 +37,16 @@ typedef void (*pgm_pg_copy_out_cb)(pgm_pg_conn_t *conn, const char *chunk, int l
 				   void *data);
 
 /*
- * Start connecting. timeout_ms bounds the whole connection attempt (0 means
- * 15 s). Returns the handle at once; the callback tells the outcome. The
- * application_name is set so the sessions are recognisable on the server.
+ * Start connecting. net bounds the waits (NULL: only the attempt, 15 s):
+ * connect_timeout the whole attempt, the keepalives and tcp_user_timeout
+ * the TCP path, the statement and lock timeouts each statement on the
+ * server, and their sum a statement from which nothing arrives
+ * (pgm_pg_net_silence_ms); the DSN's own keywords win. A host name is
+ * resolved on the loop's workers. Returns the handle at once; the callback
+ * tells the outcome. The application_name is set so the sessions are
+ * recognisable on the server.
  */
-pgm_pg_conn_t *pgm_pg_connect(uv_loop_t *loop, const char *dsn, const char *app_name, int timeout_ms,
+pgm_pg_conn_t *pgm_pg_connect(uv_loop_t *loop, const char *dsn, const char *app_name, const pgm_pg_net_t *net,
 			      pgm_pg_connect_cb cb, void *data);
 
 /* run one statement with parameters (or several without, when nparams == 0) */
@@ -61,12 +68,14 @@ void pgm_pg_copy_in_on_drain(pgm_pg_conn_t *conn, void (*cb)(pgm_pg_conn_t *, vo
 /* finish the COPY (errmsg != NULL aborts it); cb gets the final result */
 bool pgm_pg_copy_in_end(pgm_pg_conn_t *conn, const char *errmsg, pgm_pg_result_cb cb, void *data);
 
-/* ask the server to cancel the running statement (short blocking call) */
+/* ask the server to cancel the running statement (on a libuv worker: the loop never waits) */
 void pgm_pg_cancel(pgm_pg_conn_t *conn);
 /* close: no callback fires after this; memory is released by the loop */
 void pgm_pg_close(pgm_pg_conn_t *conn);
 
 bool pgm_pg_busy(const pgm_pg_conn_t *conn);
+/* what the connection waits for: "host:port running \"SQL...\" for N s" (malloc'd); NULL when idle */
+char *pgm_pg_describe_wait(const pgm_pg_conn_t *conn);
 int pgm_pg_server_version(const pgm_pg_conn_t *conn);
 int pgm_pg_backend_pid(const pgm_pg_conn_t *conn);
 bool pgm_pg_ssl_in_use(const pgm_pg_conn_t *conn);

@@ -92,28 +92,36 @@ pgm_step_synced(pgm_step_t *s)
 	s->job->ops->synced(s);
 }
 
+/*
+ * The steps that hold the source's freeze before cutover are bounded by
+ * freeze_timeout (the freeze's own step from the moment writes stop)
+ */
 void
 pgm_step_freeze(pgm_step_t *s)
 {
+	pgm_freeze_guard(s);
 	s->job->ops->freeze(s);
 }
 
 void
 pgm_step_frozen(pgm_step_t *s)
 {
+	pgm_freeze_guard(s);
 	s->job->ops->frozen(s);
 }
 
 void
 pgm_step_verify(pgm_step_t *s)
 {
+	pgm_freeze_guard(s);
 	s->job->ops->verify(s);
 }
 
-/* verified or verify_failed: the source stays frozen; the operator decides */
+/* verified or verify_failed: the source stays frozen; the operator decides, within freeze_timeout */
 void
 pgm_step_hold(pgm_step_t *s)
 {
+	pgm_freeze_guard(s);
 	pgm_op_wait(s);
 }
 

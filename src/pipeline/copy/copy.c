@@ -786,10 +786,12 @@ on_src_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 	/*
 	 * row_security = off, as pg_dump does: a policy that would hide rows from
 	 * pgmover's role (FORCE ROW LEVEL SECURITY on a table it owns) is an
-	 * error naming the table, never a copy that silently misses rows.
+	 * error naming the table, never a copy that silently misses rows. A COPY
+	 * of one big table may rightly outlast statement_timeout: the streams are
+	 * bounded by their progress instead (pgasync's silence bound).
 	 */
 	sql = pgm_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '%s';"
-			   " SET LOCAL row_security = off",
+			   " SET LOCAL row_security = off; SET statement_timeout = 0",
 			   w->cp->snapshot);
 	pgm_pg_query(conn, sql, 0, NULL, on_src_snapshot, w);
 	free(sql);
@@ -819,7 +821,7 @@ on_dst_connect(pgm_pg_conn_t *conn, const pgm_pg_error_t *err, void *data)
 		return;
 	}
 	/* the data is committed again by the final copy or verified: no need to wait for the disk */
-	pgm_pg_query(conn, "SET synchronous_commit = off", 0, NULL, on_dst_session, w);
+	pgm_pg_query(conn, "SET synchronous_commit = off; SET statement_timeout = 0", 0, NULL, on_dst_session, w);
 }
 
 static void

@@ -7,6 +7,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "pg/connparams.h"
 #include "pg/dsn.h"
 #include "fsm/job.h"
 #include "pipeline/sql.h"
@@ -32,15 +33,19 @@ pgm_tool_spawn_dsn(pgm_step_t *s, const char *tool, const char *const *args, con
 {
 	pgm_job_t *job = s->job;
 	const char *bindir = pgm_jobopt_str(job->options, "pg_bindir");
-	char *conninfo = dsn ? pgm_dsn_without_password(dsn) : NULL;
-	char *dbarg = dsn ? pgm_asprintf("--dbname=%s", conninfo ? conninfo : "") : NULL;
-	char *path = bindir[0] ? pgm_asprintf("%s/%s", bindir, tool) : pgm_strdup(tool);
+	pgm_pg_net_t net;
+	char *conninfo;
+	char *dbarg, *path = bindir[0] ? pgm_asprintf("%s/%s", bindir, tool) : pgm_strdup(tool);
 	pgm_dsn_t parsed;
 	char *err = NULL, *sslpw = NULL, *env[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
 	const char *argv[64];
 	int n = 0, e = 0;
 	pgm_proc_t *p;
 
+	/* the tool's libpq gets the job's keepalives, tcp_user_timeout and connect_timeout too */
+	pgm_pg_net_from_options(job->options, false, &net);
+	conninfo = dsn ? pgm_conn_child_conninfo(dsn, &net) : NULL;
+	dbarg = dsn ? pgm_asprintf("--dbname=%s", conninfo ? conninfo : "") : NULL;
 	if (dsn && pgm_dsn_parse(dsn, &parsed, &err)) {
 		if (parsed.password)
 			env[e++] = pgm_asprintf("PGPASSWORD=%s", parsed.password);

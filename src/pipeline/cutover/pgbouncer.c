@@ -118,9 +118,12 @@ pgb_free(void *p)
 
 		d->job = pgm_strdup(job->name);
 		d->sql = pgm_asprintf("RESUME %s", opt(job, "pgbouncer_database"));
+		pgm_pg_net_t net;
+
 		pgm_job_audit(job, NULL, "pgbouncer:resume", pgm_state_name(job->state), NULL, "sent after a failure");
-		(void) pgm_pg_connect(pgm_step_loop(b->step), opt(job, "pgbouncer_admin"), app,
-				      (int) pgm_jobopt_int(job->options, "connect_timeout"), on_detached_connect, d);
+		pgm_pg_net_from_options(job->options, false, &net);
+		(void) pgm_pg_connect(pgm_step_loop(b->step), opt(job, "pgbouncer_admin"), app, &net,
+				      on_detached_connect, d);
 		free(app);
 	}
 	free(b->sql);
@@ -190,8 +193,11 @@ pgb_command(pgm_pgb_t *b, const char *sql, pgm_pg_result_cb cb)
 	free(b->sql);
 	b->sql = pgm_strdup(sql);
 	char *app = pgm_asprintf("pgmover:%s:pgbouncer", job->name);
-	b->conn = pgm_pg_connect(pgm_step_loop(b->f->step), opt(job, "pgbouncer_admin"), app,
-				 (int) pgm_jobopt_int(job->options, "connect_timeout"), on_admin_connect, b);
+	pgm_pg_net_t net;
+
+	pgm_pg_net_from_options(job->options, false, &net);
+	b->conn =
+		pgm_pg_connect(pgm_step_loop(b->f->step), opt(job, "pgbouncer_admin"), app, &net, on_admin_connect, b);
 	free(app);
 }
 

@@ -749,6 +749,16 @@ on_connect(pgm_pg_conn_t *c, const pgm_pg_error_t *err, void *data)
 		rev_error_pg(r, source ? "could not connect to the source" : "could not connect to the target", err);
 		return;
 	}
+	if (pgm_state_bounded(r->s->job->state)) {
+		/* rolling back: the job's bounds, not the window's "none" */
+		char *sql = pgm_asprintf("%s; SET statement_timeout = %lld; SET lock_timeout = %lld", session_sql,
+					 (long long) pgm_jobopt_int(r->s->job->options, "statement_timeout"),
+					 (long long) pgm_jobopt_int(r->s->job->options, "lock_timeout"));
+
+		pgm_pg_query(c, sql, 0, NULL, on_session, r);
+		free(sql);
+		return;
+	}
 	pgm_pg_query(c, session_sql, 0, NULL, on_session, r);
 }
 

@@ -14,6 +14,8 @@
 #include "pipeline/method.h"
 #include "pipeline/verify/verify.h"
 
+#include <stdlib.h>
+
 /* syncing: the rehearsal copy, unless the job skips it */
 static void
 dump_sync(pgm_step_t *s)
@@ -33,10 +35,32 @@ final_copy(pgm_step_t *s, void *data)
 	pgm_copy_with_engine(s, "final", pgm_op_done);
 }
 
-/* freezing: writes stop first, then the final copy */
+/*
+ * freezing: writes stop first, then the final copy. Not when the rehearsal
+ * says the copy takes longer than freeze_timeout allows: the freeze would
+ * only be held until the bound stops it.
+ */
 static void
 dump_freeze(pgm_step_t *s)
 {
+	pgm_job_t *job = s->job;
+	double expected = pgm_json_num(job->facts, "expected_freeze_copy_seconds", 0);
+	int64_t bound = pgm_jobopt_int(job->options, "freeze_timeout");
+
+	if (expected * 1000 > (double) bound && !pgm_freeze_active(job)) {
+		char *msg =
+			pgm_asprintf("the rehearsal copy took %.0f s, longer than freeze_timeout (%lld s) allows the "
+				     "final copy inside the freeze: nothing was frozen",
+				     expected, (long long) (bound / 1000));
+		char *hint = pgm_asprintf("raise the bound (\"pgmover set %s --set freeze_timeout=...\"), then "
+					  "\"pgmover retry %s\"",
+					  job->name, job->name);
+
+		pgm_step_fail(s, msg, NULL, hint);
+		free(msg);
+		free(hint);
+		return;
+	}
 	pgm_freeze_source(s, final_copy, NULL);
 }
 

@@ -49,6 +49,73 @@ pgm_freeze_active(const pgm_job_t *job)
 	return false;
 }
 
+bool
+pgm_job_source_frozen(const pgm_job_t *job)
+{
+	return pgm_freeze_active(job);
+}
+
+/* "1 h", "90 s": a bound as the operator reads it */
+static char *
+bound_text(int64_t ms)
+{
+	if (ms >= 3600000 && ms % 3600000 == 0)
+		return pgm_asprintf("%lld h", (long long) (ms / 3600000));
+	if (ms >= 60000 && ms % 60000 == 0)
+		return pgm_asprintf("%lld min", (long long) (ms / 60000));
+	return pgm_asprintf("%lld s", (long long) ((ms + 999) / 1000));
+}
+
+/*
+ * freeze_timeout is over: the step stops, saying how long the source has
+ * been frozen, what the step was waiting for, and how to let writes in.
+ */
+static void
+on_freeze_timeout(uv_timer_t *t)
+{
+	pgm_step_t *s = t->data;
+	pgm_job_t *job = s->job;
+	char *bound = bound_text(pgm_jobopt_int(job->options, "freeze_timeout"));
+	char *waits = pgm_step_describe_waits(s);
+	const char *phase = pgm_json_str(job->progress, "phase");
+	char *msg, *detail, *hint;
+
+	msg = pgm_asprintf(
+		"the source has been frozen for longer than freeze_timeout (%s): step %s in state %s stopped "
+		"waiting%s%s",
+		bound, pgm_transitions[s->row].step_name, pgm_state_name(job->state), phase ? " in phase " : "",
+		phase ? phase : "");
+	if (waits)
+		detail = pgm_asprintf("it was waiting for %s", waits);
+	else if (job->state == PGM_ST_VERIFIED || job->state == PGM_ST_VERIFY_FAILED)
+		detail = pgm_strdup("it was waiting for the operator (cutover, thaw or abort)");
+	else
+		detail = NULL;
+	hint = pgm_asprintf("the source is still frozen (writes are refused): \"pgmover thaw %s\" allows writes "
+			    "again; or raise the bound (\"pgmover set %s --set freeze_timeout=...\") and \"pgmover "
+			    "retry %s\"",
+			    job->name, job->name, job->name);
+	pgm_step_fail(s, msg, detail, hint);
+	free(msg);
+	free(detail);
+	free(hint);
+	free(waits);
+	free(bound);
+}
+
+void
+pgm_freeze_guard(pgm_step_t *s)
+{
+	pgm_job_t *job = s->job;
+	int64_t left;
+
+	if (job->freeze_started_ms <= 0 || s->freeze_guard)
+		return;
+	left = job->freeze_started_ms + pgm_jobopt_int(job->options, "freeze_timeout") - pgm_now_ms();
+	s->freeze_guard = pgm_step_timer(s);
+	uv_timer_start(s->freeze_guard, on_freeze_timeout, (uint64_t) (left > 0 ? left : 0), 0);
+}
+
 static cJSON *
 find_active(pgm_job_t *job, const char *kind)
 {
@@ -209,6 +276,7 @@ freeze_finished(pgm_step_t *s, void *data)
 	pgm_json_set_time(pgm_json_obj(job->facts, "freeze"), "started_at", job->freeze_started_ms);
 	pgm_job_checkpoint(job);
 	pgm_notice("job %s: writes on the source are frozen", job->name);
+	pgm_freeze_guard(s);
 	pgm_step_disown(s, fz);
 	free(fz);
 	then(s, then_data);

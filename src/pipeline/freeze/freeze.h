@@ -14,6 +14,12 @@ void pgm_thaw_source(pgm_step_t *s, pgm_step_then_fn then, void *data);
 void pgm_freeze_check(pgm_step_t *s, pgm_step_then_fn then, void *data);
 /* true when the job holds a freeze that has not been undone */
 bool pgm_freeze_active(const pgm_job_t *job);
+/*
+ * Bound the step by freeze_timeout, counted from the freeze's start: past
+ * it, the step fails saying the source is still frozen, what it waited for,
+ * and how to thaw. Nothing while the source is not frozen yet.
+ */
+void pgm_freeze_guard(pgm_step_t *s);
 
 /* the same as whole steps (thawing, frozen): they end the step when done */
 void pgm_thaw_step(pgm_step_t *s);

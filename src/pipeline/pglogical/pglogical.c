@@ -176,8 +176,13 @@ pgl_sql(pgl_t *x, bool source, const char *what)
 	pgl_side_t *sd = &x->side[source ? 0 : 1];
 	pgm_sql_t *q;
 
-	if (sd->session == NULL)
-		sd->session = pgm_sql_session(x->step, source, "pglogical", session_setup_sql);
+	if (sd->session == NULL) {
+		/* in the freeze's states the job's bounds stand (set on connecting), else none */
+		bool bounded = pgm_state_bounded(x->step->job->state);
+
+		sd->session = pgm_sql_session(x->step, source, "pglogical",
+					      bounded ? "SET default_transaction_read_only = off" : session_setup_sql);
+	}
 	q = pgm_sql_begin_on(sd->session, what, NULL);
 	pgm_sql_on_error(q, on_error, sd);
 	return q;

@@ -534,9 +534,11 @@ pgm_plan_start(uv_loop_t *loop, const pgm_plan_opts_t *o, pgm_plan_cb cb, void *
 			side_done(sd);
 			continue;
 		}
+		pgm_pg_net_t net;
+
+		pgm_pg_net_from_options(p->options, false, &net);
 		sd->conn = pgm_pg_connect(loop, sd->source ? o->source : o->target,
-					  o->app_name ? o->app_name : "pgmover:plan",
-					  (int) pgm_jobopt_int(p->options, "connect_timeout"), on_connect, sd);
+					  o->app_name ? o->app_name : "pgmover:plan", &net, on_connect, sd);
 	}
 	return p;
 }

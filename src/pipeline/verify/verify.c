@@ -434,18 +434,25 @@ static void
 worker_setup(worker_t *w)
 {
 	side_t *sd = &w->v->sides[w->side];
+	const pgm_pg_net_t *net = &w->v->opts.net;
+	/* a job's verification in the freeze is bounded: the job's statement and lock timeouts */
+	char *bounds = net->bounded
+			       ? pgm_asprintf(" SET statement_timeout = %lld; SET lock_timeout = %lld;",
+					      (long long) net->statement_timeout_ms, (long long) net->lock_timeout_ms)
+			       : pgm_strdup("");
 	char *sql;
 
 	if (w->id == sd->leader) {
-		sql = pgm_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; %s SELECT pg_export_snapshot()",
-				   pgm_vsql_session);
+		sql = pgm_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; %s%s SELECT pg_export_snapshot()",
+				   pgm_vsql_session, bounds);
 	} else {
 		char *lit = pgm_quote_literal(sd->snapshot);
-		sql = pgm_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s; %s",
-				   lit, pgm_vsql_session);
+		sql = pgm_asprintf("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s; %s%s",
+				   lit, pgm_vsql_session, bounds);
 		free(lit);
 	}
 	pgm_pg_query(w->conn, sql, 0, NULL, on_setup, w);
+	free(bounds);
 	free(sql);
 }
 
@@ -546,7 +553,7 @@ pgm_verify_start(uv_loop_t *loop, const char *source_dsn, const char *target_dsn
 			w->v = v;
 			w->side = s;
 			w->id = i;
-			w->conn = pgm_pg_connect(loop, v->dsn[s], v->app_name, o.connect_timeout_ms, on_connect, w);
+			w->conn = pgm_pg_connect(loop, v->dsn[s], v->app_name, &v->opts.net, on_connect, w);
 		}
 	}
 	return v;

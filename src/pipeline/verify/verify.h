@@ -35,7 +35,7 @@ typedef struct pgm_verify_options {
 	int jobs;                  /* connections per side (0: 2) */
 	const char *const *tables; /* NULL-terminated "schema.table" or "table" names; NULL: all */
 	int max_keys;              /* differing keys listed per table (0: 20) */
-	int connect_timeout_ms;    /* per connection attempt (0: 15 s) */
+	pgm_pg_net_t net;          /* the connections' bounds (zeroed: 15 s to connect, nothing more) */
 	const char *app_name;      /* application_name prefix (NULL: "pgmover") */
 	/* tuning; 0 takes the default (measured on pgbench, see verify.c) */
 	int64_t chunk_bytes; /* the smallest block range the first pass cuts a heap into */

@@ -80,7 +80,7 @@ pgm_verify_step(pgm_step_t *s)
 
 	run->step = s;
 	o.jobs = (int) pgm_jobopt_int(job->options, "jobs");
-	o.connect_timeout_ms = (int) pgm_jobopt_int(job->options, "connect_timeout");
+	pgm_pg_net_from_options(job->options, true, &o.net);
 	o.max_keys = 20;
 	o.app_name = app;
 	v = pgm_verify_start(pgm_step_loop(s), job->source_dsn, job->target_dsn, &o, on_verify_done, on_verify_progress,
