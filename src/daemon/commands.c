@@ -201,7 +201,9 @@ cmd_cutover(pgm_cmd_ctx_t *ctx)
 				     "yourself, run \"pgmover cutover %s --no-traffic-switch\"",
 				     job->name, job->name));
 	}
-	if (!switch_configured && cJSON_IsTrue(nts)) {
+	/* only for a cutover that will run: a refused one (wrong state) records nothing of it */
+	if (!switch_configured && cJSON_IsTrue(nts) &&
+	    pgm_fsm_decide(job->state, job->failed_from, pgm_job_traffic_moved(job), PGM_EV_CUTOVER) >= 0) {
 		pgm_json_set(job->facts, "traffic_switch", cJSON_CreateString("operator (--no-traffic-switch)"));
 		pgm_job_audit(job, pgm_client_peer(ctx->client), "cutover --no-traffic-switch",
 			      pgm_state_name(job->state), NULL, "ok: the operator moves the traffic");

@@ -385,6 +385,11 @@ run pgm status fj -v
 t_check "status -v: everything, options and facts ($(wc -l <<<"$OUT") lines)" \
     test "$(grep -c '^  options:\|^  facts:' <<<"$OUT")" -eq 2
 jq_eq "status --json: next_commands is an array" '["abort","retry"]' "$(pgm --json status fj)" '.result.next_commands'
+# a cutover refused for its state records nothing of --no-traffic-switch
+run pgm cutover fj --no-traffic-switch
+t_assert_eq "cutover --no-traffic-switch in a wrong state: refused" 1 "$RC"
+t_assert_eq "... and neither audited as accepted nor recorded" "0 null" \
+    "$(grep -c 'ok: the operator moves the traffic' "$AUDIT1") $(pgm --json status fj | jq -c '.result.facts.traffic_switch')"
 jq_eq "status --json: settings are typed (options keep their text)" '["number","number","boolean","string"]' \
     "$(pgm --json status fj)" \
     '.result | [(.settings.jobs|type), (.settings.drain_timeout_ms|type), (.settings.rehearsal|type), (.options.jobs|type)]'
