@@ -29,6 +29,7 @@ table() {
     tests/integration) echo "bash tests on real PostgreSQL 15 + pglogical clusters (tests/testbed)" ;;
     tests/testbed) echo "testbed.sh: a Heroku-like TLS source and a target on loopback" ;;
     bench) echo "side-by-side benchmarks against pg_dump|pg_restore and pgcopydb" ;;
+    docs) echo "internals.md: the copy engine and the state machine, for whoever changes the code" ;;
     scripts) echo "deps.sh (Debian packages), test.sh (every test), demo.sh, layout.sh (this block)" ;;
     *) return 1 ;;
     esac

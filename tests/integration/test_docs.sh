@@ -8,9 +8,9 @@ cd "$(dirname "$0")/../.."
 . tests/integration/lib.sh
 PGM_BUILD=${PGM_BUILD:-build}
 
-readme_fsm=$(sed -n '/<!-- fsm:begin -->/,/<!-- fsm:end -->/p' README.md | sed '1,2d;$d' | sed '$d')
+readme_fsm=$(sed -n '/<!-- fsm:begin -->/,/<!-- fsm:end -->/p' docs/internals.md | sed '1,2d;$d' | sed '$d')
 table_fsm=$("$PGM_BUILD/pgmoverd" --describe)
-t_assert_eq "README state machine is the transition table (pgmoverd --describe)" "$table_fsm" "$readme_fsm"
+t_assert_eq "docs/internals.md: the state machine is the transition table (pgmoverd --describe)" "$table_fsm" "$readme_fsm"
 
 readme_layout=$(sed -n '/<!-- layout:begin -->/,/<!-- layout:end -->/p' README.md | sed '1,2d;$d' | sed '$d')
 tree_layout=$(bash scripts/layout.sh)
