@@ -556,6 +556,9 @@ pgm_cli_output_status(FILE *out, const cJSON *status)
 	const cJSON *verify = cJSON_GetObjectItemCaseSensitive(status, "verify");
 	const char *freeze_at = pgm_cli_json_string(status, "freeze_started_at", NULL);
 	const char *deadline = pgm_cli_json_string(status, "rollback_deadline", NULL);
+	const cJSON *reverse =
+		cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(status, "facts"), "reverse");
+	double retained = 0;
 	const char *state = pgm_cli_json_string(status, "state", "?");
 	const char *allowed = pgm_cli_json_string(status, "allowed_commands", "none");
 	const cJSON *item;
@@ -606,6 +609,9 @@ pgm_cli_output_status(FILE *out, const cJSON *status)
 	}
 	if (deadline != NULL)
 		fprintf(out, "  rollback: possible until %s\n", deadline);
+	if (cJSON_IsObject(reverse) && pgm_cli_json_number(reverse, "retained_bytes", &retained))
+		fprintf(out, "  reverse:  the slot retains %s of WAL on the target\n",
+			pgm_cli_bytes_format(retained, a, sizeof(a)));
 	if (cJSON_IsObject(error)) {
 		fprintf(out, "  error:    %s\n", pgm_cli_json_string(error, "message", "(no message)"));
 		if (pgm_cli_json_string(error, "detail", NULL) != NULL)

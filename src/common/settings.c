@@ -84,6 +84,8 @@ const pgm_opt_def_t pgm_job_opts[] = {
 	 "how long rollback stays possible after cutover"},
 	{"pg_bindir", PGM_OPT_STRING, "", 0, 0, NULL, true,
 	 "directory of pg_dump and pg_restore (empty: found in PATH)"},
+	{"rollback_retained_warn", PGM_OPT_SIZE, "1GB", 0, 0, NULL, true,
+	 "rollback window: warn when the reverse slot retains more WAL than this on the target (0: never)"},
 	{"connect_timeout", PGM_OPT_DURATION, "15s", 100, 600000, NULL, true, "how long a connection attempt may take"},
 	{NULL, 0, NULL, 0, 0, NULL, false, NULL}};
 
@@ -153,6 +155,37 @@ pgm_parse_duration_ms(const char *s, int64_t *out)
 }
 
 bool
+pgm_parse_size_bytes(const char *s, int64_t *out)
+{
+	static const struct {
+		const char *unit;
+		int64_t bytes;
+	} units[] = {{"", 1},
+		     {"B", 1},
+		     {"kB", INT64_C(1) << 10},
+		     {"MB", INT64_C(1) << 20},
+		     {"GB", INT64_C(1) << 30},
+		     {"TB", INT64_C(1) << 40},
+		     {NULL, 0}};
+	int64_t v;
+	char *end;
+
+	if (!parse_int64(s, &v, &end) || v < 0)
+		return false;
+	while (*end == ' ')
+		end++;
+	for (int i = 0; units[i].unit; i++) {
+		if (strcmp(end, units[i].unit) == 0) {
+			if (v > INT64_MAX / units[i].bytes)
+				return false;
+			*out = v * units[i].bytes;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool
 pgm_opt_validate(const pgm_opt_def_t *def, const char *value, char **canon, char **err)
 {
 	int64_t v = 0;
@@ -210,6 +243,14 @@ pgm_opt_validate(const pgm_opt_def_t *def, const char *value, char **canon, char
 			*err = pgm_asprintf(
 				"invalid value for %s: \"%s\" (expected a duration like 500ms, 30s, 5min, 24h)",
 				def->name, value);
+			return false;
+		}
+		break;
+	case PGM_OPT_SIZE:
+		if (!pgm_parse_size_bytes(value, &v)) {
+			*err = pgm_asprintf(
+				"invalid value for %s: \"%s\" (expected a size like 8192, 64kB, 512MB, 1GB)", def->name,
+				value);
 			return false;
 		}
 		break;
@@ -284,6 +325,8 @@ pgm_jobopt_int(const cJSON *opts, const char *name)
 
 	if (def && def->type == PGM_OPT_DURATION)
 		pgm_parse_duration_ms(s, &v);
+	else if (def && def->type == PGM_OPT_SIZE)
+		pgm_parse_size_bytes(s, &v);
 	else
 		v = strtoll(s, NULL, 10);
 	return v;
@@ -291,7 +334,8 @@ pgm_jobopt_int(const cJSON *opts, const char *name)
 
 /*
  * The job's options for programs: a boolean as true/false, an integer as a
- * number, a duration as a number of milliseconds under NAME_ms, an unset
+ * number, a duration as a number of milliseconds under NAME_ms, a size as
+ * a number of bytes under NAME_bytes, an unset
  * string as null. Options the table does not know (an older state.json)
  * are left out.
  */
@@ -323,6 +367,12 @@ pgm_jobopts_typed(const cJSON *opts)
 		case PGM_OPT_DURATION:
 			key = pgm_asprintf("%s_ms", def->name);
 			if (pgm_parse_duration_ms(s, &v))
+				cJSON_AddNumberToObject(o, key, (double) v);
+			free(key);
+			break;
+		case PGM_OPT_SIZE:
+			key = pgm_asprintf("%s_bytes", def->name);
+			if (pgm_parse_size_bytes(s, &v))
 				cJSON_AddNumberToObject(o, key, (double) v);
 			free(key);
 			break;

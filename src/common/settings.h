@@ -17,6 +17,7 @@ typedef enum pgm_opt_type {
 	PGM_OPT_MODE,     /* octal file mode */
 	PGM_OPT_ENUM,     /* one of a '|' separated list */
 	PGM_OPT_CONNINFO, /* a libpq URL or conninfo without a password (it would reach state.json) */
+	PGM_OPT_SIZE,     /* stored in bytes: 8192, 64kB, 512MB, 1GB, 2TB (PostgreSQL's units, 1024-based) */
 } pgm_opt_type_t;
 
 /* a row of the settings table */
@@ -24,7 +25,7 @@ typedef struct pgm_opt_def {
 	const char *name;
 	pgm_opt_type_t type;
 	const char *dflt;    /* default, in the same text form a user writes */
-	int64_t min, max;    /* for INT and DURATION (0, 0 = unbounded) */
+	int64_t min, max;    /* for INT, DURATION and SIZE (0, 0 = unbounded) */
 	const char *choices; /* for ENUM: "a|b|c" */
 	bool reloadable;     /* SIGHUP applies it (daemon settings) */
 	const char *help;
@@ -43,6 +44,7 @@ bool pgm_opt_validate(const pgm_opt_def_t *def, const char *value, char **canon,
 /* parse helpers for already-validated text */
 bool pgm_parse_bool(const char *s, bool *out);
 bool pgm_parse_duration_ms(const char *s, int64_t *out);
+bool pgm_parse_size_bytes(const char *s, int64_t *out);
 
 /* typed getters on a built options object (values are validated) */
 const char *pgm_jobopt_str(const cJSON *opts, const char *name);

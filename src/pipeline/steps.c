@@ -141,10 +141,26 @@ pgm_step_cutover(pgm_step_t *s)
 	s->job->ops->cutover(s);
 }
 
+/*
+ * The deadline closes the window as `finish` does (the reverse slot is
+ * dropped, so rollback is no longer possible): never silently, a warning
+ * in status and the log first, with what the stream had not carried yet.
+ */
 static void
 on_window_deadline(uv_timer_t *t)
 {
-	pgm_step_done(t->data, PGM_EV_DEADLINE);
+	pgm_step_t *s = t->data;
+	pgm_job_t *job = s->job;
+	const cJSON *lag = cJSON_GetObjectItem(job->facts, "reverse_lag");
+	char *msg = pgm_asprintf("the rollback window's deadline passed (rollback_window = %s): finishing, the reverse "
+				 "slot is dropped and rollback is no longer possible; the reverse stream was %.0f "
+				 "bytes behind",
+				 pgm_jobopt_str(job->options, "rollback_window"), pgm_json_num(lag, "bytes", 0));
+
+	pgm_job_warn(job, msg, "to keep a way back longer, set a longer rollback_window before cutover");
+	free(msg);
+	pgm_job_checkpoint(job);
+	pgm_step_done(s, PGM_EV_DEADLINE);
 }
 
 /* the window's deadline is every method's; what runs meanwhile is the method's */
