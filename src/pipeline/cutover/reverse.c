@@ -19,8 +19,8 @@
  * artifact), under a row lock taken first, and each target transaction in
  * them is guarded by that LSN, so one already applied — by an earlier run,
  * or by a session of a killed daemon still finishing — is skipped. Small
- * target transactions go together, up to PGM_PGO_CHUNK changes per source
- * transaction (one round trip, one commit to flush, one block to compile:
+ * target transactions go together, up to PGM_PGO_CHUNK changes (or
+ * PGM_PGO_CHUNK_BYTES of SQL, for wide rows) per source transaction (one round trip, one commit to flush, one block to compile:
  * 2,000 pgbench transactions applied in 0.53 s instead of 1.36 s here);
  * a large one is a source transaction of its own.
  * Only then does the slot advance (pg_replication_slot_advance), so the
@@ -36,7 +36,12 @@
  * Lag is reported like the forward lag: facts.reverse_lag = {bytes,
  * seconds}: target WAL not yet applied to the source, and the age of the
  * oldest target commit not yet applied, measured each round before
- * applying.
+ * applying; facts.reverse.retained_bytes is the WAL the slot keeps on the
+ * target's disk, a warning past rollback_retained_warn.
+ *
+ * Errors (rev_fail): one that may pass by itself is retried with a growing
+ * pause; one the source will give again (it refuses the change) stops the
+ * stream and fails the step once, so the operator fixes it and retries.
  */
 #include "common/json.h"
 #include "common/log.h"
