@@ -8,7 +8,8 @@
 # psql), not pgmover's own verify.
 #
 #   1. plan: the rollback window's needs of a role that is not a superuser are checked
-#   2. job win: cutover, writes on the target (keyed, key-less, deletes), a write the source
+#   2. job win: cutover, writes on the target (keyed, key-less, deletes), the apply session
+#      ended on the source (retried, counted), a write the source
 #      refuses (a unique index added there after cutover): the stream stops, the job fails
 #      once naming the table, the key and what to do, the log does not repeat it; after the
 #      fix, retry; the slot's retained WAL in status, a warning over rollback_retained_warn;
@@ -169,6 +170,18 @@ t_assert_contains "win: ... with a warning over rollback_retained_warn" \
     "$(jst win '[.warnings[].message] | join(";")')" "retains more WAL on the target than rollback_retained_warn (1024 bytes)"
 t_assert_contains "win: ... and the human status says it" "$(pgm status win 2>&1)" "the slot retains"
 t_assert_eq "win: ... said once in the log" "1" "$(log_count "than rollback_retained_warn")"
+
+# the apply session ended under the stream (a failover, a pooler, an operator): an
+# error that passes, so retried after a pause, counted, and the stream goes on
+t_assert_eq "win: the apply session is ended on the source" "t" \
+    "$(sq win "SELECT bool_or(pg_terminate_backend(pid)) FROM pg_stat_activity
+                WHERE datname = 'win' AND application_name LIKE '%reverse-apply%'")"
+q "$TW" "INSERT INTO public.kv (v) VALUES ('after a lost session')" >/dev/null
+_retried() { [[ $(jst win '.facts.reverse.retries_total // 0') -ge 1 ]] && same_rows win t_win public.kv; }
+t_check "win: a lost session is retried, counted (facts.reverse.retries_total), and the stream goes on" \
+    t_wait_for 30 _retried || t_detail "$(jst win '.facts.reverse')"
+t_assert_eq "win: ... the job stays in the window, the error cleared" "rollback_window " \
+    "$(pgmd_state win) $(jst win '.facts.reverse.error // ""')"
 
 # the source gets a unique index the target lacks; the target takes a row it refuses
 src_admin win "CREATE UNIQUE INDEX kv_v_unique ON public.kv (v)" >/dev/null
