@@ -15,7 +15,8 @@
 #      fix, retry; the slot's retained WAL in status, a warning over rollback_retained_warn;
 #      rollback; source = target
 #   3. job wide: 2,000 rows of 100 KB updated in one target transaction: applied in DO
-#      blocks under 8 MB each (measured in the source's log); rollback; source = target
+#      blocks under 8 MB each (measured in the source's log); a 300 KB row a CHECK only the
+#      source has refuses: named, the detail short; retry; rollback; source = target
 #   4. job late: a short rollback_window: at its deadline a warning, the job finishes by
 #      itself (completed), no slot or publication left
 #
@@ -242,6 +243,23 @@ largest=$(tail -1 <<<"$sizes")
 [[ $largest =~ ^[0-9]+$ && $largest -lt 8388608 ]] && t_ok "wide: the largest is $largest bytes (< 8 MB)" ||
     t_fail "wide: every DO block under 8 MB" "largest: $largest"
 rm -f "$WORK/wide.log"
+# a CHECK constraint only the source has, and a 300 KB row that breaks it: named, with the
+# failing row's start (not its 300 KB) in the error
+src_admin wide "ALTER TABLE public.wide ADD CONSTRAINT wide_short CHECK (length(payload) < 200000) NOT VALID" >/dev/null
+q "$TWD" "UPDATE public.wide SET payload = repeat('z', 300000) WHERE id = 7" >/dev/null
+_refused_wide() { [[ $(pgmd_state wide) == failed ]]; }
+t_check "wide: a row the source's CHECK refuses stops the stream" t_wait_for 60 _refused_wide ||
+    t_detail "$(fail_detail wide)"
+t_assert_contains "wide: the error names the table and the constraint" "$(jst wide '.error.message')" \
+    'table public.wide: new row for relation "wide" violates check constraint "wide_short"'
+detail=$(jst wide '.error.detail')
+t_assert_contains "wide: ... the failing row's key" "$detail" "Failing row contains (7, zzz"
+[[ ${#detail} -lt 1200 ]] && t_ok "wide: ... short (${#detail} characters for a 300 KB row: the server cuts values at 64 bytes)" ||
+    t_fail "wide: the detail is short" "${#detail} characters"
+src_admin wide "ALTER TABLE public.wide DROP CONSTRAINT wide_short" >/dev/null
+cmd "wide: retry once the constraint is gone" retry wide
+_resumed_wide() { [[ $(pgmd_state wide) == rollback_window ]] && same_rows wide t_wide public.wide; }
+t_check "wide: the stream goes on" t_wait_for 60 _resumed_wide || t_detail "$(fail_detail wide)"
 cmd "wide: rollback" rollback wide
 wait_state "wide: rolled_back" wide rolled_back 120
 compare "wide" wide t_wide public.wide public.kv public.nopk

@@ -63,6 +63,7 @@
 #define SAVE_EVERY_MS 10000
 #define PG_EPOCH_MS INT64_C(946684800000)
 /* the WAL the slot keeps on the target's disk (from its restart_lsn, not its confirmed LSN) */
+#define DETAIL_MAX 1000 /* of an error's detail kept in facts and the job's error */
 #define RETAINED_SQL "coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint"
 
 /* both sessions: fixed text forms, so values read on one side mean the same on the other */
@@ -211,7 +212,15 @@ rev_fail(pgm_reverse_t *r, bool transient, const char *what, const pgm_pg_error_
 			    ? pgm_asprintf("reverse stream: %s: table %s: %s", what, err->table, err->message)
 			    : pgm_asprintf("reverse stream: %s: %s", what, err->message);
 	uint64_t delay;
+	pgm_pg_error_t shown = *err;
+	char *detail = NULL;
 
+	/* "Failing row contains (...)" holds the whole row: wide values stay out of state.json */
+	if (err->detail && strlen(err->detail) > DETAIL_MAX) {
+		detail = pgm_asprintf("%.*s... (%zu bytes)", DETAIL_MAX, err->detail, strlen(err->detail));
+		shown.detail = detail;
+	}
+	err = &shown;
 	rev_close_conns(r);
 	msgs_clear(r);
 	cur_clear(r);
@@ -228,12 +237,14 @@ rev_fail(pgm_reverse_t *r, bool transient, const char *what, const pgm_pg_error_
 		pgm_flow_fail(r->f, msg, err->detail,
 			      transient ? "\"pgmover retry\" resumes the rollback" : refusal_hint(err));
 		free(msg);
+		free(detail);
 		return;
 	}
 	if (!transient) {
 		pgm_json_set(o, "stopped", cJSON_CreateTrue());
 		pgm_step_fail(r->s, msg, err->detail, refusal_hint(err));
 		free(msg);
+		free(detail);
 		return;
 	}
 	r->retries++;
@@ -248,6 +259,7 @@ rev_fail(pgm_reverse_t *r, bool transient, const char *what, const pgm_pg_error_
 	pgm_notice("job %s: %s; retry %lld in %llu ms", job->name, msg, (long long) r->retries,
 		   (unsigned long long) delay);
 	free(msg);
+	free(detail);
 	uv_timer_start(r->timer, on_retry_timer, delay, 0);
 }
 
