@@ -9,8 +9,8 @@
 #
 #   1. plan: the rollback window's needs of a role that is not a superuser are checked
 #   2. job win: cutover, writes on the target (keyed, key-less, deletes), the apply session
-#      ended on the source (retried, counted), a write the source
-#      refuses (a unique index added there after cutover): the stream stops, the job fails
+#      ended on the source (retried, counted), an UPDATE of a row the source lacks, a
+#      write the source refuses (a unique index added there after cutover): the stream stops, the job fails
 #      once naming the table, the key and what to do, the log does not repeat it; after the
 #      fix, retry; the slot's retained WAL in status, a warning over rollback_retained_warn;
 #      rollback; source = target
@@ -183,6 +183,22 @@ t_check "win: a lost session is retried, counted (facts.reverse.retries_total), 
     t_wait_for 30 _retried || t_detail "$(jst win '.facts.reverse')"
 t_assert_eq "win: ... the job stays in the window, the error cleared" "rollback_window " \
     "$(pgmd_state win) $(jst win '.facts.reverse.error // ""')"
+
+# a row the source lost after cutover (deleted there by hand): the target's UPDATE of it
+# finds no row on the source, which no retry fixes
+src_admin win "DELETE FROM public.kv WHERE id = 10" >/dev/null
+q "$TW" "UPDATE public.kv SET v = 'ten' WHERE id = 10" >/dev/null
+_stopped() { [[ $(pgmd_state win) == failed ]]; }
+t_check "win: an UPDATE of a row the source lacks stops the stream and fails the job" t_wait_for 30 _stopped ||
+    t_detail "$(fail_detail win) $(jst win '.facts.reverse')"
+t_assert_contains "win: ... naming the table and the key" "$(jst win '.error.message')" \
+    "update of \"public\".\"kv\" where \"id\" = '10' matched 0 row(s) on the source instead of 1"
+t_assert_contains "win: ... and what to do" "$(jst win '.error.hint')" "make the source's row what the target had"
+src_admin win "INSERT INTO public.kv (id, v, t) OVERRIDING SYSTEM VALUE VALUES (10, 'v10', '2024-01-01 00:00:00+00')" >/dev/null
+cmd "win: retry once the source has the row again" retry win
+_back() { [[ $(pgmd_state win) == rollback_window ]] && same_rows win t_win public.kv; }
+t_check "win: the stream goes on, the row updated" t_wait_for 30 _back || t_detail "$(fail_detail win)"
+t_assert_eq "win: ... to the target's value" "ten" "$(sq win "SELECT v FROM public.kv WHERE id = 10")"
 
 # the source gets a unique index the target lacks; the target takes a row it refuses
 src_admin win "CREATE UNIQUE INDEX kv_v_unique ON public.kv (v)" >/dev/null
