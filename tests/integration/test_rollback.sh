@@ -18,7 +18,8 @@
 #      blocks under 8 MB each (measured in the source's log); a 300 KB row a CHECK only the
 #      source has refuses: named, the detail short; retry; rollback; source = target
 #   4. job late: a short rollback_window: at its deadline a warning, the job finishes by
-#      itself (completed), no slot or publication left
+#      itself (completed), no slot or publication left; job stuck: failed in the window at
+#      its deadline: a warning, the slot kept until retry, which finishes
 #
 #   PGM_BUILD=/tmp/bd bash tests/integration/test_rollback.sh   (as root or postgres)
 # PGM_TEST_KEEP=1 keeps the work directory.
@@ -113,15 +114,15 @@ t_assert_eq "source: wal_level replica, its owner no superuser" "replica off" \
     "$(q "$SOURCE_URL" "SELECT current_setting('wal_level') || ' ' || current_setting('is_superuser')")"
 
 setup_ok=1
-for db in win wide late; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
-for db in t_win t_wide t_late; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
+for db in win wide late stuck; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
+for db in t_win t_wide t_late t_stuck; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
 APP_SQL="CREATE TABLE public.kv (id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text, t timestamptz);
          CREATE TABLE public.nopk (a integer, b text);
          CREATE TABLE public.wide (id integer PRIMARY KEY, payload text);
          INSERT INTO public.kv (v, t) SELECT 'v' || i, '2024-01-01 00:00:00+00' FROM generate_series(1, 50) i;
          INSERT INTO public.nopk SELECT i, 'b' || i FROM generate_series(1, 20) i;
          INSERT INTO public.wide SELECT i, 'small ' || i FROM generate_series(1, 2000) i;"
-for db in win wide late; do q "$(src_url "$db")" "$APP_SQL" >/dev/null || setup_ok=0; done
+for db in win wide late stuck; do q "$(src_url "$db")" "$APP_SQL" >/dev/null || setup_ok=0; done
 if [[ $setup_ok == 1 ]]; then t_ok "setup: databases and tables"; else
     t_fail "setup" "see $WORK"
     t_summary
@@ -294,6 +295,26 @@ grep -q '"event":"deadline","from":"rollback_window"' "$DMN/state/late/audit.jso
     t_fail "late: the deadline is in the audit log" "$(tail -3 "$DMN/state/late/audit.jsonl")"
 t_assert_eq "late: no slot, publication or progress schema left" "" "$(leftovers t_late late)"
 compare "late" late t_late public.kv public.nopk public.wide
+
+# failed in the window when its deadline passes: said, once; the slot stays until retry
+to_window stuck stuck t_stuck --set rollback_window=25s
+src_admin stuck "DELETE FROM public.kv WHERE id = 10" >/dev/null
+q "$(tgt_url t_stuck)" "UPDATE public.kv SET v = 'ten' WHERE id = 10" >/dev/null
+wait_state "stuck: a change the source refuses fails the job in the window" stuck failed 30
+_deadline_said() { [[ $(jst stuck '[.warnings[].message] | join(";")') == *"deadline passed while the job is failed"* ]]; }
+t_check "stuck: at the deadline a warning says the slot stays until retry" t_wait_for 60 _deadline_said ||
+    t_detail "$(jst stuck '.warnings')"
+t_assert_contains "stuck: ... and the human status says what retry does" "$(pgm status stuck 2>&1)" \
+    "\"pgmover retry\" resumes the window, which then finishes (no rollback)"
+t_assert_eq "stuck: ... in the log, once" "1" "$(log_count "job stuck: the rollback window's deadline passed while")"
+t_assert_eq "stuck: ... the slot is still on the target" "1" \
+    "$(tq postgres "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgmover_stuck'")"
+cmd "stuck: retry" retry stuck
+wait_state "stuck: the window finishes at once" stuck completed 60
+t_assert_eq "stuck: no slot, publication or progress schema left" "" "$(leftovers t_stuck stuck)"
+# finishing does not carry what was behind: the source lacks the refused change, nothing else
+compare "stuck" stuck t_stuck "(SELECT * FROM public.kv WHERE id <> 10)" public.nopk public.wide
+t_assert_eq "stuck: the refused change is not on the source" "0" "$(sq stuck "SELECT count(*) FROM public.kv WHERE id = 10")"
 
 pgmd_stop
 t_assert_eq "pgmoverd stops cleanly" "0" "$?"
