@@ -1,43 +1,39 @@
 #!/usr/bin/env bash
-# bench_dump.sh — pgmover's dump pipeline beside its peers, in one run, on
-# the same data: a pgbench database of scale SCALE (default 50) on a local
-# Heroku-like source, copied into a fresh target database by
-#   - pgmover, engine copy      (parallel COPY streams in one snapshot)
-#   - pgmover, engine pg_dump   (pg_dump -Fd -j / pg_restore -j, driven by pgmoverd)
+# bench_dump.sh — pgmover's dump pipeline beside its peers, in one run, on the
+# same data, timed as the user waits: the wall clock from the command to the
+# result, never a figure a tool reports about itself.
+#
+# A pgbench database of scale SCALE (default 30) on the local Heroku-like source
+# is copied into a fresh target database (schema, data, indexes, constraints) by
+#   - pgmover, engine copy   `pgmover start` until `watch --until synced` returns
+#                            (preflight, provisioning and the rehearsal copy:
+#                            what the operator waits for before the freeze)
 #   - pg_dump -Fc | pg_restore
 #   - pg_dump -Fd -j J + pg_restore -j J
 #   - pgcopydb clone --table-jobs J --index-jobs J
-# Each copy includes schema, data, indexes and constraints. pgmover's time is
-# its rehearsal copy as the job records it (facts.copies.rehearsal.duration_ms),
-# the same work the final copy does inside the write freeze.
-# Usage: bench/bench_dump.sh [SCALE] [JOBS] [ROUNDS]   (prints a table and ratios)
-#   TABLES=N instead copies N small tables (a primary key, a unique key, a text
-#   column, 20 rows each): the per-table costs of a schema of thousands of tables.
+# and, for pgmover only, `pgmover freeze` until `watch --until verified` returns:
+# the write downtime before cutover (final copy, freeze proof, verification).
+# Before each copy: a fresh target database and a CHECKPOINT on both servers.
+# The order of the tools rotates from round to round. Each source mode runs
+# every round: MODES="plain tls" (default) — plain: the Unix socket, no TLS;
+# tls: the TCP + TLS (sslmode=require) connection a Heroku source has.
+#
+# Usage: bench/bench_dump.sh [SCALE] [JOBS] [ROUNDS]      (defaults 30 2 3)
+#   TABLES=N copies N small tables instead of pgbench's (a primary key, a unique
+#   key, a text column, 20 rows each). PGM_BUILD=DIR uses that build.
+# Prints every run, then per mode the median and the best of the rounds and each
+# tool's ratio to the fastest peer (by median, and best against best).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SCALE=${1:-50}
+. bench/lib.sh
+SCALE=${1:-30}
 JOBS=${2:-2}
-ROUNDS=${3:-1}
+ROUNDS=${3:-3}
 TABLES=${TABLES:-}
+MODES=${MODES:-plain tls}
 
-scripts/deps.sh
-[[ -d build ]] || meson setup build >/dev/null
-ninja -C build >/dev/null
-
-work=$(mktemp -d /tmp/pgmover-bench.XXXXXX)
-chmod 755 "$work"
-bed="$work/bed"
-daemon_pid=
-cleanup() {
-    [[ -n "$daemon_pid" ]] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
-    tests/testbed/testbed.sh stop "$bed" >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-tests/testbed/testbed.sh start "$bed" >/dev/null
-# shellcheck disable=SC1091
-. "$bed/env"
+bench_build
+bench_bed
 if [[ -n $TABLES ]]; then
     echo "building $TABLES small tables on the source..."
     "$TB_PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$SOURCE_URL" -c "DO \$\$ BEGIN FOR i IN 1..$TABLES LOOP
@@ -51,111 +47,122 @@ else
     "$TB_PGBIN/pgbench" -i -q -s "$SCALE" "$SOURCE_URL" 2>&1 | tail -1
     what="pgbench scale $SCALE"
 fi
-"$TB_PGBIN/psql" -X -q "$SOURCE_URL" -c "VACUUM ANALYZE" 
+"$TB_PGBIN/psql" -X -q "$SOURCE_URL" -c "VACUUM ANALYZE"
 size=$("$TB_PGBIN/psql" -X -qAt "$SOURCE_URL" -c "SELECT pg_size_pretty(pg_database_size(current_database()))")
-echo "source database: $size; $JOBS parallel jobs; $(nproc) cores"
+echo "source database: $size; $JOBS parallel jobs; $(nproc) cores; modes: $MODES; $ROUNDS round(s)"
+bench_daemon
 
-# a fresh target database per copy (runs happen in subshells: count in a file)
-echo 0 > "$work/n"
-fresh_target() {
-    local n
-    n=$(($(cat "$work/n") + 1))
-    echo "$n" > "$work/n"
-    tests/testbed/testbed.sh createdb "$bed" dst "bench$n" >/dev/null
-    echo "postgres://tgt_admin:$TARGET_ADMIN_PASSWORD@127.0.0.1:$TARGET_PORT/bench$n"
+# the source's URL in a mode: the Unix socket (trust, no TLS), or TCP with TLS
+source_url() {
+    case $1 in
+    plain) echo "postgresql://app_owner@/appdb?host=$TB_DIR&port=$SOURCE_PORT" ;;
+    tls) echo "$SOURCE_URL" ;;
+    esac
 }
-now() { date +%s.%N; }
+
+# a fresh target database per copy, and a CHECKPOINT on both servers before it
+n=0
+fresh_target() {
+    n=$((n + 1))
+    tests/testbed/testbed.sh createdb "$bed" dst "bench$n" >/dev/null
+    $SOURCE_PSQL -c CHECKPOINT >/dev/null
+    $TARGET_PSQL -c CHECKPOINT >/dev/null
+    target="postgres://tgt_admin:$TARGET_ADMIN_PASSWORD@127.0.0.1:$TARGET_PORT/bench$n"
+}
 elapsed() { echo "$2 - $1" | bc; }
 
-cat > "$work/pgmoverd.conf" <<CONF
-socket_path = $work/sock
-state_dir = $work/state
-log_level = notice
-pg_bindir = $TB_PGBIN
-CONF
-build/pgmoverd -c "$work/pgmoverd.conf" 2>"$work/pgmoverd.log" &
-daemon_pid=$!
-export PGMOVER_SOCKET="$work/sock"
-for _ in $(seq 50); do build/pgmover version >/dev/null 2>&1 && break; sleep 0.1; done
-
-# pgmover ENGINE: seconds of the rehearsal copy
+# each run sets T (seconds); pgmover also FREEZE_T
 run_pgmover() {
-    local engine=$1 target job state
-    target=$(fresh_target)
-    job="bench$(cat "$work/n")"
-    build/pgmover create "$job" --source "$SOURCE_URL" --target "$target" --method dump \
-        --set engine="$engine" --set jobs="$JOBS" >/dev/null
-    build/pgmover start "$job" >/dev/null
-    while :; do
-        state=$(build/pgmover status "$job" | awk 'NR == 1 { print $2 }')
-        [[ $state == synced ]] && break
-        if [[ $state == failed ]]; then build/pgmover status "$job" >&2; exit 1; fi
-        sleep 0.1
-    done
-    build/pgmover --json status "$job" |
-        sed -n 's/.*"rehearsal":{"duration_ms":\([0-9.]*\).*/\1/p' | awk '{ printf "%.2f", $1 / 1000 }'
-    build/pgmover abort "$job" >/dev/null
+    local src=$1 job t0
+    fresh_target
+    job="bench$n"
+    "$BUILD/pgmover" create "$job" --source "$src" --target "$target" --method dump \
+        --set engine=copy --set jobs="$JOBS" --set rollback_window=0 --set cutover_command=true >/dev/null
+    t0=$(now)
+    "$BUILD/pgmover" start "$job" >/dev/null
+    "$BUILD/pgmover" watch "$job" --until synced >/dev/null || { "$BUILD/pgmover" status "$job" >&2; exit 1; }
+    T=$(elapsed "$t0" "$(now)")
+    t0=$(now)
+    "$BUILD/pgmover" freeze "$job" >/dev/null
+    "$BUILD/pgmover" watch "$job" --until verified >/dev/null || { "$BUILD/pgmover" status "$job" >&2; exit 1; }
+    FREEZE_T=$(elapsed "$t0" "$(now)")
+    "$BUILD/pgmover" abort "$job" >/dev/null
+    "$BUILD/pgmover" watch "$job" --until aborted >/dev/null || true
 }
 
 run_fc() {
-    local target t0
-    target=$(fresh_target)
+    local src=$1 t0
+    fresh_target
     t0=$(now)
-    PGPASSWORD=$SOURCE_OWNER_PASSWORD "$TB_PGBIN/pg_dump" -Fc "$SOURCE_URL" |
+    PGPASSWORD=$SOURCE_OWNER_PASSWORD "$TB_PGBIN/pg_dump" -Fc "$src" |
         PGPASSWORD=$TARGET_ADMIN_PASSWORD "$TB_PGBIN/pg_restore" --no-owner --no-acl -d "$target"
-    elapsed "$t0" "$(now)"
+    T=$(elapsed "$t0" "$(now)")
 }
 
 run_fd() {
-    local target t0
-    target=$(fresh_target)
+    local src=$1 t0
+    fresh_target
     rm -rf "$work/fd"
     t0=$(now)
-    PGPASSWORD=$SOURCE_OWNER_PASSWORD "$TB_PGBIN/pg_dump" -Fd -j "$JOBS" -f "$work/fd" "$SOURCE_URL"
+    PGPASSWORD=$SOURCE_OWNER_PASSWORD "$TB_PGBIN/pg_dump" -Fd -j "$JOBS" -f "$work/fd" "$src"
     PGPASSWORD=$TARGET_ADMIN_PASSWORD "$TB_PGBIN/pg_restore" -j "$JOBS" --no-owner --no-acl -d "$target" "$work/fd"
-    elapsed "$t0" "$(now)"
+    T=$(elapsed "$t0" "$(now)")
     rm -rf "$work/fd"
 }
 
 run_pgcopydb() {
-    local target t0
-    target=$(fresh_target)
+    local src=$1 t0
+    fresh_target
     rm -rf "$work/pgcopydb"
     t0=$(now)
-    pgcopydb clone --source "$SOURCE_URL" --target "$target" --dir "$work/pgcopydb" \
+    PGPASSWORD=$SOURCE_OWNER_PASSWORD pgcopydb clone --source "$src" --target "$target" --dir "$work/pgcopydb" \
         --table-jobs "$JOBS" --index-jobs "$JOBS" --no-owner --no-acl >"$work/pgcopydb.log" 2>&1 ||
         { tail -20 "$work/pgcopydb.log" >&2; exit 1; }
-    elapsed "$t0" "$(now)"
+    T=$(elapsed "$t0" "$(now)")
 }
 
-declare -A best
-record() {
-    local name=$1 t=$2
-    if [[ -z "${best[$name]:-}" ]] || (($(echo "$t < ${best[$name]}" | bc))); then
-        best[$name]=$t
-    fi
-    printf '  %-32s %8.2f s\n' "$name" "$t"
-}
+tools=(fc fd pgcopydb pgmover)
+declare -A label=([fc]="pg_dump -Fc | pg_restore" [fd]="pg_dump -Fd -j$JOBS + pg_restore -j$JOBS"
+    [pgcopydb]="pgcopydb clone" [pgmover]="pgmover start -> synced" [freeze]="pgmover freeze -> verified")
+declare -A times # "mode tool" -> space-separated seconds
 
 for round in $(seq "$ROUNDS"); do
-    echo "round $round:"
-    record "pg_dump -Fc | pg_restore" "$(run_fc)"
-    record "pg_dump -Fd -j$JOBS + pg_restore -j$JOBS" "$(run_fd)"
-    record "pgcopydb clone" "$(run_pgcopydb)"
-    record "pgmover (engine pg_dump)" "$(run_pgmover pg_dump)"
-    record "pgmover (engine copy)" "$(run_pgmover copy)"
+    for mode in $MODES; do
+        src=$(source_url "$mode")
+        echo "round $round, $mode source:"
+        for i in "${!tools[@]}"; do
+            tool=${tools[$(((i + round - 1) % ${#tools[@]}))]}
+            "run_$tool" "$src"
+            times["$mode $tool"]+="$T "
+            printf '  %-32s %8.2f s\n' "${label[$tool]}" "$T"
+            if [[ $tool == pgmover ]]; then
+                times["$mode freeze"]+="$FREEZE_T "
+                printf '  %-32s %8.2f s\n' "${label[freeze]}" "$FREEZE_T"
+            fi
+        done
+    done
 done
 
-peers=("pg_dump -Fc | pg_restore" "pg_dump -Fd -j$JOBS + pg_restore -j$JOBS" "pgcopydb clone")
-fastest=
-for p in "${peers[@]}"; do
-    if [[ -z "$fastest" ]] || (($(echo "${best[$p]} < ${best[$fastest]}" | bc))); then fastest=$p; fi
+median() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+best() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -g | head -1; }
+ratio() { echo "scale=4; $1 / $2" | bc; }
+
+for mode in $MODES; do
+    fm= fb=
+    for p in fc fd pgcopydb; do
+        m=$(median "${times["$mode $p"]}") b=$(best "${times["$mode $p"]}")
+        if [[ -z $fm ]] || (($(echo "$m < $fm" | bc))); then fm=$m fmn=$p; fi
+        if [[ -z $fb ]] || (($(echo "$b < $fb" | bc))); then fb=$b; fi
+    done
+    echo
+    echo "$what ($size), $mode source, $JOBS jobs, $ROUNDS round(s): median / best, ratio to the fastest peer"
+    for t in fc fd pgcopydb pgmover; do
+        m=$(median "${times["$mode $t"]}") b=$(best "${times["$mode $t"]}")
+        printf '  %-32s %8.2f s / %8.2f s   %5.2fx / %5.2fx\n' "${label[$t]}" "$m" "$b" "$(ratio "$m" "$fm")" \
+            "$(ratio "$b" "$fb")"
+    done
+    printf '  %-32s %8.2f s / %8.2f s   (the write downtime before cutover)\n' "${label[freeze]}" \
+        "$(median "${times["$mode freeze"]}")" "$(best "${times["$mode freeze"]}")"
+    printf '%s source: pgmover start -> synced / fastest peer (%s, by median): %.2f\n' "$mode" "${label[$fmn]}" \
+        "$(ratio "$(median "${times["$mode pgmover"]}")" "$fm")"
 done
-echo
-echo "best of $ROUNDS round(s), $what ($size), $JOBS jobs:"
-for name in "${peers[@]}" "pgmover (engine pg_dump)" "pgmover (engine copy)"; do
-    printf '  %-32s %8.2f s   %5.2fx the fastest peer\n' "$name" "${best[$name]}" \
-        "$(echo "scale=4; ${best[$name]} / ${best[$fastest]}" | bc)"
-done
-printf 'pgmover (engine copy) / fastest peer (%s): %.2f\n' "$fastest" \
-    "$(echo "scale=4; ${best["pgmover (engine copy)"]} / ${best[$fastest]}" | bc)"

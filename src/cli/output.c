@@ -586,6 +586,10 @@ pgm_cli_output_status(FILE *out, const cJSON *status)
 	const cJSON *verify = cJSON_GetObjectItemCaseSensitive(status, "verify");
 	const char *freeze_at = pgm_cli_json_string(status, "freeze_started_at", NULL);
 	const char *deadline = pgm_cli_json_string(status, "rollback_deadline", NULL);
+	const cJSON *reverse =
+		cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(status, "facts"), "reverse");
+	double retained = 0, retries = 0, next = 0;
+	char b[32];
 	const char *state = pgm_cli_json_string(status, "state", "?");
 	const char *allowed = pgm_cli_json_string(status, "allowed_commands", "none");
 	const cJSON *item;
@@ -634,8 +638,22 @@ pgm_cli_output_status(FILE *out, const cJSON *status)
 			fprintf(out, "%s\n", listed > 10 ? ", ... (status -v)" : "");
 		}
 	}
-	if (deadline != NULL)
+	if (deadline != NULL && seconds_since(deadline) > 0 && strcmp(state, "failed") == 0)
+		fprintf(out,
+			"  rollback: the window's deadline passed at %s: \"pgmover retry\" resumes the window, "
+			"which then finishes (no rollback); the reverse slot stays on the target until then\n",
+			deadline);
+	else if (deadline != NULL)
 		fprintf(out, "  rollback: possible until %s\n", deadline);
+	if (cJSON_IsObject(reverse) && pgm_cli_json_number(reverse, "retained_bytes", &retained))
+		fprintf(out, "  reverse:  the slot retains %s of WAL on the target\n",
+			pgm_cli_bytes_format(retained, a, sizeof(a)));
+	if (cJSON_IsObject(reverse) && pgm_cli_json_number(reverse, "retries", &retries))
+		fprintf(out, "  reverse:  retrying (%s in a row, next in %s): %s\n",
+			pgm_cli_number_format(retries, a, sizeof(a)),
+			pgm_cli_duration_format(pgm_cli_json_number(reverse, "retry_in_ms", &next) ? next / 1000.0 : 0,
+						b, sizeof(b)),
+			pgm_cli_json_string(reverse, "error", "?"));
 	if (cJSON_IsObject(error)) {
 		fprintf(out, "  error:    %s\n", pgm_cli_json_string(error, "message", "(no message)"));
 		if (pgm_cli_json_string(error, "detail", NULL) != NULL)

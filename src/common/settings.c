@@ -90,6 +90,8 @@ const pgm_opt_def_t pgm_job_opts[] = {
 	 "how long rollback stays possible after cutover"},
 	{"pg_bindir", PGM_OPT_STRING, "", 0, 0, NULL, true,
 	 "directory of pg_dump and pg_restore (empty: found in PATH)"},
+	{"rollback_retained_warn", PGM_OPT_SIZE, "1GB", 0, 0, NULL, true,
+	 "rollback window: warn when the reverse slot retains more WAL than this on the target (0: never)"},
 	{"connect_timeout", PGM_OPT_DURATION, "15s", 100, 600000, NULL, true,
 	 "how long a connection attempt may take (name resolution, TCP, TLS, authentication)"},
 	{"keepalives_idle", PGM_OPT_DURATION, "30s", 1000, 7200000, NULL, true,
@@ -220,6 +222,37 @@ pgm_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned *len)
 }
 
 bool
+pgm_parse_size_bytes(const char *s, int64_t *out)
+{
+	static const struct {
+		const char *unit;
+		int64_t bytes;
+	} units[] = {{"", 1},
+		     {"B", 1},
+		     {"kB", INT64_C(1) << 10},
+		     {"MB", INT64_C(1) << 20},
+		     {"GB", INT64_C(1) << 30},
+		     {"TB", INT64_C(1) << 40},
+		     {NULL, 0}};
+	int64_t v;
+	char *end;
+
+	if (!parse_int64(s, &v, &end) || v < 0)
+		return false;
+	while (*end == ' ')
+		end++;
+	for (int i = 0; units[i].unit; i++) {
+		if (strcmp(end, units[i].unit) == 0) {
+			if (v > INT64_MAX / units[i].bytes)
+				return false;
+			*out = v * units[i].bytes;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool
 pgm_opt_validate(const pgm_opt_def_t *def, const char *value, char **canon, char **err)
 {
 	int64_t v = 0;
@@ -290,6 +323,14 @@ pgm_opt_validate(const pgm_opt_def_t *def, const char *value, char **canon, char
 			*err = pgm_asprintf(
 				"invalid value for %s: \"%s\" (expected a duration like 500ms, 30s, 5min, 24h)",
 				def->name, value);
+			return false;
+		}
+		break;
+	case PGM_OPT_SIZE:
+		if (!pgm_parse_size_bytes(value, &v)) {
+			*err = pgm_asprintf(
+				"invalid value for %s: \"%s\" (expected a size like 8192, 64kB, 512MB, 1GB)", def->name,
+				value);
 			return false;
 		}
 		break;
@@ -378,6 +419,8 @@ allowed_text(const pgm_opt_def_t *def)
 		free(lo);
 		free(hi);
 		return text;
+	case PGM_OPT_SIZE:
+		return pgm_strdup("a size: 8192, 64kB, 512MB, 1GB, 2TB (1024-based)");
 	case PGM_OPT_LISTEN:
 		return pgm_strdup("ADDRESS:PORT (numeric: 127.0.0.1:9187, [::1]:9187), or empty");
 	case PGM_OPT_STRING:
@@ -393,7 +436,7 @@ pgm_opt_describe(void)
 	static const char *types[] = {
 		[PGM_OPT_STRING] = "string",     [PGM_OPT_BOOL] = "boolean",    [PGM_OPT_INT] = "integer",
 		[PGM_OPT_DURATION] = "duration", [PGM_OPT_MODE] = "octal mode", [PGM_OPT_ENUM] = "enum",
-		[PGM_OPT_CONNINFO] = "conninfo", [PGM_OPT_LISTEN] = "address"};
+		[PGM_OPT_CONNINFO] = "conninfo", [PGM_OPT_LISTEN] = "address",  [PGM_OPT_SIZE] = "size"};
 	const struct {
 		const char *section;
 		const pgm_opt_def_t *table;
@@ -444,6 +487,8 @@ pgm_jobopt_int(const cJSON *opts, const char *name)
 
 	if (def && def->type == PGM_OPT_DURATION)
 		pgm_parse_duration_ms(s, &v);
+	else if (def && def->type == PGM_OPT_SIZE)
+		pgm_parse_size_bytes(s, &v);
 	else
 		v = strtoll(s, NULL, 10);
 	return v;
@@ -451,7 +496,8 @@ pgm_jobopt_int(const cJSON *opts, const char *name)
 
 /*
  * The job's options for programs: a boolean as true/false, an integer as a
- * number, a duration as a number of milliseconds under NAME_ms, an unset
+ * number, a duration as a number of milliseconds under NAME_ms, a size as
+ * a number of bytes under NAME_bytes, an unset
  * string as null. Options the table does not know (an older state.json)
  * are left out.
  */
@@ -483,6 +529,12 @@ pgm_jobopts_typed(const cJSON *opts)
 		case PGM_OPT_DURATION:
 			key = pgm_asprintf("%s_ms", def->name);
 			if (pgm_parse_duration_ms(s, &v))
+				cJSON_AddNumberToObject(o, key, (double) v);
+			free(key);
+			break;
+		case PGM_OPT_SIZE:
+			key = pgm_asprintf("%s_bytes", def->name);
+			if (pgm_parse_size_bytes(s, &v))
 				cJSON_AddNumberToObject(o, key, (double) v);
 			free(key);
 			break;

@@ -18,6 +18,7 @@ typedef enum pgm_opt_type {
 	PGM_OPT_ENUM,     /* one of a '|' separated list */
 	PGM_OPT_CONNINFO, /* a libpq URL or conninfo without a password (it would reach state.json) */
 	PGM_OPT_LISTEN,   /* a numeric address and port, 127.0.0.1:9187 or [::1]:9187; empty: off */
+	PGM_OPT_SIZE,     /* stored in bytes: 8192, 64kB, 512MB, 1GB, 2TB (PostgreSQL's units, 1024-based) */
 } pgm_opt_type_t;
 
 /* a row of the settings table */
@@ -25,7 +26,7 @@ typedef struct pgm_opt_def {
 	const char *name;
 	pgm_opt_type_t type;
 	const char *dflt;    /* default, in the same text form a user writes */
-	int64_t min, max;    /* for INT and DURATION (0, 0 = unbounded) */
+	int64_t min, max;    /* for INT, DURATION and SIZE (0, 0 = unbounded) */
 	const char *choices; /* for ENUM: "a|b|c" */
 	bool reloadable;     /* SIGHUP applies it (daemon settings) */
 	const char *help;
@@ -59,6 +60,8 @@ bool pgm_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned *len)
  * pgmoverd.conf(5) of it at build time, so the page never drifts.
  */
 char *pgm_opt_describe(void);
+/* a size (8192, 64kB, 512MB, 1GB) in bytes */
+bool pgm_parse_size_bytes(const char *s, int64_t *out);
 
 /* typed getters on a built options object (values are validated) */
 const char *pgm_jobopt_str(const cJSON *opts, const char *name);

@@ -159,6 +159,8 @@ error_from_result(pgm_pg_error_t *e, const PGresult *res, PGconn *pg)
 	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
 	const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+	const char *schema = PQresultErrorField(res, PG_DIAG_SCHEMA_NAME);
+	const char *table = PQresultErrorField(res, PG_DIAG_TABLE_NAME);
 
 	memset(e, 0, sizeof(*e));
 	if (state)
@@ -171,6 +173,8 @@ error_from_result(pgm_pg_error_t *e, const PGresult *res, PGconn *pg)
 	}
 	e->detail = detail ? pgm_strdup(detail) : NULL;
 	e->hint = hint ? pgm_strdup(hint) : NULL;
+	if (table)
+		e->table = schema ? pgm_asprintf("%s.%s", schema, table) : pgm_strdup(table);
 }
 
 static void
@@ -191,6 +195,7 @@ error_clear(pgm_pg_error_t *e)
 	free(e->message);
 	free(e->detail);
 	free(e->hint);
+	free(e->table);
 	memset(e, 0, sizeof(*e));
 }
 

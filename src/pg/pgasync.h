@@ -20,6 +20,7 @@ typedef struct pgm_pg_error {
 	char *message;    /* primary message, never NULL in an error */
 	char *detail;
 	char *hint;
+	char *table; /* "schema.table" the error is about (a constraint, a row), or NULL */
 } pgm_pg_error_t;
 
 typedef struct pgm_pg_conn pgm_pg_conn_t;

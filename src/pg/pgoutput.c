@@ -639,14 +639,14 @@ pgm_pgo_feed(pgm_pgo_t *p, const uint8_t *msg, size_t len, pgm_pgo_txn_t *txn, c
 		}
 		p->changes++;
 		rc = type == 'I' ? change_insert(p, rel, &r, err) : change_update_delete(p, rel, &r, type == 'D', err);
-		if (++p->body_changes >= PGM_PGO_CHUNK)
+		if (++p->body_changes >= PGM_PGO_CHUNK || p->body.n >= PGM_PGO_CHUNK_BYTES)
 			chunk_close(p);
 		break;
 	}
 	case 'T':
 		p->changes++;
 		rc = change_truncate(p, &r, err);
-		if (++p->body_changes >= PGM_PGO_CHUNK)
+		if (++p->body_changes >= PGM_PGO_CHUNK || p->body.n >= PGM_PGO_CHUNK_BYTES)
 			chunk_close(p);
 		break;
 	case 'O': /* origin, type, logical message: nothing to apply */

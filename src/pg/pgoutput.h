@@ -14,6 +14,12 @@
 typedef struct pgm_pgo pgm_pgo_t;
 
 #define PGM_PGO_CHUNK 1000 /* changes per PL/pgSQL block: its plans stay in memory until it ends */
+/*
+ * ... and at most about this many bytes of SQL: a chunk closes after the
+ * change that reaches it, so a block is under twice this unless one row's
+ * SQL alone is larger (the server refuses a statement of 1 GB or more)
+ */
+#define PGM_PGO_CHUNK_BYTES (4 * 1024 * 1024)
 
 typedef struct pgm_pgo_txn {
 	uint64_t commit_lsn; /* of the commit record (Begin's final LSN) */
@@ -21,7 +27,7 @@ typedef struct pgm_pgo_txn {
 	uint32_t xid;
 	int64_t commit_time; /* microseconds since 2000-01-01 */
 	int changes;         /* rows inserted, updated, deleted; truncates */
-	char **chunks;       /* the statements for the source, PGM_PGO_CHUNK changes each */
+	char **chunks;       /* the statements for the source, PGM_PGO_CHUNK changes (or _BYTES) each */
 	int nchunks;         /* 0: nothing of it is published */
 } pgm_pgo_txn_t;
 

@@ -145,7 +145,7 @@ on_dst_ready(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err
 		return;
 	}
 	if (!pgm_pg_copy_out(r->src, r->out_sql, on_src_data, r)) {
-		pgm_pg_error_t e = {"", (char *) "could not send the COPY to the source", NULL, NULL};
+		pgm_pg_error_t e = {"", (char *) "could not send the COPY to the source", NULL, NULL, NULL};
 
 		keep_error(r, &e);
 		end_dst(r, "pgmover: the source failed");

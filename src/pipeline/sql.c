@@ -110,6 +110,27 @@ pgm_sql_connection_lost(const pgm_pg_error_t *err)
 	       strncmp(err->sqlstate, "57P", 3) == 0;
 }
 
+bool
+pgm_sql_transient(const pgm_pg_error_t *err)
+{
+	static const char *const states[] = {
+		"40001", /* serialization_failure */
+		"40P01", /* deadlock_detected */
+		"55P03", /* lock_not_available: lock_timeout */
+		"57014", /* query_canceled: statement_timeout, pg_cancel_backend */
+		"53",    /* class 53: insufficient resources (disk full, out of memory, too many connections) */
+		"58000", /* system_error */
+		"58030", /* io_error */
+	};
+
+	if (pgm_sql_connection_lost(err))
+		return true;
+	for (size_t i = 0; i < PGM_ARRAY_LEN(states); i++)
+		if (strncmp(err->sqlstate, states[i], strlen(states[i])) == 0)
+			return true;
+	return false;
+}
+
 /* ---- scripts ---- */
 
 static void

@@ -32,6 +32,14 @@ bool pgm_sql_session_busy(const pgm_sql_session_t *ss);
 pgm_sql_t *pgm_sql_begin_on(pgm_sql_session_t *ss, const char *what, const char *hint);
 /* an error that means the session is gone (not from the server, or a connection or shutdown error) */
 bool pgm_sql_connection_lost(const pgm_pg_error_t *err);
+/*
+ * An error that may go away by itself, so the same statement is worth
+ * sending again: the session lost, a lock or statement timeout, a
+ * serialization failure or deadlock, the server short of a resource or
+ * shutting down. Anything else (a constraint, a missing row, table or
+ * column, bad data, a read-only transaction) needs someone to fix it.
+ */
+bool pgm_sql_transient(const pgm_pg_error_t *err);
 
 /* at most 8 parameters */
 void pgm_sql_add(pgm_sql_t *q, const char *sql, pgm_sql_row_cb cb, void *data);

@@ -149,10 +149,26 @@ pgm_step_cutover(pgm_step_t *s)
 	s->job->ops->cutover(s);
 }
 
+/*
+ * The deadline closes the window as `finish` does (the reverse slot is
+ * dropped, so rollback is no longer possible): never silently, a warning
+ * in status and the log first, with what the stream had not carried yet.
+ */
 static void
 on_window_deadline(uv_timer_t *t)
 {
-	pgm_step_done(t->data, PGM_EV_DEADLINE);
+	pgm_step_t *s = t->data;
+	pgm_job_t *job = s->job;
+	const cJSON *lag = cJSON_GetObjectItem(job->facts, "reverse_lag");
+	char *msg = pgm_asprintf("the rollback window's deadline passed (rollback_window = %s): finishing, the reverse "
+				 "slot is dropped and rollback is no longer possible; the reverse stream was %.0f "
+				 "bytes behind",
+				 pgm_jobopt_str(job->options, "rollback_window"), pgm_json_num(lag, "bytes", 0));
+
+	pgm_job_warn(job, msg, "to keep a way back longer, set a longer rollback_window before cutover");
+	free(msg);
+	pgm_job_checkpoint(job);
+	pgm_step_done(s, PGM_EV_DEADLINE);
 }
 
 /* the window's deadline is every method's; what runs meanwhile is the method's */
@@ -229,9 +245,38 @@ pgm_step_settle(pgm_step_t *s)
 	pgm_op_wait(s);
 }
 
+/*
+ * Failed in the rollback window (the reverse stream stopped on a change
+ * the source refuses, say): nothing closes the window meanwhile, so its
+ * deadline is not passed silently — a warning in status and the log, once,
+ * that the slot stays on the target until retry, which then finishes.
+ */
+static void
+on_failed_deadline(uv_timer_t *t)
+{
+	pgm_step_t *s = t->data;
+	pgm_job_t *job = s->job;
+	char *msg =
+		pgm_asprintf("the rollback window's deadline passed while the job is failed (rollback_window = %s): "
+			     "the reverse slot stays on the target, keeping its WAL, until \"pgmover retry\" "
+			     "resumes the window, which then finishes (no rollback)",
+			     pgm_jobopt_str(job->options, "rollback_window"));
+
+	pgm_job_warn(job, msg, "fix what the job's error says, then retry; watch the target's disk meanwhile");
+	free(msg);
+	pgm_job_checkpoint(job);
+}
+
 /* failed: the reason is in job->error; retry or abort is the operator's call */
 void
 pgm_step_failed(pgm_step_t *s)
 {
-	s->job->ops->failed(s);
+	pgm_job_t *job = s->job;
+
+	if (job->failed_from == PGM_ST_ROLLBACK_WINDOW && job->rollback_deadline_ms > 0) {
+		int64_t left = job->rollback_deadline_ms - pgm_now_ms();
+
+		uv_timer_start(pgm_step_timer(s), on_failed_deadline, (uint64_t) (left > 0 ? left : 0), 0);
+	}
+	job->ops->failed(s);
 }

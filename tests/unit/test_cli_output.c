@@ -456,6 +456,47 @@ START_TEST(test_status_table_corrupt)
 }
 END_TEST
 
+/* the rollback window in one screen: the slot's retained WAL, a stream retrying, a deadline passed */
+static char *
+status_text(const char *status_json)
+{
+	cJSON *st = json(status_json);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	ck_assert_ptr_nonnull(out);
+	pgm_cli_output_status(out, st);
+	ck_assert_int_eq(fclose(out), 0);
+	cJSON_Delete(st);
+	return text;
+}
+
+START_TEST(test_status_rollback_window)
+{
+	char *text = status_text(
+		"{\"name\": \"shop\", \"state\": \"rollback_window\", \"method\": \"dump\","
+		" \"rollback_deadline\": \"2999-01-01T00:00:00.000Z\", \"facts\": {\"reverse\": {\"retained_bytes\": 3145728,"
+		" \"retries\": 3, \"retry_in_ms\": 4000, \"error\": \"reverse stream: could not connect to the source\"}}}");
+
+	ck_assert_msg(strstr(text, "  rollback: possible until 2999-01-01T00:00:00.000Z\n") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "  reverse:  the slot retains 3.0 MiB of WAL on the target\n") != NULL, "%s", text);
+	ck_assert_msg(strstr(text, "  reverse:  retrying (3 in a row, next in 4.0s): reverse stream: could not connect "
+				   "to the source\n") != NULL,
+		      "%s", text);
+	free(text);
+	/* failed in the window past its deadline: what retry will do, not "possible until" */
+	text = status_text("{\"name\": \"shop\", \"state\": \"failed\", \"method\": \"dump\","
+			   " \"rollback_deadline\": \"2001-01-01T00:00:00.000Z\", \"facts\": {\"reverse\": {}}}");
+	ck_assert_msg(strstr(text, "deadline passed at 2001-01-01T00:00:00.000Z: \"pgmover retry\" resumes the "
+				   "window, which then finishes (no rollback)") != NULL,
+		      "%s", text);
+	ck_assert_ptr_null(strstr(text, "possible until"));
+	ck_assert_ptr_null(strstr(text, "reverse:"));
+	free(text);
+}
+END_TEST
+
 /*
  * One screen of status: the freeze to expect, from the rehearsal's measured
  * phases; and status --tables, from the running copy or pglogical's states.
@@ -515,6 +556,7 @@ pgm_test_suite(void)
 	tcase_add_test(tc, test_scalar_format);
 	tcase_add_test(tc, test_status_table_corrupt);
 	tcase_add_test(tc, test_status_expected_and_tables);
+	tcase_add_test(tc, test_status_rollback_window);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("commands");
 	tcase_add_test(tc, test_tables_agree);

@@ -360,6 +360,9 @@ START_TEST(test_bad_values)
 	parse_fails("hook_timeout = 50ms\n", 1, "hook_timeout", "allowed 100ms to 86400000ms");
 	parse_fails("connect_timeout = 11m\n", 1, "connect_timeout", "out of range");
 	parse_fails("rollback_window = 31d\n", 1, "rollback_window", "out of range");
+	parse_fails("rollback_retained_warn = 1 GiB\n", 1, "rollback_retained_warn", "a size like");
+	parse_fails("rollback_retained_warn = -1MB\n", 1, "rollback_retained_warn", "a size like");
+	parse_fails("rollback_retained_warn = 9223372036854775807TB\n", 1, "rollback_retained_warn", NULL);
 	parse_fails("rollback_window = 9223372036854775807d\n", 1, "rollback_window", NULL);
 	/* bool */
 	parse_fails("\nrehearsal = maybe\n", 2, "rehearsal", "\"maybe\"");
@@ -401,6 +404,12 @@ START_TEST(test_canonical_forms)
 		{"rollback_window", "24h", "86400000ms"},
 		{"rollback_window", "2d", "172800000ms"},
 		{"rollback_window", "1 h", "3600000ms"},
+		{"rollback_retained_warn", "0", "0"},
+		{"rollback_retained_warn", "8192", "8192"},
+		{"rollback_retained_warn", "64kB", "65536"},
+		{"rollback_retained_warn", "512MB", "536870912"},
+		{"rollback_retained_warn", "1GB", "1073741824"},
+		{"rollback_retained_warn", "2 TB", "2199023255552"},
 		{"socket_mode", "660", "0660"},
 		{"socket_mode", "0600", "0600"},
 		{"socket_mode", "0", "0000"},

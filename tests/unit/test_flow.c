@@ -6,7 +6,8 @@
  *    retry) skips the stages recorded done and runs the rest; a stage whose
  *    wanted() says no is skipped without a record; pgm_flow_reset forgets
  *    them so that everything runs again. Stages here end at once, with no
- *    server behind them.
+ *    server behind them. Also which server errors the reverse stream of the
+ *    rollback window retries (pgm_sql_transient) and which stop it.
  */
 #include <check.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "fixture_job.h"
 #include "fsm/step.h"
 #include "pipeline/cutover/flow.h"
+#include "pipeline/sql.h"
 
 static char tmpdir[64];
 static pgm_job_t *job;
@@ -157,6 +159,42 @@ START_TEST(test_reset_runs_all_again)
 }
 END_TEST
 
+/* errors that pass by themselves are retried; a refusal by the source is not */
+START_TEST(test_transient_errors)
+{
+	static const struct {
+		const char *sqlstate;
+		bool transient;
+	} cases[] = {
+		{"", true},       /* not from the server: the connection */
+		{"08006", true},  /* connection_failure */
+		{"57P01", true},  /* admin_shutdown: the session was ended */
+		{"40001", true},  /* serialization_failure */
+		{"40P01", true},  /* deadlock_detected */
+		{"55P03", true},  /* lock_not_available */
+		{"57014", true},  /* query_canceled */
+		{"53300", true},  /* too_many_connections */
+		{"53100", true},  /* disk_full */
+		{"23505", false}, /* unique_violation */
+		{"23514", false}, /* check_violation */
+		{"23503", false}, /* foreign_key_violation */
+		{"P0001", false}, /* raise_exception: an UPDATE or DELETE that matched no row */
+		{"42P01", false}, /* undefined_table */
+		{"42703", false}, /* undefined_column */
+		{"22P02", false}, /* invalid_text_representation */
+		{"25006", false}, /* read_only_sql_transaction */
+		{"28P01", false}, /* invalid_password */
+	};
+
+	for (size_t i = 0; i < PGM_ARRAY_LEN(cases); i++) {
+		pgm_pg_error_t e = {.message = (char *) "x"};
+
+		snprintf(e.sqlstate, sizeof(e.sqlstate), "%s", cases[i].sqlstate);
+		ck_assert_msg(pgm_sql_transient(&e) == cases[i].transient, "SQLSTATE '%s'", cases[i].sqlstate);
+	}
+}
+END_TEST
+
 Suite *
 pgm_test_suite(void)
 {
@@ -168,6 +206,7 @@ pgm_test_suite(void)
 	tcase_add_test(tc, test_resume_skips_done);
 	tcase_add_test(tc, test_unwanted_skipped_unrecorded);
 	tcase_add_test(tc, test_reset_runs_all_again);
+	tcase_add_test(tc, test_transient_errors);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -4,7 +4,8 @@
  *    protocol version 1 messages built here byte by byte: the SQL a
  *    transaction becomes for the source (rows into one table one after the
  *    other join one INSERT; an UPDATE or a new Relation message ends it),
- *    and a large transaction handed over chunk by chunk before its Commit.
+ *    and a large transaction handed over chunk by chunk before its Commit,
+ *    by count of changes and by bytes of SQL (wide rows).
  *    No server needed.
  */
 #include <check.h>
@@ -17,7 +18,7 @@
 #include "pg/pgoutput.h"
 
 typedef struct msg {
-	uint8_t d[512];
+	uint8_t d[1 << 18]; /* room for one wide value */
 	size_t n;
 } msg_t;
 
@@ -226,6 +227,47 @@ START_TEST(test_large_transaction_in_chunks)
 }
 END_TEST
 
+/* wide rows: a chunk closes at PGM_PGO_CHUNK_BYTES of SQL, whatever the count of changes */
+START_TEST(test_chunks_bounded_by_bytes)
+{
+	pgm_pgo_t *p = pgm_pgo_new();
+	pgm_pgo_txn_t t = {0};
+	size_t wide = 100 * 1024, total = 0;
+	char *v = malloc(wide + 1), id[16], *c;
+	int rows = (int) (3 * PGM_PGO_CHUNK_BYTES / wide) + 7, taken = 0;
+
+	memset(v, 'w', wide);
+	v[wide] = '\0';
+	begin(p, 0x1000, 7);
+	relation(p, 1, "t");
+	for (int i = 1; i <= rows; i++) {
+		snprintf(id, sizeof(id), "%d", i);
+		update(p, 1, id, v);
+		while ((c = pgm_pgo_take_chunk(p)) != NULL) {
+			/* one change past the limit at most */
+			ck_assert_uint_ge(strlen(c), PGM_PGO_CHUNK_BYTES);
+			ck_assert_uint_lt(strlen(c), PGM_PGO_CHUNK_BYTES + wide + 1024);
+			total += (size_t) count(c, "UPDATE ");
+			free(c);
+			taken++;
+		}
+	}
+	/* far fewer than PGM_PGO_CHUNK changes, yet in several chunks */
+	ck_assert_int_lt(rows, PGM_PGO_CHUNK);
+	ck_assert_int_eq(taken, 3);
+	commit(p, 0x1000, &t);
+	for (int i = 0; i < t.nchunks; i++) {
+		ck_assert_uint_lt(strlen(t.chunks[i]), PGM_PGO_CHUNK_BYTES);
+		total += (size_t) count(t.chunks[i], "UPDATE ");
+	}
+	ck_assert_uint_eq(total, (size_t) rows);
+	ck_assert_int_eq(t.changes, rows);
+	pgm_pgo_txn_clear(&t);
+	pgm_pgo_free(p);
+	free(v);
+}
+END_TEST
+
 START_TEST(test_malformed)
 {
 	pgm_pgo_t *p = pgm_pgo_new();
@@ -258,6 +300,7 @@ pgm_test_suite(void)
 
 	tcase_add_test(tc, test_inserts_join);
 	tcase_add_test(tc, test_large_transaction_in_chunks);
+	tcase_add_test(tc, test_chunks_bounded_by_bytes);
 	tcase_add_test(tc, test_malformed);
 	suite_add_tcase(s, tc);
 	return s;

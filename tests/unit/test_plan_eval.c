@@ -232,15 +232,7 @@ START_TEST(test_cutover_needs)
 	ck_assert_ptr_null(finding(r, "rollback window"));
 	cJSON_Delete(r);
 
-	/* the REPLICATION attribute (or rds_replication) is enough; without a window nothing is needed */
-	g = fixture();
-	dst = cJSON_GetObjectItem(g, "target");
-	cJSON_ReplaceItemInObject(dst, "superuser", cJSON_CreateFalse());
-	cJSON_ReplaceItemInObject(dst, "replication", cJSON_CreateTrue());
-	r = evaluate(g, options(NULL, NULL), false);
-	ck_assert_str_eq(status_of(r, "rollback window"), "ok");
-	ck_assert_str_eq(status_of(r, "rollback window: privileges"), "(missing)");
-	cJSON_Delete(r);
+	/* without a window nothing is needed */
 	g = fixture();
 	dst = cJSON_GetObjectItem(g, "target");
 	cJSON_ReplaceItemInObject(dst, "wal_level", cJSON_CreateString("replica"));
@@ -248,6 +240,78 @@ START_TEST(test_cutover_needs)
 	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
 	ck_assert_str_eq(status_of(r, "rollback window"), "info");
 	ck_assert_str_eq(status_of(r, "rollback window: wal_level"), "(missing)");
+	cJSON_Delete(r);
+}
+END_TEST
+
+/* a managed target's role (RDS, Cloud SQL): not a superuser, it owns the database and its tables */
+static cJSON *
+managed_target(void)
+{
+	cJSON *g = fixture(), *dst = cJSON_GetObjectItem(g, "target");
+
+	cJSON_ReplaceItemInObject(dst, "superuser", cJSON_CreateFalse());
+	cJSON_ReplaceItemInObject(dst, "replication", cJSON_CreateTrue());
+	cJSON_AddTrueToObject(dst, "owns_database");
+	cJSON_AddTrueToObject(dst, "can_create_schema");
+	cJSON_AddTrueToObject(dst, "can_signal_backends");
+	cJSON_AddNumberToObject(dst, "tables_not_owned", 0);
+	return g;
+}
+
+/*
+ * What the rollback window needs of a target role that is not a superuser,
+ * each checked on its own: REPLICATION (or rds_replication), CREATE on the
+ * database (the publication), every table its own (the publication FOR
+ * TABLE, the replica identities), the database its own (the target's
+ * freeze at rollback), and pg_signal_backend (that freeze ends sessions).
+ */
+START_TEST(test_rollback_managed_target)
+{
+	static const struct {
+		const char *key, *check, *status, *words;
+	} missing[] = {
+		{"replication", "rollback window: privileges", "error", "REPLICATION"},
+		{"can_create_schema", "rollback window: publication", "error", "CREATE PUBLICATION"},
+		{"tables_not_owned", "rollback window: table owner", "error", "not owned by role admin"},
+		{"owns_database", "rollback window: target freeze", "error", "does not own database app"},
+		{"can_signal_backends", "rollback window: target freeze", "warning", "end other roles' sessions"},
+	};
+	cJSON *g, *r;
+
+	r = evaluate(managed_target(), options(NULL, NULL), false);
+	ck_assert_str_eq(status_of(r, "rollback window"), "ok");
+	ck_assert_ptr_nonnull(
+		strstr(cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "rollback window"), "finding")),
+		       "not a superuser"));
+	for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++)
+		ck_assert_str_eq(status_of(r, missing[i].check), "(missing)");
+	cJSON_Delete(r);
+	for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
+		const cJSON *f;
+		bool blocks = strcmp(missing[i].status, "error") == 0;
+
+		g = managed_target();
+		cJSON_ReplaceItemInObject(cJSON_GetObjectItem(g, "target"), missing[i].key,
+					  strcmp(missing[i].key, "tables_not_owned") == 0 ? cJSON_CreateNumber(3)
+											  : cJSON_CreateFalse());
+		r = evaluate(g, options(NULL, NULL), false);
+		f = finding(r, missing[i].check);
+		ck_assert_msg(f != NULL, "%s: no finding %s", missing[i].key, missing[i].check);
+		ck_assert_str_eq(status_of(r, missing[i].check), missing[i].status);
+		ck_assert_msg(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(f, "finding")), missing[i].words),
+			      "%s: %s", missing[i].key, cJSON_GetStringValue(cJSON_GetObjectItem(f, "finding")));
+		ck_assert_ptr_nonnull(cJSON_GetStringValue(cJSON_GetObjectItem(f, "fix")));
+		/* an error blocks the plan and the window is not "ok"; a warning leaves both */
+		ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")) == !blocks);
+		ck_assert(finding(r, "rollback window") == NULL || !blocks);
+		cJSON_Delete(r);
+	}
+	/* a superuser needs none of them */
+	g = fixture();
+	r = evaluate(g, options(NULL, NULL), false);
+	for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++)
+		ck_assert_str_eq(status_of(r, missing[i].check), "(missing)");
 	cJSON_Delete(r);
 }
 END_TEST
@@ -390,6 +454,7 @@ pgm_test_suite(void)
 	tcase_add_test(tc, test_blockers);
 	tcase_add_test(tc, test_target_tls);
 	tcase_add_test(tc, test_cutover_needs);
+	tcase_add_test(tc, test_rollback_managed_target);
 	tcase_add_test(tc, test_options_change_findings);
 	tcase_add_test(tc, test_unreachable_and_recommendations);
 	tcase_add_test(tc, test_triggers_checks);

@@ -19,9 +19,10 @@
  * artifact), under a row lock taken first, and each target transaction in
  * them is guarded by that LSN, so one already applied — by an earlier run,
  * or by a session of a killed daemon still finishing — is skipped. Small
- * target transactions go together, up to PGM_PGO_CHUNK changes per source
- * transaction (one round trip, one commit to flush, one block to compile:
- * 2,000 pgbench transactions applied in 0.53 s instead of 1.36 s here);
+ * target transactions go together, up to PGM_PGO_CHUNK changes (or
+ * PGM_PGO_CHUNK_BYTES of SQL, for wide rows) per source transaction (one
+ * round trip, one commit to flush, one block to compile: 2,000 pgbench
+ * transactions applied in 0.53 s instead of 1.36 s here);
  * a large one is a source transaction of its own.
  * Only then does the slot advance (pg_replication_slot_advance), so the
  * target keeps every change until the source has it.
@@ -36,12 +37,18 @@
  * Lag is reported like the forward lag: facts.reverse_lag = {bytes,
  * seconds}: target WAL not yet applied to the source, and the age of the
  * oldest target commit not yet applied, measured each round before
- * applying.
+ * applying; facts.reverse.retained_bytes is the WAL the slot keeps on the
+ * target's disk, a warning past rollback_retained_warn.
+ *
+ * Errors (rev_fail): one that may pass by itself is retried with a growing
+ * pause; one the source will give again (it refuses the change) stops the
+ * stream and fails the step once, so the operator fixes it and retries.
  */
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "pipeline/cutover/reverse.h"
+#include "pipeline/sql.h"
 #include "pg/pgoutput.h"
 #include "pg/lsn.h"
 #include "fsm/job.h"
@@ -50,11 +57,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH 5000      /* rows of changes asked for per round */
-#define FETCH_ROWS 1000 /* rows of them read at a time */
-#define RETRY_MS 5000   /* the window retries after an error */
+#define BATCH 5000         /* rows of changes asked for per round */
+#define FETCH_ROWS 1000    /* rows of them read at a time */
+#define RETRY_MIN_MS 1000  /* the window retries a transient error after this, */
+#define RETRY_MAX_MS 60000 /* doubling each time up to this */
 #define SAVE_EVERY_MS 10000
 #define PG_EPOCH_MS INT64_C(946684800000)
+#define DETAIL_MAX 1000 /* of an error's detail kept in facts and the job's error */
+/* the WAL the slot keeps on the target's disk (from its restart_lsn, not its confirmed LSN) */
+#define RETAINED_SQL "coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint"
 
 /* both sessions: fixed text forms, so values read on one side mean the same on the other */
 static const char *session_sql =
@@ -98,6 +109,8 @@ typedef struct pgm_reverse {
 	int64_t oldest_ms; /* commit time of this round's first transaction the source lacks */
 	int64_t lag_bytes, lag_ms;
 	int64_t txn_total, change_total, last_save;
+	int64_t retries;  /* transient errors in a row (the window) */
+	int64_t retained; /* bytes of WAL the slot keeps on the target */
 } pgm_reverse_t;
 
 static void rev_connect(pgm_reverse_t *r);
@@ -164,45 +177,138 @@ on_retry_timer(uv_timer_t *t)
 	rev_connect(t->data);
 }
 
-/* drain: the flow fails; window: report, and try again in a while */
+/* what to do about a change the source refused, by the kind of refusal */
+static const char *
+refusal_hint(const pgm_pg_error_t *err)
+{
+	if (strncmp(err->sqlstate, "23", 2) == 0)
+		return "the source refuses a row the target accepted (a constraint or unique index the target lacks): "
+		       "the target's transactions are applied in order, so a later change on the target does not help; "
+		       "on the source, drop or relax that constraint, or change the row that conflicts there, then "
+		       "\"pgmover retry JOB\" resumes the stream (rollback waits for it)";
+	if (strcmp(err->sqlstate, "42P01") == 0 || strcmp(err->sqlstate, "42703") == 0)
+		return "the table or column is missing on the source: create it there as it is on the target, then "
+		       "\"pgmover retry JOB\" resumes the stream (rollback waits for it)";
+	if (strcmp(err->sqlstate, "P0001") == 0 && strstr(err->message, "matched") != NULL)
+		return "the source's row is not the target's (changed on the source after cutover, or by a trigger or "
+		       "a cascade there): make the source's row what the target had before this change, then "
+		       "\"pgmover retry JOB\" resumes the stream (rollback waits for it)";
+	return "fix the cause on the source, then \"pgmover retry JOB\" resumes the stream (rollback waits for it)";
+}
+
+/*
+ * An error of the stream. In the drain (rollback) the flow fails. In the
+ * window, one that may pass by itself (a lost connection, a lock timeout, a
+ * serialization failure: pgm_sql_transient) is retried with a growing pause,
+ * counted and shown in status; any other (the source refuses a change: a
+ * constraint, a row or table missing) would fail the same way for ever, so
+ * the step fails, once, naming the table and why, and `retry` resumes it.
+ */
 static void
-rev_error(pgm_reverse_t *r, const char *what, const char *message, const char *detail)
+rev_fail(pgm_reverse_t *r, bool transient, const char *what, const pgm_pg_error_t *err)
 {
 	pgm_job_t *job = r->s->job;
 	cJSON *o = pgm_json_obj(job->facts, "reverse");
-	char *msg = pgm_asprintf("reverse stream: %s: %s", what, message);
+	char *msg = err->table && strstr(err->message, err->table) == NULL
+			    ? pgm_asprintf("reverse stream: %s: table %s: %s", what, err->table, err->message)
+			    : pgm_asprintf("reverse stream: %s: %s", what, err->message);
+	uint64_t delay;
+	pgm_pg_error_t shown = *err;
+	char *detail = NULL;
 
+	/* "Failing row contains (...)" holds the whole row: wide values stay out of state.json */
+	if (err->detail && strlen(err->detail) > DETAIL_MAX) {
+		detail = pgm_asprintf("%.*s... (%zu bytes)", DETAIL_MAX, err->detail, strlen(err->detail));
+		shown.detail = detail;
+	}
+	err = &shown;
 	rev_close_conns(r);
 	msgs_clear(r);
 	cur_clear(r);
 	batch_clear(r);
+	pgm_json_set_str(o, "error", msg);
+	if (err->detail)
+		pgm_json_set_str(o, "error_detail", err->detail);
+	else
+		cJSON_DeleteItemFromObject(o, "error_detail");
+	if (err->table)
+		pgm_json_set_str(o, "error_table", err->table);
+	else
+		cJSON_DeleteItemFromObject(o, "error_table");
+	pgm_json_set_time(o, "error_at", pgm_now_ms());
 	if (r->f) {
-		pgm_flow_fail(
-			r->f, msg, detail,
-			"fix the cause (the message names the statement); \"pgmover retry\" resumes the rollback");
+		pgm_flow_fail(r->f, msg, err->detail,
+			      transient ? "\"pgmover retry\" resumes the rollback" : refusal_hint(err));
 		free(msg);
+		free(detail);
 		return;
 	}
-	pgm_json_set_str(o, "error", msg);
-	if (detail)
-		pgm_json_set_str(o, "error_detail", detail);
-	pgm_json_set_time(o, "error_at", pgm_now_ms());
+	if (!transient) {
+		pgm_json_set(o, "stopped", cJSON_CreateTrue());
+		pgm_step_fail(r->s, msg, err->detail, refusal_hint(err));
+		free(msg);
+		free(detail);
+		return;
+	}
+	r->retries++;
+	delay = (uint64_t) RETRY_MIN_MS << (r->retries < 7 ? r->retries - 1 : 6);
+	if (delay > RETRY_MAX_MS)
+		delay = RETRY_MAX_MS;
+	pgm_json_set_num(o, "retries", (double) r->retries);
+	pgm_json_set_num(o, "retries_total", (double) pgm_json_num(o, "retries_total", 0) + 1);
+	pgm_json_set_num(o, "retry_in_ms", (double) delay);
 	pgm_job_checkpoint(job);
-	pgm_job_warn(job, msg, "pgmover retries every few seconds; rollback needs the reverse stream to catch up");
+	pgm_job_warn(job, msg, "pgmover retries, less often each time; rollback needs the reverse stream to catch up");
+	pgm_notice("job %s: %s; retry %lld in %llu ms", job->name, msg, (long long) r->retries,
+		   (unsigned long long) delay);
 	free(msg);
-	uv_timer_start(r->timer, on_retry_timer, RETRY_MS, 0);
+	free(detail);
+	uv_timer_start(r->timer, on_retry_timer, delay, 0);
+}
+
+static void
+rev_error(pgm_reverse_t *r, bool transient, const char *what, const char *message, const char *detail)
+{
+	pgm_pg_error_t e = {.sqlstate = "", .message = (char *) message, .detail = (char *) detail};
+
+	rev_fail(r, transient, what, &e);
 }
 
 static void
 rev_error_pg(pgm_reverse_t *r, const char *what, const pgm_pg_error_t *err)
 {
-	rev_error(r, what, err->message, err->detail);
+	rev_fail(r, pgm_sql_transient(err), what, err);
 }
 
 static void
 on_timer(uv_timer_t *t)
 {
 	rev_round(t->data);
+}
+
+/*
+ * The slot keeps every WAL segment from its restart_lsn on, on the
+ * target's disk (the new primary's): more than rollback_retained_warn of
+ * it is a warning in status and the log, once.
+ */
+static void
+retained_check(pgm_reverse_t *r)
+{
+	pgm_job_t *job = r->s->job;
+	int64_t limit = pgm_jobopt_int(job->options, "rollback_retained_warn");
+	char *msg;
+
+	if (limit <= 0 || r->retained <= limit)
+		return;
+	/* the same words each round, so the warning is given once (the amount is in facts.reverse) */
+	msg = pgm_asprintf("the reverse slot %s retains more WAL on the target than rollback_retained_warn (%lld "
+			   "bytes)",
+			   r->slot, (long long) limit);
+	pgm_job_warn(job, msg,
+		     "the target's disk holds it until the source has the changes: see why the stream is behind "
+		     "(status: reverse lag, the stream's error); rollback or finish (which drops the slot) before "
+		     "the disk fills");
+	free(msg);
 }
 
 /* the round is over: report, then the next one (or the end of the drain) */
@@ -222,10 +328,15 @@ round_end(pgm_reverse_t *r)
 	pgm_json_set_str(o, "applied_commit_lsn", lsn);
 	pgm_lsn_format(r->confirmed, lsn, sizeof(lsn));
 	pgm_json_set_str(o, "confirmed_lsn", lsn);
+	pgm_json_set_num(o, "retained_bytes", (double) r->retained);
+	retained_check(r);
 	pgm_json_set_num(o, "transactions", (double) r->txn_total);
 	pgm_json_set_num(o, "changes", (double) r->change_total);
-	cJSON_DeleteItemFromObject(o, "error");
-	cJSON_DeleteItemFromObject(o, "error_detail");
+	for (const char *const *k = (const char *const[]){"error", "error_detail", "error_table", "stopped", "retries",
+							  "retry_in_ms", NULL};
+	     *k; k++)
+		cJSON_DeleteItemFromObject(o, *k);
+	r->retries = 0;
 	if (now - r->last_save >= SAVE_EVERY_MS || r->f) {
 		r->last_save = now;
 		pgm_job_checkpoint(job);
@@ -393,7 +504,7 @@ on_stream_begun(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err
 	if (pgm_pg_ntuples(res) == 0) {
 		char *msg = pgm_asprintf("the progress row of job %s is missing from %s", r->s->job->name, r->progress);
 
-		rev_error(r, "could not apply a large target transaction", msg, NULL);
+		rev_error(r, false, "could not apply a large target transaction", msg, NULL);
 		free(msg);
 		return;
 	}
@@ -514,8 +625,8 @@ read_done(pgm_reverse_t *r)
 	uint32_t xid;
 
 	if (pgm_pgo_current(r->pgo, &lsn, &at, &xid)) {
-		rev_error(r, "the slot's changes end inside a transaction", "no Commit after the last change read",
-			  NULL);
+		rev_error(r, true, "the slot's changes end inside a transaction",
+			  "no Commit after the last change read", NULL);
 		return;
 	}
 	if (r->oldest_ms == 0) {
@@ -568,7 +679,7 @@ process(pgm_reverse_t *r)
 		free(r->msgs[r->pos]);
 		r->msgs[r->pos++] = NULL;
 		if (rc < 0) {
-			rev_error(r, "could not decode a change", perr, NULL);
+			rev_error(r, false, "could not decode a change", perr, NULL);
 			free(perr);
 			return;
 		}
@@ -591,7 +702,7 @@ process(pgm_reverse_t *r)
 		}
 		lag_note(r, r->cur.commit_time);
 		batch_add(r);
-		if (r->batch_changes >= PGM_PGO_CHUNK) {
+		if (r->batch_changes >= PGM_PGO_CHUNK || r->batch.len >= PGM_PGO_CHUNK_BYTES) {
 			batch_flush(r);
 			return;
 		}
@@ -627,7 +738,7 @@ on_fetch(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void 
 		r->msgs[i] = pgm_pgo_unhex(pgm_pg_value(res, i, 0), &r->lens[i]);
 		r->nmsgs = i + 1;
 		if (r->msgs[i] == NULL) {
-			rev_error(r, "could not decode a change", "not a bytea value", NULL);
+			rev_error(r, false, "could not decode a change", "not a bytea value", NULL);
 			return;
 		}
 	}
@@ -648,15 +759,16 @@ on_positions(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, v
 		return;
 	}
 	if (pgm_pg_ntuples(res) == 0) {
-		rev_error(r, "the logical slot is gone from the target", r->slot,
+		rev_error(r, false, "the logical slot is gone from the target", r->slot,
 			  "writes made on the target since it was dropped are not on the source");
 		return;
 	}
 	if (!pgm_lsn_parse(pgm_pg_value(res, 0, 0), &r->flush) ||
 	    !pgm_lsn_parse(pgm_pg_value(res, 0, 1), &r->confirmed)) {
-		rev_error(r, "unexpected positions on the target", pgm_pg_value(res, 0, 0) ?: "null", NULL);
+		rev_error(r, true, "unexpected positions on the target", pgm_pg_value(res, 0, 0) ?: "null", NULL);
 		return;
 	}
+	r->retained = pgm_pg_value(res, 0, 2) ? strtoll(pgm_pg_value(res, 0, 2), NULL, 10) : 0;
 	if (r->f && r->drain_to == 0)
 		r->drain_to = r->flush;
 	r->advance_to = r->confirmed;
@@ -687,14 +799,15 @@ rev_round(pgm_reverse_t *r)
 		 * stopped is at or below the flush LSN read right after.
 		 */
 		sql = pgm_asprintf("BEGIN; SELECT txid_current(); COMMIT; SELECT pg_current_wal_flush_lsn()::text,"
-				   " confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '%s'",
+				   " confirmed_flush_lsn::text, " RETAINED_SQL " FROM pg_replication_slots"
+				   " WHERE slot_name = '%s'",
 				   r->slot);
 		pgm_pg_query(r->tgt, sql, 0, NULL, on_positions, r);
 		free(sql);
 		return;
 	}
 	pgm_pg_query(r->tgt,
-		     "SELECT pg_current_wal_flush_lsn()::text, confirmed_flush_lsn::text"
+		     "SELECT pg_current_wal_flush_lsn()::text, confirmed_flush_lsn::text, " RETAINED_SQL
 		     "  FROM pg_replication_slots WHERE slot_name = $1",
 		     1, params, on_positions, r);
 }

@@ -274,7 +274,7 @@ drop_item(pgl_t *x)
 
 	if (pgm_artifact_status(td->cur) != PGM_ART_DROPPING &&
 	    !pgm_artifact_set(x->step->job, td->cur, PGM_ART_DROPPING)) {
-		pgm_pg_error_t err = {"", (char *) "state.json could not be written", NULL, NULL};
+		pgm_pg_error_t err = {"", (char *) "state.json could not be written", NULL, NULL, NULL};
 
 		item_failed(x, "could not record the drop before making it", &err);
 		return;

@@ -70,6 +70,11 @@ static const char *facts_sql =
 	"           AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_class'::regclass"
 	"                             AND dep.objid = c.oid AND dep.deptype = 'e')) AS user_tables,"
 	"       (SELECT count(*) FROM pg_largeobject_metadata) AS large_objects,"
+	/* the rollback window publishes every table and may set its replica identity: the owner's right */
+	"       (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+	"         WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p'"
+	"           AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'"
+	"           AND NOT pg_has_role(current_user, c.relowner, 'USAGE')) AS tables_not_owned,"
 	"       current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
 	"         - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS connections_free,"
 	"       r.rolconnlimit AS role_connection_limit,"

@@ -631,7 +631,11 @@ check_triggers(eval_t *ev, const cJSON *src)
  * window decodes the target's writes from a logical slot: wal_level =
  * logical (a restart to change), the REPLICATION attribute and a free slot
  * on the target. Found only at cutover, the fix would be a restart of the
- * target during the outage.
+ * target during the outage. A role that is not a superuser (a managed
+ * service's) also needs, for the publication FOR TABLE every table and the
+ * replica identities: CREATE on the database and the ownership of every
+ * table; for the target's freeze at rollback: the database's ownership
+ * (ALTER DATABASE) and pg_signal_backend (to end the other roles' sessions).
  */
 static void
 check_target_rollback(eval_t *ev, const cJSON *dst, const cJSON *options)
@@ -640,7 +644,8 @@ check_target_rollback(eval_t *ev, const cJSON *dst, const cJSON *options)
 	int free_slots =
 		(int) (pgm_json_num(dst, "max_replication_slots", 0) - pgm_json_num(dst, "replication_slots_used", 0));
 	bool logical = strcmp(str(dst, "wal_level"), "logical") == 0;
-	bool may = flag(dst, "superuser") || flag(dst, "replication");
+	bool su = flag(dst, "superuser");
+	bool may = su || flag(dst, "replication");
 
 	if (window == 0) {
 		add(ev, "rollback window", "info", NULL,
@@ -668,11 +673,44 @@ check_target_rollback(eval_t *ev, const cJSON *dst, const cJSON *options)
 		    "the target has no free replication slot (%d of %d in use); the rollback window needs one",
 		    (int) pgm_json_num(dst, "replication_slots_used", 0),
 		    (int) pgm_json_num(dst, "max_replication_slots", 0));
+	if (!su && !flag(dst, "can_create_schema")) {
+		add(ev, "rollback window: publication", "error",
+		    "GRANT CREATE ON DATABASE to the role, or use the database owner's role; or --set rollback_window=0",
+		    "the target role %s may not CREATE PUBLICATION in database %s (no CREATE privilege on it)",
+		    str(dst, "user"), str(dst, "database"));
+		may = false;
+	}
+	if (!su && pgm_json_num(dst, "tables_not_owned", 0) > 0) {
+		add(ev, "rollback window: table owner", "error",
+		    "ALTER TABLE ... OWNER TO the role (or migrate into a database this role creates the tables of); or "
+		    "--set rollback_window=0",
+		    "%d table(s) on the target are not owned by role %s: a role that is not a superuser can publish "
+		    "(and set the replica identity of) its own tables only",
+		    (int) pgm_json_num(dst, "tables_not_owned", 0), str(dst, "user"));
+		may = false;
+	}
+	if (!su && !flag(dst, "owns_database")) {
+		add(ev, "rollback window: target freeze", "error",
+		    "use the role that owns the target database (ALTER DATABASE ... OWNER TO it); or --set "
+		    "rollback_window=0",
+		    "the target role %s does not own database %s: rollback makes the target read-only (ALTER DATABASE "
+		    "... SET default_transaction_read_only) before it drains, which only the owner may",
+		    str(dst, "user"), str(dst, "database"));
+		may = false;
+	} else if (!su && !flag(dst, "can_signal_backends"))
+		add(ev, "rollback window: target freeze", "warning",
+		    "GRANT pg_signal_backend TO the role (RDS: the master user has it), or be ready to stop the "
+		    "application's direct sessions yourself at rollback",
+		    "the target role %s may not end other roles' sessions: at rollback the target's freeze can end "
+		    "only its own, and a session that bypasses pgbouncer could still write",
+		    str(dst, "user"));
 	if (logical && may && free_slots >= 1)
 		add(ev, "rollback window", "ok", NULL,
 		    "the target can keep its writes for the way back: wal_level = logical, the role may create a slot, "
-		    "%d slot(s) free",
-		    free_slots);
+		    "%d slot(s) free%s",
+		    free_slots,
+		    su ? " (superuser)"
+		       : "; not a superuser, it owns the database and every table there and may create a publication");
 }
 
 /* something must move the application's connections at cutover */

@@ -411,7 +411,7 @@ on_target_ready(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *
 		in = pgm_asprintf("COPY pg_temp.pgm_r%lld FROM STDIN %s", (long long) t->relid, fmt);
 	}
 	if (pgm_relay_start(w->src, out, w->dst, in, on_relayed, w) == NULL) {
-		pgm_pg_error_t e = {"", (char *) "the target connection is not usable", NULL, NULL};
+		pgm_pg_error_t e = {"", (char *) "the target connection is not usable", NULL, NULL, NULL};
 		apply_fail(ap, "could not start the apply", &e);
 	}
 	free(out);
