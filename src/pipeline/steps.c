@@ -160,10 +160,17 @@ on_window_deadline(uv_timer_t *t)
 	pgm_step_t *s = t->data;
 	pgm_job_t *job = s->job;
 	const cJSON *lag = cJSON_GetObjectItem(job->facts, "reverse_lag");
-	char *msg = pgm_asprintf("the rollback window's deadline passed (rollback_window = %s): finishing, the reverse "
-				 "slot is dropped and rollback is no longer possible; the reverse stream was %.0f "
-				 "bytes behind",
-				 pgm_jobopt_str(job->options, "rollback_window"), pgm_json_num(lag, "bytes", 0));
+	char *msg;
+
+	/* rollback_window = 0: the job was cut over without a way back; nothing closes */
+	if (pgm_jobopt_int(job->options, "rollback_window") == 0) {
+		pgm_step_done(s, PGM_EV_DEADLINE);
+		return;
+	}
+	msg = pgm_asprintf("the rollback window's deadline passed (rollback_window = %s): finishing, the reverse "
+			   "slot is dropped and rollback is no longer possible; the reverse stream was %.0f "
+			   "bytes behind",
+			   pgm_jobopt_str(job->options, "rollback_window"), pgm_json_num(lag, "bytes", 0));
 
 	pgm_job_warn(job, msg, "to keep a way back longer, set a longer rollback_window before cutover");
 	free(msg);
