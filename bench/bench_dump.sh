@@ -47,7 +47,7 @@ else
     "$TB_PGBIN/pgbench" -i -q -s "$SCALE" "$SOURCE_URL" 2>&1 | tail -1
     what="pgbench scale $SCALE"
 fi
-"$TB_PGBIN/psql" -X -q "$SOURCE_URL" -c "VACUUM ANALYZE"
+$SOURCE_PSQL -c "VACUUM ANALYZE" # as the superuser: no warnings about the catalogs
 size=$("$TB_PGBIN/psql" -X -qAt "$SOURCE_URL" -c "SELECT pg_size_pretty(pg_database_size(current_database()))")
 echo "source database: $size; $JOBS parallel jobs; $(nproc) cores; modes: $MODES; $ROUNDS round(s)"
 bench_daemon
