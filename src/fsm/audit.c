@@ -3,6 +3,7 @@
  * appended and fsync'd before anyone is answered. It is the compliance
  * evidence: who (SO_PEERCRED uid/pid) asked what, when, and what happened.
  */
+#include "common/inject.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "fsm/job.h"
@@ -17,16 +18,23 @@ pgm_job_audit(pgm_job_t *job, const pgm_peer_t *peer, const char *command, const
 {
 	char *path = pgm_asprintf("%s/audit.jsonl", job->dir);
 
-	pgm_audit_append(path, job->name, peer, command, from, to, outcome);
+	if (!pgm_audit_append(path, job->name, peer, command, from, to, outcome)) {
+		char *msg = pgm_asprintf("the audit trail \"%s\" could not be written (%s): \"%s\" is missing from it",
+					 path, strerror(errno), command);
+
+		pgm_job_warn(job, msg, "free space in state_dir or fix its permissions; pgmoverd's log has every line");
+		free(msg);
+	}
 	free(path);
 }
 
-void
+bool
 pgm_audit_append(const char *path, const char *job, const pgm_peer_t *peer, const char *command, const char *from,
 		 const char *to, const char *outcome)
 {
 	cJSON *o = cJSON_CreateObject();
 	char ts[40], *line;
+	bool ok;
 
 	pgm_format_time(pgm_now_ms(), ts, sizeof(ts));
 	cJSON_AddStringToObject(o, "time", ts);
@@ -59,8 +67,20 @@ pgm_audit_append(const char *path, const char *job, const pgm_peer_t *peer, cons
 		cJSON_AddStringToObject(o, "to", to);
 	cJSON_AddStringToObject(o, "outcome", outcome ? outcome : "ok");
 	line = cJSON_PrintUnformatted(o);
-	if (!pgm_file_append_line(path, line, 0600))
-		pgm_error("could not append to audit log \"%s\": %s", path, strerror(errno));
+	if (PGM_INJECT("store.audit")) {
+		errno = ENOSPC;
+		ok = false;
+	} else {
+		ok = pgm_file_append_line(path, line, 0600);
+	}
+	if (!ok) {
+		int e = errno;
+
+		/* the line itself, so that the log keeps what the trail lost */
+		pgm_error("could not append to audit log \"%s\": %s; the line was: %s", path, strerror(e), line);
+		errno = e;
+	}
 	free(line);
 	cJSON_Delete(o);
+	return ok;
 }

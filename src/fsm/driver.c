@@ -143,7 +143,7 @@ add_time_field(cJSON *o, const char *key, int64_t ms)
  * line written for a transition a crash could undo. The old step is
  * cancelled only once that write succeeded: if it fails, every field is
  * restored, the old step keeps running and the job is exactly where it
- * was. ERROR remembers the state and row it came from; retry (a row to
+ * was -- except for ERROR, which stops the job in memory all the same. ERROR remembers the state and row it came from; retry (a row to
  * PGM_ST__PREVIOUS) goes back to that state and reruns that row's step.
  * False, with *code, *message and *hint (malloc'd), when it did not happen.
  */
@@ -194,15 +194,35 @@ pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char 
 	job->since_ms = pgm_now_ms();
 	job->last_row = step_row;
 	if (!pgm_store_save(job)) {
-		job->state = from;
-		job->since_ms = old_since;
-		job->last_row = old_last_row;
-		job->failed_from = old_failed_from;
-		job->failed_row = old_failed_row;
-		*code = PGM_ERR_INTERNAL;
-		*message = pgm_asprintf("could not persist the state of job \"%s\"", job->name);
-		*hint = pgm_strdup("check free space and permissions of state_dir; the job stays where it was");
-		return false;
+		if (ev == PGM_EV_ERROR) {
+			/*
+			 * A step failed and its failure cannot be saved either (a
+			 * full state_dir): the job stops all the same -- no step
+			 * runs on in memory a state it cannot record. After a
+			 * restart the step of the durable state runs again.
+			 */
+			char *w = pgm_asprintf("the failure could not be saved (%s): after a restart pgmoverd runs the "
+					       "step of state %s again",
+					       pgm_store_error(), pgm_state_name(from));
+
+			pgm_job_warn(job, w, pgm_unsaved_hint());
+			free(w);
+		} else {
+			job->state = from;
+			job->since_ms = old_since;
+			job->last_row = old_last_row;
+			job->failed_from = old_failed_from;
+			job->failed_row = old_failed_row;
+			*code = PGM_ERR_INTERNAL;
+			*message = pgm_asprintf("could not persist the state of job \"%s\", so %s was not done: %s",
+						job->name, pgm_event_name(ev), pgm_store_error());
+			*hint = pgm_strdup("free space in state_dir or fix its permissions, then send the command "
+					   "again; the job stays where it was");
+			if (peer)
+				pgm_job_audit(job, peer, pgm_event_name(ev), pgm_state_name(from), NULL,
+					      "failed: " PGM_ERR_INTERNAL ": state.json not written");
+			return false;
+		}
 	}
 	/* the old step ends only once the new state is durable */
 	step_cancel(job);
@@ -270,8 +290,8 @@ pgm_job_checkpoint(pgm_job_t *job)
 char *
 pgm_unsaved_message(const pgm_job_t *job, const char *change)
 {
-	return pgm_asprintf("could not record in %s/state.json what %s will change, so it was not done", job->dir,
-			    change);
+	return pgm_asprintf("could not record in %s/state.json what %s will change, so it was not done: %s", job->dir,
+			    change, pgm_store_error());
 }
 
 const char *

@@ -10,6 +10,7 @@
  * handle stays valid until the loop comes round.
  */
 #include "pg/pgasync.h"
+#include "common/inject.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -40,6 +41,7 @@ struct pgm_pg_conn {
 	void *data;
 	PGresult *last;  /* last result of the running statement */
 	PGresult *error; /* first error result of the running statement */
+	bool injected;   /* the pg.connect injection point failed this attempt */
 };
 
 static void on_poll(uv_poll_t *h, int status, int events);
@@ -282,6 +284,11 @@ pgm_pg_connect(uv_loop_t *loop, const char *dsn, const char *app_name, int timeo
 	uv_timer_init(loop, c->timer);
 	c->timer->data = c;
 	uv_timer_start(c->timer, on_connect_timeout, (uint64_t) (timeout_ms > 0 ? timeout_ms : 15000), 0);
+	if (PGM_INJECT("pg.connect")) {
+		c->injected = true;
+		conn_fail(c, NULL);
+		return c;
+	}
 	c->pg = PQconnectStartParams(keys, vals, 1);
 	if (c->pg != NULL)
 		PQsetNoticeReceiver(c->pg, notice_receiver, NULL);
@@ -317,7 +324,9 @@ deferred_fail_cb(uv_timer_t *t)
 	pgm_pg_conn_t *c = t->data;
 	pgm_pg_error_t e;
 	pgm_pg_connect_cb cb = c->connect_cb;
-	const char *msg = c->pg ? PQerrorMessage(c->pg) : "";
+	const char *msg = c->pg         ? PQerrorMessage(c->pg)
+			  : c->injected ? "connection to server failed: injection point \"pg.connect\""
+					: "";
 
 	error_from_text(&e, msg[0] ? msg : "could not start the connection");
 	c->connect_cb = NULL;
