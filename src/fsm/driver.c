@@ -87,6 +87,29 @@ step_cancel(pgm_job_t *job)
 	}
 }
 
+/* a step's end that state.json could not take: the job fails with that reason (kick_cb) */
+static void
+fail_unrecorded(pgm_job_t *job)
+{
+	const char *code, *step = job->last_row >= 0 ? pgm_transitions[job->last_row].step_name : "?";
+	char *m2 = NULL, *h2 = NULL, ts[40];
+	char *message = pgm_asprintf("step %s ended, but that could not be recorded: %s", step, pgm_store_error());
+
+	cJSON_Delete(job->error);
+	job->error = cJSON_CreateObject();
+	cJSON_AddStringToObject(job->error, "message", message);
+	cJSON_AddStringToObject(job->error, "hint", pgm_unsaved_hint());
+	cJSON_AddStringToObject(job->error, "state", pgm_state_name(job->state));
+	cJSON_AddStringToObject(job->error, "step", step);
+	free(message);
+	pgm_format_time(pgm_now_ms(), ts, sizeof(ts));
+	cJSON_AddStringToObject(job->error, "at", ts);
+	if (!pgm_job_fire(job, PGM_EV_ERROR, NULL, &code, &m2, &h2))
+		pgm_error("job %s: could not fail the job either: %s", job->name, m2);
+	free(m2);
+	free(h2);
+}
+
 /*
  * The job's kick. First free the step that ended (its callback has
  * returned by now); then take the event it raised (the transition arms
@@ -112,6 +135,13 @@ kick_cb(uv_timer_t *t)
 		if (!pgm_job_fire(job, ev, NULL, &code, &msg, &hint)) {
 			pgm_error("job %s: the step raised \"%s\" in state %s: %s", job->name, pgm_event_name(ev),
 				  pgm_state_name(job->state), msg);
+			/*
+			 * The step's end could not be recorded (a full state_dir):
+			 * the job fails rather than sit with no step running; retry
+			 * runs the step again, and a step may always run again.
+			 */
+			if (ev != PGM_EV_ERROR && strcmp(code, PGM_ERR_INTERNAL) == 0)
+				fail_unrecorded(job);
 			free(msg);
 			free(hint);
 		}
