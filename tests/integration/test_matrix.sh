@@ -21,7 +21,7 @@
 #      of pgmover's left where it should not be
 #
 #   bash tests/integration/test_matrix.sh          (as root: it mounts a tmpfs)
-# PGM_TEST_KEEP=1 keeps the work directory.
+# PGM_TEST_KEEP=1 keeps the work directory; PGM_MATRIX_PARTS="B C" runs some parts only.
 set -uo pipefail # no -e: each check reports and the summary decides the exit status
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -135,7 +135,7 @@ assert_frozen() {
 # pgmover's objects: slots and publications on the target, schemas on the source
 target_leftovers() {
     {
-        tq postgres "SELECT string_agg(slot_name, ',') FROM pg_replication_slots WHERE slot_name LIKE 'pgmover%'"
+        tq postgres "SELECT string_agg(slot_name, ',') FROM pg_replication_slots WHERE slot_name LIKE 'pgmover%' AND database = '$1'"
         tq "$1" "SELECT string_agg(pubname, ',') FROM pg_publication WHERE pubname LIKE 'pgmover%'"
     } | tr -d '\n'
 }
@@ -228,7 +228,7 @@ fi
 # shellcheck source=/dev/null
 . "$BED/env"
 
-DBS=(full inj m1 m2)
+DBS=(full inj m1 m2 m3)
 setup_ok=1
 for db in "${DBS[@]}"; do
     "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0
@@ -403,10 +403,18 @@ cmd "C: create m1" create m1 --source "$(src_url m1)" --target "$(tgt_url t_m1)"
     --set cutover_command="$HOOK m1-cutover 5"
 cmd "C: create m2" create m2 --source "$(src_url m2)" --target "$(tgt_url t_m2)" --method dump \
     --set freeze_mode=both --set freeze_command="$HOOK m2-freeze 0" --set thaw_command="$HOOK m2-thaw 3"
-cmd "C: m2 start" start m2
+cmd "C: create m3" create m3 --source "$(src_url m3)" --target "$(tgt_url t_m3)" --method dump \
+    --set cutover_command="$HOOK m3-cutover 0" --set rollback_command="$HOOK m3-rollback 3"
+for j in m2 m3; do cmd "C: $j start" start $j; done
 wait_state "C: m2 synced" m2 synced 120
-cmd "C: m2 freeze" freeze m2
+wait_state "C: m3 synced" m3 synced 120
+for j in m2 m3; do cmd "C: $j freeze" freeze $j; done
 wait_state "C: m2 verified" m2 verified 120
+wait_state "C: m3 verified" m3 verified 120
+cmd "C: m3 cutover" cutover m3
+wait_state "C: m3 rollback_window" m3 rollback_window 60
+# a write on the target during the window, which the rollback must bring back
+q "$(tgt_url t_m3)" "INSERT INTO public.write_probe (note) VALUES ('written on the target'); DELETE FROM public.items WHERE id <= 10" >/dev/null
 
 # Each row: the job, what holds the state, the command that enters it ("-": none, the
 # job gets there by itself), the state killed in, what shows the step is held there,
@@ -428,6 +436,7 @@ ROWS=(
     "finishing|m1|hold_progress m1|finish|finishing|waiting_on_lock src m1|release prog|completed|row_completed m1"
     "thawing (in thaw_command)|m2|:|thaw|thawing|hook_running m2-thaw 0|:|synced|row_thawed m2"
     "aborting|m2|hold_target_read t_m2|abort|aborting|waiting_on_lock dst t_m2|release tgt|aborted|row_aborted m2"
+    "rolling_back (in rollback_command)|m3|:|rollback|rolling_back|hook_running m3-rollback 0|:|rolled_back|row_rolled_back m3"
 )
 hold_lo() { hold lo src "$1" "LOCK TABLE pg_catalog.pg_largeobject_metadata IN ACCESS EXCLUSIVE MODE"; }
 hold_catalog() { hold cat dst "$1" "LOCK TABLE pg_catalog.pg_class IN SHARE MODE"; }
@@ -477,6 +486,18 @@ row_aborted() {
     t_assert_eq "$ROW: no pgmover schema left on the source" "" "$(source_leftovers "$1")"
 }
 
+row_rolled_back() { # the target's writes are on the source, which takes writes again; the target is frozen
+    compare "$ROW" "$1" "t_$1"
+    t_assert_eq "$ROW: the write made on the target is on the source" "1" \
+        "$(sq "$1" "SELECT count(*) FROM public.write_probe WHERE note = 'written on the target'")"
+    assert_writable "$ROW" "$1"
+    t_assert_contains "$ROW: the target refuses writes (psql)" \
+        "$(q "$(tgt_url "t_$1")" "INSERT INTO public.write_probe (note) VALUES ('after the rollback')")" \
+        "read-only transaction"
+    t_assert_eq "$ROW: no slot or publication left on the target" "" "$(target_leftovers "t_$1")"
+    t_assert_eq "$ROW: no pgmover schema left on the source" "" "$(source_leftovers "$1")"
+}
+
 for row in "${ROWS[@]}"; do
     IFS='|' read -r ROW job holdcmd command state heldcmd releasecmd next checkcmd <<<"$row"
     echo "# row: $ROW"
@@ -499,9 +520,10 @@ for row in "${ROWS[@]}"; do
 done
 t_assert_eq "C: freeze_command ran again after the kill inside it" "2" "$(hook_starts m1-freeze)"
 t_assert_eq "C: cutover_command ran again after the kill inside it" "2" "$(hook_starts m1-cutover)"
+t_assert_eq "C: rollback_command ran again after the kill inside it" "2" "$(hook_starts m3-rollback)"
 t_check "C: no hook left running" t_wait_for 20 eval "! pgrep -f -- '$HOOK' >/dev/null"
-t_assert_eq "C: no pgmover session left on the source" "0 0" "$(sessions_of src m1) $(sessions_of src m2)"
-t_assert_eq "C: no pgmover session left on the target" "0 0" "$(sessions_of dst m1) $(sessions_of dst m2)"
+t_assert_eq "C: no pgmover session left on the source" "0 0 0" "$(sessions_of src m1) $(sessions_of src m2) $(sessions_of src m3)"
+t_assert_eq "C: no pgmover session left on the target" "0 0 0" "$(sessions_of dst m1) $(sessions_of dst m2) $(sessions_of dst m3)"
 stop_daemon "C"
 fi
 for f in "$DA" "$DB" "$DC"; do
