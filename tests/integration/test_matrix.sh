@@ -14,8 +14,9 @@
 #      job fails, never hangs), a clear error, retry works;
 #      a child that cannot start (proc.spawn), a connection that fails (pg.connect), an
 #      audit line that cannot be written (store.audit)
-#   C. SIGKILL of pgmoverd in each state a dump job passes through, one row of a table
-#      per state: the state made to last (a lock the test holds, a hook that sleeps),
+#   C. SIGKILL of pgmoverd in each state a dump job passes through (cutting_over twice:
+#      inside cutover_command, and inside pgbouncer's PAUSE), one row of a table per
+#      state: the state made to last (a lock the test holds, a hook that sleeps),
 #      SIGKILL, restart, the next stable state reached, then the source and the target
 #      compared by the test's own query (row counts and an md5 of the rows), and nothing
 #      of pgmover's left where it should not be
@@ -36,6 +37,8 @@ TB=$ROOT/tests/testbed/testbed.sh
 
 [[ $(id -u) -eq 0 ]] || t_skip test_matrix "needs root (mount -t tmpfs)"
 t_need_server test_matrix
+PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
+t_need_cmd test_matrix "$PGBOUNCER"
 
 # the daemon under test: ASan + UBSan + injection points, its own build directory
 MATRIX_BUILD=${PGM_MATRIX_BUILD:-$ROOT/build-matrix}
@@ -62,6 +65,7 @@ HOOKS_LOG=$WORK/hooks.log
 DA=$WORK/daemon-a # the daemon of each part
 DB=$WORK/daemon-b
 DC=$WORK/daemon-c
+PGB=$WORK/pgb # pgbouncer, for the row killed inside its PAUSE
 T0=$SECONDS
 
 kill_leftovers() {
@@ -75,6 +79,7 @@ cleanup() {
     local name
     for name in "${!HOLD_PID[@]}"; do release "$name"; done
     pgmd_cleanup
+    [[ -f $PGB/pgbouncer.pid ]] && kill "$(cat "$PGB/pgbouncer.pid")" 2>/dev/null
     kill_leftovers
     mountpoint -q "$TMPFS" && umount -l "$TMPFS"
     t_bed_remove "$WORK" "$BED"
@@ -228,7 +233,7 @@ fi
 # shellcheck source=/dev/null
 . "$BED/env"
 
-DBS=(full inj m1 m2 m3)
+DBS=(full inj m1 m2 m3 m4)
 setup_ok=1
 for db in "${DBS[@]}"; do
     "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0
@@ -397,6 +402,53 @@ fi
 # ---------------------------------------------------------------------------------------
 if part C; then
 echo "# C. SIGKILL in each state"
+# pgbouncer (transaction pooling) in front of m4's source, its entry in a file pgmover owns
+free_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((35000 + (RANDOM % 2000)))
+        if ! ss -Hlntu "( sport = :$p )" 2>/dev/null | grep -q .; then
+            printf '%s' "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+PGB_PORT=$(free_port)
+mkdir -p "$PGB"
+cat >"$PGB/pgbouncer.ini" <<EOF
+[databases]
+%include $PGB/pgmover-m4.ini
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = plain
+auth_file = $PGB/userlist.txt
+admin_users = pgbadmin
+pool_mode = transaction
+server_tls_sslmode = prefer
+logfile = $PGB/pgbouncer.log
+pidfile = $PGB/pgbouncer.pid
+EOF
+printf '[databases]\nm4 = host=127.0.0.1 port=%s dbname=m4 user=app_owner password=%s\n' \
+    "$SOURCE_PORT" "$SOURCE_OWNER_PASSWORD" >"$PGB/pgmover-m4.ini"
+printf '"pgbadmin" "adminpw"\n"app_owner" "%s"\n' "$SOURCE_OWNER_PASSWORD" >"$PGB/userlist.txt"
+printf '127.0.0.1:%s:pgbouncer:pgbadmin:adminpw\n' "$PGB_PORT" >"$WORK/pgpass"
+chmod 0600 "$PGB"/*.ini "$PGB/userlist.txt" "$WORK/pgpass"
+chown -R postgres:postgres "$PGB"
+admin() { PGPASSWORD=adminpw "$TB_PGBIN/psql" -h 127.0.0.1 -p "$PGB_PORT" -U pgbadmin -X -q -tA pgbouncer -c "$1" 2>&1; }
+# "host:port paused" of m4's entry
+pgb_entry() { admin "SHOW DATABASES" | awk -F'|' '$1 == "m4" { print $2 ":" $3 " " $12 }'; }
+BOUNCER_URL="postgres://app_owner:$SOURCE_OWNER_PASSWORD@127.0.0.1:$PGB_PORT/m4"
+if runuser -u postgres -- "$PGBOUNCER" -d "$PGB/pgbouncer.ini" >"$WORK/pgbouncer.start.log" 2>&1 &&
+    t_wait_for 10 admin "SHOW VERSION"; then
+    t_ok "C: pgbouncer starts"
+else
+    t_fail "C: pgbouncer starts" "$(cat "$WORK/pgbouncer.start.log" "$PGB/pgbouncer.log" 2>/dev/null | tail -5)"
+fi
+
 t_check "C: pgmoverd starts" pgmd_start "$DC" "pg_bindir = $TB_PGBIN"
 cmd "C: create m1" create m1 --source "$(src_url m1)" --target "$(tgt_url t_m1)" --method dump \
     --set freeze_mode=both --set freeze_command="$HOOK m1-freeze 3" --set thaw_command="$HOOK m1-thaw 0" \
@@ -405,12 +457,15 @@ cmd "C: create m2" create m2 --source "$(src_url m2)" --target "$(tgt_url t_m2)"
     --set freeze_mode=both --set freeze_command="$HOOK m2-freeze 0" --set thaw_command="$HOOK m2-thaw 3"
 cmd "C: create m3" create m3 --source "$(src_url m3)" --target "$(tgt_url t_m3)" --method dump \
     --set cutover_command="$HOOK m3-cutover 0" --set rollback_command="$HOOK m3-rollback 3"
-for j in m2 m3; do cmd "C: $j start" start $j; done
-wait_state "C: m2 synced" m2 synced 120
-wait_state "C: m3 synced" m3 synced 120
-for j in m2 m3; do cmd "C: $j freeze" freeze $j; done
-wait_state "C: m2 verified" m2 verified 120
-wait_state "C: m3 verified" m3 verified 120
+cmd "C: create m4" create m4 --source "$(src_url m4)" --target "$(tgt_url t_m4)" --method dump \
+    --set pgbouncer_admin="postgres://pgbadmin@127.0.0.1:$PGB_PORT/pgbouncer?passfile=$WORK/pgpass" \
+    --set pgbouncer_database=m4 --set pgbouncer_include="$PGB/pgmover-m4.ini" \
+    --set cutover_command="$HOOK m4-cutover 5"
+for j in m2 m3 m4; do cmd "C: $j start" start $j; done
+for j in m2 m3 m4; do wait_state "C: $j synced" $j synced 120; done
+for j in m2 m3 m4; do cmd "C: $j freeze" freeze $j; done
+for j in m2 m3 m4; do wait_state "C: $j verified" $j verified 120; done
+t_assert_eq "C: pgbouncer sends m4 to the source" "127.0.0.1:$SOURCE_PORT 0" "$(pgb_entry)"
 cmd "C: m3 cutover" cutover m3
 wait_state "C: m3 rollback_window" m3 rollback_window 60
 # a write on the target during the window, which the rollback must bring back
@@ -436,6 +491,7 @@ ROWS=(
     "finishing|m1|hold_progress m1|finish|finishing|waiting_on_lock src m1|release prog|completed|row_completed m1"
     "thawing (in thaw_command)|m2|:|thaw|thawing|hook_running m2-thaw 0|:|synced|row_thawed m2"
     "aborting|m2|hold_target_read t_m2|abort|aborting|waiting_on_lock dst t_m2|release tgt|aborted|row_aborted m2"
+    "cutting_over (in the pgbouncer PAUSE)|m4|:|cutover|cutting_over|paused_in_hook|:|rollback_window|row_pgbouncer m4"
     "rolling_back (in rollback_command)|m3|:|rollback|rolling_back|hook_running m3-rollback 0|:|rolled_back|row_rolled_back m3"
 )
 hold_lo() { hold lo src "$1" "LOCK TABLE pg_catalog.pg_largeobject_metadata IN ACCESS EXCLUSIVE MODE"; }
@@ -486,6 +542,14 @@ row_aborted() {
     t_assert_eq "$ROW: no pgmover schema left on the source" "" "$(source_leftovers "$1")"
 }
 
+# inside the PAUSE: the hook runs and pgbouncer says the entry is paused
+paused_in_hook() { hook_running m4-cutover 0 && [[ $(pgb_entry) == "127.0.0.1:$SOURCE_PORT 1" ]]; }
+row_pgbouncer() { # traffic through pgbouncer reaches the target, not paused; a write there comes back
+    t_assert_eq "$ROW: pgbouncer sends m4 to the target, resumed" "127.0.0.1:$TARGET_PORT 0" "$(pgb_entry)"
+    t_assert_eq "$ROW: a query through pgbouncer is answered by the target" "$TARGET_PORT" \
+        "$("$TB_PGBIN/psql" "$BOUNCER_URL" -X -q -tA -c "SHOW port" 2>&1)"
+    row_window "$1"
+}
 row_rolled_back() { # the target's writes are on the source, which takes writes again; the target is frozen
     compare "$ROW" "$1" "t_$1"
     t_assert_eq "$ROW: the write made on the target is on the source" "1" \
@@ -522,6 +586,7 @@ t_assert_eq "C: freeze_command ran again after the kill inside it" "2" "$(hook_s
 t_assert_eq "C: cutover_command ran again after the kill inside it" "2" "$(hook_starts m1-cutover)"
 t_assert_eq "C: rollback_command ran again after the kill inside it" "2" "$(hook_starts m3-rollback)"
 t_check "C: no hook left running" t_wait_for 20 eval "! pgrep -f -- '$HOOK' >/dev/null"
+t_assert_eq "C: cutover_command ran again after the kill inside the PAUSE" "2" "$(hook_starts m4-cutover)"
 t_assert_eq "C: no pgmover session left on the source" "0 0 0" "$(sessions_of src m1) $(sessions_of src m2) $(sessions_of src m3)"
 t_assert_eq "C: no pgmover session left on the target" "0 0 0" "$(sessions_of dst m1) $(sessions_of dst m2) $(sessions_of dst m3)"
 stop_daemon "C"
