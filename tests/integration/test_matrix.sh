@@ -34,10 +34,11 @@ TB=$ROOT/tests/testbed/testbed.sh
 . "$HERE/pgmd.sh"
 # shellcheck source=tests/integration/jobs.sh
 . "$HERE/jobs.sh"
+# shellcheck source=tests/integration/pgb.sh
+. "$HERE/pgb.sh"
 
 [[ $(id -u) -eq 0 ]] || t_skip test_matrix "needs root (mount -t tmpfs)"
 t_need_server test_matrix
-PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
 t_need_cmd test_matrix "$PGBOUNCER"
 
 # the daemon under test: ASan + UBSan + injection points, its own build directory
@@ -79,7 +80,7 @@ cleanup() {
     local name
     for name in "${!HOLD_PID[@]}"; do release "$name"; done
     pgmd_cleanup
-    [[ -f $PGB/pgbouncer.pid ]] && kill "$(cat "$PGB/pgbouncer.pid")" 2>/dev/null
+    pgb_stop
     kill_leftovers
     mountpoint -q "$TMPFS" && umount -l "$TMPFS"
     t_bed_remove "$WORK" "$BED"
@@ -403,51 +404,7 @@ fi
 if part C; then
 echo "# C. SIGKILL in each state"
 # pgbouncer (transaction pooling) in front of m4's source, its entry in a file pgmover owns
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((35000 + (RANDOM % 2000)))
-        if ! ss -Hlntu "( sport = :$p )" 2>/dev/null | grep -q .; then
-            printf '%s' "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-PGB_PORT=$(free_port)
-mkdir -p "$PGB"
-cat >"$PGB/pgbouncer.ini" <<EOF
-[databases]
-%include $PGB/pgmover-m4.ini
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PGB_PORT
-unix_socket_dir =
-auth_type = plain
-auth_file = $PGB/userlist.txt
-admin_users = pgbadmin
-pool_mode = transaction
-server_tls_sslmode = prefer
-logfile = $PGB/pgbouncer.log
-pidfile = $PGB/pgbouncer.pid
-EOF
-printf '[databases]\nm4 = host=127.0.0.1 port=%s dbname=m4 user=app_owner password=%s\n' \
-    "$SOURCE_PORT" "$SOURCE_OWNER_PASSWORD" >"$PGB/pgmover-m4.ini"
-printf '"pgbadmin" "adminpw"\n"app_owner" "%s"\n' "$SOURCE_OWNER_PASSWORD" >"$PGB/userlist.txt"
-printf '127.0.0.1:%s:pgbouncer:pgbadmin:adminpw\n' "$PGB_PORT" >"$WORK/pgpass"
-chmod 0600 "$PGB"/*.ini "$PGB/userlist.txt" "$WORK/pgpass"
-chown -R postgres:postgres "$PGB"
-admin() { PGPASSWORD=adminpw "$TB_PGBIN/psql" -h 127.0.0.1 -p "$PGB_PORT" -U pgbadmin -X -q -tA pgbouncer -c "$1" 2>&1; }
-# "host:port paused" of m4's entry
-pgb_entry() { admin "SHOW DATABASES" | awk -F'|' '$1 == "m4" { print $2 ":" $3 " " $12 }'; }
-BOUNCER_URL="postgres://app_owner:$SOURCE_OWNER_PASSWORD@127.0.0.1:$PGB_PORT/m4"
-if runuser -u postgres -- "$PGBOUNCER" -d "$PGB/pgbouncer.ini" >"$WORK/pgbouncer.start.log" 2>&1 &&
-    t_wait_for 10 admin "SHOW VERSION"; then
-    t_ok "C: pgbouncer starts"
-else
-    t_fail "C: pgbouncer starts" "$(cat "$WORK/pgbouncer.start.log" "$PGB/pgbouncer.log" 2>/dev/null | tail -5)"
-fi
+if pgb_start "$PGB" m4; then t_ok "C: pgbouncer starts"; else t_fail "C: pgbouncer starts" "see $PGB/pgbouncer.log"; fi
 
 t_check "C: pgmoverd starts" pgmd_start "$DC" "pg_bindir = $TB_PGBIN"
 cmd "C: create m1" create m1 --source "$(src_url m1)" --target "$(tgt_url t_m1)" --method dump \
@@ -458,8 +415,7 @@ cmd "C: create m2" create m2 --source "$(src_url m2)" --target "$(tgt_url t_m2)"
 cmd "C: create m3" create m3 --source "$(src_url m3)" --target "$(tgt_url t_m3)" --method dump \
     --set cutover_command="$HOOK m3-cutover 0" --set rollback_command="$HOOK m3-rollback 3"
 cmd "C: create m4" create m4 --source "$(src_url m4)" --target "$(tgt_url t_m4)" --method dump \
-    --set pgbouncer_admin="postgres://pgbadmin@127.0.0.1:$PGB_PORT/pgbouncer?passfile=$WORK/pgpass" \
-    --set pgbouncer_database=m4 --set pgbouncer_include="$PGB/pgmover-m4.ini" \
+    --set pgbouncer_admin="$ADMIN_URL" --set pgbouncer_database=m4 --set pgbouncer_include="$PGB_INCLUDE" \
     --set cutover_command="$HOOK m4-cutover 5"
 for j in m2 m3 m4; do cmd "C: $j start" start $j; done
 for j in m2 m3 m4; do wait_state "C: $j synced" $j synced 120; done
