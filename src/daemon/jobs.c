@@ -523,7 +523,8 @@ pgm_jobs_set_options(pgm_job_t *job, const cJSON *given, const pgm_peer_t *peer,
 		job->options = old;
 		cJSON_Delete(opts);
 		*code = PGM_ERR_INTERNAL;
-		*message = pgm_asprintf("could not persist the options of job \"%s\"", job->name);
+		*message =
+			pgm_asprintf("could not persist the options of job \"%s\": %s", job->name, pgm_store_error());
 		*hint = pgm_strdup("check free space and permissions of state_dir; the options are unchanged");
 		return false;
 	}

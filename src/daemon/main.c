@@ -2,6 +2,7 @@
  * main.c — pgmoverd: one libuv loop for every job, the control socket,
  * signals (TERM/INT stop, HUP reloads) and systemd notification.
  */
+#include "common/inject.h"
 #include "common/log.h"
 #include "common/settings.h"
 #include "common/util.h"
@@ -291,6 +292,13 @@ main(int argc, char **argv)
 		return 0;
 	}
 	pgm_log_set_level(d->cfg.log_level);
+	/* fault injection points, for tests (inject.h) */
+	if (!pgm_inject_arm(getenv("PGMOVER_INJECT"), &err)) {
+		fprintf(stderr, "pgmoverd: %s\n", err);
+		free(err);
+		pgm_config_free(&d->cfg);
+		return 2;
+	}
 	d->config_path = pgm_strdup(config_path);
 	d->started_ms = pgm_now_ms();
 	signal(SIGPIPE, SIG_IGN);

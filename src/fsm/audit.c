@@ -7,6 +7,7 @@
  * breaks the chain at that place; pgm_audit_check finds where.
  */
 #include "fsm/audit.h"
+#include "common/inject.h"
 #include "common/log.h"
 #include "common/redact.h"
 #include "common/util.h"
@@ -390,12 +391,17 @@ audit_line(const char *job, const pgm_peer_t *peer, const char *command, const c
 	return o;
 }
 
-/* append o with "prev" = head (recovered from the file first when not known), and move the head on */
-static void
+/*
+ * Append o with "prev" = head (recovered from the file first when not
+ * known), and move the head on. False (errno set) when the line could not be
+ * written: pgmoverd's log then keeps the whole line, so nothing is lost.
+ */
+static bool
 append_chained(const char *path, cJSON *o, const char *name, int64_t created_ms, char head[PGM_AUDIT_HASH_HEX],
 	       bool *known)
 {
 	char *line, *note = NULL;
+	bool ok;
 
 	if (!*known && !recover_file(path, name, created_ms, head, known, &note))
 		pgm_error("could not read the end of the audit trail \"%s\": %s; this line breaks its chain", path,
@@ -409,15 +415,26 @@ append_chained(const char *path, cJSON *o, const char *name, int64_t created_ms,
 	else
 		cJSON_AddNullToObject(o, "prev");
 	line = pgm_redact_print(o); /* an outcome may quote a server's error */
-	if (pgm_file_append_line(path, line, 0600)) {
+	if (PGM_INJECT("store.audit")) {
+		errno = ENOSPC;
+		ok = false;
+	} else {
+		ok = pgm_file_append_line(path, line, 0600);
+	}
+	if (ok) {
 		pgm_audit_hash(line, strlen(line), head);
 		*known = true;
 	} else {
-		pgm_error("could not append to audit log \"%s\": %s", path, strerror(errno));
+		int e = errno;
+
+		/* the line itself, so that the log keeps what the trail lost */
+		pgm_error("could not append to audit log \"%s\": %s; the line was: %s", path, strerror(e), line);
 		/* part of it may be there: the next line finds the end again */
 		*known = false;
+		errno = e;
 	}
 	free(line);
+	return ok;
 }
 
 void
@@ -427,7 +444,13 @@ pgm_job_audit(pgm_job_t *job, const pgm_peer_t *peer, const char *command, const
 	cJSON *o = audit_line(job->name, peer, command, from, to, outcome);
 	char *path = pgm_asprintf("%s/audit.jsonl", job->dir);
 
-	append_chained(path, o, job->name, job->created_ms, job->audit_head, &job->audit_head_known);
+	if (!append_chained(path, o, job->name, job->created_ms, job->audit_head, &job->audit_head_known)) {
+		char *msg = pgm_asprintf("the audit trail \"%s\" could not be written (%s): \"%s\" is missing from it",
+					 path, strerror(errno), command);
+
+		pgm_job_warn(job, msg, "free space in state_dir or fix its permissions; pgmoverd's log has every line");
+		free(msg);
+	}
 	free(path);
 	cJSON_Delete(o);
 }
@@ -438,14 +461,15 @@ pgm_job_audit(pgm_job_t *job, const pgm_peer_t *peer, const char *command, const
  * 1970-01-01T00:00:00.000Z") or a corrupt job's: the head is read from the
  * file's end for each line.
  */
-void
+bool
 pgm_audit_append(const char *path, const char *job, const pgm_peer_t *peer, const char *command, const char *from,
 		 const char *to, const char *outcome)
 {
 	cJSON *o = audit_line(job, peer, command, from, to, outcome);
 	char head[PGM_AUDIT_HASH_HEX];
-	bool known = false;
+	bool known = false, ok;
 
-	append_chained(path, o, job ? job : "pgmoverd", 0, head, &known);
+	ok = append_chained(path, o, job ? job : "pgmoverd", 0, head, &known);
 	cJSON_Delete(o);
+	return ok;
 }

@@ -89,6 +89,29 @@ step_cancel(pgm_job_t *job)
 	}
 }
 
+/* a step's end that state.json could not take: the job fails with that reason (kick_cb) */
+static void
+fail_unrecorded(pgm_job_t *job)
+{
+	const char *code, *step = job->last_row >= 0 ? pgm_transitions[job->last_row].step_name : "?";
+	char *m2 = NULL, *h2 = NULL, ts[40];
+	char *message = pgm_asprintf("step %s ended, but that could not be recorded: %s", step, pgm_store_error());
+
+	cJSON_Delete(job->error);
+	job->error = cJSON_CreateObject();
+	cJSON_AddStringToObject(job->error, "message", message);
+	cJSON_AddStringToObject(job->error, "hint", pgm_unsaved_hint());
+	cJSON_AddStringToObject(job->error, "state", pgm_state_name(job->state));
+	cJSON_AddStringToObject(job->error, "step", step);
+	free(message);
+	pgm_format_time(pgm_now_ms(), ts, sizeof(ts));
+	cJSON_AddStringToObject(job->error, "at", ts);
+	if (!pgm_job_fire(job, PGM_EV_ERROR, NULL, &code, &m2, &h2))
+		pgm_error("job %s: could not fail the job either: %s", job->name, m2);
+	free(m2);
+	free(h2);
+}
+
 /*
  * The job's kick. First free the step that ended (its callback has
  * returned by now); then take the event it raised (the transition arms
@@ -114,6 +137,13 @@ kick_cb(uv_timer_t *t)
 		if (!pgm_job_fire(job, ev, NULL, &code, &msg, &hint)) {
 			pgm_error("job %s: the step raised \"%s\" in state %s: %s", job->name, pgm_event_name(ev),
 				  pgm_state_name(job->state), msg);
+			/*
+			 * The step's end could not be recorded (a full state_dir):
+			 * the job fails rather than sit with no step running; retry
+			 * runs the step again, and a step may always run again.
+			 */
+			if (ev != PGM_EV_ERROR && strcmp(code, PGM_ERR_INTERNAL) == 0)
+				fail_unrecorded(job);
 			free(msg);
 			free(hint);
 		}
@@ -145,7 +175,7 @@ add_time_field(cJSON *o, const char *key, int64_t ms)
  * line written for a transition a crash could undo. The old step is
  * cancelled only once that write succeeded: if it fails, every field is
  * restored, the old step keeps running and the job is exactly where it
- * was. ERROR remembers the state and row it came from; retry (a row to
+ * was -- except for ERROR, which stops the job in memory all the same. ERROR remembers the state and row it came from; retry (a row to
  * PGM_ST__PREVIOUS) goes back to that state and reruns that row's step.
  * False, with *code, *message and *hint (malloc'd), when it did not happen.
  */
@@ -196,15 +226,35 @@ pgm_job_fire(pgm_job_t *job, pgm_event_t ev, const pgm_peer_t *peer, const char 
 	job->since_ms = pgm_now_ms();
 	job->last_row = step_row;
 	if (!pgm_store_save(job)) {
-		job->state = from;
-		job->since_ms = old_since;
-		job->last_row = old_last_row;
-		job->failed_from = old_failed_from;
-		job->failed_row = old_failed_row;
-		*code = PGM_ERR_INTERNAL;
-		*message = pgm_asprintf("could not persist the state of job \"%s\"", job->name);
-		*hint = pgm_strdup("check free space and permissions of state_dir; the job stays where it was");
-		return false;
+		if (ev == PGM_EV_ERROR) {
+			/*
+			 * A step failed and its failure cannot be saved either (a
+			 * full state_dir): the job stops all the same -- no step
+			 * runs on in memory a state it cannot record. After a
+			 * restart the step of the durable state runs again.
+			 */
+			char *w = pgm_asprintf("the failure could not be saved (%s): after a restart pgmoverd runs the "
+					       "step of state %s again",
+					       pgm_store_error(), pgm_state_name(from));
+
+			pgm_job_warn(job, w, pgm_unsaved_hint());
+			free(w);
+		} else {
+			job->state = from;
+			job->since_ms = old_since;
+			job->last_row = old_last_row;
+			job->failed_from = old_failed_from;
+			job->failed_row = old_failed_row;
+			*code = PGM_ERR_INTERNAL;
+			*message = pgm_asprintf("could not persist the state of job \"%s\", so %s was not done: %s",
+						job->name, pgm_event_name(ev), pgm_store_error());
+			*hint = pgm_strdup("free space in state_dir or fix its permissions, then send the command "
+					   "again; the job stays where it was");
+			if (peer)
+				pgm_job_audit(job, peer, pgm_event_name(ev), pgm_state_name(from), NULL,
+					      "failed: " PGM_ERR_INTERNAL ": state.json not written");
+			return false;
+		}
 	}
 	/* the old step ends only once the new state is durable */
 	step_cancel(job);
@@ -280,8 +330,8 @@ pgm_job_checkpoint(pgm_job_t *job)
 char *
 pgm_unsaved_message(const pgm_job_t *job, const char *change)
 {
-	return pgm_asprintf("could not record in %s/state.json what %s will change, so it was not done", job->dir,
-			    change);
+	return pgm_asprintf("could not record in %s/state.json what %s will change, so it was not done: %s", job->dir,
+			    change, pgm_store_error());
 }
 
 const char *

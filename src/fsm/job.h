@@ -131,11 +131,15 @@ bool pgm_job_save(pgm_job_t *job) PGM_MUST_CHECK;
  * what was not recorded).
  */
 void pgm_job_checkpoint(pgm_job_t *job);
-/* one line in audit.jsonl */
+/*
+ * One line in audit.jsonl. When it cannot be written the job keeps a
+ * warning naming the file and the line's command (status shows the gap in
+ * the trail); the command or transition itself stands.
+ */
 void pgm_job_audit(pgm_job_t *job, const pgm_peer_t *peer, const char *command, const char *from, const char *to,
 		   const char *outcome);
-/* one such line appended to the file at path (job NULL: none applies) */
-void pgm_audit_append(const char *path, const char *job, const pgm_peer_t *peer, const char *command, const char *from,
+/* one such line appended to the file at path (job NULL: none applies); false (logged) when not written */
+bool pgm_audit_append(const char *path, const char *job, const pgm_peer_t *peer, const char *command, const char *from,
 		      const char *to, const char *outcome);
 /* the status object of the protocol */
 cJSON *pgm_job_status(const pgm_job_t *job);

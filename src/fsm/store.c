@@ -10,12 +10,14 @@
  * the time holds none.
  */
 #include "fsm/store.h"
+#include "common/inject.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/redact.h"
 #include "pg/dsn.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +69,15 @@ pgm_store_job_json(const pgm_job_t *job)
 	return o;
 }
 
+/* the system error of the last pgm_store_save that failed */
+static char last_error[512] = "state.json could not be written";
+
+const char *
+pgm_store_error(void)
+{
+	return last_error;
+}
+
 /*
  * Write state.json, the whole job each time, so the file is always one
  * consistent snapshot. On false (logged) the old file normally stands;
@@ -79,10 +90,18 @@ pgm_store_save(const pgm_job_t *job)
 	cJSON *o = pgm_store_job_json(job);
 	char *text = cJSON_Print(o);
 	char *path = pgm_asprintf("%s/state.json", job->dir);
-	bool ok = pgm_file_replace(path, text, strlen(text), 0600);
+	bool ok;
 
-	if (!ok)
-		pgm_error("could not write \"%s\": %s", path, strerror(errno));
+	if (PGM_INJECT("store.save")) {
+		errno = ENOSPC;
+		ok = false;
+	} else {
+		ok = pgm_file_replace(path, text, strlen(text), 0600);
+	}
+	if (!ok) {
+		snprintf(last_error, sizeof(last_error), "could not write \"%s\": %s", path, strerror(errno));
+		pgm_error("%s", last_error);
+	}
 	free(path);
 	free(text);
 	cJSON_Delete(o);

@@ -17,6 +17,7 @@
  * itself, instead of waiting on a dead path for ever.
  */
 #include "pg/pgasync.h"
+#include "common/inject.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "pg/dsn.h"
@@ -419,6 +420,11 @@ pgm_pg_connect(uv_loop_t *loop, const char *dsn, const char *app_name, const pgm
 	c->handles = 2;
 	c->op_started_mono = pgm_mono_ms();
 	uv_timer_start(c->timer, on_connect_timeout, (uint64_t) c->net.connect_timeout_ms, 0);
+	if (PGM_INJECT("pg.connect")) {
+		c->fail_msg = pgm_strdup("connection to server failed: injection point \"pg.connect\"");
+		conn_fail(c, NULL);
+		return c;
+	}
 	name = pgm_conn_host_to_resolve(c->dsn);
 	if (name) {
 		struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};

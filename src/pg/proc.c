@@ -6,6 +6,7 @@
  * pg tools and hooks so that nothing of theirs outlives the daemon.
  */
 #include "pg/proc.h"
+#include "common/inject.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -288,6 +289,17 @@ pgm_proc_spawn(uv_loop_t *loop, const char *const argv[], const char *const env_
 	/* own process group, so a kill reaches the child's children too */
 	opts.flags = UV_PROCESS_DETACHED;
 
+	if (PGM_INJECT("proc.spawn")) {
+		/* as fork() failing would; the process handle was never initialised, so it is not closed */
+		free(env);
+		*errmsg = pgm_asprintf("could not run \"%s\": %s (injection point \"proc.spawn\")", argv[0],
+				       uv_strerror(UV_EAGAIN));
+		p->open_handles = 3;
+		uv_close((uv_handle_t *) &p->out[0], proc_handle_closed);
+		uv_close((uv_handle_t *) &p->out[1], proc_handle_closed);
+		uv_close((uv_handle_t *) &p->timer, proc_handle_closed);
+		return NULL;
+	}
 	rc = uv_spawn(loop, &p->proc, &opts);
 	free(env);
 	if (rc != 0) {

@@ -36,29 +36,25 @@ TB=$ROOT/tests/testbed/testbed.sh
 . "$HERE/pgmd.sh"
 # shellcheck source=tests/integration/jobs.sh
 . "$HERE/jobs.sh"
+# shellcheck source=tests/integration/pgb.sh
+. "$HERE/pgb.sh"
 
-PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
 t_prereq test_cutover pgmoverd pgmover "$PGBOUNCER"
 
 WORK=$(t_tmpdir) || exit 1
 BED=$WORK/bed
 DMN=$WORK/daemon
 PGB=$WORK/pgb
-PGB_PID=
 BENCH_PID=
 DNS_PID=
 T0=$(date +%s)
 
-as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 cleanup() {
     [[ -n $BENCH_PID ]] && kill "$BENCH_PID" 2>/dev/null
     [[ -n $DNS_PID ]] && kill "$DNS_PID" 2>/dev/null
     pgmd_cleanup
-    if [[ -f $PGB/pgbouncer.pid ]]; then
-        PGB_PID=$(<"$PGB/pgbouncer.pid")
-        kill "$PGB_PID" 2>/dev/null
-    fi
+    pgb_stop
     wait 2>/dev/null
     t_bed_remove "$WORK" "$BED"
 }
@@ -83,21 +79,6 @@ wait_state() {
         t_fail "$name" "job $job is '$got' after up to ${timeout}s, not '$want': $(fail_detail "$job")"
     fi
 }
-free_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((33000 + (RANDOM % 2000)))
-        if ! ss -Hlntu "( sport = :$p )" 2>/dev/null | grep -q .; then
-            printf '%s' "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-# the pgbouncer admin console
-admin() { PGPASSWORD=adminpw "$TB_PGBIN/psql" -h 127.0.0.1 -p "$PGB_PORT" -U pgbadmin -X -q -tA pgbouncer -c "$1" 2>&1; }
-# "host:port paused" of the shop entry
-pgb_entry() { admin "SHOW DATABASES" | awk -F'|' '$1 == "shop" { print $2 ":" $3 " " $12 }'; }
 # pgmover objects left on the target (slots, publications) and the source (schemas)
 target_leftovers() {
     {
@@ -159,44 +140,14 @@ if [[ $setup_ok == 1 ]]; then t_ok "setup: databases, pgbench data, app tables";
     exit 1
 fi
 
-PGB_PORT=$(free_port)
-mkdir -p "$PGB"
-cat >"$PGB/pgbouncer.ini" <<EOF
-[databases]
-%include $PGB/pgmover-shop.ini
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PGB_PORT
-unix_socket_dir =
-auth_type = plain
-auth_file = $PGB/userlist.txt
-admin_users = pgbadmin
-pool_mode = transaction
-default_pool_size = 10
-server_tls_sslmode = prefer
-logfile = $PGB/pgbouncer.log
-pidfile = $PGB/pgbouncer.pid
-EOF
-printf '[databases]\nshop = host=127.0.0.1 port=%s dbname=shop user=app_owner password=%s pool_size=10\n' \
-    "$SOURCE_PORT" "$SOURCE_OWNER_PASSWORD" >"$PGB/pgmover-shop.ini"
-printf '"pgbadmin" "adminpw"\n"app_owner" "%s"\n' "$SOURCE_OWNER_PASSWORD" >"$PGB/userlist.txt"
-chmod 0600 "$PGB"/*.ini "$PGB/userlist.txt"
-[[ $(id -u) -eq 0 ]] && chown -R postgres:postgres "$PGB"
-ORIGINAL_INCLUDE=$(cat "$PGB/pgmover-shop.ini")
-if as_pg "$PGBOUNCER" -d "$PGB/pgbouncer.ini" >"$WORK/pgbouncer.start.log" 2>&1 &&
-    t_wait_for 10 admin "SHOW VERSION"; then
+if pgb_start "$PGB" shop; then
     t_ok "pgbouncer starts (transaction pooling, %include of the entry file)"
 else
-    t_fail "pgbouncer starts" "$(cat "$WORK/pgbouncer.start.log" "$PGB/pgbouncer.log" 2>/dev/null | tail -5)"
+    t_fail "pgbouncer starts" "see $PGB/pgbouncer.log"
     t_summary
     exit 1
 fi
-BOUNCER_URL="postgres://app_owner:$SOURCE_OWNER_PASSWORD@127.0.0.1:$PGB_PORT/shop"
-# the admin console's password goes in a passfile: job options are kept in state.json
-printf '127.0.0.1:%s:pgbouncer:pgbadmin:adminpw\n' "$PGB_PORT" >"$WORK/pgpass"
-chmod 0600 "$WORK/pgpass"
-ADMIN_URL="postgres://pgbadmin@127.0.0.1:$PGB_PORT/pgbouncer?passfile=$WORK/pgpass"
+ORIGINAL_INCLUDE=$(cat "$PGB/pgmover-shop.ini")
 
 DNS_PORT=$(free_port)
 if command -v python3 >/dev/null; then

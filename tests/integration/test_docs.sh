@@ -23,6 +23,13 @@ t_assert_contains "README gives the test command" "$(cat README.md)" "scripts/te
 t_assert_contains "README gives the demo command" "$(cat README.md)" "scripts/demo.sh"
 t_assert_contains ".ci/run runs the README's test command" "$(cat .ci/run)" "scripts/test.sh"
 
+# every fault injection point of src/common/inject.c's table has its row in the README
+points=$(sed -nE 's/^\t\{"([a-z]+\.[a-z]+)", .*/\1/p' src/common/inject.c)
+t_check "inject.c has injection points" test -n "$points"
+for p in $points; do
+    t_assert_contains "README lists injection point $p" "$(cat README.md)" "| \`$p\` |"
+done
+
 dot=$("$PGM_BUILD/pgmoverd" --describe=dot)
 t_assert_contains "graphviz output names every state" "$dot" "rollback_window -> finishing"
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "check_main.h"
+#include "common/inject.h"
 #include "common/util.h"
 #include "daemon/config.h"
 #include "fsm/store.h"
@@ -469,9 +470,34 @@ START_TEST(test_save_fails)
 	pgm_job_t *job = make_job(gone);
 
 	ck_assert(!pgm_store_save(job));
+	/* the reason, for the errors that say why a change was not made: the file and the system error */
+	ck_assert_ptr_nonnull(strstr(pgm_store_error(), "missing/shop/state.json"));
+	ck_assert_ptr_nonnull(strstr(pgm_store_error(), strerror(ENOENT)));
 	ck_assert(!pgm_store_save_secrets(job));
 	pgm_job_free(job);
 	free(gone);
+}
+END_TEST
+
+/*
+ * PGMOVER_INJECT: nothing to arm is fine; in a build without injection
+ * points (the unit tests' own) any point is refused, so that a test meaning
+ * to inject a fault cannot pass against a daemon that ignores it
+ */
+START_TEST(test_inject_arm)
+{
+	char *err = NULL;
+
+	ck_assert(pgm_inject_arm(NULL, &err));
+	ck_assert_ptr_null(err);
+	ck_assert(pgm_inject_arm("", &err));
+	ck_assert_ptr_null(err);
+	ck_assert(!PGM_INJECT("store.save"));
+#ifndef PGM_INJECTION_POINTS
+	ck_assert(!pgm_inject_arm("store.save:3", &err));
+	ck_assert_ptr_nonnull(strstr(err, "built without injection points"));
+	free(err);
+#endif
 }
 END_TEST
 
@@ -633,6 +659,7 @@ pgm_test_suite(void)
 	tcase_add_test(store, test_status_object);
 	tcase_add_test(store, test_load_errors);
 	tcase_add_test(store, test_save_fails);
+	tcase_add_test(store, test_inject_arm);
 	suite_add_tcase(s, store);
 
 	tcase_add_checked_fixture(files, setup, teardown);

@@ -438,9 +438,24 @@ cutover_hook_ok(pgm_step_t *s, void *data)
 		traffic_moved_next(f);
 }
 
+/*
+ * Durable before the change: cutover_command may move the application's
+ * traffic, so the stages done so far and the hook's start are in
+ * state.json before it runs; when that cannot be written it does not run,
+ * and the undo keeps traffic on the source.
+ */
 static void
 st_cutover_hook(pgm_flow_t *f)
 {
+	pgm_json_set_time(pgm_flow_facts(f), "cutover_command_started_at", pgm_now_ms());
+	if (!pgm_job_save(f->job)) {
+		char *msg = pgm_unsaved_message(f->job, "cutover_command");
+
+		cJSON_DeleteItemFromObject(pgm_flow_facts(f), "cutover_command_started_at");
+		pgm_flow_fail(f, msg, NULL, pgm_unsaved_hint());
+		free(msg);
+		return;
+	}
 	pgm_hook_run_ex(f->step, "cutover_command", "cutover", cutover_hook_ok, hook_failed, f);
 }
 
