@@ -15,6 +15,8 @@ PACKAGES=(
                                                    # -tmpfiles --root on the installed unit and entries, man -l renders the
                                                    # pages (groff), bash-completion's completionsdir (pkg-config) and
                                                    # _init_completion for the completion script
+    chromium fonts-dejavu-core                     # test_report: the migration report opened in a real headless browser
+                                                   # (screenshot, rendered DOM, print to PDF, console errors); a font to draw it
 )
 
 missing=()

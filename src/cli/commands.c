@@ -588,13 +588,16 @@ cmd_events(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 }
 
 /*
- * report_write puts the report where -o says (JOB-report.html by default,
- * "-" for standard output), replacing a file whole.
+ * report_write puts the report where -o says (by default JOB-report.html,
+ * or standard output for --json; "-" is standard output), replacing a file
+ * whole.
  */
 static int
 report_write(const pgm_cli_args_t *args, const char *text)
 {
-	char *path = args->output != NULL ? pgm_strdup(args->output) : pgm_asprintf("%s-report.html", args->job);
+	char *path = args->output != NULL ? pgm_strdup(args->output)
+		     : args->json         ? pgm_strdup("-")
+					  : pgm_asprintf("%s-report.html", args->job);
 	int rc = PGM_EXIT_OK;
 
 	if (strcmp(path, "-") == 0) {

@@ -384,14 +384,21 @@ section_preflight(pgm_buf_t *b, const cJSON *ev)
 static void
 section_timeline(pgm_buf_t *b, const cJSON *ev)
 {
-	const cJSON *e;
-	double omitted = 0;
-
 	pgm_buf_append(b, "<h2 id=\"timeline\">Timeline</h2>\n<div class=\"keep\">\n");
 	timeline_svg(b, ev);
 	pgm_buf_append(b, "</div>\n<h3>Time in each phase</h3>\n<div class=\"keep\">\n");
 	phase_bar_svg(b, ev);
 	pgm_buf_append(b, "</div>\n");
+}
+
+/* every line of the audit trail: who, what, from, to, outcome */
+static void
+section_events(pgm_buf_t *b, const cJSON *ev)
+{
+	const cJSON *e;
+	double omitted = 0;
+
+	pgm_buf_append(b, "<h2 id=\"trail\">Every event, and who caused it</h2>\n");
 	if (pgm_cli_json_number(ev, "omitted", &omitted) && omitted > 0)
 		pgm_buf_appendf(b,
 				"<p class=\"warn\">%.0f older events are left out of this report: the whole trail is "
@@ -730,9 +737,10 @@ pgm_cli_report_html(const cJSON *ev)
 	esc_member(&b, ev, "generated_at", "?");
 	pgm_buf_append(&b, " by pgmover " PGM_VERSION " from the job's audit trail and state</p>\n");
 	cards(&b, ev);
+	section_timeline(&b, ev);
 	section_connections(&b, ev);
 	section_preflight(&b, ev);
-	section_timeline(&b, ev);
+	section_events(&b, ev);
 	section_freeze(&b, ev);
 	section_verification(&b, ev);
 	section_differences(&b, ev);
