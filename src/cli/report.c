@@ -131,41 +131,28 @@ phases(const cJSON *events, int64_t now)
 	return out;
 }
 
-/* the first transition into state at or after ms, or NULL */
+/*
+ * A transition whose end (which: "to" or "from") is state, at or after ms:
+ * the first such one, or with last the last one; NULL when there is none.
+ */
 static const cJSON *
-entered_after(const cJSON *events, const char *state, int64_t ms)
+transition_find(const cJSON *events, const char *which, const char *state, int64_t ms, bool last)
 {
-	const cJSON *e;
+	const cJSON *e, *found = NULL;
 
-	cJSON_ArrayForEach (e, events)
-		if (is_transition(e) && strcmp(pgm_cli_json_string(e, "to", ""), state) == 0 && ev_ms(e) >= ms)
+	cJSON_ArrayForEach (e, events) {
+		if (!is_transition(e) || strcmp(pgm_cli_json_string(e, which, ""), state) != 0 || ev_ms(e) < ms)
+			continue;
+		if (!last)
 			return e;
-	return NULL;
+		found = e;
+	}
+	return found;
 }
 
-/* the last transition into state, or NULL */
-static const cJSON *
-last_entered(const cJSON *events, const char *state)
-{
-	const cJSON *e, *last = NULL;
-
-	cJSON_ArrayForEach (e, events)
-		if (is_transition(e) && strcmp(pgm_cli_json_string(e, "to", ""), state) == 0)
-			last = e;
-	return last;
-}
-
-/* the first transition out of state at or after ms, or NULL */
-static const cJSON *
-left_after(const cJSON *events, const char *state, int64_t ms)
-{
-	const cJSON *e;
-
-	cJSON_ArrayForEach (e, events)
-		if (is_transition(e) && strcmp(pgm_cli_json_string(e, "from", ""), state) == 0 && ev_ms(e) >= ms)
-			return e;
-	return NULL;
-}
+#define entered_after(events, state, ms) transition_find((events), "to", (state), (ms), false)
+#define last_entered(events, state) transition_find((events), "to", (state), -1, true)
+#define left_after(events, state, ms) transition_find((events), "from", (state), (ms), false)
 
 /*
  * The write downtime: from the last freeze to the end of the cutover that

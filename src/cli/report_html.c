@@ -78,6 +78,25 @@ cell(pgm_buf_t *b, const char *cls, const cJSON *o, const char *key)
 	pgm_buf_append(b, "</td>");
 }
 
+/*
+ * fill appends a template of trusted markup with each {key} replaced by
+ * o's member key, escaped ("–" when o has none): the page's sentences.
+ */
+static void
+fill(pgm_buf_t *b, const cJSON *o, const char *tmpl)
+{
+	const char *p = tmpl, *open, *close;
+	char key[64];
+
+	while ((open = strchr(p, '{')) != NULL && (close = strchr(open, '}')) != NULL) {
+		pgm_buf_appendf(b, "%.*s", (int) (open - p), p);
+		snprintf(key, sizeof(key), "%.*s", (int) (close - open - 1), open + 1);
+		esc_member(b, o, key, "–");
+		p = close + 1;
+	}
+	pgm_buf_append(b, p);
+}
+
 static const char *
 duration(double ms, char *buf, size_t size)
 {
@@ -338,12 +357,8 @@ section_connections(pgm_buf_t *b, const cJSON *ev)
 			verdict(b, cJSON_GetObjectItemCaseSensitive(c, "certificate_checked"),
 				"yes (not the host name)", "no", true);
 		pgm_buf_append(b, "</td><td>");
-		if (f != NULL) {
-			pgm_buf_append(b, "<b>");
-			esc_member(b, f, "status", "");
-			pgm_buf_append(b, "</b> ");
-			esc_member(b, f, "finding", "");
-		}
+		if (f != NULL)
+			fill(b, f, "<b>{status}</b> {finding}");
 		pgm_buf_append(b, "</td></tr>\n");
 	}
 	pgm_buf_append(b, "</tbody></table>\n");
@@ -468,22 +483,13 @@ section_freeze(pgm_buf_t *b, const cJSON *ev)
 	if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(d, "ms"))) {
 		pgm_buf_appendf(b, "<b>%s</b> (<span id=\"downtime-ms\">%.0f</span> ms): writes stopped at ",
 				duration(pgm_json_num(d, "ms", 0), buf, sizeof(buf)), pgm_json_num(d, "ms", 0));
-		esc_member(b, d, "from", "?");
-		pgm_buf_append(b, " (audit line ");
-		esc_member(b, d, "from_line", "?");
-		pgm_buf_append(b, "), until ");
-		esc_member(b, d, "to", "now");
-		pgm_buf_append(b, " (");
-		esc_member(b, d, "ended_by", "");
-		if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(d, "to_line"))) {
-			pgm_buf_append(b, ", audit line ");
-			esc_member(b, d, "to_line", "?");
-		}
-		pgm_buf_append(b, ")");
-	} else {
-		pgm_buf_append(b, "none: ");
-		esc_member(b, d, "note", "");
-	}
+		fill(b, d, "{from} (audit line {from_line}), until ");
+		if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(d, "to_line")))
+			fill(b, d, "{to} ({ended_by}, audit line {to_line})");
+		else
+			fill(b, d, "now ({ended_by})");
+	} else
+		fill(b, d, "none: {note}");
 	pgm_buf_append(b, "</p>\n");
 }
 
@@ -498,13 +504,10 @@ section_verification(pgm_buf_t *b, const cJSON *ev)
 		pgm_buf_append(b, "<span class=\"muted\">not verified yet</span></p>\n");
 		return;
 	}
-	pgm_buf_append(b, "Verified at ");
-	esc_member(b, v, "at", "?");
-	pgm_buf_append(b, ": ");
+	fill(b, v, "Verified at {at}: ");
 	verdict(b, cJSON_GetObjectItemCaseSensitive(v, "ok"), "every table matches", "differences found", true);
-	pgm_buf_append(b, ". Each side counted and checksummed in one snapshot on the server; checksum: ");
-	esc_member(b, v, "hash", "–");
-	pgm_buf_append(b, ".</p>\n<table id=\"tables\"><thead><tr><th>table</th><th class=\"num\">source rows</th>"
+	fill(b, v, ". Each side counted and checksummed in one snapshot on the server; checksum: {hash}.</p>\n");
+	pgm_buf_append(b, "<table id=\"tables\"><thead><tr><th>table</th><th class=\"num\">source rows</th>"
 			  "<th class=\"num\">target rows</th><th>source checksum</th><th>target checksum</th>"
 			  "<th>match</th></tr></thead><tbody>\n");
 	cJSON_ArrayForEach (t, cJSON_GetObjectItemCaseSensitive(v, "tables")) {
@@ -533,9 +536,7 @@ section_verification(pgm_buf_t *b, const cJSON *ev)
 		}
 		pgm_buf_append(b, "</tbody></table>\n");
 	}
-	pgm_buf_append(b, "<p>Schema objects compared: <span id=\"schema-objects\">");
-	esc_member(b, v, "schema_objects_compared", "–");
-	pgm_buf_append(b, "</span></p>\n");
+	fill(b, v, "<p>Schema objects compared: <span id=\"schema-objects\">{schema_objects_compared}</span></p>\n");
 }
 
 static void
@@ -617,33 +618,19 @@ section_window(pgm_buf_t *b, const cJSON *ev)
 		pgm_buf_append(b, "<span class=\"muted\">not opened: the job did not reach the cutover</span></p>\n");
 		return;
 	}
-	pgm_buf_append(b, "Opened at ");
-	esc_member(b, w, "opened_at", "?");
-	pgm_buf_append(b, " (deadline ");
-	esc_member(b, w, "deadline", "none");
-	pgm_buf_append(b, "); ");
+	fill(b, w, "Opened at {opened_at} (deadline {deadline}); ");
 	if (pgm_cli_json_string(w, "closed_at", NULL) != NULL) {
-		pgm_buf_append(b, "<span id=\"window-closed\">closed at ");
-		esc_member(b, w, "closed_at", "?");
-		pgm_buf_append(b, " by <b>");
-		esc_member(b, w, "closed_by", "?");
-		pgm_buf_append(b, "</b> (");
-		esc_member(b, w, "closed_by_who", "?");
-		pgm_buf_append(b, ", to ");
-		esc_member(b, w, "closed_to", "?");
-		pgm_buf_appendf(b, ") after %s</span>", duration(pgm_json_num(w, "ms", 0), buf, sizeof(buf)));
+		fill(b, w,
+		     "<span id=\"window-closed\">closed at {closed_at} by <b>{closed_by}</b> ({closed_by_who}, to "
+		     "{closed_to})");
+		pgm_buf_appendf(b, " after %s</span>", duration(pgm_json_num(w, "ms", 0), buf, sizeof(buf)));
 	} else
 		pgm_buf_append(b, "<span class=\"warn\">still open</span>");
 	pgm_buf_append(b, ".");
-	if (rev != NULL) {
-		pgm_buf_append(b, " Writes made on the target carried back to the source: ");
-		esc_member(b, rev, "transactions", "0");
-		pgm_buf_append(b, " transactions, ");
-		esc_member(b, rev, "changes", "0");
-		pgm_buf_append(b, " changes (slot <code>");
-		esc_member(b, rev, "slot", "?");
-		pgm_buf_append(b, "</code>).");
-	}
+	if (rev != NULL)
+		fill(b, rev,
+		     " Writes made on the target carried back to the source: {transactions} transactions, "
+		     "{changes} changes (slot <code>{slot}</code>).");
 	pgm_buf_append(b, "</p>\n");
 }
 
@@ -655,26 +642,19 @@ section_chain(pgm_buf_t *b, const cJSON *ev)
 
 	pgm_buf_append(b, "<h2 id=\"audit-chain\">The audit trail's hash chain</h2>\n<p>Verdict: ");
 	verdict(b, cJSON_GetObjectItemCaseSensitive(c, "intact"), "intact", "BROKEN", true);
-	pgm_buf_append(b, ", <span id=\"chain-lines\">");
-	esc_member(b, c, "lines", "?");
-	pgm_buf_append(b, "</span> lines. Head (the SHA-256 the next line will carry): <code id=\"chain-head\">");
-	esc_member(b, c, "head", "?");
-	pgm_buf_append(b, "</code></p>\n");
+	fill(b, c,
+	     ", <span id=\"chain-lines\">{lines}</span> lines. Head (the SHA-256 the next line will carry): "
+	     "<code id=\"chain-head\">{head}</code></p>\n");
 	if (broken != NULL) {
 		pgm_buf_append(b, "<p class=\"bad\">");
-		if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(broken, "line"))) {
-			pgm_buf_append(b, "Broken at line ");
-			esc_member(b, broken, "line", "?");
-			pgm_buf_append(b, ": ");
-		}
-		esc_member(b, broken, "reason", "");
-		pgm_buf_append(b, "</p>\n");
+		if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(broken, "line")))
+			fill(b, broken, "Broken at line {line}: ");
+		fill(b, broken, "{reason}</p>\n");
 	}
-	pgm_buf_append(b, "<p class=\"muted\">Each line of audit.jsonl carries the SHA-256 of the line before it; the "
-			  "first carries that of: <code>");
-	esc_member(b, c, "genesis", "?");
-	pgm_buf_append(b, "</code>. Write the head down: a later trail must extend it "
-			  "(<code>pgmover events JOB --check</code>).</p>\n");
+	fill(b, c,
+	     "<p class=\"muted\">Each line of audit.jsonl carries the SHA-256 of the line before it; the first "
+	     "carries that of: <code>{genesis}</code>. Write the head down: a later trail must extend it "
+	     "(<code>pgmover events JOB --check</code>).</p>\n");
 }
 
 /* the cards at the top: what an auditor asks first */
@@ -725,17 +705,10 @@ pgm_cli_report_html(const cJSON *ev)
 	esc_member(&b, ev, "job", "?");
 	pgm_buf_append(&b, "</title>\n");
 	pgm_buf_append(&b, style);
-	pgm_buf_append(&b, "</head>\n<body>\n<h1>Migration report: <span id=\"job-name\">");
-	esc_member(&b, ev, "job", "?");
-	pgm_buf_append(&b, "</span></h1>\n<p class=\"muted\">method ");
-	esc_member(&b, ev, "method", "?");
-	pgm_buf_append(&b, ", state <b id=\"job-state\">");
-	esc_member(&b, ev, "state", "?");
-	pgm_buf_append(&b, "</b>; created ");
-	esc_member(&b, ev, "created_at", "?");
-	pgm_buf_append(&b, "; report made ");
-	esc_member(&b, ev, "generated_at", "?");
-	pgm_buf_append(&b, " by pgmover " PGM_VERSION " from the job's audit trail and state</p>\n");
+	fill(&b, ev,
+	     "</head>\n<body>\n<h1>Migration report: <span id=\"job-name\">{job}</span></h1>\n"
+	     "<p class=\"muted\">method {method}, state <b id=\"job-state\">{state}</b>; created {created_at}; "
+	     "report made {generated_at} by pgmover " PGM_VERSION " from the job's audit trail and state</p>\n");
 	cards(&b, ev);
 	section_timeline(&b, ev);
 	section_connections(&b, ev);
