@@ -11,6 +11,7 @@
 #      state.json, audit.jsonl and `events --check`), print to PDF (a non-empty PDF), and
 #      no console message at all: the page's Content-Security-Policy blocks and logs any
 #      load, shown by a copy of the page with an external image, which is logged
+#   4. a line of the trail edited: the report is written, says where the chain breaks, exit 1
 #
 # PGM_REPORT_PNG=FILE keeps a screenshot of the page's top (README's docs/report.png).
 # Run from the source tree as root (or postgres):
@@ -214,6 +215,19 @@ browser --print-to-pdf="$OUT/rp.pdf" --no-pdf-header-footer "$PAGE" >"$OUT/pdf.l
 t_assert_eq "print to PDF: chromium exits 0" "0" "$?"
 t_assert_eq "print to PDF: a PDF" "%PDF" "$(head -c 4 "$OUT/rp.pdf" 2>/dev/null)"
 t_check "print to PDF: not empty (over 20 kB)" test "$(stat -c %s "$OUT/rp.pdf" 2>/dev/null || echo 0)" -gt 20000
+
+# ---------------------------------------------------------------------------------------
+echo "# 4. a trail edited behind pgmoverd's back"
+M=$(grep -n '"command":"freeze"' "$AUDIT" | head -n 1 | cut -d: -f1)
+cp "$AUDIT" "$WORK/audit.orig"
+sed -i "${M}s/\"uid\":$(id -u),/\"uid\":4711,/" "$AUDIT"
+msg=$(pgm report rp -o "$OUT/broken.html" 2>&1)
+t_assert_eq "report of a broken trail exits 1" "1" "$?"
+t_assert_contains "it warns" "$msg" "warning: the audit trail of rp is not intact"
+t_check "the report is written all the same" test -s "$OUT/broken.html"
+t_assert_contains "the page says the chain is broken, at line $M" "$(cat "$OUT/broken.html")" "Broken at line $M:"
+t_assert_contains "and shows the line as it reads now" "$(cat "$OUT/broken.html")" "root (uid 4711)"
+cp "$WORK/audit.orig" "$AUDIT"
 
 cd "$ROOT" || exit 1
 t_summary
