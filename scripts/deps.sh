@@ -17,6 +17,8 @@ PACKAGES=(
                                                    # pages (groff), bash-completion's completionsdir (pkg-config) and
                                                    # _init_completion for the completion script
     prometheus                                     # test_metrics: promtool check metrics on a real scrape
+    chromium fonts-dejavu-core                     # test_report: the migration report opened in a real headless browser
+                                                   # (screenshot, rendered DOM, print to PDF, console errors); a font to draw it
 )
 
 missing=()

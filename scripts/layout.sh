@@ -24,12 +24,12 @@ NAME=19   # the folder column; descriptions start after it
 table() {
     case $1 in
     include/pgmover) echo "protocol.h: the protocol version, error codes and CLI exit codes runbooks rely on" ;;
-    src/cli) echo "pgmover (cli.h): command table, socket client, output, in-process plan and verify" ;;
+    src/cli) echo "pgmover (cli.h): command table, socket client, output, plan, verify, report" ;;
     tests/unit) echo "Check suites, no server needed, run under ASan+UBSan" ;;
     tests/integration) echo "bash tests on real PostgreSQL 15 + pglogical clusters (tests/testbed)" ;;
     tests/testbed) echo "testbed.sh: a Heroku-like TLS source and a target on loopback" ;;
     bench) echo "side-by-side benchmarks against pg_dump|pg_restore and pgcopydb" ;;
-    docs) echo "internals.md: the copy engine and the state machine, for whoever changes the code" ;;
+    docs) echo "internals.md: the copy engine and the state machine, for whoever changes the code; report.png, a report's top as test_report.sh's Chromium drew it" ;;
     scripts) echo "deps.sh (Debian packages), test.sh (every test), demo.sh, layout.sh (this block)" ;;
     *) return 1 ;;
     esac

@@ -78,7 +78,8 @@ typedef enum pgm_cli_option_id_e {
 	PGM_CLI_OPT_UNTIL,
 	PGM_CLI_OPT_FORCE,
 	PGM_CLI_OPT_CHECK,
-	PGM_CLI_OPT_SUMMARY
+	PGM_CLI_OPT_SUMMARY,
+	PGM_CLI_OPT_OUTPUT
 } pgm_cli_option_id_t;
 
 #define PGM_CLI_OPT_BIT(id) (1u << (id))
@@ -111,6 +112,7 @@ typedef struct pgm_cli_args_s {
 	bool force;             /* delete --force: archive a corrupt job's folder */
 	bool check;             /* events --check: the hash chain only */
 	bool summary;           /* events --summary: the summary in any state */
+	const char *output;     /* report -o FILE */
 	unsigned given;         /* PGM_CLI_OPT_BITs of the options seen */
 	int rest_argc;          /* argc for the in-process commands */
 	char **rest_argv;       /* command word, then all but global options */
@@ -196,6 +198,12 @@ extern const char *pgm_cli_event_outcome(const cJSON *event, char *buf, size_t s
 extern void pgm_cli_output_event_lines(FILE *out, const cJSON *events);
 extern int pgm_cli_output_chain(FILE *out, const char *job, const cJSON *chain);
 extern void pgm_cli_output_summary(FILE *out, const cJSON *status, const cJSON *events, int64_t now);
+
+/* report.c and report_html.c: the migration report from an "events" reply */
+extern cJSON *pgm_cli_report_evidence(const cJSON *result, int64_t now);
+extern char *pgm_cli_report_html(const cJSON *evidence);
+struct pgm_buf;
+extern void pgm_cli_html_escape(struct pgm_buf *b, const char *text);
 
 /*
  * In-process commands: plan.c and compare.c run the pgmover library's

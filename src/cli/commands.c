@@ -36,6 +36,7 @@ static int cmd_status(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_delete(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_events(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int cmd_report(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_verify(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_plan(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_help(pgm_cli_args_t *args, const pgm_cli_command_t *command);
@@ -71,6 +72,12 @@ const pgm_cli_command_t pgm_cli_commands[] = {
 	 "show a job's audit trail and check its hash chain, one line per event, then the chain's head and, for "
 	 "an ended job (or with --summary), the write downtime, each phase's time and what verification compared; "
 	 "--check: only verify the chain, exit 1 naming the first broken line"},
+	{"report", PGM_CLI_RUNS_LOCAL, PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_BIT(PGM_CLI_OPT_OUTPUT), cmd_report, NULL,
+	 "report JOB [-o FILE]",
+	 "write a job's migration report, one self-contained HTML page (JOB-report.html, -o FILE, - for standard "
+	 "output; --json: the same evidence as JSON): source and target with their TLS, the preflight, every "
+	 "event, the freeze proof, the write downtime, each table's rows and checksums, differences, what was "
+	 "created and removed, the rollback window, the audit chain's head"},
 	{"jobs", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_NONE, 0, cmd_daemon, render_jobs, "jobs", "list the jobs"},
 	{"freeze", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "freeze JOB",
 	 "stop writes on the source, take the final copy or drain replication"},
@@ -575,6 +582,85 @@ cmd_events(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 					       pgm_now_ms());
 		}
 	}
+	pgm_cli_reply_free(&reply);
+	pgm_cli_conn_close(&client);
+	return rc;
+}
+
+/*
+ * report_write puts the report where -o says (by default JOB-report.html,
+ * or standard output for --json; "-" is standard output), replacing a file
+ * whole.
+ */
+static int
+report_write(const pgm_cli_args_t *args, const char *text)
+{
+	char *path = args->output != NULL ? pgm_strdup(args->output)
+		     : args->json         ? pgm_strdup("-")
+					  : pgm_asprintf("%s-report.html", args->job);
+	int rc = PGM_EXIT_OK;
+
+	if (strcmp(path, "-") == 0) {
+		fputs(text, stdout);
+	} else if (!pgm_file_replace(path, text, strlen(text), 0644)) {
+		pgm_cli_output_error("could not write the report to \"%s\": %s", path, strerror(errno));
+		pgm_cli_output_hint("give a writable path with -o FILE, or -o - for standard output");
+		rc = PGM_EXIT_FAILED;
+	} else if (!args->json)
+		fprintf(stderr, "wrote the report of %s to %s\n", args->job, path);
+	free(path);
+	return rc;
+}
+
+/*
+ * cmd_report asks pgmoverd for the job's events (the read-only "events"
+ * command: the trail, the chain's verdict, the status) and writes the
+ * migration report from them: HTML, or with --json the evidence itself.
+ * The report is written whatever the chain's verdict; a chain not intact
+ * makes the exit code 1, with a warning.
+ */
+static int
+cmd_report(pgm_cli_args_t *args, const pgm_cli_command_t *command)
+{
+	pgm_cli_args_t quiet = *args;
+	pgm_cli_conn_t client;
+	pgm_cli_reply_t reply;
+	cJSON *evidence;
+	char *text;
+	int rc;
+
+	(void) command;
+	quiet.json = false; /* the reply is not printed: the report is */
+	rc = cli_request(&quiet, &client, "events", cJSON_CreateObject(), &reply);
+	if (rc != PGM_EXIT_OK) {
+		pgm_cli_reply_free(&reply);
+		pgm_cli_conn_close(&client);
+		return rc;
+	}
+	evidence = pgm_cli_report_evidence(reply.result, pgm_now_ms());
+	if (args->json) {
+		/* the envelope of every --json reply, around the evidence */
+		cJSON *env = cJSON_CreateObject();
+		char *json;
+
+		cJSON_AddTrueToObject(env, "ok");
+		cJSON_AddItemReferenceToObject(env, "result", evidence);
+		json = cJSON_Print(env);
+		text = pgm_asprintf("%s\n", json);
+		free(json);
+		cJSON_Delete(env);
+	} else
+		text = pgm_cli_report_html(evidence);
+	rc = report_write(args, text);
+	if (rc == PGM_EXIT_OK && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+					 cJSON_GetObjectItemCaseSensitive(evidence, "chain"), "intact"))) {
+		fprintf(stderr, "warning: the audit trail of %s is not intact; the report says where it breaks\n",
+			args->job);
+		fprintf(stderr, "hint: pgmover events %s --check names the first broken line\n", args->job);
+		rc = PGM_EXIT_FAILED;
+	}
+	free(text);
+	cJSON_Delete(evidence);
 	pgm_cli_reply_free(&reply);
 	pgm_cli_conn_close(&client);
 	return rc;

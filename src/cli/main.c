@@ -21,15 +21,23 @@ typedef struct cli_option_s {
 	pgm_cli_option_id_t id;
 } cli_option_t;
 
-static const cli_option_t cli_options[] = {
-	{"socket", 's', true, PGM_CLI_OPT_SOCKET},    {"json", 0, false, PGM_CLI_OPT_JSON},
-	{"timeout", 0, true, PGM_CLI_OPT_TIMEOUT},    {"help", 'h', false, PGM_CLI_OPT_HELP},
-	{"source", 0, true, PGM_CLI_OPT_SOURCE},      {"target", 0, true, PGM_CLI_OPT_TARGET},
-	{"method", 0, true, PGM_CLI_OPT_METHOD},      {"set", 0, true, PGM_CLI_OPT_SET},
-	{"tables", 0, true, PGM_CLI_OPT_TABLES},      {"no-traffic-switch", 0, false, PGM_CLI_OPT_NO_TRAFFIC_SWITCH},
-	{"verbose", 'v', false, PGM_CLI_OPT_VERBOSE}, {"until", 0, true, PGM_CLI_OPT_UNTIL},
-	{"force", 0, false, PGM_CLI_OPT_FORCE},       {"check", 0, false, PGM_CLI_OPT_CHECK},
-	{"summary", 0, false, PGM_CLI_OPT_SUMMARY},   {NULL, 0, false, 0}};
+static const cli_option_t cli_options[] = {{"socket", 's', true, PGM_CLI_OPT_SOCKET},
+					   {"json", 0, false, PGM_CLI_OPT_JSON},
+					   {"timeout", 0, true, PGM_CLI_OPT_TIMEOUT},
+					   {"help", 'h', false, PGM_CLI_OPT_HELP},
+					   {"source", 0, true, PGM_CLI_OPT_SOURCE},
+					   {"target", 0, true, PGM_CLI_OPT_TARGET},
+					   {"method", 0, true, PGM_CLI_OPT_METHOD},
+					   {"set", 0, true, PGM_CLI_OPT_SET},
+					   {"tables", 0, true, PGM_CLI_OPT_TABLES},
+					   {"no-traffic-switch", 0, false, PGM_CLI_OPT_NO_TRAFFIC_SWITCH},
+					   {"verbose", 'v', false, PGM_CLI_OPT_VERBOSE},
+					   {"until", 0, true, PGM_CLI_OPT_UNTIL},
+					   {"force", 0, false, PGM_CLI_OPT_FORCE},
+					   {"check", 0, false, PGM_CLI_OPT_CHECK},
+					   {"summary", 0, false, PGM_CLI_OPT_SUMMARY},
+					   {"output", 'o', true, PGM_CLI_OPT_OUTPUT},
+					   {NULL, 0, false, 0}};
 
 /*
  * option_find looks an option up by long name (name_len bytes of name) or,
@@ -120,6 +128,9 @@ option_apply(pgm_cli_args_t *args, const cli_option_t *option, const char *value
 		break;
 	case PGM_CLI_OPT_SUMMARY:
 		args->summary = true;
+		break;
+	case PGM_CLI_OPT_OUTPUT:
+		args->output = value;
 		break;
 	case PGM_CLI_OPT_SET:
 		eq = strchr(value, '=');

@@ -30,6 +30,7 @@ static const exception_t daemon_only[] = {{NULL, NULL}};
 /* Commands of the CLI that are none of the daemon's, each with why */
 static const exception_t cli_only[] = {{"plan", "the preflight runs in-process, without a daemon, and touches nothing"},
 				       {"help", "the client's own help"},
+				       {"report", "the client builds the report from the daemon's events reply"},
 				       {NULL, NULL}};
 
 /* The options a row may allow, as its usage spells them */
@@ -39,6 +40,7 @@ static const struct {
 } row_options[] = {
 	{PGM_CLI_OPT_SOURCE, "--source"}, {PGM_CLI_OPT_TARGET, "--target"}, {PGM_CLI_OPT_METHOD, "--method"},
 	{PGM_CLI_OPT_SET, "--set"},       {PGM_CLI_OPT_TABLES, "--tables"}, {PGM_CLI_OPT_FORCE, "--force"},
+	{PGM_CLI_OPT_OUTPUT, "-o FILE"},
 };
 
 /* Options a row allows and its usage does not show, each with why */
@@ -290,7 +292,8 @@ START_TEST(test_rows_complete)
 		ck_assert_msg(strchr(c->summary, '\n') == NULL, "%s: summary is more than one line", c->name);
 		/* only the commands that print by themselves go without a renderer */
 		ck_assert_msg(c->render != NULL || strcmp(c->name, "watch") == 0 || strcmp(c->name, "events") == 0 ||
-				      strcmp(c->name, "plan") == 0 || strcmp(c->name, "help") == 0,
+				      strcmp(c->name, "plan") == 0 || strcmp(c->name, "help") == 0 ||
+				      strcmp(c->name, "report") == 0,
 			      "%s: a reply from the daemon needs a renderer", c->name);
 		while (form != NULL) {
 			const char *nl = strchr(form, '\n');
