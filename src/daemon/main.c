@@ -82,17 +82,9 @@ tick_cb(uv_timer_t *t)
 {
 	pgm_daemon_t *d = t->data;
 
-	for (pgm_job_t *j = d->host.jobs; j; j = j->next) {
-		cJSON *ev;
-
-		if (j->step == NULL && j->progress == NULL)
-			continue;
-		ev = cJSON_CreateObject();
-		cJSON_AddStringToObject(ev, "event", "progress");
-		cJSON_AddStringToObject(ev, "job", j->name);
-		cJSON_AddItemToObject(ev, "status", pgm_job_status(j));
-		pgm_job_emit(j, ev);
-	}
+	for (pgm_job_t *j = d->host.jobs; j; j = j->next)
+		if (j->step != NULL || j->progress != NULL)
+			pgm_job_emit_progress(j);
 	update_systemd_status(d);
 }
 

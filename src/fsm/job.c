@@ -21,6 +21,36 @@ pgm_job_emit(pgm_job_t *job, cJSON *event)
 	cJSON_Delete(event);
 }
 
+void
+pgm_job_emit_progress(pgm_job_t *job)
+{
+	cJSON *ev = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(ev, "event", "progress");
+	cJSON_AddStringToObject(ev, "job", job->name);
+	cJSON_AddItemToObject(ev, "status", pgm_job_status(job));
+	pgm_job_emit(job, ev);
+}
+
+/* a and b differ, NULL being a value of its own */
+static bool
+differ(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+void
+pgm_job_set_progress(pgm_job_t *job, cJSON *p)
+{
+	bool moved = p != NULL && (differ(pgm_json_str(job->progress, "phase"), pgm_json_str(p, "phase")) ||
+				   differ(pgm_json_str(job->progress, "name"), pgm_json_str(p, "name")));
+
+	cJSON_Delete(job->progress);
+	job->progress = p;
+	if (moved)
+		pgm_job_emit_progress(job);
+}
+
 /*
  * Keep a warning on the job (status shows them all) and log it; the same
  * message twice is noise, so only the first is kept.

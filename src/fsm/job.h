@@ -145,6 +145,14 @@ bool pgm_audit_append(const char *path, const char *job, const pgm_peer_t *peer,
 cJSON *pgm_job_status(const pgm_job_t *job);
 /* tell watchers */
 void pgm_job_emit(pgm_job_t *job, cJSON *event);
+/* a progress event with the job's status, now (the daemon also sends one a second) */
+void pgm_job_emit_progress(pgm_job_t *job);
+/*
+ * The running step's progress replaced by p (taken). A new phase or a new
+ * step name is told to watchers at once: a phase shorter than the daemon's
+ * one-second tick is still seen by "watch".
+ */
+void pgm_job_set_progress(pgm_job_t *job, cJSON *p);
 void pgm_job_warn(pgm_job_t *job, const char *message, const char *hint);
 void pgm_job_free(pgm_job_t *job);
 /*

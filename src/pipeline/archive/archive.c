@@ -196,8 +196,7 @@ on_restore_line(pgm_proc_t *p, int stream, const char *line, void *data)
 		pgm_json_set_num(pr, "tables_done", a->tables_done);
 		pgm_json_set_num(pr, "tables_total", a->tables_total);
 		pgm_json_set_num(pr, "elapsed_ms", (double) (pgm_mono_ms() - a->started));
-		cJSON_Delete(job->progress);
-		job->progress = pr;
+		pgm_job_set_progress(job, pr);
 	}
 }
 

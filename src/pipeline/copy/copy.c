@@ -239,8 +239,7 @@ progress_update(copy_engine_t *cp, bool force_save)
 	}
 	step_eta(cp, p, rate);
 	pgm_json_set_num(p, "elapsed_ms", (double) (pgm_mono_ms() - cp->started_mono));
-	cJSON_Delete(job->progress);
-	job->progress = p;
+	pgm_job_set_progress(job, p);
 	if (force_save || pgm_mono_ms() - cp->last_save > 5000) {
 		cp->last_save = pgm_mono_ms();
 		pgm_job_checkpoint(job);

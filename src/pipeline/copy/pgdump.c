@@ -104,8 +104,7 @@ progress_update(dump_t *d, bool force_save)
 		pgm_json_set(p, "eta_seconds", cJSON_CreateNull());
 	}
 	pgm_json_set_num(p, "elapsed_ms", (double) (pgm_mono_ms() - d->started_mono));
-	cJSON_Delete(job->progress);
-	job->progress = p;
+	pgm_job_set_progress(job, p);
 	/* a progress checkpoint every few seconds, not on every line */
 	if (force_save || pgm_mono_ms() - d->last_save > 5000) {
 		d->last_save = pgm_mono_ms();

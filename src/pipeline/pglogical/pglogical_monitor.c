@@ -224,8 +224,7 @@ update_progress(pgl_t *x, const cJSON *expected, int done, bool ready)
 	pgm_json_set(p, "lag_seconds", cJSON_Duplicate(cJSON_GetObjectItem(lag, "seconds"), 1) ?: cJSON_CreateNull());
 	pgm_json_set(p, "copying", cur);
 	pgm_json_set_num(p, "elapsed_ms", (double) (pgm_mono_ms() - f->started));
-	cJSON_Delete(job->progress);
-	job->progress = p;
+	pgm_job_set_progress(job, p);
 }
 
 /* facts.pglogical.sync: saved when it changes, and every 10 s for the lag */

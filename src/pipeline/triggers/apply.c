@@ -139,8 +139,7 @@ publish(apply_t *ap)
 	else
 		pgm_json_set(p, "eta_seconds", cJSON_CreateNull());
 	pgm_json_set_num(p, "rounds", (double) ap->rounds);
-	cJSON_Delete(job->progress);
-	job->progress = p;
+	pgm_job_set_progress(job, p);
 	/* the protocol's lag fields: bytes of log behind and the age of the oldest change */
 	pgm_json_set_num(lag, "bytes", (double) ap->bytes_log);
 	pgm_json_set_num(lag, "seconds", ap->oldest_s);

@@ -26,8 +26,7 @@ on_verify_progress(pgm_verify_t *v, const cJSON *progress, void *data)
 	verify_run_t *run = data;
 	pgm_job_t *job = run->step->job;
 
-	cJSON_Delete(job->progress);
-	job->progress = cJSON_Duplicate(progress, 1);
+	pgm_job_set_progress(job, cJSON_Duplicate(progress, 1));
 	if (pgm_mono_ms() - run->last_save > 5000) {
 		run->last_save = pgm_mono_ms();
 		pgm_job_checkpoint(job);
