@@ -333,10 +333,10 @@ resolution(const cJSON *events, int64_t ms)
 	return r;
 }
 
-/* one difference: what, the problem, its detail, its resolution */
+/* one difference: what, the problem, its detail, the verification that found it, its resolution */
 static void
 difference_add(cJSON *out, const char *kind, const char *object, const char *problem, const cJSON *detail,
-	       const char *res)
+	       const char *found_at, const char *res)
 {
 	cJSON *o = cJSON_CreateObject();
 
@@ -345,23 +345,22 @@ difference_add(cJSON *out, const char *kind, const char *object, const char *pro
 	pgm_json_set_str(o, "problem", problem);
 	if (detail != NULL)
 		pgm_json_add_copy(o, "detail", detail);
+	pgm_json_set_str(o, "found_at", found_at);
 	pgm_json_set_str(o, "resolution", res);
 	cJSON_AddItemToArray(out, o);
 }
 
 /*
- * Every difference found: those of the last verification report (tables,
- * sequences, schema; the report keeps their keys), and each earlier
- * verification the trail records as failed, with what followed.
+ * The differences of one verification report, or of the copy the daemon
+ * kept of an earlier one (facts.verifications_failed: its differences
+ * only): tables with their keys, sequences, schema.
  */
-static cJSON *
-differences(const cJSON *status, const cJSON *events)
+static void
+report_differences(cJSON *out, const cJSON *v, const cJSON *events)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(status, "verify"), *t, *e;
 	const char *at = pgm_cli_json_string(v, "at", NULL);
-	int64_t at_ms = at ? pgm_parse_time(at) : -1;
-	char *res = resolution(events, at_ms), buf[256];
-	cJSON *out = cJSON_CreateArray();
+	char *res = resolution(events, at ? pgm_parse_time(at) : -1), buf[256];
+	const cJSON *t;
 
 	cJSON_ArrayForEach (t, cJSON_GetObjectItemCaseSensitive(v, "tables")) {
 		const cJSON *d = cJSON_GetObjectItemCaseSensitive(t, "differences");
@@ -376,29 +375,63 @@ differences(const cJSON *status, const cJSON *events)
 				 pgm_json_num(d, "missing", 0), pgm_json_num(d, "extra", 0),
 				 pgm_json_num(d, "changed", 0));
 		difference_add(out, "table", pgm_cli_json_string(t, "table", "?"), buf,
-			       cJSON_GetObjectItemCaseSensitive(d, "keys"), res);
+			       cJSON_GetObjectItemCaseSensitive(d, "keys"), at, res);
 	}
 	cJSON_ArrayForEach (t, cJSON_GetObjectItemCaseSensitive(v, "sequences"))
 		if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "match")))
 			difference_add(out, "sequence", pgm_cli_json_string(t, "sequence", "?"),
-				       pgm_cli_json_string(t, "problem", "differs"), NULL, res);
+				       pgm_cli_json_string(t, "problem", "differs"), NULL, at, res);
 	cJSON_ArrayForEach (
 		t, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(v, "schema"), "differences"))
 		difference_add(out, pgm_cli_json_string(t, "kind", "schema"), pgm_cli_json_string(t, "object", "?"),
-			       pgm_cli_json_string(t, "problem", "differs"), NULL, res);
+			       pgm_cli_json_string(t, "problem", "differs"), NULL, at, res);
 	free(res);
-	/* the verifications before the last one that failed: the trail keeps their outcome */
+}
+
+/*
+ * Every difference found, oldest first: those of the verifications before
+ * the last one, from the copies the daemon kept of them, then the last
+ * report's. A failed verification the trail records but no copy covers
+ * (omitted past the daemon's bound, or written by an older pgmoverd) is
+ * named by its audit line and outcome.
+ */
+static cJSON *
+differences(const cJSON *status, const cJSON *events)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(status, "verify"), *e, *k;
+	const cJSON *facts = cJSON_GetObjectItemCaseSensitive(status, "facts");
+	const cJSON *kept = cJSON_GetObjectItemCaseSensitive(facts, "verifications_failed");
+	const char *at = pgm_cli_json_string(v, "at", NULL);
+	int64_t at_ms = at ? pgm_parse_time(at) : -1;
+	int failed = 0, uncovered;
+	char buf[256];
+	cJSON *out = cJSON_CreateArray();
+
+	cJSON_ArrayForEach (e, events)
+		if (is_transition(e) && strcmp(pgm_cli_json_string(e, "to", ""), "verify_failed") == 0 &&
+		    (at_ms < 0 || ev_ms(e) < at_ms))
+			failed++;
+	/* the oldest failures the kept copies do not reach */
+	uncovered = failed - cJSON_GetArraySize(kept);
 	cJSON_ArrayForEach (e, events) {
+		char *res;
+
+		if (uncovered <= 0)
+			break;
 		if (!is_transition(e) || strcmp(pgm_cli_json_string(e, "to", ""), "verify_failed") != 0 ||
 		    (at_ms >= 0 && ev_ms(e) >= at_ms))
 			continue;
+		uncovered--;
 		res = resolution(events, ev_ms(e));
 		snprintf(buf, sizeof(buf), "verification at %s (audit line %.0f)", pgm_cli_json_string(e, "time", "?"),
 			 pgm_json_num(e, "line", 0));
 		difference_add(out, "earlier verification", buf, pgm_cli_json_string(e, "outcome", "failed"), NULL,
-			       res);
+			       pgm_cli_json_string(e, "time", NULL), res);
 		free(res);
 	}
+	cJSON_ArrayForEach (k, kept)
+		report_differences(out, k, events);
+	report_differences(out, v, events);
 	return out;
 }
 

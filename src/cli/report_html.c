@@ -551,10 +551,11 @@ section_differences(pgm_buf_t *b, const cJSON *ev)
 				  "difference.</p>\n");
 		return;
 	}
-	pgm_buf_append(b, "<table><thead><tr><th>kind</th><th>object</th><th>problem</th><th>rows named</th>"
-			  "<th>resolution</th></tr></thead><tbody>\n");
+	pgm_buf_append(b, "<table><thead><tr><th>found</th><th>kind</th><th>object</th><th>problem</th>"
+			  "<th>rows named</th><th>resolution</th></tr></thead><tbody>\n");
 	cJSON_ArrayForEach (d, cJSON_GetObjectItemCaseSensitive(ev, "differences")) {
 		pgm_buf_appendf(b, "<tr id=\"difference-%d\">", i++);
+		cell(b, "mono time", d, "found_at");
 		cell(b, "kind", d, "kind");
 		cell(b, "object mono", d, "object");
 		cell(b, "problem bad", d, "problem");

@@ -39,6 +39,52 @@ differ(const char *a, const char *b)
 	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
 }
 
+/* the members of a report's array that do not match ("match": false) */
+static cJSON *
+mismatched(const cJSON *items)
+{
+	cJSON *out = cJSON_CreateArray();
+	const cJSON *it;
+
+	cJSON_ArrayForEach (it, items)
+		if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "match")))
+			cJSON_AddItemToArray(out, cJSON_Duplicate(it, 1));
+	return out;
+}
+
+void
+pgm_job_set_verify(pgm_job_t *job, cJSON *report)
+{
+	const cJSON *old = job->verify;
+
+	if (old != NULL && pgm_json_num(old, "mismatches", 0) > 0) {
+		cJSON *kept = cJSON_CreateObject(),
+		      *list = cJSON_GetObjectItemCaseSensitive(job->facts, "verifications_failed");
+		const cJSON *schema = cJSON_GetObjectItemCaseSensitive(old, "schema");
+
+		pgm_json_add_copy(kept, "at", cJSON_GetObjectItemCaseSensitive(old, "at"));
+		pgm_json_add_copy(kept, "mismatches", cJSON_GetObjectItemCaseSensitive(old, "mismatches"));
+		cJSON_AddItemToObject(kept, "tables", mismatched(cJSON_GetObjectItemCaseSensitive(old, "tables")));
+		cJSON_AddItemToObject(kept, "sequences",
+				      mismatched(cJSON_GetObjectItemCaseSensitive(old, "sequences")));
+		if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(schema, "differences")) > 0)
+			pgm_json_add_copy(pgm_json_obj(kept, "schema"), "differences",
+					  cJSON_GetObjectItemCaseSensitive(schema, "differences"));
+		if (!cJSON_IsArray(list)) {
+			list = cJSON_CreateArray();
+			pgm_json_set(job->facts, "verifications_failed", list);
+		}
+		cJSON_AddItemToArray(list, kept);
+		while (cJSON_GetArraySize(list) > PGM_VERIFY_HISTORY) {
+			cJSON_DeleteItemFromArray(list, 0);
+			pgm_json_set_num(job->facts, "verifications_failed_omitted",
+					 pgm_json_num(job->facts, "verifications_failed_omitted", 0) + 1);
+		}
+	}
+	cJSON_Delete(job->verify);
+	job->verify = report;
+}
+
 void
 pgm_job_set_progress(pgm_job_t *job, cJSON *p)
 {

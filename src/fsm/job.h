@@ -153,6 +153,15 @@ void pgm_job_emit_progress(pgm_job_t *job);
  * one-second tick is still seen by "watch".
  */
 void pgm_job_set_progress(pgm_job_t *job, cJSON *p);
+/*
+ * A new verification report (taken) replaces job->verify. One that had
+ * differences is kept first, its differences only, in
+ * facts.verifications_failed (the last PGM_VERIFY_HISTORY; older ones are
+ * counted in facts.verifications_failed_omitted): the report of the
+ * migration names every difference ever found, not only the last one's.
+ */
+#define PGM_VERIFY_HISTORY 20
+void pgm_job_set_verify(pgm_job_t *job, cJSON *report);
 void pgm_job_warn(pgm_job_t *job, const char *message, const char *hint);
 void pgm_job_free(pgm_job_t *job);
 /*

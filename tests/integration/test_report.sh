@@ -2,7 +2,8 @@
 # Integration test of the migration report: `pgmover report JOB`, opened in a real browser.
 #
 #   1. a real dump job on the Heroku-like test bed, created -> completed, with a table whose
-#      name holds < > & (it must reach the page escaped)
+#      name holds < > & (it must reach the page escaped), and a verification that finds a
+#      row missing on the target, which is put back and verified again
 #   2. `pgmover report`: the default file JOB-report.html, -o FILE, -o - (standard output),
 #      --json (the same evidence: rows per table, downtime, the chain's head, TLS modes);
 #      refusals: a job that does not exist, a path that cannot be written (nothing left)
@@ -99,6 +100,13 @@ whole_job() {
     wait_state "synced" rp synced 120
     cmd "freeze" freeze rp
     wait_state "verified" rp verified 120
+    # a difference found, then resolved: a row lost on the target, put back, verified again
+    q "$(tgt_url t_rp)" "DELETE FROM public.accounts WHERE id = 42" >/dev/null
+    cmd "verify (a row missing on the target)" verify rp
+    wait_state "verify_failed" rp verify_failed 120
+    q "$(tgt_url t_rp)" "INSERT INTO public.accounts VALUES (42, 'owner 42', 63.0)" >/dev/null
+    cmd "verify again (the row put back)" verify rp
+    wait_state "verified again" rp verified 120
     cmd "cutover" cutover rp
     wait_state "rollback_window" rp rollback_window 60
     cmd "finish" finish rp
@@ -150,6 +158,14 @@ t_assert_eq "--json: the freeze's counter, as state.json" "$(jq .facts.freeze.ro
 t_assert_eq "--json: the rollback window closed by finish" "finish" "$(jq -r .result.rollback_window.closed_by <<<"$JS")"
 t_assert_eq "--json: what was made on the target, all removed" "removed removed" \
     "$(jq -r '[.result.artifacts[] | select(.side == "target") | .left] | join(" ")' <<<"$JS")"
+t_assert_eq "--json: the difference found, kept after the verification that passed" \
+    "table public.accounts missing" "$(jq -r '.result.differences[] | "\(.kind) \(.object) \(.detail[0].kind)"' <<<"$JS")"
+t_assert_eq "--json: the row it named" "$(jq -r '.facts.verifications_failed[0].tables[0].differences.keys[0].key' "$STATE")" \
+    "$(jq -r '.result.differences[0].detail[0].key' <<<"$JS")"
+t_assert_contains "--json: its resolution: a new verify, which found no difference" \
+    "$(jq -r '.result.differences[0].resolution' <<<"$JS")" "verify by root (uid 0) at"
+t_assert_contains "--json: ... a later verification found no difference" \
+    "$(jq -r '.result.differences[0].resolution' <<<"$JS")" "found no difference"
 t_assert_eq "no password in the page" "0" "$(grep -c "$SOURCE_OWNER_PASSWORD" "$OUT/rp-report.html")"
 # refusals
 msg=$(pgm report nosuch 2>&1)
@@ -197,6 +213,9 @@ t_assert_eq "the write downtime shown (ms) is the trail's, freeze to cutover" "$
     "$(sed -n 's/.*<span id="downtime-ms">\([0-9]*\)<\/span>.*/\1/p' "$OUT/dom.html")"
 t_assert_eq "the chain's head shown is events --check's" "$HEAD" \
     "$(sed -n 's/.*<code id="chain-head">\([0-9a-f]*\)<\/code>.*/\1/p' "$OUT/dom.html")"
+t_assert_contains "the difference found is shown with the row it named" \
+    "$(sed -n '/<tr id="difference-0">/,/<\/tr>/p' "$OUT/dom.html")" \
+    "missing: $(html "$(jq -r '.result.differences[0].detail[0].key' <<<"$JS")")<br>"
 t_assert_eq "the state shown" "completed" "$(sed -n 's/.*<b id="job-state">\([a-z_]*\)<\/b>.*/\1/p' "$OUT/dom.html")"
 t_assert_eq "every audit line is a row of the timeline" "$(wc -l <"$AUDIT")" "$(grep -c '<tr class="event">' "$OUT/dom.html")"
 t_assert_eq "the freeze counter shown is state.json's" "$(jq .facts.freeze.row_changes_at_freeze "$STATE")" \

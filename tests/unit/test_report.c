@@ -14,6 +14,7 @@
 
 #include "check_main.h"
 #include "cli/cli.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "fixture_job.h"
 #include "fsm/audit.h"
@@ -328,16 +329,89 @@ START_TEST(test_differences)
 				  cJSON_CreateString("2026-12-03T08:10:06.000Z"));
 	ev = pgm_cli_report_evidence(r, report_time);
 	d = cJSON_GetObjectItem(ev, "differences");
-	/* the earlier one, and the table */
+	/* the earlier one, then the table of the last report */
 	ck_assert_int_eq(cJSON_GetArraySize(d), 2);
-	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(d, 0), "problem")->valuestring,
+	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(d, 0), "kind")->valuestring, "earlier verification");
+	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(d, 1), "problem")->valuestring,
 			 "2 rows differ (missing 1, extra 0, changed 1)");
-	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(d, 0), "resolution")->valuestring,
+	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(d, 1), "found_at")->valuestring,
+			 "2026-12-03T08:10:06.000Z");
+	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(d, 1), "resolution")->valuestring,
 			 "open: the job stopped in verify_failed with the source still frozen");
 	html = pgm_cli_report_html(ev);
 	ck_assert_ptr_nonnull(strstr(html, "missing: (id)=(7)<br>changed: (id)=(&lt;9&gt;)<br>"));
 	ck_assert_ptr_nonnull(strstr(html, "differences<b>2</b>"));
 	ck_assert_ptr_null(strstr(html, "id=\"no-differences\""));
+	free(html);
+	cJSON_Delete(ev);
+	cJSON_Delete(r);
+}
+END_TEST
+
+/*
+ * pgm_job_set_verify keeps a failed report's differences when a new report
+ * replaces it, and the report then names the earlier verification's rows,
+ * not just its outcome line.
+ */
+START_TEST(test_earlier_differences_kept)
+{
+	cJSON *failed = cJSON_Parse(
+		"{\"ok\": false, \"mismatches\": 1, \"at\": \"2026-12-03T08:00:54.900Z\", \"tables\": ["
+		" {\"table\": \"public.a<b>&c\", \"source_rows\": 37, \"target_rows\": 36, \"match\": false,"
+		"  \"differences\": {\"count\": 1, \"missing\": 1, \"extra\": 0, \"changed\": 0,"
+		"   \"keys\": [{\"key\": \"(id)=(5)\", \"kind\": \"missing\"}]}},"
+		" {\"table\": \"public.accounts\", \"source_rows\": 5000, \"target_rows\": 5000, \"match\": true}],"
+		" \"sequences\": [{\"sequence\": \"public.s\", \"match\": true}],"
+		" \"schema\": {\"differences\": [], \"ok\": true}}");
+	cJSON *last = job->verify, *tpl = cJSON_Duplicate(failed, 1), *r, *ev;
+	const cJSON *kept, *d;
+	char *html;
+
+	ck_assert_ptr_nonnull(failed);
+	job->verify = NULL;
+	pgm_job_set_verify(job, failed);
+	/* a report replacing none keeps nothing */
+	ck_assert_ptr_null(cJSON_GetObjectItem(job->facts, "verifications_failed"));
+	pgm_job_set_verify(job, last);
+	kept = cJSON_GetObjectItem(job->facts, "verifications_failed");
+	ck_assert_int_eq(cJSON_GetArraySize(kept), 1);
+	/* the differing table only, with its keys */
+	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(kept, 0), "tables")), 1);
+	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(kept, 0), "sequences")), 0);
+	/* an ok report replaced keeps nothing more */
+	pgm_job_set_verify(job, cJSON_Duplicate(tpl, 1));
+	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(job->facts, "verifications_failed")), 1);
+	/* a bounded history: 1 + PGM_VERIFY_HISTORY + 2 failed reports replaced, the 3 oldest go, counted */
+	for (int i = 0; i < PGM_VERIFY_HISTORY + 2; i++)
+		pgm_job_set_verify(job, cJSON_Duplicate(tpl, 1));
+	kept = cJSON_GetObjectItem(job->facts, "verifications_failed");
+	ck_assert_int_eq(cJSON_GetArraySize(kept), PGM_VERIFY_HISTORY);
+	ck_assert_int_eq((int) pgm_json_num(job->facts, "verifications_failed_omitted", 0), 3);
+	cJSON_Delete(tpl);
+	/* back to the fixture's last report, and one kept copy, the fixture's failure, for the report */
+	pgm_job_set_verify(job, cJSON_Parse(verify_json));
+	pgm_json_set(job->facts, "verifications_failed", cJSON_CreateArray());
+	cJSON_AddItemToArray(
+		cJSON_GetObjectItem(job->facts, "verifications_failed"),
+		cJSON_Parse("{\"at\": \"2026-12-03T08:00:54.900Z\", \"mismatches\": 1, \"tables\": ["
+			    "{\"table\": \"public.a<b>&c\", \"match\": false, \"differences\": {\"count\": 1,"
+			    " \"missing\": 1, \"extra\": 0, \"changed\": 0, \"keys\": [{\"key\": \"(id)=(5)\","
+			    " \"kind\": \"missing\"}]}}], \"sequences\": []}"));
+	cJSON_DeleteItemFromObject(job->facts, "verifications_failed_omitted");
+	r = events_result();
+	ev = pgm_cli_report_evidence(r, report_time);
+	d = cJSON_GetObjectItem(ev, "differences");
+	/* the earlier verification by its rows, not by its outcome line */
+	ck_assert_int_eq(cJSON_GetArraySize(d), 1);
+	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(d, 0), "kind")->valuestring, "table");
+	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(d, 0), "object")->valuestring, "public.a<b>&c");
+	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(d, 0), "found_at")->valuestring,
+			 "2026-12-03T08:00:54.900Z");
+	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(d, 0), "resolution")->valuestring,
+			 "thaw by root (uid 0) at 2026-12-03T08:01:00.000Z (verify_failed → thawing); a later "
+			 "verification at 2026-12-03T08:02:35.000Z found no difference");
+	html = pgm_cli_report_html(ev);
+	ck_assert_ptr_nonnull(strstr(html, "missing: (id)=(5)<br>"));
 	free(html);
 	cJSON_Delete(ev);
 	cJSON_Delete(r);
@@ -375,6 +449,7 @@ pgm_test_suite(void)
 	tcase_add_test(tc, test_escaped_values);
 	tcase_add_test(tc, test_numbers);
 	tcase_add_test(tc, test_differences);
+	tcase_add_test(tc, test_earlier_differences_kept);
 	tcase_add_test(tc, test_empty_job);
 	suite_add_tcase(s, tc);
 	return s;

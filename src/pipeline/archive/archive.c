@@ -430,8 +430,7 @@ on_target_counts(pgm_step_t *s, const PGresult *res, void *data)
 	pgm_json_set(report, "ok", cJSON_CreateBool(mismatches == 0));
 	pgm_json_set_num(report, "duration_ms", (double) (pgm_mono_ms() - a->started));
 	pgm_json_set_time(report, "at", pgm_now_ms());
-	cJSON_Delete(job->verify);
-	job->verify = report;
+	pgm_job_set_verify(job, report);
 	pgm_job_checkpoint(job);
 }
 

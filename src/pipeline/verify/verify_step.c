@@ -9,8 +9,6 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "fsm/job.h"
-#include "fsm/job.h"
-#include "pipeline/verify/verify.h"
 #include "pipeline/verify/verify.h"
 
 #include <stdlib.h>
@@ -53,8 +51,7 @@ on_verify_done(pgm_verify_t *v, cJSON *report, const char *what, const pgm_pg_er
 			pgm_step_fail(s, what, NULL, hint);
 		return;
 	}
-	cJSON_Delete(job->verify);
-	job->verify = report;
+	pgm_job_set_verify(job, report);
 	pgm_job_checkpoint(job);
 	mismatches = (int) pgm_json_num(report, "mismatches", 0);
 	if (mismatches > 0) {
