@@ -107,6 +107,22 @@ t_assert_eq "plan without --source is a usage error" 2 "$?"
 
 # ---- a backup file as the source ----
 dump="$work/latest.dump"
+# names pg_dump quotes: parentheses and spaces, a newline (its COPY statement goes over two
+# lines), a carriage return; and a partitioned table (for --load-via-partition-root)
+psql -X -q "$SOURCE_URL" -v ON_ERROR_STOP=1 <<'SQL'
+CREATE TABLE "Odd (x)" (a int, "b (c)" text);
+INSERT INTO "Odd (x)" SELECT g, 'odd ' || g FROM generate_series(1, 7) g;
+DO $$ BEGIN
+  EXECUTE format('CREATE TABLE %I (v text)', E'line\nbreak');
+  EXECUTE format('INSERT INTO %I SELECT ''row '' || g FROM generate_series(1, 11) g', E'line\nbreak');
+  EXECUTE format('CREATE TABLE %I (v int)', E'c\rr');
+  EXECUTE format('INSERT INTO %I SELECT generate_series(1, 13)', E'c\rr');
+END $$;
+CREATE TABLE parted (k int, v text) PARTITION BY RANGE (k);
+CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (10);
+CREATE TABLE parted_2 PARTITION OF parted FOR VALUES FROM (10) TO (20);
+INSERT INTO parted SELECT g, 'v' FROM generate_series(0, 19) g;
+SQL
 # large objects in the backup: one of several 16 KB lowrite() calls, one small
 mapfile -t los < <(psql -X -qAt "$SOURCE_URL" -c "select lo_from_bytea(0, decode(repeat('ab', 40000), 'hex'))
     union all select lo_from_bytea(0, 'small') order by 1")
@@ -135,6 +151,18 @@ t_assert_eq "quoted table restored from the file" 1000 "$($TARGET_PSQL -d from_f
 t_assert_contains "verification counted the archive's rows" "$(pgm --json status hk)" '"method":"archive_row_counts"'
 t_assert_eq "the archive's large objects restored and checked by OID and size" "true 2 2" \
     "$(pgm --json status hk | jq -r '.result.verify.tables[] | select(.table == "pg_catalog.pg_largeobject") | "\(.match) \(.source_rows) \(.target_rows)"')"
+odd_rows() {
+    $TARGET_PSQL -d "$1" -Atc "select (select count(*) from \"Odd (x)\") || ' ' || (select count(*) from \"line
+break\") || ' ' || (select count(*) from \"c$(printf '\r')r\")"
+}
+t_assert_eq "tables with odd names restored from the file" "7 11 13" "$(odd_rows from_file)"
+t_assert_eq "each odd name verified by its rows in the archive, each as its table" \
+    "public.\"Odd (x)\":7:7:true public.\"c\\rr\":13:13:true public.\"line\\nbreak\":11:11:true" \
+    "$(pgm --json status hk | jq -r '[.result.verify.tables[] | select(.table | test("Odd|line|c\r")) |
+        "\(.table | gsub("\n"; "\\n") | gsub("\r"; "\\r")):\(.source_rows):\(.target_rows):\(.match)"] | sort | join(" ")')"
+t_assert_eq "every table data entry of the archive verified" \
+    "$(PGPASSWORD=$SOURCE_OWNER_PASSWORD "$TB_PGBIN/pg_restore" -l "$dump" | grep -c '^[0-9]*; [0-9]* [0-9]* TABLE DATA ')" \
+    "$(pgm --json status hk | jq '[.result.verify.tables[] | select(.table != "pg_catalog.pg_largeobject")] | length')"
 
 # a difference planted on the target is found by counting the archive again
 $TARGET_PSQL -d from_file -c "delete from items where id <= 3" -c "select lo_unlink(${los[1]})" \
@@ -148,6 +176,30 @@ pgm abort hk >/dev/null
 pgmd_wait_state hk aborted 60 || t_fail "abort" "did not abort"
 t_assert_eq "abort cleaned the target" 0 \
     "$($TARGET_PSQL -d from_file -Atc "select count(*) from pg_class where relkind = 'r' and relnamespace = 'public'::regnamespace")"
+
+# archives whose rows cannot be counted per table: restored, then a clear failure, not verified
+for kind in inserts load-via-partition-root; do
+    PGPASSWORD=$SOURCE_OWNER_PASSWORD "$TB_PGBIN/pg_dump" -Fc --$kind -f "$work/$kind.dump" "$SOURCE_URL"
+    tb createdb "$bed" dst "from_$kind" >/dev/null
+    pgm create "$kind" --source "file:$work/$kind.dump" --target "$(dst_url "from_$kind")" --method dump >/dev/null
+    pgm start "$kind" >/dev/null
+    pgmd_wait_state "$kind" synced 120 || t_fail "$kind archive" "not synced: $(pgm status "$kind" | head -20)"
+    t_assert_eq "a --$kind archive is restored" "50000 7" \
+        "$($TARGET_PSQL -d "from_$kind" -Atc "select (select count(*) from items) || ' ' || (select count(*) from \"Odd (x)\")")"
+    pgm freeze "$kind" >/dev/null
+    pgmd_wait_state "$kind" failed 120 || t_fail "$kind archive" "did not fail: $(pgm status "$kind" | head -20)"
+    t_assert_eq "a --$kind archive is never verified" "" \
+        "$(pgm --json status "$kind" | jq -r '.result.verify.ok // empty')"
+done
+out=$(pgm status inserts)
+t_assert_contains "--inserts: the failure says why" "$out" "INSERT statements"
+t_assert_contains "--inserts: the failure says it cannot be verified" "$out" "cannot be verified by row counts"
+t_assert_contains "--inserts: the fix is the default custom format" "$out" "default custom format"
+out=$(pgm status load-via-partition-root)
+t_assert_contains "--load-via-partition-root: the failure says why" "$out" \
+    "through their root table public.parted (pg_dump --load-via-partition-root)"
+t_assert_contains "--load-via-partition-root: the fix" "$out" "without --load-via-partition-root"
+for kind in inserts load-via-partition-root; do pgm abort "$kind" >/dev/null; done
 
 # ---- freeze_roles: the application's role is frozen too, and thawed exactly ----
 tb createdb "$bed" dst roles >/dev/null

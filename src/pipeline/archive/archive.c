@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pipeline/archive/archive.h"
+#include "pipeline/archive/toc.h"
 #include "pipeline/sql.h"
 #include "pipeline/copy/copy.h"
 
@@ -28,46 +29,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* large objects: OID and size, as many as there are (millions, in some applications) */
-typedef struct lo_size {
-	uint32_t oid;
-	int64_t bytes;
-} lo_size_t;
-
-typedef struct lo_list {
-	lo_size_t *v;
-	size_t n, cap;
-} lo_list_t;
-
-static lo_size_t *
-lo_push(lo_list_t *l, uint32_t oid)
-{
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 64;
-		l->v = pgm_realloc(l->v, l->cap * sizeof(lo_size_t));
-	}
-	l->v[l->n] = (lo_size_t){.oid = oid, .bytes = 0};
-	return &l->v[l->n++];
-}
-
-static int
-lo_cmp(const void *x, const void *y)
-{
-	uint32_t a = ((const lo_size_t *) x)->oid, b = ((const lo_size_t *) y)->oid;
-
-	return a < b ? -1 : a > b;
-}
-
 typedef struct archive {
 	pgm_step_t *step;
 	void (*then)(pgm_step_t *s);
 	char *label;
-	cJSON *facts;  /* what --list says */
-	cJSON *counts; /* table -> rows in the archive */
-	char *current; /* table whose COPY block is being read */
-	int64_t rows;
-	lo_list_t los[2]; /* large objects in the archive [0], on the target [1] */
-	bool in_lo;       /* between a large object's lo_open() and lo_close() */
+	pgm_toc_list_t list;     /* what --list says */
+	pgm_toc_script_t script; /* what --data-only says: rows and large objects in the archive */
+	pgm_toc_los_t target_los;
+	pgm_toc_err_t err; /* the first line of either that could not be read */
 	int tables_done, tables_total;
 	int64_t started;
 } archive_t;
@@ -77,11 +46,10 @@ archive_free(void *p)
 {
 	archive_t *a = p;
 
-	cJSON_Delete(a->facts);
-	cJSON_Delete(a->counts);
-	free(a->los[0].v);
-	free(a->los[1].v);
-	free(a->current);
+	pgm_toc_list_free(&a->list);
+	pgm_toc_script_free(&a->script);
+	free(a->target_los.v);
+	pgm_toc_err_free(&a->err);
 	free(a->label);
 	free(a);
 }
@@ -93,8 +61,6 @@ archive_new(pgm_step_t *s, void (*then)(pgm_step_t *s))
 
 	a->step = s;
 	a->then = then;
-	a->facts = cJSON_CreateObject();
-	a->counts = cJSON_CreateObject();
 	a->started = pgm_mono_ms();
 	if (s->priv && s->priv_free)
 		s->priv_free(s->priv);
@@ -111,24 +77,43 @@ archive_failed(archive_t *a, const char *during, int64_t status, int sig, const 
 
 /* ---- inspect: pg_restore --list ---- */
 
-/* ";     dbname: appdb" -> facts.dbname = "appdb" */
+/* a line of pg_restore --list: the header and the entries; the first line that cannot be read is kept */
 static void
 on_list_line(pgm_proc_t *p, int stream, const char *line, void *data)
 {
 	archive_t *a = data;
-	static const char *const keys[][2] = {{";     dbname: ", "dbname"},
-					      {"; Archive created at ", "created_at"},
-					      {";     Format: ", "format"},
-					      {";     Dumped from database version: ", "dumped_from"},
-					      {";     Dumped by pg_dump version: ", "dumped_by"}};
 
-	if (stream != 1)
+	if (stream != 1 || a->err.message)
 		return;
-	for (size_t i = 0; i < PGM_ARRAY_LEN(keys); i++)
-		if (strncmp(line, keys[i][0], strlen(keys[i][0])) == 0)
-			pgm_json_set_str(a->facts, keys[i][1], line + strlen(keys[i][0]));
-	if (line[0] != ';' && strstr(line, " TABLE DATA "))
-		a->tables_total++;
+	(void) pgm_toc_list_line(&a->list, line, &a->err);
+}
+
+/* true, and the step failed, when pg_restore --list did not run or printed what is no listing */
+static bool
+list_failed(archive_t *a, int64_t status, int sig, const char *tail)
+{
+	const char *path = pgm_job_source_file(a->step->job);
+
+	if (status != 0 || sig != 0) {
+		char *msg = pgm_asprintf("\"%s\" is not a pg_dump archive pg_restore can read", path);
+		pgm_step_fail(a->step, msg, tail && tail[0] ? tail : NULL,
+			      "give the custom-format file of heroku pg:backups:download (latest.dump), or a file of "
+			      "pg_dump -Fc");
+		free(msg);
+		return true;
+	}
+	if (a->err.message) {
+		pgm_step_fail(a->step, a->err.message, path, a->err.hint);
+		return true;
+	}
+	return false;
+}
+
+static void
+set_str(cJSON *o, const char *key, const char *value)
+{
+	if (value)
+		pgm_json_set_str(o, key, value);
 }
 
 static void
@@ -138,27 +123,29 @@ on_list_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 	pgm_step_t *s = a->step;
 	pgm_job_t *job = s->job;
 	const char *path = pgm_job_source_file(job);
+	cJSON *facts;
 	struct stat st;
 
-	if (status != 0 || sig != 0) {
-		char *msg = pgm_asprintf("\"%s\" is not a pg_dump archive pg_restore can read", path);
-		pgm_step_fail(s, msg, tail && tail[0] ? tail : NULL,
-			      "give the custom-format file of heroku pg:backups:download (latest.dump), or a file of "
-			      "pg_dump -Fc");
-		free(msg);
+	if (list_failed(a, status, sig, tail))
 		return;
-	}
-	if (strcmp(pgm_json_str(a->facts, "format") ? pgm_json_str(a->facts, "format") : "", "CUSTOM") != 0)
+	if (a->list.format == NULL || strcmp(a->list.format, "CUSTOM") != 0)
 		pgm_job_warn(job, "the archive is not in custom format: pg_restore cannot restore it in parallel",
 			     "take the backup with pg_dump -Fc (Heroku's backups are)");
-	pgm_json_set_str(a->facts, "file", path);
+	a->tables_total = (int) a->list.ndata;
+	facts = cJSON_CreateObject();
+	set_str(facts, "dbname", a->list.dbname);
+	set_str(facts, "created_at", a->list.created_at);
+	set_str(facts, "format", a->list.format);
+	set_str(facts, "dumped_from", a->list.dumped_from);
+	set_str(facts, "dumped_by", a->list.dumped_by);
+	pgm_json_set_str(facts, "file", path);
 	if (stat(path, &st) == 0)
-		pgm_json_set_num(a->facts, "file_bytes", (double) st.st_size);
-	pgm_json_set_num(a->facts, "tables", a->tables_total);
-	pgm_json_set(job->facts, "source", cJSON_Duplicate(a->facts, 1));
+		pgm_json_set_num(facts, "file_bytes", (double) st.st_size);
+	pgm_json_set_num(facts, "tables", a->tables_total);
+	pgm_json_set(job->facts, "source", facts);
 	pgm_job_checkpoint(job);
 	pgm_info("job %s: source archive %s: database %s, %d table(s), created %s", job->name, path,
-		 pgm_json_str(a->facts, "dbname"), a->tables_total, pgm_json_str(a->facts, "created_at"));
+		 a->list.dbname ? a->list.dbname : "?", a->tables_total, a->list.created_at ? a->list.created_at : "?");
 	a->then(s);
 }
 
@@ -256,67 +243,15 @@ pgm_archive_restore(pgm_step_t *s, const char *label, void (*then)(pgm_step_t *s
 
 /* ---- verify: rows in the archive against rows on the target ---- */
 
-/*
- * A large object in the script: lo_open('OID', ...), lowrite(0, '\x<hex>')
- * per 16 KB of it (E'\\x<hex>' without standard_conforming_strings),
- * lo_close(0).
- */
-static bool
-on_lo_line(archive_t *a, const char *line)
-{
-	static const char open_call[] = "SELECT pg_catalog.lo_open('", write_call[] = "SELECT pg_catalog.lowrite(0, ";
-
-	if (strncmp(line, open_call, sizeof(open_call) - 1) == 0) {
-		lo_push(&a->los[0], (uint32_t) strtoul(line + sizeof(open_call) - 1, NULL, 10));
-		a->in_lo = true;
-		return true;
-	}
-	if (!a->in_lo)
-		return false;
-	if (strncmp(line, write_call, sizeof(write_call) - 1) == 0) {
-		/* the hex digits after the literal's backslash-x (one backslash or two) */
-		const char *hex = strstr(line, "\\x");
-
-		if (hex)
-			a->los[0].v[a->los[0].n - 1].bytes += (int64_t) (strspn(hex + 2, "0123456789abcdefABCDEF") / 2);
-		return true;
-	}
-	if (strcmp(line, "SELECT pg_catalog.lo_close(0);") == 0) {
-		a->in_lo = false;
-		return true;
-	}
-	return false;
-}
-
+/* a line of the script; the first that cannot be read is kept, the rest only drained */
 static void
 on_data_line(pgm_proc_t *p, int stream, const char *line, void *data)
 {
 	archive_t *a = data;
-	size_t n;
 
-	if (stream != 1)
+	if (stream != 1 || a->err.message)
 		return;
-	if (a->current == NULL && on_lo_line(a, line))
-		return;
-	if (a->current == NULL) {
-		/* COPY schema.table (a, b) FROM stdin; */
-		n = strlen(line);
-		if (strncmp(line, "COPY ", 5) == 0 && n > 12 && strcmp(line + n - 12, " FROM stdin;") == 0) {
-			const char *paren = strstr(line, " (");
-			size_t len = paren ? (size_t) (paren - line - 5) : n - 5 - 12;
-			a->current = strndup(line + 5, len);
-			a->rows = 0;
-		}
-		return;
-	}
-	/* one line per row in COPY text format: newlines inside values are escaped */
-	if (strcmp(line, "\\.") == 0) {
-		pgm_json_set_num(a->counts, a->current, (double) a->rows);
-		free(a->current);
-		a->current = NULL;
-		return;
-	}
-	a->rows++;
+	(void) pgm_toc_script_line(&a->script, line, &a->err);
 }
 
 static void
@@ -325,7 +260,8 @@ on_target_los(pgm_step_t *s, const PGresult *res, void *data)
 	archive_t *a = data;
 
 	for (int r = 0; r < pgm_pg_ntuples(res); r++)
-		lo_push(&a->los[1], (uint32_t) pgm_pg_int64(res, r, 0, 0))->bytes = pgm_pg_int64(res, r, 1, 0);
+		pgm_toc_lo_push(&a->target_los, (uint32_t) pgm_pg_int64(res, r, 0, 0))->bytes =
+			pgm_pg_int64(res, r, 1, 0);
 }
 
 static void
@@ -351,12 +287,12 @@ static cJSON *
 lo_report(archive_t *a)
 {
 	cJSON *row = cJSON_CreateObject(), *d = cJSON_CreateObject(), *keys = cJSON_AddArrayToObject(d, "keys");
-	const lo_list_t *src = &a->los[0], *dst = &a->los[1];
+	const pgm_toc_los_t *src = &a->script.los, *dst = &a->target_los;
 	size_t i = 0, j = 0;
 	int count = 0, missing = 0, extra = 0;
 
-	qsort(a->los[0].v, a->los[0].n, sizeof(lo_size_t), lo_cmp);
-	qsort(a->los[1].v, a->los[1].n, sizeof(lo_size_t), lo_cmp);
+	pgm_toc_los_sort(&a->script.los);
+	pgm_toc_los_sort(&a->target_los);
 	while (i < src->n || j < dst->n) {
 		if (j == dst->n || (i < src->n && src->v[i].oid < dst->v[j].oid)) {
 			missing++;
@@ -396,18 +332,18 @@ on_target_counts(pgm_step_t *s, const PGresult *res, void *data)
 	pgm_job_t *job = s->job;
 	cJSON *report = cJSON_CreateObject(), *tables = cJSON_AddArrayToObject(report, "tables");
 	cJSON *target = cJSON_CreateObject();
-	const cJSON *it;
 	int mismatches = 0;
 
 	for (int r = 0; r < pgm_pg_ntuples(res); r++)
 		pgm_json_set_num(target, pgm_pg_value(res, r, 0), (double) pgm_pg_int64(res, r, 1, 0));
-	cJSON_ArrayForEach (it, a->counts) {
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(target, it->string);
+	for (size_t i = 0; i < a->script.ncopies; i++) {
+		const pgm_toc_copy_t *c = &a->script.copies[i];
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(target, c->name);
 		cJSON *row = cJSON_CreateObject();
-		bool match = t && t->valuedouble == it->valuedouble;
+		bool match = t && t->valuedouble == (double) c->rows;
 
-		pgm_json_set_str(row, "table", it->string);
-		pgm_json_set_num(row, "source_rows", it->valuedouble);
+		pgm_json_set_str(row, "table", c->name);
+		pgm_json_set_num(row, "source_rows", (double) c->rows);
 		pgm_json_set(row, "target_rows", t ? cJSON_CreateNumber(t->valuedouble) : cJSON_CreateNull());
 		pgm_json_set(row, "match", cJSON_CreateBool(match));
 		if (!match) {
@@ -417,7 +353,7 @@ on_target_counts(pgm_step_t *s, const PGresult *res, void *data)
 		cJSON_AddItemToArray(tables, row);
 	}
 	cJSON_Delete(target);
-	if (a->los[0].n > 0 || a->los[1].n > 0) {
+	if (a->script.los.n > 0 || a->target_los.n > 0) {
 		cJSON *row = lo_report(a);
 
 		mismatches += !cJSON_IsTrue(cJSON_GetObjectItem(row, "match"));
@@ -440,23 +376,34 @@ verify_finished(pgm_step_t *s, void *data)
 	pgm_step_done(s, cJSON_IsTrue(cJSON_GetObjectItem(s->job->verify, "ok")) ? PGM_EV_DONE : PGM_EV_VERIFY_FAILED);
 }
 
-/* every table of the archive counted on the target, in one snapshot */
+/*
+ * Every table of the archive counted on the target, in one snapshot, once
+ * the script was read whole and each of its COPY blocks matched to the
+ * listing's table data entries.
+ */
 static void
 on_data_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *tail, void *data)
 {
 	archive_t *a = data;
 	pgm_step_t *s = a->step;
-	const cJSON *it;
 	pgm_buf_t sql = {0};
 	pgm_sql_t *q;
 
 	if (archive_failed(a, "count of the rows in the backup file", status, sig, tail))
 		return;
-	cJSON_ArrayForEach (it, a->counts) {
-		char *lit = pgm_quote_literal(it->string);
-		/* the name is as pg_dump wrote it: already quoted where needed */
+	if (a->err.message == NULL && pgm_toc_script_end(&a->script, &a->err))
+		(void) pgm_toc_check(&a->list, &a->script, &a->err);
+	if (a->err.message) {
+		pgm_step_fail(s, a->err.message, pgm_job_source_file(s->job), a->err.hint);
+		return;
+	}
+	for (size_t i = 0; i < a->script.ncopies; i++) {
+		const char *name = a->script.copies[i].name;
+		char *lit = pgm_quote_literal(name);
+
+		/* the name is as pg_dump wrote it, read whole by pgm_toc_parse_copy: quoted where needed */
 		pgm_buf_appendf(&sql, "%sSELECT %s::text, (SELECT count(*) FROM ONLY %s)", sql.len ? " UNION ALL " : "",
-				lit, it->string);
+				lit, name);
 		free(lit);
 	}
 	if (sql.len == 0)
@@ -472,11 +419,23 @@ on_data_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 	pgm_sql_run(q, verify_finished, NULL);
 }
 
+/* the listing first (which tables hold data), then the script that holds it */
+static void
+on_verify_list_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *tail, void *data)
+{
+	archive_t *a = data;
+	const char *args[] = {"--data-only", "--file=-", pgm_job_source_file(a->step->job), NULL};
+
+	if (list_failed(a, status, sig, tail))
+		return;
+	pgm_tool_spawn_dsn(a->step, "pg_restore", args, NULL, NULL, on_data_line, on_data_exit, a);
+}
+
 void
 pgm_archive_verify(pgm_step_t *s)
 {
 	archive_t *a = archive_new(s, NULL);
-	const char *args[] = {"--data-only", "--file=-", pgm_job_source_file(s->job), NULL};
+	const char *args[] = {"--list", pgm_job_source_file(s->job), NULL};
 
-	pgm_tool_spawn_dsn(s, "pg_restore", args, NULL, NULL, on_data_line, on_data_exit, a);
+	pgm_tool_spawn_dsn(s, "pg_restore", args, NULL, NULL, on_list_line, on_verify_list_exit, a);
 }
