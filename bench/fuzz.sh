@@ -10,7 +10,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 SECONDS_EACH=${1:-60}
 BUILD=${FUZZ_BUILD:-/tmp/fuzz-build}
-read -r -a TARGETS <<<"${FUZZ_TARGETS:-control config pgoutput pgbouncer lsn}"
+read -r -a TARGETS <<<"${FUZZ_TARGETS:-control config pgoutput pgbouncer lsn archive}"
 
 command -v clang >/dev/null || {
     echo "fuzz.sh: clang is needed (apt-get install -y clang)" >&2
