@@ -145,6 +145,7 @@ q "$SHOP" "CREATE TABLE hot (id int PRIMARY KEY, v bigint NOT NULL);
            CREATE TABLE counter (id serial PRIMARY KEY, at timestamptz DEFAULT now());
            CREATE TABLE parent (id int PRIMARY KEY);
            CREATE TABLE child (id int PRIMARY KEY, parent int REFERENCES parent ON DELETE CASCADE);
+           COMMENT ON CONSTRAINT child_parent_fkey ON child IS 'the parent row';
            INSERT INTO parent SELECT generate_series(1, 20);
            INSERT INTO child SELECT g, g FROM generate_series(1, 20) g;" >/dev/null || setup_ok=0
 q "$(src_url ddl)" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')" >/dev/null || setup_ok=0
@@ -290,6 +291,8 @@ t_check "shop: the freeze drained (freeze_to_drained_ms)" \
     test "$(jst shop '.facts.freeze.freeze_to_drained_ms | type')" = number
 t_assert_eq "shop: the held-back foreign key is on the target" "1" \
     "$(tq t_shop "SELECT count(*) FROM pg_constraint WHERE contype = 'f'")"
+t_assert_eq "shop: the held-back foreign key's comment came with it" "the parent row" \
+    "$(tq t_shop "SELECT obj_description(oid, 'pg_constraint') FROM pg_constraint WHERE conname = 'child_parent_fkey'")"
 compare "shop frozen" shop t_shop
 t_assert_eq "shop: T1's value on the target" "111111" "$(tq t_shop "SELECT v FROM hot WHERE id = 1")"
 t_assert_eq "shop: the key-less table's duplicates on the target" "1|changed 1|dup 2|two 2|two 3| |" \

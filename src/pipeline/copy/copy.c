@@ -405,7 +405,10 @@ on_tool_line(pgm_proc_t *p, int stream, const char *line, void *data)
  * A line of pg_restore --list: the entries of pgmover's capture are never
  * restored; with defer_constraints, foreign keys and triggers wait until the
  * last change is applied (they would check and fire on rows that are still
- * arriving in another order than the source's).
+ * arriving in another order than the source's), and the comments on
+ * constraints and triggers with them ("COMMENT SCHEMA CONSTRAINT NAME ON
+ * TABLE OWNER": made before its foreign key, the comment fails the restore;
+ * one on another constraint only comes later).
  */
 static void
 on_toc_line(pgm_proc_t *p, int stream, const char *line, void *data)
@@ -417,7 +420,8 @@ on_toc_line(pgm_proc_t *p, int stream, const char *line, void *data)
 		return;
 	if (strstr(body, " TRIGGER ") && strstr(body, " " PGM_CAPTURE_TRIGGER_PREFIX))
 		return;
-	if (cp->opts.defer_constraints && (strstr(body, " FK CONSTRAINT ") || strstr(body, " TRIGGER "))) {
+	if (cp->opts.defer_constraints && (strstr(body, " FK CONSTRAINT ") || strstr(body, " TRIGGER ") ||
+					   (strstr(body, " COMMENT ") && strstr(body, " CONSTRAINT ")))) {
 		pgm_buf_appendf(&cp->toc_later, "%s\n", line);
 		return;
 	}
