@@ -411,3 +411,9 @@ pgm_sql_run(pgm_sql_t *q, pgm_step_then_fn then, void *data)
 		ss->conn = pgm_step_connect(q->step, ss->source, ss->purpose, on_session_connect, ss);
 	/* else: connecting; the script starts once the session is set up */
 }
+
+char *
+pgm_sql_fence_prefix(const pgm_job_t *job)
+{
+	return pgm_asprintf("pgmover:%s:", job->name);
+}

@@ -70,4 +70,21 @@ void pgm_sql_abort(const char *message, const char *detail, const char *hint);
  */
 bool pgm_sql_record(pgm_step_t *s, cJSON *a, const char *change);
 
+/*
+ * The fence: ends the sessions an earlier run of a job left on a server,
+ * and waits (up to 10 s each) until they have. A backend goes on with the
+ * statement of a client that died, so a killed daemon's CREATE EXTENSION or
+ * COPY may still be running, or waiting on a lock, when the resumed step
+ * looks at the catalog: the two would race. pgmoverd alone drives its
+ * state_dir (a lock), so a session named for the job that is not the one
+ * running this is an earlier run's. $1 is pgm_sql_fence_prefix(job); the
+ * statement returns how many it ended.
+ */
+#define PGM_SQL_FENCE                                                          \
+	"SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity" \
+	" WHERE datname = current_database() AND pid <> pg_backend_pid()"      \
+	"   AND left(application_name, length($1)) = $1"
+/* "pgmover:JOB:", the start of every application_name of the job's sessions (free it) */
+char *pgm_sql_fence_prefix(const pgm_job_t *job);
+
 #endif

@@ -12,6 +12,10 @@
 #   3. a failure (the subscription dropped behind pgmover's back): the failed job
 #      keeps no slot on the source; retry creates the subscription again; abort drops
 #      every pglogical object and slot and empties the target
+#   4. pgmoverd killed with SIGKILL in provisioning (the schema's restore held by a
+#      lock), cutting_over and rolling_back (inside their hooks), rollback_window,
+#      thawing, aborting, verifying and finishing: each time the same state after the
+#      restart, then the next, rows equal, nothing of pglogical's or pgmover's left
 #
 # Run from the source tree as root (or postgres):
 #   PGM_BUILD=/tmp/bp bash tests/integration/test_pglogical.sh
@@ -42,6 +46,7 @@ cleanup() {
         kill "$PGBENCH_PID" 2>/dev/null
         wait "$PGBENCH_PID" 2>/dev/null
     fi
+    release_all
     pgmd_cleanup
     t_bed_remove "$WORK" "$BED" "$BED2"
 }
@@ -158,8 +163,8 @@ q "$REPLICA_ADMIN_URL" "CREATE TABLE public.t (id int PRIMARY KEY)" >/dev/null |
 # shellcheck source=/dev/null
 . "$BED/env"
 
-for db in nopk heroku bench small; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
-for db in t_nopk t_heroku t_bench t_small; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
+for db in nopk heroku bench small extonly; do "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0; done
+for db in t_nopk t_heroku t_bench t_small t_extonly; do "$TB" createdb "$BED" dst "$db" >/dev/null || setup_ok=0; done
 q "$(admin_url nopk)" "CREATE TABLE public.ok (id int PRIMARY KEY); CREATE TABLE public.no_key (v text)" >/dev/null ||
     setup_ok=0
 # owned by the database owner, as on Heroku: readable, but the owner is no superuser
@@ -201,6 +206,14 @@ t_assert_contains "plan --method pglogical says the owner cannot" "$out" "cannot
 out=$(pgm plan --source "$(src_url heroku)" --target "$(tgt_url t_heroku)" 2>&1)
 if [[ $out != *"pglogical: source role"* ]]; then t_ok "plan for dump leaves the pglogical checks out"; else
     t_fail "plan for dump leaves the pglogical checks out" "$out"
+fi
+# pglogical's extension installed on the source, but no node yet (a provisioning cut
+# short, or a DBA's CREATE EXTENSION): plan reads it as no node
+q "$(admin_url extonly)" "CREATE EXTENSION pglogical; CREATE TABLE public.t (id int PRIMARY KEY)" >/dev/null
+out=$(pgm plan --source "$(admin_url extonly)" --target "$(tgt_url t_extonly)" --method pglogical 2>&1)
+t_assert_contains "plan: a source with the pglogical extension and no node" "$out" "pglogical: wal_level"
+if [[ $out != *"could not"* ]]; then t_ok "plan: ... inspects it without an error"; else
+    t_fail "plan: ... inspects it without an error" "$out"
 fi
 
 # ---------------------------------------------------------------------------------------
@@ -397,6 +410,150 @@ small_job() {
         "$(q "$(admin_url small)" "INSERT INTO public.items (v) VALUES ('after abort') RETURNING 'written'")"
 }
 small_job
+
+# ---------------------------------------------------------------------------------------
+echo "# 4. SIGKILL of pgmoverd in the states of a pglogical job the parts above do not kill in"
+
+# Each state is made to last (a lock a superuser session holds, or a hook that sleeps),
+# pgmoverd is killed with SIGKILL and restarted; the job must be in the same state, then
+# reach the next one, with the rows equal (compare_rows, the test's own query) and no
+# pglogical object, slot, publication or pgmover schema left once the job has ended.
+hook_running() { pgrep -f -- "$1" >/dev/null; }
+# kill_in NAME JOB STATE CHECK...: the job is in STATE and CHECK holds: SIGKILL, restart,
+# the job is in STATE again
+kill_in() {
+    local name=$1 job=$2 state=$3
+    shift 3
+    _held() { [[ $(pgmd_state "$1") == "$2" ]] && "${@:3}"; }
+    if ! t_wait_for 60 _held "$job" "$state" "$@"; then
+        t_fail "$name: held in $state" "state $(pgmd_state "$job"): $(fail_detail "$job")"
+        return 1
+    fi
+    pgmd_kill9
+    t_ok "$name: SIGKILL in $state"
+    if ! pgmd_start "$DMN"; then
+        t_fail "$name: pgmoverd restarts" "see $DMN/pgmoverd.log"
+        return 1
+    fi
+    t_assert_eq "$name: still $state after the restart" "$state" "$(pgmd_state "$job")"
+}
+pgl_db() { # DB: a small source database with a foreign key and a probe table (the owner's), an empty target
+    "$TB" createdb "$BED" src "$1" >/dev/null && "$TB" createdb "$BED" dst "t_$1" >/dev/null &&
+        q "$(admin_url "$1")" "CREATE TABLE public.items (id bigserial PRIMARY KEY, v text);
+            INSERT INTO public.items (v) SELECT 'v' || i FROM generate_series(1, 3000) i;
+            CREATE TABLE public.tags (item bigint REFERENCES public.items, tag text, PRIMARY KEY (item, tag));
+            INSERT INTO public.tags SELECT id, 't' FROM public.items WHERE id % 5 = 0" >/dev/null &&
+        q "$(src_url "$1")" "CREATE TABLE public.write_probe (id bigserial PRIMARY KEY, note text)" >/dev/null
+}
+_carried() { [[ $(sq "$1" "SELECT count(*) FROM public.write_probe WHERE note = '$2'") == 1 ]]; }
+# target_write NAME DB NOTE: a write on the target comes back to the source
+target_write() {
+    q "$(tgt_url "t_$2")" "INSERT INTO public.write_probe (note) VALUES ('$3')" >/dev/null
+    t_check "$1: a write on the target is carried back to the source" t_wait_for 60 _carried "$2" "$3" ||
+        t_detail "$(jst "$2" '.facts.reverse')"
+}
+kill_matrix() {
+    local db
+    for db in kp1 kp2 kp3; do pgl_db "$db" || {
+        t_fail "kill matrix: databases" "could not create $db"
+        return 1
+    }; done
+
+    # kp1: provisioning (the schema's restore waits: pglogical's extension and node
+    # are being made), cutting_over inside cutover_command, rollback_window, rolling_back
+    # inside rollback_command
+    hold cat dst t_kp1 "LOCK TABLE pg_catalog.pg_class IN SHARE MODE" || return 1
+    cmd "kp1: create" create kp1 --source "$(admin_url kp1)" --target "$(tgt_url t_kp1)" --method pglogical \
+        --set cutover_command=': kp1-cutover; sleep 4' --set rollback_command=': kp1-rollback; sleep 3'
+    cmd "kp1: start" start kp1
+    kill_in "kp1" kp1 provisioning waiting_on_lock dst t_kp1 || return 1
+    release cat
+    wait_state "kp1: synced after a SIGKILL in provisioning" kp1 synced 180
+    t_assert_eq "kp1: one local node, one subscription on the target" "1/1" \
+        "$(tq t_kp1 "SELECT (SELECT count(*) FROM pglogical.local_node) || '/' || (SELECT count(*) FROM pglogical.subscription)")"
+    t_assert_eq "kp1: one slot on the source" "1" \
+        "$(sq kp1 "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()")"
+    cmd "kp1: freeze" freeze kp1
+    wait_state "kp1: verified" kp1 verified 120
+    compare_rows "kp1: verified" kp1 t_kp1
+    cmd "kp1: cutover" cutover kp1
+    kill_in "kp1" kp1 cutting_over hook_running kp1-cutover || return 1
+    wait_state "kp1: rollback_window after a SIGKILL inside cutover_command" kp1 rollback_window 120
+    t_assert_eq "kp1: no subscription on the target" "0" "$(tq t_kp1 "SELECT count(*) FROM pglogical.subscription")"
+    t_assert_eq "kp1: no pglogical slot on the source" "0" \
+        "$(sq kp1 "SELECT count(*) FROM pg_replication_slots WHERE plugin = 'pglogical_output'")"
+    assert_frozen "kp1: window" kp1
+    target_write "kp1: window" kp1 "before the kill"
+    kill_in "kp1" kp1 rollback_window : || return 1
+    target_write "kp1: window, after the restart" kp1 "after the kill"
+    cmd "kp1: rollback" rollback kp1
+    kill_in "kp1" kp1 rolling_back hook_running kp1-rollback || return 1
+    wait_state "kp1: rolled_back after a SIGKILL inside rollback_command" kp1 rolled_back 120
+    compare_rows "kp1: rolled back" kp1 t_kp1
+    assert_writable "kp1: rolled back" kp1
+    t_assert_eq "kp1: no pglogical object or slot left on the source" "0/0/0/0" "$(pgl_objects src kp1)"
+    t_assert_eq "kp1: no pglogical slot, node or subscription left on the target" "0/0/0" \
+        "$(pgl_objects dst t_kp1 | cut -d/ -f1-3)"
+    t_assert_eq "kp1: no reverse slot or publication left on the target" "" "$(target_leftovers t_kp1)"
+    t_assert_eq "kp1: no pgmover schema left on the source" "" "$(source_leftovers kp1)"
+
+    # kp2: thawing inside thaw_command, aborting (the target's clean waits on a read)
+    cmd "kp2: create" create kp2 --source "$(admin_url kp2)" --target "$(tgt_url t_kp2)" --method pglogical \
+        --set freeze_mode=both --set freeze_command=true \
+        --set thaw_command=': kp2-thaw; sleep 3'
+    cmd "kp2: start" start kp2
+    wait_state "kp2: synced" kp2 synced 180
+    cmd "kp2: freeze" freeze kp2
+    wait_state "kp2: verified" kp2 verified 120
+    cmd "kp2: thaw" thaw kp2
+    kill_in "kp2" kp2 thawing hook_running kp2-thaw || return 1
+    wait_state "kp2: synced after a SIGKILL inside thaw_command" kp2 synced 120
+    assert_writable "kp2: thawed" kp2
+    _kp2_caught_up() { [[ $(tq t_kp2 "SELECT count(*) FROM public.write_probe WHERE note = 'kp2: thawed'") == 1 ]]; }
+    t_check "kp2: the subscription still follows the source" t_wait_for 60 _kp2_caught_up
+    hold tgt dst t_kp2 "SELECT count(*) FROM public.items" || return 1
+    cmd "kp2: abort" abort kp2
+    kill_in "kp2" kp2 aborting waiting_on_lock dst t_kp2 || return 1
+    release tgt
+    wait_state "kp2: aborted after a SIGKILL in aborting" kp2 aborted 120
+    t_assert_eq "kp2: no slot, node, subscription or extension on the source" "0/0/0/0" "$(pgl_objects src kp2)"
+    t_assert_eq "kp2: no slot, node, subscription or extension on the target" "0/0/0/0" "$(pgl_objects dst t_kp2)"
+    t_assert_eq "kp2: abort emptied the target" "" "$(tq t_kp2 "$LIST_TABLES_SQL")"
+    assert_writable "kp2: aborted" kp2
+
+    # kp3: verifying (the large-object comparison waits), finishing (the DROP of the
+    # reverse stream's progress schema on the source waits on a read of it)
+    cmd "kp3: create" create kp3 --source "$(admin_url kp3)" --target "$(tgt_url t_kp3)" --method pglogical
+    cmd "kp3: start" start kp3
+    wait_state "kp3: synced" kp3 synced 180
+    cmd "kp3: freeze" freeze kp3
+    wait_state "kp3: verified" kp3 verified 120
+    hold lo src kp3 "LOCK TABLE pg_catalog.pg_largeobject_metadata IN ACCESS EXCLUSIVE MODE" || return 1
+    cmd "kp3: verify again" verify kp3
+    kill_in "kp3" kp3 verifying waiting_on_lock src kp3 || return 1
+    release lo
+    wait_state "kp3: verified after a SIGKILL in verifying" kp3 verified 120
+    t_assert_eq "kp3: pgmover's verification agrees" "true" "$(jst kp3 '.verify.ok')"
+    cmd "kp3: cutover" cutover kp3 --no-traffic-switch
+    wait_state "kp3: rollback_window" kp3 rollback_window 120
+    target_write "kp3: window" kp3 "in the window"
+    local prog
+    prog=$(sq kp3 "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname LIKE 'pgmover%' LIMIT 1")
+    hold prog src kp3 "SELECT count(*) FROM $prog" || return 1
+    cmd "kp3: finish" finish kp3
+    kill_in "kp3" kp3 finishing waiting_on_lock src kp3 || return 1
+    release prog
+    wait_state "kp3: completed after a SIGKILL in finishing" kp3 completed 120
+    compare_rows "kp3: completed" kp3 t_kp3
+    t_assert_eq "kp3: no pglogical object or slot left on the source" "0/0/0/0" "$(pgl_objects src kp3)"
+    t_assert_eq "kp3: no pglogical extension left on the target" "0" \
+        "$(tq t_kp3 "SELECT count(*) FROM pg_extension WHERE extname = 'pglogical'")"
+    t_assert_eq "kp3: no reverse slot or publication left on the target" "" "$(target_leftovers t_kp3)"
+    t_assert_eq "kp3: no pgmover schema left on the source" "" "$(source_leftovers kp3)"
+    assert_frozen "kp3: completed" kp3
+}
+kill_matrix
+release_all
 
 # ---------------------------------------------------------------------------------------
 

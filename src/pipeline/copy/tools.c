@@ -213,15 +213,11 @@ static const char *clean_sql =
 void
 pgm_target_clean(pgm_sql_t *q, pgm_job_t *job)
 {
-	char *prefix = pgm_asprintf("pgmover:%s:", job->name);
+	char *prefix = pgm_sql_fence_prefix(job);
 	const char *params[1] = {prefix};
 
 	/* sessions an earlier run of this job left on the target (a killed daemon's copy) */
-	pgm_sql_add_params(q,
-			   "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity"
-			   " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-			   "   AND left(application_name, length($1)) = $1",
-			   1, params, NULL, NULL);
+	pgm_sql_add_params(q, PGM_SQL_FENCE, 1, params, NULL, NULL);
 	pgm_sql_add(q, clean_sql, NULL, NULL);
 	free(prefix);
 }

@@ -12,6 +12,14 @@
 void pgm_cutover_run(pgm_step_t *s);
 void pgm_window_run(pgm_step_t *s);
 void pgm_rollback_run(pgm_step_t *s);
+/*
+ * rollback's flow, then `then` instead of the step's end; then ends with
+ * pgm_rollback_finished. For a method with objects of its own on the
+ * target (pglogical's catalog): removed only once the reverse stream is
+ * drained and gone, or the stream would carry their removal to the source.
+ */
+void pgm_rollback_run_then(pgm_step_t *s, void (*then)(pgm_step_t *s));
+void pgm_rollback_finished(pgm_step_t *s);
 void pgm_finish_run(pgm_step_t *s);
 /*
  * What a cutover that failed before traffic moved may have left: the

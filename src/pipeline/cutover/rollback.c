@@ -246,8 +246,8 @@ rollback_undo(pgm_flow_t *f)
 	pgm_target_thaw(f, undo_resume);
 }
 
-static void
-rollback_finished(pgm_step_t *s)
+void
+pgm_rollback_finished(pgm_step_t *s)
 {
 	pgm_job_t *job = s->job;
 
@@ -260,7 +260,13 @@ rollback_finished(pgm_step_t *s)
 }
 
 void
+pgm_rollback_run_then(pgm_step_t *s, void (*then)(pgm_step_t *s))
+{
+	pgm_flow_start(s, "rollback", rollback_stages, rollback_undo, then);
+}
+
+void
 pgm_rollback_run(pgm_step_t *s)
 {
-	pgm_flow_start(s, "rollback", rollback_stages, rollback_undo, rollback_finished);
+	pgm_rollback_run_then(s, pgm_rollback_finished);
 }

@@ -48,10 +48,23 @@ pgl_finish(pgm_step_t *s)
 	pgm_pglogical_remove(s, pgm_finish_run);
 }
 
+/*
+ * pglogical's objects go last here: removing them writes to pglogical's
+ * catalog tables on the target, which a publication FOR ALL TABLES
+ * publishes; decoded in the drain, their removal fails the stream ("could
+ * not find pg_class entry", the extension's tables dropped meanwhile) and
+ * would be applied to the source's own pglogical catalog
+ */
+static void
+pgl_rolled_back(pgm_step_t *s)
+{
+	pgm_pglogical_remove(s, pgm_rollback_finished);
+}
+
 static void
 pgl_rollback(pgm_step_t *s)
 {
-	pgm_pglogical_remove(s, pgm_rollback_run);
+	pgm_rollback_run_then(s, pgl_rolled_back);
 }
 
 /* subscription, slot, nodes, sets, extensions, then the target's contents */

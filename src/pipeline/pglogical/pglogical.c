@@ -200,6 +200,94 @@ pgl_query(pgl_t *x, bool source, const char *what, const char *sql, int nparams,
 	pgm_sql_run(q, NULL, NULL);
 }
 
+/* ---- the fence ---- */
+
+typedef struct fence {
+	void (*then)(pgl_t *x);
+	pgl_error_cb on_error; /* the caller's, back once fenced */
+	bool source;           /* the side being fenced */
+} fence_t;
+
+static void fence_side(pgl_t *x, bool source);
+
+static void
+fence_next(pgl_t *x)
+{
+	fence_t *f = x->fence;
+	void (*then)(pgl_t * x) = f->then;
+
+	if (!f->source) {
+		fence_side(x, true);
+		return;
+	}
+	x->on_error = f->on_error;
+	free(f);
+	x->fence = NULL;
+	then(x);
+}
+
+static void
+on_fence(pgl_t *x, const PGresult *res)
+{
+	fence_t *f = x->fence;
+
+	if (pgm_pg_ntuples(res) == 1 && pgm_pg_value(res, 0, 0) && strcmp(pgm_pg_value(res, 0, 0), "0") != 0)
+		pgm_notice("job %s: ended %s session(s) an earlier run left on the %s", x->step->job->name,
+			   pgm_pg_value(res, 0, 0), f->source ? "source" : "target");
+	fence_next(x);
+}
+
+static void
+on_fence_error(pgl_t *x, bool source, const char *what, const pgm_pg_error_t *err)
+{
+	pgm_warning("job %s: %s on the %s: %s", x->step->job->name, what, source ? "source" : "target", err->message);
+	fence_next(x);
+}
+
+static void
+fence_side(pgl_t *x, bool source)
+{
+	fence_t *f = x->fence;
+	char *prefix = pgm_sql_fence_prefix(x->step->job);
+	const char *params[1] = {prefix};
+
+	f->source = source;
+	pgl_query(x, source, "could not end the sessions an earlier run of this job left", PGM_SQL_FENCE, 1, params,
+		  on_fence);
+	free(prefix);
+}
+
+static bool
+cut_short(const pgm_job_t *job)
+{
+	const cJSON *a;
+
+	cJSON_ArrayForEach (a, job->artifacts) {
+		pgm_artifact_status_t st = pgm_artifact_status(a);
+
+		if (st == PGM_ART_CREATING || st == PGM_ART_DROPPING)
+			return true;
+	}
+	return false;
+}
+
+void
+pgl_fence(pgl_t *x, void (*then)(pgl_t *x))
+{
+	fence_t *f;
+
+	if (!cut_short(x->step->job)) {
+		then(x);
+		return;
+	}
+	f = pgm_calloc(1, sizeof(*f));
+	f->then = then;
+	f->on_error = x->on_error;
+	x->fence = f;
+	x->on_error = on_fence_error;
+	fence_side(x, false);
+}
+
 /* ---- the subscription ---- */
 
 typedef struct ensure {
@@ -381,15 +469,6 @@ lookup_subscription(pgl_t *x)
 		  "SELECT sub_slot_name FROM pglogical.subscription WHERE sub_name = $1", 1, params, on_subscription);
 }
 
-static void
-on_fenced(pgl_t *x, const PGresult *res)
-{
-	if (pgm_pg_ntuples(res) == 1 && pgm_pg_value(res, 0, 0) && strcmp(pgm_pg_value(res, 0, 0), "0") != 0)
-		pgm_notice("job %s: ended %s session(s) an earlier run left on the target", x->step->job->name,
-			   pgm_pg_value(res, 0, 0));
-	lookup_subscription(x);
-}
-
 void
 pgl_ensure_subscription(pgl_t *x, void (*then)(pgl_t *x))
 {
@@ -424,15 +503,7 @@ pgl_ensure_subscription(pgl_t *x, void (*then)(pgl_t *x))
 		 * (pglogical refuses: "already subscribes"), or truncate tables its
 		 * initial copy has filled. End it first, and wait until it has.
 		 */
-		char *prefix = pgm_asprintf("pgmover:%s:", job->name);
-		const char *fence[1] = {prefix};
-
-		pgl_query(x, false, "could not end the sessions an earlier run of this job left on the target",
-			  "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity"
-			  " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-			  "   AND left(application_name, length($1)) = $1",
-			  1, fence, on_fenced);
-		free(prefix);
+		pgl_fence(x, lookup_subscription);
 		return;
 	}
 	lookup_subscription(x);

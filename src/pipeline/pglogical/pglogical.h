@@ -82,6 +82,7 @@ struct pgl {
 	const char *hint;      /* for the default error handler */
 	void *ensure;          /* pgl_ensure_subscription's state */
 	int errors;            /* errors a tolerant phase (teardown) met */
+	void *fence;           /* pgl_fence's state */
 	int64_t mark_ms;       /* a time mark that outlives a phase (the freeze) */
 	uv_timer_t *timer;     /* pgl_timer: one timer for the phases that wait */
 	void *phase;           /* the running phase's own state */
@@ -104,6 +105,16 @@ uv_timer_t *pgl_timer(pgl_t *x);
 void pgl_set_phase(pgl_t *x, void *phase, void (*free_fn)(void *));
 /* the default error handler: fail the step with what and the server's error */
 void pgl_fail(pgl_t *x, bool source, const char *what, const pgm_pg_error_t *err);
+
+/*
+ * The fence (sql.h) on the target, then on the source, when an earlier run
+ * was cut short making or dropping one of the job's objects (an artifact
+ * left creating or dropping): its backend may still be running that
+ * statement, and doing it again would race it ("duplicate key value",
+ * "subscription ... not found"). Best effort: a side that cannot be reached
+ * is a warning, left to the next statement. Then `then` runs.
+ */
+void pgl_fence(pgl_t *x, void (*then)(pgl_t *x));
 
 /*
  * Make sure the job's subscription exists on the target: created (with

@@ -2,6 +2,7 @@
  * pglogical_provision.c — the provisioning step of a pglogical job, after
  * the preflight passed: in order,
  *
+ *   0. the sessions a run killed inside a stage left, ended (pgl_fence);
  *   1. the pglogical extension on the source and on the target (when absent);
  *   2. a node on each side (an existing node of the source is reused);
  *   3. the schema copied to the target, all of it before the data
@@ -625,6 +626,12 @@ source_ext_ready(pgl_t *x)
 	ensure_extension(x, false, target_ext_ready);
 }
 
+static void
+source_ext(pgl_t *x)
+{
+	ensure_extension(x, true, source_ext_ready);
+}
+
 void
 pgm_pglogical_provision(pgm_step_t *s)
 {
@@ -637,5 +644,5 @@ pgm_pglogical_provision(pgm_step_t *s)
 	pgm_json_set_str(f, "replication_set", x->names.set);
 	pgm_job_checkpoint(job);
 	pgl_set_phase(x, pgm_calloc(1, sizeof(prov_t)), prov_free);
-	ensure_extension(x, true, source_ext_ready);
+	pgl_fence(x, source_ext);
 }

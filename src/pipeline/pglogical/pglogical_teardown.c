@@ -364,7 +364,8 @@ pgl_teardown(pgm_step_t *s, pgl_drop_scope_t scope, bool strict, void (*then)(pg
 	x->errors = 0;
 	pgl_set_phase(x, td, td_free);
 	x->on_error = td_error;
-	td_next(x);
+	/* a drop a killed run was making may still be running: end it first */
+	pgl_fence(x, td_next);
 }
 
 /* ---- what the pipeline calls ---- */
@@ -392,18 +393,33 @@ on_target_emptied(pgl_t *x, const PGresult *res)
 	x->then(s);
 }
 
-/* what pgmover restored into the target goes too, as in a dump job's abort */
+static void
+on_clean_fenced(pgl_t *x, const PGresult *res)
+{
+	pgl_query(x, false, "could not drop what pgmover restored into the target", pgl_clean_target_sql, 0, NULL,
+		  on_target_emptied);
+}
+
+/*
+ * what pgmover restored into the target goes too, as in a dump job's
+ * abort; first the fence, for a clean a killed run left running
+ */
 static void
 abort_removed(pgm_step_t *s)
 {
 	pgl_t *x = pgl_get(s);
+	char *prefix;
+	const char *params[1];
 
 	if (!cJSON_IsTrue(cJSON_GetObjectItem(s->job->facts, "target_owned"))) {
 		x->then(s);
 		return;
 	}
-	pgl_query(x, false, "could not drop what pgmover restored into the target", pgl_clean_target_sql, 0, NULL,
-		  on_target_emptied);
+	prefix = pgm_sql_fence_prefix(s->job);
+	params[0] = prefix;
+	pgl_query(x, false, "could not end the sessions an earlier run of this job left on the target", PGM_SQL_FENCE,
+		  1, params, on_clean_fenced);
+	free(prefix);
 }
 
 void

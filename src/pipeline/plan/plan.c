@@ -96,12 +96,17 @@ static const char *facts_sql =
 	"       (SELECT setting FROM pg_settings WHERE name = 'output_plugin_libraries') AS output_plugin_libraries,"
 	"       EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pglogical') AS pglogical_available,"
 	"       (SELECT extversion FROM pg_extension WHERE extname = 'pglogical') AS pglogical_version,"
-	/* an existing pglogical node of this database (CASE: the catalog may not exist) */
+	/*
+	 * an existing pglogical node of this database (CASE: the catalog may not
+	 * exist); with the extension but no node, query_to_xml gives '', which is
+	 * no XML document: NULL instead
+	 */
 	"       CASE WHEN to_regclass('pglogical.local_node') IS NULL THEN NULL"
 	"            WHEN NOT has_table_privilege('pglogical.local_node', 'SELECT')"
 	"              OR NOT has_table_privilege('pglogical.node', 'SELECT') THEN NULL"
-	"            ELSE (xpath('/row/n/text()', query_to_xml('SELECT n.node_name AS n FROM pglogical.local_node l"
-	"                   JOIN pglogical.node n ON n.node_id = l.node_id', false, true, '')))[1]::text"
+	"            ELSE (xpath('/row/n/text()', nullif(query_to_xml('SELECT n.node_name AS n"
+	"                   FROM pglogical.local_node l JOIN pglogical.node n ON n.node_id = l.node_id',"
+	"                   false, true, '')::text, '')::xml))[1]::text"
 	"       END AS pglogical_node"
 	"  FROM pg_database d, pg_roles r"
 	" WHERE d.datname = current_database() AND r.rolname = current_user";
