@@ -19,7 +19,8 @@
 #      user disabled still disabled, the artifact dropped
 #   2. job kill: a parent with 20,000 children deleted on the target while a lock on the
 #      source holds the replay inside the cascade; pgmoverd SIGKILLed there, the lock
-#      released, pgmoverd restarted: the stream goes on, rollback, source = target
+#      released, pgmoverd restarted: the stream goes on; again inside rollback's drain
+#      (rolling_back): restarted, the rollback completes; source = target
 #   3. job load: pgbench writing parents, children, updates and cascading deletes on the
 #      target; rollback under that load; source = target
 #
@@ -98,6 +99,26 @@ trg_artifact() { # JOB
     jst "$1" '[.artifacts[] | select(.kind == "source_triggers")] | map(.status + ":" +
         ([.tables[] | .t + "(" + ([.triggers[] | .name + "=" + .was] | join(",")) + ")"] | join(" "))) | join(";")'
 }
+# job kill: a lock on the source's children, held by the test (SHARE: the replay's cascade waits on it)
+hold_lock() {
+    $SOURCE_PSQL -d kill -c "BEGIN" -c "LOCK TABLE public.child IN SHARE MODE" -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
+    LOCKER=$!
+    t_check "kill: the test holds a lock on the source's child table" t_wait_for 10 locked
+}
+locked() { [[ $(sq kill "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                         WHERE c.relname = 'child' AND l.mode = 'ShareLock' AND l.granted") == 1 ]]; }
+unlocked() { ! locked; }
+release_lock() {
+    kill "$LOCKER" 2>/dev/null
+    wait "$LOCKER" 2>/dev/null
+    LOCKER=
+    # psql gone, its backend sleeps on: ended here
+    sq kill "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = 'kill' AND query LIKE '%pg_sleep(600)%' AND pid <> pg_backend_pid()" >/dev/null
+    t_check "kill: the lock is released" t_wait_for 10 unlocked
+}
+apply_waits() { [[ $(sq kill "SELECT count(*) FROM pg_stat_activity WHERE datname = 'kill'
+                              AND application_name LIKE '%reverse-apply%' AND wait_event_type = 'Lock'") == 1 ]]; }
 after_rollback() { # JOB SRCDB DSTDB
     compare "$1" "$2" "$3"
     t_assert_eq "$1: the source's triggers are as they were, the one the user disabled still disabled" \
@@ -167,7 +188,9 @@ for db in fk kill load; do
 done
 # the big cascade of job kill
 q "$(src_url kill)" "INSERT INTO public.parent VALUES (1000, 'big');
-    INSERT INTO public.child (id, parent_id, note) SELECT 100000 + i, 1000, 'big' || i FROM generate_series(1, 20000) i" \
+    INSERT INTO public.child (id, parent_id, note) SELECT 100000 + i, 1000, 'big' || i FROM generate_series(1, 20000) i;
+    INSERT INTO public.parent VALUES (2000, 'big too');
+    INSERT INTO public.child (id, parent_id, note) SELECT 200000 + i, 2000, 'big' || i FROM generate_series(1, 20000) i" \
     >/dev/null || setup_ok=0
 if [[ $setup_ok == 1 && $(triggers fk) == "$TRIGGERS_BEFORE" ]]; then t_ok "setup: databases, tables, triggers"; else
     t_fail "setup" "triggers: $(triggers fk); see $WORK"
@@ -236,41 +259,43 @@ t_assert_eq "fk: the application's write on the source fires its audit trigger a
 
 # ---------------------------------------------------------------------------------------
 echo "# 2. job kill: pgmoverd SIGKILLed while the replay is inside a cascade"
-to_window kill kill t_kill
+# the job's lock_timeout bounds rollback's drain: long enough for the lock the test holds
+to_window kill kill t_kill --set lock_timeout=10min
 _kill_disabled() { [[ $(trg_artifact kill) == created:* ]]; }
 t_check "kill: the source's triggers are disabled for the replay" t_wait_for 30 _kill_disabled ||
     t_detail "$(trg_artifact kill)"
-# a lock on the children of the source, held by the test: the replay's cascade waits on it
-$SOURCE_PSQL -d kill -c "BEGIN" -c "LOCK TABLE public.child IN SHARE MODE" -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
-LOCKER=$!
-_locked() { [[ $(sq kill "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-                          WHERE c.relname = 'child' AND l.mode = 'ShareLock' AND l.granted") == 1 ]]; }
-t_check "kill: the test holds a lock on the source's child table" t_wait_for 10 _locked
+hold_lock
 q "$(tgt_url t_kill)" "DELETE FROM public.parent WHERE id = 1000" >/dev/null
 t_assert_eq "kill: on the target the parent and its 20,000 children are gone" "0" \
     "$(tq t_kill "SELECT count(*) FROM public.child WHERE parent_id = 1000")"
-_waiting() { [[ $(sq kill "SELECT count(*) FROM pg_stat_activity WHERE datname = 'kill'
-                            AND application_name LIKE '%reverse-apply%' AND wait_event_type = 'Lock'") == 1 ]]; }
 t_check "kill: the replay waits inside the cascade (the source's ON DELETE CASCADE on the locked table)" \
-    t_wait_for 30 _waiting || t_detail "$(sq kill "SELECT application_name, state, wait_event_type, left(query, 60) FROM pg_stat_activity WHERE datname = 'kill'")"
+    t_wait_for 30 apply_waits || t_detail "$(sq kill "SELECT application_name, state, wait_event_type, left(query, 60) FROM pg_stat_activity WHERE datname = 'kill'")"
 pgmd_kill9
 t_ok "kill: pgmoverd killed with SIGKILL there"
-kill "$LOCKER" 2>/dev/null
-wait "$LOCKER" 2>/dev/null
-LOCKER=
-sq kill "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE datname = 'kill' AND query LIKE '%pg_sleep(600)%' AND pid <> pg_backend_pid()" >/dev/null
-_unlocked() { ! _locked; }
-t_check "kill: the lock is released" t_wait_for 10 _unlocked
+t_assert_eq "kill: ... none of the cascade on the source yet" "1 20000" \
+    "$(sq kill "SELECT (SELECT count(*) FROM public.parent WHERE id = 1000) || ' ' || (SELECT count(*) FROM public.child WHERE parent_id = 1000)")"
+release_lock
 t_check "kill: pgmoverd restarts" pgmd_start "$DMN" || t_detail "see log"
 t_assert_eq "kill: still in the window" "rollback_window" "$(pgmd_state kill)"
 t_check "kill: the stream goes on: every table of the target reaches the source" t_wait_for 120 all_same kill t_kill ||
     t_detail "$(fail_detail kill) $(jst kill '.facts.reverse')"
 t_assert_eq "kill: ... the parent and its children gone on the source" "0 0" \
     "$(sq kill "SELECT (SELECT count(*) FROM public.parent WHERE id = 1000) || ' ' || (SELECT count(*) FROM public.child WHERE parent_id = 1000)")"
+# again, inside rollback's drain: the other big parent deleted on the target, the lock
+# taken, then rollback; pgmoverd killed while the drain waits inside the cascade
 q "$(tgt_url t_kill)" "DELETE FROM public.parent WHERE id = 7; UPDATE public.code SET code = 'A2' WHERE code = 'A'" >/dev/null
-cmd "kill: rollback" rollback kill
-wait_state "kill: rolled_back" kill rolled_back 120
+t_check "kill: the window's other writes reach the source" t_wait_for 60 all_same kill t_kill
+hold_lock
+q "$(tgt_url t_kill)" "DELETE FROM public.parent WHERE id = 2000" >/dev/null
+cmd "kill: rollback while the source's child table is locked" rollback kill
+t_check "kill: rollback's drain waits inside the cascade" t_wait_for 30 apply_waits ||
+    t_detail "$(fail_detail kill)"
+t_assert_eq "kill: ... the job rolling back" "rolling_back" "$(pgmd_state kill)"
+pgmd_kill9
+t_ok "kill: pgmoverd killed with SIGKILL in rolling_back, there"
+release_lock
+t_check "kill: pgmoverd restarts" pgmd_start "$DMN" || t_detail "see log"
+wait_state "kill: the rollback completes: rolled_back" kill rolled_back 180
 after_rollback kill kill t_kill
 
 # ---------------------------------------------------------------------------------------
