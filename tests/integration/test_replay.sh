@@ -13,6 +13,7 @@
 # a BEFORE UPDATE trigger on child that rewrites two columns (counts edits, marks the note),
 # and a trigger the user disabled on the source.
 #
+#   0. plan: the source's user triggers found (info), one of another role's table an error
 #   1. job fk: writes on the target touching all of them, in the window; the source's user
 #      triggers disabled while it replays (pg_trigger), recorded in the artifacts; rollback;
 #      source = target for every table; the triggers as they were (tgenabled), the one the
@@ -203,6 +204,21 @@ if ! pgmd_start "$DMN" "pg_bindir = $TB_PGBIN"; then
     exit 1
 fi
 t_ok "pgmoverd starts"
+
+# ---------------------------------------------------------------------------------------
+echo "# 0. plan: the source's triggers, which the replay disables, need their owner"
+plan_trg() { # SRCDB DSTDB
+    pgm --json plan --source "$(src_url "$1")" --target "$(tgt_url "$2")" 2>&1 |
+        jq -r '.result.findings[] | select(.check == "rollback window: source triggers") | .status + ": " + .finding'
+}
+t_assert_contains "plan: the source's user triggers are disabled for the replay (info)" "$(plan_trg fk t_fk)" \
+    "info: 2 table(s) of the source have user triggers: disabled while the rollback window replays"
+sq load "CREATE ROLE someone_else NOLOGIN; CREATE TABLE public.theirs (id integer);
+         CREATE TRIGGER theirs_audit AFTER INSERT ON public.theirs FOR EACH ROW EXECUTE FUNCTION public.audit_ins();
+         ALTER TABLE public.theirs OWNER TO someone_else" >/dev/null
+t_assert_contains "plan: a table with triggers the source role does not own is an error for the window" \
+    "$(plan_trg load t_load)" "error: 1 table(s) of the source with user triggers are not owned by role"
+sq load "DROP TABLE public.theirs" >/dev/null
 
 # ---------------------------------------------------------------------------------------
 echo "# 1. job fk: cascades, SET NULL, ON UPDATE CASCADE and triggers replayed on the source"
