@@ -311,6 +311,28 @@ run_next(run_t *t)
 	alter_send(t);
 }
 
+/* whether a live record names this trigger of this table (as format('%I.%I') gives it) */
+static bool
+trigger_recorded(pgm_job_t *job, const char *table, const char *trigger)
+{
+	const cJSON *a, *tbl, *g;
+
+	cJSON_ArrayForEach (a, job->artifacts) {
+		if (!pgm_artifact_live(a) || pgm_json_str(a, "kind") == NULL ||
+		    strcmp(pgm_json_str(a, "kind"), KIND_TRIGGERS) != 0)
+			continue;
+		cJSON_ArrayForEach (tbl, art_tables(a)) {
+			if (pgm_json_str(tbl, "t") == NULL || table == NULL ||
+			    strcmp(pgm_json_str(tbl, "t"), table) != 0)
+				continue;
+			cJSON_ArrayForEach (g, cJSON_GetObjectItem(tbl, "triggers"))
+				if (pgm_json_str(g, "name") && trigger && strcmp(pgm_json_str(g, "name"), trigger) == 0)
+					return true;
+		}
+	}
+	return false;
+}
+
 /* prepare: the enabled user triggers, and those no record names yet recorded, durable */
 static void
 on_triggers(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void *data)
@@ -328,7 +350,7 @@ on_triggers(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, vo
 		cJSON *keep = cJSON_CreateArray(), *g;
 
 		cJSON_ArrayForEach (g, cJSON_GetObjectItem(tbl, "triggers")) {
-			if (!pgm_replay_trigger_recorded(t->s->job, pgm_json_str(tbl, "t"), pgm_json_str(g, "name")))
+			if (!trigger_recorded(t->s->job, pgm_json_str(tbl, "t"), pgm_json_str(g, "name")))
 				cJSON_AddItemToArray(keep, cJSON_Duplicate(g, 1));
 		}
 		if (cJSON_GetArraySize(keep) > 0) {
@@ -417,27 +439,6 @@ run_start(pgm_step_t *s, bool enable, uv_timer_t *timer)
 }
 
 /* ---- the API (reverse.h) ---- */
-
-bool
-pgm_replay_trigger_recorded(pgm_job_t *job, const char *table, const char *trigger)
-{
-	const cJSON *a, *tbl, *g;
-
-	cJSON_ArrayForEach (a, job->artifacts) {
-		if (!pgm_artifact_live(a) || pgm_json_str(a, "kind") == NULL ||
-		    strcmp(pgm_json_str(a, "kind"), KIND_TRIGGERS) != 0)
-			continue;
-		cJSON_ArrayForEach (tbl, art_tables(a)) {
-			if (pgm_json_str(tbl, "t") == NULL || table == NULL ||
-			    strcmp(pgm_json_str(tbl, "t"), table) != 0)
-				continue;
-			cJSON_ArrayForEach (g, cJSON_GetObjectItem(tbl, "triggers"))
-				if (pgm_json_str(g, "name") && trigger && strcmp(pgm_json_str(g, "name"), trigger) == 0)
-					return true;
-		}
-	}
-	return false;
-}
 
 void
 pgm_replay_prepare(pgm_step_t *s, uv_timer_t *timer, pgm_replay_cb cb, void *data)

@@ -28,8 +28,6 @@ void pgm_replay_prepare(pgm_step_t *s, uv_timer_t *timer, pgm_replay_cb cb, void
 void pgm_replay_rules_apply(const cJSON *rules, struct pgm_pgo *pgo);
 /* whether pgmover disabled triggers on the source that are not enabled again */
 bool pgm_replay_triggers_live(pgm_job_t *job);
-/* whether a live record names this trigger of this table ("schema"."table" as format %I.%I gives it) */
-bool pgm_replay_trigger_recorded(pgm_job_t *job, const char *table, const char *trigger);
 /* a stage: enable again exactly the triggers pgmover disabled, if still disabled; errors fail the flow */
 void pgm_replay_triggers_restore(pgm_flow_t *f, pgm_stage_fn then);
 
