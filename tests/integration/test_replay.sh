@@ -16,6 +16,7 @@
 #   0. plan: the source's user triggers found (info), one of another role's table an error
 #   1. job fk: writes on the target touching all of them, in the window; the source's user
 #      triggers disabled while it replays (pg_trigger), recorded in the artifacts; rollback;
+#      pgmoverd SIGKILLed while rollback enables them again (a lock holds one table), restarted;
 #      source = target for every table; the triggers as they were (tgenabled), the one the
 #      user disabled still disabled, the artifact dropped
 #   2. job kill: a parent with 20,000 children deleted on the target while a lock on the
@@ -100,23 +101,23 @@ trg_artifact() { # JOB
     jst "$1" '[.artifacts[] | select(.kind == "source_triggers")] | map(.status + ":" +
         ([.tables[] | .t + "(" + ([.triggers[] | .name + "=" + .was] | join(",")) + ")"] | join(" "))) | join(";")'
 }
-# job kill: a lock on the source's children, held by the test (SHARE: the replay's cascade waits on it)
-hold_lock() {
-    $SOURCE_PSQL -d kill -c "BEGIN" -c "LOCK TABLE public.child IN SHARE MODE" -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
+# a lock on a table of the source, held by the test (SHARE: writes and ALTER TABLE wait on it)
+hold_lock() { # DB TABLE
+    $SOURCE_PSQL -d "$1" -c "BEGIN" -c "LOCK TABLE public.$2 IN SHARE MODE" -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
     LOCKER=$!
-    t_check "kill: the test holds a lock on the source's child table" t_wait_for 10 locked
+    t_check "$1: the test holds a lock on the source's $2 table" t_wait_for 10 locked "$1" "$2"
 }
-locked() { [[ $(sq kill "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-                         WHERE c.relname = 'child' AND l.mode = 'ShareLock' AND l.granted") == 1 ]]; }
-unlocked() { ! locked; }
-release_lock() {
+locked() { [[ $(sq "$1" "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                         WHERE c.relname = '$2' AND l.mode = 'ShareLock' AND l.granted") == 1 ]]; }
+unlocked() { ! locked "$@"; }
+release_lock() { # DB TABLE
     kill "$LOCKER" 2>/dev/null
     wait "$LOCKER" 2>/dev/null
     LOCKER=
     # psql gone, its backend sleeps on: ended here
-    sq kill "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = 'kill' AND query LIKE '%pg_sleep(600)%' AND pid <> pg_backend_pid()" >/dev/null
-    t_check "kill: the lock is released" t_wait_for 10 unlocked
+    sq "$1" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = '$1' AND query LIKE '%pg_sleep(600)%' AND pid <> pg_backend_pid()" >/dev/null
+    t_check "$1: the lock is released" t_wait_for 10 unlocked "$1" "$2"
 }
 apply_waits() { [[ $(sq kill "SELECT count(*) FROM pg_stat_activity WHERE datname = 'kill'
                               AND application_name LIKE '%reverse-apply%' AND wait_event_type = 'Lock'") == 1 ]]; }
@@ -265,7 +266,21 @@ t_assert_eq "fk: the BEFORE UPDATE trigger's rewrite on the source is the target
     "1 edited!" "$(sq fk "SELECT edits || ' ' || note FROM public.child WHERE id = 7")"
 t_assert_eq "fk: the audit rows on the source are the target's (once each)" \
     "$(tq t_fk "SELECT count(*) FROM public.audit")" "$(sq fk "SELECT count(*) FROM public.audit")"
+# pgmoverd killed while rollback enables the triggers again: a lock on parent (nothing of it
+# left to replay) holds its ALTER TABLE, after child's; the restarted rollback finishes it
+hold_lock fk parent
 cmd "fk: rollback" rollback fk
+_restoring() { grep -q "ALTER TABLE public.parent ENABLE TRIGGER waits for a lock" "$DMN/pgmoverd.log"; }
+t_check "fk: rollback enables the triggers again, and waits for the lock on parent" t_wait_for 60 _restoring ||
+    t_detail "$(fail_detail fk) $(triggers fk)"
+pgmd_kill9
+t_ok "fk: pgmoverd killed with SIGKILL there"
+t_assert_eq "fk: ... child's triggers enabled again, parent's not yet" \
+    "child_audit=O child_noisy=D child_stamp=O parent_audit=D" "$(triggers fk)"
+t_assert_contains "fk: ... the artifact says it is being undone (dropping)" "$(jq -r '[.artifacts[] |
+    select(.kind == "source_triggers") | .status] | join(",")' "$DMN/state/fk/state.json")" "dropping"
+release_lock fk parent
+t_check "fk: pgmoverd restarts" pgmd_start "$DMN" || t_detail "see log"
 wait_state "fk: rolled_back" fk rolled_back 60
 after_rollback fk fk t_fk
 # the source's triggers work again for the application back on it
@@ -280,7 +295,7 @@ to_window kill kill t_kill --set lock_timeout=10min
 _kill_disabled() { [[ $(trg_artifact kill) == created:* ]]; }
 t_check "kill: the source's triggers are disabled for the replay" t_wait_for 30 _kill_disabled ||
     t_detail "$(trg_artifact kill)"
-hold_lock
+hold_lock kill child
 q "$(tgt_url t_kill)" "DELETE FROM public.parent WHERE id = 1000" >/dev/null
 t_assert_eq "kill: on the target the parent and its 20,000 children are gone" "0" \
     "$(tq t_kill "SELECT count(*) FROM public.child WHERE parent_id = 1000")"
@@ -290,7 +305,7 @@ pgmd_kill9
 t_ok "kill: pgmoverd killed with SIGKILL there"
 t_assert_eq "kill: ... none of the cascade on the source yet" "1 20000" \
     "$(sq kill "SELECT (SELECT count(*) FROM public.parent WHERE id = 1000) || ' ' || (SELECT count(*) FROM public.child WHERE parent_id = 1000)")"
-release_lock
+release_lock kill child
 t_check "kill: pgmoverd restarts" pgmd_start "$DMN" || t_detail "see log"
 t_assert_eq "kill: still in the window" "rollback_window" "$(pgmd_state kill)"
 t_check "kill: the stream goes on: every table of the target reaches the source" t_wait_for 120 all_same kill t_kill ||
@@ -301,7 +316,7 @@ t_assert_eq "kill: ... the parent and its children gone on the source" "0 0" \
 # taken, then rollback; pgmoverd killed while the drain waits inside the cascade
 q "$(tgt_url t_kill)" "DELETE FROM public.parent WHERE id = 7; UPDATE public.code SET code = 'A2' WHERE code = 'A'" >/dev/null
 t_check "kill: the window's other writes reach the source" t_wait_for 60 all_same kill t_kill
-hold_lock
+hold_lock kill child
 q "$(tgt_url t_kill)" "DELETE FROM public.parent WHERE id = 2000" >/dev/null
 cmd "kill: rollback while the source's child table is locked" rollback kill
 t_check "kill: rollback's drain waits inside the cascade" t_wait_for 30 apply_waits ||
@@ -309,7 +324,7 @@ t_check "kill: rollback's drain waits inside the cascade" t_wait_for 30 apply_wa
 t_assert_eq "kill: ... the job rolling back" "rolling_back" "$(pgmd_state kill)"
 pgmd_kill9
 t_ok "kill: pgmoverd killed with SIGKILL in rolling_back, there"
-release_lock
+release_lock kill child
 t_check "kill: pgmoverd restarts" pgmd_start "$DMN" || t_detail "see log"
 wait_state "kill: the rollback completes: rolled_back" kill rolled_back 180
 after_rollback kill kill t_kill
