@@ -40,6 +40,12 @@
  * applying; facts.reverse.retained_bytes is the WAL the slot keeps on the
  * target's disk, a warning past rollback_retained_warn.
  *
+ * The source's triggers and foreign keys stay in place (replay.c): each
+ * time the stream connects, the source's user triggers not yet disabled
+ * are (recorded first), and its foreign keys' rules given to the decoder,
+ * which lets their effects (a cascade's DELETE, an ON UPDATE CASCADE's
+ * moved key) through.
+ *
  * Errors (rev_fail): one that may pass by itself is retried with a growing
  * pause; one the source will give again (it refuses the change) stops the
  * stream and fails the step once, so the operator fixes it and retries.
