@@ -10,6 +10,18 @@
  * the key columns (primary key or REPLICA IDENTITY USING INDEX) with "=",
  * or, for REPLICA IDENTITY FULL, every column with IS NOT DISTINCT FROM
  * on one row picked by ctid (duplicates are legal there).
+ *
+ * The source's foreign keys act by themselves when a change is replayed
+ * (no session_replication_role without a superuser), so the target's WAL
+ * holds, after a parent's change, child changes the source has made
+ * already. The rules of pgm_pgo_fk_rule (read from the source's catalog)
+ * let exactly those through: a DELETE of a table some ON DELETE CASCADE
+ * empties may find its row gone (the final state is the target's: no row),
+ * and an UPDATE whose old row the source's ON UPDATE CASCADE, SET NULL or
+ * SET DEFAULT changed already, so its old key or image matches nothing, is
+ * applied to the row as that action left it (the old image with those
+ * columns at their new values). Every other change still matches exactly
+ * one row.
  */
 #include "common/util.h"
 #include "pg/pgoutput.h"
@@ -57,7 +69,8 @@ sb_take(sb_t *b, char *s)
 typedef struct rel_col {
 	char *name; /* quoted identifier */
 	uint32_t typid;
-	bool key; /* part of the replica identity */
+	bool key;    /* part of the replica identity */
+	bool fk_set; /* a foreign key's action on the source may set it (ON UPDATE CASCADE, SET NULL...) */
 } rel_col_t;
 
 typedef struct rel {
@@ -66,7 +79,17 @@ typedef struct rel {
 	char ident;  /* d(efault), n(othing), f(ull), i(ndex) */
 	int ncols;
 	rel_col_t *cols;
+	bool cascaded; /* an ON DELETE CASCADE on the source may delete its rows first */
+	bool fk_key;   /* some fk_set column is a key column: an UPDATE may find its old row moved */
 } rel_t;
+
+/* what the source's foreign keys do by themselves to one table (pgm_pgo_fk_rule) */
+typedef struct fk_rule {
+	char *nsp, *name; /* unquoted */
+	bool cascaded;
+	char **cols; /* unquoted names of the columns an action may set */
+	int ncols;
+} fk_rule_t;
 
 struct pgm_pgo {
 	rel_t *rels;
@@ -83,6 +106,8 @@ struct pgm_pgo {
 	size_t ins_end;     /* whose last row's ")" ends here */
 	char **chunks;      /* the chunks of the transaction so far */
 	int nchunks, cap_chunks;
+	fk_rule_t *rules; /* the source's foreign keys' actions, by table */
+	int nrules;
 };
 
 pgm_pgo_t *
@@ -142,6 +167,14 @@ pgm_pgo_free(pgm_pgo_t *p)
 {
 	if (p == NULL)
 		return;
+	for (int i = 0; i < p->nrules; i++) {
+		for (int j = 0; j < p->rules[i].ncols; j++)
+			free(p->rules[i].cols[j]);
+		free(p->rules[i].cols);
+		free(p->rules[i].nsp);
+		free(p->rules[i].name);
+	}
+	free(p->rules);
 	chunks_drop(p);
 	for (int i = 0; i < p->nrels; i++)
 		rel_clear(&p->rels[i]);
@@ -312,6 +345,26 @@ where_clause(sb_t *b, const rel_t *rel, const val_t *v, int n)
 	return any;
 }
 
+/*
+ * The row as the source's foreign key actions leave it: the old tuple's
+ * key columns, those an action sets (fk_set) at the new tuple's values
+ */
+static bool
+where_after_fk(sb_t *b, const rel_t *rel, const val_t *old, int nold, const val_t *new, int nnew)
+{
+	val_t *v = pgm_calloc((size_t) (nold > 0 ? nold : 1), sizeof(val_t));
+	bool any;
+
+	for (int i = 0; i < nold; i++) {
+		v[i] = old[i];
+		if (i < rel->ncols && i < nnew && rel->cols[i].fk_set && new[i].kind != 'u')
+			v[i] = new[i];
+	}
+	any = where_clause(b, rel, v, nold);
+	free(v); /* the values are the tuples' own */
+	return any;
+}
+
 static void
 put_value(sb_t *b, const val_t *v)
 {
@@ -321,14 +374,20 @@ put_value(sb_t *b, const val_t *v)
 		sb_take(b, pgm_quote_literal(v->text));
 }
 
-/* after an UPDATE or DELETE: exactly one row, or the transaction fails */
+/*
+ * After an UPDATE or DELETE: exactly one row, or the transaction fails;
+ * gone_ok: none is right too (a DELETE the source's cascade made already).
+ * count: read ROW_COUNT first (not when a fallback read it already).
+ */
 static void
-put_row_check(sb_t *b, const char *verb, const rel_t *rel, const char *cond)
+put_row_check(sb_t *b, const char *verb, const rel_t *rel, const char *cond, bool gone_ok, bool count)
 {
 	char *what = pgm_asprintf("%s of %s where %.200s", verb, rel->qname, cond);
 
-	sb_str(b, "GET DIAGNOSTICS pgm_rows = ROW_COUNT;\nIF pgm_rows <> 1 THEN RAISE EXCEPTION "
-		  "'% matched % row(s) on the source instead of 1', ");
+	if (count)
+		sb_str(b, "GET DIAGNOSTICS pgm_rows = ROW_COUNT;\n");
+	sb_str(b, gone_ok ? "IF pgm_rows > 1" : "IF pgm_rows <> 1");
+	sb_str(b, " THEN RAISE EXCEPTION '% matched % row(s) on the source instead of 1', ");
 	sb_take(b, pgm_quote_literal(what));
 	sb_str(b, ", pgm_rows; END IF;\n");
 	free(what);
@@ -464,9 +523,11 @@ change_update_delete(pgm_pgo_t *p, rel_t *rel, rd_t *r, bool is_delete, char **e
 		sb_str(b, rel->qname);
 		put_target_row(b, rel, cond.d);
 		sb_str(b, ";\n");
+		/* the source's ON DELETE CASCADE may have removed it with its parent: gone is the target's state */
+		put_row_check(b, "delete", rel, cond.d, rel->cascaded, true);
 	} else {
-		bool first = true;
-		sb_t set = {0};
+		bool first = true, moved;
+		sb_t set = {0}, stmt = {0}, after = {0};
 
 		for (int i = 0; i < nnew && i < rel->ncols; i++) {
 			if (new[i].kind == 'u' || unchanged(rel, old, nold, old_kind == 'O', new, i))
@@ -479,19 +540,31 @@ change_update_delete(pgm_pgo_t *p, rel_t *rel, rd_t *r, bool is_delete, char **e
 		}
 		if (set.n == 0) {
 			/* nothing to write, but the row must be there */
-			sb_str(b, "PERFORM 1 FROM ");
-			sb_str(b, rel->qname);
+			sb_str(&stmt, "PERFORM 1 FROM ");
+			sb_str(&stmt, rel->qname);
 		} else {
-			sb_str(b, "UPDATE ");
-			sb_str(b, rel->qname);
-			sb_str(b, " SET ");
-			sb_str(b, set.d);
+			sb_str(&stmt, "UPDATE ");
+			sb_str(&stmt, rel->qname);
+			sb_str(&stmt, " SET ");
+			sb_str(&stmt, set.d);
 		}
 		free(set.d);
+		sb_str(b, stmt.d);
 		put_target_row(b, rel, cond.d);
-		sb_str(b, ";\n");
+		sb_str(b, ";\nGET DIAGNOSTICS pgm_rows = ROW_COUNT;\n");
+		moved = old && rel->fk_key && where_after_fk(&after, rel, old, nold, new, nnew) &&
+			strcmp(after.d, cond.d) != 0;
+		if (moved) {
+			/* the source's ON UPDATE action changed the old row already: the row as it left it */
+			sb_str(b, "IF pgm_rows = 0 THEN\n");
+			sb_str(b, stmt.d);
+			put_target_row(b, rel, after.d);
+			sb_str(b, ";\nGET DIAGNOSTICS pgm_rows = ROW_COUNT;\nEND IF;\n");
+		}
+		free(stmt.d);
+		free(after.d);
+		put_row_check(b, "update", rel, cond.d, false, false);
 	}
-	put_row_check(b, is_delete ? "delete" : "update", rel, cond.d);
 out:
 	free(cond.d);
 	tuple_free(old, nold);
@@ -522,6 +595,44 @@ change_truncate(pgm_pgo_t *p, rd_t *r, char **err)
 	return 0;
 }
 
+/* ---- the source's foreign key actions ---- */
+
+void
+pgm_pgo_fk_rule(pgm_pgo_t *p, const char *nsp, const char *name, bool cascaded, const char *const *cols, int ncols)
+{
+	fk_rule_t *f;
+
+	p->rules = pgm_realloc(p->rules, (size_t) (p->nrules + 1) * sizeof(fk_rule_t));
+	f = &p->rules[p->nrules++];
+	f->nsp = pgm_strdup(nsp);
+	f->name = pgm_strdup(name);
+	f->cascaded = cascaded;
+	f->ncols = ncols;
+	f->cols = pgm_calloc((size_t) (ncols > 0 ? ncols : 1), sizeof(char *));
+	for (int i = 0; i < ncols; i++)
+		f->cols[i] = pgm_strdup(cols[i]);
+}
+
+static const fk_rule_t *
+rule_find(const pgm_pgo_t *p, const char *nsp, const char *name)
+{
+	for (int i = 0; i < p->nrules; i++)
+		if (strcmp(p->rules[i].nsp, nsp) == 0 && strcmp(p->rules[i].name, name) == 0)
+			return &p->rules[i];
+	return NULL;
+}
+
+/* whether an action of the source's foreign keys sets this column */
+static void
+rule_col(const pgm_pgo_t *p, const char *nsp, const char *name, const char *col, rel_col_t *c)
+{
+	const fk_rule_t *f = rule_find(p, nsp, name);
+
+	c->fk_set = false;
+	for (int i = 0; f && i < f->ncols; i++)
+		c->fk_set = c->fk_set || strcmp(f->cols[i], col) == 0;
+}
+
 static int
 msg_relation(pgm_pgo_t *p, rd_t *r)
 {
@@ -530,6 +641,7 @@ msg_relation(pgm_pgo_t *p, rd_t *r)
 	char ident = (char) rd_int(r, 1);
 	int ncols = (int) rd_int(r, 2);
 	rel_t *rel = rel_find(p, relid);
+	const fk_rule_t *rule;
 	char *qn, *qr;
 
 	if (r->bad)
@@ -562,7 +674,12 @@ msg_relation(pgm_pgo_t *p, rd_t *r)
 		rel->cols[i].typid = (uint32_t) rd_int(r, 4);
 		(void) rd_int(r, 4); /* atttypmod */
 		rel->ncols = i + 1;
+		rule_col(p, nsp[0] ? nsp : "pg_catalog", name, col, &rel->cols[i]);
 	}
+	rule = rule_find(p, nsp[0] ? nsp : "pg_catalog", name);
+	rel->cascaded = rule && rule->cascaded;
+	for (int i = 0; i < rel->ncols; i++)
+		rel->fk_key = rel->fk_key || (rel->cols[i].key && rel->cols[i].fk_set);
 	return r->bad ? -1 : 0;
 }
 

@@ -53,6 +53,15 @@ char *pgm_pgo_take_chunk(pgm_pgo_t *p);
 int pgm_pgo_chunks_ready(const pgm_pgo_t *p);
 /* the transaction being read, from its Begin message; false between transactions */
 bool pgm_pgo_current(const pgm_pgo_t *p, uint64_t *commit_lsn, int64_t *commit_time, uint32_t *xid);
+/*
+ * What the source's foreign keys do by themselves to the rows of table
+ * nsp.name (unquoted names), given before the changes are fed: cascaded,
+ * an ON DELETE CASCADE may delete its rows before the target's DELETE of
+ * them arrives; cols, the columns an ON UPDATE CASCADE, SET NULL or SET
+ * DEFAULT action may set before the target's UPDATE of them arrives.
+ */
+void pgm_pgo_fk_rule(pgm_pgo_t *p, const char *nsp, const char *name, bool cascaded, const char *const *cols,
+		     int ncols);
 /* bytea text output ("\x0a1b...") to bytes (malloc'd); NULL when malformed */
 uint8_t *pgm_pgo_unhex(const char *text, size_t *len);
 

@@ -268,6 +268,71 @@ START_TEST(test_chunks_bounded_by_bytes)
 }
 END_TEST
 
+/* a Delete ('D') or an Update ('U') with the old key ('K') of a row whose key was old_id */
+static void
+change_old_key(pgm_pgo_t *p, char kind, uint32_t relid, const char *old_id, const char *id, const char *v)
+{
+	msg_t m = {.n = 0};
+	pgm_pgo_txn_t t = {0};
+	const char *oldv[] = {old_id, NULL}, *newv[] = {id, v};
+
+	put_int(&m, (uint64_t) kind, 1);
+	put_int(&m, relid, 4);
+	put_int(&m, 'K', 1);
+	put_tuple(&m, 2, oldv);
+	if (kind == 'U') {
+		put_int(&m, 'N', 1);
+		put_tuple(&m, 2, newv);
+	}
+	ck_assert_int_eq(feed(p, &m, &t), 0);
+}
+
+/*
+ * The source's foreign key actions: a DELETE of a table an ON DELETE
+ * CASCADE empties may find no row; an UPDATE whose key an ON UPDATE
+ * CASCADE moved already is applied to the row at its new key; any other
+ * table still needs exactly one row.
+ */
+START_TEST(test_fk_actions)
+{
+	pgm_pgo_t *p = pgm_pgo_new();
+	pgm_pgo_txn_t t = {0};
+	const char *cols[] = {"id"};
+	const char *c;
+
+	pgm_pgo_fk_rule(p, "public", "child", true, cols, 1);
+	pgm_pgo_fk_rule(p, "public", "setnull", false, NULL, 0);
+	begin(p, 0x200, 9);
+	relation(p, 1, "child");
+	relation(p, 2, "plain");
+	relation(p, 3, "setnull");
+	change_old_key(p, 'D', 1, "1", NULL, NULL);
+	change_old_key(p, 'D', 2, "1", NULL, NULL);
+	change_old_key(p, 'U', 1, "2", "20", "moved");
+	change_old_key(p, 'U', 2, "2", "20", "moved");
+	change_old_key(p, 'D', 3, "1", NULL, NULL);
+	commit(p, 0x200, &t);
+	ck_assert_int_eq(t.nchunks, 1);
+	c = t.chunks[0];
+	ck_assert_ptr_nonnull(strstr(c, "DELETE FROM \"public\".\"child\" WHERE \"id\" = '1';\n"
+					"GET DIAGNOSTICS pgm_rows = ROW_COUNT;\nIF pgm_rows > 1 THEN"));
+	ck_assert_ptr_nonnull(strstr(c, "DELETE FROM \"public\".\"plain\" WHERE \"id\" = '1';\n"
+					"GET DIAGNOSTICS pgm_rows = ROW_COUNT;\nIF pgm_rows <> 1 THEN"));
+	ck_assert_ptr_nonnull(strstr(c, "DELETE FROM \"public\".\"setnull\" WHERE \"id\" = '1';\n"
+					"GET DIAGNOSTICS pgm_rows = ROW_COUNT;\nIF pgm_rows <> 1 THEN"));
+	ck_assert_ptr_nonnull(
+		strstr(c, "UPDATE \"public\".\"child\" SET \"id\" = '20', \"v\" = 'moved' WHERE \"id\" = '2';\n"
+			  "GET DIAGNOSTICS pgm_rows = ROW_COUNT;\nIF pgm_rows = 0 THEN\n"
+			  "UPDATE \"public\".\"child\" SET \"id\" = '20', \"v\" = 'moved' WHERE \"id\" = '20';\n"
+			  "GET DIAGNOSTICS pgm_rows = ROW_COUNT;\nEND IF;\nIF pgm_rows <> 1 THEN"));
+	/* no fallback where no action of the source moves the row */
+	ck_assert_int_eq(count(c, "IF pgm_rows = 0 THEN"), 1);
+	ck_assert_int_eq(count(c, "IF pgm_rows <> 1 THEN"), 4);
+	pgm_pgo_txn_clear(&t);
+	pgm_pgo_free(p);
+}
+END_TEST
+
 START_TEST(test_malformed)
 {
 	pgm_pgo_t *p = pgm_pgo_new();
@@ -302,6 +367,7 @@ pgm_test_suite(void)
 	tcase_add_test(tc, test_large_transaction_in_chunks);
 	tcase_add_test(tc, test_chunks_bounded_by_bytes);
 	tcase_add_test(tc, test_malformed);
+	tcase_add_test(tc, test_fk_actions);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -316,6 +316,43 @@ START_TEST(test_rollback_managed_target)
 }
 END_TEST
 
+/*
+ * The source's user triggers: disabled for the rollback window's replay,
+ * which needs their owner: info when the role owns them, an error when
+ * it does not, nothing without triggers or without a window.
+ */
+START_TEST(test_source_triggers)
+{
+	cJSON *g, *r;
+	const cJSON *f;
+
+	r = evaluate(fixture(), options(NULL, NULL), false);
+	ck_assert_str_eq(status_of(r, "rollback window: source triggers"), "(missing)");
+	cJSON_Delete(r);
+	g = fixture();
+	cJSON_AddNumberToObject(cJSON_GetObjectItem(g, "source"), "triggered_tables", 2);
+	r = evaluate(g, options(NULL, NULL), false);
+	ck_assert_str_eq(status_of(r, "rollback window: source triggers"), "info");
+	cJSON_Delete(r);
+	g = fixture();
+	cJSON_AddNumberToObject(cJSON_GetObjectItem(g, "source"), "triggered_tables", 2);
+	cJSON_AddNumberToObject(cJSON_GetObjectItem(g, "source"), "triggered_tables_not_owned", 1);
+	r = evaluate(g, options(NULL, NULL), false);
+	ck_assert_str_eq(status_of(r, "rollback window: source triggers"), "error");
+	f = finding(r, "rollback window: source triggers");
+	ck_assert_ptr_nonnull(
+		strstr(cJSON_GetStringValue(cJSON_GetObjectItem(f, "finding")), "not owned by role app_owner"));
+	ck_assert(!cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
+	cJSON_Delete(r);
+	g = fixture();
+	cJSON_AddNumberToObject(cJSON_GetObjectItem(g, "source"), "triggered_tables", 2);
+	cJSON_AddNumberToObject(cJSON_GetObjectItem(g, "source"), "triggered_tables_not_owned", 1);
+	r = evaluate(g, options("rollback_window", "0"), false);
+	ck_assert_str_eq(status_of(r, "rollback window: source triggers"), "(missing)");
+	cJSON_Delete(r);
+}
+END_TEST
+
 START_TEST(test_options_change_findings)
 {
 	cJSON *g = fixture(), *r;
@@ -456,6 +493,7 @@ pgm_test_suite(void)
 	tcase_add_test(tc, test_cutover_needs);
 	tcase_add_test(tc, test_rollback_managed_target);
 	tcase_add_test(tc, test_options_change_findings);
+	tcase_add_test(tc, test_source_triggers);
 	tcase_add_test(tc, test_unreachable_and_recommendations);
 	tcase_add_test(tc, test_triggers_checks);
 	suite_add_tcase(s, tc);

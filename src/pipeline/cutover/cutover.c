@@ -33,6 +33,7 @@
 #include "pipeline/cutover/flow.h"
 #include "pipeline/cutover/pgbouncer.h"
 #include "pipeline/cutover/reverse.h"
+#include "pipeline/cutover/replay.h"
 #include "fsm/artifact.h"
 #include "fsm/job.h"
 #include "pipeline/sql.h"
@@ -566,6 +567,13 @@ st_teardown(pgm_flow_t *f)
 	pgm_reverse_teardown(f, stage_next);
 }
 
+/* the source's triggers disabled for the replay (replay.c), enabled again */
+static void
+st_triggers(pgm_flow_t *f)
+{
+	pgm_replay_triggers_restore(f, stage_next);
+}
+
 static void
 st_pgb_cleanup(pgm_flow_t *f)
 {
@@ -573,8 +581,10 @@ st_pgb_cleanup(pgm_flow_t *f)
 	pgm_flow_next(f);
 }
 
-static const pgm_stage_t finish_stages[] = {
-	{"reverse:teardown", st_teardown, NULL}, {"pgbouncer:cleanup", st_pgb_cleanup, NULL}, {NULL, NULL, NULL}};
+static const pgm_stage_t finish_stages[] = {{"source:triggers", st_triggers, pgm_replay_triggers_live},
+					    {"reverse:teardown", st_teardown, NULL},
+					    {"pgbouncer:cleanup", st_pgb_cleanup, NULL},
+					    {NULL, NULL, NULL}};
 
 static void
 finish_finished(pgm_step_t *s)
@@ -595,7 +605,8 @@ pgm_finish_run(pgm_step_t *s)
 bool
 pgm_cutover_leftovers(pgm_job_t *job)
 {
-	return !pgm_job_traffic_moved(job) && (pgm_reverse_live(job) || pgm_pgb_backup_live(job));
+	return !pgm_job_traffic_moved(job) &&
+	       (pgm_reverse_live(job) || pgm_replay_triggers_live(job) || pgm_pgb_backup_live(job));
 }
 
 /* the include file as the backup has it, RELOAD, RESUME: best effort, never fails */
@@ -609,6 +620,7 @@ st_unwind_pgb(pgm_flow_t *f)
 }
 
 static const pgm_stage_t unwind_stages[] = {{"pgbouncer:restore", st_unwind_pgb, pgm_pgb_configured},
+					    {"source:triggers", st_triggers, pgm_replay_triggers_live},
 					    {"reverse:teardown", st_teardown, NULL},
 					    {"pgbouncer:cleanup", st_pgb_cleanup, NULL},
 					    {NULL, NULL, NULL}};

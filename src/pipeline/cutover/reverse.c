@@ -40,6 +40,12 @@
  * applying; facts.reverse.retained_bytes is the WAL the slot keeps on the
  * target's disk, a warning past rollback_retained_warn.
  *
+ * The source's triggers and foreign keys stay in place (replay.c): each
+ * time the stream connects, the source's user triggers not yet disabled
+ * are (recorded first), and its foreign keys' rules given to the decoder,
+ * which lets their effects (a cascade's DELETE, an ON UPDATE CASCADE's
+ * moved key) through.
+ *
  * Errors (rev_fail): one that may pass by itself is retried with a growing
  * pause; one the source will give again (it refuses the change) stops the
  * stream and fails the step once, so the operator fixes it and retries.
@@ -48,6 +54,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pipeline/cutover/reverse.h"
+#include "pipeline/cutover/replay.h"
 #include "pipeline/sql.h"
 #include "pg/pgoutput.h"
 #include "pg/lsn.h"
@@ -109,8 +116,10 @@ typedef struct pgm_reverse {
 	int64_t oldest_ms; /* commit time of this round's first transaction the source lacks */
 	int64_t lag_bytes, lag_ms;
 	int64_t txn_total, change_total, last_save;
-	int64_t retries;  /* transient errors in a row (the window) */
-	int64_t retained; /* bytes of WAL the slot keeps on the target */
+	int64_t retries;        /* transient errors in a row (the window) */
+	int64_t retained;       /* bytes of WAL the slot keeps on the target */
+	cJSON *rules;           /* what the source's foreign keys do (replay.c), for each decoder */
+	uv_timer_t *prep_timer; /* the replay's preparation waits on it for a lock */
 } pgm_reverse_t;
 
 static void rev_connect(pgm_reverse_t *r);
@@ -153,6 +162,7 @@ rev_free(void *p)
 	cur_clear(r);
 	batch_clear(r);
 	pgm_pgo_free(r->pgo);
+	cJSON_Delete(r->rules);
 	free(r->slot);
 	free(r->slot_lit);
 	free(r->progress);
@@ -193,6 +203,10 @@ refusal_hint(const pgm_pg_error_t *err)
 		return "the source's row is not the target's (changed on the source after cutover, or by a trigger or "
 		       "a cascade there): make the source's row what the target had before this change, then "
 		       "\"pgmover retry JOB\" resumes the stream (rollback waits for it)";
+	if (strcmp(err->sqlstate, "42501") == 0)
+		return "the source role lacks a privilege there: it must own the tables, whose user triggers pgmover "
+		       "disables while it replays (or disable them yourself, ALTER TABLE ... DISABLE TRIGGER), and may "
+		       "write them; grant it, then \"pgmover retry JOB\" resumes the stream (rollback waits for it)";
 	return "fix the cause on the source, then \"pgmover retry JOB\" resumes the stream (rollback waits for it)";
 }
 
@@ -875,14 +889,30 @@ on_connect(pgm_pg_conn_t *c, const pgm_pg_error_t *err, void *data)
 	pgm_pg_query(c, session_sql, 0, NULL, on_session, r);
 }
 
+/* the source ready for the replay (replay.c): its triggers disabled, its foreign keys' rules read */
+static void
+on_prepared(void *data, cJSON *rules, const char *what, const pgm_pg_error_t *err)
+{
+	pgm_reverse_t *r = data;
+
+	if (err) {
+		rev_error_pg(r, what, err);
+		return;
+	}
+	cJSON_Delete(r->rules);
+	r->rules = rules;
+	pgm_replay_rules_apply(r->rules, r->pgo);
+	r->tgt = pgm_step_connect(r->s, false, "reverse-read", on_connect, r);
+	r->src = pgm_step_connect(r->s, true, "reverse-apply", on_connect, r);
+}
+
 static void
 rev_connect(pgm_reverse_t *r)
 {
 	rev_close_conns(r);
 	pgm_pgo_free(r->pgo);
 	r->pgo = pgm_pgo_new();
-	r->tgt = pgm_step_connect(r->s, false, "reverse-read", on_connect, r);
-	r->src = pgm_step_connect(r->s, true, "reverse-apply", on_connect, r);
+	pgm_replay_prepare(r->s, r->prep_timer, on_prepared, r);
 }
 
 static pgm_reverse_t *
@@ -903,6 +933,7 @@ rev_start(pgm_step_t *s, pgm_flow_t *f, void (*drained)(pgm_flow_t *f))
 	r->last_save = pgm_now_ms();
 	r->timer = pgm_step_timer(s);
 	r->timer->data = r;
+	r->prep_timer = pgm_step_timer(s);
 	pgm_step_own(s, r, rev_free);
 	if (f)
 		f->rev = r;

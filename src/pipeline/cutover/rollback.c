@@ -7,6 +7,8 @@
  *                        source's freeze), its other sessions ended: no
  *                        write can land after the drain
  *   reverse:drain        the source gets every change committed on the target
+ *   source:triggers      the source's user triggers pgmover disabled while it
+ *                        replayed enabled again (replay.c), before it takes writes
  *   sequences            the source's sequences raised to the target's
  *   hook:rollback_command   e.g. DATABASE_URL back to the source
  *   source:thaw          undo exactly what freeze recorded (pgm_thaw_source)
@@ -31,6 +33,7 @@
 #include "pipeline/cutover/flow.h"
 #include "pipeline/cutover/pgbouncer.h"
 #include "pipeline/cutover/reverse.h"
+#include "pipeline/cutover/replay.h"
 #include "fsm/artifact.h"
 #include "fsm/job.h"
 #include "pipeline/sql.h"
@@ -141,6 +144,12 @@ st_drain(pgm_flow_t *f)
 }
 
 static void
+st_triggers(pgm_flow_t *f)
+{
+	pgm_replay_triggers_restore(f, stage_next);
+}
+
+static void
 st_sequences(pgm_flow_t *f)
 {
 	pgm_sequences_sync(f, false);
@@ -206,6 +215,7 @@ st_cleanup(pgm_flow_t *f)
 static const pgm_stage_t rollback_stages[] = {{"pgbouncer:pause", st_pause, pgm_pgb_configured},
 					      {"target:freeze", st_freeze_target, NULL},
 					      {"reverse:drain", st_drain, NULL},
+					      {"source:triggers", st_triggers, pgm_replay_triggers_live},
 					      {"sequences", st_sequences, NULL},
 					      {"hook:rollback_command", st_hook, want_hook},
 					      {"source:thaw", st_thaw_source, NULL},

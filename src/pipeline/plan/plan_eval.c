@@ -713,6 +713,37 @@ check_target_rollback(eval_t *ev, const cJSON *dst, const cJSON *options)
 		       : "; not a superuser, it owns the database and every table there and may create a publication");
 }
 
+/*
+ * The rollback window replays the target's writes on the source, where
+ * its user triggers would fire again (audit rows twice, a column rewritten
+ * twice): pgmover disables them for the replay (replay.c), which only
+ * their owner (or a superuser) may.
+ */
+static void
+check_source_replay(eval_t *ev, const cJSON *src, const cJSON *options)
+{
+	int triggered = (int) pgm_json_num(src, "triggered_tables", 0);
+	int not_owned = (int) pgm_json_num(src, "triggered_tables_not_owned", 0);
+
+	if (pgm_jobopt_int(options, "rollback_window") == 0 || triggered == 0)
+		return;
+	if (not_owned > 0 && !flag(src, "superuser")) {
+		add(ev, "rollback window: source triggers", "error",
+		    "connect as the owner of those tables (Heroku's default credential owns them all), or disable their "
+		    "triggers yourself for the window (ALTER TABLE ... DISABLE TRIGGER ...); or --set rollback_window=0",
+		    "%d table(s) of the source with user triggers are not owned by role %s: the rollback window disables "
+		    "the source's user triggers while it replays the target's writes there (they would fire a second "
+		    "time), which only the owner may; the stream would stop at the first",
+		    not_owned, str(src, "user"));
+		return;
+	}
+	add(ev, "rollback window: source triggers", "info", NULL,
+	    "%d table(s) of the source have user triggers: disabled while the rollback window replays the target's "
+	    "writes there, whose own triggers' effects come with them (recorded, and enabled again as they were at "
+	    "rollback or finish); foreign keys' actions stay in place and are recognised",
+	    triggered);
+}
+
 /* something must move the application's connections at cutover */
 static void
 check_traffic_switch(eval_t *ev, const cJSON *options)
@@ -778,6 +809,7 @@ pgm_plan_evaluate_method(const cJSON *gathered, const cJSON *options, bool targe
 			    "add sslmode=require to the source URL (Heroku requires it)",
 			    "the connection to the source does not use TLS");
 		check_source_role(&ev, src, options);
+		check_source_replay(&ev, src, options);
 		check_connections(&ev, src, "source", jobs + 2);
 		if (triggers)
 			check_triggers(&ev, src);
