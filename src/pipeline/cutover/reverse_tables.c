@@ -25,6 +25,15 @@
  * were never skipped: the stream stops on them). An unlogged or unpublished
  * table that becomes carried keeps its entry: what was written before is
  * not in the stream.
+ *
+ * One kind is carried back by itself: a new partition published under its
+ * own name (FOR TABLE its parent, or FOR ALL TABLES) whose parent the
+ * source has is made there (CREATE TABLE ... PARTITION OF, which gives it
+ * the parent's columns, keys and defaults) in the round that finds it,
+ * before that round reads the slot, so every change of it is applied:
+ * facts.reverse.carried, an audit line. A new plain table is not (its
+ * definition, defaults, sequences and the rows written before it was
+ * published would have to be made on the source: not done).
  */
 #include "common/json.h"
 #include "common/log.h"
@@ -48,7 +57,12 @@ static const char *target_sql =
 	"           FROM (SELECT c.oid, 0 UNION ALL SELECT * FROM pg_partition_ancestors(c.oid) WITH ORDINALITY)"
 	"                a(relid, o)"
 	"           JOIN pg_class ac ON ac.oid = a.relid JOIN pg_namespace an ON an.oid = ac.relnamespace"
-	"          WHERE a.relid IN (SELECT oid FROM pub) ORDER BY a.o LIMIT 1)"
+	"          WHERE a.relid IN (SELECT oid FROM pub) ORDER BY a.o LIMIT 1),"
+	/* a partition: what makes it on the source (a partition of its parent there inherits all else) */
+	"        CASE WHEN c.relispartition THEN format('CREATE TABLE IF NOT EXISTS %I.%I PARTITION OF %s %s',"
+	"             n.nspname, c.relname, (SELECT format('%I.%I', pn.nspname, p.relname) FROM pg_inherits i"
+	"               JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace"
+	"              WHERE i.inhrelid = c.oid), pg_get_expr(c.relpartbound, c.oid)) END"
 	"   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 	"  WHERE c.relkind = 'r' AND c.relpersistence IN ('p', 'u')"
 	"    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'"
@@ -246,6 +260,8 @@ typedef struct check {
 	cJSON *tables; /* {name: true} of every table on the target */
 	cJSON *asked;  /* [published name], for the source */
 	cJSON *askers; /* [table], the same order */
+	cJSON *ddl;    /* [statement that makes it on the source, or null], the same order */
+	cJSON *made;   /* [table] the source was just asked to make */
 } check_t;
 
 static void
@@ -257,6 +273,8 @@ check_free(void *p)
 	cJSON_Delete(c->tables);
 	cJSON_Delete(c->asked);
 	cJSON_Delete(c->askers);
+	cJSON_Delete(c->ddl);
+	cJSON_Delete(c->made);
 	free(c);
 }
 
@@ -284,6 +302,95 @@ found_add(check_t *c, const char *table, const char *kind, const char *reason)
 	cJSON_AddItemToArray(c->found, f);
 }
 
+static void on_source(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data);
+
+/* what the source was asked to make and now has: carried from here on, recorded */
+static void
+carried_note(check_t *c, const PGresult *missing)
+{
+	const cJSON *t;
+
+	cJSON_ArrayForEach (t, c->made) {
+		cJSON *list, *e;
+		char *outcome;
+		bool still = false;
+
+		for (int i = 0; i < pgm_pg_ntuples(missing); i++)
+			still = still || strcmp(pgm_pg_value(missing, i, 0) ?: "", t->valuestring) == 0;
+		if (still)
+			continue;
+		list = cJSON_GetObjectItemCaseSensitive(pgm_json_obj(c->job->facts, "reverse"), "carried");
+		if (!cJSON_IsArray(list)) {
+			list = cJSON_CreateArray();
+			pgm_json_set(pgm_json_obj(c->job->facts, "reverse"), "carried", list);
+		}
+		e = cJSON_CreateObject();
+		pgm_json_set_str(e, "table", t->valuestring);
+		pgm_json_set_str(e, "how", "created on the source as a partition of its parent there");
+		pgm_json_set_time(e, "at", pgm_now_ms());
+		cJSON_AddItemToArray(list, e);
+		outcome = pgm_asprintf("ok: %s created on the source as a partition of its parent there: the stream "
+				       "carries its writes",
+				       t->valuestring);
+		pgm_job_audit(c->job, NULL, "reverse:carried", pgm_state_name(c->job->state), NULL, outcome);
+		pgm_info("job %s: %s", c->job->name, outcome + 4);
+		free(outcome);
+		pgm_job_checkpoint(c->job);
+	}
+}
+
+/*
+ * The source lacks these published tables. A partition is made there
+ * (CREATE TABLE ... PARTITION OF its parent, which gives it the parent's
+ * columns, keys and defaults) before this round reads a change of it:
+ * every change of it since it was made is still in the slot. Each in a
+ * block of its own that turns a failure (no such parent on the source, an
+ * overlapping bound, a lock held over 10 s) into a warning in the source's
+ * log; whatever is still missing afterwards is not carried.
+ */
+static bool
+carry_partitions(check_t *c, const PGresult *missing)
+{
+	pgm_buf_t b = {0};
+	char *names, *lit;
+
+	for (int i = 0; i < pgm_pg_ntuples(missing); i++) {
+		int n = cJSON_GetArraySize(c->asked);
+
+		for (int j = 0; j < n; j++) {
+			const char *as = cJSON_GetStringValue(cJSON_GetArrayItem(c->asked, j));
+			const char *ddl = cJSON_GetStringValue(cJSON_GetArrayItem(c->ddl, j));
+			char *name;
+
+			/* a name holding the block's tag would end it early: such a table is left alone */
+			if (ddl == NULL || as == NULL || strcmp(as, pgm_pg_value(missing, i, 0) ?: "") != 0 ||
+			    strstr(ddl, "$pgm_carry$") != NULL)
+				continue;
+			lit = pgm_quote_literal(ddl);
+			name = pgm_quote_literal(as);
+			pgm_buf_appendf(&b,
+					"%sDO $pgm_carry$ BEGIN EXECUTE %s; EXCEPTION WHEN others THEN RAISE WARNING "
+					"'pgmover: could not make %%: %%', %s, SQLERRM; END $pgm_carry$; ",
+					b.len ? "" : "BEGIN; SET LOCAL lock_timeout = '10s'; ", lit, name);
+			cJSON_AddItemToArray(c->made, cJSON_CreateString(as));
+			free(lit);
+			free(name);
+		}
+	}
+	if (b.len == 0)
+		return false;
+	/* then ask again what the source lacks (a script of several statements takes no parameters) */
+	names = cJSON_PrintUnformatted(c->asked);
+	lit = pgm_quote_literal(names);
+	pgm_buf_appendf(&b, "COMMIT; SELECT t FROM json_array_elements_text(%s::json) t WHERE to_regclass(t) IS NULL",
+			lit);
+	pgm_pg_query(c->src, b.s, 0, NULL, on_source, c);
+	free(lit);
+	cJSON_free(names);
+	free(b.s);
+	return true;
+}
+
 static void
 on_source(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
 {
@@ -293,6 +400,9 @@ on_source(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, v
 		check_end(c, err);
 		return;
 	}
+	if (cJSON_GetArraySize(c->made) == 0 && carry_partitions(c, res))
+		return;
+	carried_note(c, res);
 	for (int i = 0; i < pgm_pg_ntuples(res); i++) {
 		const char *missing = pgm_pg_value(res, i, 0);
 		int n = cJSON_GetArraySize(c->asked);
@@ -341,6 +451,10 @@ on_target(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, v
 		else {
 			cJSON_AddItemToArray(c->asked, cJSON_CreateString(as));
 			cJSON_AddItemToArray(c->askers, cJSON_CreateString(table));
+			/* only what is published under its own name can be made on the source as it is */
+			cJSON_AddItemToArray(c->ddl, pgm_pg_value(res, i, 3) && strcmp(as, table) == 0
+							     ? cJSON_CreateString(pgm_pg_value(res, i, 3))
+							     : cJSON_CreateNull());
 		}
 	}
 	if (cJSON_GetArraySize(c->asked) == 0) {
@@ -370,5 +484,7 @@ pgm_reverse_tables_check(pgm_step_t *s, pgm_pg_conn_t *tgt, pgm_pg_conn_t *src, 
 	c->tables = cJSON_CreateObject();
 	c->asked = cJSON_CreateArray();
 	c->askers = cJSON_CreateArray();
+	c->ddl = cJSON_CreateArray();
+	c->made = cJSON_CreateArray();
 	pgm_pg_query(tgt, target_sql, 1, params, on_target, c);
 }
