@@ -3,7 +3,7 @@
 # target during the window (a deploy's migration, a new partition), unlogged ones, on a
 # managed-like target whose role is no superuser (TB_TARGET_ROLE=owner: the publication is
 # FOR TABLE the tables of the cutover) and on a superuser one (FOR ALL TABLES). Black-box:
-# the CLI (status, status --json, watch), the audit trail, and SQL on both servers; every
+# the CLI (status, status --json, watch), the metrics, the audit trail, and SQL on both servers; every
 # case ends with an independent comparison of the carried tables (counts and an md5 of the
 # rows, in psql) and a look at what was not carried.
 #
@@ -44,7 +44,10 @@ T0=$(date +%s)
 WATCH_PID= WATCH_JSON_PID=
 
 cleanup() {
-    [[ -n $WATCH_PID ]] && kill "$WATCH_PID" "$WATCH_JSON_PID" 2>/dev/null
+    [[ -n $WATCH_PID ]] && t_assert_eq "own: ... and the metrics: two tables a rollback would lose writes to" "2" \
+    "$(curl -sS --max-time 10 "http://127.0.0.1:$MPORT/metrics" |
+        sed -n 's/^pgmover_job_rollback_uncarried_tables{job="own",[^}]*} //p')"
+kill "$WATCH_PID" "$WATCH_JSON_PID" 2>/dev/null
     pgmd_cleanup
     wait 2>/dev/null
     t_bed_remove "$WORK" "$BED"
@@ -97,7 +100,8 @@ if [[ $setup_ok == 1 ]]; then t_ok "setup: databases and tables"; else
     t_summary
     exit 1
 fi
-if ! pgmd_start "$DMN" "pg_bindir = $TB_PGBIN"; then
+MPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+if ! pgmd_start "$DMN" "pg_bindir = $TB_PGBIN" "metrics_listen = 127.0.0.1:$MPORT"; then
     t_fail "pgmoverd starts" "see $DMN/pgmoverd.log"
     t_summary
     exit 1
@@ -151,6 +155,9 @@ _watched() { grep -q "warning: rollback would lose writes to public.newt" "$WORK
 t_check "own: ... and watch, as an event" t_wait_for 10 _watched || t_detail "$(tail -5 "$WORK/watch.out")"
 _watched_json() { grep -q '"event":"warning".*rollback would lose writes to public.newt' "$WORK/watch.json"; }
 t_check "own: ... watch --json: a warning event" t_wait_for 10 _watched_json || t_detail "$(tail -3 "$WORK/watch.json")"
+t_assert_eq "own: ... and the metrics: two tables a rollback would lose writes to" "2" \
+    "$(curl -sS --max-time 10 "http://127.0.0.1:$MPORT/metrics" |
+        sed -n 's/^pgmover_job_rollback_uncarried_tables{job="own",[^}]*} //p')"
 kill "$WATCH_PID" "$WATCH_JSON_PID" 2>/dev/null
 wait "$WATCH_PID" "$WATCH_JSON_PID" 2>/dev/null
 WATCH_PID= WATCH_JSON_PID=
