@@ -232,6 +232,11 @@ cmd_rollback(pgm_cmd_ctx_t *ctx)
 		return false;
 	if (accept && !cJSON_IsBool(accept))
 		return fail(ctx, PGM_ERR_INVALID_ARGUMENT, pgm_strdup("args.accept_loss must be true or false"), NULL);
+	if (retry && cJSON_IsTrue(accept) && job->state == PGM_ST_FAILED && job->failed_from != PGM_ST_ROLLING_BACK)
+		return fail(ctx, PGM_ERR_INVALID_ARGUMENT,
+			    pgm_asprintf("--accept-loss is for a rollback: job \"%s\" failed in %s, not rolling_back",
+					 job->name, pgm_state_name(job->failed_from)),
+			    pgm_asprintf("run \"pgmover retry %s\" without it", job->name));
 	if ((retry && !(job->state == PGM_ST_FAILED && job->failed_from == PGM_ST_ROLLING_BACK)) ||
 	    pgm_fsm_decide(job->state, job->failed_from, pgm_job_traffic_moved(job),
 			   retry ? PGM_EV_RETRY : PGM_EV_ROLLBACK) < 0)

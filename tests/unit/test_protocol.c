@@ -700,6 +700,13 @@ START_TEST(test_rollback_would_lose_writes)
 	cJSON_Delete(
 		request_err("{\"id\": 3, \"cmd\": \"retry\", \"job\": \"shop\", \"args\": {\"accept_loss\": true}}",
 			    "invalid_state", true));
+	/* --accept-loss is for a failed rollback only */
+	job->state = PGM_ST_FAILED;
+	job->failed_from = PGM_ST_ROLLBACK_WINDOW;
+	r = request_err("{\"id\": 5, \"cmd\": \"retry\", \"job\": \"shop\", \"args\": {\"accept_loss\": true}}",
+			"invalid_argument", true);
+	ck_assert_ptr_nonnull(strstr(err_field(r, "message"), "failed in rollback_window"));
+	cJSON_Delete(r);
 	/* a failed rollback: retry is refused the same way, the loss not accepted yet */
 	job->state = PGM_ST_FAILED;
 	job->failed_from = PGM_ST_ROLLING_BACK;

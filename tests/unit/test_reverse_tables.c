@@ -131,7 +131,8 @@ START_TEST(test_found_once_with_time_warning_audit)
 	ck_assert_ptr_nonnull(pgm_json_str(e, "detected_at"));
 	ck_assert_int_eq(warnings_with("rollback would lose writes to public.events_2026: because unpublished"), 1);
 	ck_assert_int_eq(warnings_with("rollback would lose writes to public.cache"), 1);
-	ck_assert_ptr_nonnull(strstr(pgm_json_str(cJSON_GetArrayItem(job->warnings, 0), "hint"), "--accept-loss"));
+	ck_assert_ptr_nonnull(strstr(pgm_json_str(cJSON_GetArrayItem(job->warnings, 0), "hint"),
+				     "pgmover rollback shop --accept-loss"));
 	ck_assert_int_eq(audit_with("\"reverse:uncarried\""), 2);
 	ck_assert_int_eq(audit_with("lossy: rollback would lose writes to public.cache"), 1);
 	/* the next round finds the same: nothing changes, nothing said again, the first time kept */

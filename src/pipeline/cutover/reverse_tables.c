@@ -107,15 +107,17 @@ pgm_reverse_uncarried_warning(const cJSON *entry)
 			    pgm_json_str(entry, "reason") ?: "not carried by the reverse stream");
 }
 
-static const char *
-uncarried_hint(const char *kind)
+/* what to do about one (malloc'd) */
+static char *
+uncarried_hint(const pgm_job_t *job, const char *kind)
 {
 	if (kind && strcmp(kind, "missing_on_source") == 0)
-		return "create the table on the source as it is on the target (the stream then carries it), or drop it "
-		       "on the target; the stream stops at its first write until then";
-	return "drop the table on the target or move its rows into a carried table, or roll back without its "
-	       "writes: \"pgmover rollback JOB --accept-loss\"; \"pgmover finish JOB\" keeps them (the target "
-	       "stays the primary)";
+		return pgm_strdup("create the table on the source as it is on the target (the stream then carries "
+				  "it), or drop it on the target; the stream stops at its first write until then");
+	return pgm_asprintf("drop the table on the target or move its rows into a carried table, or roll back "
+			    "without its writes: \"pgmover rollback %s --accept-loss\"; \"pgmover finish %s\" keeps "
+			    "them (the target stays the primary)",
+			    job->name, job->name);
 }
 
 /* what became of a table that was not carried: gone, carried since, or still lost */
@@ -156,7 +158,7 @@ pgm_reverse_uncarried_note(pgm_job_t *job, const cJSON *found, const cJSON *tabl
 	cJSON_ArrayForEach (f, found) {
 		const char *table = pgm_json_str(f, "table");
 		cJSON *entry;
-		char *msg, *outcome;
+		char *msg, *outcome, *hint;
 
 		if (table == NULL || uncarried_find(list, table))
 			continue;
@@ -164,7 +166,9 @@ pgm_reverse_uncarried_note(pgm_job_t *job, const cJSON *found, const cJSON *tabl
 		pgm_json_set_time(entry, "detected_at", now);
 		cJSON_AddItemToArray(list, entry);
 		msg = pgm_reverse_uncarried_warning(entry);
-		pgm_job_warn(job, msg, uncarried_hint(pgm_json_str(entry, "kind")));
+		hint = uncarried_hint(job, pgm_json_str(entry, "kind"));
+		pgm_job_warn(job, msg, hint);
+		free(hint);
 		outcome = pgm_asprintf("lossy: %s", msg);
 		pgm_job_audit(job, NULL, "reverse:uncarried", pgm_state_name(job->state), NULL, outcome);
 		free(outcome);
