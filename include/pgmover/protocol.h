@@ -27,6 +27,9 @@
 #define PGM_ERR_PERMISSION_DENIED "permission_denied"
 /* the job's state.json (or secrets.json) could not be read back: nothing runs on it */
 #define PGM_ERR_JOB_CORRUPT "job_corrupt"
+/* rollback (or retry of a failed one) would lose the writes made on the target to a table the reverse
+ * stream does not carry; args.accept_loss accepts that */
+#define PGM_ERR_WOULD_LOSE_WRITES "would_lose_writes"
 /*
  * Every code above, for the daemon's reply builder: it sends no other (a
  * code missing here goes out as PGM_ERR_INTERNAL, logged as a bug). A new
@@ -35,7 +38,8 @@
 #define PGM_ERR_CODES                                                                                                 \
 	PGM_ERR_BAD_REQUEST, PGM_ERR_UNKNOWN_COMMAND, PGM_ERR_NO_SUCH_JOB, PGM_ERR_JOB_EXISTS, PGM_ERR_INVALID_STATE, \
 		PGM_ERR_INVALID_ARGUMENT, PGM_ERR_NOT_AVAILABLE, PGM_ERR_LINE_TOO_LONG, PGM_ERR_TOO_MANY_CLIENTS,     \
-		PGM_ERR_SHUTTING_DOWN, PGM_ERR_INTERNAL, PGM_ERR_PERMISSION_DENIED, PGM_ERR_JOB_CORRUPT
+		PGM_ERR_SHUTTING_DOWN, PGM_ERR_INTERNAL, PGM_ERR_PERMISSION_DENIED, PGM_ERR_JOB_CORRUPT,              \
+		PGM_ERR_WOULD_LOSE_WRITES
 
 /* exit codes of the pgmover CLI */
 #define PGM_EXIT_OK 0          /* success */

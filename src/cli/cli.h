@@ -79,7 +79,8 @@ typedef enum pgm_cli_option_id_e {
 	PGM_CLI_OPT_FORCE,
 	PGM_CLI_OPT_CHECK,
 	PGM_CLI_OPT_SUMMARY,
-	PGM_CLI_OPT_OUTPUT
+	PGM_CLI_OPT_OUTPUT,
+	PGM_CLI_OPT_ACCEPT_LOSS
 } pgm_cli_option_id_t;
 
 #define PGM_CLI_OPT_BIT(id) (1u << (id))
@@ -113,6 +114,7 @@ typedef struct pgm_cli_args_s {
 	bool check;             /* events --check: the hash chain only */
 	bool summary;           /* events --summary: the summary in any state */
 	const char *output;     /* report -o FILE */
+	bool accept_loss;       /* rollback|retry --accept-loss */
 	unsigned given;         /* PGM_CLI_OPT_BITs of the options seen */
 	int rest_argc;          /* argc for the in-process commands */
 	char **rest_argv;       /* command word, then all but global options */

@@ -32,6 +32,7 @@ static int cmd_daemon(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_create(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_set(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_cutover(pgm_cli_args_t *args, const pgm_cli_command_t *command);
+static int cmd_rollback(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_status(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_delete(pgm_cli_args_t *args, const pgm_cli_command_t *command);
 static int cmd_watch(pgm_cli_args_t *args, const pgm_cli_command_t *command);
@@ -90,14 +91,17 @@ const pgm_cli_command_t pgm_cli_commands[] = {
 	 cmd_cutover, render_state, "cutover JOB [--no-traffic-switch]",
 	 "switch traffic to the target and open the rollback window, --no-traffic-switch when the job has neither "
 	 "pgbouncer nor cutover_command, and you move the traffic yourself"},
-	{"rollback", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "rollback JOB",
-	 "switch back to the source, with the writes made on the target"},
+	{"rollback", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_BIT(PGM_CLI_OPT_ACCEPT_LOSS), cmd_rollback,
+	 render_state, "rollback JOB [--accept-loss]",
+	 "switch back to the source, with the writes made on the target, refused while a table on the target is "
+	 "not carried back (status: \"rollback would lose writes to\"), --accept-loss: roll back without its writes"},
 	{"finish", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "finish JOB",
 	 "close the rollback window and remove what pgmover created"},
 	{"abort", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "abort JOB",
 	 "give up before cutover: thaw the source, drop what pgmover created"},
-	{"retry", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, 0, cmd_daemon, render_state, "retry JOB",
-	 "resume a failed job from its last durable step"},
+	{"retry", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_BIT(PGM_CLI_OPT_ACCEPT_LOSS), cmd_rollback,
+	 render_state, "retry JOB [--accept-loss]",
+	 "resume a failed job from its last durable step, --accept-loss: a failed rollback, as rollback --accept-loss"},
 	{"set", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_BIT(PGM_CLI_OPT_SET), cmd_set, render_state,
 	 "set JOB --set key=value [--set key=value ...]", "change a job's options where no step is reading them"},
 	{"delete", PGM_CLI_RUNS_DAEMON, PGM_CLI_JOB_REQUIRED, PGM_CLI_OPT_BIT(PGM_CLI_OPT_FORCE), cmd_delete,
@@ -219,6 +223,21 @@ cmd_cutover(pgm_cli_args_t *args, const pgm_cli_command_t *command)
 	    (args->no_traffic_switch && cJSON_AddTrueToObject(req_args, "no_traffic_switch") == NULL)) {
 		cJSON_Delete(req_args);
 		pgm_cli_output_error("out of memory building the \"cutover\" request");
+		pgm_cli_output_hint("free some memory and retry the command");
+		return PGM_EXIT_FAILED;
+	}
+	return send_render(args, command, req_args);
+}
+
+/* cmd_rollback (rollback, retry) sends --accept-loss as args.accept_loss */
+static int
+cmd_rollback(pgm_cli_args_t *args, const pgm_cli_command_t *command)
+{
+	cJSON *req_args = cJSON_CreateObject();
+
+	if (req_args == NULL || (args->accept_loss && cJSON_AddTrueToObject(req_args, "accept_loss") == NULL)) {
+		cJSON_Delete(req_args);
+		pgm_cli_output_error("out of memory building the \"%s\" request", command->name);
 		pgm_cli_output_hint("free some memory and retry the command");
 		return PGM_EXIT_FAILED;
 	}

@@ -37,6 +37,7 @@ static const cli_option_t cli_options[] = {{"socket", 's', true, PGM_CLI_OPT_SOC
 					   {"check", 0, false, PGM_CLI_OPT_CHECK},
 					   {"summary", 0, false, PGM_CLI_OPT_SUMMARY},
 					   {"output", 'o', true, PGM_CLI_OPT_OUTPUT},
+					   {"accept-loss", 0, false, PGM_CLI_OPT_ACCEPT_LOSS},
 					   {NULL, 0, false, 0}};
 
 /*
@@ -122,6 +123,9 @@ option_apply(pgm_cli_args_t *args, const cli_option_t *option, const char *value
 		break;
 	case PGM_CLI_OPT_FORCE:
 		args->force = true;
+		break;
+	case PGM_CLI_OPT_ACCEPT_LOSS:
+		args->accept_loss = true;
 		break;
 	case PGM_CLI_OPT_CHECK:
 		args->check = true;

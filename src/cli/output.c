@@ -487,7 +487,13 @@ pgm_cli_output_event(FILE *out, const cJSON *event)
 		fputc('\n', out);
 	} else if (strcmp(kind, "error") == 0)
 		event_error_print(out, clock, job, cJSON_IsObject(error) ? error : event);
-	else {
+	else if (strcmp(kind, "warning") == 0) {
+		const cJSON *w = cJSON_GetObjectItemCaseSensitive(event, "warning");
+
+		fprintf(out, "%s %s: warning: %s\n", clock, job, pgm_cli_json_string(w, "message", "?"));
+		if (pgm_cli_json_string(w, "hint", NULL) != NULL)
+			fprintf(out, "%s %s: hint: %s\n", clock, job, pgm_cli_json_string(w, "hint", ""));
+	} else {
 		char *text = cJSON_PrintUnformatted(event);
 
 		fprintf(out, "%s %s: %s %s\n", clock, job, kind, text != NULL ? text : "");

@@ -499,6 +499,11 @@ rollback_window(const cJSON *status, const cJSON *events)
 	}
 	pgm_json_add_copy(o, "reverse", cJSON_GetObjectItemCaseSensitive(facts, "reverse"));
 	pgm_json_add_copy(o, "reverse_lag", cJSON_GetObjectItemCaseSensitive(facts, "reverse_lag"));
+	/* what it did not carry back, and whether a rollback accepted losing it */
+	pgm_json_add_copy(o, "accept_loss", cJSON_GetObjectItemCaseSensitive(facts, "rollback_accept_loss"));
+	pgm_json_add_copy(o, "lost_writes_to",
+			  cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(facts, "rollback"),
+							   "lost_writes_to"));
 	return o;
 }
 

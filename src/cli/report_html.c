@@ -611,7 +611,7 @@ static void
 section_window(pgm_buf_t *b, const cJSON *ev)
 {
 	const cJSON *w = cJSON_GetObjectItemCaseSensitive(ev, "rollback_window");
-	const cJSON *rev = cJSON_GetObjectItemCaseSensitive(w, "reverse");
+	const cJSON *rev = cJSON_GetObjectItemCaseSensitive(w, "reverse"), *e;
 	char buf[32];
 
 	pgm_buf_append(b, "<h2 id=\"rollback-window\">The rollback window</h2>\n<p>");
@@ -633,6 +633,14 @@ section_window(pgm_buf_t *b, const cJSON *ev)
 		     " Writes made on the target carried back to the source: {transactions} transactions, "
 		     "{changes} changes (slot <code>{slot}</code>).");
 	pgm_buf_append(b, "</p>\n");
+	cJSON_ArrayForEach (e, cJSON_GetObjectItemCaseSensitive(rev, "uncarried"))
+		fill(b, e,
+		     "<p class=\"warn window-uncarried\">Not carried back: <code>{table}</code>, {reason} (found at "
+		     "{detected_at}).</p>\n");
+	if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(w, "accept_loss")))
+		fill(b, cJSON_GetObjectItemCaseSensitive(w, "accept_loss"),
+		     "<p class=\"warn\" id=\"window-accept-loss\">Rollback accepted losing the writes made on the target "
+		     "to {tables} (at {at}).</p>\n");
 }
 
 static void

@@ -10,6 +10,7 @@
 #include "common/util.h"
 #include "daemon/control.h"
 #include "fsm/audit.h"
+#include "pipeline/cutover/reverse.h"
 #include "pgm_config.h"
 
 #include <errno.h>
@@ -211,6 +212,48 @@ cmd_cutover(pgm_cmd_ctx_t *ctx)
 	return cmd_event(ctx);
 }
 
+/*
+ * rollback, and retry of a failed rollback: refused while a table on the
+ * target is not carried by the reverse stream (its writes would stay on
+ * the target), unless args.accept_loss says the operator accepts that
+ * (recorded and audited). The drain checks again once the target is
+ * frozen (reverse_tables.c). In a state where the command is refused
+ * anyway, that refusal is the answer.
+ */
+static bool
+cmd_rollback(pgm_cmd_ctx_t *ctx)
+{
+	pgm_job_t *job = need_job(ctx);
+	const cJSON *accept = cJSON_GetObjectItemCaseSensitive(ctx->args, "accept_loss");
+	bool retry = strcmp(ctx->cmd, "retry") == 0;
+	char *message = NULL, *hint = NULL, *outcome;
+
+	if (job == NULL)
+		return false;
+	if (accept && !cJSON_IsBool(accept))
+		return fail(ctx, PGM_ERR_INVALID_ARGUMENT, pgm_strdup("args.accept_loss must be true or false"), NULL);
+	if (retry && cJSON_IsTrue(accept) && job->state == PGM_ST_FAILED && job->failed_from != PGM_ST_ROLLING_BACK)
+		return fail(ctx, PGM_ERR_INVALID_ARGUMENT,
+			    pgm_asprintf("--accept-loss is for a rollback: job \"%s\" failed in %s, not rolling_back",
+					 job->name, pgm_state_name(job->failed_from)),
+			    pgm_asprintf("run \"pgmover retry %s\" without it", job->name));
+	if ((retry && !(job->state == PGM_ST_FAILED && job->failed_from == PGM_ST_ROLLING_BACK)) ||
+	    pgm_fsm_decide(job->state, job->failed_from, pgm_job_traffic_moved(job),
+			   retry ? PGM_EV_RETRY : PGM_EV_ROLLBACK) < 0)
+		return cmd_event(ctx);
+	if (!pgm_rollback_loss_check(job,
+				     cJSON_IsTrue(accept) || cJSON_HasObjectItem(job->facts, "rollback_accept_loss"),
+				     &message, &hint)) {
+		outcome = pgm_asprintf("refused: %s", message);
+		pgm_job_audit(job, pgm_client_peer(ctx->client), ctx->cmd, pgm_state_name(job->state), NULL, outcome);
+		free(outcome);
+		return fail(ctx, PGM_ERR_WOULD_LOSE_WRITES, message, hint);
+	}
+	if (cJSON_IsTrue(accept))
+		pgm_rollback_accept_loss(job, pgm_client_peer(ctx->client));
+	return cmd_event(ctx);
+}
+
 /* set: args.options, validated onto the job's */
 static bool
 cmd_set(pgm_cmd_ctx_t *ctx)
@@ -401,10 +444,10 @@ const pgm_command_t pgm_commands[] = {
 	{"thaw", true, PGM_CHANGES, cmd_event, "allow writes on the source again"},
 	{"verify", true, PGM_CHANGES, cmd_event, "compare a job's source and target again"},
 	{"cutover", true, PGM_CHANGES, cmd_cutover, "switch traffic to the target and open the rollback window"},
-	{"rollback", true, PGM_CHANGES, cmd_event, "switch back to the source, with the writes made on the target"},
+	{"rollback", true, PGM_CHANGES, cmd_rollback, "switch back to the source, with the writes made on the target"},
 	{"finish", true, PGM_CHANGES, cmd_event, "close the rollback window and remove what pgmover created"},
 	{"abort", true, PGM_CHANGES, cmd_event, "give up before cutover: thaw the source, drop what pgmover created"},
-	{"retry", true, PGM_CHANGES, cmd_event, "resume a failed job from its last durable step"},
+	{"retry", true, PGM_CHANGES, cmd_rollback, "resume a failed job from its last durable step"},
 	{"watch", true, PGM_READ_ONLY, cmd_watch, "follow a job's transitions and progress ticks"},
 	{"set", true, PGM_CHANGES, cmd_set, "change a job's options where no step is reading them"},
 	{"delete", true, PGM_CHANGES, cmd_delete, "remove a job that has ended; its state and audit trail are kept"},

@@ -313,6 +313,17 @@ s_rollback_deadline(metric_ctx_t *m, const pgm_job_t *job)
 		sample(m, (double) job->rollback_deadline_ms / 1000.0, NULL, NULL, NULL, NULL);
 }
 
+/* the tables whose writes on the target a rollback would lose (reverse_tables.c), once the window looked */
+static void
+s_rollback_uncarried(metric_ctx_t *m, const pgm_job_t *job)
+{
+	const cJSON *u =
+		cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(job->facts, "reverse"), "uncarried");
+
+	if (cJSON_IsArray(u))
+		sample(m, cJSON_GetArraySize(u), NULL, NULL, NULL, NULL);
+}
+
 static void
 s_failed(metric_ctx_t *m, const pgm_job_t *job)
 {
@@ -365,6 +376,10 @@ static const struct {
 	 "rollback window: age of the oldest target commit not yet carried back to the source", s_rollback_lag_seconds},
 	{"pgmover_job_rollback_deadline_timestamp_seconds", "gauge", "when the rollback window closes (Unix time)",
 	 s_rollback_deadline},
+	{"pgmover_job_rollback_uncarried_tables", "gauge",
+	 "rollback window: tables the reverse stream does not carry, whose writes a rollback would lose (pgmover status "
+	 "names them)",
+	 s_rollback_uncarried},
 	{"pgmover_job_failed", "gauge", "1 when the job is failed (its error is in pgmover status)", s_failed},
 	{"pgmover_job_warnings", "gauge", "warnings the job holds (pgmover status lists them)", s_warnings},
 	{NULL, NULL, NULL, NULL}};

@@ -104,7 +104,7 @@ pgm_job_set_progress(pgm_job_t *job, cJSON *p)
 void
 pgm_job_warn(pgm_job_t *job, const char *given_message, const char *given_hint)
 {
-	cJSON *w = cJSON_CreateObject();
+	cJSON *w = cJSON_CreateObject(), *ev;
 	char ts[40];
 	const cJSON *it;
 	char *message = pgm_redact(given_message), *hint = pgm_redact(given_hint);
@@ -126,8 +126,31 @@ pgm_job_warn(pgm_job_t *job, const char *given_message, const char *given_hint)
 	cJSON_AddStringToObject(w, "at", ts);
 	cJSON_AddItemToArray(job->warnings, w);
 	pgm_warning("job %s: %s%s%s", job->name, message, hint ? "; hint: " : "", hint ? hint : "");
+	ev = cJSON_CreateObject();
+	cJSON_AddStringToObject(ev, "event", "warning");
+	cJSON_AddStringToObject(ev, "job", job->name);
+	cJSON_AddStringToObject(ev, "at", ts);
+	cJSON_AddItemToObject(ev, "warning", cJSON_Duplicate(w, 1));
+	pgm_job_emit(job, ev);
 	free(message);
 	free(hint);
+}
+
+void
+pgm_job_unwarn(pgm_job_t *job, const char *given_message)
+{
+	char *message = pgm_redact(given_message);
+	cJSON *it;
+
+	cJSON_ArrayForEach (it, job->warnings) {
+		const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(it, "message"));
+
+		if (m && strcmp(m, message) == 0) {
+			cJSON_Delete(cJSON_DetachItemViaPointer(job->warnings, it));
+			break;
+		}
+	}
+	free(message);
 }
 
 void

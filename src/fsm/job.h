@@ -162,7 +162,10 @@ void pgm_job_set_progress(pgm_job_t *job, cJSON *p);
  */
 #define PGM_VERIFY_HISTORY 20
 void pgm_job_set_verify(pgm_job_t *job, cJSON *report);
+/* keep a warning (status, metrics) and tell watchers at once ({"event": "warning"}) */
 void pgm_job_warn(pgm_job_t *job, const char *message, const char *hint);
+/* drop the warning of exactly that message, once what it warned of is over */
+void pgm_job_unwarn(pgm_job_t *job, const char *message);
 void pgm_job_free(pgm_job_t *job);
 /*
  * Whether a cutover moved the application's traffic to the target: the

@@ -210,6 +210,11 @@ START_TEST(test_other_families)
 	pgm_json_set_num(rev, "bytes", 512);
 	pgm_json_set_num(rev, "seconds", 1);
 	pgm_json_set(job->facts, "reverse_lag", rev);
+	text = pgm_metrics_render(job, 0, 0, 1700000000000);
+	lacks(text, "pgmover_job_rollback_uncarried_tables{"); /* the window has not looked yet */
+	free(text);
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(pgm_json_obj(job->facts, "reverse"), "uncarried"),
+			     cJSON_CreateObject());
 	job->verify = cJSON_CreateObject();
 	pgm_json_set_num(job->verify, "mismatches", 3);
 	job->progress = cJSON_CreateObject();
@@ -226,6 +231,7 @@ START_TEST(test_other_families)
 	has_line(text, "pgmover_job_rollback_lag_bytes{job=\"shop\",method=\"pglogical\"} 512");
 	has_line(text, "pgmover_job_rollback_lag_seconds{job=\"shop\",method=\"pglogical\"} 1");
 	has_line(text, "pgmover_job_rollback_deadline_timestamp_seconds{job=\"shop\",method=\"pglogical\"} 1700086400");
+	has_line(text, "pgmover_job_rollback_uncarried_tables{job=\"shop\",method=\"pglogical\"} 1");
 	/* no step name: the state names the step */
 	has_line(text,
 		 "pgmover_job_phase{job=\"shop\",method=\"pglogical\",step=\"rollback_window\",phase=\"following\"} 1");

@@ -244,6 +244,41 @@ START_TEST(test_cutover_needs)
 }
 END_TEST
 
+/*
+ * Unlogged tables on the source are not carried back by the rollback
+ * window: a warning naming them (not a blocker), and none without a window.
+ */
+START_TEST(test_rollback_unlogged)
+{
+	cJSON *g = fixture(), *u = cJSON_CreateObject(), *names = cJSON_AddArrayToObject(u, "names"), *r;
+	const char *text;
+
+	cJSON_AddItemToArray(names, cJSON_CreateString("public.sessions"));
+	cJSON_AddNumberToObject(u, "count", 1);
+	cJSON_AddItemToObject(cJSON_GetObjectItem(g, "source"), "unlogged_tables", cJSON_Duplicate(u, 1));
+	r = evaluate(g, options(NULL, NULL), false);
+	ck_assert_str_eq(status_of(r, "rollback window: unlogged tables"), "warning");
+	text = cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "rollback window: unlogged tables"), "finding"));
+	ck_assert_ptr_nonnull(strstr(text, "public.sessions"));
+	ck_assert_ptr_nonnull(strstr(text, "not carried back"));
+	ck_assert_ptr_nonnull(
+		strstr(cJSON_GetStringValue(cJSON_GetObjectItem(finding(r, "rollback window: unlogged tables"), "fix")),
+		       "--accept-loss"));
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
+	cJSON_Delete(r);
+	/* no window, nothing to carry back */
+	g = fixture();
+	cJSON_AddItemToObject(cJSON_GetObjectItem(g, "source"), "unlogged_tables", u);
+	r = evaluate(g, options("rollback_window", "0"), false);
+	ck_assert_str_eq(status_of(r, "rollback window: unlogged tables"), "(missing)");
+	cJSON_Delete(r);
+	/* none unlogged: no finding */
+	r = evaluate(fixture(), options(NULL, NULL), false);
+	ck_assert_str_eq(status_of(r, "rollback window: unlogged tables"), "(missing)");
+	cJSON_Delete(r);
+}
+END_TEST
+
 /* a managed target's role (RDS, Cloud SQL): not a superuser, it owns the database and its tables */
 static cJSON *
 managed_target(void)
@@ -492,6 +527,7 @@ pgm_test_suite(void)
 	tcase_add_test(tc, test_target_tls);
 	tcase_add_test(tc, test_cutover_needs);
 	tcase_add_test(tc, test_rollback_managed_target);
+	tcase_add_test(tc, test_rollback_unlogged);
 	tcase_add_test(tc, test_options_change_findings);
 	tcase_add_test(tc, test_source_triggers);
 	tcase_add_test(tc, test_unreachable_and_recommendations);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "check_main.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "daemon/control.h"
@@ -669,6 +670,54 @@ START_TEST(test_wrong_state)
 }
 END_TEST
 
+/*
+ * rollback while a table on the target is not carried back: refused with
+ * would_lose_writes naming it, saying what to do, audited; a bad
+ * accept_loss is invalid_argument; retry is only checked for a failed
+ * rollback (here: invalid_state as before).
+ */
+START_TEST(test_rollback_would_lose_writes)
+{
+	cJSON *r, *e = cJSON_CreateObject(), *list;
+	pgm_job_t *job;
+
+	cJSON_Delete(create_job("shop", NULL));
+	job = pgm_jobs_find(&d, "shop");
+	job->state = PGM_ST_ROLLBACK_WINDOW;
+	list = cJSON_AddArrayToObject(pgm_json_obj(job->facts, "reverse"), "uncarried");
+	pgm_json_set_str(e, "table", "public.new_orders");
+	pgm_json_set_str(e, "kind", "unpublished");
+	cJSON_AddItemToArray(list, e);
+	r = request_err("{\"id\": 1, \"cmd\": \"rollback\", \"job\": \"shop\"}", "would_lose_writes", true);
+	ck_assert_ptr_nonnull(strstr(err_field(r, "message"), "rollback would lose writes to public.new_orders"));
+	ck_assert_ptr_nonnull(strstr(err_field(r, "hint"), "pgmover rollback shop --accept-loss"));
+	cJSON_Delete(r);
+	ck_assert_int_eq(
+		audit_lines("shop", "\"refused: rollback would lose writes to public.new_orders", "\"rollback\""), 1);
+	cJSON_Delete(
+		request_err("{\"id\": 2, \"cmd\": \"rollback\", \"job\": \"shop\", \"args\": {\"accept_loss\": 1}}",
+			    "invalid_argument", false));
+	cJSON_Delete(
+		request_err("{\"id\": 3, \"cmd\": \"retry\", \"job\": \"shop\", \"args\": {\"accept_loss\": true}}",
+			    "invalid_state", true));
+	/* --accept-loss is for a failed rollback only */
+	job->state = PGM_ST_FAILED;
+	job->failed_from = PGM_ST_ROLLBACK_WINDOW;
+	r = request_err("{\"id\": 5, \"cmd\": \"retry\", \"job\": \"shop\", \"args\": {\"accept_loss\": true}}",
+			"invalid_argument", true);
+	ck_assert_ptr_nonnull(strstr(err_field(r, "message"), "failed in rollback_window"));
+	cJSON_Delete(r);
+	/* a failed rollback: retry is refused the same way, the loss not accepted yet */
+	job->state = PGM_ST_FAILED;
+	job->failed_from = PGM_ST_ROLLING_BACK;
+	cJSON_Delete(request_err("{\"id\": 4, \"cmd\": \"retry\", \"job\": \"shop\"}", "would_lose_writes", true));
+	ck_assert_int_eq(audit_lines("shop", "\"refused: rollback would lose writes", "\"retry\""), 1);
+	ck_assert_int_eq(job->state, PGM_ST_FAILED);
+	ck_assert_ptr_null(job->step);
+	job->state = PGM_ST_ROLLBACK_WINDOW;
+}
+END_TEST
+
 START_TEST(test_watch_and_shutdown_refusal)
 {
 	cJSON *r;
@@ -956,7 +1005,7 @@ START_TEST(test_error_codes)
 	static const char *contract[] = {"bad_request",      "unknown_command",  "no_such_job",   "job_exists",
 					 "invalid_state",    "invalid_argument", "not_available", "line_too_long",
 					 "too_many_clients", "shutting_down",    "internal",      "permission_denied",
-					 "job_corrupt"};
+					 "job_corrupt",      "would_lose_writes"};
 	const char *macros[] = {PGM_ERR_CODES};
 	size_t n = 0;
 
@@ -1135,6 +1184,7 @@ pgm_test_suite(void)
 	tcase_add_test(jobs, test_create_duplicate);
 	tcase_add_test(jobs, test_create_uses_file_defaults);
 	tcase_add_test(jobs, test_wrong_state);
+	tcase_add_test(jobs, test_rollback_would_lose_writes);
 	tcase_add_test(jobs, test_watch_and_shutdown_refusal);
 	tcase_add_test(jobs, test_reload_jobs);
 	tcase_add_test(jobs, test_set_options);

@@ -762,11 +762,54 @@ on_fetch(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void 
 	process(r);
 }
 
+/*
+ * Read the slot: peek, for the slot only moves once the source has the
+ * changes (advance); up to the flush LSN read before the tables were
+ * looked at, so that every change read is of a table that check saw.
+ */
+static void
+rev_read(pgm_reverse_t *r)
+{
+	char lsn[32], *sql;
+
+	pgm_lsn_format(r->flush, lsn, sizeof(lsn));
+	sql = pgm_asprintf("BEGIN; DECLARE pgm_reverse NO SCROLL CURSOR FOR SELECT data"
+			   " FROM pg_logical_slot_peek_binary_changes(%s, '%s', %d, 'proto_version', '1',"
+			   " 'publication_names', quote_ident(%s)); FETCH %d FROM pgm_reverse",
+			   r->slot_lit, lsn, BATCH, r->slot_lit, FETCH_ROWS);
+	pgm_pg_query(r->tgt, sql, 0, NULL, on_fetch, r);
+	free(sql);
+}
+
+/*
+ * Each round looks for tables the stream does not carry (reverse_tables.c)
+ * before it reads; in the drain one fails the rollback unless its loss was
+ * accepted (the target is frozen by then: no table appears later).
+ */
+static void
+on_tables_checked(void *data, const pgm_pg_error_t *err)
+{
+	pgm_reverse_t *r = data;
+	char *message = NULL, *hint = NULL;
+
+	if (err) {
+		rev_error_pg(r, "could not look for tables the stream does not carry", err);
+		return;
+	}
+	if (r->f && !pgm_reverse_drain_lossless(r->s->job, &message, &hint)) {
+		rev_close_conns(r);
+		pgm_flow_fail(r->f, message, NULL, hint);
+		free(message);
+		free(hint);
+		return;
+	}
+	rev_read(r);
+}
+
 static void
 on_positions(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void *data)
 {
 	pgm_reverse_t *r = data;
-	char *sql;
 
 	if (err) {
 		rev_error_pg(r, "could not read the positions on the target", err);
@@ -789,13 +832,7 @@ on_positions(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, v
 	r->rows_read = 0;
 	r->oldest_ms = 0;
 	r->cursor_done = r->truncated = false;
-	/* peek: the slot only moves once the source has the changes (advance) */
-	sql = pgm_asprintf("BEGIN; DECLARE pgm_reverse NO SCROLL CURSOR FOR SELECT data"
-			   " FROM pg_logical_slot_peek_binary_changes(%s, NULL, %d, 'proto_version', '1',"
-			   " 'publication_names', quote_ident(%s)); FETCH %d FROM pgm_reverse",
-			   r->slot_lit, BATCH, r->slot_lit, FETCH_ROWS);
-	pgm_pg_query(r->tgt, sql, 0, NULL, on_fetch, r);
-	free(sql);
+	pgm_reverse_tables_check(r->s, r->tgt, r->src, r->slot, on_tables_checked, r);
 }
 
 static void

@@ -5,8 +5,9 @@
  *
  *   target  REPLICA IDENTITY FULL on tables without a key (once published,
  *           UPDATE and DELETE fail on a table without a replica identity)
- *   target  a publication FOR ALL TABLES (FOR TABLE every table when the
- *           role is not a superuser), created before the slot
+ *   target  a publication FOR ALL TABLES (FOR TABLE every logged table
+ *           when the role is not a superuser), created before the slot;
+ *           what it does not carry is watched (reverse_tables.c)
  *   target  a logical replication slot with the pgoutput plugin
  *   source  schema pgmover_<job> with the one-row progress table that makes
  *           applying exactly once (see reverse.c)
@@ -173,8 +174,11 @@ static const char *inspect_sql =
 	"           AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'"
 	"           AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS"
 	"                (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))))::text,"
-	"       (SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') FROM pg_tables"
-	"         WHERE schemaname NOT IN ('pg_catalog', 'information_schema') AND schemaname !~ '^pg_'),"
+	/* unlogged tables cannot be published (CREATE PUBLICATION fails): reverse_tables.c reports them */
+	"       (SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ')"
+	"          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+	"         WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p'"
+	"           AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'),"
 	"       current_setting('wal_level')";
 
 static void

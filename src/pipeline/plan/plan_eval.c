@@ -637,8 +637,32 @@ check_triggers(eval_t *ev, const cJSON *src)
  * table; for the target's freeze at rollback: the database's ownership
  * (ALTER DATABASE) and pg_signal_backend (to end the other roles' sessions).
  */
+/*
+ * Unlogged tables are not in the WAL: the rollback window cannot carry
+ * their writes back (nor can any logical decoding), and a rollback is
+ * refused until the operator accepts that (--accept-loss).
+ */
 static void
-check_target_rollback(eval_t *ev, const cJSON *dst, const cJSON *options)
+check_unlogged_rollback(eval_t *ev, const cJSON *src)
+{
+	const cJSON *unlogged = cJSON_GetObjectItem(src, "unlogged_tables");
+	char names[1024];
+
+	if (pgm_json_num(unlogged, "count", 0) <= 0)
+		return;
+	join_names(unlogged, names, sizeof(names));
+	add(ev, "rollback window: unlogged tables", "warning",
+	    "ALTER TABLE ... SET LOGGED on the source before you start if their writes must come back (the copy "
+	    "keeps them unlogged otherwise); or accept that a rollback (\"pgmover rollback JOB --accept-loss\") "
+	    "leaves them as the source had them",
+	    "%d unlogged table(s) are not carried back by the rollback window (their writes are not in the WAL it "
+	    "decodes): writes made to them on the target after cutover would be lost by a rollback, which is "
+	    "refused without --accept-loss: %s",
+	    (int) pgm_json_num(unlogged, "count", 0), names);
+}
+
+static void
+check_target_rollback(eval_t *ev, const cJSON *dst, const cJSON *src, const cJSON *options)
 {
 	int64_t window = pgm_jobopt_int(options, "rollback_window");
 	int free_slots =
@@ -652,6 +676,8 @@ check_target_rollback(eval_t *ev, const cJSON *dst, const cJSON *options)
 		    "rollback_window = 0: no way back after cutover; the target needs no logical decoding");
 		return;
 	}
+	if (src)
+		check_unlogged_rollback(ev, src);
 	if (!logical)
 		add(ev, "rollback window: wal_level", "error",
 		    "ALTER SYSTEM SET wal_level = logical on the target and restart it before you start (managed "
@@ -845,7 +871,7 @@ pgm_plan_evaluate_method(const cJSON *gathered, const cJSON *options, bool targe
 		check_target_tls(&ev, dst);
 		check_target_empty(&ev, dst, options, target_owned);
 		check_connections(&ev, dst, "target", jobs + 1);
-		check_target_rollback(&ev, dst, options);
+		check_target_rollback(&ev, dst, src_ok ? src : NULL, options);
 	}
 	check_traffic_switch(&ev, options);
 	if (pglogical && !flag(src, "backup_file"))
