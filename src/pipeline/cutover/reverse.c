@@ -28,9 +28,11 @@
  * target keeps every change until the source has it.
  *
  * Memory stays bounded whatever the size of a target transaction: the
- * slot's changes are read through a cursor, FETCH_ROWS at a time (the
- * server keeps what the peek decoded in a tuplestore, on disk past
- * work_mem), and a transaction of more than PGM_PGO_CHUNK changes is
+ * slot's changes are read through a cursor (the server keeps what the
+ * peek decoded in a tuplestore, on disk past work_mem), each FETCH sized
+ * from the last one's bytes to about FETCH_BYTES (at most FETCH_ROWS
+ * rows; one row at a time when a row alone is larger), so wide rows do
+ * not fill the daemon's memory a thousand at a time; and a transaction of more than PGM_PGO_CHUNK changes is
  * applied chunk by chunk as they are decoded, inside one source
  * transaction opened at its first chunk and committed at its Commit.
  *
@@ -64,10 +66,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH 5000         /* rows of changes asked for per round */
-#define FETCH_ROWS 1000    /* rows of them read at a time */
-#define RETRY_MIN_MS 1000  /* the window retries a transient error after this, */
-#define RETRY_MAX_MS 60000 /* doubling each time up to this */
+#define BATCH 5000                    /* rows of changes asked for per round */
+#define FETCH_ROWS 1000               /* rows of them read at a time, at most, */
+#define FETCH_FIRST 100               /* the first time, */
+#define FETCH_BYTES (4 * 1024 * 1024) /* then as many as make about this much */
+#define RETRY_MIN_MS 1000             /* the window retries a transient error after this, */
+#define RETRY_MAX_MS 60000            /* doubling each time up to this */
 #define SAVE_EVERY_MS 10000
 #define PG_EPOCH_MS INT64_C(946684800000)
 #define DETAIL_MAX 1000 /* of an error's detail kept in facts and the job's error */
@@ -102,6 +106,8 @@ typedef struct pgm_reverse {
 	int nmsgs, pos;      /* how many, and the next to decode */
 	int64_t rows_read;   /* this round */
 	bool cursor_done;    /* the last FETCH came back short */
+	int fetch_rows;      /* rows the FETCH running asks for */
+	int fetch_next;      /* rows the next one asks for (fetch_size) */
 	bool truncated;      /* the read hit BATCH: more is waiting */
 	pgm_pgo_txn_t cur;   /* a transaction read to its Commit */
 	uint64_t cur_commit; /* the transaction being applied: commit LSN and xid */
@@ -724,7 +730,8 @@ process(pgm_reverse_t *r)
 	if (!r->cursor_done) {
 		char sql[64];
 
-		snprintf(sql, sizeof(sql), "FETCH %d FROM pgm_reverse", FETCH_ROWS);
+		r->fetch_rows = r->fetch_next;
+		snprintf(sql, sizeof(sql), "FETCH %d FROM pgm_reverse", r->fetch_rows);
 		pgm_pg_query(r->tgt, sql, 0, NULL, on_fetch, r);
 		return;
 	}
@@ -733,6 +740,21 @@ process(pgm_reverse_t *r)
 		return;
 	}
 	read_done(r);
+}
+
+/* rows of about FETCH_BYTES, judged by the n messages just read */
+static int
+fetch_size(const pgm_reverse_t *r, int n)
+{
+	size_t bytes = 0;
+	double rows;
+
+	if (n == 0)
+		return r->fetch_next;
+	for (int i = 0; i < n; i++)
+		bytes += r->lens[i];
+	rows = (double) FETCH_BYTES * n / (double) (bytes > 0 ? bytes : 1);
+	return rows < 1 ? 1 : rows > FETCH_ROWS ? FETCH_ROWS : (int) rows;
 }
 
 static void
@@ -757,7 +779,8 @@ on_fetch(pgm_pg_conn_t *c, const PGresult *res, const pgm_pg_error_t *err, void 
 		}
 	}
 	r->rows_read += n;
-	r->cursor_done = n < FETCH_ROWS;
+	r->cursor_done = n < r->fetch_rows;
+	r->fetch_next = fetch_size(r, n);
 	r->truncated = r->rows_read >= BATCH;
 	process(r);
 }
@@ -773,10 +796,13 @@ rev_read(pgm_reverse_t *r)
 	char lsn[32], *sql;
 
 	pgm_lsn_format(r->flush, lsn, sizeof(lsn));
+	if (r->fetch_next == 0)
+		r->fetch_next = FETCH_FIRST;
+	r->fetch_rows = r->fetch_next;
 	sql = pgm_asprintf("BEGIN; DECLARE pgm_reverse NO SCROLL CURSOR FOR SELECT data"
 			   " FROM pg_logical_slot_peek_binary_changes(%s, '%s', %d, 'proto_version', '1',"
 			   " 'publication_names', quote_ident(%s)); FETCH %d FROM pgm_reverse",
-			   r->slot_lit, lsn, BATCH, r->slot_lit, FETCH_ROWS);
+			   r->slot_lit, lsn, BATCH, r->slot_lit, r->fetch_rows);
 	pgm_pg_query(r->tgt, sql, 0, NULL, on_fetch, r);
 	free(sql);
 }
