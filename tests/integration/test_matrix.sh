@@ -20,6 +20,16 @@
 #      SIGKILL, restart, the next stable state reached, then the source and the target
 #      compared by the test's own query (row counts and an md5 of the rows), and nothing
 #      of pgmover's left where it should not be
+#   D. restarts of the source and of the target server (pg_ctl restart -m fast, and -m
+#      immediate) in the middle of the rehearsal copy, the final copy, a verification, and
+#      the reverse stream's replay of a target write in the rollback window (held on a
+#      lock on the source); then rollback, and the source's sequences past the rows it got
+#   E. pg_terminate_backend of every pgmover session on one server at the same points
+#      (the copy's, the verification's, the reverse stream's reading and applying ones)
+#   In D and E a copy or a verification either recovers by itself or fails once, with an
+#   error naming the server, a hint, and error.source_frozen the source's real state, and
+#   retry completes it; the reverse stream must recover by itself (retries counted) and
+#   apply the write exactly once; both sides are then compared by the test's own query.
 #
 #   bash tests/integration/test_matrix.sh          (as root: it mounts a tmpfs)
 # PGM_TEST_KEEP=1 keeps the work directory; PGM_MATRIX_PARTS="B C" runs some parts only.
@@ -66,6 +76,8 @@ HOOKS_LOG=$WORK/hooks.log
 DA=$WORK/daemon-a # the daemon of each part
 DB=$WORK/daemon-b
 DC=$WORK/daemon-c
+DD=$WORK/daemon-d
+DE=$WORK/daemon-e
 PGB=$WORK/pgb # pgbouncer, for the row killed inside its PAUSE
 T0=$SECONDS
 
@@ -182,6 +194,10 @@ release() {
     wait "${HOLD_PID[$name]}" 2>/dev/null
     unset "HOLD_PID[$name]" "HOLD_SIDE[$name]"
 }
+# _carried JOB: the source has the target's rows (of job JOB's databases JOB and t_JOB)
+_carried() { [[ $(sig src "$1") == "$(sig dst "t_$1")" ]]; }
+# a lock of the source's large objects: the preflight counts them, verifying compares them
+hold_lo() { hold lo src "$1" "LOCK TABLE pg_catalog.pg_largeobject_metadata IN ACCESS EXCLUSIVE MODE"; }
 # waiting_on_lock SIDE DB: some session of DB waits for a heavyweight lock
 waiting_on_lock() {
     local sql="SELECT count(*) FROM pg_stat_activity WHERE datname = '$2' AND wait_event_type = 'Lock'"
@@ -234,7 +250,8 @@ fi
 # shellcheck source=/dev/null
 . "$BED/env"
 
-DBS=(full inj m1 m2 m3 m4)
+BIG_ROWS=${PGM_MATRIX_BIG_ROWS:-600000}
+DBS=(full inj m1 m2 m3 m4 r1 k1)
 setup_ok=1
 for db in "${DBS[@]}"; do
     "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0
@@ -245,6 +262,11 @@ for db in "${DBS[@]}"; do
         CREATE TABLE public.write_probe (id serial PRIMARY KEY, note text NOT NULL);
         INSERT INTO public.write_probe (note) VALUES ('before')" >/dev/null || setup_ok=0
 done
+# parts D and E copy a table big enough for a copy to be caught in its middle
+for db in r1 k1; do
+    q "$(src_url "$db")" "CREATE TABLE public.big (id integer PRIMARY KEY, v text NOT NULL);
+        INSERT INTO public.big SELECT i, md5(i::text) FROM generate_series(1, $BIG_ROWS) i" >/dev/null || setup_ok=0
+done
 if [[ $setup_ok == 1 ]]; then t_ok "setup: databases loaded"; else
     t_fail "setup" "creating or loading databases failed"
     t_summary
@@ -253,7 +275,7 @@ fi
 
 # ---------------------------------------------------------------------------------------
 # PGM_MATRIX_PARTS="A C" runs some parts only (default: all)
-part() { [[ " ${PGM_MATRIX_PARTS:-A B C} " == *" $1 "* ]]; }
+part() { [[ " ${PGM_MATRIX_PARTS:-A B C D E} " == *" $1 "* ]]; }
 
 if part A; then
 echo "# A. a full state_dir (tmpfs)"
@@ -450,7 +472,6 @@ ROWS=(
     "cutting_over (in the pgbouncer PAUSE)|m4|:|cutover|cutting_over|paused_in_hook|:|rollback_window|row_pgbouncer m4"
     "rolling_back (in rollback_command)|m3|:|rollback|rolling_back|hook_running m3-rollback 0|:|rolled_back|row_rolled_back m3"
 )
-hold_lo() { hold lo src "$1" "LOCK TABLE pg_catalog.pg_largeobject_metadata IN ACCESS EXCLUSIVE MODE"; }
 hold_catalog() { hold cat dst "$1" "LOCK TABLE pg_catalog.pg_class IN SHARE MODE"; }
 # provisioning goes on, and the copy that follows waits: the next row kills it there
 lo_then_catalog() {
@@ -473,7 +494,6 @@ row_frozen() { # frozen and verified: the final copy is exact
     compare "$ROW" "$1" "t_$1"
     t_assert_eq "$ROW: pgmover's verification agrees" "true" "$(jst "$1" '.verify.ok')"
 }
-_carried() { [[ $(sig src "$1") == "$(sig dst "t_$1")" ]]; }
 row_window() { # a write on the target comes back to the frozen source
     assert_frozen "$ROW" "$1"
     q "$(tgt_url "t_$1")" "INSERT INTO public.write_probe (note) VALUES ('$ROW'); UPDATE public.items SET v = 'w' || id WHERE id % 997 = 0" >/dev/null
@@ -547,7 +567,216 @@ t_assert_eq "C: no pgmover session left on the source" "0 0 0" "$(sessions_of sr
 t_assert_eq "C: no pgmover session left on the target" "0 0 0" "$(sessions_of dst m1) $(sessions_of dst m2) $(sessions_of dst m3)"
 stop_daemon "C"
 fi
-for f in "$DA" "$DB" "$DC"; do
+# ---------------------------------------------------------------------------------------
+# parts D and E share these: a fault mid-copy, mid-verify, mid-replay, then the outcome
+
+# copying_big JOB DB: a COPY of pgmover's into the target's public.big has moved rows
+copying_big() {
+    local n
+    n=$(tq "$2" "SELECT count(*) FROM pg_stat_progress_copy p JOIN pg_stat_activity a USING (pid)
+                 WHERE p.relid = to_regclass('public.big') AND a.application_name LIKE 'pgmover:$1:%'
+                   AND p.tuples_processed > 0")
+    [[ $n =~ ^[0-9]+$ && $n -gt 0 ]]
+}
+# compare_big NAME SRCDB DSTDB: public.big, by the test's own query, on both sides
+BIG_SQL="SELECT count(*) || ':' || md5(coalesce(string_agg(id || '/' || v, ',' ORDER BY id), '')) FROM public.big"
+compare_big() {
+    local s d
+    s=$(sq "$2" "$BIG_SQL")
+    d=$(tq "$3" "$BIG_SQL")
+    if [[ $s == "$d" && $s == "$BIG_ROWS:"* ]]; then t_ok "$1: public.big equal on both sides ($s)"; else
+        t_fail "$1: public.big equal on both sides" "source [$s], target [$d]"
+    fi
+}
+# restart_server SIDE MODE: pg_ctl restart -m MODE of the source (src) or the target (dst)
+restart_server() {
+    (cd / && runuser -u postgres -- "$TB_PGBIN/pg_ctl" -D "$BED/$1" -l "$BED/$1.log" -m "$2" -w -t 60 -s \
+        restart) >>"$WORK/pg_ctl.log" 2>&1
+}
+# terminate SIDE JOB: pg_terminate_backend of every session of the job's on one server
+terminate() {
+    local sql="SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'pgmover:$2:%'"
+    if [[ $1 == src ]]; then sq postgres "$sql"; else tq postgres "$sql"; fi
+}
+# the sessions of a job's, by application_name, for the log
+session_names() { # SIDE JOB
+    local sql="SELECT coalesce(string_agg(application_name || '(' || coalesce(state, '') || ')', ' '), 'none')
+               FROM pg_stat_activity WHERE application_name LIKE 'pgmover:$2:%'"
+    if [[ $1 == src ]]; then sq postgres "$sql"; else tq postgres "$sql"; fi
+}
+side_word() { if [[ $1 == src ]]; then echo source; else echo target; fi; }
+# outcome ROW JOB NEXT SIDE: after a fault on SIDE the job reaches NEXT by itself, or fails
+# once with an error that names the server and a hint, and `retry` reaches NEXT
+outcome() {
+    local row=$1 job=$2 next=$3 word msg hint frozen
+    word=$(side_word "$4")
+    t_wait_for 180 _state_or_failed "$job" "$next"
+    if [[ $(pgmd_state "$job") == failed ]]; then
+        msg=$(jst "$job" '.error.message // ""')
+        hint=$(jst "$job" '.error.hint // ""')
+        echo "# $row: failed: $msg (hint: $hint)"
+        t_assert_contains "$row: the error names the $word" "$msg" "$word"
+        t_check "$row: the error has a hint" test -n "$hint"
+        # the freeze the error reports is the source's: frozen (a read-only default) or not
+        if [[ -n $(ro_setting "$job") ]]; then frozen=true; else frozen=false; fi
+        t_assert_eq "$row: error.source_frozen is the source's state" "$frozen" "$(jst "$job" '.error.source_frozen')"
+        cmd "$row: retry" retry "$job"
+        wait_state "$row: reaches $next after the retry" "$job" "$next" 180
+    else
+        echo "# $row: recovered by itself"
+        wait_state "$row: reaches $next by itself" "$job" "$next" 1
+    fi
+}
+hold_apply() { hold apply src "$1" "LOCK TABLE public.items IN SHARE MODE"; }
+hold_items_dst() { hold titems dst "$1" "LOCK TABLE public.items IN ACCESS EXCLUSIVE MODE"; }
+# target_write JOB NOTE: a write on the target during the window (an UPDATE, an INSERT)
+target_write() {
+    q "$(tgt_url "t_$1")" "INSERT INTO public.write_probe (note) VALUES ('$2');
+        UPDATE public.items SET v = '$2' || id WHERE id % 1009 = 0" >/dev/null
+}
+retries_total() { jst "$1" '.facts.reverse.retries_total // 0'; }
+# mid_copy ROW JOB COMMAND NEXT SIDE FAULT...: COMMAND (start, freeze) copies; once
+# rows flow into the target's public.big, FAULT; then the outcome
+mid_copy() {
+    local row=$1 job=$2 command=$3 next=$4 side=$5
+    shift 5
+    echo "# row: $row"
+    cmd "$row: $command" "$command" "$job"
+    if t_wait_for 120 copying_big "$job" "t_$job"; then t_ok "$row: caught copying public.big"; else
+        t_fail "$row: caught copying public.big" "$(fail_detail "$job")"
+    fi
+    echo "# $row: sessions: source $(session_names src "$job"); target $(session_names dst "$job")"
+    "$@"
+    outcome "$row" "$job" "$next" "$side"
+    compare "$row" "$job" "t_$job"
+    compare_big "$row" "$job" "t_$job"
+}
+# mid_verify ROW JOB SIDE HOLD RELEASE FAULT...: verify, held on a lock; FAULT; release
+mid_verify() {
+    local row=$1 job=$2 side=$3 holdcmd=$4 rel=$5 db
+    shift 5
+    echo "# row: $row"
+    if [[ $side == src ]]; then db=$job; else db=t_$job; fi
+    $holdcmd "$db" || t_fail "$row: hold the verification" "$holdcmd failed"
+    cmd "$row: verify" verify "$job"
+    if t_wait_for 120 in_state_and "$job" verifying waiting_on_lock "$side" "$db"; then
+        t_ok "$row: the verification waits on the $(side_word "$side")"
+    else
+        t_fail "$row: the verification waits on the $(side_word "$side")" "$(fail_detail "$job")"
+    fi
+    "$@"
+    release "$rel"
+    outcome "$row" "$job" verified "$side"
+    t_assert_eq "$row: pgmover's verification agrees" "true" "$(jst "$job" '.verify.ok')"
+    assert_frozen "$row" "$job"
+    compare "$row" "$job" "t_$job"
+}
+# mid_replay ROW JOB FAULT...: a target write whose replay on the source waits on a lock;
+# FAULT; the lock released, the stream must carry the write by itself (retries), exactly once
+mid_replay() {
+    local row=$1 job=$2 before
+    shift 2
+    echo "# row: $row"
+    before=$(retries_total "$job")
+    hold_apply "$job" || t_fail "$row: hold the replay" "hold_apply failed"
+    target_write "$job" "$row"
+    if t_wait_for 60 waiting_on_lock src "$job"; then t_ok "$row: the replay waits on the source"; else
+        t_fail "$row: the replay waits on the source" "$(jst "$job" '.facts.reverse')"
+    fi
+    "$@"
+    release apply
+    t_check "$row: the write is carried to the source" t_wait_for 120 _carried "$job" ||
+        t_detail "$(jst "$job" '.facts.reverse')"
+    t_assert_eq "$row: still in the window (the stream recovers by itself)" "rollback_window" "$(pgmd_state "$job")"
+    # a restart ends the lock's holder too: the apply may take the lock and commit before its
+    # own session ends, and the stream then finds the dead session at its next apply; the
+    # sessions ended by pg_terminate_backend (part E) are pgmover's only, so the apply was
+    # waiting when its session died and the stream must have retried
+    if [[ $REPLAY_RETRY_SURE == 1 ]]; then
+        t_check "$row: the stream saw the error and retried" test "$(retries_total "$job")" -gt "$before"
+    else
+        echo "# $row: the stream retried $(($(retries_total "$job") - before)) time(s)"
+    fi
+    t_assert_eq "$row: the write is on the source once" "1" \
+        "$(sq "$job" "SELECT count(*) FROM public.write_probe WHERE note = '$row'")"
+    assert_frozen "$row" "$job"
+    compare "$row" "$job" "t_$job"
+}
+# the source's sequence of write_probe is past every id (the rows the stream brought)
+seq_ok() { # NAME DB
+    t_assert_eq "$1: the source's sequence is past every row's id" "t" \
+        "$(sq "$2" "SELECT last_value >= (SELECT max(id) FROM public.write_probe) FROM public.write_probe_id_seq")"
+}
+part_end() { # NAME JOB
+    t_assert_eq "$1: no pgmover session left on the source" "0" "$(sessions_of src "$2")"
+    t_assert_eq "$1: no pgmover session left on the target" "0" "$(sessions_of dst "$2")"
+    t_assert_eq "$1: no slot or publication left on the target" "" "$(target_leftovers "t_$2")"
+    t_assert_eq "$1: no pgmover schema left on the source" "" "$(source_leftovers "$2")"
+}
+
+# to_window PART JOB (WHAT FAULT) x 4: a dump job through its copies and verifications, a
+# fault in each (the source's in the rehearsal copy, the target's in the final copy, then
+# the source's and the target's in a verification; FAULT is split into words), then cutover
+to_window() {
+    local p=$1 job=$2
+    cmd "$p: create $job" create "$job" --source "$(src_url "$job")" --target "$(tgt_url "t_$job")" --method dump
+    # shellcheck disable=SC2086
+    {
+        mid_copy "$p: $3 mid rehearsal copy" "$job" start synced src $4
+        t_assert_eq "$p: synced: the source is not frozen" "" "$(ro_setting "$job")"
+        mid_copy "$p: $5 mid final copy" "$job" freeze verified dst $6
+        assert_frozen "$p: after the final copy" "$job"
+        mid_verify "$p: $7 mid-verify" "$job" src hold_lo lo $8
+        mid_verify "$p: $9 mid-verify" "$job" dst hold_items_dst titems ${10}
+    }
+    cmd "$p: cutover" cutover "$job" --no-traffic-switch
+    wait_state "$p: rollback_window" "$job" rollback_window 120
+}
+
+# ---------------------------------------------------------------------------------------
+if part D; then
+echo "# D. restarts of the source and of the target server"
+REPLAY_RETRY_SURE=0
+t_check "D: pgmoverd starts" pgmd_start "$DD" "pg_bindir = $TB_PGBIN"
+to_window D r1 "source restarted (fast)" "restart_server src fast" "target restarted (fast)" \
+    "restart_server dst fast" "source restarted (fast)" "restart_server src fast" \
+    "target restarted (immediate)" "restart_server dst immediate"
+mid_replay "D: source restarted (fast) mid-replay" r1 restart_server src fast
+mid_replay "D: target restarted (fast) mid-replay" r1 restart_server dst fast
+mid_replay "D: source restarted (immediate) mid-replay" r1 restart_server src immediate
+mid_replay "D: target restarted (immediate) mid-replay" r1 restart_server dst immediate
+# the target's crash may bring its slot back to the last checkpoint: what the source has
+# already is read again and must be skipped, not applied twice
+target_write r1 "after the crash of the target"
+t_check "D: a write after the target's crash is carried" t_wait_for 120 _carried r1
+t_assert_eq "D: ... once" "1" "$(sq r1 "SELECT count(*) FROM public.write_probe WHERE note = 'after the crash of the target'")"
+t_assert_eq "D: still in the window" "rollback_window" "$(pgmd_state r1)"
+cmd "D: rollback" rollback r1
+wait_state "D: rolled_back" r1 rolled_back 180
+compare "D: rolled back" r1 t_r1
+seq_ok "D: rolled back" r1
+assert_writable "D: rolled back" r1
+part_end "D" r1
+stop_daemon "D"
+fi
+
+# ---------------------------------------------------------------------------------------
+if part E; then
+echo "# E. pg_terminate_backend of pgmover's sessions"
+REPLAY_RETRY_SURE=1
+t_check "E: pgmoverd starts" pgmd_start "$DE" "pg_bindir = $TB_PGBIN"
+to_window E k1 "source sessions ended" "terminate src k1" "target sessions ended" "terminate dst k1" \
+    "source sessions ended" "terminate src k1" "target sessions ended" "terminate dst k1"
+mid_replay "E: the source session of the reverse stream ended" k1 terminate src k1
+mid_replay "E: the target session of the reverse stream ended" k1 terminate dst k1
+cmd "E: finish" finish k1
+wait_state "E: completed" k1 completed 120
+compare "E: completed" k1 t_k1
+assert_frozen "E: completed" k1
+part_end "E" k1
+stop_daemon "E"
+fi
+for f in "$DA" "$DB" "$DC" "$DD" "$DE"; do
     [[ -f $f/pgmoverd.log ]] && check_sanitizers "log of $(basename "$f") (SIGKILLed runs too)" "$f/pgmoverd.log"
 done
 

@@ -59,8 +59,8 @@ typedef struct worker {
 	pgm_pg_conn_t *src, *dst;
 	bool src_ready, dst_ready;
 	chunk_t *cur;
-	bool in_tx; /* the target chunk runs in BEGIN ... COMMIT (FREEZE) */
-	bool copy_started;
+	bool in_tx;        /* the target chunk runs in BEGIN ... COMMIT (FREEZE) */
+	bool copy_started; /* the target took the COPY: data flows (errors after this are mid-load) */
 	bool paused;
 	bool ending;
 	int64_t chunk_rows; /* what the target's COPY of the chunk said it loaded */
@@ -679,12 +679,15 @@ on_dst_ready(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err
 	char *sql;
 
 	if (err) {
-		char *what =
-			pgm_asprintf("could not start loading %s into the target", w->cp->tables[w->cur->table].name);
+		/* the same callback brings an error of the target in the middle of the load */
+		char *what = pgm_asprintf(w->copy_started ? "could not load %s into the target"
+							  : "could not start loading %s into the target",
+					  w->cp->tables[w->cur->table].name);
 		engine_fail_pg(w->cp, what, err);
 		free(what);
 		return;
 	}
+	w->copy_started = true;
 	sql = chunk_select(w->cp, w->cur);
 	pgm_pg_copy_out(w->src, sql, on_src_data, w);
 	free(sql);
@@ -733,6 +736,7 @@ worker_next(worker_t *w)
 	w->len = 0;
 	w->paused = false;
 	w->ending = false;
+	w->copy_started = false;
 	/*
 	 * A table in one piece: truncate and load WITH (FREEZE) in one
 	 * transaction, so that no VACUUM has to visit its pages again -- unless
