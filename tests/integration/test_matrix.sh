@@ -26,6 +26,9 @@
 #      lock on the source); then rollback, and the source's sequences past the rows it got
 #   E. pg_terminate_backend of every pgmover session on one server at the same points
 #      (the copy's, the verification's, the reverse stream's reading and applying ones)
+#   F. SIGKILL of pgmoverd for a triggers job (the same bed: replica WAL, nothing preloaded)
+#      in the states test_triggers leaves out: provisioning, verifying, cutting_over,
+#      rollback_window, finishing, thawing, aborting, rolling_back (part C's rows and checks)
 #   In D and E a copy or a verification either recovers by itself or fails once, with an
 #   error naming the server, a hint, and error.source_frozen the source's real state, and
 #   retry completes it; the reverse stream must recover by itself (retries counted) and
@@ -78,6 +81,7 @@ DB=$WORK/daemon-b
 DC=$WORK/daemon-c
 DD=$WORK/daemon-d
 DE=$WORK/daemon-e
+DF=$WORK/daemon-f
 PGB=$WORK/pgb # pgbouncer, for the row killed inside its PAUSE
 T0=$SECONDS
 
@@ -251,7 +255,7 @@ fi
 . "$BED/env"
 
 BIG_ROWS=${PGM_MATRIX_BIG_ROWS:-600000}
-DBS=(full inj m1 m2 m3 m4 r1 k1)
+DBS=(full inj m1 m2 m3 m4 r1 k1 tg1 tg2 tg3)
 setup_ok=1
 for db in "${DBS[@]}"; do
     "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0
@@ -275,7 +279,7 @@ fi
 
 # ---------------------------------------------------------------------------------------
 # PGM_MATRIX_PARTS="A C" runs some parts only (default: all)
-part() { [[ " ${PGM_MATRIX_PARTS:-A B C D E} " == *" $1 "* ]]; }
+part() { [[ " ${PGM_MATRIX_PARTS:-A B C D E F} " == *" $1 "* ]]; }
 
 if part A; then
 echo "# A. a full state_dir (tmpfs)"
@@ -423,55 +427,7 @@ stop_daemon "B"
 fi
 
 # ---------------------------------------------------------------------------------------
-if part C; then
-echo "# C. SIGKILL in each state"
-# pgbouncer (transaction pooling) in front of m4's source, its entry in a file pgmover owns
-if pgb_start "$PGB" m4; then t_ok "C: pgbouncer starts"; else t_fail "C: pgbouncer starts" "see $PGB/pgbouncer.log"; fi
-
-t_check "C: pgmoverd starts" pgmd_start "$DC" "pg_bindir = $TB_PGBIN"
-cmd "C: create m1" create m1 --source "$(src_url m1)" --target "$(tgt_url t_m1)" --method dump \
-    --set freeze_mode=both --set freeze_command="$HOOK m1-freeze 3" --set thaw_command="$HOOK m1-thaw 0" \
-    --set cutover_command="$HOOK m1-cutover 5"
-cmd "C: create m2" create m2 --source "$(src_url m2)" --target "$(tgt_url t_m2)" --method dump \
-    --set freeze_mode=both --set freeze_command="$HOOK m2-freeze 0" --set thaw_command="$HOOK m2-thaw 3"
-cmd "C: create m3" create m3 --source "$(src_url m3)" --target "$(tgt_url t_m3)" --method dump \
-    --set cutover_command="$HOOK m3-cutover 0" --set rollback_command="$HOOK m3-rollback 3"
-cmd "C: create m4" create m4 --source "$(src_url m4)" --target "$(tgt_url t_m4)" --method dump \
-    --set pgbouncer_admin="$ADMIN_URL" --set pgbouncer_database=m4 --set pgbouncer_include="$PGB_INCLUDE" \
-    --set cutover_command="$HOOK m4-cutover 5"
-for j in m2 m3 m4; do cmd "C: $j start" start $j; done
-for j in m2 m3 m4; do wait_state "C: $j synced" $j synced 120; done
-for j in m2 m3 m4; do cmd "C: $j freeze" freeze $j; done
-for j in m2 m3 m4; do wait_state "C: $j verified" $j verified 120; done
-t_assert_eq "C: pgbouncer sends m4 to the source" "127.0.0.1:$SOURCE_PORT 0" "$(pgb_entry)"
-cmd "C: m3 cutover" cutover m3
-wait_state "C: m3 rollback_window" m3 rollback_window 60
-# a write on the target during the window, which the rollback must bring back
-q "$(tgt_url t_m3)" "INSERT INTO public.write_probe (note) VALUES ('written on the target'); DELETE FROM public.items WHERE id <= 10" >/dev/null
-
-# Each row: the job, what holds the state, the command that enters it ("-": none, the
-# job gets there by itself), the state killed in, what shows the step is held there,
-# what lets it go after the restart, the state next (stable, but for provisioning, whose
-# row hands the job on to the next, held in syncing), and the checks at the end.
-# A "lock" is a superuser session holding a lock pgmover's step must wait for:
-#   provisioning: pg_largeobject_metadata of the source (the preflight counts large
-#                 objects); the same lock makes verifying wait (it compares them)
-#   syncing:      SHARE on the target's pg_class (the restore cannot create a table)
-#   finishing:    a read of the source's progress table (its DROP SCHEMA waits)
-#   aborting:     a read of the target's copy (its clean waits)
-ROWS=(
-    "provisioning|m1|hold_lo m1|start|provisioning|waiting_on_lock src m1|lo_then_catalog t_m1|syncing|:"
-    "syncing|m1|:|-|syncing|waiting_on_lock dst t_m1|release cat|synced|row_synced m1"
-    "freezing (in freeze_command)|m1|:|freeze|freezing|hook_running m1-freeze 0|:|verified|row_frozen m1"
-    "verifying|m1|hold_lo m1|verify|verifying|waiting_on_lock src m1|release lo|verified|row_frozen m1"
-    "cutting_over (in cutover_command)|m1|:|cutover|cutting_over|hook_running m1-cutover 0|:|rollback_window|row_window m1"
-    "rollback_window|m1|:|-|rollback_window|:|:|rollback_window|row_window m1"
-    "finishing|m1|hold_progress m1|finish|finishing|waiting_on_lock src m1|release prog|completed|row_completed m1"
-    "thawing (in thaw_command)|m2|:|thaw|thawing|hook_running m2-thaw 0|:|synced|row_thawed m2"
-    "aborting|m2|hold_target_read t_m2|abort|aborting|waiting_on_lock dst t_m2|release tgt|aborted|row_aborted m2"
-    "cutting_over (in the pgbouncer PAUSE)|m4|:|cutover|cutting_over|paused_in_hook|:|rollback_window|row_pgbouncer m4"
-    "rolling_back (in rollback_command)|m3|:|rollback|rolling_back|hook_running m3-rollback 0|:|rolled_back|row_rolled_back m3"
-)
+# the rows of parts C and F (SIGKILL in a state): the holds, the checks, the loop
 hold_catalog() { hold cat dst "$1" "LOCK TABLE pg_catalog.pg_class IN SHARE MODE"; }
 # provisioning goes on, and the copy that follows waits: the next row kills it there
 lo_then_catalog() {
@@ -482,6 +438,11 @@ hold_progress() {
     local t
     t=$(sq "$1" "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname LIKE 'pgmover%' LIMIT 1")
     hold prog src "$1" "SELECT count(*) FROM $t"
+}
+# the triggers job of part F's verifying row is synced: freeze it (to verified), then hold
+freeze_and_hold_lo() {
+    pgm freeze "$1" >/dev/null && t_wait_for 120 _state_or_failed "$1" verified &&
+        [[ $(pgmd_state "$1") == verified ]] && hold_lo "$1"
 }
 hold_target_read() { hold tgt dst "$1" "SELECT count(*) FROM public.items"; }
 
@@ -538,26 +499,82 @@ row_rolled_back() { # the target's writes are on the source, which takes writes 
     t_assert_eq "$ROW: no pgmover schema left on the source" "" "$(source_leftovers "$1")"
 }
 
-for row in "${ROWS[@]}"; do
-    IFS='|' read -r ROW job holdcmd command state heldcmd releasecmd next checkcmd <<<"$row"
-    echo "# row: $ROW"
-    t0=$SECONDS
-    $holdcmd || t_fail "$ROW: hold the state" "$holdcmd failed"
-    [[ $command == - ]] || cmd "$ROW: $command" "$command" "$job"
-    # shellcheck disable=SC2086
-    if t_wait_for 120 in_state_and "$job" "$state" $heldcmd; then
-        t_ok "$ROW: the job is held in $state"
-    else
-        t_fail "$ROW: the job is held in $state" "$(fail_detail "$job")"
-    fi
-    kill9 "$ROW"
-    t_check "$ROW: pgmoverd restarts after SIGKILL" pgmd_start "$DC" || t_detail "$(tail -5 "$DC/pgmoverd.log")"
-    t_assert_eq "$ROW: still $state after the restart" "$state" "$(pgmd_state "$job")"
-    $releasecmd
-    wait_state "$ROW: reaches $next" "$job" "$next" 180
-    $checkcmd
-    echo "# row $ROW: $((SECONDS - t0)) s"
-done
+# run_rows DIR: each row of ROWS (see part C) with the daemon of DIR: hold, enter, SIGKILL,
+# restart, release, the next state, the checks
+run_rows() {
+    for row in "${ROWS[@]}"; do
+        IFS='|' read -r ROW job holdcmd command state heldcmd releasecmd next checkcmd <<<"$row"
+        echo "# row: $ROW"
+        t0=$SECONDS
+        $holdcmd || t_fail "$ROW: hold the state" "$holdcmd failed"
+        [[ $command == - ]] || cmd "$ROW: $command" "$command" "$job"
+        # shellcheck disable=SC2086
+        if t_wait_for 120 in_state_and "$job" "$state" $heldcmd; then
+            t_ok "$ROW: the job is held in $state"
+        else
+            t_fail "$ROW: the job is held in $state" "$(fail_detail "$job")"
+        fi
+        kill9 "$ROW"
+        t_check "$ROW: pgmoverd restarts after SIGKILL" pgmd_start "$1" || t_detail "$(tail -5 "$1/pgmoverd.log")"
+        t_assert_eq "$ROW: still $state after the restart" "$state" "$(pgmd_state "$job")"
+        $releasecmd
+        wait_state "$ROW: reaches $next" "$job" "$next" 180
+        $checkcmd
+        echo "# row $ROW: $((SECONDS - t0)) s"
+    done
+}
+
+# ---------------------------------------------------------------------------------------
+if part C; then
+echo "# C. SIGKILL in each state"
+# pgbouncer (transaction pooling) in front of m4's source, its entry in a file pgmover owns
+if pgb_start "$PGB" m4; then t_ok "C: pgbouncer starts"; else t_fail "C: pgbouncer starts" "see $PGB/pgbouncer.log"; fi
+
+t_check "C: pgmoverd starts" pgmd_start "$DC" "pg_bindir = $TB_PGBIN"
+cmd "C: create m1" create m1 --source "$(src_url m1)" --target "$(tgt_url t_m1)" --method dump \
+    --set freeze_mode=both --set freeze_command="$HOOK m1-freeze 3" --set thaw_command="$HOOK m1-thaw 0" \
+    --set cutover_command="$HOOK m1-cutover 5"
+cmd "C: create m2" create m2 --source "$(src_url m2)" --target "$(tgt_url t_m2)" --method dump \
+    --set freeze_mode=both --set freeze_command="$HOOK m2-freeze 0" --set thaw_command="$HOOK m2-thaw 3"
+cmd "C: create m3" create m3 --source "$(src_url m3)" --target "$(tgt_url t_m3)" --method dump \
+    --set cutover_command="$HOOK m3-cutover 0" --set rollback_command="$HOOK m3-rollback 3"
+cmd "C: create m4" create m4 --source "$(src_url m4)" --target "$(tgt_url t_m4)" --method dump \
+    --set pgbouncer_admin="$ADMIN_URL" --set pgbouncer_database=m4 --set pgbouncer_include="$PGB_INCLUDE" \
+    --set cutover_command="$HOOK m4-cutover 5"
+for j in m2 m3 m4; do cmd "C: $j start" start $j; done
+for j in m2 m3 m4; do wait_state "C: $j synced" $j synced 120; done
+for j in m2 m3 m4; do cmd "C: $j freeze" freeze $j; done
+for j in m2 m3 m4; do wait_state "C: $j verified" $j verified 120; done
+t_assert_eq "C: pgbouncer sends m4 to the source" "127.0.0.1:$SOURCE_PORT 0" "$(pgb_entry)"
+cmd "C: m3 cutover" cutover m3
+wait_state "C: m3 rollback_window" m3 rollback_window 60
+# a write on the target during the window, which the rollback must bring back
+q "$(tgt_url t_m3)" "INSERT INTO public.write_probe (note) VALUES ('written on the target'); DELETE FROM public.items WHERE id <= 10" >/dev/null
+
+# Each row: the job, what holds the state, the command that enters it ("-": none, the
+# job gets there by itself), the state killed in, what shows the step is held there,
+# what lets it go after the restart, the state next (stable, but for provisioning, whose
+# row hands the job on to the next, held in syncing), and the checks at the end.
+# A "lock" is a superuser session holding a lock pgmover's step must wait for:
+#   provisioning: pg_largeobject_metadata of the source (the preflight counts large
+#                 objects); the same lock makes verifying wait (it compares them)
+#   syncing:      SHARE on the target's pg_class (the restore cannot create a table)
+#   finishing:    a read of the source's progress table (its DROP SCHEMA waits)
+#   aborting:     a read of the target's copy (its clean waits)
+ROWS=(
+    "provisioning|m1|hold_lo m1|start|provisioning|waiting_on_lock src m1|lo_then_catalog t_m1|syncing|:"
+    "syncing|m1|:|-|syncing|waiting_on_lock dst t_m1|release cat|synced|row_synced m1"
+    "freezing (in freeze_command)|m1|:|freeze|freezing|hook_running m1-freeze 0|:|verified|row_frozen m1"
+    "verifying|m1|hold_lo m1|verify|verifying|waiting_on_lock src m1|release lo|verified|row_frozen m1"
+    "cutting_over (in cutover_command)|m1|:|cutover|cutting_over|hook_running m1-cutover 0|:|rollback_window|row_window m1"
+    "rollback_window|m1|:|-|rollback_window|:|:|rollback_window|row_window m1"
+    "finishing|m1|hold_progress m1|finish|finishing|waiting_on_lock src m1|release prog|completed|row_completed m1"
+    "thawing (in thaw_command)|m2|:|thaw|thawing|hook_running m2-thaw 0|:|synced|row_thawed m2"
+    "aborting|m2|hold_target_read t_m2|abort|aborting|waiting_on_lock dst t_m2|release tgt|aborted|row_aborted m2"
+    "cutting_over (in the pgbouncer PAUSE)|m4|:|cutover|cutting_over|paused_in_hook|:|rollback_window|row_pgbouncer m4"
+    "rolling_back (in rollback_command)|m3|:|rollback|rolling_back|hook_running m3-rollback 0|:|rolled_back|row_rolled_back m3"
+)
+run_rows "$DC"
 t_assert_eq "C: freeze_command ran again after the kill inside it" "2" "$(hook_starts m1-freeze)"
 t_assert_eq "C: cutover_command ran again after the kill inside it" "2" "$(hook_starts m1-cutover)"
 t_assert_eq "C: rollback_command ran again after the kill inside it" "2" "$(hook_starts m3-rollback)"
@@ -751,8 +768,20 @@ target_write r1 "after the crash of the target"
 t_check "D: a write after the target's crash is carried" t_wait_for 120 _carried r1
 t_assert_eq "D: ... once" "1" "$(sq r1 "SELECT count(*) FROM public.write_probe WHERE note = 'after the crash of the target'")"
 t_assert_eq "D: still in the window" "rollback_window" "$(pgmd_state r1)"
-cmd "D: rollback" rollback r1
-wait_state "D: rolled_back" r1 rolled_back 180
+# the rollback's drain of the reverse stream, held on the source, and the source restarted
+ROW="D: source restarted (fast) mid rollback drain"
+echo "# row: $ROW"
+hold_apply r1 || t_fail "$ROW: hold the drain" "hold_apply failed"
+target_write r1 "before the rollback"
+cmd "$ROW: rollback" rollback r1
+if t_wait_for 60 in_state_and r1 rolling_back waiting_on_lock src r1; then t_ok "$ROW: the drain waits on the source"; else
+    t_fail "$ROW: the drain waits on the source" "$(fail_detail r1)"
+fi
+restart_server src fast
+release apply
+outcome "$ROW" r1 rolled_back src
+t_assert_eq "$ROW: the write on the source once" "1" \
+    "$(sq r1 "SELECT count(*) FROM public.write_probe WHERE note = 'before the rollback'")"
 compare "D: rolled back" r1 t_r1
 seq_ok "D: rolled back" r1
 assert_writable "D: rolled back" r1
@@ -776,7 +805,46 @@ assert_frozen "E: completed" k1
 part_end "E" k1
 stop_daemon "E"
 fi
-for f in "$DA" "$DB" "$DC" "$DD" "$DE"; do
+# ---------------------------------------------------------------------------------------
+if part F; then
+echo "# F. SIGKILL of a triggers job (Heroku-like source) in the states test_triggers leaves out"
+t_check "F: pgmoverd starts" pgmd_start "$DF" "pg_bindir = $TB_PGBIN"
+cmd "F: create tg1" create tg1 --source "$(src_url tg1)" --target "$(tgt_url t_tg1)" --method triggers \
+    --set cutover_command="$HOOK tg1-cutover 5"
+cmd "F: create tg2" create tg2 --source "$(src_url tg2)" --target "$(tgt_url t_tg2)" --method triggers \
+    --set freeze_mode=both --set freeze_command="$HOOK tg2-freeze 0" --set thaw_command="$HOOK tg2-thaw 3"
+cmd "F: create tg3" create tg3 --source "$(src_url tg3)" --target "$(tgt_url t_tg3)" --method triggers \
+    --set cutover_command="$HOOK tg3-cutover 0" --set rollback_command="$HOOK tg3-rollback 3"
+for j in tg2 tg3; do cmd "F: $j start" start $j; done
+for j in tg2 tg3; do wait_state "F: $j synced" $j synced 120; done
+# a write on the source while the capture runs: the apply rounds carry it
+q "$(src_url tg2)" "UPDATE public.items SET v = 'captured' || id WHERE id % 101 = 0" >/dev/null
+for j in tg2 tg3; do cmd "F: $j freeze" freeze $j; done
+for j in tg2 tg3; do wait_state "F: $j verified" $j verified 120; done
+cmd "F: tg3 cutover" cutover tg3
+wait_state "F: tg3 rollback_window" tg3 rollback_window 60
+q "$(tgt_url t_tg3)" "INSERT INTO public.write_probe (note) VALUES ('written on the target'); DELETE FROM public.items WHERE id <= 10" >/dev/null
+# syncing and freezing are test_triggers' rows; "freeze" here runs between two rows
+ROWS=(
+    "triggers: provisioning|tg1|hold_lo tg1|start|provisioning|waiting_on_lock src tg1|release lo|synced|row_synced tg1"
+    "triggers: verifying|tg1|freeze_and_hold_lo tg1|verify|verifying|waiting_on_lock src tg1|release lo|verified|row_frozen tg1"
+    "triggers: cutting_over (in cutover_command)|tg1|:|cutover|cutting_over|hook_running tg1-cutover 0|:|rollback_window|row_window tg1"
+    "triggers: rollback_window|tg1|:|-|rollback_window|:|:|rollback_window|row_window tg1"
+    "triggers: finishing|tg1|hold_progress tg1|finish|finishing|waiting_on_lock src tg1|release prog|completed|row_completed tg1"
+    "triggers: thawing (in thaw_command)|tg2|:|thaw|thawing|hook_running tg2-thaw 0|:|synced|row_thawed tg2"
+    "triggers: aborting|tg2|hold_target_read t_tg2|abort|aborting|waiting_on_lock dst t_tg2|release tgt|aborted|row_aborted tg2"
+    "triggers: rolling_back (in rollback_command)|tg3|:|rollback|rolling_back|hook_running tg3-rollback 0|:|rolled_back|row_rolled_back tg3"
+)
+run_rows "$DF"
+t_assert_eq "F: cutover_command ran again after the kill inside it" "2" "$(hook_starts tg1-cutover)"
+t_assert_eq "F: rollback_command ran again after the kill inside it" "2" "$(hook_starts tg3-rollback)"
+t_assert_eq "F: thaw_command ran again after the kill inside it" "2" "$(hook_starts tg2-thaw)"
+t_check "F: no hook left running" t_wait_for 20 eval "! pgrep -f -- '$HOOK' >/dev/null"
+t_assert_eq "F: no pgmover session left on the source" "0 0 0" "$(sessions_of src tg1) $(sessions_of src tg2) $(sessions_of src tg3)"
+t_assert_eq "F: no pgmover session left on the target" "0 0 0" "$(sessions_of dst tg1) $(sessions_of dst tg2) $(sessions_of dst tg3)"
+stop_daemon "F"
+fi
+for f in "$DA" "$DB" "$DC" "$DD" "$DE" "$DF"; do
     [[ -f $f/pgmoverd.log ]] && check_sanitizers "log of $(basename "$f") (SIGKILLed runs too)" "$f/pgmoverd.log"
 done
 
