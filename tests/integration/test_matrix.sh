@@ -605,11 +605,13 @@ compare_big() {
         t_fail "$1: public.big equal on both sides" "source [$s], target [$d]"
     fi
 }
-# restart_server SIDE MODE: pg_ctl restart -m MODE of the source (src) or the target (dst)
-restart_server() {
-    (cd / && runuser -u postgres -- "$TB_PGBIN/pg_ctl" -D "$BED/$1" -l "$BED/$1.log" -m "$2" -w -t 60 -s \
-        restart) >>"$WORK/pg_ctl.log" 2>&1
+# server_ctl SIDE ACTION [MODE]: pg_ctl ACTION (start, stop, restart; -m MODE, default
+# fast) of the source (src) or the target (dst); restart_server SIDE MODE
+server_ctl() {
+    (cd / && runuser -u postgres -- "$TB_PGBIN/pg_ctl" -D "$BED/$1" -l "$BED/$1.log" -m "${3:-fast}" -w -t 60 -s \
+        "$2") >>"$WORK/pg_ctl.log" 2>&1
 }
+restart_server() { server_ctl "$1" restart "$2"; }
 # terminate SIDE JOB: pg_terminate_backend of every session of the job's on one server
 terminate() {
     local sql="SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'pgmover:$2:%'"
@@ -768,8 +770,10 @@ target_write r1 "after the crash of the target"
 t_check "D: a write after the target's crash is carried" t_wait_for 120 _carried r1
 t_assert_eq "D: ... once" "1" "$(sq r1 "SELECT count(*) FROM public.write_probe WHERE note = 'after the crash of the target'")"
 t_assert_eq "D: still in the window" "rollback_window" "$(pgmd_state r1)"
-# the rollback's drain of the reverse stream, held on the source, and the source restarted
-ROW="D: source restarted (fast) mid rollback drain"
+# the rollback's drain of the reverse stream, held on the source, and the source stopped:
+# the drain retries by itself, less often each time, then fails saying so; the source
+# started again, retry completes the rollback
+ROW="D: source stopped mid rollback drain"
 echo "# row: $ROW"
 hold_apply r1 || t_fail "$ROW: hold the drain" "hold_apply failed"
 target_write r1 "before the rollback"
@@ -777,9 +781,17 @@ cmd "$ROW: rollback" rollback r1
 if t_wait_for 60 in_state_and r1 rolling_back waiting_on_lock src r1; then t_ok "$ROW: the drain waits on the source"; else
     t_fail "$ROW: the drain waits on the source" "$(fail_detail r1)"
 fi
-restart_server src fast
+before=$(retries_total r1)
+server_ctl src stop
 release apply
-outcome "$ROW" r1 rolled_back src
+_drain_retried() { [[ $(pgmd_state r1) == rolling_back && $(retries_total r1) -ge $((before + 2)) ]]; }
+t_check "$ROW: the drain retries by itself" t_wait_for 60 _drain_retried || t_detail "$(fail_detail r1)"
+wait_state "$ROW: then the rollback fails" r1 failed 120
+t_assert_contains "$ROW: ... saying it retried" "$(jst r1 '.error.message // ""')" "after 5 retries"
+t_assert_contains "$ROW: ... naming the source" "$(jst r1 '.error.message // ""')" "to the source"
+t_check "$ROW: the source starts again" server_ctl src start
+cmd "$ROW: retry" retry r1
+wait_state "$ROW: rolled_back" r1 rolled_back 180
 t_assert_eq "$ROW: the write on the source once" "1" \
     "$(sq r1 "SELECT count(*) FROM public.write_probe WHERE note = 'before the rollback'")"
 compare "D: rolled back" r1 t_r1
