@@ -893,6 +893,8 @@ on_poll(uv_poll_t *h, int status, int events)
 	quiet_arm(c);
 }
 
+static bool send_failed(pgm_pg_conn_t *c, conn_mode_t mode);
+
 static bool
 begin_op(pgm_pg_conn_t *c, conn_mode_t mode)
 {
@@ -905,9 +907,14 @@ begin_op(pgm_pg_conn_t *c, conn_mode_t mode)
 	c->copy_in_ready = false;
 	c->copy_in_ending = false;
 	c->op_started_mono = pgm_mono_ms();
-	/* flush what was queued, then read */
+	/*
+	 * flush what was queued, then read. No socket: libpq found the
+	 * connection gone while it sent (the server ended an idle session:
+	 * a restart, pg_terminate_backend) and closed it; the statement is
+	 * never answered, so its error is reported from the loop instead
+	 */
 	if (!conn_watch(c, UV_READABLE | UV_WRITABLE))
-		return false;
+		return send_failed(c, mode);
 	quiet_arm(c);
 	return true;
 }

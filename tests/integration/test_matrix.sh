@@ -255,7 +255,7 @@ fi
 . "$BED/env"
 
 BIG_ROWS=${PGM_MATRIX_BIG_ROWS:-600000}
-DBS=(full inj m1 m2 m3 m4 r1 k1 tg1 tg2 tg3)
+DBS=(full inj m1 m2 m3 m4 r1 k1 tg1 tg2 tg3 tg4)
 setup_ok=1
 for db in "${DBS[@]}"; do
     "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0
@@ -854,6 +854,35 @@ t_assert_eq "F: thaw_command ran again after the kill inside it" "2" "$(hook_sta
 t_check "F: no hook left running" t_wait_for 20 eval "! pgrep -f -- '$HOOK' >/dev/null"
 t_assert_eq "F: no pgmover session left on the source" "0 0 0" "$(sessions_of src tg1) $(sessions_of src tg2) $(sessions_of src tg3)"
 t_assert_eq "F: no pgmover session left on the target" "0 0 0" "$(sessions_of dst tg1) $(sessions_of dst tg2) $(sessions_of dst tg3)"
+# the apply rounds of a synced triggers job (the source's changes carried to the target):
+# pgmover's sessions on each server ended, then each server restarted; after each, a
+# source write must reach the target (the job recovers, or fails once, named, and retry)
+_carried_or_failed() { _carried "$1" || [[ $(pgmd_state "$1") == failed ]]; }
+apply_fault() { # ROW SIDE FAULT...
+    local row=$1 side=$2
+    shift 2
+    echo "# row: $row"
+    "$@"
+    q "$(src_url tg4)" "INSERT INTO public.write_probe (note) VALUES ('$row'); UPDATE public.items SET v = 'x' || id WHERE id % 211 = 0" >/dev/null
+    # the next apply round finds the fault: the write is carried, or the job fails
+    t_wait_for 60 _carried_or_failed tg4
+    outcome "$row" tg4 synced "$side"
+    t_check "$row: the write on the source reaches the target" t_wait_for 60 _carried tg4 ||
+        t_detail "$(fail_detail tg4)"
+    compare "$row" tg4 t_tg4
+}
+cmd "F: create tg4" create tg4 --source "$(src_url tg4)" --target "$(tgt_url t_tg4)" --method triggers
+cmd "F: tg4 start" start tg4
+wait_state "F: tg4 synced" tg4 synced 120
+apply_fault "F: triggers apply, source sessions ended" src terminate src tg4
+apply_fault "F: triggers apply, target sessions ended" dst terminate dst tg4
+apply_fault "F: triggers apply, source restarted (fast)" src restart_server src fast
+apply_fault "F: triggers apply, target restarted (immediate)" dst restart_server dst immediate
+cmd "F: tg4 abort" abort tg4
+wait_state "F: tg4 aborted" tg4 aborted 120
+assert_writable "F: tg4 aborted" tg4
+t_assert_eq "F: tg4: no pgmover schema (the capture) left on the source" "" "$(source_leftovers tg4)"
+t_assert_eq "F: tg4: no pgmover session left" "0 0" "$(sessions_of src tg4) $(sessions_of dst tg4)"
 stop_daemon "F"
 fi
 for f in "$DA" "$DB" "$DC" "$DD" "$DE" "$DF"; do
