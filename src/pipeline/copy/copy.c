@@ -378,7 +378,8 @@ on_post_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 {
 	copy_engine_t *cp = data;
 
-	if (pgm_tool_failed(cp->step, "pg_restore", "restore of indexes and constraints", status, sig, tail))
+	if (pgm_tool_failed(cp->step, "pg_restore", "restore of indexes and constraints into the target", status, sig,
+			    tail))
 		return;
 	set_sequences(cp);
 }
