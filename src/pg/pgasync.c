@@ -254,6 +254,11 @@ pgm_pg_error_advice(const pgm_pg_error_t *err)
 		  "could not open certificate", "private key file"},
 		 "the client certificate or key (sslcert, sslkey in the URL) cannot be used: check both paths, that the "
 		 "key belongs to the certificate, and that the key file is mode 0600 and readable by pgmoverd's user"},
+		{"57P",
+		 {"server closed the connection unexpectedly", "SSL SYSCALL error: EOF detected",
+		  "SSL connection has been closed unexpectedly", "connection not open"},
+		 "the server ended the session (it restarted or shut down, or pg_terminate_backend ended it) or the "
+		 "connection broke: check that the server is up and accepts connections"},
 		{"08",
 		 {"Connection refused", "could not translate host name", "timeout expired",
 		  "No such file or directory"},
@@ -828,8 +833,18 @@ copy_out_step(pgm_pg_conn_t *c)
 			PQfreemem(buf);
 			continue;
 		}
-		if (n == 0)
-			return; /* wait for more */
+		/*
+		 * 0: wait for more -- unless libpq has lost the connection (the
+		 * server restarted, the backend was terminated): then nothing
+		 * more comes, PQgetCopyData says 0 for ever and the closed socket
+		 * keeps polling readable, so end the COPY with libpq's error
+		 */
+		if (n == 0 && PQstatus(c->pg) != CONNECTION_BAD)
+			return;
+		if (n == 0) {
+			copy_out_finish(c, PQgetResult(c->pg));
+			return;
+		}
 		/* -1: done, -2: error; the final result says which */
 		copy_out_finish(c, PQgetResult(c->pg));
 		return;
@@ -878,6 +893,8 @@ on_poll(uv_poll_t *h, int status, int events)
 	quiet_arm(c);
 }
 
+static bool send_failed(pgm_pg_conn_t *c, conn_mode_t mode);
+
 static bool
 begin_op(pgm_pg_conn_t *c, conn_mode_t mode)
 {
@@ -890,9 +907,14 @@ begin_op(pgm_pg_conn_t *c, conn_mode_t mode)
 	c->copy_in_ready = false;
 	c->copy_in_ending = false;
 	c->op_started_mono = pgm_mono_ms();
-	/* flush what was queued, then read */
+	/*
+	 * flush what was queued, then read. No socket: libpq found the
+	 * connection gone while it sent (the server ended an idle session:
+	 * a restart, pg_terminate_backend) and closed it; the statement is
+	 * never answered, so its error is reported from the loop instead
+	 */
 	if (!conn_watch(c, UV_READABLE | UV_WRITABLE))
-		return false;
+		return send_failed(c, mode);
 	quiet_arm(c);
 	return true;
 }

@@ -20,6 +20,19 @@
 #      SIGKILL, restart, the next stable state reached, then the source and the target
 #      compared by the test's own query (row counts and an md5 of the rows), and nothing
 #      of pgmover's left where it should not be
+#   D. restarts of the source and of the target server (pg_ctl restart -m fast, and -m
+#      immediate) in the middle of the rehearsal copy, the final copy, a verification, and
+#      the reverse stream's replay of a target write in the rollback window (held on a
+#      lock on the source); then rollback, and the source's sequences past the rows it got
+#   E. pg_terminate_backend of every pgmover session on one server at the same points
+#      (the copy's, the verification's, the reverse stream's reading and applying ones)
+#   F. SIGKILL of pgmoverd for a triggers job (the same bed: replica WAL, nothing preloaded)
+#      in the states test_triggers leaves out: provisioning, verifying, cutting_over,
+#      rollback_window, finishing, thawing, aborting, rolling_back (part C's rows and checks)
+#   In D and E a copy or a verification either recovers by itself or fails once, with an
+#   error naming the server, a hint, and error.source_frozen the source's real state, and
+#   retry completes it; the reverse stream must recover by itself (retries counted) and
+#   apply the write exactly once; both sides are then compared by the test's own query.
 #
 #   bash tests/integration/test_matrix.sh          (as root: it mounts a tmpfs)
 # PGM_TEST_KEEP=1 keeps the work directory; PGM_MATRIX_PARTS="B C" runs some parts only.
@@ -66,6 +79,9 @@ HOOKS_LOG=$WORK/hooks.log
 DA=$WORK/daemon-a # the daemon of each part
 DB=$WORK/daemon-b
 DC=$WORK/daemon-c
+DD=$WORK/daemon-d
+DE=$WORK/daemon-e
+DF=$WORK/daemon-f
 PGB=$WORK/pgb # pgbouncer, for the row killed inside its PAUSE
 T0=$SECONDS
 
@@ -182,6 +198,10 @@ release() {
     wait "${HOLD_PID[$name]}" 2>/dev/null
     unset "HOLD_PID[$name]" "HOLD_SIDE[$name]"
 }
+# _carried JOB: the source has the target's rows (of job JOB's databases JOB and t_JOB)
+_carried() { [[ $(sig src "$1") == "$(sig dst "t_$1")" ]]; }
+# a lock of the source's large objects: the preflight counts them, verifying compares them
+hold_lo() { hold lo src "$1" "LOCK TABLE pg_catalog.pg_largeobject_metadata IN ACCESS EXCLUSIVE MODE"; }
 # waiting_on_lock SIDE DB: some session of DB waits for a heavyweight lock
 waiting_on_lock() {
     local sql="SELECT count(*) FROM pg_stat_activity WHERE datname = '$2' AND wait_event_type = 'Lock'"
@@ -234,7 +254,8 @@ fi
 # shellcheck source=/dev/null
 . "$BED/env"
 
-DBS=(full inj m1 m2 m3 m4)
+BIG_ROWS=${PGM_MATRIX_BIG_ROWS:-600000}
+DBS=(full inj m1 m2 m3 m4 r1 k1 tg1 tg2 tg3 tg4)
 setup_ok=1
 for db in "${DBS[@]}"; do
     "$TB" createdb "$BED" src "$db" >/dev/null || setup_ok=0
@@ -245,6 +266,11 @@ for db in "${DBS[@]}"; do
         CREATE TABLE public.write_probe (id serial PRIMARY KEY, note text NOT NULL);
         INSERT INTO public.write_probe (note) VALUES ('before')" >/dev/null || setup_ok=0
 done
+# parts D and E copy a table big enough for a copy to be caught in its middle
+for db in r1 k1; do
+    q "$(src_url "$db")" "CREATE TABLE public.big (id integer PRIMARY KEY, v text NOT NULL);
+        INSERT INTO public.big SELECT i, md5(i::text) FROM generate_series(1, $BIG_ROWS) i" >/dev/null || setup_ok=0
+done
 if [[ $setup_ok == 1 ]]; then t_ok "setup: databases loaded"; else
     t_fail "setup" "creating or loading databases failed"
     t_summary
@@ -253,7 +279,7 @@ fi
 
 # ---------------------------------------------------------------------------------------
 # PGM_MATRIX_PARTS="A C" runs some parts only (default: all)
-part() { [[ " ${PGM_MATRIX_PARTS:-A B C} " == *" $1 "* ]]; }
+part() { [[ " ${PGM_MATRIX_PARTS:-A B C D E F} " == *" $1 "* ]]; }
 
 if part A; then
 echo "# A. a full state_dir (tmpfs)"
@@ -401,6 +427,104 @@ stop_daemon "B"
 fi
 
 # ---------------------------------------------------------------------------------------
+# the rows of parts C and F (SIGKILL in a state): the holds, the checks, the loop
+hold_catalog() { hold cat dst "$1" "LOCK TABLE pg_catalog.pg_class IN SHARE MODE"; }
+# provisioning goes on, and the copy that follows waits: the next row kills it there
+lo_then_catalog() {
+    hold_catalog "$1"
+    release lo
+}
+hold_progress() {
+    local t
+    t=$(sq "$1" "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname LIKE 'pgmover%' LIMIT 1")
+    hold prog src "$1" "SELECT count(*) FROM $t"
+}
+# the triggers job of part F's verifying row is synced: freeze it (to verified), then hold
+freeze_and_hold_lo() {
+    pgm freeze "$1" >/dev/null && t_wait_for 120 _state_or_failed "$1" verified &&
+        [[ $(pgmd_state "$1") == verified ]] && hold_lo "$1"
+}
+hold_target_read() { hold tgt dst "$1" "SELECT count(*) FROM public.items"; }
+
+row_synced() { # the rehearsal copy is the source's rows; the source takes writes
+    compare "$ROW" "$1" "t_$1"
+    t_assert_eq "$ROW: the source is not frozen" "" "$(ro_setting "$1")"
+}
+row_frozen() { # frozen and verified: the final copy is exact
+    assert_frozen "$ROW" "$1"
+    compare "$ROW" "$1" "t_$1"
+    t_assert_eq "$ROW: pgmover's verification agrees" "true" "$(jst "$1" '.verify.ok')"
+}
+row_window() { # a write on the target comes back to the frozen source
+    assert_frozen "$ROW" "$1"
+    q "$(tgt_url "t_$1")" "INSERT INTO public.write_probe (note) VALUES ('$ROW'); UPDATE public.items SET v = 'w' || id WHERE id % 997 = 0" >/dev/null
+    t_check "$ROW: a write on the target is carried back to the source" t_wait_for 60 _carried "$1" ||
+        t_detail "$(jst "$1" '.facts.reverse')"
+    compare "$ROW" "$1" "t_$1"
+}
+row_completed() {
+    compare "$ROW" "$1" "t_$1"
+    t_assert_eq "$ROW: no slot or publication left on the target" "" "$(target_leftovers "t_$1")"
+    t_assert_eq "$ROW: no pgmover schema left on the source" "" "$(source_leftovers "$1")"
+    assert_frozen "$ROW" "$1"
+}
+row_thawed() {
+    compare "$ROW" "$1" "t_$1"
+    assert_writable "$ROW" "$1"
+}
+row_aborted() {
+    assert_writable "$ROW" "$1"
+    t_assert_eq "$ROW: the target holds none of the copy" "" \
+        "$(tq "t_$1" "SELECT string_agg(relname, ',') FROM pg_class WHERE relnamespace = 'public'::regnamespace")"
+    t_assert_eq "$ROW: no pgmover schema left on the source" "" "$(source_leftovers "$1")"
+}
+
+# inside the PAUSE: the hook runs and pgbouncer says the entry is paused
+paused_in_hook() { hook_running m4-cutover 0 && [[ $(pgb_entry) == "127.0.0.1:$SOURCE_PORT 1" ]]; }
+row_pgbouncer() { # traffic through pgbouncer reaches the target, not paused; a write there comes back
+    t_assert_eq "$ROW: pgbouncer sends m4 to the target, resumed" "127.0.0.1:$TARGET_PORT 0" "$(pgb_entry)"
+    t_assert_eq "$ROW: a query through pgbouncer is answered by the target" "$TARGET_PORT" \
+        "$("$TB_PGBIN/psql" "$BOUNCER_URL" -X -q -tA -c "SHOW port" 2>&1)"
+    row_window "$1"
+}
+row_rolled_back() { # the target's writes are on the source, which takes writes again; the target is frozen
+    compare "$ROW" "$1" "t_$1"
+    t_assert_eq "$ROW: the write made on the target is on the source" "1" \
+        "$(sq "$1" "SELECT count(*) FROM public.write_probe WHERE note = 'written on the target'")"
+    assert_writable "$ROW" "$1"
+    t_assert_contains "$ROW: the target refuses writes (psql)" \
+        "$(q "$(tgt_url "t_$1")" "INSERT INTO public.write_probe (note) VALUES ('after the rollback')")" \
+        "read-only transaction"
+    t_assert_eq "$ROW: no slot or publication left on the target" "" "$(target_leftovers "t_$1")"
+    t_assert_eq "$ROW: no pgmover schema left on the source" "" "$(source_leftovers "$1")"
+}
+
+# run_rows DIR: each row of ROWS (see part C) with the daemon of DIR: hold, enter, SIGKILL,
+# restart, release, the next state, the checks
+run_rows() {
+    for row in "${ROWS[@]}"; do
+        IFS='|' read -r ROW job holdcmd command state heldcmd releasecmd next checkcmd <<<"$row"
+        echo "# row: $ROW"
+        t0=$SECONDS
+        $holdcmd || t_fail "$ROW: hold the state" "$holdcmd failed"
+        [[ $command == - ]] || cmd "$ROW: $command" "$command" "$job"
+        # shellcheck disable=SC2086
+        if t_wait_for 120 in_state_and "$job" "$state" $heldcmd; then
+            t_ok "$ROW: the job is held in $state"
+        else
+            t_fail "$ROW: the job is held in $state" "$(fail_detail "$job")"
+        fi
+        kill9 "$ROW"
+        t_check "$ROW: pgmoverd restarts after SIGKILL" pgmd_start "$1" || t_detail "$(tail -5 "$1/pgmoverd.log")"
+        t_assert_eq "$ROW: still $state after the restart" "$state" "$(pgmd_state "$job")"
+        $releasecmd
+        wait_state "$ROW: reaches $next" "$job" "$next" 180
+        $checkcmd
+        echo "# row $ROW: $((SECONDS - t0)) s"
+    done
+}
+
+# ---------------------------------------------------------------------------------------
 if part C; then
 echo "# C. SIGKILL in each state"
 # pgbouncer (transaction pooling) in front of m4's source, its entry in a file pgmover owns
@@ -450,94 +574,7 @@ ROWS=(
     "cutting_over (in the pgbouncer PAUSE)|m4|:|cutover|cutting_over|paused_in_hook|:|rollback_window|row_pgbouncer m4"
     "rolling_back (in rollback_command)|m3|:|rollback|rolling_back|hook_running m3-rollback 0|:|rolled_back|row_rolled_back m3"
 )
-hold_lo() { hold lo src "$1" "LOCK TABLE pg_catalog.pg_largeobject_metadata IN ACCESS EXCLUSIVE MODE"; }
-hold_catalog() { hold cat dst "$1" "LOCK TABLE pg_catalog.pg_class IN SHARE MODE"; }
-# provisioning goes on, and the copy that follows waits: the next row kills it there
-lo_then_catalog() {
-    hold_catalog "$1"
-    release lo
-}
-hold_progress() {
-    local t
-    t=$(sq "$1" "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname LIKE 'pgmover%' LIMIT 1")
-    hold prog src "$1" "SELECT count(*) FROM $t"
-}
-hold_target_read() { hold tgt dst "$1" "SELECT count(*) FROM public.items"; }
-
-row_synced() { # the rehearsal copy is the source's rows; the source takes writes
-    compare "$ROW" "$1" "t_$1"
-    t_assert_eq "$ROW: the source is not frozen" "" "$(ro_setting "$1")"
-}
-row_frozen() { # frozen and verified: the final copy is exact
-    assert_frozen "$ROW" "$1"
-    compare "$ROW" "$1" "t_$1"
-    t_assert_eq "$ROW: pgmover's verification agrees" "true" "$(jst "$1" '.verify.ok')"
-}
-_carried() { [[ $(sig src "$1") == "$(sig dst "t_$1")" ]]; }
-row_window() { # a write on the target comes back to the frozen source
-    assert_frozen "$ROW" "$1"
-    q "$(tgt_url "t_$1")" "INSERT INTO public.write_probe (note) VALUES ('$ROW'); UPDATE public.items SET v = 'w' || id WHERE id % 997 = 0" >/dev/null
-    t_check "$ROW: a write on the target is carried back to the source" t_wait_for 60 _carried "$1" ||
-        t_detail "$(jst "$1" '.facts.reverse')"
-    compare "$ROW" "$1" "t_$1"
-}
-row_completed() {
-    compare "$ROW" "$1" "t_$1"
-    t_assert_eq "$ROW: no slot or publication left on the target" "" "$(target_leftovers "t_$1")"
-    t_assert_eq "$ROW: no pgmover schema left on the source" "" "$(source_leftovers "$1")"
-    assert_frozen "$ROW" "$1"
-}
-row_thawed() {
-    compare "$ROW" "$1" "t_$1"
-    assert_writable "$ROW" "$1"
-}
-row_aborted() {
-    assert_writable "$ROW" "$1"
-    t_assert_eq "$ROW: the target holds none of the copy" "" \
-        "$(tq "t_$1" "SELECT string_agg(relname, ',') FROM pg_class WHERE relnamespace = 'public'::regnamespace")"
-    t_assert_eq "$ROW: no pgmover schema left on the source" "" "$(source_leftovers "$1")"
-}
-
-# inside the PAUSE: the hook runs and pgbouncer says the entry is paused
-paused_in_hook() { hook_running m4-cutover 0 && [[ $(pgb_entry) == "127.0.0.1:$SOURCE_PORT 1" ]]; }
-row_pgbouncer() { # traffic through pgbouncer reaches the target, not paused; a write there comes back
-    t_assert_eq "$ROW: pgbouncer sends m4 to the target, resumed" "127.0.0.1:$TARGET_PORT 0" "$(pgb_entry)"
-    t_assert_eq "$ROW: a query through pgbouncer is answered by the target" "$TARGET_PORT" \
-        "$("$TB_PGBIN/psql" "$BOUNCER_URL" -X -q -tA -c "SHOW port" 2>&1)"
-    row_window "$1"
-}
-row_rolled_back() { # the target's writes are on the source, which takes writes again; the target is frozen
-    compare "$ROW" "$1" "t_$1"
-    t_assert_eq "$ROW: the write made on the target is on the source" "1" \
-        "$(sq "$1" "SELECT count(*) FROM public.write_probe WHERE note = 'written on the target'")"
-    assert_writable "$ROW" "$1"
-    t_assert_contains "$ROW: the target refuses writes (psql)" \
-        "$(q "$(tgt_url "t_$1")" "INSERT INTO public.write_probe (note) VALUES ('after the rollback')")" \
-        "read-only transaction"
-    t_assert_eq "$ROW: no slot or publication left on the target" "" "$(target_leftovers "t_$1")"
-    t_assert_eq "$ROW: no pgmover schema left on the source" "" "$(source_leftovers "$1")"
-}
-
-for row in "${ROWS[@]}"; do
-    IFS='|' read -r ROW job holdcmd command state heldcmd releasecmd next checkcmd <<<"$row"
-    echo "# row: $ROW"
-    t0=$SECONDS
-    $holdcmd || t_fail "$ROW: hold the state" "$holdcmd failed"
-    [[ $command == - ]] || cmd "$ROW: $command" "$command" "$job"
-    # shellcheck disable=SC2086
-    if t_wait_for 120 in_state_and "$job" "$state" $heldcmd; then
-        t_ok "$ROW: the job is held in $state"
-    else
-        t_fail "$ROW: the job is held in $state" "$(fail_detail "$job")"
-    fi
-    kill9 "$ROW"
-    t_check "$ROW: pgmoverd restarts after SIGKILL" pgmd_start "$DC" || t_detail "$(tail -5 "$DC/pgmoverd.log")"
-    t_assert_eq "$ROW: still $state after the restart" "$state" "$(pgmd_state "$job")"
-    $releasecmd
-    wait_state "$ROW: reaches $next" "$job" "$next" 180
-    $checkcmd
-    echo "# row $ROW: $((SECONDS - t0)) s"
-done
+run_rows "$DC"
 t_assert_eq "C: freeze_command ran again after the kill inside it" "2" "$(hook_starts m1-freeze)"
 t_assert_eq "C: cutover_command ran again after the kill inside it" "2" "$(hook_starts m1-cutover)"
 t_assert_eq "C: rollback_command ran again after the kill inside it" "2" "$(hook_starts m3-rollback)"
@@ -547,7 +584,308 @@ t_assert_eq "C: no pgmover session left on the source" "0 0 0" "$(sessions_of sr
 t_assert_eq "C: no pgmover session left on the target" "0 0 0" "$(sessions_of dst m1) $(sessions_of dst m2) $(sessions_of dst m3)"
 stop_daemon "C"
 fi
-for f in "$DA" "$DB" "$DC"; do
+# ---------------------------------------------------------------------------------------
+# parts D and E share these: a fault mid-copy, mid-verify, mid-replay, then the outcome
+
+# copying_big JOB DB: a COPY of pgmover's into the target's public.big has moved rows
+copying_big() {
+    local n
+    n=$(tq "$2" "SELECT count(*) FROM pg_stat_progress_copy p JOIN pg_stat_activity a USING (pid)
+                 WHERE p.relid = to_regclass('public.big') AND a.application_name LIKE 'pgmover:$1:%'
+                   AND p.tuples_processed > 0")
+    [[ $n =~ ^[0-9]+$ && $n -gt 0 ]]
+}
+# compare_big NAME SRCDB DSTDB: public.big, by the test's own query, on both sides
+BIG_SQL="SELECT count(*) || ':' || md5(coalesce(string_agg(id || '/' || v, ',' ORDER BY id), '')) FROM public.big"
+compare_big() {
+    local s d
+    s=$(sq "$2" "$BIG_SQL")
+    d=$(tq "$3" "$BIG_SQL")
+    if [[ $s == "$d" && $s == "$BIG_ROWS:"* ]]; then t_ok "$1: public.big equal on both sides ($s)"; else
+        t_fail "$1: public.big equal on both sides" "source [$s], target [$d]"
+    fi
+}
+# server_ctl SIDE ACTION [MODE]: pg_ctl ACTION (start, stop, restart; -m MODE, default
+# fast) of the source (src) or the target (dst); restart_server SIDE MODE
+server_ctl() {
+    (cd / && runuser -u postgres -- "$TB_PGBIN/pg_ctl" -D "$BED/$1" -l "$BED/$1.log" -m "${3:-fast}" -w -t 60 -s \
+        "$2") >>"$WORK/pg_ctl.log" 2>&1
+}
+restart_server() { server_ctl "$1" restart "$2"; }
+# terminate SIDE JOB: pg_terminate_backend of every session of the job's on one server
+terminate() {
+    local sql="SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'pgmover:$2:%'"
+    if [[ $1 == src ]]; then sq postgres "$sql"; else tq postgres "$sql"; fi
+}
+# the sessions of a job's, by application_name, for the log
+session_names() { # SIDE JOB
+    local sql="SELECT coalesce(string_agg(application_name || '(' || coalesce(state, '') || ')', ' '), 'none')
+               FROM pg_stat_activity WHERE application_name LIKE 'pgmover:$2:%'"
+    if [[ $1 == src ]]; then sq postgres "$sql"; else tq postgres "$sql"; fi
+}
+side_word() { if [[ $1 == src ]]; then echo source; else echo target; fi; }
+# outcome ROW JOB NEXT SIDE: after a fault on SIDE the job reaches NEXT by itself, or fails
+# once with an error that names the server and a hint, and `retry` reaches NEXT
+outcome() {
+    local row=$1 job=$2 next=$3 word msg hint frozen
+    word=$(side_word "$4")
+    t_wait_for 180 _state_or_failed "$job" "$next"
+    if [[ $(pgmd_state "$job") == failed ]]; then
+        msg=$(jst "$job" '.error.message // ""')
+        hint=$(jst "$job" '.error.hint // ""')
+        echo "# $row: failed: $msg (hint: $hint)"
+        t_assert_contains "$row: the error names the $word" "$msg" "$word"
+        t_check "$row: the error has a hint" test -n "$hint"
+        # the freeze the error reports is the source's: frozen (a read-only default) or not
+        if [[ -n $(ro_setting "$job") ]]; then frozen=true; else frozen=false; fi
+        t_assert_eq "$row: error.source_frozen is the source's state" "$frozen" "$(jst "$job" '.error.source_frozen')"
+        cmd "$row: retry" retry "$job"
+        wait_state "$row: reaches $next after the retry" "$job" "$next" 180
+    else
+        echo "# $row: recovered by itself"
+        wait_state "$row: reaches $next by itself" "$job" "$next" 1
+    fi
+}
+hold_apply() { hold apply src "$1" "LOCK TABLE public.items IN SHARE MODE"; }
+hold_items_dst() { hold titems dst "$1" "LOCK TABLE public.items IN ACCESS EXCLUSIVE MODE"; }
+# target_write JOB NOTE: a write on the target during the window (an UPDATE, an INSERT)
+target_write() {
+    q "$(tgt_url "t_$1")" "INSERT INTO public.write_probe (note) VALUES ('$2');
+        UPDATE public.items SET v = '$2' || id WHERE id % 1009 = 0" >/dev/null
+}
+retries_total() { jst "$1" '.facts.reverse.retries_total // 0'; }
+# mid_copy ROW JOB COMMAND NEXT SIDE FAULT...: COMMAND (start, freeze) copies; once
+# rows flow into the target's public.big, FAULT; then the outcome
+mid_copy() {
+    local row=$1 job=$2 command=$3 next=$4 side=$5
+    shift 5
+    echo "# row: $row"
+    cmd "$row: $command" "$command" "$job"
+    if t_wait_for 120 copying_big "$job" "t_$job"; then t_ok "$row: caught copying public.big"; else
+        t_fail "$row: caught copying public.big" "$(fail_detail "$job")"
+    fi
+    echo "# $row: sessions: source $(session_names src "$job"); target $(session_names dst "$job")"
+    "$@"
+    outcome "$row" "$job" "$next" "$side"
+    compare "$row" "$job" "t_$job"
+    compare_big "$row" "$job" "t_$job"
+}
+# mid_verify ROW JOB SIDE HOLD RELEASE FAULT...: verify, held on a lock; FAULT; release
+mid_verify() {
+    local row=$1 job=$2 side=$3 holdcmd=$4 rel=$5 db
+    shift 5
+    echo "# row: $row"
+    if [[ $side == src ]]; then db=$job; else db=t_$job; fi
+    $holdcmd "$db" || t_fail "$row: hold the verification" "$holdcmd failed"
+    cmd "$row: verify" verify "$job"
+    if t_wait_for 120 in_state_and "$job" verifying waiting_on_lock "$side" "$db"; then
+        t_ok "$row: the verification waits on the $(side_word "$side")"
+    else
+        t_fail "$row: the verification waits on the $(side_word "$side")" "$(fail_detail "$job")"
+    fi
+    "$@"
+    release "$rel"
+    outcome "$row" "$job" verified "$side"
+    t_assert_eq "$row: pgmover's verification agrees" "true" "$(jst "$job" '.verify.ok')"
+    assert_frozen "$row" "$job"
+    compare "$row" "$job" "t_$job"
+}
+# mid_replay ROW JOB FAULT...: a target write whose replay on the source waits on a lock;
+# FAULT; the lock released, the stream must carry the write by itself (retries), exactly once
+mid_replay() {
+    local row=$1 job=$2 before
+    shift 2
+    echo "# row: $row"
+    before=$(retries_total "$job")
+    hold_apply "$job" || t_fail "$row: hold the replay" "hold_apply failed"
+    target_write "$job" "$row"
+    if t_wait_for 60 waiting_on_lock src "$job"; then t_ok "$row: the replay waits on the source"; else
+        t_fail "$row: the replay waits on the source" "$(jst "$job" '.facts.reverse')"
+    fi
+    "$@"
+    release apply
+    t_check "$row: the write is carried to the source" t_wait_for 120 _carried "$job" ||
+        t_detail "$(jst "$job" '.facts.reverse')"
+    t_assert_eq "$row: still in the window (the stream recovers by itself)" "rollback_window" "$(pgmd_state "$job")"
+    # a restart ends the lock's holder too: the apply may take the lock and commit before its
+    # own session ends, and the stream then finds the dead session at its next apply; the
+    # sessions ended by pg_terminate_backend (part E) are pgmover's only, so the apply was
+    # waiting when its session died and the stream must have retried
+    if [[ $REPLAY_RETRY_SURE == 1 ]]; then
+        t_check "$row: the stream saw the error and retried" test "$(retries_total "$job")" -gt "$before"
+    else
+        echo "# $row: the stream retried $(($(retries_total "$job") - before)) time(s)"
+    fi
+    t_assert_eq "$row: the write is on the source once" "1" \
+        "$(sq "$job" "SELECT count(*) FROM public.write_probe WHERE note = '$row'")"
+    assert_frozen "$row" "$job"
+    compare "$row" "$job" "t_$job"
+}
+# the source's sequence of write_probe is past every id (the rows the stream brought)
+seq_ok() { # NAME DB
+    t_assert_eq "$1: the source's sequence is past every row's id" "t" \
+        "$(sq "$2" "SELECT last_value >= (SELECT max(id) FROM public.write_probe) FROM public.write_probe_id_seq")"
+}
+part_end() { # NAME JOB
+    t_assert_eq "$1: no pgmover session left on the source" "0" "$(sessions_of src "$2")"
+    t_assert_eq "$1: no pgmover session left on the target" "0" "$(sessions_of dst "$2")"
+    t_assert_eq "$1: no slot or publication left on the target" "" "$(target_leftovers "t_$2")"
+    t_assert_eq "$1: no pgmover schema left on the source" "" "$(source_leftovers "$2")"
+}
+
+# to_window PART JOB (WHAT FAULT) x 4: a dump job through its copies and verifications, a
+# fault in each (the source's in the rehearsal copy, the target's in the final copy, then
+# the source's and the target's in a verification; FAULT is split into words), then cutover
+to_window() {
+    local p=$1 job=$2
+    cmd "$p: create $job" create "$job" --source "$(src_url "$job")" --target "$(tgt_url "t_$job")" --method dump
+    # shellcheck disable=SC2086
+    {
+        mid_copy "$p: $3 mid rehearsal copy" "$job" start synced src $4
+        t_assert_eq "$p: synced: the source is not frozen" "" "$(ro_setting "$job")"
+        mid_copy "$p: $5 mid final copy" "$job" freeze verified dst $6
+        assert_frozen "$p: after the final copy" "$job"
+        mid_verify "$p: $7 mid-verify" "$job" src hold_lo lo $8
+        mid_verify "$p: $9 mid-verify" "$job" dst hold_items_dst titems ${10}
+    }
+    cmd "$p: cutover" cutover "$job" --no-traffic-switch
+    wait_state "$p: rollback_window" "$job" rollback_window 120
+}
+
+# ---------------------------------------------------------------------------------------
+if part D; then
+echo "# D. restarts of the source and of the target server"
+REPLAY_RETRY_SURE=0
+t_check "D: pgmoverd starts" pgmd_start "$DD" "pg_bindir = $TB_PGBIN"
+to_window D r1 "source restarted (fast)" "restart_server src fast" "target restarted (fast)" \
+    "restart_server dst fast" "source restarted (fast)" "restart_server src fast" \
+    "target restarted (immediate)" "restart_server dst immediate"
+mid_replay "D: source restarted (fast) mid-replay" r1 restart_server src fast
+mid_replay "D: target restarted (fast) mid-replay" r1 restart_server dst fast
+mid_replay "D: source restarted (immediate) mid-replay" r1 restart_server src immediate
+mid_replay "D: target restarted (immediate) mid-replay" r1 restart_server dst immediate
+# the target's crash may bring its slot back to the last checkpoint: what the source has
+# already is read again and must be skipped, not applied twice
+target_write r1 "after the crash of the target"
+t_check "D: a write after the target's crash is carried" t_wait_for 120 _carried r1
+t_assert_eq "D: ... once" "1" "$(sq r1 "SELECT count(*) FROM public.write_probe WHERE note = 'after the crash of the target'")"
+t_assert_eq "D: still in the window" "rollback_window" "$(pgmd_state r1)"
+# the rollback's drain of the reverse stream, held on the source, and the source stopped:
+# the drain retries by itself, less often each time, then fails saying so; the source
+# started again, retry completes the rollback
+ROW="D: source stopped mid rollback drain"
+echo "# row: $ROW"
+hold_apply r1 || t_fail "$ROW: hold the drain" "hold_apply failed"
+target_write r1 "before the rollback"
+cmd "$ROW: rollback" rollback r1
+if t_wait_for 60 in_state_and r1 rolling_back waiting_on_lock src r1; then t_ok "$ROW: the drain waits on the source"; else
+    t_fail "$ROW: the drain waits on the source" "$(fail_detail r1)"
+fi
+before=$(retries_total r1)
+server_ctl src stop
+release apply
+_drain_retried() { [[ $(pgmd_state r1) == rolling_back && $(retries_total r1) -ge $((before + 2)) ]]; }
+t_check "$ROW: the drain retries by itself" t_wait_for 60 _drain_retried || t_detail "$(fail_detail r1)"
+wait_state "$ROW: then the rollback fails" r1 failed 120
+t_assert_contains "$ROW: ... saying it retried" "$(jst r1 '.error.message // ""')" "after 5 retries"
+t_assert_contains "$ROW: ... naming the source" "$(jst r1 '.error.message // ""')" "to the source"
+t_check "$ROW: the source starts again" server_ctl src start
+cmd "$ROW: retry" retry r1
+wait_state "$ROW: rolled_back" r1 rolled_back 180
+t_assert_eq "$ROW: the write on the source once" "1" \
+    "$(sq r1 "SELECT count(*) FROM public.write_probe WHERE note = 'before the rollback'")"
+compare "D: rolled back" r1 t_r1
+seq_ok "D: rolled back" r1
+assert_writable "D: rolled back" r1
+part_end "D" r1
+stop_daemon "D"
+fi
+
+# ---------------------------------------------------------------------------------------
+if part E; then
+echo "# E. pg_terminate_backend of pgmover's sessions"
+REPLAY_RETRY_SURE=1
+t_check "E: pgmoverd starts" pgmd_start "$DE" "pg_bindir = $TB_PGBIN"
+to_window E k1 "source sessions ended" "terminate src k1" "target sessions ended" "terminate dst k1" \
+    "source sessions ended" "terminate src k1" "target sessions ended" "terminate dst k1"
+mid_replay "E: the source session of the reverse stream ended" k1 terminate src k1
+mid_replay "E: the target session of the reverse stream ended" k1 terminate dst k1
+cmd "E: finish" finish k1
+wait_state "E: completed" k1 completed 120
+compare "E: completed" k1 t_k1
+assert_frozen "E: completed" k1
+part_end "E" k1
+stop_daemon "E"
+fi
+# ---------------------------------------------------------------------------------------
+if part F; then
+echo "# F. SIGKILL of a triggers job (Heroku-like source) in the states test_triggers leaves out"
+t_check "F: pgmoverd starts" pgmd_start "$DF" "pg_bindir = $TB_PGBIN"
+cmd "F: create tg1" create tg1 --source "$(src_url tg1)" --target "$(tgt_url t_tg1)" --method triggers \
+    --set cutover_command="$HOOK tg1-cutover 5"
+cmd "F: create tg2" create tg2 --source "$(src_url tg2)" --target "$(tgt_url t_tg2)" --method triggers \
+    --set freeze_mode=both --set freeze_command="$HOOK tg2-freeze 0" --set thaw_command="$HOOK tg2-thaw 3"
+cmd "F: create tg3" create tg3 --source "$(src_url tg3)" --target "$(tgt_url t_tg3)" --method triggers \
+    --set cutover_command="$HOOK tg3-cutover 0" --set rollback_command="$HOOK tg3-rollback 3"
+for j in tg2 tg3; do cmd "F: $j start" start $j; done
+for j in tg2 tg3; do wait_state "F: $j synced" $j synced 120; done
+# a write on the source while the capture runs: the apply rounds carry it
+q "$(src_url tg2)" "UPDATE public.items SET v = 'captured' || id WHERE id % 101 = 0" >/dev/null
+for j in tg2 tg3; do cmd "F: $j freeze" freeze $j; done
+for j in tg2 tg3; do wait_state "F: $j verified" $j verified 120; done
+cmd "F: tg3 cutover" cutover tg3
+wait_state "F: tg3 rollback_window" tg3 rollback_window 60
+q "$(tgt_url t_tg3)" "INSERT INTO public.write_probe (note) VALUES ('written on the target'); DELETE FROM public.items WHERE id <= 10" >/dev/null
+# syncing and freezing are test_triggers' rows; "freeze" here runs between two rows
+ROWS=(
+    "triggers: provisioning|tg1|hold_lo tg1|start|provisioning|waiting_on_lock src tg1|release lo|synced|row_synced tg1"
+    "triggers: verifying|tg1|freeze_and_hold_lo tg1|verify|verifying|waiting_on_lock src tg1|release lo|verified|row_frozen tg1"
+    "triggers: cutting_over (in cutover_command)|tg1|:|cutover|cutting_over|hook_running tg1-cutover 0|:|rollback_window|row_window tg1"
+    "triggers: rollback_window|tg1|:|-|rollback_window|:|:|rollback_window|row_window tg1"
+    "triggers: finishing|tg1|hold_progress tg1|finish|finishing|waiting_on_lock src tg1|release prog|completed|row_completed tg1"
+    "triggers: thawing (in thaw_command)|tg2|:|thaw|thawing|hook_running tg2-thaw 0|:|synced|row_thawed tg2"
+    "triggers: aborting|tg2|hold_target_read t_tg2|abort|aborting|waiting_on_lock dst t_tg2|release tgt|aborted|row_aborted tg2"
+    "triggers: rolling_back (in rollback_command)|tg3|:|rollback|rolling_back|hook_running tg3-rollback 0|:|rolled_back|row_rolled_back tg3"
+)
+run_rows "$DF"
+t_assert_eq "F: cutover_command ran again after the kill inside it" "2" "$(hook_starts tg1-cutover)"
+t_assert_eq "F: rollback_command ran again after the kill inside it" "2" "$(hook_starts tg3-rollback)"
+t_assert_eq "F: thaw_command ran again after the kill inside it" "2" "$(hook_starts tg2-thaw)"
+t_check "F: no hook left running" t_wait_for 20 eval "! pgrep -f -- '$HOOK' >/dev/null"
+t_assert_eq "F: no pgmover session left on the source" "0 0 0" "$(sessions_of src tg1) $(sessions_of src tg2) $(sessions_of src tg3)"
+t_assert_eq "F: no pgmover session left on the target" "0 0 0" "$(sessions_of dst tg1) $(sessions_of dst tg2) $(sessions_of dst tg3)"
+# the apply rounds of a synced triggers job (the source's changes carried to the target):
+# pgmover's sessions on each server ended, then each server restarted; after each, a
+# source write must reach the target (the job recovers, or fails once, named, and retry)
+_carried_or_failed() { _carried "$1" || [[ $(pgmd_state "$1") == failed ]]; }
+apply_fault() { # ROW SIDE FAULT...
+    local row=$1 side=$2
+    shift 2
+    echo "# row: $row"
+    "$@"
+    q "$(src_url tg4)" "INSERT INTO public.write_probe (note) VALUES ('$row'); UPDATE public.items SET v = 'x' || id WHERE id % 211 = 0" >/dev/null
+    # the next apply round finds the fault: the write is carried, or the job fails
+    t_wait_for 60 _carried_or_failed tg4
+    outcome "$row" tg4 synced "$side"
+    t_check "$row: the write on the source reaches the target" t_wait_for 60 _carried tg4 ||
+        t_detail "$(fail_detail tg4)"
+    compare "$row" tg4 t_tg4
+}
+cmd "F: create tg4" create tg4 --source "$(src_url tg4)" --target "$(tgt_url t_tg4)" --method triggers
+cmd "F: tg4 start" start tg4
+wait_state "F: tg4 synced" tg4 synced 120
+apply_fault "F: triggers apply, source sessions ended" src terminate src tg4
+apply_fault "F: triggers apply, target sessions ended" dst terminate dst tg4
+apply_fault "F: triggers apply, source restarted (fast)" src restart_server src fast
+apply_fault "F: triggers apply, target restarted (immediate)" dst restart_server dst immediate
+cmd "F: tg4 abort" abort tg4
+wait_state "F: tg4 aborted" tg4 aborted 120
+assert_writable "F: tg4 aborted" tg4
+t_assert_eq "F: tg4: no pgmover schema (the capture) left on the source" "" "$(source_leftovers tg4)"
+t_assert_eq "F: tg4: no pgmover session left" "0 0" "$(sessions_of src tg4) $(sessions_of dst tg4)"
+stop_daemon "F"
+fi
+for f in "$DA" "$DB" "$DC" "$DD" "$DE" "$DF"; do
     [[ -f $f/pgmoverd.log ]] && check_sanitizers "log of $(basename "$f") (SIGKILLed runs too)" "$f/pgmoverd.log"
 done
 

@@ -59,8 +59,8 @@ typedef struct worker {
 	pgm_pg_conn_t *src, *dst;
 	bool src_ready, dst_ready;
 	chunk_t *cur;
-	bool in_tx; /* the target chunk runs in BEGIN ... COMMIT (FREEZE) */
-	bool copy_started;
+	bool in_tx;        /* the target chunk runs in BEGIN ... COMMIT (FREEZE) */
+	bool copy_started; /* the target took the COPY: data flows (errors after this are mid-load) */
 	bool paused;
 	bool ending;
 	int64_t chunk_rows; /* what the target's COPY of the chunk said it loaded */
@@ -378,7 +378,8 @@ on_post_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 {
 	copy_engine_t *cp = data;
 
-	if (pgm_tool_failed(cp->step, "pg_restore", "restore of indexes and constraints", status, sig, tail))
+	if (pgm_tool_failed(cp->step, "pg_restore", "restore of indexes and constraints into the target", status, sig,
+			    tail))
 		return;
 	set_sequences(cp);
 }
@@ -683,12 +684,15 @@ on_dst_ready(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err
 	char *sql;
 
 	if (err) {
-		char *what =
-			pgm_asprintf("could not start loading %s into the target", w->cp->tables[w->cur->table].name);
+		/* the same callback brings an error of the target in the middle of the load */
+		char *what = pgm_asprintf(w->copy_started ? "could not load %s into the target"
+							  : "could not start loading %s into the target",
+					  w->cp->tables[w->cur->table].name);
 		engine_fail_pg(w->cp, what, err);
 		free(what);
 		return;
 	}
+	w->copy_started = true;
 	sql = chunk_select(w->cp, w->cur);
 	pgm_pg_copy_out(w->src, sql, on_src_data, w);
 	free(sql);
@@ -737,6 +741,7 @@ worker_next(worker_t *w)
 	w->len = 0;
 	w->paused = false;
 	w->ending = false;
+	w->copy_started = false;
 	/*
 	 * A table in one piece: truncate and load WITH (FREEZE) in one
 	 * transaction, so that no VACUUM has to visit its pages again -- unless

@@ -49,7 +49,8 @@
  * moved key) through.
  *
  * Errors (rev_fail): one that may pass by itself is retried with a growing
- * pause; one the source will give again (it refuses the change) stops the
+ * pause (in the rollback's drain DRAIN_RETRIES times, then the rollback
+ * fails); one the source will give again (it refuses the change) stops the
  * stream and fails the step once, so the operator fixes it and retries.
  */
 #include "common/json.h"
@@ -72,6 +73,7 @@
 #define FETCH_BYTES (4 * 1024 * 1024) /* then as many as make about this much */
 #define RETRY_MIN_MS 1000             /* the window retries a transient error after this, */
 #define RETRY_MAX_MS 60000            /* doubling each time up to this */
+#define DRAIN_RETRIES 5               /* the rollback's drain: then it fails (1 + 2 + 4 + 8 + 16 s of pauses) */
 #define SAVE_EVERY_MS 10000
 #define PG_EPOCH_MS INT64_C(946684800000)
 #define DETAIL_MAX 1000 /* of an error's detail kept in facts and the job's error */
@@ -217,12 +219,14 @@ refusal_hint(const pgm_pg_error_t *err)
 }
 
 /*
- * An error of the stream. In the drain (rollback) the flow fails. In the
- * window, one that may pass by itself (a lost connection, a lock timeout, a
- * serialization failure: pgm_sql_transient) is retried with a growing pause,
- * counted and shown in status; any other (the source refuses a change: a
- * constraint, a row or table missing) would fail the same way for ever, so
- * the step fails, once, naming the table and why, and `retry` resumes it.
+ * An error of the stream. One that may pass by itself (a lost connection:
+ * a server restarted, a session terminated; a lock timeout, a serialization
+ * failure: pgm_sql_transient) is retried with a growing pause, counted and
+ * shown in status -- in the window for ever, in the drain (rollback)
+ * DRAIN_RETRIES times, then the flow fails; any other (the source refuses a
+ * change: a constraint, a row or table missing) would fail the same way for
+ * ever, so the step (or the flow) fails, once, naming the table and why,
+ * and `retry` resumes it.
  */
 static void
 rev_fail(pgm_reverse_t *r, bool transient, const char *what, const pgm_pg_error_t *err)
@@ -256,7 +260,13 @@ rev_fail(pgm_reverse_t *r, bool transient, const char *what, const pgm_pg_error_
 	else
 		cJSON_DeleteItemFromObject(o, "error_table");
 	pgm_json_set_time(o, "error_at", pgm_now_ms());
-	if (r->f) {
+	if (r->f && (!transient || r->retries >= DRAIN_RETRIES)) {
+		if (transient) {
+			char *m = pgm_asprintf("%s (after %d retries)", msg, DRAIN_RETRIES);
+
+			free(msg);
+			msg = m;
+		}
 		pgm_flow_fail(r->f, msg, err->detail,
 			      transient ? "\"pgmover retry\" resumes the rollback" : refusal_hint(err));
 		free(msg);
@@ -278,7 +288,10 @@ rev_fail(pgm_reverse_t *r, bool transient, const char *what, const pgm_pg_error_
 	pgm_json_set_num(o, "retries_total", (double) pgm_json_num(o, "retries_total", 0) + 1);
 	pgm_json_set_num(o, "retry_in_ms", (double) delay);
 	pgm_job_checkpoint(job);
-	pgm_job_warn(job, msg, "pgmover retries, less often each time; rollback needs the reverse stream to catch up");
+	pgm_job_warn(job, msg,
+		     r->f ? "pgmover retries, less often each time: the rollback goes on once the source has every "
+			    "change"
+			  : "pgmover retries, less often each time; rollback needs the reverse stream to catch up");
 	pgm_notice("job %s: %s; retry %lld in %llu ms", job->name, msg, (long long) r->retries,
 		   (unsigned long long) delay);
 	free(msg);

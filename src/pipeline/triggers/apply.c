@@ -816,7 +816,15 @@ on_session(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, 
 	apply_t *ap = x->ap;
 
 	if (err) {
-		apply_fail(ap, "could not prepare an apply session", err);
+		bool source = x->flag == &ap->holder_ok;
+
+		for (int i = 0; i < ap->nworkers; i++)
+			if (x->flag == &ap->workers[i].src_ok)
+				source = true;
+		apply_fail(ap,
+			   source ? "could not prepare an apply session on the source"
+				  : "could not prepare an apply session on the target",
+			   err);
 		return;
 	}
 	*x->flag = true;

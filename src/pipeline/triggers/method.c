@@ -76,12 +76,39 @@ start_catchup(pgm_step_t *s)
 	trg_apply_run(s, TRG_CATCHUP, caught_up);
 }
 
+static void follow(pgm_step_t *s);
+static void freeze_now(pgm_step_t *s);
+
+/*
+ * After an initial copy, what the step that needed it goes on with: syncing
+ * catches up (and is done); synced follows; freezing freezes and drains. A
+ * retried synced or freezing step copies anew when its capture was removed,
+ * and must not end as syncing's does: its "done" would be refused in synced
+ * (the apply then stopped, the job sitting in synced with nothing running),
+ * and in freezing would take the job to frozen with no freeze made
+ */
+static void
+after_copy(pgm_step_t *s)
+{
+	switch (s->job->state) {
+	case PGM_ST_SYNCED:
+		follow(s);
+		return;
+	case PGM_ST_FREEZING:
+		freeze_now(s);
+		return;
+	default:
+		start_catchup(s);
+		return;
+	}
+}
+
 static void
 start_copy(pgm_step_t *s)
 {
 	pgm_copy_opts_t o = {.defer_constraints = true};
 
-	pgm_copy_run_opts(s, "initial", &o, start_catchup);
+	pgm_copy_run_opts(s, "initial", &o, after_copy);
 }
 
 /*
