@@ -101,7 +101,6 @@ cleanup() {
     mountpoint -q "$TMPFS" && umount -l "$TMPFS"
     t_bed_remove "$WORK" "$BED"
 }
-declare -A HOLD_PID=() HOLD_SIDE=()
 trap cleanup EXIT
 
 # ---------------------------------------------------------------------------------------
@@ -137,31 +136,6 @@ compare() {
     fi
 }
 
-ro_setting() {
-    sq postgres "SELECT coalesce(string_agg(c, ','), '') FROM pg_db_role_setting s, unnest(s.setconfig) c
-                 WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = '$1')
-                   AND c LIKE 'default_transaction_read_only%'"
-}
-# assert_writable NAME DB: an INSERT as the owner works; no read-only default is left
-assert_writable() {
-    local out
-    out=$(q "$(src_url "$2")" "INSERT INTO public.write_probe (note) VALUES ('$1') RETURNING 'inserted'")
-    t_assert_eq "$1: the source takes writes (psql)" "inserted" "$out"
-    t_assert_eq "$1: no read-only default on the source" "" "$(ro_setting "$2")"
-}
-assert_frozen() {
-    local out
-    out=$(q "$(src_url "$2")" "INSERT INTO public.write_probe (note) VALUES ('$1')")
-    t_assert_contains "$1: the source refuses writes (psql)" "$out" "read-only transaction"
-}
-# pgmover's objects: slots and publications on the target, schemas on the source
-target_leftovers() {
-    {
-        tq postgres "SELECT string_agg(slot_name, ',') FROM pg_replication_slots WHERE slot_name LIKE 'pgmover%' AND database = '$1'"
-        tq "$1" "SELECT string_agg(pubname, ',') FROM pg_publication WHERE pubname LIKE 'pgmover%'"
-    } | tr -d '\n'
-}
-source_leftovers() { sq "$1" "SELECT coalesce(string_agg(nspname, ','), '') FROM pg_namespace WHERE nspname LIKE 'pgmover%'"; }
 # pgmover's sessions on a server (application_name pgmover:JOB:...)
 sessions_of() { # SIDE JOB
     local sql="SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgmover:$2:%'"
@@ -169,46 +143,10 @@ sessions_of() { # SIDE JOB
 }
 copy_tools() { pgrep -f -- "(pg_dump|pg_restore).*$WORK/" 2>/dev/null | wc -l; }
 
-# hold NAME SIDE DB SQL: a superuser session (application_name matrix_hold_NAME) that
-# runs SQL in an open transaction and keeps it open -- a lock for pgmover to wait on --
-# until release NAME. Its input is a pipe from a sleep, so that no other process (the
-# daemon, a hook) inherits anything that keeps it open.
-hold() {
-    local name=$1 side=$2 db=$3 sql=$4 out=$WORK/hold.$1.out psqlcmd
-    if [[ $side == src ]]; then psqlcmd=$SOURCE_PSQL; else psqlcmd=$TARGET_PSQL; fi
-    rm -f "$out" "$WORK/hold.$name.pid"
-    # shellcheck disable=SC2086,SC2016
-    sh -c 'echo $$ >"$1"; printf "%s\n" "$2"; exec sleep 100000' sh "$WORK/hold.$name.pid" \
-        "BEGIN READ WRITE; $sql; SELECT 'held';" |
-        $psqlcmd -d "dbname=$db application_name=matrix_hold_$name" -X -q -tA -v ON_ERROR_STOP=1 >"$out" 2>&1 &
-    HOLD_PID[$name]=$!
-    HOLD_SIDE[$name]=$side
-    t_wait_for 20 grep -qx held "$out" || {
-        echo "# hold $name: $(cat "$out")"
-        return 1
-    }
-}
-# release NAME: end the holding session (its transaction rolls back) and its sleep
-release() {
-    local name=$1 sql
-    [[ -n ${HOLD_PID[$name]:-} ]] || return 0
-    sql="SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'matrix_hold_$name'"
-    if [[ ${HOLD_SIDE[$name]} == src ]]; then sq postgres "$sql" >/dev/null; else tq postgres "$sql" >/dev/null; fi
-    kill "$(cat "$WORK/hold.$name.pid")" 2>/dev/null
-    wait "${HOLD_PID[$name]}" 2>/dev/null
-    unset "HOLD_PID[$name]" "HOLD_SIDE[$name]"
-}
 # _carried JOB: the source has the target's rows (of job JOB's databases JOB and t_JOB)
 _carried() { [[ $(sig src "$1") == "$(sig dst "t_$1")" ]]; }
 # a lock of the source's large objects: the preflight counts them, verifying compares them
 hold_lo() { hold lo src "$1" "LOCK TABLE pg_catalog.pg_largeobject_metadata IN ACCESS EXCLUSIVE MODE"; }
-# waiting_on_lock SIDE DB: some session of DB waits for a heavyweight lock
-waiting_on_lock() {
-    local sql="SELECT count(*) FROM pg_stat_activity WHERE datname = '$2' AND wait_event_type = 'Lock'"
-    local n
-    if [[ $1 == src ]]; then n=$(sq postgres "$sql"); else n=$(tq postgres "$sql"); fi
-    [[ $n =~ ^[0-9]+$ && $n -gt 0 ]]
-}
 # in_state_and JOB STATE CMD...: the job is in STATE and CMD succeeds
 in_state_and() {
     local job=$1 want=$2
