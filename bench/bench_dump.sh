@@ -11,8 +11,13 @@
 #   - pg_dump -Fc | pg_restore
 #   - pg_dump -Fd -j J + pg_restore -j J
 #   - pgcopydb clone --table-jobs J --index-jobs J
-# and, for pgmover only, `pgmover freeze` until `watch --until verified` returns:
-# the write downtime before cutover (final copy, freeze proof, verification).
+# and, for pgmover only, `pgmover freeze` until `watch --until frozen` returns (the
+# final copy, writes stopped: set beside the rehearsal's start -> synced) and until
+# `watch --until verified` returns: the write downtime before cutover (final copy,
+# freeze proof, verification). After each pgmover run a line says where its time went:
+# before the copy (preflight, provisioning: the wall clock less the copy's own
+# duration) and each phase of the rehearsal copy as pgmover recorded it -- a
+# breakdown, never a figure the ratios use.
 # Before each copy: a fresh target database and a CHECKPOINT on both servers.
 # The order of the tools rotates from round to round. Each source mode runs
 # every round: MODES="plain tls" (default) — plain: the Unix socket, no TLS;
@@ -71,7 +76,7 @@ fresh_target() {
 }
 elapsed() { echo "$2 - $1" | bc; }
 
-# each run sets T (seconds); pgmover also FREEZE_T
+# each run sets T (seconds); pgmover also FROZEN_T (freeze -> frozen) and FREEZE_T (-> verified)
 run_pgmover() {
     local src=$1 job t0
     fresh_target
@@ -82,10 +87,18 @@ run_pgmover() {
     "$BUILD/pgmover" start "$job" >/dev/null
     "$BUILD/pgmover" watch "$job" --until synced >/dev/null || { "$BUILD/pgmover" status "$job" >&2; exit 1; }
     T=$(elapsed "$t0" "$(now)")
+    PHASES=$("$BUILD/pgmover" --json status "$job" | jq -r --arg T "$T" '.result.facts.copies.rehearsal as $r
+        | "    where: before the copy \(($T | tonumber) - $r.duration_ms / 1000 | . * 100 | round / 100) s; copy "
+        + ($r.phases_ms | to_entries | map("\(.key) \(.value / 1000 | . * 100 | round / 100)") | join(", "))')
     t0=$(now)
     "$BUILD/pgmover" freeze "$job" >/dev/null
+    # frozen: writes stopped and the final copy in (its proof and the verification follow)
+    rm -f "$work/frozen_at"
+    { "$BUILD/pgmover" watch "$job" --until frozen >/dev/null && now >"$work/frozen_at"; } &
     "$BUILD/pgmover" watch "$job" --until verified >/dev/null || { "$BUILD/pgmover" status "$job" >&2; exit 1; }
     FREEZE_T=$(elapsed "$t0" "$(now)")
+    wait $!
+    FROZEN_T=$(elapsed "$t0" "$(cat "$work/frozen_at")")
     "$BUILD/pgmover" abort "$job" >/dev/null
     "$BUILD/pgmover" watch "$job" --until aborted >/dev/null || true
 }
@@ -123,7 +136,8 @@ run_pgcopydb() {
 
 tools=(fc fd pgcopydb pgmover)
 declare -A label=([fc]="pg_dump -Fc | pg_restore" [fd]="pg_dump -Fd -j$JOBS + pg_restore -j$JOBS"
-    [pgcopydb]="pgcopydb clone" [pgmover]="pgmover start -> synced" [freeze]="pgmover freeze -> verified")
+    [pgcopydb]="pgcopydb clone" [pgmover]="pgmover start -> synced" [frozen]="pgmover freeze -> frozen"
+    [freeze]="pgmover freeze -> verified")
 declare -A times # "mode tool" -> space-separated seconds
 
 for round in $(seq "$ROUNDS"); do
@@ -137,6 +151,9 @@ for round in $(seq "$ROUNDS"); do
             printf '  %-32s %8.2f s\n' "${label[$tool]}" "$T"
             if [[ $tool == pgmover ]]; then
                 times["$mode freeze"]+="$FREEZE_T "
+                echo "$PHASES"
+                times["$mode frozen"]+="$FROZEN_T "
+                printf '  %-32s %8.2f s\n' "${label[frozen]}" "$FROZEN_T"
                 printf '  %-32s %8.2f s\n' "${label[freeze]}" "$FREEZE_T"
             fi
         done
@@ -161,6 +178,10 @@ for mode in $MODES; do
         printf '  %-32s %8.2f s / %8.2f s   %5.2fx / %5.2fx\n' "${label[$t]}" "$m" "$b" "$(ratio "$m" "$fm")" \
             "$(ratio "$b" "$fb")"
     done
+    printf '  %-32s %8.2f s / %8.2f s   %5.2fx / %5.2fx the rehearsal (start -> synced)\n' "${label[frozen]}" \
+        "$(median "${times["$mode frozen"]}")" "$(best "${times["$mode frozen"]}")" \
+        "$(ratio "$(median "${times["$mode frozen"]}")" "$(median "${times["$mode pgmover"]}")")" \
+        "$(ratio "$(best "${times["$mode frozen"]}")" "$(best "${times["$mode pgmover"]}")")"
     printf '  %-32s %8.2f s / %8.2f s   (the write downtime before cutover)\n' "${label[freeze]}" \
         "$(median "${times["$mode freeze"]}")" "$(best "${times["$mode freeze"]}")"
     printf '%s source: pgmover start -> synced / fastest peer (%s, by median): %.2f\n' "$mode" "${label[$fmn]}" \

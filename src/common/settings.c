@@ -43,6 +43,9 @@ const pgm_opt_def_t pgm_job_opts[] = {
 	{"engine", PGM_OPT_ENUM, "copy", 0, 0, "copy|pg_dump", true,
 	 "dump: copy streams COPY over parallel connections in one snapshot; pg_dump uses pg_dump/pg_restore -j"},
 	{"jobs", PGM_OPT_INT, "2", 1, 32, NULL, true, "parallel connections (or pg_dump/pg_restore -j) per side"},
+	{"split_tables_larger_than", PGM_OPT_SIZE, "0", 0, 0, NULL, true,
+	 "copy engine: a table larger than this is copied over several streams in block ranges, without FREEZE "
+	 "(0: every table in one stream, loaded WITH (FREEZE))"},
 	{"overwrite_target", PGM_OPT_BOOL, "off", 0, 0, NULL, true,
 	 "allow a target database that already holds tables (they are replaced)"},
 	{"allow_no_pk", PGM_OPT_BOOL, "off", 0, 0, NULL, true,

@@ -409,6 +409,13 @@ if full_job; then
     check_obj "the identity column" "SELECT attidentity = 'a' FROM pg_attribute WHERE attrelid = 'shop.orders'::regclass AND attname = 'order_id'"
     check_obj "the generated column" "SELECT attgenerated = 's' FROM pg_attribute WHERE attrelid = 'shop.orders'::regclass AND attname = 'total_tax'"
     check_obj "the partitions" "SELECT count(*) = 3 FROM pg_inherits WHERE inhparent = 'shop.measurements'::regclass"
+    # a schema-only copy makes materialized views unpopulated: the populated ones are
+    # refreshed (the one over the other after it), the never populated one stays so
+    check_obj "the materialized views populated as on the source" "SELECT string_agg(matviewname || '=' || ispopulated, ',' ORDER BY matviewname)
+        = 'big_spenders_mv=true,never_refreshed_mv=false,spend_mv=true' FROM pg_matviews WHERE schemaname = 'shop'"
+    t_assert_eq "rich: the materialized views hold what their queries give on the target" \
+        "$(tq t_rich "SELECT (SELECT count(*) FROM shop.customer_totals WHERE spent > 0) || ' ' || count(*) FROM shop.customer_totals")" \
+        "$(tq t_rich "SELECT (SELECT count(*) FROM shop.big_spenders_mv) || ' ' || count(*) FROM shop.spend_mv")"
     # the identity keeps counting on the target: the next order does not collide
     out=$(tq t_rich "INSERT INTO shop.orders (customer_id, quantity, total) VALUES (1, 1, 1) RETURNING order_id")
     if [[ $out =~ ^[0-9]+$ ]]; then t_ok "rich: a new row on the target gets a fresh identity ($out)"; else

@@ -11,12 +11,22 @@
  *      archive, pg_restore --section=pre-data (no indexes or constraints);
  *   3. data: `jobs` workers, each a source connection in the snapshot
  *      (SET TRANSACTION SNAPSHOT) and a target connection, take chunks from
- *      one queue, largest first. Tables larger than a chunk are split into
- *      ctid block ranges so that both cores work on a big table; a table
- *      copied in one piece is truncated and loaded WITH (FREEZE) in the
- *      same transaction. Binary format between equal major versions;
- *   4. post-data (indexes, constraints, triggers) with pg_restore -j;
- *   5. sequences set to the values read in the snapshot.
+ *      one queue, largest first. A chunk is a table, truncated and loaded
+ *      WITH (FREEZE) in the same transaction -- or, for a table larger than
+ *      split_tables_larger_than, a ctid block range of it, so that several
+ *      streams work on one big table. Binary format between equal major
+ *      versions;
+ *   4. post-data (indexes, constraints, triggers) with pg_restore: the
+ *      indexes and constraints of a table whose data is in are built while
+ *      the other tables copy, in waves on the connections of the workers
+ *      that have run out of chunks (never more than `jobs` per side); the
+ *      rest -- foreign keys, triggers, what belongs to no one table, and
+ *      the tables copied last -- with pg_restore -j once the data is in;
+ *   5. the materialized views populated on the source refreshed, those
+ *      that read others after them (a schema-only archive has no
+ *      REFRESH entries: without this they would stay unpopulated, and
+ *      every query of one would fail on the new primary);
+ *   6. sequences set to the values read in the snapshot.
  *
  * Back-pressure: a worker stops reading the source while libpq holds
  * unsent data for the target, and resumes when it drains.
@@ -25,6 +35,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "pipeline/copy/copy.h"
+#include "pipeline/matviews.h"
 #include "pipeline/sql.h"
 
 #include <errno.h>
@@ -43,7 +54,26 @@ typedef struct ctable {
 	int64_t bytes_done;    /* estimated bytes of the chunks copied */
 	int64_t rows_estimate; /* pg_class.reltuples; -1 never analyzed */
 	int chunks, chunks_done;
+	uint32_t oid; /* on the source */
 } ctable_t;
+
+/* a post-data entry of the schema's archive */
+typedef struct post_entry {
+	char *line; /* as pg_restore --list shows it */
+	int table;  /* the one table it is built on (an index, a constraint but a foreign key), else -1 */
+	bool early; /* restored by a wave while the data was copied */
+} post_entry_t;
+
+/* what a post-data entry is built on: an index's or a constraint's table */
+typedef struct post_dep {
+	uint32_t classid, objid, relid;
+} post_dep_t;
+
+/* a table's OID on the source, and its place in the engine's tables */
+typedef struct table_oid {
+	uint32_t oid;
+	int table;
+} table_oid_t;
 
 typedef struct chunk {
 	int table;
@@ -82,6 +112,8 @@ struct copy_engine {
 	int nchunks, next_chunk, chunks_done;
 	char **seq_sql; /* setval statements for the target */
 	int nseq;
+	char **matviews; /* populated on the source, in the order they are refreshed */
+	int nmatviews;
 	worker_t workers[MAX_WORKERS];
 	int nworkers, workers_idle;
 	int64_t bytes_total, bytes_done, bytes_streamed;
@@ -91,12 +123,22 @@ struct copy_engine {
 	const char *phase;
 	cJSON *phases_ms;  /* how long each phase took: {"schema": 120, "data": 4500, ...} */
 	int post_total;    /* post-data entries (indexes, constraints, ...) to restore */
-	int post_started;  /* pg_restore --verbose: entries it began */
+	int post_started;  /* the last pg_restore --verbose: entries it began */
 	int post_finished; /* and, restoring in parallel, entries it finished */
+	post_entry_t *post;
+	post_dep_t *deps;
+	int ndeps;
+	table_oid_t *by_oid; /* the tables by OID */
+	bool toc_ready;      /* the post-data entries are listed */
+	bool data_done;      /* every chunk is copied */
+	bool wave_running;   /* a pg_restore of the entries of copied tables, beside the data */
+	int waves;           /* such waves run */
+	int wave_entries;    /* entries the running wave restores */
+	int post_early;      /* entries the waves restored */
 	bool failed;
 	char *xsnapshot; /* pg_current_snapshot() of the copy: which transactions it holds */
 	pgm_copy_opts_t opts;
-	pgm_buf_t toc_now, toc_later; /* post-data entries, split when opts.defer_constraints */
+	pgm_buf_t toc_later; /* post-data entries held back when opts.defer_constraints */
 };
 
 static void worker_next(worker_t *w);
@@ -116,6 +158,9 @@ copy_free(void *p)
 	for (int i = 0; i < cp->nseq; i++)
 		free(cp->seq_sql[i]);
 	free(cp->seq_sql);
+	for (int i = 0; i < cp->nmatviews; i++)
+		free(cp->matviews[i]);
+	free(cp->matviews);
 	for (int i = 0; i < cp->nworkers; i++)
 		free(cp->workers[i].buf);
 	if (cp->workdir && !pgm_rmtree(cp->workdir))
@@ -125,7 +170,11 @@ copy_free(void *p)
 	free(cp->snapshot);
 	free(cp->xsnapshot);
 	free(cp->label);
-	free(cp->toc_now.s);
+	for (int i = 0; i < cp->post_total; i++)
+		free(cp->post[i].line);
+	free(cp->post);
+	free(cp->deps);
+	free(cp->by_oid);
 	free(cp->toc_later.s);
 	cJSON_Delete(cp->phases_ms);
 	free(cp);
@@ -150,7 +199,8 @@ post_done(const copy_engine_t *cp)
 {
 	int done = cp->post_finished > 0 ? cp->post_finished : cp->post_started - 1;
 
-	return done < 0 ? 0 : done > cp->post_total ? cp->post_total : done;
+	done = (done < 0 ? 0 : done) + cp->post_early;
+	return done > cp->post_total ? cp->post_total : done;
 }
 
 /*
@@ -166,11 +216,10 @@ step_eta(copy_engine_t *cp, cJSON *p, double rate)
 	double after_data = -1, in_phase = (double) (pgm_mono_ms() - cp->phase_mono);
 	const cJSON *ph = cJSON_GetObjectItem(reh, "phases_ms");
 
-	if (strcmp(cp->label, "rehearsal") != 0 && cJSON_IsObject(ph))
-		after_data = cJSON_GetNumberValue(cJSON_GetObjectItem(ph, "post-data")) +
-			     cJSON_GetNumberValue(cJSON_GetObjectItem(ph, "sequences"));
-	if (after_data != after_data) /* NaN: a phase missing */
-		after_data = -1;
+	/* the phases after the data; a copy with no materialized view or sequence has no such phase */
+	if (strcmp(cp->label, "rehearsal") != 0 && cJSON_IsNumber(cJSON_GetObjectItem(ph, "post-data")))
+		after_data = pgm_json_num(ph, "post-data", 0) + pgm_json_num(ph, "materialized views", 0) +
+			     pgm_json_num(ph, "sequences", 0);
 	if (strcmp(cp->phase, "data") == 0) {
 		double data_left = rate > 0 ? (double) (cp->bytes_total - cp->bytes_done) / rate : -1;
 
@@ -295,7 +344,7 @@ copy_tables_progress(pgm_step_t *s)
 	return arr;
 }
 
-/* ---- 5. sequences, then the end ---- */
+/* ---- 5. materialized views, 6. sequences, then the end ---- */
 
 static void
 copy_finished(pgm_step_t *s, void *data)
@@ -314,6 +363,9 @@ copy_finished(pgm_step_t *s, void *data)
 		cp->phases_ms = NULL;
 	}
 	pgm_json_set_num(rec, "post_data_entries", cp->post_total);
+	/* built beside the data, in how many waves */
+	pgm_json_set_num(rec, "post_data_early_entries", cp->post_early);
+	pgm_json_set_num(rec, "post_data_waves", cp->waves);
 	pgm_json_set_num(rec, "tables", cp->ntables);
 	pgm_json_set_num(rec, "chunks", cp->nchunks);
 	pgm_json_set_num(rec, "bytes", (double) cp->bytes_total);
@@ -322,6 +374,7 @@ copy_finished(pgm_step_t *s, void *data)
 	if (cp->rows_estimate >= 0)
 		pgm_json_set_num(rec, "rows_estimate", (double) cp->rows_estimate);
 	pgm_json_set_num(rec, "sequences", cp->nseq);
+	pgm_json_set_num(rec, "materialized_views", cp->nmatviews);
 	pgm_json_set_num(rec, "jobs", cp->nworkers);
 	pgm_json_set_str(rec, "engine", "copy");
 	pgm_json_set_str(rec, "format", cp->binary ? "binary" : "text");
@@ -371,6 +424,20 @@ set_sequences(copy_engine_t *cp)
 	pgm_sql_run(q, copy_finished, cp);
 }
 
+static void
+after_matviews(pgm_step_t *s, void *data)
+{
+	set_sequences(data);
+}
+
+static void
+refresh_matviews(copy_engine_t *cp)
+{
+	if (cp->nmatviews > 0)
+		set_phase(cp, "materialized views");
+	pgm_matviews_refresh_names(cp->step, cp->matviews, cp->nmatviews, after_matviews, cp);
+}
+
 /* ---- 4. post-data ---- */
 
 static void
@@ -381,7 +448,7 @@ on_post_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *
 	if (pgm_tool_failed(cp->step, "pg_restore", "restore of indexes and constraints into the target", status, sig,
 			    tail))
 		return;
-	set_sequences(cp);
+	refresh_matviews(cp);
 }
 
 static void
@@ -390,7 +457,7 @@ on_tool_line(pgm_proc_t *p, int stream, const char *line, void *data)
 	copy_engine_t *cp = data;
 
 	pgm_debug("job %s: %s", cp->step->job->name, line);
-	if (cp->phase == NULL || strcmp(cp->phase, "post-data") != 0)
+	if (cp->phase == NULL || strcmp(cp->phase, "post-data") != 0 || cp->wave_running)
 		return;
 	/* pg_restore --verbose: "creating INDEX ..." as it begins an entry, "finished item N ..." in parallel */
 	if (strncmp(line, "pg_restore: creating ", 21) == 0)
@@ -400,6 +467,50 @@ on_tool_line(pgm_proc_t *p, int stream, const char *line, void *data)
 	else
 		return;
 	progress_update(cp, false);
+}
+
+static int
+oid_cmp(const void *a, const void *b)
+{
+	const table_oid_t *x = a, *y = b;
+
+	return x->oid < y->oid ? -1 : x->oid > y->oid;
+}
+
+static int
+dep_cmp(const void *a, const void *b)
+{
+	const post_dep_t *x = a, *y = b;
+
+	if (x->classid != y->classid)
+		return x->classid < y->classid ? -1 : 1;
+	return x->objid < y->objid ? -1 : x->objid > y->objid;
+}
+
+/* the copied table a listed entry ("ID; CLASSID OBJID TYPE ...") is built on, or -1 */
+static int
+entry_table(const copy_engine_t *cp, const char *line)
+{
+	post_dep_t key = {0}, *d;
+	table_oid_t t = {0}, *found;
+	unsigned long classid, objid;
+	char *end;
+	const char *q = strchr(line, ';');
+
+	if (q == NULL)
+		return -1;
+	classid = strtoul(q + 1, &end, 10);
+	objid = strtoul(end, &end, 10);
+	if (classid == 0 || objid == 0 || classid > UINT32_MAX || objid > UINT32_MAX)
+		return -1;
+	key.classid = (uint32_t) classid;
+	key.objid = (uint32_t) objid;
+	d = cp->ndeps ? bsearch(&key, cp->deps, (size_t) cp->ndeps, sizeof(*d), dep_cmp) : NULL;
+	if (d == NULL)
+		return -1;
+	t.oid = d->relid;
+	found = cp->ntables ? bsearch(&t, cp->by_oid, (size_t) cp->ntables, sizeof(t), oid_cmp) : NULL;
+	return found ? found->table : -1;
 }
 
 /*
@@ -416,6 +527,7 @@ on_toc_line(pgm_proc_t *p, int stream, const char *line, void *data)
 {
 	copy_engine_t *cp = data;
 	const char *body = strchr(line, ';');
+	post_entry_t *e;
 
 	if (stream != 1 || line[0] == ';' || body == NULL)
 		return;
@@ -426,22 +538,123 @@ on_toc_line(pgm_proc_t *p, int stream, const char *line, void *data)
 		pgm_buf_appendf(&cp->toc_later, "%s\n", line);
 		return;
 	}
-	cp->post_total++;
-	pgm_buf_appendf(&cp->toc_now, "%s\n", line);
+	cp->post = pgm_realloc(cp->post, sizeof(*cp->post) * (size_t) (cp->post_total + 1));
+	e = &cp->post[cp->post_total++];
+	e->line = pgm_strdup(line);
+	e->table = entry_table(cp, line);
+	e->early = false;
+}
+
+/* the entries not restored yet, whose tables are all copied (when ready_only), into a list file */
+static bool
+write_list(copy_engine_t *cp, const char *path, bool ready_only, bool mark, int *count)
+{
+	pgm_buf_t b = {0};
+	bool ok;
+
+	*count = 0;
+	for (int i = 0; i < cp->post_total; i++) {
+		post_entry_t *e = &cp->post[i];
+
+		if (e->early)
+			continue;
+		if (ready_only && (e->table < 0 || cp->tables[e->table].chunks_done < cp->tables[e->table].chunks))
+			continue;
+		pgm_buf_appendf(&b, "%s\n", e->line);
+		if (mark)
+			e->early = true;
+		(*count)++;
+	}
+	ok = pgm_file_replace(path, b.s ? b.s : "", b.s ? strlen(b.s) : 0, 0600);
+	free(b.s);
+	return ok;
 }
 
 static void
-run_post_data(copy_engine_t *cp, const char *list)
+run_restore(copy_engine_t *cp, const char *list, int jobs, pgm_proc_exit_cb on_exit)
 {
-	char jobs[16], *l = list ? pgm_asprintf("--use-list=%s", list) : NULL;
+	char j[16], *l = pgm_asprintf("--use-list=%s", list);
 	/* --verbose: a line per entry begun and finished, for the progress (items i/n) */
-	const char *args[] = {"--section=post-data", "--jobs",    jobs, "--no-owner", "--no-acl", "--exit-on-error",
-			      "--verbose",           cp->archive, l,    NULL};
+	const char *args[] = {"--section=post-data", "--jobs",    j, "--no-owner", "--no-acl", "--exit-on-error",
+			      "--verbose",           cp->archive, l, NULL};
 
-	snprintf(jobs, sizeof(jobs), "%d", cp->nworkers);
+	snprintf(j, sizeof(j), "%d", jobs);
 	pgm_tool_spawn(cp->step, "pg_restore", args, false, "-c maintenance_work_mem=256MB -c synchronous_commit=off",
-		       on_tool_line, on_post_exit, cp);
+		       on_tool_line, on_exit, cp);
 	free(l);
+}
+
+/* every chunk copied and every entry listed: the rest of the post-data, on all the connections */
+static void
+run_post_data(copy_engine_t *cp)
+{
+	char *list = pgm_asprintf("%s/post-data.list", cp->workdir);
+	int n;
+
+	if (!write_list(cp, list, false, false, &n))
+		pgm_step_fail(cp->step, "could not write the list of the schema's post-data entries", list,
+			      "check free space and permissions of state_dir");
+	else
+		run_restore(cp, list, cp->nworkers, on_post_exit);
+	free(list);
+}
+
+static void try_wave(copy_engine_t *cp);
+
+static void
+on_wave_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *tail, void *data)
+{
+	copy_engine_t *cp = data;
+
+	cp->wave_running = false;
+	if (pgm_tool_failed(cp->step, "pg_restore",
+			    "restore of indexes and constraints into the target (tables already copied)", status, sig,
+			    tail))
+		return;
+	cp->post_early += cp->wave_entries;
+	cp->wave_entries = 0;
+	if (cp->data_done)
+		run_post_data(cp);
+	else
+		try_wave(cp);
+}
+
+/*
+ * The indexes and constraints of the tables copied so far, built while the
+ * others copy: one wave at a time, with as many pg_restore jobs as workers
+ * have run out of chunks (they closed their connections), so that no more
+ * than `jobs` connections reach the target. A wave that starts no entry
+ * (none is ready) waits for the next table to be copied.
+ */
+static void
+try_wave(copy_engine_t *cp)
+{
+	char *list;
+	int n = 0;
+
+	if (!cp->toc_ready || cp->data_done || cp->wave_running || cp->workers_idle < 1 || cp->failed ||
+	    cp->step->finished)
+		return;
+	for (int i = 0; i < cp->post_total && n == 0; i++) {
+		const post_entry_t *e = &cp->post[i];
+		n = !e->early && e->table >= 0 && cp->tables[e->table].chunks_done == cp->tables[e->table].chunks;
+	}
+	if (n == 0)
+		return;
+	list = pgm_asprintf("%s/post-data-%d.list", cp->workdir, cp->waves + 1);
+	if (!write_list(cp, list, true, true, &n)) {
+		pgm_step_fail(cp->step, "could not write the list of the schema's post-data entries", list,
+			      "check free space and permissions of state_dir");
+		free(list);
+		return;
+	}
+	cp->waves++;
+	cp->wave_entries = n;
+	cp->wave_running = true;
+	pgm_info("job %s: %s copy: building %d index(es) and constraint(s) of copied tables beside the data (wave %d)",
+		 cp->step->job->name, cp->label, n, cp->waves);
+	run_restore(cp, list, cp->workers_idle, on_wave_exit);
+	free(list);
 }
 
 static void
@@ -449,7 +662,6 @@ on_toc_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *t
 {
 	copy_engine_t *cp = data;
 	pgm_job_t *job = cp->step->job;
-	char *now = pgm_asprintf("%s/post-data.list", cp->workdir);
 	char *later = pgm_asprintf("%s/deferred.list", job->dir), *keep = pgm_asprintf("%s/deferred.dump", job->dir);
 	char *arch = NULL;
 	size_t n = 0;
@@ -457,54 +669,44 @@ on_toc_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *t
 
 	if (pgm_tool_failed(cp->step, "pg_restore", "listing of the schema", status, sig, tail))
 		goto out;
-	if (!cp->opts.defer_constraints) {
-		/* every post-data entry now: the list only counts them */
-		if (!pgm_file_replace(now, cp->toc_now.s ? cp->toc_now.s : "",
-				      cp->toc_now.s ? strlen(cp->toc_now.s) : 0, 0600)) {
-			pgm_step_fail(cp->step, "could not write the list of the schema's post-data entries", now,
+	if (cp->opts.defer_constraints) {
+		ok = pgm_file_replace(later, cp->toc_later.s ? cp->toc_later.s : "",
+				      cp->toc_later.s ? strlen(cp->toc_later.s) : 0, 0600);
+		/* the archive the deferred entries come from outlives the copy's work directory */
+		if (ok && (arch = pgm_file_read(cp->archive, (size_t) 1 << 30, &n)) != NULL)
+			ok = pgm_file_replace(keep, arch, n, 0600);
+		else
+			ok = false;
+		free(arch);
+		if (!ok) {
+			pgm_step_fail(cp->step, "could not write the lists of the schema's post-data entries", job->dir,
 				      "check free space and permissions of state_dir");
 			goto out;
 		}
-		run_post_data(cp, now);
-		goto out;
-	}
-	ok = pgm_file_replace(now, cp->toc_now.s ? cp->toc_now.s : "", cp->toc_now.s ? strlen(cp->toc_now.s) : 0,
-			      0600) &&
-	     pgm_file_replace(later, cp->toc_later.s ? cp->toc_later.s : "",
-			      cp->toc_later.s ? strlen(cp->toc_later.s) : 0, 0600);
-	/* the archive the deferred entries come from outlives the copy's work directory */
-	if (ok && (arch = pgm_file_read(cp->archive, (size_t) 1 << 30, &n)) != NULL)
-		ok = pgm_file_replace(keep, arch, n, 0600);
-	else
-		ok = false;
-	free(arch);
-	if (!ok) {
-		pgm_step_fail(cp->step, "could not write the lists of the schema's post-data entries", job->dir,
-			      "check free space and permissions of state_dir");
-		goto out;
-	}
-	{
-		int lines = 0;
+		{
+			int lines = 0;
 
-		for (const char *q = cp->toc_later.s; q && *q; q++)
-			lines += *q == '\n';
-		pgm_json_set_num(pgm_json_obj(job->facts, "copies"), "deferred_entries", lines);
+			for (const char *q = cp->toc_later.s; q && *q; q++)
+				lines += *q == '\n';
+			pgm_json_set_num(pgm_json_obj(job->facts, "copies"), "deferred_entries", lines);
+		}
 	}
-	run_post_data(cp, now);
+	cp->toc_ready = true;
+	if (cp->data_done && !cp->wave_running)
+		run_post_data(cp);
+	else
+		try_wave(cp);
 out:
-	free(now);
 	free(later);
 	free(keep);
 }
 
-/* the archive's post-data entries listed first: how many there are, which wait (defer_constraints) */
+/* the archive's post-data entries listed, beside the data: how many, which wait (defer_constraints) */
 static void
-start_post_data(copy_engine_t *cp)
+list_post_data(copy_engine_t *cp)
 {
 	const char *args[] = {"--list", "--section=post-data", cp->archive, NULL};
 
-	set_phase(cp, "post-data");
-	progress_update(cp, true);
 	pgm_tool_spawn_dsn(cp->step, "pg_restore", args, NULL, NULL, on_toc_line, on_toc_exit, cp);
 }
 
@@ -529,7 +731,12 @@ data_finished(copy_engine_t *cp)
 	cp->holder = NULL;
 	pgm_info("job %s: %s copy: data copied in %.1f s (%lld bytes streamed)", cp->step->job->name, cp->label,
 		 (double) cp->data_ms / 1000.0, (long long) cp->bytes_streamed);
-	start_post_data(cp);
+	cp->data_done = true;
+	set_phase(cp, "post-data");
+	progress_update(cp, true);
+	/* else the listing's end, or the running wave's, starts the rest */
+	if (cp->toc_ready && !cp->wave_running)
+		run_post_data(cp);
 }
 
 static void
@@ -547,6 +754,9 @@ chunk_done(worker_t *w)
 	w->chunk_rows = 0;
 	w->cur = NULL;
 	progress_update(cp, false);
+	/* a table copied: its indexes may go into a wave, on another worker's connections */
+	if (cp->tables[c->table].chunks_done == cp->tables[c->table].chunks)
+		try_wave(cp);
 	worker_next(w);
 }
 
@@ -731,9 +941,13 @@ worker_next(worker_t *w)
 	if (cp->failed)
 		return;
 	if (cp->next_chunk == cp->nchunks) {
+		/* nothing left to hand out: the connections go, their place to the waves */
+		worker_close(w);
 		cp->workers_idle++;
 		if (cp->chunks_done == cp->nchunks && cp->workers_idle == cp->nworkers)
 			data_finished(cp);
+		else
+			try_wave(cp);
 		return;
 	}
 	c = &cp->chunks[cp->next_chunk++];
@@ -837,6 +1051,9 @@ start_data(copy_engine_t *cp)
 {
 	set_phase(cp, "data");
 	progress_update(cp, true);
+	list_post_data(cp);
+	if (cp->step->finished)
+		return;
 	if (cp->nchunks == 0) {
 		data_finished(cp);
 		return;
@@ -904,7 +1121,7 @@ static const char *tables_sql =
 	"         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),"
 	"       pg_relation_size(c.oid),"
 	"       pg_relation_size(c.oid) / current_setting('block_size')::bigint,"
-	"       c.reltuples::bigint"
+	"       c.reltuples::bigint, c.oid"
 	"  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 	" WHERE c.relkind = 'r' AND c.relpersistence <> 't'"
 	"   AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
@@ -913,6 +1130,11 @@ static const char *tables_sql =
 	"                     AND d.objid = c.oid AND d.deptype = 'e')"
 	" ORDER BY 4 DESC";
 
+/* an index's table (pg_class entries), a constraint's (pg_constraint): what pg_restore --list names by OID */
+static const char *deps_sql = "SELECT 'pg_class'::regclass::oid, indexrelid, indrelid FROM pg_index"
+			      " UNION ALL SELECT 'pg_constraint'::regclass::oid, oid, conrelid FROM pg_constraint"
+			      "  WHERE contype <> 'f' AND conrelid <> 0";
+
 static const char *seqlist_sql = "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c"
 				 "  JOIN pg_namespace n ON n.oid = c.relnamespace"
 				 " WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
@@ -920,20 +1142,36 @@ static const char *seqlist_sql = "SELECT quote_ident(n.nspname) || '.' || quote_
 				 "   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
 				 "                     AND d.objid = c.oid AND d.deptype = 'e')";
 
-/* split every table into chunks of about chunk_bytes, largest first */
+/*
+ * One chunk per table, largest first; a table larger than
+ * split_tables_larger_than (0: none) is cut into block ranges of about
+ * chunk_bytes that several streams copy at once. Splitting is an option, off
+ * by default, because it is a trade measured both ways: the ranges load
+ * without FREEZE (two sessions cannot both own the truncation), so the first
+ * scan of the table writes every page again to set hint bits (the index
+ * builds pay it: 0.69 -> 0.93 s for pgbench_accounts at scale 30), and where
+ * source, target and pgmoverd share two cores a second stream into the same
+ * table finds no core to run on (data 1.44 s in one stream, 1.46-2.45 s in
+ * two). Servers with cores to spare copy a big table that many times faster.
+ */
 static void
 plan_chunks(copy_engine_t *cp)
 {
 	int64_t chunk_bytes = cp->bytes_total / (cp->nworkers * 4);
+	int64_t split_over = pgm_jobopt_int(cp->step->job->options, "split_tables_larger_than");
 
-	if (chunk_bytes < 32LL << 20)
-		chunk_bytes = 32LL << 20;
+	/* ranges of a quarter of a stream's share, no smaller than the threshold, at most 1 GB */
+	if (chunk_bytes < split_over)
+		chunk_bytes = split_over;
 	if (chunk_bytes > 1LL << 30)
 		chunk_bytes = 1LL << 30;
+	if (chunk_bytes < 1)
+		chunk_bytes = 1;
 	cp->nchunks = 0;
 	for (int i = 0; i < cp->ntables; i++) {
 		ctable_t *t = &cp->tables[i];
-		int64_t n = t->bytes > chunk_bytes ? (t->bytes + chunk_bytes - 1) / chunk_bytes : 1;
+		bool split = cp->nworkers > 1 && split_over > 0 && t->bytes > split_over;
+		int64_t n = split ? (t->bytes + chunk_bytes - 1) / chunk_bytes : 1;
 		int64_t per = n > 1 ? (t->blocks + n - 1) / n : 0;
 
 		cp->chunks = pgm_realloc(cp->chunks, sizeof(chunk_t) * (size_t) (cp->nchunks + n));
@@ -999,6 +1237,50 @@ on_seq_list(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err,
 }
 
 static void
+on_matviews(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	copy_engine_t *cp = data;
+	int n = pgm_pg_ntuples(res);
+
+	if (err) {
+		engine_fail_pg(cp, "could not list the materialized views of the source", err);
+		return;
+	}
+	cp->matviews = pgm_calloc((size_t) n + 1, sizeof(char *));
+	for (int r = 0; r < n; r++)
+		cp->matviews[cp->nmatviews++] = pgm_strdup(pgm_pg_value(res, r, 0));
+	pgm_pg_query(conn, seqlist_sql, 0, NULL, on_seq_list, cp);
+}
+
+/* which table each index and constraint (but a foreign key) is built on: post-data waves */
+static void
+on_deps(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
+{
+	copy_engine_t *cp = data;
+	int n = pgm_pg_ntuples(res);
+
+	if (err) {
+		engine_fail_pg(cp, "could not read the source's indexes and constraints", err);
+		return;
+	}
+	cp->deps = pgm_calloc((size_t) n + 1, sizeof(*cp->deps));
+	for (int r = 0; r < n; r++) {
+		cp->deps[r].classid = (uint32_t) pgm_pg_int64(res, r, 0, 0);
+		cp->deps[r].objid = (uint32_t) pgm_pg_int64(res, r, 1, 0);
+		cp->deps[r].relid = (uint32_t) pgm_pg_int64(res, r, 2, 0);
+	}
+	cp->ndeps = n;
+	qsort(cp->deps, (size_t) n, sizeof(*cp->deps), dep_cmp);
+	cp->by_oid = pgm_calloc((size_t) cp->ntables + 1, sizeof(*cp->by_oid));
+	for (int i = 0; i < cp->ntables; i++) {
+		cp->by_oid[i].oid = cp->tables[i].oid;
+		cp->by_oid[i].table = i;
+	}
+	qsort(cp->by_oid, (size_t) cp->ntables, sizeof(*cp->by_oid), oid_cmp);
+	pgm_pg_query(conn, pgm_matviews_sql, 0, NULL, on_matviews, cp);
+}
+
+static void
 on_tables(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, void *data)
 {
 	copy_engine_t *cp = data;
@@ -1018,6 +1300,7 @@ on_tables(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, v
 		t->bytes = pgm_pg_int64(res, r, 3, 0);
 		t->blocks = pgm_pg_int64(res, r, 4, 0);
 		t->rows_estimate = pgm_pg_int64(res, r, 5, -1);
+		t->oid = (uint32_t) pgm_pg_int64(res, r, 6, 0);
 		cp->bytes_total += t->bytes;
 		if (r == 0)
 			cp->rows_estimate = 0;
@@ -1027,7 +1310,7 @@ on_tables(pgm_pg_conn_t *conn, const PGresult *res, const pgm_pg_error_t *err, v
 			cp->rows_estimate += t->rows_estimate;
 	}
 	plan_chunks(cp);
-	pgm_pg_query(conn, seqlist_sql, 0, NULL, on_seq_list, cp);
+	pgm_pg_query(conn, deps_sql, 0, NULL, on_deps, cp);
 }
 
 static void

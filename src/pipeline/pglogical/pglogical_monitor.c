@@ -23,6 +23,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "pipeline/matviews.h"
 #include "pipeline/pglogical/pglogical.h"
 
 #include <stdio.h>
@@ -679,7 +680,14 @@ on_tick(uv_timer_t *t)
 	}
 }
 
-/* ready, and no statement of the monitor in flight: hand over */
+static void
+sync_done(pgm_step_t *s, void *data)
+{
+	pgm_step_done(s, PGM_EV_DONE);
+}
+
+/* ready, and no statement of the monitor in flight: hand over (the initial sync: once the
+ * materialized views are refreshed, the schema having made them unpopulated) */
 static void
 follow_complete(pgl_t *x)
 {
@@ -693,7 +701,7 @@ follow_complete(pgl_t *x)
 	pgl_set_phase(x, NULL, NULL);
 	x->on_error = pgl_fail;
 	if (sync)
-		pgm_step_done(s, PGM_EV_DONE);
+		pgm_matviews_refresh(s, sync_done, NULL);
 	else
 		ready(s);
 }

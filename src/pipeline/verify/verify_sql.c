@@ -124,15 +124,17 @@ const char *const pgm_vsql_tables =
 /*
  * The schema inventory: kind, owning table, identity, definition. An
  * index is known by its definition (its name is only shown); an
- * extension by its name (its version is only shown).
+ * extension by its name (its version is only shown); a materialized view
+ * by whether it is populated too (an unpopulated one fails every query).
  * System objects and extension members are left out; OIDs never appear.
  */
 const char *const pgm_vsql_schema =
-	"WITH rel AS (SELECT c.oid, c.relkind, n.nspname || '.' || c.relname AS q"
+	"WITH rel AS (SELECT c.oid, c.relkind, c.relispopulated, n.nspname || '.' || c.relname AS q"
 	"   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE" USER_RELS ")"
 	" SELECT 'table', q, q, CASE relkind WHEN 'p' THEN 'partitioned table' ELSE 'table' END"
 	"   FROM rel WHERE relkind IN ('r', 'p')"
-	" UNION ALL SELECT 'view', NULL, q, CASE relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END"
+	" UNION ALL SELECT 'view', NULL, q, CASE WHEN relkind = 'v' THEN 'view' WHEN relispopulated"
+	"     THEN 'materialized view' ELSE 'materialized view, not populated' END"
 	"   FROM rel WHERE relkind IN ('v', 'm')"
 	" UNION ALL SELECT 'sequence', NULL, q, format_type(s.seqtypid, NULL) || ' increment ' || s.seqincrement"
 	"     || ' minvalue ' || s.seqmin || ' maxvalue ' || s.seqmax || CASE WHEN s.seqcycle THEN ' cycle' ELSE '' END"
