@@ -3,12 +3,13 @@
  * streamed into COPY ... FROM STDIN on the target over parallel
  * connections, all reading one exported snapshot, with no temporary files.
  *
- *   1. the target is cleaned (tools.c) and a "holder" transaction on the
+ *   1. the target is cleaned (tools.c) while a "holder" transaction on the
  *      source exports a snapshot (pg_export_snapshot) and keeps it open;
  *      the tables, their columns and sizes, and the sequences' values are
  *      read inside it;
  *   2. pre-data schema: pg_dump --schema-only --snapshot into a small
- *      archive, pg_restore --section=pre-data (no indexes or constraints);
+ *      archive, pg_restore --section=pre-data (no indexes or constraints)
+ *      once the target is clean too;
  *   3. data: `jobs` workers, each a source connection in the snapshot
  *      (SET TRANSACTION SNAPSHOT) and a target connection, take chunks from
  *      one queue, largest first. A chunk is a table, truncated and loaded
@@ -136,7 +137,9 @@ struct copy_engine {
 	int wave_entries;    /* entries the running wave restores */
 	int post_early;      /* entries the waves restored */
 	bool failed;
-	char *xsnapshot; /* pg_current_snapshot() of the copy: which transactions it holds */
+	bool cleaned, dumped; /* the target cleaned, the schema dumped: both before the pre-data restore */
+	int64_t clean_ms;     /* from the copy's start: beside the snapshot and the schema dump */
+	char *xsnapshot;      /* pg_current_snapshot() of the copy: which transactions it holds */
 	pgm_copy_opts_t opts;
 	pgm_buf_t toc_later; /* post-data entries held back when opts.defer_constraints */
 };
@@ -358,6 +361,7 @@ copy_finished(pgm_step_t *s, void *data)
 	set_phase(cp, "finished"); /* closes the last phase's time */
 	pgm_json_set_num(rec, "duration_ms", (double) total);
 	pgm_json_set_num(rec, "data_ms", (double) cp->data_ms);
+	pgm_json_set_num(rec, "clean_ms", (double) cp->clean_ms);
 	if (cp->phases_ms != NULL) {
 		cJSON_AddItemToObject(rec, "phases_ms", cp->phases_ms);
 		cp->phases_ms = NULL;
@@ -1082,15 +1086,32 @@ on_pre_restore_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const
 	start_data(cp);
 }
 
+/*
+ * The schema dumped and the target cleaned: the pre-data restored. Each of
+ * its statements commits on its own (one transaction would need a lock for
+ * every table at once), so not waiting for the disk at each commit counts:
+ * 3,000 tables 2.9 -> 2.0 s here, with fsync off; the copy is redone or
+ * verified before anything relies on it.
+ */
+static void
+start_pre_data(copy_engine_t *cp)
+{
+	const char *args[] = {"--section=pre-data", "--no-owner", "--no-acl", "--exit-on-error", cp->archive, NULL};
+
+	pgm_tool_spawn(cp->step, "pg_restore", args, false, "-c synchronous_commit=off", on_tool_line,
+		       on_pre_restore_exit, cp);
+}
+
 static void
 on_schema_dump_exit(pgm_proc_t *p, int64_t status, int sig, int timed_out, const char *tail, void *data)
 {
 	copy_engine_t *cp = data;
-	const char *args[] = {"--section=pre-data", "--no-owner", "--no-acl", "--exit-on-error", cp->archive, NULL};
 
 	if (pgm_tool_failed(cp->step, "pg_dump", "dump of the schema", status, sig, tail))
 		return;
-	pgm_tool_spawn(cp->step, "pg_restore", args, false, NULL, on_tool_line, on_pre_restore_exit, cp);
+	cp->dumped = true;
+	if (cp->cleaned)
+		start_pre_data(cp);
 }
 
 static void
@@ -1351,8 +1372,10 @@ after_clean(pgm_step_t *s, void *data)
 {
 	copy_engine_t *cp = data;
 
-	set_phase(cp, "snapshot");
-	cp->holder = pgm_step_connect(s, true, "snapshot", on_holder_connect, cp);
+	cp->clean_ms = pgm_mono_ms() - cp->started_mono;
+	cp->cleaned = true;
+	if (cp->dumped)
+		start_pre_data(cp);
 }
 
 void
@@ -1386,10 +1409,20 @@ pgm_copy_run_opts(pgm_step_t *s, const char *label, const pgm_copy_opts_t *opts,
 	s->tables_progress = copy_tables_progress;
 	s->tables_data = cp;
 	pgm_notice("job %s: %s copy starts (copy engine, %d parallel streams)", job->name, label, cp->nworkers);
+	/*
+	 * The target is cleaned while the source's snapshot is taken and its
+	 * schema dumped: the schema is restored once both are done. The final
+	 * copy, whose target holds the rehearsal's tables, would otherwise pay
+	 * the drop of each before the dump begins (3,000 tables: 0.8 s).
+	 */
 	q = pgm_sql_begin(s, false, "clean", "could not clean the target before the copy",
 			  "the target role must own the target database and the objects in it");
 	pgm_target_clean(q, job);
 	pgm_sql_run(q, after_clean, cp);
+	if (s->finished)
+		return;
+	set_phase(cp, "snapshot");
+	cp->holder = pgm_step_connect(s, true, "snapshot", on_holder_connect, cp);
 }
 
 /* ---- the entries held back by defer_constraints ---- */
