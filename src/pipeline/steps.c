@@ -73,6 +73,8 @@ pgm_step_provision(pgm_step_t *s)
 	o.target_owned = cJSON_IsTrue(cJSON_GetObjectItem(job->facts, "target_owned"));
 	o.app_name = app;
 	o.method = job->method;
+	/* a dump job's rehearsal copy, right after, times the copy: the preflight reads no sample */
+	o.no_read_sample = strcmp(job->method, "dump") == 0 && pgm_jobopt_bool(job->options, "rehearsal");
 	p = pgm_plan_start(pgm_step_loop(s), &o, on_plan, s);
 	pgm_step_own(s, p, plan_cancel_cb);
 	free(app);

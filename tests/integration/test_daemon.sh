@@ -522,6 +522,11 @@ t_assert_eq "ja: rehearsal copy on the target" "2000|5000|100" \
     "$(dst_q mv_a "select (select count(*) from items) || '|' || (select count(*) from events) || '|' || (select count(*) from notes)")"
 t_assert_eq "jb: no rehearsal copy, target still empty" "skipped|0" \
     "$(pgm --json status jb | jq -r .result.facts.copies.rehearsal)|$(dst_q mv_b "select count(*) from pg_tables where schemaname = 'public'")"
+# the preflight times a read of the largest table only when no rehearsal copy follows to time the copy
+t_assert_eq "ja: the preflight read no sample (its rehearsal times the copy)" "string null" \
+    "$(pgm --json status ja | jq -r '.result.facts.source | "\(.read_sample_skipped | type) \(.read_sample)"')"
+t_assert_eq "jb: without a rehearsal the preflight times a read (the only estimate before the freeze)" "object" \
+    "$(pgm --json status jb | jq -r '.result.facts.source.read_sample | type')"
 
 run pgm freeze ja
 t_assert_eq "freeze ja: exit 0" 0 "$RC"

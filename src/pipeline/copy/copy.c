@@ -595,11 +595,12 @@ run_post_data(copy_engine_t *cp)
 	char *list = pgm_asprintf("%s/post-data.list", cp->workdir);
 	int n;
 
+	/* no more jobs than entries: each job is a connection (and a process) more to start */
 	if (!write_list(cp, list, false, false, &n))
 		pgm_step_fail(cp->step, "could not write the list of the schema's post-data entries", list,
 			      "check free space and permissions of state_dir");
 	else
-		run_restore(cp, list, cp->nworkers, on_post_exit);
+		run_restore(cp, list, n < 1 ? 1 : n < cp->nworkers ? n : cp->nworkers, on_post_exit);
 	free(list);
 }
 
@@ -657,7 +658,7 @@ try_wave(copy_engine_t *cp)
 	cp->wave_running = true;
 	pgm_info("job %s: %s copy: building %d index(es) and constraint(s) of copied tables beside the data (wave %d)",
 		 cp->step->job->name, cp->label, n, cp->waves);
-	run_restore(cp, list, cp->workers_idle, on_wave_exit);
+	run_restore(cp, list, n < cp->workers_idle ? n : cp->workers_idle, on_wave_exit);
 	free(list);
 }
 

@@ -27,7 +27,8 @@ typedef struct pgm_plan_opts {
 	const cJSON *options; /* job options (built with pgm_job_options_build) */
 	bool target_owned;    /* the target's contents are pgmover's (a resumed job) */
 	const char *app_name;
-	const char *method; /* "dump" (NULL) or "pglogical": its own checks are added */
+	const char *method;  /* "dump" (NULL) or "pglogical": its own checks are added */
+	bool no_read_sample; /* a rehearsal copy follows and times the copy itself: no sample read */
 } pgm_plan_opts_t;
 
 pgm_plan_t *pgm_plan_start(uv_loop_t *loop, const pgm_plan_opts_t *opts, pgm_plan_cb cb, void *data);

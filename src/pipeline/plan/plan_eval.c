@@ -518,8 +518,12 @@ estimate(eval_t *ev, const cJSON *src, const cJSON *options)
 		    seconds, jobs, sb / MIB, ms, rate / MIB);
 	} else {
 		pgm_json_set(est, "copy_seconds", cJSON_CreateNull());
-		add(ev, "copy estimate", "info", "the rehearsal copy measures the real time before you freeze",
-		    "the source is too small to time a read; the copy will take seconds");
+		if (cJSON_IsString(cJSON_GetObjectItem(src, "read_sample_skipped")))
+			add(ev, "copy estimate", "info", NULL,
+			    "not sampled: the rehearsal copy that comes next measures the real time before you freeze");
+		else
+			add(ev, "copy estimate", "info", "the rehearsal copy measures the real time before you freeze",
+			    "the source is too small to time a read; the copy will take seconds");
 	}
 	pgm_json_set(ev->report, "estimate", est);
 	return seconds;
