@@ -139,6 +139,8 @@ same_schema() {
         t_fail "$1: the target's schema is the source's (pg_dump --schema-only of both)" "$(head -40 <<<"$d")"
     fi
 }
+# matviews_state DB: each materialized view of the target database and whether it is populated
+matviews_state() { tq "$1" "SELECT string_agg(matviewname || '=' || ispopulated, ',' ORDER BY matviewname) FROM pg_matviews"; }
 TABLES=(public.slow public.bulk public.p '"public"."odd name"' public.c public.parted public.quick2)
 in_data_phase() { [[ $(jst "$1" '.state + " " + (.step.phase // "")') == "syncing data" ]]; }
 target_has() { [[ $(tq "$1" "SELECT to_regclass('$2') IS NOT NULL") == t ]]; }
@@ -172,7 +174,7 @@ t_check "waves: the log says each wave" grep -q "job waves: rehearsal copy: buil
 t_check "waves: the bulk table was copied in block ranges (more chunks than tables)" \
     test "$(rec chunks)" -gt "$(rec tables)"
 t_assert_eq "waves: the materialized views as on the source (populated, or not)" "a_mv2=true,mv1=true,never_mv=false" \
-    "$(tq t_waves "SELECT string_agg(matviewname || '=' || ispopulated, ',' ORDER BY matviewname) FROM pg_matviews")"
+    "$(matviews_state t_waves)"
 t_assert_eq "waves: ... and refreshed from the copied rows, the one over the other after it" "25 50" \
     "$(tq t_waves "SELECT (SELECT count(*) FROM public.a_mv2) || ' ' || count(*) FROM public.mv1")"
 t_assert_eq "waves: the copy record counts them" "2" "$(rec materialized_views)"
@@ -219,7 +221,7 @@ wait_state "fail: synced after the retry" fail synced 120
 same_schema fail shapes t_fail
 compare fail shapes t_fail "${TABLES[@]}"
 t_assert_eq "fail: the materialized views as on the source" "a_mv2=true,mv1=true,never_mv=false" \
-    "$(tq t_fail "SELECT string_agg(matviewname || '=' || ispopulated, ',' ORDER BY matviewname) FROM pg_matviews")"
+    "$(matviews_state t_fail)"
 cmd "fail: abort" abort fail
 wait_state "fail: aborted" fail aborted 60
 

@@ -549,9 +549,16 @@ on_toc_line(pgm_proc_t *p, int stream, const char *line, void *data)
 	e->early = false;
 }
 
-/* the entries not restored yet, whose tables are all copied (when ready_only), into a list file */
+/* an entry a wave may restore: not restored yet, and built on a table all copied */
 static bool
-write_list(copy_engine_t *cp, const char *path, bool ready_only, bool mark, int *count)
+entry_ready(const copy_engine_t *cp, const post_entry_t *e)
+{
+	return !e->early && e->table >= 0 && cp->tables[e->table].chunks_done == cp->tables[e->table].chunks;
+}
+
+/* into a list file: a wave's entries (marked as restored early), else every entry not restored yet */
+static bool
+write_list(copy_engine_t *cp, const char *path, bool wave, int *count)
 {
 	pgm_buf_t b = {0};
 	bool ok;
@@ -560,13 +567,10 @@ write_list(copy_engine_t *cp, const char *path, bool ready_only, bool mark, int 
 	for (int i = 0; i < cp->post_total; i++) {
 		post_entry_t *e = &cp->post[i];
 
-		if (e->early)
-			continue;
-		if (ready_only && (e->table < 0 || cp->tables[e->table].chunks_done < cp->tables[e->table].chunks))
+		if (wave ? !entry_ready(cp, e) : e->early)
 			continue;
 		pgm_buf_appendf(&b, "%s\n", e->line);
-		if (mark)
-			e->early = true;
+		e->early |= wave;
 		(*count)++;
 	}
 	ok = pgm_file_replace(path, b.s ? b.s : "", b.s ? strlen(b.s) : 0, 0600);
@@ -596,7 +600,7 @@ run_post_data(copy_engine_t *cp)
 	int n;
 
 	/* no more jobs than entries: each job is a connection (and a process) more to start */
-	if (!write_list(cp, list, false, false, &n))
+	if (!write_list(cp, list, false, &n))
 		pgm_step_fail(cp->step, "could not write the list of the schema's post-data entries", list,
 			      "check free space and permissions of state_dir");
 	else
@@ -640,14 +644,12 @@ try_wave(copy_engine_t *cp)
 	if (!cp->toc_ready || cp->data_done || cp->wave_running || cp->workers_idle < 1 || cp->failed ||
 	    cp->step->finished)
 		return;
-	for (int i = 0; i < cp->post_total && n == 0; i++) {
-		const post_entry_t *e = &cp->post[i];
-		n = !e->early && e->table >= 0 && cp->tables[e->table].chunks_done == cp->tables[e->table].chunks;
-	}
+	for (int i = 0; i < cp->post_total && n == 0; i++)
+		n = entry_ready(cp, &cp->post[i]);
 	if (n == 0)
 		return;
 	list = pgm_asprintf("%s/post-data-%d.list", cp->workdir, cp->waves + 1);
-	if (!write_list(cp, list, true, true, &n)) {
+	if (!write_list(cp, list, true, &n)) {
 		pgm_step_fail(cp->step, "could not write the list of the schema's post-data entries", list,
 			      "check free space and permissions of state_dir");
 		free(list);
